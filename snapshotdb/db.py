@@ -1,0 +1,121 @@
+"""Opening, creating and checking recording databases.
+
+A recording is named by a path (an SQLite file) or by any SQLAlchemy URL.
+`open_recording` checks what it opens and raises one narrow error per problem,
+each with a one-line message; read-only opens cannot write at all.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import NotARecording, RecordingNotFound, SchemaVersionMismatch
+from .models import Base, Meta, SCHEMA_VERSION
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def is_url(name: str) -> bool:
+    return "://" in name
+
+
+def _sqlite_engine(path: Path, readonly: bool) -> Engine:
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+
+    def connect():
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        return conn
+
+    engine = create_engine("sqlite://", creator=connect)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        if readonly:
+            cur.execute("PRAGMA query_only=ON")
+        else:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    return engine
+
+
+def _check_sqlite_file(path: Path) -> None:
+    if not path.exists():
+        raise RecordingNotFound(f"No recording at '{path}': file not found.")
+    if path.is_dir():
+        raise NotARecording(f"'{path}' is a directory, not a ttd recording.")
+    with open(path, "rb") as f:
+        head = f.read(len(SQLITE_MAGIC))
+    if head != SQLITE_MAGIC:
+        raise NotARecording(f"'{path}' is not a ttd recording (not an SQLite database).")
+
+
+def _check_schema(engine: Engine, name: str) -> None:
+    try:
+        tables = set(inspect(engine).get_table_names())
+        if "meta" not in tables:
+            raise NotARecording(
+                f"'{name}' is an SQLite database but not a ttd recording (no 'meta' table)."
+            )
+        with Session(engine) as session:
+            row = session.get(Meta, "schema_version")
+    except (DatabaseError, OperationalError) as exc:
+        raise NotARecording(f"'{name}' cannot be read as a ttd recording: {exc.orig}") from exc
+    if row is None:
+        raise NotARecording(f"'{name}' is not a ttd recording (no schema version).")
+    if row.value != str(SCHEMA_VERSION):
+        raise SchemaVersionMismatch(
+            f"'{name}' is a ttd recording of schema version {row.value}; "
+            f"this ttd reads version {SCHEMA_VERSION}."
+        )
+
+
+def open_engine(name: str | os.PathLike, *, readonly: bool = True, create: bool = False) -> Engine:
+    """Open a recording and return its engine, checked.
+
+    create=True makes a new, empty recording when the file does not exist
+    (or the URL's database has no tables), and implies readonly=False.
+    """
+    name = os.fspath(name)
+    if create:
+        readonly = False
+    if is_url(name):
+        engine = create_engine(name)
+        if create and "meta" not in inspect(engine).get_table_names():
+            _initialize(engine)
+    else:
+        path = Path(name)
+        if create and (not path.exists() or path.stat().st_size == 0):
+            if not path.parent.exists():
+                raise RecordingNotFound(f"Cannot create '{path}': directory does not exist.")
+            engine = _sqlite_engine(path, readonly=False)
+            _initialize(engine)
+        else:
+            _check_sqlite_file(path)
+            engine = _sqlite_engine(path, readonly)
+    _check_schema(engine, name)
+    return engine
+
+
+def _initialize(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    with Session(engine) as session, session.begin():
+        session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def schema_version(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.scalar(select(Meta.value).where(Meta.key == "schema_version")))

@@ -1,0 +1,53 @@
+"""Page contents: encoding, hashing and verified decoding.
+
+A page is stored once per distinct content: digest = sha256 of its 4096 bytes,
+data = one zstd frame of them (codec 'zstd'), or the bytes as they are when
+they do not compress (codec 'raw'). Every decode checks the digest: a recording
+whose bytes changed on disk must never reach a process.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import zstandard
+
+from .errors import CorruptPage
+
+PAGE_SIZE = 4096
+ZERO_PAGE = bytes(PAGE_SIZE)
+ZSTD_LEVEL = 3
+
+_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False,
+                                       write_content_size=True)
+_decompressor = zstandard.ZstdDecompressor()
+
+
+def digest_of(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()
+
+
+def encode(raw: bytes) -> tuple[bytes, str, bytes]:
+    """Return (digest, codec, data) for a page's raw bytes."""
+    packed = _compressor.compress(raw)
+    if len(packed) < len(raw):
+        return digest_of(raw), "zstd", packed
+    return digest_of(raw), "raw", bytes(raw)
+
+
+def decode(codec: str, data: bytes, digest: bytes, *, where: str = "") -> bytes:
+    """Decode a stored page and verify its digest; raise CorruptPage otherwise.
+
+    `where` names the page for the message ("tick 3, address 0x7f..000").
+    """
+    try:
+        if codec == "zstd":
+            raw = _decompressor.decompress(data, max_output_size=PAGE_SIZE)
+        elif codec == "raw":
+            raw = bytes(data)
+        else:
+            raise CorruptPage(f"Corrupt recording: unknown page codec {codec!r} at {where}.")
+    except zstandard.ZstdError as exc:
+        raise CorruptPage(f"Corrupt recording: page at {where} does not decompress ({exc}).") from exc
+    if len(raw) != PAGE_SIZE or digest_of(raw) != digest:
+        raise CorruptPage(f"Corrupt recording: page at {where} does not match its hash.")
+    return raw
