@@ -19,6 +19,7 @@ from .errors import NotARecording, RecordingNotFound, SchemaVersionMismatch
 from .models import Base, Meta, SCHEMA_VERSION
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_PAGE_SIZE = 16384  # measured: 16 KiB pages beat 4 KiB (size) and 64 KiB (lookup time)
 
 
 def is_url(name: str) -> bool:
@@ -41,6 +42,10 @@ def _sqlite_engine(path: Path, readonly: bool) -> Engine:
         if readonly:
             cur.execute("PRAGMA query_only=ON")
         else:
+            # Large database pages: a stored page (up to 4 KiB) then fits in one b-tree
+            # cell instead of spilling into overflow pages, which doubled the file.
+            # Takes effect only on a new, empty database.
+            cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()

@@ -143,3 +143,15 @@ def test_incompressible_page_stored_raw():
     raw = os.urandom(4096)
     digest, codec, data = pages.encode(raw)
     assert codec == "raw" and data == raw
+
+
+def test_page_reader_agrees_with_queries(tmp_path):
+    from snapshotdb.reader import PageReader
+    engine = open_engine(tmp_path / "r.db", create=True)
+    raw = bytes(range(256)) * 16
+    with Session(engine) as session, session.begin():
+        _store_page(session, 0x20000, 2, raw)
+    with PageReader(engine, 1) as at1, PageReader(engine, 2) as at2:
+        assert at1.page(0x20000) == pages.ZERO_PAGE
+        assert at2.page(0x20000) == raw
+        assert at2.read(0x20000 + 4000, 200) == raw[4000:] + bytes(104)
