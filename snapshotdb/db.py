@@ -46,7 +46,8 @@ def _sqlite_engine(path: Path, readonly: bool) -> Engine:
             # cell instead of spilling into overflow pages, which doubled the file.
             # Takes effect only on a new, empty database.
             cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
-            cur.execute("PRAGMA journal_mode=WAL")
+            # Rollback journal, not WAL: a WAL database makes even read-only openers
+            # create -wal/-shm files beside the recording.
             cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
