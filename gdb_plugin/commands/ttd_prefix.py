@@ -1,0 +1,171 @@
+"""The `ttd` prefix command and its recording subcommands: open, close, timeline, snapshot.
+
+Other command modules add `ttd goto` and friends as `gdb.Command("ttd goto", ...)`
+after this module registered the prefix; they find the open recording with
+gdb_plugin.state.current_recording().
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import gdb
+
+from gdb_plugin import state
+from snapshotdb.errors import RecordingError
+
+REASONS = ("manual", "breakpoint", "signal", "exit")
+
+
+class Ttd(gdb.Command):
+    """Time-travel debugging: record snapshots of the inferior, inspect the past.
+
+Usage: ttd SUBCOMMAND ARGS...
+Type "help ttd" followed by a subcommand name for its documentation."""
+
+    def __init__(self):
+        super().__init__("ttd", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE, prefix=True)
+
+
+class TtdOpen(gdb.Command):
+    """Open a recording database, creating it when it does not exist.
+
+Usage: ttd open DB
+DB is an SQLite file or an SQLAlchemy URL. Later "ttd snapshot" commands add to it.
+
+Examples:
+  ttd open /tmp/bank.db"""
+
+    def __init__(self):
+        super().__init__("ttd open", gdb.COMMAND_RUNNING, gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if len(argv) != 1:
+            raise gdb.GdbError("Usage: ttd open DB")
+        try:
+            recording, created = state.open_recording(argv[0])
+        except RecordingError as exc:
+            raise gdb.GdbError(str(exc)) from None
+        verb = "Created new" if created else "Opened"
+        gdb.write(f"{verb} recording '{recording.path}'.\n")
+
+
+class TtdClose(gdb.Command):
+    """Close the open recording.
+
+Usage: ttd close"""
+
+    def __init__(self):
+        super().__init__("ttd close", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        if not state.close_recording():
+            raise gdb.GdbError(state.NO_RECORDING)
+        gdb.write("Recording closed.\n")
+
+
+class TtdTimeline(gdb.Command):
+    """List the snapshots of the open recording.
+
+Usage: ttd timeline
+One line per snapshot: TICK REASON THREAD PC WHERE."""
+
+    def __init__(self):
+        super().__init__("ttd timeline", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        from snapshotdb import timeline
+        recording = state.current_recording()
+        try:
+            entries = timeline.load(recording.engine)
+        except RecordingError as exc:
+            raise gdb.GdbError(str(exc)) from None
+        gdb.write(timeline.format_table(entries) + "\n")
+
+
+def parse_snapshot_args(arg: str) -> argparse.Namespace:
+    """Parse `ttd snapshot` arguments; raise ValueError with a one-line message."""
+    parser = _SnapshotParser(prog="ttd snapshot", add_help=False)
+    parser.add_argument("--reason", choices=REASONS, default="manual")
+    parser.add_argument("--signal", default=None)
+    parser.add_argument("note", nargs="*")
+    args = parser.parse_args(gdb.string_to_argv(arg))
+    args.note = " ".join(args.note) or None
+    return args
+
+
+class _SnapshotParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ValueError(f"ttd snapshot: {message}")
+
+
+class TtdSnapshot(gdb.Command):
+    """Snapshot the stopped inferior into the open recording: all threads, memory, registers.
+
+Usage: ttd snapshot [--reason REASON] [--signal SIGNAL] [NOTE...]
+REASON is manual (the default), breakpoint, signal or exit; "ttd record" sets it.
+NOTE is free text shown by "ttd timeline". The inferior must be a live native
+process (not a core file or a remote target), stopped in all-stop mode.
+
+Examples:
+  ttd snapshot
+  ttd snapshot before the transfer"""
+
+    def __init__(self):
+        super().__init__("ttd snapshot", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        try:
+            args = parse_snapshot_args(arg)
+        except ValueError as exc:
+            raise gdb.GdbError(str(exc)) from None
+        recording = state.current_recording()
+        pid = _live_native_pid()
+        try:
+            stats = snapshot_inferior(recording, pid, args)
+        except RecordingError as exc:
+            raise gdb.GdbError(str(exc)) from None
+        gdb.write(f"Snapshot tick {stats.tick}: {stats.versions_written} pages changed, "
+                  f"{stats.bytes_scanned >> 10} KiB scanned.\n")
+
+
+def _live_native_pid() -> int:
+    inferior = gdb.selected_inferior()
+    if inferior.pid == 0 or gdb.selected_thread() is None:
+        raise gdb.GdbError("The program is not being run.")
+    if inferior.connection is not None and inferior.connection.type != "native":
+        raise gdb.GdbError(
+            f"ttd snapshot needs a native process; this inferior runs on a "
+            f"'{inferior.connection.type}' target.")
+    if gdb.selected_thread().is_running():
+        raise gdb.GdbError("Cannot take a snapshot while the selected thread is running.")
+    if not os.path.exists(f"/proc/{inferior.pid}"):
+        raise gdb.GdbError(f"No process {inferior.pid}.")
+    return inferior.pid
+
+
+def _where(frame: gdb.Frame) -> tuple[str | None, str | None, int | None]:
+    """(function, file, line) of a frame, as far as the debug info tells."""
+    sal = frame.find_sal()
+    filename = sal.symtab.filename if sal.symtab is not None else None
+    line = sal.line if sal.symtab is not None and sal.line else None
+    return frame.name(), filename, line
+
+
+def snapshot_inferior(recording, pid: int, args):
+    from snapshotdb.capture import snapshot_live
+    thread = gdb.selected_thread()
+    stop_tid = thread.ptid[1] or pid
+    function, filename, line = _where(gdb.newest_frame())
+    return snapshot_live(recording.writer(pid), pid, reason=args.reason, stop_tid=stop_tid,
+                         function=function, file=filename, line=line, signal=args.signal,
+                         note=args.note)
+
+
+def register() -> None:
+    Ttd()
+    TtdOpen()
+    TtdClose()
+    TtdTimeline()
+    TtdSnapshot()

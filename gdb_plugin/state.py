@@ -1,0 +1,83 @@
+"""The recording open in this GDB session, shared by every ttd command.
+
+`ttd open DB` sets it, `ttd close` clears it; other command modules call
+`current_recording()`. Queries use the read-only engine; only `ttd snapshot`
+asks for the writer, which opens the database read-write on first use.
+Importable without GDB (the error is then a RecordingError).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from snapshotdb.db import open_engine
+from snapshotdb.errors import RecordingError
+
+NO_RECORDING = 'No recording is open. Use "ttd open DB".'
+
+
+class NoRecordingOpen(RecordingError):
+    pass
+
+
+@dataclass
+class OpenRecording:
+    path: str
+    engine: Engine  # read-only
+    _rw_engine: Engine | None = None
+    _writers: dict = field(default_factory=dict)  # pid -> SnapshotWriter
+
+    def writer(self, pid: int):
+        """The snapshot writer for live process `pid` (one per process, kept for speed)."""
+        from snapshotdb.capture import writer_for_pid
+        if self._rw_engine is None:
+            self._rw_engine = open_engine(self.path, readonly=False)
+        if pid not in self._writers:
+            self._writers.clear()  # a new process: drop the old one's page cache
+            self._writers[pid] = writer_for_pid(self._rw_engine, pid)
+        return self._writers[pid]
+
+    def dispose(self) -> None:
+        self._writers.clear()
+        self.engine.dispose()
+        if self._rw_engine is not None:
+            self._rw_engine.dispose()
+
+
+_current: OpenRecording | None = None
+
+
+def open_recording(path: str) -> tuple[OpenRecording, bool]:
+    """Open (creating when missing) the recording at `path`; return it and whether it is new."""
+    global _current
+    path = os.path.abspath(os.path.expanduser(path)) if "://" not in path else path
+    created = "://" not in path and not os.path.exists(path)
+    if created:
+        open_engine(path, create=True).dispose()
+    recording = OpenRecording(path, open_engine(path, readonly=True))
+    close_recording()
+    _current = recording
+    return recording, created
+
+
+def close_recording() -> bool:
+    """Close the open recording; return False when none was open."""
+    global _current
+    if _current is None:
+        return False
+    _current.dispose()
+    _current = None
+    return True
+
+
+def current_recording() -> OpenRecording:
+    """The open recording; raises gdb.GdbError (inside GDB) when there is none."""
+    if _current is not None:
+        return _current
+    try:
+        import gdb
+    except ImportError:
+        raise NoRecordingOpen(NO_RECORDING) from None
+    raise gdb.GdbError(NO_RECORDING)
