@@ -9,6 +9,9 @@ import gdb
 
 COMMAND_MODULES = [
     "gdb_plugin.commands.ttd_prefix",
+    "gdb_plugin.commands.call_at_time",
+    "gdb_plugin.commands.info_dirtied_pages",
+    "gdb_plugin.commands.ttd_goto",
 ]
 
 _registered = False

@@ -1,0 +1,207 @@
+"""The dirtied-pages report: which pages a call wrote, what they are, what changed.
+
+Pure logic on plain data (no GDB): the caller gives the written page addresses,
+the recorded layout at the tick, the recorded stack pointer and the old (recorded)
+and new (final) bytes of each page; this module classifies, diffs and formats.
+
+Kinds of a written page:
+    new-mapping    no recorded mapping holds it (the call mapped or grew memory)
+    heap           the recorded [heap]
+    stack          the stack that holds the recorded stack pointer (or [stack]),
+                   at or above the page holding rsp - 128 (the red zone)
+    stack-scratch  a stack page entirely below rsp - 128: dead at the tick, so
+                   what the call leaves there (GDB's dummy frame, callee frames)
+                   is scratch
+    data           a writable file mapping (.data), the anonymous mapping right
+                   after one (.bss), or the thread's static TLS (page of fs_base
+                   and the one below it, x86-64 TLS variant II)
+    other          anything else (anonymous mmap, code pages GDB wrote breakpoints to)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PAGE_SIZE = 4096
+RED_ZONE = 128  # x86-64 SysV ABI: 128 bytes below rsp are the leaf function's
+
+KINDS = ("data", "heap", "stack", "stack-scratch", "new-mapping", "other")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A recorded mapping: [start, end) with /proc/PID/maps perms and path."""
+
+    start: int
+    end: int
+    perms: str
+    path: str
+
+    def holds(self, rec_addr: int) -> bool:
+        return self.start <= rec_addr < self.end
+
+
+@dataclass
+class DirtiedPage:
+    rec_addr: int
+    mapping: str
+    kind: str
+    old: bytes
+    new: bytes
+    changed_ranges: list[tuple[int, int]] = field(default_factory=list)  # (offset, length)
+    symbol: str | None = None  # what lives at the first changed byte (or the page start)
+    range_symbols: list[str | None] = field(default_factory=list)  # one per changed range
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changed_ranges)
+
+    def to_json(self) -> dict:
+        return {
+            "address": f"{self.rec_addr:#x}",
+            "mapping": self.mapping,
+            "kind": self.kind,
+            "changed": self.changed,
+            "changed_ranges": [{"offset": o, "length": n} for o, n in self.changed_ranges],
+            "symbol": self.symbol,
+        }
+
+
+def regions_of(mappings) -> list[Region]:
+    """Regions from snapshotdb Mapping rows (or anything with start/end/perms/path)."""
+    return sorted((Region(m.start, m.end, m.perms, m.path) for m in mappings),
+                  key=lambda r: r.start)
+
+
+def region_at(regions: list[Region], rec_addr: int) -> Region | None:
+    for region in regions:
+        if region.holds(rec_addr):
+            return region
+    return None
+
+
+def _is_bss(regions: list[Region], region: Region) -> bool:
+    """An anonymous writable mapping that starts where a file mapping ends."""
+    if region.path or "w" not in region.perms:
+        return False
+    return any(r.end == region.start and r.path.startswith("/") for r in regions)
+
+
+def _is_tls(rec_page: int, fs_base: int | None) -> bool:
+    if not fs_base:
+        return False
+    tcb_page = fs_base & ~(PAGE_SIZE - 1)
+    return rec_page in (tcb_page, tcb_page - PAGE_SIZE)
+
+
+def classify(regions: list[Region], rec_page: int, rsp: int,
+             fs_base: int | None = None) -> tuple[str, str]:
+    """(mapping name, kind) of the page at rec_page, given the recorded rsp."""
+    region = region_at(regions, rec_page)
+    if region is None:
+        return "", "new-mapping"
+    name = region.path or "[anon]"
+    if region.path == "[heap]":
+        return name, "heap"
+    if region.path == "[stack]" or region.holds(rsp):
+        if rec_page + PAGE_SIZE <= rsp - RED_ZONE:
+            return name, "stack-scratch"
+        return name, "stack"
+    if "w" in region.perms and (region.path.startswith("/") or _is_bss(regions, region)):
+        return name, "data"
+    if _is_tls(rec_page, fs_base):
+        return name, "data"
+    return name, "other"
+
+
+def changed_ranges(old: bytes, new: bytes) -> list[tuple[int, int]]:
+    """Maximal runs of differing bytes, as (offset, length)."""
+    ranges: list[tuple[int, int]] = []
+    start = None
+    for i in range(min(len(old), len(new))):
+        if old[i] != new[i]:
+            if start is None:
+                start = i
+        elif start is not None:
+            ranges.append((start, i - start))
+            start = None
+    if start is not None:
+        ranges.append((start, min(len(old), len(new)) - start))
+    return ranges
+
+
+def build_pages(written: list[int], regions: list[Region], rsp: int,
+                old_of, new_of, fs_base: int | None = None) -> list[DirtiedPage]:
+    """One DirtiedPage per written page; old_of/new_of map a page address to its bytes."""
+    pages = []
+    for rec_page in sorted(written):
+        name, kind = classify(regions, rec_page, rsp, fs_base)
+        old, new = old_of(rec_page), new_of(rec_page)
+        pages.append(DirtiedPage(rec_page, name, kind, old, new, changed_ranges(old, new)))
+    return pages
+
+
+def summary(pages: list[DirtiedPage]) -> str:
+    """One line: how many pages were written, changed, and of which kinds."""
+    if not pages:
+        return "The call wrote no pages."
+    changed = [p for p in pages if p.changed]
+    kinds: dict[str, int] = {}
+    for page in changed:
+        kinds[page.kind] = kinds.get(page.kind, 0) + 1
+    by_kind = ", ".join(f"{k} {kinds[k]}" for k in KINDS if k in kinds)
+    line = f"The call wrote {len(pages)} page{'s' if len(pages) != 1 else ''}: {len(changed)} changed"
+    if by_kind:
+        line += f" ({by_kind})"
+    unchanged = len(pages) - len(changed)
+    if unchanged:
+        line += f", {unchanged} left unchanged"
+    return line + "."
+
+
+def table(pages: list[DirtiedPage], show_all: bool = False) -> list[str]:
+    """Rows for `info dirtied-pages`: header then one line per page."""
+    shown = [p for p in pages if show_all or p.changed]
+    if not shown:
+        return []
+    rows = [f"{'Address':<18}  {'Kind':<13}  {'Changed':<7}  {'Bytes':>5}  {'Symbol':<24}  Mapping"]
+    for p in shown:
+        nbytes = sum(n for _, n in p.changed_ranges)
+        rows.append(f"{p.rec_addr:#018x}  {p.kind:<13}  {'yes' if p.changed else 'no':<7}  "
+                    f"{nbytes:>5}  {p.symbol or '-':<24}  {p.mapping}")
+    return rows
+
+
+def hex_diff(page: DirtiedPage, width: int = 16) -> list[str]:
+    """Old -> new hex dump of the changed ranges, `width` bytes per line, page-absolute."""
+    lines: list[str] = []
+    for offset, length in page.changed_ranges:
+        first = offset - offset % width
+        last = offset + length
+        for line_start in range(first, last, width):
+            end = min(line_start + width, PAGE_SIZE)
+            old = page.old[line_start:end].hex(" ")
+            new = page.new[line_start:end].hex(" ")
+            lines.append(f"{page.rec_addr + line_start:#018x}  -{old}")
+            lines.append(f"{'':18}  +{new}")
+    return lines
+
+
+def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | None,
+                pages: list[DirtiedPage], stdout: str, stderr: str,
+                blocked_syscalls: list[dict], error: str | None,
+                timings_ms: dict, faults: dict) -> dict:
+    """The `ttd call --json` object, keys in DESIGN.md's order."""
+    return {
+        "tick": tick,
+        "expr": expr,
+        "status": status,
+        "value": value,
+        "signal": signal,
+        "dirtied_pages": [p.to_json() for p in pages],
+        "stdout": stdout,
+        "stderr": stderr,
+        "blocked_syscalls": blocked_syscalls,
+        "error": error,
+        "timings_ms": timings_ms,
+        "faults": faults,
+    }

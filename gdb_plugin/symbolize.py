@@ -1,0 +1,217 @@
+"""What lives at a dirtied address, asked of GDB in the temporary inferior.
+
+- data (globals, .bss, libraries' data): `info symbol` -> "counter+16";
+- the thread's TLS: the executable's STT_TLS symbols, their addresses from GDB
+  (`&name`), else computed for x86-64 TLS variant II -> "tls:counter_tls+4";
+- heap: the malloc chunk, by walking glibc's chunk headers from the start of
+  [heap] -> "chunk 0x55d0c0a2b2c0+8 (32 bytes)";
+- stack: the frame whose [sp, caller's sp) holds the address -> "frame #1 push".
+
+Called while the temporary inferior is selected; never resumes it.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import struct
+
+import gdb
+
+from gdb_plugin import report
+
+_INFO_SYMBOL_RE = re.compile(r"^(\S+)(?: \+ (\d+))? in section \S+")
+MAX_FRAMES = 256  # deep recursion: name frames beyond this as "below frame #255"
+MAX_CHUNKS = 1_000_000
+
+
+def annotate(pages: list[report.DirtiedPage], pid: int, info) -> None:
+    """Set .symbol and .range_symbols of every page."""
+    frames = None
+    tls = None
+    for page in pages:
+        targets = [page.rec_addr + off for off, _ in page.changed_ranges] or [page.rec_addr]
+        if page.kind == "heap":
+            region = report.region_at(info.regions, page.rec_addr)
+            names = [heap_chunk(pid, region.start, region.end, t) for t in targets]
+        elif page.kind in ("stack", "stack-scratch"):
+            if frames is None:
+                frames = _frame_spans()
+            names = [stack_frame(frames, t) for t in targets]
+        elif page.kind in ("data", "other"):
+            if tls is None:
+                tls = tls_symbols(info)
+            names = [data_symbol(t, tls) for t in targets]
+        else:
+            names = [None for _ in targets]
+        page.range_symbols = names if page.changed_ranges else []
+        page.symbol = names[0]
+
+
+# --- globals and TLS ------------------------------------------------------------------
+
+def data_symbol(target_addr: int, tls: list[tuple[int, int, str]] | None = None) -> str | None:
+    for start, size, name in tls or ():
+        if start <= target_addr < start + max(size, 1):
+            off = target_addr - start
+            return f"tls:{name}+{off}" if off else f"tls:{name}"
+    try:
+        out = gdb.execute(f"info symbol {target_addr:#x}", to_string=True).strip()
+    except gdb.error:
+        return None
+    match = _INFO_SYMBOL_RE.match(out)
+    if not match:
+        return None
+    name, off = match.group(1), int(match.group(2) or 0)
+    return f"{name}+{off}" if off else name
+
+
+def _elf_tls(exe_path: str):
+    """(TLS segment (vaddr, memsz, align), [(st_value, size, name)]) of an ELF file."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(exe_path, "rb") as f:
+        elf = ELFFile(f)
+        segment = None
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_TLS":
+                segment = (seg["p_vaddr"], seg["p_memsz"], seg["p_align"] or 1)
+        symbols = []
+        symtab = elf.get_section_by_name(".symtab") or elf.get_section_by_name(".dynsym")
+        if segment and symtab is not None:
+            for sym in symtab.iter_symbols():
+                if sym["st_info"]["type"] == "STT_TLS" and sym.name:
+                    symbols.append((sym["st_value"], sym["st_size"], sym.name))
+    return segment, symbols
+
+
+def tls_symbols(info) -> list[tuple[int, int, str]]:
+    """[(target_addr, size, name)] of the executable's TLS variables in this thread."""
+    try:
+        segment, symbols = _elf_tls(info.exe_path)
+    except (OSError, ValueError, ImportError):
+        return []
+    if not segment or not info.fs_base:
+        return []
+    vaddr, memsz, align = segment
+    # TLS variant II: the executable's block ends at the thread pointer
+    firstbyte = (-vaddr) & (align - 1)
+    offset = ((memsz + firstbyte + align - 1) // align) * align
+    block = info.fs_base - offset + firstbyte
+    out = []
+    for st_value, size, name in symbols:
+        out.append((_gdb_address(name) or block + st_value, size, name))
+    return out
+
+
+def _gdb_address(name: str) -> int | None:
+    try:
+        return int(gdb.parse_and_eval(f"(unsigned long)&'{name}'"))
+    except gdb.error:
+        return None
+
+
+# --- heap -----------------------------------------------------------------------------
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.process_vm_readv.restype = ctypes.c_ssize_t
+
+
+def read_remote(pid: int, target_addr: int, length: int) -> bytes:
+    """process_vm_readv: faults pages in through userfaultfd (reads never count as writes)."""
+    buf = ctypes.create_string_buffer(length)
+    local = _Iovec(ctypes.cast(buf, ctypes.c_void_p), length)
+    remote = _Iovec(target_addr, length)
+    n = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if n < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return buf.raw[:n]
+
+
+def heap_chunk(pid: int, heap_start: int, heap_end: int, target_addr: int) -> str | None:
+    """The glibc malloc chunk holding target_addr, walking chunk sizes from heap_start."""
+    end = min(heap_end, (target_addr | 0xFFF) + 1 + 32)
+    try:
+        heap = read_remote(pid, heap_start, end - heap_start)
+    except OSError:
+        return None
+    chunk = 0
+    for _ in range(MAX_CHUNKS):
+        if chunk + 16 > len(heap):
+            return None
+        size = struct.unpack_from("<Q", heap, chunk + 8)[0] & ~0x7
+        if size < 16:
+            return None
+        if heap_start + chunk <= target_addr < heap_start + chunk + size:
+            mem = heap_start + chunk + 16
+            off = target_addr - mem
+            where = f"chunk {mem:#x}" + (f"+{off}" if off > 0 else f"{off}" if off else "")
+            return f"{where} ({size} bytes)"
+        chunk += size
+    return None
+
+
+# --- stack ----------------------------------------------------------------------------
+
+def _frame_spans() -> list[tuple[int, str]]:
+    """[(sp, "frame #i name")] from the newest frame outwards."""
+    spans = []
+    try:
+        frame = gdb.newest_frame()
+    except gdb.error:
+        return spans
+    i = 0
+    while frame is not None and i < MAX_FRAMES:
+        try:
+            sp = int(frame.read_register("rsp"))
+        except (gdb.error, ValueError):
+            break
+        spans.append((sp, f"frame #{i} {frame.name() or '??'}"))
+        try:
+            frame = frame.older()
+        except gdb.error:
+            break
+        i += 1
+    return spans
+
+
+def stack_frame(spans: list[tuple[int, str]], target_addr: int) -> str | None:
+    if not spans or target_addr < spans[0][0]:
+        return "below rsp"
+    for (sp, name), (older_sp, _) in zip(spans, spans[1:]):
+        if sp <= target_addr < older_sp:
+            return name
+    return spans[-1][1] if len(spans) < MAX_FRAMES else f"below {spans[-1][1]}"
+
+
+# --- build-ids ------------------------------------------------------------------------
+
+def build_id_of(path: str) -> str | None:
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            for section in ELFFile(f).iter_sections():
+                if section["sh_type"] != "SHT_NOTE":
+                    continue
+                for note in section.iter_notes():
+                    if note["n_type"] == "NT_GNU_BUILD_ID":
+                        return note["n_desc"]
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def build_id_warnings(info) -> list[str]:
+    """A warning when the local executable is not the recorded one (by build-id)."""
+    if not info.build_id:
+        return []
+    local = build_id_of(info.exe_path)
+    if local is None or local == info.build_id:
+        return []
+    return [f"warning: {info.exe_path} has build-id {local}, the recording {info.build_id}: "
+            "symbols may be wrong; memory is the recorded one."]

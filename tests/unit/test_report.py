@@ -1,0 +1,118 @@
+"""The dirtied-pages report: classification, changed ranges, summary, JSON shape."""
+import json
+
+import pytest
+
+from gdb_plugin import report
+from gdb_plugin.report import PAGE_SIZE, Region
+
+EXE = "/usr/bin/prog"
+REGIONS = [
+    Region(0x555555554000, 0x555555555000, "r--p", EXE),
+    Region(0x555555555000, 0x555555556000, "r-xp", EXE),
+    Region(0x555555557000, 0x555555558000, "r--p", EXE),
+    Region(0x555555558000, 0x55555555a000, "rw-p", EXE),
+    Region(0x55555555a000, 0x55555555c000, "rw-p", ""),          # .bss continued
+    Region(0x55555555c000, 0x55555557d000, "rw-p", "[heap]"),
+    Region(0x7ffff7d80000, 0x7ffff7d84000, "rw-p", ""),          # TLS + TCB of thread
+    Region(0x7ffff7f00000, 0x7ffff7f10000, "rw-p", ""),          # some anonymous mmap
+    Region(0x7ffff7f10000, 0x7ffff7f20000, "r-xp", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+    Region(0x7ffffffde000, 0x7ffffffff000, "rw-p", "[stack]"),
+]
+RSP = 0x7fffffffe4c8  # in page 0x7fffffffe000
+FS_BASE = 0x7ffff7d83740
+
+
+@pytest.mark.parametrize("rec_page, expected", [
+    (0x555555558000, (EXE, "data")),
+    (0x555555559000, (EXE, "data")),
+    (0x55555555a000, ("[anon]", "data")),
+    (0x55555555c000, ("[heap]", "heap")),
+    (0x55555557c000, ("[heap]", "heap")),
+    (0x7fffffffe000, ("[stack]", "stack")),            # holds rsp
+    (0x7ffffffff000 - PAGE_SIZE, ("[stack]", "stack")),  # above rsp
+    (0x7fffffffd000, ("[stack]", "stack-scratch")),    # entirely below rsp - 128
+    (0x7ffff7d83000, ("[anon]", "data")),              # TCB page
+    (0x7ffff7d82000, ("[anon]", "data")),              # static TLS below it
+    (0x7ffff7d80000, ("[anon]", "other")),
+    (0x7ffff7f00000, ("[anon]", "other")),
+    (0x7ffff7f10000, ("/usr/lib/x86_64-linux-gnu/libc.so.6", "other")),  # breakpoint writes
+    (0x555555556000, ("", "new-mapping")),              # a hole
+    (0x7ffff0000000, ("", "new-mapping")),
+], ids=lambda v: hex(v) if isinstance(v, int) else v[1])
+def test_classify(rec_page, expected):
+    assert report.classify(REGIONS, rec_page, RSP, FS_BASE) == expected
+
+
+@pytest.mark.parametrize("rsp, kind", [
+    (0x7fffffffe000 + 128, "stack-scratch"),   # rsp - 128 is exactly the page's end
+    (0x7fffffffe000 + 127, "stack"),           # the red zone dips into the page
+    (0x7fffffffe000 + 4000, "stack-scratch"),
+    (0x7fffffffe000, "stack"),
+], ids=["red-zone-ends-at-page-end", "red-zone-overlaps", "far-below", "rsp-at-page-start"])
+def test_stack_scratch_respects_red_zone(rsp, kind):
+    assert report.classify(REGIONS, 0x7fffffffd000, rsp) == ("[stack]", kind)
+
+
+def page(fill=0, changes=()):
+    data = bytearray([fill]) * PAGE_SIZE
+    for offset, value in changes:
+        data[offset] = value
+    return bytes(data)
+
+
+@pytest.mark.parametrize("changes, ranges", [
+    ((), []),
+    (((0, 1),), [(0, 1)]),
+    (((4095, 1),), [(4095, 1)]),
+    (((16, 1), (17, 2), (18, 3), (19, 4)), [(16, 4)]),
+    (((16, 1), (20, 1)), [(16, 1), (20, 1)]),
+    (tuple((i, 9) for i in range(PAGE_SIZE)), [(0, PAGE_SIZE)]),
+], ids=["none", "first-byte", "last-byte", "run", "two-runs", "whole-page"])
+def test_changed_ranges(changes, ranges):
+    assert report.changed_ranges(page(), page(0, changes)) == ranges
+
+
+def test_build_pages_written_but_equal_is_unchanged():
+    old = {0x555555558000: page(1), 0x55555555c000: page(2)}
+    new = {0x555555558000: page(1, [(16, 7)]), 0x55555555c000: page(2)}
+    pages = report.build_pages([0x55555555c000, 0x555555558000], REGIONS, RSP,
+                               old.__getitem__, new.__getitem__, FS_BASE)
+    assert [(p.rec_addr, p.kind, p.changed, p.changed_ranges) for p in pages] == [
+        (0x555555558000, "data", True, [(16, 1)]),
+        (0x55555555c000, "heap", False, []),
+    ]
+    assert report.summary(pages) == "The call wrote 2 pages: 1 changed (data 1), 1 left unchanged."
+    assert report.table(pages)[1].split()[:4] == ["0x0000555555558000", "data", "yes", "1"]
+    assert len(report.table(pages)) == 2
+    assert len(report.table(pages, show_all=True)) == 3
+
+
+def test_summary_of_nothing():
+    assert report.summary([]) == "The call wrote no pages."
+    assert report.table([]) == []
+
+
+def test_hex_diff_old_and_new_lines():
+    p = report.DirtiedPage(0x1000, "[heap]", "heap", page(0), page(0, [(17, 0xab)]),
+                           [(17, 1)])
+    lines = report.hex_diff(p)
+    assert lines[0].startswith("0x0000000000001010  -00 00")
+    assert lines[1].split()[0] == "+00" and "ab" in lines[1]
+    assert len(lines) == 2
+
+
+def test_json_shape_matches_design():
+    p = report.DirtiedPage(0x555555558000, EXE, "data", page(0), page(0, [(16, 1)]),
+                           [(16, 1)], symbol="counter+16")
+    obj = report.report_json(tick=5, expr="bump(1)", status="returned", value="1",
+                             signal=None, pages=[p], stdout="", stderr="",
+                             blocked_syscalls=[], error=None, timings_ms={"call": 1.0},
+                             faults={"served": 12, "bytes": 49152})
+    assert list(obj) == ["tick", "expr", "status", "value", "signal", "dirtied_pages",
+                         "stdout", "stderr", "blocked_syscalls", "error", "timings_ms",
+                         "faults"]
+    assert obj["dirtied_pages"] == [{
+        "address": "0x555555558000", "mapping": EXE, "kind": "data", "changed": True,
+        "changed_ranges": [{"offset": 16, "length": 1}], "symbol": "counter+16"}]
+    json.dumps(obj)  # serializable as it is
