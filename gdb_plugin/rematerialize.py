@@ -1,0 +1,288 @@
+"""Rematerialize a recorded process at a tick: a stopped process whose memory is
+filled lazily from the recording and whose written pages are tracked exactly.
+
+    from gdb_plugin.rematerialize import rematerialize, RematerializeError
+    with rematerialize(db_path, tick, tid=None) as proc:
+        proc.pid              # stopped (SIGSTOP), untraced: ready for `gdbserver --attach`
+        proc.written_pages()  # sorted page addresses written since start (or clear_written)
+        proc.clear_written()  # forget the writes so far (write-protect every page again)
+        proc.stats()          # faults, pages served, bytes, serve latency
+        proc.output()         # (stdout, stderr) bytes the process wrote so far
+        proc.mem_preload      # native/libttdmem.so: LD_PRELOAD it into gdbserver
+    # leaving the block kills the process and the page server and reaps both
+
+This module does not import gdb. The work is done by native/ttd-pageserver (see
+its header for the control protocol): this side reads the layout and the
+registers from snapshotdb, sends them in one binary spec, and talks to the
+server over a socket. The server reads page contents from the SQLite file itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import threading
+from pathlib import Path
+
+from snapshotdb import queries
+from snapshotdb.db import is_url, open_engine
+from snapshotdb.errors import RecordingError
+from sqlalchemy.orm import Session
+
+NATIVE = Path(__file__).resolve().parents[1] / "native"
+PAGESERVER = NATIVE / "ttd-pageserver"
+STUB = NATIVE / "ttd-stub"
+MEM_PRELOAD = NATIVE / "libttdmem.so"
+
+PAGE_SIZE = 4096
+VSYSCALL_START = 0xFFFFFFFFFF600000  # the kernel's [vsyscall] page: not restorable, skipped
+GPREGS_SIZE = 216  # struct user_regs_struct
+FPREGS_SIZE = 512  # struct user_fpregs_struct
+MODES = {"lazy": 0, "eager": 1, "workaround": 2}
+DEFAULT_FAULT_AROUND_PAGES = 16  # 64 KiB; bench/lazy_fill.py measures whether it pays
+READY_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 30.0
+
+# struct spec_head in native/ttd-pageserver.c; then maps, auxv, xstate, db path
+SPEC_HEAD = struct.Struct(f"<8sQIIIIII11Q{GPREGS_SIZE}s{FPREGS_SIZE}s")
+# struct stub_map in native/layout.h
+SPEC_MAP = struct.Struct("<QQII")
+MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
+             "start_stack", "arg_start", "arg_end", "env_start", "env_end")
+PROT = {"r": 1, "w": 2, "x": 4}
+
+
+class RematerializeError(RecordingError):
+    """The process could not be rebuilt or served; the message says what to do."""
+
+
+def _prot(perms: str) -> int:
+    return sum(PROT[c] for c in perms[:3] if c in PROT)
+
+
+def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
+                fault_around_pages: int) -> bytes:
+    """The layout and registers at `tick`, packed for ttd-pageserver."""
+    engine = open_engine(db_path, readonly=True)
+    try:
+        with Session(engine) as session:
+            snap = queries.snapshot_at(session, tick)
+            thread = queries.thread_at(snap, tid)
+            maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
+            mm = [getattr(snap, name) for name in MM_FIELDS]
+            auxv, gpregs, fpregs = bytes(snap.auxv), bytes(thread.gpregs), bytes(thread.fpregs)
+            xstate = bytes(thread.xstate) if thread.xstate else b""
+    finally:
+        engine.dispose()
+    if len(gpregs) != GPREGS_SIZE or len(fpregs) != FPREGS_SIZE:
+        raise RematerializeError(
+            f"Corrupt recording: thread {thread.tid} at tick {tick} has {len(gpregs)} bytes of "
+            f"general registers and {len(fpregs)} of FP registers ({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
+    path = os.fsencode(os.path.abspath(db_path))
+    head = SPEC_HEAD.pack(b"TTDSPEC1", tick, len(maps), len(auxv), len(xstate), len(path),
+                          MODES[mode], fault_around_pages, *mm, gpregs, fpregs)
+    body = b"".join(SPEC_MAP.pack(m.start, m.end, _prot(m.perms), 1) for m in maps)
+    return head + body + auxv + xstate + path
+
+
+class _Drain(threading.Thread):
+    """Collects what the process writes to one pipe, so it never blocks on a full pipe."""
+
+    def __init__(self, fd: int):
+        super().__init__(daemon=True)
+        self.fd = fd
+        self.chunks: list[bytes] = []
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while True:
+            data = os.read(self.fd, 65536)
+            if not data:
+                break
+            with self.lock:
+                self.chunks.append(data)
+        os.close(self.fd)
+
+    def data(self) -> bytes:
+        with self.lock:
+            return b"".join(self.chunks)
+
+
+class RematerializedProcess:
+    """A running ttd-pageserver and the stopped process it serves."""
+
+    mem_preload = str(MEM_PRELOAD)
+
+    def __init__(self, server: subprocess.Popen, ctl: socket.socket, out: _Drain, err: _Drain):
+        self._server = server
+        self._ctl = ctl
+        self._ctl_file = ctl.makefile("rb")
+        self._out, self._err = out, err
+        self.pid: int = 0
+        self.exit_status: int | None = None  # wait status once the process has ended
+        self._final_stats: dict | None = None
+        self._error: str | None = None
+
+    # -- the control channel --------------------------------------------------------
+    def _readline(self, timeout: float) -> str:
+        self._ctl.settimeout(timeout)
+        try:
+            line = self._ctl_file.readline()
+        except (TimeoutError, socket.timeout):
+            raise RematerializeError(
+                f"ttd-pageserver did not answer within {timeout:.0f} s (pid {self._server.pid}).") from None
+        if not line:
+            raise RematerializeError("ttd-pageserver ended without a word: run it with TTD_DEBUG=1 to see why.")
+        return line.decode(errors="replace").rstrip("\n")
+
+    def _reply(self, line: str) -> str:
+        """The payload of an OK reply; unasked GONE/ERROR lines become state or errors."""
+        if line.startswith("OK"):
+            return line[3:]
+        if line.startswith("GONE "):
+            status, _, stats = line[5:].partition(" ")
+            self.exit_status = int(status)
+            self._final_stats = json.loads(stats)
+            raise RematerializeError(f"The process has ended ({_describe_status(self.exit_status)}).")
+        if line.startswith("ERROR "):
+            self._error = line[6:]
+            raise RematerializeError(self._error)
+        raise RematerializeError(f"ttd-pageserver said something unexpected: {line!r}")
+
+    def _request(self, what: str, timeout: float = REQUEST_TIMEOUT_S) -> str:
+        if self._error:
+            raise RematerializeError(self._error)
+        if self.exit_status is not None:
+            raise RematerializeError(f"The process has ended ({_describe_status(self.exit_status)}).")
+        try:
+            self._ctl.sendall(what.encode() + b"\n")
+        except OSError:
+            pass  # the server is gone: its last line explains why
+        return self._reply(self._readline(timeout))
+
+    def _wait_ready(self) -> None:
+        line = self._readline(READY_TIMEOUT_S)
+        if not line.startswith("READY "):
+            self._reply(line)  # raises with the server's message
+        self.pid = int(line.split()[1])
+
+    # -- the contract ---------------------------------------------------------------
+    def written_pages(self) -> list[int]:
+        """Page addresses written since start (or the last clear_written), sorted."""
+        count = int(self._request("WRITTEN"))
+        pages: list[int] = []
+        for _ in range(count):
+            start, end = (int(x, 16) for x in self._readline(REQUEST_TIMEOUT_S).split())
+            pages.extend(range(start, end, PAGE_SIZE))
+        return pages
+
+    def clear_written(self) -> None:
+        """Write-protect every recorded page again, so later writes alone count."""
+        self._request("CLEAR")
+
+    def stats(self) -> dict:
+        """faults, pages_served, zero_pages, bytes, serve_us_p50/p99/max/mean (server side)."""
+        if self.exit_status is not None and self._final_stats is not None:
+            return dict(self._final_stats)
+        return json.loads(self._request("STATS"))
+
+    def output(self) -> tuple[bytes, bytes]:
+        return self._out.data(), self._err.data()
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait until the process ends (after someone continued it); return its wait status."""
+        if self.exit_status is None:
+            try:
+                self._reply(self._readline(timeout))
+            except RematerializeError:
+                if self.exit_status is None:
+                    raise
+        self._out.join(timeout)
+        self._err.join(timeout)
+        return self.exit_status
+
+    def close(self) -> None:
+        """Kill the process and the server; reap both. Safe to call twice."""
+        if self._server.poll() is None:
+            try:
+                self._ctl.sendall(b"KILL\n")
+                self._readline(10.0)
+            except (OSError, RematerializeError):
+                pass
+            try:
+                self._server.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
+        self._ctl_file.close()
+        self._ctl.close()
+        self._out.join(10.0)
+        self._err.join(10.0)
+
+    def __enter__(self) -> RematerializedProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFEXITED(status):
+        return f"exited with code {os.WEXITSTATUS(status)}"
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"wait status {status:#x}"
+
+
+def rematerialize(db_path: str | os.PathLike, tick: int, tid: int | None = None, *,
+                  mode: str = "lazy",
+                  fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES) -> RematerializedProcess:
+    """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
+
+    mode "lazy" is what ttd uses; "eager" (fill everything first) and "workaround"
+    (the soft-dirty workaround per fault) exist for bench/lazy_fill.py.
+    Raises RematerializeError with a one-line message.
+    """
+    db_path = os.fspath(db_path)
+    if is_url(db_path):
+        raise RematerializeError(
+            f"'{db_path}' is not a local SQLite file: the page server reads SQLite only; "
+            "copy the recording to a local file first.")
+    if not PAGESERVER.exists() or not STUB.exists():
+        raise RematerializeError(f"{PAGESERVER} is not built: run make -C {NATIVE}")
+    try:
+        spec = _build_spec(db_path, tick, tid, mode, fault_around_pages)
+    except RematerializeError:
+        raise
+    except RecordingError as exc:
+        raise RematerializeError(str(exc)) from exc
+    return _start(spec)
+
+
+def _start(spec: bytes) -> RematerializedProcess:
+    ours, theirs = socket.socketpair()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        server = subprocess.Popen(
+            [str(PAGESERVER), "--out-fd", str(out_w), "--err-fd", str(err_w)],
+            stdin=theirs.fileno(), stdout=subprocess.DEVNULL,
+            stderr=None if os.environ.get("TTD_DEBUG") else subprocess.DEVNULL,
+            pass_fds=(out_w, err_w), close_fds=True)
+    finally:
+        theirs.close()
+        os.close(out_w)
+        os.close(err_w)
+    out, err = _Drain(out_r), _Drain(err_r)
+    out.start()
+    err.start()
+    proc = RematerializedProcess(server, ours, out, err)
+    try:
+        ours.sendall(spec)
+        proc._wait_ready()
+    except BaseException:
+        proc.close()
+        raise
+    return proc

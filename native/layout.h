@@ -1,0 +1,52 @@
+/*
+ * What ttd-pageserver sends ttd-stub over their socket (fd 3 of the stub), and
+ * what the stub answers. Both sides are built from this tree, so the format is
+ * plain structs in host order.
+ *
+ *   server -> stub: struct stub_layout, then nr_maps x struct stub_map, then
+ *                   auxv_size bytes of auxv
+ *   stub -> server: struct stub_reply; with status 0 it carries the userfaultfd
+ *                   (SCM_RIGHTS), otherwise the step that failed and its errno
+ */
+#ifndef TTD_LAYOUT_H
+#define TTD_LAYOUT_H
+
+#include <stdint.h>
+
+#define STUB_MAX_MAPS 8192
+#define STUB_MAX_AUXV 1024	/* bytes; the kernel keeps at most AT_VECTOR_SIZE longs */
+#define STUB_SOCK_FD 3
+
+/* mm fields in the order of struct prctl_mm_map (and of snapshot's columns) */
+enum {
+	MM_START_CODE, MM_END_CODE, MM_START_DATA, MM_END_DATA, MM_START_BRK, MM_BRK,
+	MM_START_STACK, MM_ARG_START, MM_ARG_END, MM_ENV_START, MM_ENV_END, MM_NR
+};
+
+struct stub_map {
+	uint64_t rec_start;
+	uint64_t rec_end;
+	uint32_t prot;		/* PROT_* */
+	uint32_t register_uffd;	/* 1: register MISSING|WP */
+};
+
+struct stub_layout {
+	uint32_t nr_maps;
+	uint32_t auxv_size;
+	uint64_t uffd_features;	/* requested in UFFDIO_API */
+	uint64_t mm[MM_NR];
+};
+
+enum stub_step {
+	STEP_OK, STEP_READ_LAYOUT, STEP_UNMAP, STEP_MMAP, STEP_MADVISE, STEP_USERFAULTFD,
+	STEP_UFFDIO_API, STEP_UFFDIO_REGISTER, STEP_PR_SET_MM_MAP, STEP_SEND_UFFD,
+};
+
+struct stub_reply {
+	int32_t step;		/* enum stub_step; STEP_OK with the descriptor attached */
+	int32_t err;		/* errno of the failed call */
+	uint64_t rec_start;	/* the mapping concerned, for STEP_MMAP/REGISTER */
+	uint64_t rec_end;
+};
+
+#endif

@@ -1,0 +1,1053 @@
+/*
+ * ttd-pageserver: rebuilds a recorded process at a tick and serves its memory.
+ *
+ * Started by gdb_plugin/rematerialize.py with the control socket on fd 0:
+ *
+ *   ttd-pageserver --out-fd N --err-fd M [--stub PATH]
+ *
+ * 1. reads the spec (struct spec_head below, then maps, auxv, xstate, db path);
+ * 2. checks the host: userfaultfd permission and features (probed on a
+ *    throwaway descriptor: UFFDIO_API may be called once per descriptor),
+ *    PAGEMAP_SCAN, and that no recorded mapping overlaps ttd-stub's image;
+ * 3. starts ttd-stub traced (fds 0 = /dev/null, 1/2 = the caller's pipes,
+ *    3 = a socket), sends it the layout, receives its userfaultfd, sets the
+ *    recorded registers while it is stopped and detaches with SIGSTOP;
+ * 4. answers "READY <pid>" and serves: every fault is filled with
+ *    UFFDIO_COPY_MODE_WP from the page's content at the tick (zeros included),
+ *    so fills never count as writes and PAGEMAP_SCAN reports exactly the
+ *    pages written since. Control requests, one line each:
+ *      STATS   -> "OK {json}"
+ *      WRITTEN -> "OK n" then n lines "start end" (hex, page ranges written)
+ *      CLEAR   -> "OK" after write-protecting every registered page again
+ *      KILL    -> "OK" after killing and reaping the process; then exits
+ *    Unasked: "GONE <wait status> {json}" when the process ended (then exits 0),
+ *    "ERROR <message>" on a fatal error (then exits 2; the process is killed).
+ * EOF on the control socket kills the process too: nothing outlives the caller.
+ *
+ * Testing knobs (environment): TTD_UFFD_FEATURES_MASK=0x... pretends the
+ * kernel offers only these userfaultfd features; TTD_NO_PAGEMAP_SCAN=1
+ * pretends PAGEMAP_SCAN is missing.
+ */
+#define _GNU_SOURCE
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <elf.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+#include <sqlite3.h>
+#include <zstd.h>
+
+#define LOG_PREFIX "ttd-pageserver: "
+#include "log.h"
+#include "layout.h"
+#include "uffd_compat.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+
+#undef PAGE_SIZE	/* <sys/user.h> has one; ours is unsigned long */
+#define PAGE_SIZE 4096UL
+#define TASK_SIZE_MAX 0x7ffffffff000UL
+#define EAGER_WINDOW_PAGES 256	/* 1 MiB per copy when filling everything up front */
+#define MAX_FAULT_AROUND 16	/* 64 KiB: laziness is the point */
+#define SPEC_MAGIC "TTDSPEC1"
+
+int log_debug_enabled;
+
+enum serve_mode { MODE_LAZY, MODE_EAGER, MODE_WORKAROUND };
+
+/* The spec the wrapper sends on fd 0; gdb_plugin/rematerialize.py packs the same layout. */
+struct spec_head {
+	char magic[8];
+	uint64_t tick;
+	uint32_t nr_maps;
+	uint32_t auxv_size;
+	uint32_t xstate_size;	/* 0: restore FP/SSE from fpregs only */
+	uint32_t db_path_size;
+	uint32_t mode;		/* enum serve_mode */
+	uint32_t fault_around_pages;	/* 1 = no fault-around */
+	uint64_t mm[MM_NR];
+	uint8_t gpregs[sizeof(struct user_regs_struct)];
+	uint8_t fpregs[sizeof(struct user_fpregs_struct)];
+} __attribute__((packed));
+
+struct region {
+	uint64_t rec_start, rec_end;
+	int registered;
+	uint8_t *filled;	/* one bit per page, allocated on first fault */
+};
+
+struct server {
+	struct spec_head spec;
+	struct stub_map *maps;
+	uint8_t *auxv, *xstate;
+	char *db_path;
+	int ctl_fd, out_fd, err_fd;
+	const char *stub_path;
+	uint64_t image_lo, image_hi;	/* ttd-stub's image, page-aligned */
+
+	struct region *regions;
+	uint32_t nr_regions;
+	pid_t pid;
+	int uffd, pidfd, pagemap_fd, clear_refs_fd;
+
+	sqlite3 *db;
+	sqlite3_stmt *range_stmt;
+	ZSTD_DCtx *dctx;
+	uint8_t *buf;		/* staging for UFFDIO_COPY, EAGER_WINDOW_PAGES pages */
+
+	/* statistics */
+	uint64_t faults, pages_served, zero_pages, bytes;
+	uint32_t *lat_ns;
+	size_t nr_lat, cap_lat;
+	int xstate_restored;
+};
+
+static struct server srv = { .ctl_fd = 0, .out_fd = -1, .err_fd = -1, .uffd = -1,
+			     .pidfd = -1, .pagemap_fd = -1, .clear_refs_fd = -1 };
+
+/* ---- control channel ---------------------------------------------------- */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void ctl_printf(const char *fmt, ...)
+{
+	char line[8192];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n >= (int)sizeof(line))
+		n = sizeof(line) - 1;
+	write_all(srv.ctl_fd, line, n);
+}
+
+static void kill_stub(void)
+{
+	if (srv.pid <= 0)
+		return;
+	kill(srv.pid, SIGKILL);
+	/* Blocking is safe: SIGKILL ends it; a tracer still attached reaps first. */
+	while (waitpid(srv.pid, NULL, __WALL) < 0 && errno == EINTR)
+		;
+	srv.pid = 0;
+}
+
+/* A fatal error: the process must not run on; tell the caller in one line. */
+static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	kill_stub();
+	pr_debug("%s", msg);
+	ctl_printf("ERROR %s\n", msg);
+	exit(2);
+}
+
+/* ---- reading the spec --------------------------------------------------- */
+
+static void *read_blob(size_t len)
+{
+	void *p = calloc(1, len + 1);
+
+	if (!p || read_all(srv.ctl_fd, p, len))
+		die("ttd-pageserver: short spec from the caller");
+	return p;
+}
+
+static void read_spec(void)
+{
+	struct spec_head *h = &srv.spec;
+
+	if (read_all(srv.ctl_fd, h, sizeof(*h)) || memcmp(h->magic, SPEC_MAGIC, 8))
+		die("ttd-pageserver: bad spec from the caller (version mismatch between "
+		    "gdb_plugin/rematerialize.py and native/? run make -C native)");
+	if (h->nr_maps > STUB_MAX_MAPS)
+		die("the recording has %u mappings at tick %" PRIu64 "; ttd-stub takes at most %d",
+		    h->nr_maps, h->tick, STUB_MAX_MAPS);
+	if (h->auxv_size > STUB_MAX_AUXV)
+		die("the recorded auxv is %u bytes; at most %d are supported", h->auxv_size, STUB_MAX_AUXV);
+	if (h->fault_around_pages < 1 || h->fault_around_pages > MAX_FAULT_AROUND)
+		h->fault_around_pages = 1;
+	srv.maps = read_blob(h->nr_maps * sizeof(struct stub_map));
+	srv.auxv = read_blob(h->auxv_size);
+	srv.xstate = h->xstate_size ? read_blob(h->xstate_size) : NULL;
+	srv.db_path = read_blob(h->db_path_size);
+}
+
+/* ---- host checks -------------------------------------------------------- */
+
+/* A userfaultfd the way the stub makes one: syscall first, /dev/userfaultfd second. */
+static int open_uffd(void)
+{
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd >= 0 || (errno != EPERM && errno != EACCES))
+		return fd;
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0) {
+		errno = EPERM;
+		return -1;
+	}
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	close(dev);
+	return fd;
+}
+
+static uint64_t probe_uffd_features(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	const char *mask = getenv("TTD_UFFD_FEATURES_MASK");
+	int fd = open_uffd();
+
+	if (fd < 0 && (errno == EPERM || errno == EACCES))
+		die("no permission for userfaultfd: run as root or with CAP_SYS_PTRACE, "
+		    "or set sysctl vm.unprivileged_userfaultfd=1, or give this user "
+		    "read-write access to /dev/userfaultfd");
+	if (fd < 0)
+		die("userfaultfd is not available (%s): ttd needs a kernel built with "
+		    "CONFIG_USERFAULTFD, Linux 6.7 or newer", strerror(errno));
+	if (ioctl(fd, UFFDIO_API, &api) || api.api != UFFD_API)
+		die("userfaultfd API handshake failed (%s)", strerror(errno));
+	close(fd);
+	if (mask)
+		api.features &= strtoull(mask, NULL, 0);	/* testing knob */
+	return api.features;
+}
+
+static void check_features(uint64_t features)
+{
+	char missing[128] = "";
+
+	if (!(features & UFFD_FEATURE_WP_ASYNC))
+		strcat(missing, " WP_ASYNC");
+	if (!(features & UFFD_FEATURE_WP_UNPOPULATED))
+		strcat(missing, " WP_UNPOPULATED");
+	if (missing[0])
+		die("this kernel's userfaultfd lacks%s: ttd needs Linux 6.7 or newer "
+		    "(the fallback tracker for older kernels is not built yet)", missing);
+}
+
+static void check_pagemap_scan(void)
+{
+	struct page_region vec[4];
+	static char probe_page[PAGE_SIZE] __attribute__((aligned(4096)));
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg), .start = (uint64_t)probe_page,
+		.end = (uint64_t)probe_page + PAGE_SIZE, .vec = (uint64_t)vec, .vec_len = 4,
+		.category_mask = PAGE_IS_PRESENT, .return_mask = PAGE_IS_PRESENT,
+	};
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	long ret = fd < 0 ? -1 : ioctl(fd, PAGEMAP_SCAN, &arg);
+	int err = errno;
+
+	if (fd >= 0)
+		close(fd);
+	if (getenv("TTD_NO_PAGEMAP_SCAN") && strcmp(getenv("TTD_NO_PAGEMAP_SCAN"), "1") == 0) {
+		ret = -1;	/* testing knob */
+		err = ENOTTY;
+	}
+	if (ret < 0)
+		die("this kernel lacks the PAGEMAP_SCAN ioctl (%s): ttd needs Linux 6.7 or newer "
+		    "(the fallback tracker for older kernels is not built yet)", strerror(err));
+}
+
+/* The stub's image range from its ELF program headers. */
+static void read_stub_image(void)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	int fd = open(srv.stub_path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG))
+		die("cannot read ttd-stub at %s: run make -C native", srv.stub_path);
+	srv.image_lo = UINT64_MAX;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + i * eh.e_phentsize) != sizeof(ph))
+			die("cannot read ttd-stub's program headers at %s", srv.stub_path);
+		if (ph.p_type != PT_LOAD)
+			continue;
+		uint64_t lo = ph.p_vaddr & ~(PAGE_SIZE - 1);
+		uint64_t hi = (ph.p_vaddr + ph.p_memsz + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+		if (lo < srv.image_lo)
+			srv.image_lo = lo;
+		if (hi > srv.image_hi)
+			srv.image_hi = hi;
+	}
+	close(fd);
+}
+
+static void check_overlap(void)
+{
+	for (uint32_t i = 0; i < srv.spec.nr_maps; i++) {
+		struct stub_map *m = &srv.maps[i];
+		if (m->rec_start < srv.image_hi && m->rec_end > srv.image_lo)
+			die("recorded mapping 0x%" PRIx64 "-0x%" PRIx64 " overlaps ttd-stub's image "
+			    "0x%" PRIx64 "-0x%" PRIx64 ": rebuild native/ with another STUB_BASE "
+			    "(native/Makefile)", m->rec_start, m->rec_end, srv.image_lo, srv.image_hi);
+	}
+}
+
+/* ---- the database ------------------------------------------------------- */
+
+/* All versions of the pages in [?1, ?2) up to tick ?3, newest first per address. */
+static const char RANGE_SQL[] =
+	"SELECT v.address, c.codec, c.data, c.digest FROM page_version v "
+	"LEFT JOIN page_content c ON c.id = v.content_id "
+	"WHERE v.address >= ?1 AND v.address < ?2 AND v.first_tick <= ?3 "
+	"ORDER BY v.address DESC, v.first_tick DESC";
+
+static void open_db(void)
+{
+	int rc = sqlite3_open_v2(srv.db_path, &srv.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(srv.db, RANGE_SQL, -1, SQLITE_PREPARE_PERSISTENT,
+					&srv.range_stmt, NULL);
+	if (rc != SQLITE_OK)
+		die("cannot read the recording '%s': %s", srv.db_path,
+		    srv.db ? sqlite3_errmsg(srv.db) : sqlite3_errstr(rc));
+	srv.dctx = ZSTD_createDCtx();
+	srv.buf = aligned_alloc(PAGE_SIZE, EAGER_WINDOW_PAGES * PAGE_SIZE);
+	if (!srv.dctx || !srv.buf)
+		die("out of memory");
+}
+
+/* Decode one stored page into dst and verify its sha256; die on any mismatch. */
+static void decode_page(uint64_t rec_addr, const char *codec, const void *data, int len,
+			const void *digest, int digest_len, uint8_t *dst)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	size_t n = 0;
+
+	if (codec && strcmp(codec, "zstd") == 0) {
+		n = ZSTD_decompressDCtx(srv.dctx, dst, PAGE_SIZE, data, len);
+		if (ZSTD_isError(n))
+			n = 0;
+	} else if (codec && strcmp(codec, "raw") == 0 && len == (int)PAGE_SIZE) {
+		memcpy(dst, data, PAGE_SIZE);
+		n = PAGE_SIZE;
+	}
+	if (n == PAGE_SIZE && digest_len == SHA256_DIGEST_LENGTH) {
+		SHA256(dst, PAGE_SIZE, md);
+		if (memcmp(md, digest, sizeof(md)) == 0)
+			return;
+	}
+	die("corrupt recording: page at tick %" PRIu64 ", address 0x%" PRIx64
+	    " does not match its hash", srv.spec.tick, rec_addr);
+}
+
+/* Fill dst with the contents of [lo, hi) at the tick; pages without data are zero. */
+static void fetch_range(uint64_t lo, uint64_t hi, uint8_t *dst)
+{
+	sqlite3_stmt *st = srv.range_stmt;
+	uint64_t last = UINT64_MAX;
+	size_t stored = 0;
+	int rc;
+
+	memset(dst, 0, hi - lo);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)lo);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)hi);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)srv.spec.tick);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t rec_addr = (uint64_t)sqlite3_column_int64(st, 0);
+		if (rec_addr == last)
+			continue;	/* an older version of the same page */
+		last = rec_addr;
+		if (rec_addr & (PAGE_SIZE - 1))
+			die("corrupt recording: page version at unaligned address 0x%" PRIx64, rec_addr);
+		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+			continue;	/* zero at this tick */
+		decode_page(rec_addr, (const char *)sqlite3_column_text(st, 1),
+			    sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2),
+			    sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3),
+			    dst + (rec_addr - lo));
+		stored++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		die("cannot read the recording '%s': %s", srv.db_path, sqlite3_errmsg(srv.db));
+	srv.zero_pages += (hi - lo) / PAGE_SIZE - stored;
+}
+
+/* ---- the stub ----------------------------------------------------------- */
+
+static const char *step_name(int step)
+{
+	switch (step) {
+	case STEP_READ_LAYOUT: return "reading the layout";
+	case STEP_UNMAP: return "unmapping its own mappings";
+	case STEP_MMAP: return "mapping";
+	case STEP_MADVISE: return "madvise(MADV_NOHUGEPAGE) of";
+	case STEP_USERFAULTFD: return "userfaultfd()";
+	case STEP_UFFDIO_API: return "UFFDIO_API";
+	case STEP_UFFDIO_REGISTER: return "UFFDIO_REGISTER of";
+	case STEP_PR_SET_MM_MAP: return "prctl(PR_SET_MM_MAP) with the recorded auxv and mm fields";
+	case STEP_SEND_UFFD: return "sending its userfaultfd";
+	}
+	return "an unknown step";
+}
+
+static void spawn_stub(int sock_child)
+{
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid_t pid;
+
+	if (devnull < 0)
+		die("cannot open /dev/null: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		char *argv[] = { "ttd-stub", NULL }, *envp[] = { NULL };
+		/* Move everything above 3 first, then into place. */
+		int in = fcntl(devnull, F_DUPFD, 10), out = fcntl(srv.out_fd, F_DUPFD, 10);
+		int err = fcntl(srv.err_fd, F_DUPFD, 10), sock = fcntl(sock_child, F_DUPFD, 10);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (in < 0 || out < 0 || err < 0 || sock < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+		    dup2(err, 2) < 0 || dup2(sock, STUB_SOCK_FD) < 0)
+			_exit(126);
+		syscall(SYS_close_range, STUB_SOCK_FD + 1, ~0U, 0);
+		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+			_exit(126);
+		execve(srv.stub_path, argv, envp);
+		_exit(127);
+	}
+	close(devnull);
+	srv.pid = pid;
+}
+
+/* Wait for the stub to stop with `sig`; die with what happened otherwise. */
+static void wait_stub_stop(int sig, const char *when)
+{
+	int status;
+
+	while (waitpid(srv.pid, &status, __WALL) < 0)
+		if (errno != EINTR)
+			die("waitpid for ttd-stub: %s", strerror(errno));
+	if (WIFSTOPPED(status) && WSTOPSIG(status) == sig)
+		return;
+	if (WIFEXITED(status) || WIFSIGNALED(status))
+		srv.pid = 0;
+	die("ttd-stub did not stop %s (wait status 0x%x): run make -C native", when, status);
+}
+
+static void send_layout(int sock, uint64_t features)
+{
+	struct stub_layout l = { .nr_maps = srv.spec.nr_maps, .auxv_size = srv.spec.auxv_size,
+				 .uffd_features = features };
+
+	memcpy(l.mm, srv.spec.mm, sizeof(l.mm));
+	if (write_all(sock, &l, sizeof(l)) ||
+	    write_all(sock, srv.maps, srv.spec.nr_maps * sizeof(struct stub_map)) ||
+	    write_all(sock, srv.auxv, srv.spec.auxv_size))
+		die("cannot send the layout to ttd-stub: %s", strerror(errno));
+}
+
+static int recv_uffd(int sock)
+{
+	struct stub_reply reply = { .step = -1 };
+	char control[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &reply, sizeof(reply) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = control, .msg_controllen = sizeof(control) };
+	ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+	if (n != sizeof(reply))
+		die("ttd-stub ended before it was set up: run make -C native");
+	if (reply.step != STEP_OK) {
+		if (reply.rec_end)
+			die("ttd-stub failed at %s recorded mapping 0x%" PRIx64 "-0x%" PRIx64 ": %s",
+			    step_name(reply.step), reply.rec_start, reply.rec_end, strerror(reply.err));
+		die("ttd-stub failed at %s: %s", step_name(reply.step), strerror(reply.err));
+	}
+	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
+		die("ttd-stub sent no userfaultfd");
+	int fd;
+	memcpy(&fd, CMSG_DATA(cmsg), sizeof(fd));
+	return fd;
+}
+
+/* Registers of the chosen thread; orig_rax = -1 so no syscall restarts on resume. */
+static void set_registers(void)
+{
+	struct user_regs_struct regs;
+	struct iovec iov;
+
+	memcpy(&regs, srv.spec.gpregs, sizeof(regs));
+	regs.orig_rax = (unsigned long long)-1;
+	if (ptrace(PTRACE_SETREGS, srv.pid, NULL, &regs))
+		die("cannot set the recorded registers (PTRACE_SETREGS: %s)", strerror(errno));
+	if (srv.xstate) {
+		iov.iov_base = srv.xstate;
+		iov.iov_len = srv.spec.xstate_size;
+		if (ptrace(PTRACE_SETREGSET, srv.pid, (void *)NT_X86_XSTATE, &iov) == 0) {
+			srv.xstate_restored = 1;
+			return;
+		}
+		pr_debug("PTRACE_SETREGSET(NT_X86_XSTATE, %u bytes): %s; FXSAVE area only",
+			 srv.spec.xstate_size, strerror(errno));
+	}
+	if (ptrace(PTRACE_SETFPREGS, srv.pid, NULL, srv.spec.fpregs))
+		die("cannot set the recorded FP registers (PTRACE_SETFPREGS: %s)", strerror(errno));
+}
+
+static void build_regions(void)
+{
+	srv.regions = calloc(srv.spec.nr_maps + 1, sizeof(*srv.regions));
+	for (uint32_t i = 0; i < srv.spec.nr_maps; i++) {
+		if (!srv.maps[i].register_uffd)
+			continue;
+		struct region *r = &srv.regions[srv.nr_regions++];
+		r->rec_start = srv.maps[i].rec_start;
+		r->rec_end = srv.maps[i].rec_end;
+		r->registered = 1;
+	}
+}
+
+static int open_stub_proc(const char *name, int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", srv.pid, name);
+	int fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		die("cannot open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static void start_stub(uint64_t features)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		die("socketpair: %s", strerror(errno));
+	spawn_stub(sv[1]);
+	close(sv[1]);
+	wait_stub_stop(SIGTRAP, "at exec");
+	if (ptrace(PTRACE_SETOPTIONS, srv.pid, NULL, (void *)PTRACE_O_EXITKILL) ||
+	    ptrace(PTRACE_CONT, srv.pid, NULL, NULL))
+		die("cannot trace ttd-stub: %s", strerror(errno));
+	send_layout(sv[0], features);
+	srv.uffd = recv_uffd(sv[0]);
+	close(sv[0]);
+	wait_stub_stop(SIGSTOP, "after setup");
+	set_registers();
+	if (ptrace(PTRACE_DETACH, srv.pid, NULL, (void *)SIGSTOP))
+		die("cannot detach from ttd-stub: %s", strerror(errno));
+	/* Group stop: stopped, untraced, ready for gdbserver --attach. */
+	int status;
+	while (waitpid(srv.pid, &status, WUNTRACED) < 0 && errno == EINTR)
+		;
+	if (!WIFSTOPPED(status))
+		die("ttd-stub did not stay stopped (wait status 0x%x)", status);
+	srv.pidfd = syscall(SYS_pidfd_open, srv.pid, 0);
+	srv.pagemap_fd = open_stub_proc("pagemap", O_RDONLY);
+	if (srv.spec.mode == MODE_WORKAROUND)
+		srv.clear_refs_fd = open_stub_proc("clear_refs", O_WRONLY);
+	build_regions();
+}
+
+/* ---- serving faults ------------------------------------------------------ */
+
+static struct region *find_region(uint64_t rec_addr)
+{
+	uint32_t lo = 0, hi = srv.nr_regions;
+
+	while (lo < hi) {	/* regions are sorted and disjoint */
+		uint32_t mid = (lo + hi) / 2;
+		struct region *r = &srv.regions[mid];
+		if (rec_addr < r->rec_start)
+			hi = mid;
+		else if (rec_addr >= r->rec_end)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+static int page_filled(struct region *r, uint64_t rec_addr)
+{
+	uint64_t i = (rec_addr - r->rec_start) / PAGE_SIZE;
+
+	return r->filled && (r->filled[i / 8] & (1 << (i % 8)));
+}
+
+static void mark_filled(struct region *r, uint64_t lo, uint64_t hi)
+{
+	if (!r->filled)	/* calloc of a large bitmap is lazily zeroed memory */
+		r->filled = calloc((r->rec_end - r->rec_start) / PAGE_SIZE / 8 + 1, 1);
+	if (!r->filled)
+		die("out of memory");
+	for (uint64_t p = lo; p < hi; p += PAGE_SIZE) {
+		uint64_t i = (p - r->rec_start) / PAGE_SIZE;
+		r->filled[i / 8] |= 1 << (i % 8);
+	}
+}
+
+/*
+ * Install [lo, hi) from srv.buf. Returns the bytes installed: 0 when the
+ * first page was already there (EEXIST, benign: someone else filled it), -1
+ * when the process is gone. A copy wakes the waiters of the range it filled.
+ */
+static long uffd_copy(uint64_t lo, uint64_t hi, uint64_t mode)
+{
+	struct uffdio_copy copy = { .dst = lo, .src = (uint64_t)srv.buf, .len = hi - lo, .mode = mode };
+
+	for (;;) {
+		copy.copy = 0;
+		if (ioctl(srv.uffd, UFFDIO_COPY, &copy) == 0)
+			return copy.copy;
+		/* the real result is in copy.copy: bytes done, or -errno */
+		if (copy.copy > 0)
+			return copy.copy;
+		if (errno == EAGAIN)
+			continue;	/* the layout is changing: retry */
+		if (errno == EEXIST)
+			return 0;
+		if (errno == ESRCH || errno == ENOSPC)
+			return -1;
+		die("UFFDIO_COPY at 0x%" PRIx64 " (%" PRIu64 " bytes): %s", lo, hi - lo, strerror(errno));
+	}
+}
+
+static void uffd_wake(uint64_t lo, uint64_t len)
+{
+	struct uffdio_range range = { .start = lo, .len = len };
+
+	if (ioctl(srv.uffd, UFFDIO_WAKE, &range) && errno != ESRCH && errno != ENOSPC)
+		die("UFFDIO_WAKE at 0x%" PRIx64 ": %s", lo, strerror(errno));
+}
+
+/* The known soft-dirty workaround, per fault (benchmark comparison only). */
+static void workaround_fill(uint64_t page)
+{
+	static uint64_t *entries;
+	const size_t chunk = 1 << 17;	/* entries per pread */
+
+	if (!entries)
+		entries = malloc(chunk * sizeof(*entries));
+	for (uint32_t i = 0; i < srv.nr_regions; i++) {
+		struct region *r = &srv.regions[i];
+		for (uint64_t p = r->rec_start; p < r->rec_end; p += chunk * PAGE_SIZE) {
+			uint64_t n = (r->rec_end - p) / PAGE_SIZE;
+			if (n > chunk)
+				n = chunk;
+			if (pread(srv.pagemap_fd, entries, n * 8, p / PAGE_SIZE * 8) < 0)
+				die("workaround: pagemap read: %s", strerror(errno));
+		}
+	}
+	fetch_range(page, page + PAGE_SIZE, srv.buf);
+	long done = uffd_copy(page, page + PAGE_SIZE, UFFDIO_COPY_MODE_DONTWAKE);
+	if (pwrite(srv.clear_refs_fd, "4", 1, 0) != 1)
+		die("workaround: write to clear_refs: %s", strerror(errno));
+	if (done >= 0)
+		uffd_wake(page, PAGE_SIZE);
+}
+
+/* Serve one fault: the faulting page and up to fault_around_pages - 1 unfilled neighbours after it. */
+static void serve_fault(uint64_t fault_addr)
+{
+	uint64_t page = fault_addr & ~(PAGE_SIZE - 1);
+	struct region *r = find_region(page);
+	uint64_t hi = page + srv.spec.fault_around_pages * PAGE_SIZE;
+
+	if (!r) {
+		pr_err("fault at 0x%" PRIx64 " outside every registered region", fault_addr);
+		uffd_wake(page, PAGE_SIZE);
+		return;
+	}
+	if (srv.spec.mode == MODE_WORKAROUND) {
+		workaround_fill(page);
+		hi = page + PAGE_SIZE;
+	} else {
+		if (hi > r->rec_end)
+			hi = r->rec_end;
+		for (uint64_t p = page + PAGE_SIZE; p < hi; p += PAGE_SIZE)
+			if (page_filled(r, p)) {
+				hi = p;
+				break;
+			}
+		fetch_range(page, hi, srv.buf);
+		long done = uffd_copy(page, hi, UFFDIO_COPY_MODE_WP);
+		if (done == 0)
+			uffd_wake(page, PAGE_SIZE);	/* already there: just wake the faulter */
+		hi = done > 0 ? page + done : page;
+	}
+	mark_filled(r, page, hi);
+	srv.pages_served += (hi - page) / PAGE_SIZE;
+	srv.bytes += hi - page;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void record_latency(uint64_t ns)
+{
+	if (srv.nr_lat == srv.cap_lat) {
+		srv.cap_lat = srv.cap_lat ? srv.cap_lat * 2 : 4096;
+		srv.lat_ns = realloc(srv.lat_ns, srv.cap_lat * sizeof(*srv.lat_ns));
+		if (!srv.lat_ns)
+			die("out of memory");
+	}
+	srv.lat_ns[srv.nr_lat++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+}
+
+static void handle_uffd(void)
+{
+	struct uffd_msg msgs[64];
+	ssize_t n = read(srv.uffd, msgs, sizeof(msgs));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0 || n % sizeof(msgs[0]))
+		die("reading the userfaultfd: %s", n < 0 ? strerror(errno) : "short message");
+	for (size_t i = 0; i < n / sizeof(msgs[0]); i++) {
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t t0 = now_ns();
+		serve_fault(msgs[i].arg.pagefault.address);
+		record_latency(now_ns() - t0);
+		srv.faults++;
+	}
+}
+
+/* Fill everything before the process is handed out (benchmark comparison). */
+static void fill_eagerly(void)
+{
+	for (uint32_t i = 0; i < srv.nr_regions; i++) {
+		struct region *r = &srv.regions[i];
+		for (uint64_t lo = r->rec_start; lo < r->rec_end; lo += EAGER_WINDOW_PAGES * PAGE_SIZE) {
+			uint64_t hi = lo + EAGER_WINDOW_PAGES * PAGE_SIZE;
+			if (hi > r->rec_end)
+				hi = r->rec_end;
+			fetch_range(lo, hi, srv.buf);
+			if (uffd_copy(lo, hi, UFFDIO_COPY_MODE_WP) < 0)
+				die("the process ended while being filled");
+			srv.pages_served += (hi - lo) / PAGE_SIZE;
+			srv.bytes += hi - lo;
+		}
+		mark_filled(r, r->rec_start, r->rec_end);
+	}
+}
+
+/* ---- control requests ---------------------------------------------------- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double percentile_us(const uint32_t *sorted, size_t n, double q)
+{
+	if (!n)
+		return 0;
+	size_t i = (size_t)(q * (n - 1) + 0.5);
+	return sorted[i] / 1000.0;
+}
+
+static void format_stats(char *out, size_t len)
+{
+	static const char *modes[] = { "lazy", "eager", "workaround" };
+	uint32_t *sorted = malloc((srv.nr_lat + 1) * sizeof(*sorted));
+	double sum = 0;
+
+	memcpy(sorted, srv.lat_ns, srv.nr_lat * sizeof(*sorted));
+	qsort(sorted, srv.nr_lat, sizeof(*sorted), cmp_u32);
+	for (size_t i = 0; i < srv.nr_lat; i++)
+		sum += sorted[i];
+	snprintf(out, len,
+		 "{\"faults\": %" PRIu64 ", \"pages_served\": %" PRIu64 ", \"zero_pages\": %" PRIu64
+		 ", \"bytes\": %" PRIu64 ", \"serve_us_p50\": %.2f, \"serve_us_p99\": %.2f"
+		 ", \"serve_us_max\": %.2f, \"serve_us_mean\": %.2f, \"mode\": \"%s\""
+		 ", \"fault_around_pages\": %u, \"xstate_restored\": %s}",
+		 srv.faults, srv.pages_served, srv.zero_pages, srv.bytes,
+		 percentile_us(sorted, srv.nr_lat, 0.5), percentile_us(sorted, srv.nr_lat, 0.99),
+		 srv.nr_lat ? sorted[srv.nr_lat - 1] / 1000.0 : 0.0,
+		 srv.nr_lat ? sum / srv.nr_lat / 1000.0 : 0.0, modes[srv.spec.mode % 3],
+		 srv.spec.fault_around_pages, srv.xstate_restored ? "true" : "false");
+	free(sorted);
+}
+
+/* One PAGEMAP_SCAN walk over [lo, hi); emit(start, end) per written range. */
+static void scan_written(uint64_t lo, uint64_t hi, void (*emit)(uint64_t, uint64_t, void *), void *ctx)
+{
+	struct page_region vec[512];
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg), .start = lo, .end = hi, .vec = (uint64_t)vec, .vec_len = 512,
+		/* PRESENT avoids the fast path that reports unpopulated pages as written;
+		 * not PFNZERO: a read of a new mapping maps the zero page, no write */
+		.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_PFNZERO,
+		.category_inverted = PAGE_IS_PFNZERO,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+
+	while (arg.start < arg.end) {
+		long n = ioctl(srv.pagemap_fd, PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			die("PAGEMAP_SCAN of the process: %s", strerror(errno));
+		for (long i = 0; i < n; i++)
+			emit(vec[i].start, vec[i].end, ctx);
+		if (arg.walk_end <= arg.start)
+			break;
+		arg.start = arg.walk_end;
+	}
+}
+
+struct range_list { uint64_t (*r)[2]; size_t n, cap; };
+
+static void collect_range(uint64_t start, uint64_t end, void *ctx)
+{
+	struct range_list *l = ctx;
+
+	if (l->n && l->r[l->n - 1][1] == start) {
+		l->r[l->n - 1][1] = end;
+		return;
+	}
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 256;
+		l->r = realloc(l->r, l->cap * sizeof(*l->r));
+		if (!l->r)
+			die("out of memory");
+	}
+	l->r[l->n][0] = start;
+	l->r[l->n][1] = end;
+	l->n++;
+}
+
+/* Written pages everywhere but in ttd-stub's own image. */
+static void reply_written(void)
+{
+	struct range_list list = { 0 };
+	char line[64];
+
+	scan_written(0, srv.image_lo, collect_range, &list);
+	scan_written(srv.image_hi, TASK_SIZE_MAX, collect_range, &list);
+	ctl_printf("OK %zu\n", list.n);
+	for (size_t i = 0; i < list.n; i++) {
+		int k = snprintf(line, sizeof(line), "%" PRIx64 " %" PRIx64 "\n", list.r[i][0], list.r[i][1]);
+		write_all(srv.ctl_fd, line, k);
+	}
+	free(list.r);
+}
+
+/* Write-protect every page of every registered region again (clean). */
+static void clear_written(void)
+{
+	for (uint32_t i = 0; i < srv.nr_regions; i++) {
+		struct region *r = &srv.regions[i];
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg), .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = r->rec_start, .end = r->rec_end,
+			.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+		};
+		if (ioctl(srv.pagemap_fd, PAGEMAP_SCAN, &arg) < 0)
+			die("PAGEMAP_SCAN(PM_SCAN_WP_MATCHING) of 0x%" PRIx64 "-0x%" PRIx64 ": %s",
+			    r->rec_start, r->rec_end, strerror(errno));
+	}
+}
+
+static void stub_gone(int status)
+{
+	char stats[1024];
+
+	srv.pid = 0;
+	format_stats(stats, sizeof(stats));
+	ctl_printf("GONE %d %s\n", status, stats);
+	exit(0);
+}
+
+/* Handle one request line; returns -1 at EOF (the caller is gone). */
+static int handle_control(void)
+{
+	static char line[256];
+	static size_t used;
+	char stats[1024];
+	ssize_t n = read(srv.ctl_fd, line + used, sizeof(line) - 1 - used);
+
+	if (n < 0 && errno == EINTR)
+		return 0;
+	if (n <= 0)
+		return -1;
+	used += n;
+	char *nl;
+	while ((nl = memchr(line, '\n', used))) {
+		*nl = 0;
+		if (strcmp(line, "STATS") == 0) {
+			format_stats(stats, sizeof(stats));
+			ctl_printf("OK %s\n", stats);
+		} else if (strcmp(line, "WRITTEN") == 0) {
+			reply_written();
+		} else if (strcmp(line, "CLEAR") == 0) {
+			clear_written();
+			ctl_printf("OK\n");
+		} else if (strcmp(line, "KILL") == 0) {
+			kill_stub();
+			ctl_printf("OK\n");
+			exit(0);
+		} else {
+			ctl_printf("ERROR unknown request '%s'\n", line);
+		}
+		used -= nl + 1 - line;
+		memmove(line, nl + 1, used);
+	}
+	if (used == sizeof(line) - 1)
+		used = 0;	/* an overlong line: drop it */
+	return 0;
+}
+
+static void check_stub_exit(void)
+{
+	int status;
+	pid_t r = waitpid(srv.pid, &status, WNOHANG | __WALL);
+
+	if (r == srv.pid && (WIFEXITED(status) || WIFSIGNALED(status)))
+		stub_gone(status);
+}
+
+static void serve_loop(void)
+{
+	int stub_exited = 0;
+
+	for (;;) {
+		struct pollfd fds[3] = {
+			{ .fd = srv.uffd, .events = POLLIN },
+			{ .fd = srv.ctl_fd, .events = POLLIN },
+			{ .fd = stub_exited ? -1 : srv.pidfd, .events = POLLIN },
+		};
+		/* Once it has exited, poll for the reap: a tracer may reap first. */
+		int ret = poll(fds, 3, stub_exited ? 20 : -1);
+		if (ret < 0 && errno != EINTR)
+			die("poll: %s", strerror(errno));
+		if (fds[0].revents & POLLIN)
+			handle_uffd();
+		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR) && handle_control() < 0) {
+			kill_stub();
+			exit(0);
+		}
+		if (fds[2].revents & POLLIN)
+			stub_exited = 1;
+		if (stub_exited || fds[0].revents & (POLLHUP | POLLERR))
+			check_stub_exit();
+	}
+}
+
+static const char *default_stub_path(void)
+{
+	static char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+
+	if (n <= 0)
+		return "ttd-stub";
+	path[n] = 0;
+	char *slash = strrchr(path, '/');
+	strcpy(slash ? slash + 1 : path, "ttd-stub");
+	return path;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--out-fd") == 0)
+			srv.out_fd = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--err-fd") == 0)
+			srv.err_fd = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--stub") == 0)
+			srv.stub_path = argv[i + 1];
+	}
+	if (!srv.stub_path)
+		srv.stub_path = default_stub_path();
+	if (srv.out_fd < 0 || srv.err_fd < 0)
+		die("usage: ttd-pageserver --out-fd N --err-fd M [--stub PATH] (spec on fd 0)");
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t features;
+
+	log_debug_enabled = getenv("TTD_DEBUG") != NULL;
+	signal(SIGPIPE, SIG_IGN);
+	parse_args(argc, argv);
+	read_spec();
+	features = probe_uffd_features();
+	check_features(features);
+	check_pagemap_scan();
+	read_stub_image();
+	check_overlap();
+	open_db();
+	start_stub(NEED_UFFD_API_FEATURES);
+	close(srv.out_fd);
+	close(srv.err_fd);
+	if (srv.spec.mode == MODE_EAGER)
+		fill_eagerly();
+	ctl_printf("READY %d\n", srv.pid);
+	serve_loop();
+}

@@ -1,0 +1,263 @@
+/*
+ * ttd-stub: the process that becomes the recorded process at a tick.
+ *
+ * ttd-pageserver starts it traced (PTRACE_TRACEME before execve) with
+ *   fd 0 = /dev/null, fd 1/2 = pipes the caller reads, fd 3 = a socket to the server.
+ * It then:
+ *   1. runs on a stack inside its own image (.bss), so it can drop everything else;
+ *   2. reads the layout (layout.h) from fd 3;
+ *   3. unmaps every mapping the kernel gave it ([stack], [vdso], [vvar],
+ *      [vvar_vclock]) except its own image and [vsyscall], which cannot go;
+ *   4. maps each recorded region at its recorded address with its recorded
+ *      protection as private anonymous memory (MADV_NOHUGEPAGE: 4 KiB tracking);
+ *   5. creates a userfaultfd with the features the server asks for and
+ *      registers the regions MISSING|WP;
+ *   6. sets auxv and the mm fields (prctl PR_SET_MM_MAP, exe_fd = -1);
+ *   7. sends the userfaultfd to the server (SCM_RIGHTS), closes every descriptor
+ *      but 0, 1, 2 and stops itself with SIGSTOP.
+ * The server then sets the recorded registers and detaches, leaving it stopped.
+ *
+ * Freestanding: no libc, raw syscalls only. Linked at 0x2f0000000000 (Makefile),
+ * far from where programs live, so recorded regions rarely collide with it; the
+ * server refuses layouts that do. A future seccomp sandbox goes between steps 7
+ * and the stop (its listener is to be sent with the userfaultfd).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <asm/unistd.h>
+#include <linux/mman.h>
+#include <linux/prctl.h>
+#include <linux/signal.h>
+#include <linux/fcntl.h>
+
+#include "layout.h"
+#include "uffd_compat.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MADV_NOHUGEPAGE
+#define MADV_NOHUGEPAGE 15
+#endif
+#define SOL_SOCKET 1
+#define SCM_RIGHTS 1
+#define VSYSCALL_START 0xffffffffff600000UL
+#define PAGE_SIZE 4096UL
+
+/* Linker-provided bounds of our own image. */
+extern char __executable_start[], _end[];
+
+static long sys6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	long ret;
+	register long r10 asm("r10") = d;
+	register long r8 asm("r8") = e;
+	register long r9 asm("r9") = f;
+
+	asm volatile("syscall"
+		     : "=a"(ret)
+		     : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+		     : "rcx", "r11", "memory");
+	return ret;
+}
+#define sys3(nr, a, b, c) sys6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+/* The stack we run on after _start; 64 KiB is plenty for these few frames. */
+__attribute__((used, aligned(16))) static char stub_stack[65536];
+
+static struct stub_layout layout;
+static struct stub_map maps[STUB_MAX_MAPS];
+static uint64_t auxv[STUB_MAX_AUXV / 8];
+static char self_maps[16384];
+
+struct iov { void *base; size_t len; };
+struct msg_hdr {
+	void *name; int namelen; struct iov *iov; size_t iovlen;
+	void *control; size_t controllen; int flags;
+};
+struct cmsg_fd { size_t len; int level; int type; int fd; int pad; };
+
+static __attribute__((noreturn)) void stub_exit(int code)
+{
+	for (;;)
+		sys3(__NR_exit_group, code, 0, 0);
+}
+
+/* Report a failed step to the server and exit; the server turns it into a message. */
+static __attribute__((noreturn)) void stub_fail(int step, long ret, uint64_t rec_start, uint64_t rec_end)
+{
+	struct stub_reply reply = { .step = step, .err = (int)-ret,
+				    .rec_start = rec_start, .rec_end = rec_end };
+
+	sys3(__NR_write, STUB_SOCK_FD, &reply, sizeof(reply));
+	stub_exit(100 + step);
+}
+
+/* Read exactly len bytes; 0 on success. */
+static int read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		long n = sys3(__NR_read, fd, p, len);
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void read_layout(void)
+{
+	if (read_full(STUB_SOCK_FD, &layout, sizeof(layout)) ||
+	    layout.nr_maps > STUB_MAX_MAPS || layout.auxv_size > STUB_MAX_AUXV ||
+	    read_full(STUB_SOCK_FD, maps, layout.nr_maps * sizeof(maps[0])) ||
+	    read_full(STUB_SOCK_FD, auxv, layout.auxv_size))
+		stub_fail(STEP_READ_LAYOUT, -22, 0, 0);
+}
+
+static unsigned long parse_hex(const char **pp)
+{
+	unsigned long v = 0;
+	const char *p = *pp;
+
+	for (;; p++) {
+		char c = *p;
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (c - 'a' + 10);
+		else
+			break;
+	}
+	*pp = p;
+	return v;
+}
+
+/* Unmap whatever the kernel mapped for us outside our image (all but [vsyscall]). */
+static void unmap_foreign(void)
+{
+	unsigned long image_lo = (unsigned long)__executable_start & ~(PAGE_SIZE - 1);
+	unsigned long image_hi = ((unsigned long)_end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	long fd = sys3(__NR_open, "/proc/self/maps", O_RDONLY, 0);
+	long n = 0, k;
+
+	if (fd < 0)
+		stub_fail(STEP_UNMAP, fd, 0, 0);
+	while ((k = sys3(__NR_read, fd, self_maps + n, sizeof(self_maps) - 1 - n)) > 0)
+		n += k;
+	self_maps[n] = 0;
+	sys3(__NR_close, fd, 0, 0);
+
+	for (const char *p = self_maps; *p;) {
+		unsigned long lo = parse_hex(&p);
+		p++;	/* '-' */
+		unsigned long hi = parse_hex(&p);
+		while (*p && *p != '\n')
+			p++;
+		if (*p)
+			p++;
+		if (lo >= VSYSCALL_START || (lo >= image_lo && hi <= image_hi))
+			continue;
+		long ret = sys3(__NR_munmap, lo, hi - lo, 0);
+		if (ret)
+			stub_fail(STEP_UNMAP, ret, lo, hi);
+	}
+}
+
+static void map_regions(void)
+{
+	for (uint32_t i = 0; i < layout.nr_maps; i++) {
+		struct stub_map *m = &maps[i];
+		unsigned long len = m->rec_end - m->rec_start;
+		long ret = sys6(__NR_mmap, m->rec_start, len, m->prot,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+		if (ret != (long)m->rec_start)
+			stub_fail(STEP_MMAP, ret < 0 ? ret : -17, m->rec_start, m->rec_end);
+		ret = sys3(__NR_madvise, m->rec_start, len, MADV_NOHUGEPAGE);
+		if (ret)
+			stub_fail(STEP_MADVISE, ret, m->rec_start, m->rec_end);
+	}
+}
+
+static long create_uffd(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = layout.uffd_features };
+	long uffd = sys3(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0);
+	long ret;
+
+	if (uffd < 0)
+		stub_fail(STEP_USERFAULTFD, uffd, 0, 0);
+	ret = sys3(__NR_ioctl, uffd, UFFDIO_API, &api);
+	if (ret)
+		stub_fail(STEP_UFFDIO_API, ret, 0, 0);
+
+	for (uint32_t i = 0; i < layout.nr_maps; i++) {
+		struct stub_map *m = &maps[i];
+		struct uffdio_register reg = {
+			.range = { .start = m->rec_start, .len = m->rec_end - m->rec_start },
+			.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+		};
+		if (!m->register_uffd)
+			continue;
+		ret = sys3(__NR_ioctl, uffd, UFFDIO_REGISTER, &reg);
+		if (ret)
+			stub_fail(STEP_UFFDIO_REGISTER, ret, m->rec_start, m->rec_end);
+	}
+	return uffd;
+}
+
+static void set_mm(void)
+{
+	struct prctl_mm_map mm = {
+		.start_code = layout.mm[MM_START_CODE], .end_code = layout.mm[MM_END_CODE],
+		.start_data = layout.mm[MM_START_DATA], .end_data = layout.mm[MM_END_DATA],
+		.start_brk = layout.mm[MM_START_BRK], .brk = layout.mm[MM_BRK],
+		.start_stack = layout.mm[MM_START_STACK],
+		.arg_start = layout.mm[MM_ARG_START], .arg_end = layout.mm[MM_ARG_END],
+		.env_start = layout.mm[MM_ENV_START], .env_end = layout.mm[MM_ENV_END],
+		.auxv = (__u64 *)auxv, .auxv_size = layout.auxv_size,
+		.exe_fd = (uint32_t)-1,
+	};
+	long ret = sys6(__NR_prctl, PR_SET_MM, PR_SET_MM_MAP, (long)&mm, sizeof(mm), 0, 0);
+
+	if (ret)
+		stub_fail(STEP_PR_SET_MM_MAP, ret, 0, 0);
+}
+
+static void send_uffd(long uffd)
+{
+	struct stub_reply reply = { .step = STEP_OK };
+	struct iov iov = { &reply, sizeof(reply) };
+	struct cmsg_fd cmsg = { .len = 20, .level = SOL_SOCKET, .type = SCM_RIGHTS, .fd = (int)uffd };
+	struct msg_hdr msg = { .iov = &iov, .iovlen = 1, .control = &cmsg, .controllen = 24 };
+	long ret = sys3(__NR_sendmsg, STUB_SOCK_FD, &msg, 0);
+
+	if (ret != sizeof(reply))
+		stub_fail(STEP_SEND_UFFD, ret < 0 ? ret : -5, 0, 0);
+}
+
+__attribute__((used, noreturn)) static void stub_main(void)
+{
+	long uffd;
+
+	read_layout();
+	unmap_foreign();
+	map_regions();
+	uffd = create_uffd();
+	set_mm();
+	send_uffd(uffd);
+	sys3(__NR_close_range, 3, ~0U, 0);
+	/* The server sets the recorded registers while we are stopped here and
+	 * detaches; whoever continues us resumes at the recorded pc. */
+	sys3(__NR_kill, sys3(__NR_getpid, 0, 0, 0), SIGSTOP, 0);
+	stub_exit(127);	/* continued without registers: never run on */
+}
+
+__attribute__((naked, noreturn)) void _start(void)
+{
+	asm volatile("lea stub_stack+65536(%rip), %rsp\n\t"
+		     "call stub_main\n\t"
+		     "hlt");
+}
