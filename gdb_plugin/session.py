@@ -565,13 +565,19 @@ def close_all() -> None:
 
 
 def kill_all() -> None:
-    """GDB is exiting: end the rematerialized processes without asking GDB anything."""
+    """GDB is exiting: kill the temporary inferiors (GDB would detach them) and
+    end the rematerialized processes."""
     global _goto, _cached
-    for sess in (_goto, _cached):
-        if sess is not None and sess._remat_cm is not None:
-            cm, sess._remat_cm = sess._remat_cm, None
-            try:
-                cm.__exit__(None, None, None)
-            except Exception:
-                pass
+    for sess in (_cached, _goto):
+        if sess is None:
+            continue
+        try:
+            sess.close()
+        except Exception:  # GDB half gone: at least end the processes
+            if sess._remat_cm is not None:
+                cm, sess._remat_cm = sess._remat_cm, None
+                try:
+                    cm.__exit__(None, None, None)
+                except Exception:
+                    pass
     _goto = _cached = None

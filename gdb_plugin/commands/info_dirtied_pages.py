@@ -78,11 +78,7 @@ Examples:
 
     @staticmethod
     def _one_page(pages, address: str) -> None:
-        try:
-            target_addr = int(gdb.parse_and_eval(address).cast(
-                gdb.lookup_type("unsigned long")))
-        except gdb.error as exc:
-            raise gdb.GdbError(str(exc)) from None
+        target_addr = _address_of(address)
         rec_page = target_addr & ~(report.PAGE_SIZE - 1)
         for page in pages:
             if page.rec_addr == rec_page:
@@ -90,6 +86,30 @@ Examples:
                     gdb.write(line + "\n")
                 return
         raise gdb.GdbError(f"The last call did not write the page at {rec_page:#x}.")
+
+
+def _eval_address(address: str) -> int:
+    return int(gdb.parse_and_eval(address).cast(gdb.lookup_type("unsigned long")))
+
+
+def _address_of(address: str) -> int:
+    """ADDRESS evaluated in the user's inferior, else in the kept call-at-time inferior
+    (which has the recorded program's symbols at their recorded addresses)."""
+    from gdb_plugin import session
+    try:
+        return _eval_address(address)
+    except gdb.error as exc:
+        kept = session.cached_session() or session.goto_session()
+        if kept is None or kept.inferior.num is None:
+            raise gdb.GdbError(str(exc)) from None
+        first = exc
+    kept.inferior.select()
+    try:
+        return _eval_address(address)
+    except gdb.error:
+        raise gdb.GdbError(str(first)) from None
+    finally:
+        kept.inferior._restore_user()
 
 
 def register() -> None:
