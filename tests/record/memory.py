@@ -1,0 +1,34 @@
+"""Read a recording's memory at a tick in bulk: the page map once, contents cached."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from snapshotdb import queries
+from snapshotdb.models import PageContent
+from snapshotdb.pages import PAGE_SIZE, ZERO_PAGE
+
+
+class TickMemory:
+    def __init__(self, session: Session, tick: int):
+        self.session = session
+        self.tick = tick
+        self.map = queries.page_map(session, tick)
+        self._cache: dict[int, bytes] = {}
+
+    def page(self, rec_addr: int) -> bytes:
+        cid = self.map.get(rec_addr)
+        if cid is None:
+            return ZERO_PAGE
+        if cid not in self._cache:
+            self._cache[cid] = queries.content(self.session, cid, where=f"{rec_addr:#x}")
+        return self._cache[cid]
+
+    def read(self, rec_addr: int, length: int) -> bytes:
+        assert rec_addr % PAGE_SIZE == 0 and length % PAGE_SIZE == 0
+        return b"".join(self.page(a) for a in range(rec_addr, rec_addr + length, PAGE_SIZE))
+
+    def digests(self) -> dict[int, bytes]:
+        """rec_addr -> sha256 of every page with content at this tick."""
+        by_id = dict(self.session.execute(select(PageContent.id, PageContent.digest)).all())
+        return {a: by_id[c] for a, c in self.map.items()}
