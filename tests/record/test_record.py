@@ -1,0 +1,156 @@
+"""`ttd record` end to end: breakpoints with --hits, a crash recorded before it kills the
+process, an exit snapshot, the program's output, incremental storage, and bad input."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from snapshotdb import queries
+from snapshotdb.db import open_engine
+from snapshotdb.models import PageContent, PageVersion
+from tests.conftest import TOP, run_ttd
+
+PAGE = 4096
+HEAP_PAGES = (64 << 20) // PAGE
+
+
+def timeline(db) -> list[dict]:
+    result = run_ttd("timeline", str(db), "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_breakpoints_hits_and_exit(build_target, tmp_path):
+    bank = build_target("examples/bank.c")
+    db = tmp_path / "bank.db"
+    result = run_ttd("record", "-o", str(db), "--break", "transfer", "--hits", "3",
+                     "--break", "total_cents", "--", str(bank), "5", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "5 transfers, 1500 cents moved, total 13200" in result.stdout  # the program's own
+    assert f"recorded 5 snapshots into '{db}'" in result.stderr
+    entries = timeline(db)
+    assert [e["tick"] for e in entries] == [1, 2, 3, 4, 5]
+    assert [e["reason"] for e in entries] == ["breakpoint"] * 4 + ["exit"]
+    assert [e["function"] for e in entries[:4]] == ["transfer"] * 3 + ["total_cents"]
+    assert all(e["file"].endswith("bank.c") and e["line"] > 0 for e in entries[:4])
+    assert entries[0]["line"] == entries[1]["line"] == entries[2]["line"]
+    assert len({e["thread"] for e in entries}) == 1
+    assert all(e["pc"].startswith("0x") for e in entries)
+
+
+def test_ledger_changes_between_ticks(build_target, tmp_path):
+    """The recorded globals are the program's: ledger.transfers counts up tick by tick."""
+    bank = build_target("examples/bank.c")
+    db = tmp_path / "bank.db"
+    run_ttd("record", "-o", str(db), "--break", "transfer", "--", str(bank), "4",
+            timeout=120, check=True)
+    ledger_offset = _symbol_offset(bank, "ledger")
+    engine = open_engine(db)
+    with Session(engine) as session:
+        snap = queries.snapshot_at(session, 1)
+        base = next(m.start for m in snap.mappings if m.offset == 0 and m.path.endswith(bank.name))
+        counts = [int.from_bytes(queries.read_memory(session, base + ledger_offset, 8, t),
+                                 "little") for t in (1, 2, 3, 4)]
+    engine.dispose()
+    assert counts == [0, 1, 2, 3]
+
+
+def _symbol_offset(exe, name: str) -> int:
+    from elftools.elf.elffile import ELFFile
+    with open(exe, "rb") as f:
+        symbol = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)[0]
+        return symbol["st_value"]
+
+
+def test_crash_is_recorded_before_it_kills(build_target, tmp_path):
+    crash = build_target("tests/record/crash.c")
+    db = tmp_path / "crash.db"
+    result = run_ttd("record", "-o", str(db), "--break", "step", "--hits", "2", "--",
+                     str(crash), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "about to crash after 6" in result.stdout
+    assert "the program was killed by SIGSEGV" in result.stderr
+    entries = timeline(db)
+    assert [(e["tick"], e["reason"]) for e in entries] == [
+        (1, "breakpoint"), (2, "breakpoint"), (3, "signal")]
+    assert entries[2]["signal"] == "SIGSEGV" and entries[2]["function"] == "main"
+
+
+def test_hundred_snapshots_store_only_what_changed(build_target, tmp_path):
+    churn = build_target("tests/record/churn.c")
+    db = tmp_path / "churn.db"
+    result = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--hits", "100", "--",
+                     str(churn), "100", timeout=300)
+    assert result.returncode == 0, result.stderr
+    engine = open_engine(db)
+    with Session(engine) as session:
+        assert [s.tick for s in queries.timeline(session)] == list(range(1, 102))
+        contents = session.scalar(select(func.count()).select_from(PageContent))
+        per_tick = dict(session.execute(
+            select(PageVersion.first_tick, func.count()).group_by(PageVersion.first_tick)).all())
+    engine.dispose()
+    # tick 1 holds the whole heap; each later tick its 10 rewritten pages, plus the
+    # stack page and the PRNG's page of .data
+    assert HEAP_PAGES <= per_tick[1] < HEAP_PAGES + 1000
+    assert all(10 <= per_tick[t] <= 14 for t in range(2, 101)), per_tick
+    assert contents < HEAP_PAGES + 1000 + 100 * 14
+    # 100 x 64 MiB would be 6.4 GB; the content rows are raw 4 KiB pages (random
+    # bytes do not compress), so the file is the content plus SQLite's row layout
+    size = os.path.getsize(db)
+    assert size < 1.5 * (HEAP_PAGES + 1000 + 1400) * PAGE, size
+
+
+def test_program_not_found(tmp_path):
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", "no-such-program-ttd",
+                     timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "ttd: Program 'no-such-program-ttd' not found."
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_location_that_does_not_resolve(build_target, tmp_path):
+    bank = build_target("examples/bank.c")
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--break", "no_such_function",
+                     "--", str(bank), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("ttd: Breakpoint location 'no_such_function' does not "
+                                     "resolve: Function \"no_such_function\" not defined.")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_existing_output_is_refused(build_target, tmp_path):
+    bank = build_target("examples/bank.c")
+    existing = tmp_path / "old.db"
+    existing.write_bytes(b"keep me")
+    result = run_ttd("record", "-o", str(existing), "--", str(bank), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"ttd: '{existing}' already exists; ttd record writes "
+                                     "a new recording.")
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_no_program(tmp_path):
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("ttd: No program to record.")
+
+
+def test_gdb_missing(build_target, tmp_path):
+    bank = build_target("examples/bank.c")
+    env = dict(os.environ, PATH=str(tmp_path))  # no gdb on PATH
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", str(bank), timeout=60,
+                     env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "ttd: gdb not found: install it (apt-get install gdb)."
+
+
+@pytest.mark.parametrize("hits", ["0", "-1"])
+def test_bad_hits(tmp_path, hits):
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--hits", hits, "--", "true",
+                     timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttd: --hits must be at least 1, not {hits}."
