@@ -1,0 +1,77 @@
+"""The GDB side: ttd open / close / timeline / snapshot, and their error messages."""
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import PLUGIN
+
+GDB_TIMEOUT = 120
+
+
+def gdb_batch(*commands: str, program=None) -> list[str]:
+    """Run GDB with the plugin and `commands`; return its output lines (stdout + stderr)."""
+    argv = ["gdb", "--nx", "-q", "-batch", "-ex", "set confirm off", "-ex", f"source {PLUGIN}"]
+    for command in commands:
+        argv += ["-ex", command]
+    if program is not None:
+        argv.append(str(program))
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=GDB_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
+    return (proc.stdout + proc.stderr).splitlines()
+
+
+def test_commands_need_an_open_recording():
+    lines = gdb_batch("ttd snapshot", "ttd timeline", "ttd close")
+    assert lines.count('No recording is open. Use "ttd open DB".') == 3
+
+
+def test_open_errors(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    lines = gdb_batch(f"ttd open {tmp_path}/no/such/dir/x.db", f"ttd open {text}", "ttd open")
+    assert f"Cannot create '{tmp_path}/no/such/dir/x.db': directory does not exist." in lines
+    assert f"'{text}' is not a ttd recording (not an SQLite database)." in lines
+    assert "Usage: ttd open DB" in lines
+
+
+def test_snapshot_needs_a_live_process(tmp_path, build_target):
+    bank = build_target("examples/bank.c")
+    lines = gdb_batch(f"ttd open {tmp_path}/a.db", "ttd snapshot", "ttd timeline", program=bank)
+    assert f"Created new recording '{tmp_path}/a.db'." in lines
+    assert "The program is not being run." in lines
+    assert "No snapshots." in lines
+
+
+def test_snapshot_refuses_a_core_file(tmp_path, build_target):
+    bank = build_target("examples/bank.c")
+    core = tmp_path / "bank.core"
+    gdb_batch("break transfer", "run", f"gcore {core}", "kill", program=bank)
+    lines = gdb_batch(f"core-file {core}", f"ttd open {tmp_path}/a.db", "ttd snapshot",
+                      program=bank)
+    assert "ttd snapshot needs a native process; this inferior runs on a 'core' target." in lines
+
+
+def test_snapshot_timeline_and_bad_arguments(tmp_path, build_target):
+    bank = build_target("examples/bank.c")
+    db = tmp_path / "a.db"
+    lines = gdb_batch(f"ttd open {db}", "break transfer", "run", "ttd snapshot --reason bogus",
+                      "ttd snapshot", "continue", "ttd snapshot --reason breakpoint second call",
+                      "ttd timeline", "ttd close", f"ttd open {db}", "ttd timeline",
+                      program=bank)
+    assert ("ttd snapshot: argument --reason: invalid choice: 'bogus' (choose from 'manual', "
+            "'breakpoint', 'signal', 'exit')") in lines
+    assert any(line.startswith("Snapshot tick 1: ") for line in lines)
+    assert any(line.startswith("Snapshot tick 2: ") for line in lines)
+    assert f"Opened recording '{db}'." in lines
+    header = [i for i, line in enumerate(lines) if line.split() == ["TICK", "REASON", "THREAD",
+                                                                    "PC", "WHERE"]]
+    assert len(header) == 2  # before and after reopening
+    rows = lines[header[1] + 1:header[1] + 3]
+    assert rows[0].split()[:2] == ["1", "manual"] and "transfer at " in rows[0]
+    assert rows[1].split()[:2] == ["2", "breakpoint"] and rows[1].endswith("# second call")
+
+
+def test_every_command_has_help():
+    lines = gdb_batch("help ttd")
+    for sub in ("open", "close", "timeline", "snapshot"):
+        assert any(line.startswith(f"ttd {sub} -- ") for line in lines), sub
