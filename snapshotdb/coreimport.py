@@ -41,7 +41,7 @@ AT_PHDR = 3
 AT_ENTRY = 9
 AT_SYSINFO_EHDR = 33
 AT_EXECFN = 31
-HEAP_SEARCH = 0x2000000 + 0x10000000  # brk randomization range, with room to spare
+HEAP_SEARCH = 0x40000000 + 0x10000000  # x86_64 brk randomization range (1 GiB), with room
 
 
 @dataclass

@@ -1,0 +1,120 @@
+"""`ttd import-core`: a kernel core of a crash, a core whose mapped file changed, bad input.
+(A gcore of the same moment as a live snapshot is compared in test_fidelity.py.)"""
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from snapshotdb import queries
+from snapshotdb.db import open_engine
+from tests.conftest import require, run_ttd
+
+TIMEOUT = 60
+
+
+def _unlimited_core():
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+@pytest.fixture(scope="module")
+def kernel_core(build_target, tmp_path_factory):
+    """A core the kernel writes when tests/record/crash.c dies of SIGSEGV."""
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    require(not pattern.startswith("|") and "/" not in pattern,
+            f"kernel core_pattern {pattern!r} does not write a core file beside the process")
+    crash = build_target("tests/record/crash.c")
+    work = tmp_path_factory.mktemp("kcore")
+    shutil.copy(crash, work / "crash")
+    proc = subprocess.run(["./crash", "first-arg"], cwd=work, preexec_fn=_unlimited_core,
+                          capture_output=True, timeout=TIMEOUT)
+    assert proc.returncode == -11
+    cores = sorted(work.glob("core*"))
+    assert cores, "the kernel wrote no core"
+    return work, cores[0]
+
+
+def test_kernel_core_of_a_crash(kernel_core, tmp_path):
+    work, core = kernel_core
+    db = tmp_path / "k.db"
+    result = run_ttd("import-core", str(db), str(core), timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # every left-out page came from a matching file
+    assert result.stdout.startswith(f"Imported '{core}' as tick 1: ")
+    engine = open_engine(db)
+    with Session(engine) as session:
+        snap = queries.snapshot_at(session, 1)
+        rec = queries.recording(session)
+        paths = {m.path for m in snap.mappings}
+        assert {"[stack]", "[heap]", "[vdso]", "[vvar]", str(work / "crash")} <= paths
+        assert (snap.reason, snap.signal, snap.function) == ("core", "SIGSEGV", "main")
+        assert [t.tid for t in snap.threads] == [snap.stop_tid]
+        assert len(snap.threads[0].xstate) > 576
+        assert rec.exe_path == str(work / "crash") and rec.cmdline == '["./crash", "first-arg"]'
+        args = queries.read_memory(session, snap.arg_start, snap.arg_end - snap.arg_start, 1)
+        assert args == b"./crash\0first-arg\0"
+        assert snap.start_brk == next(m.start for m in snap.mappings if m.path == "[heap]")
+        code = next(m for m in snap.mappings if m.path.endswith("/crash") and "x" in m.perms)
+        assert (snap.start_code, snap.end_code) == (code.start, code.end)
+        # libc's text was left out of the core and read back from the library itself
+        libc_text = next(m for m in snap.mappings if "libc.so" in m.path and "x" in m.perms)
+        with open(libc_text.path, "rb") as f:
+            f.seek(libc_text.offset)
+            assert queries.read_memory(session, libc_text.start, 8192, 1) == f.read(8192)
+    engine.dispose()
+
+
+def test_core_whose_executable_changed_warns(kernel_core, tmp_path, build_target):
+    work, core = kernel_core
+    other = build_target("examples/bank.c")
+    result = run_ttd("import-core", str(tmp_path / "k.db"), str(core), "--exe", str(other),
+                     timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.splitlines()
+    assert warnings and all(w.startswith("ttd: warning: ") for w in warnings)
+    assert f"the file '{other}' differs from the one the core was made with; these pages " \
+           "read as zeros" in warnings[0]
+
+
+def test_missing_core(tmp_path):
+    result = run_ttd("import-core", str(tmp_path / "k.db"), str(tmp_path / "nope"),
+                     timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttd: No core file at '{tmp_path / 'nope'}'."
+    assert not (tmp_path / "k.db").exists()
+
+
+def test_not_elf(tmp_path):
+    bogus = tmp_path / "core.txt"
+    bogus.write_text("not a core\n")
+    result = run_ttd("import-core", str(tmp_path / "k.db"), str(bogus), timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttd: '{bogus}' is not a core file (not ELF)."
+
+
+def test_elf_but_not_core(tmp_path, build_target):
+    exe = build_target("examples/bank.c")
+    result = run_ttd("import-core", str(tmp_path / "k.db"), str(exe), timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttd: '{exe}' is an ELF file but not a core file."
+
+
+def test_truncated_core(kernel_core, tmp_path):
+    _, core = kernel_core
+    cut = tmp_path / "cut.core"
+    cut.write_bytes(core.read_bytes()[:64 + 56 * 3])
+    result = run_ttd("import-core", str(tmp_path / "k.db"), str(cut), timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttd: '{cut}' is truncated: its program headers are cut short."
+
+
+def test_missing_exe_option(kernel_core, tmp_path):
+    _, core = kernel_core
+    result = run_ttd("import-core", str(tmp_path / "k.db"), str(core), "--exe",
+                     str(tmp_path / "gone"), timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttd: Executable '{tmp_path / 'gone'}' not found."
