@@ -46,7 +46,7 @@ READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 
 # struct spec_head in native/ttd-pageserver.c; then maps, auxv, xstate, db path
-SPEC_HEAD = struct.Struct(f"<8sQIIIIII11Q{GPREGS_SIZE}s{FPREGS_SIZE}s")
+SPEC_HEAD = struct.Struct(f"<8sQIIIIIIII11Q{GPREGS_SIZE}s{FPREGS_SIZE}s")
 # struct stub_map in native/layout.h
 SPEC_MAP = struct.Struct("<QQII")
 MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
@@ -82,7 +82,7 @@ def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
             f"general registers and {len(fpregs)} of FP registers ({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
     path = os.fsencode(os.path.abspath(db_path))
     head = SPEC_HEAD.pack(b"TTDSPEC1", tick, len(maps), len(auxv), len(xstate), len(path),
-                          MODES[mode], fault_around_pages, *mm, gpregs, fpregs)
+                          MODES[mode], fault_around_pages, thread.tid, 0, *mm, gpregs, fpregs)
     body = b"".join(SPEC_MAP.pack(m.start, m.end, _prot(m.perms), 1) for m in maps)
     return head + body + auxv + xstate + path
 

@@ -88,6 +88,8 @@ struct spec_head {
 	uint32_t db_path_size;
 	uint32_t mode;		/* enum serve_mode */
 	uint32_t fault_around_pages;	/* 1 = no fault-around */
+	uint32_t rec_tid;	/* the recorded thread: its id is reused when free */
+	uint32_t reserved;
 	uint64_t mm[MM_NR];
 	uint8_t gpregs[sizeof(struct user_regs_struct)];
 	uint8_t fpregs[sizeof(struct user_fpregs_struct)];
@@ -123,6 +125,9 @@ struct server {
 	uint32_t *lat_ns;
 	size_t nr_lat, cap_lat;
 	int xstate_restored;
+	int same_tid;		/* the process got the recorded thread's id */
+	int can_poison;		/* UFFDIO_POISON available */
+	uint64_t serving_lo, serving_hi;	/* the range being filled, for poison_serving() */
 };
 
 static struct server srv = { .ctl_fd = 0, .out_fd = -1, .err_fd = -1, .uffd = -1,
@@ -187,6 +192,23 @@ static void kill_stub(void)
 	srv.pid = 0;
 }
 
+/*
+ * Make the range being filled fail for whoever waits on it (UFFDIO_POISON: the
+ * access gets EFAULT/SIGBUS). Without this, once the server is gone the kernel
+ * lets the waiting access retry as plain anonymous memory, which reads zeros.
+ */
+static void poison_serving(void)
+{
+	struct uffdio_poison poison = {
+		.range = { .start = srv.serving_lo, .len = srv.serving_hi - srv.serving_lo },
+	};
+
+	if (!srv.can_poison || srv.uffd < 0 || srv.serving_hi <= srv.serving_lo)
+		return;
+	if (ioctl(srv.uffd, UFFDIO_POISON, &poison))
+		pr_debug("UFFDIO_POISON 0x%" PRIx64 ": %s", srv.serving_lo, strerror(errno));
+}
+
 /* A fatal error: the process must not run on; tell the caller in one line. */
 static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
 {
@@ -196,7 +218,8 @@ static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	kill_stub();
+	kill_stub();	/* first: whoever waits on the range wakes up to a dead process */
+	poison_serving();
 	pr_debug("%s", msg);
 	ctl_printf("ERROR %s\n", msg);
 	exit(2);
@@ -447,6 +470,33 @@ static const char *step_name(int step)
 	return "an unknown step";
 }
 
+/*
+ * fork, but with the recorded thread id when it is free (clone3 set_tid, as
+ * CRIU restores pids; needs CAP_SYS_ADMIN): glibc keeps the tid in the thread
+ * descriptor, and libthread_db (GDB's TLS lookups) insists they agree.
+ */
+static pid_t fork_as_recorded(void)
+{
+	struct clone_args {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+			 tls, set_tid, set_tid_size, cgroup;
+	} args = { .exit_signal = SIGCHLD };
+	pid_t want = (pid_t)srv.spec.rec_tid;
+	pid_t pid = -1;
+
+	if (want > 0) {
+		args.set_tid = (uint64_t)&want;
+		args.set_tid_size = 1;
+		pid = syscall(SYS_clone3, &args, sizeof(args));
+		if (pid > 0)
+			srv.same_tid = 1;
+		if (pid >= 0)
+			return pid;
+		pr_debug("clone3 with the recorded tid %d: %s; any pid will do", want, strerror(errno));
+	}
+	return fork();
+}
+
 static void spawn_stub(int sock_child)
 {
 	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -454,7 +504,7 @@ static void spawn_stub(int sock_child)
 
 	if (devnull < 0)
 		die("cannot open /dev/null: %s", strerror(errno));
-	pid = fork();
+	pid = fork_as_recorded();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -698,8 +748,11 @@ static void workaround_fill(uint64_t page)
 				die("workaround: pagemap read: %s", strerror(errno));
 		}
 	}
+	srv.serving_lo = page;
+	srv.serving_hi = page + PAGE_SIZE;
 	fetch_range(page, page + PAGE_SIZE, srv.buf);
 	long done = uffd_copy(page, page + PAGE_SIZE, UFFDIO_COPY_MODE_DONTWAKE);
+	srv.serving_hi = 0;
 	if (pwrite(srv.clear_refs_fd, "4", 1, 0) != 1)
 		die("workaround: write to clear_refs: %s", strerror(errno));
 	if (done >= 0)
@@ -729,8 +782,11 @@ static void serve_fault(uint64_t fault_addr)
 				hi = p;
 				break;
 			}
+		srv.serving_lo = page;
+		srv.serving_hi = hi;
 		fetch_range(page, hi, srv.buf);
 		long done = uffd_copy(page, hi, UFFDIO_COPY_MODE_WP);
+		srv.serving_hi = 0;
 		if (done == 0)
 			uffd_wake(page, PAGE_SIZE);	/* already there: just wake the faulter */
 		hi = done > 0 ? page + done : page;
@@ -828,12 +884,13 @@ static void format_stats(char *out, size_t len)
 		 "{\"faults\": %" PRIu64 ", \"pages_served\": %" PRIu64 ", \"zero_pages\": %" PRIu64
 		 ", \"bytes\": %" PRIu64 ", \"serve_us_p50\": %.2f, \"serve_us_p99\": %.2f"
 		 ", \"serve_us_max\": %.2f, \"serve_us_mean\": %.2f, \"mode\": \"%s\""
-		 ", \"fault_around_pages\": %u, \"xstate_restored\": %s}",
+		 ", \"fault_around_pages\": %u, \"xstate_restored\": %s"
+		 ", \"same_tid\": %s}",
 		 srv.faults, srv.pages_served, srv.zero_pages, srv.bytes,
 		 percentile_us(sorted, srv.nr_lat, 0.5), percentile_us(sorted, srv.nr_lat, 0.99),
 		 srv.nr_lat ? sorted[srv.nr_lat - 1] / 1000.0 : 0.0,
 		 srv.nr_lat ? sum / srv.nr_lat / 1000.0 : 0.0, modes[srv.spec.mode % 3],
-		 srv.spec.fault_around_pages, srv.xstate_restored ? "true" : "false");
+		 srv.spec.fault_around_pages, srv.xstate_restored ? "true" : "false", srv.same_tid ? "true" : "false");
 	free(sorted);
 }
 
@@ -1043,7 +1100,8 @@ int main(int argc, char **argv)
 	read_stub_image();
 	check_overlap();
 	open_db();
-	start_stub(NEED_UFFD_API_FEATURES);
+	srv.can_poison = !!(features & UFFD_FEATURE_POISON);
+	start_stub(NEED_UFFD_API_FEATURES | (features & UFFD_FEATURE_POISON));
 	close(srv.out_fd);
 	close(srv.err_fd);
 	if (srv.spec.mode == MODE_EAGER)

@@ -215,3 +215,43 @@ class _Watchdog:
 
     def cancel(self) -> None:
         self._timer.cancel()
+
+
+# ---- reading and writing another process's memory the way the kernel forwards faults
+
+
+def process_vm_readv(pid: int, target_addr: int, length: int) -> bytes:
+    buf = ctypes.create_string_buffer(length)
+    local = _IoVec(ctypes.cast(buf, ctypes.c_void_p), length)
+    remote = _IoVec(target_addr, length)
+    n = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if n != length:
+        err = ctypes.get_errno()
+        raise OSError(err, f"process_vm_readv({pid}, {target_addr:#x}, {length}) = {n}: {os.strerror(err)}")
+    return buf.raw
+
+
+def process_vm_writev(pid: int, target_addr: int, data: bytes) -> None:
+    buf = ctypes.create_string_buffer(data, len(data))
+    local = _IoVec(ctypes.cast(buf, ctypes.c_void_p), len(data))
+    remote = _IoVec(target_addr, len(data))
+    n = _libc.process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if n != len(data):
+        err = ctypes.get_errno()
+        raise OSError(err, f"process_vm_writev({pid}, {target_addr:#x}) = {n}: {os.strerror(err)}")
+
+
+for _f in (_libc.process_vm_readv, _libc.process_vm_writev):
+    _f.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
+                   ctypes.c_ulong]
+    _f.restype = ctypes.c_ssize_t
+
+
+def attach_stopped(pid: int) -> None:
+    """PTRACE_ATTACH to a stopped process and wait for its stop."""
+    ptrace(PTRACE_ATTACH, pid)
+    os.waitpid(pid, os.WUNTRACED | 0x40000000)  # __WALL: we are not its parent
+
+
+def detach_stopped(pid: int) -> None:
+    ptrace(PTRACE_DETACH, pid, 0, signal.SIGSTOP)

@@ -1,0 +1,36 @@
+"""Fixtures for tests/native: the native build and a real recording of remat_target.c."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+
+import pytest
+
+from tests.conftest import TOP, require
+from tests.native.recording_fixture import record
+
+
+def kernel_at_least(major: int, minor: int) -> bool:
+    release = platform.release().split("-")[0].split(".")
+    return (int(release[0]), int(release[1])) >= (major, minor)
+
+
+@pytest.fixture(scope="session")
+def native_build():
+    """Builds native/ and checks the host can run it (root, Linux 6.7+)."""
+    require(os.geteuid() == 0, "rematerialization needs root (userfaultfd, ptrace, PR_SET_MM_MAP)")
+    require(kernel_at_least(6, 7), "needs Linux 6.7+ (UFFD_FEATURE_WP_ASYNC, PAGEMAP_SCAN)")
+    subprocess.run(["make", "-s", "-C", str(TOP / "native")], check=True, capture_output=True,
+                   timeout=300)
+    return TOP / "native"
+
+
+@pytest.fixture(scope="session")
+def recording(native_build, build_target, tmp_path_factory):
+    """remat_target recorded at its two int3s: ticks 1 and 2; it exits with 42."""
+    binary = build_target("tests/native/remat_target.c")
+    db = tmp_path_factory.mktemp("rec") / "remat.db"
+    result = record(str(binary), str(db))
+    assert result.exit_code == 42 and len(result.ticks) == 2, result
+    return result

@@ -1,0 +1,356 @@
+"""Rematerialization (issue 3): a recorded process rebuilt at a tick, memory filled
+lazily through userfaultfd, written pages tracked exactly. Real processes, real
+recordings (recording_fixture.py), no GDB."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import struct
+import subprocess
+import pytest
+
+from sqlalchemy.orm import Session
+
+from gdb_plugin.rematerialize import RematerializeError, rematerialize
+from snapshotdb import queries
+from snapshotdb.db import open_engine
+from snapshotdb.pages import PAGE_SIZE, encode
+from snapshotdb.reader import PageReader
+from tests.conftest import TOP, VENV_PYTHON, require
+from tests.native.recording_fixture import (attach_stopped, detach_stopped, get_regs,
+                                            process_vm_readv, process_vm_writev)
+
+pytestmark = pytest.mark.timeout(120)
+
+GPREG_NAMES = ("r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs "
+               "eflags rsp ss fs_base gs_base ds es fs gs").split()
+STUB_IMAGE_START = 0x2F0000000000
+
+
+def region_of(recording) -> int:
+    """The address of remat_target's 1 MiB mmap region (it prints it)."""
+    return int(re.search(rb"region=(0x[0-9a-f]+)", recording.stdout).group(1), 16)
+
+
+def readable(maps):
+    return [m for m in maps if m.perms[0] == "r"]
+
+
+def db_bytes(db_path, tick: int, start: int, end: int) -> bytes:
+    engine = open_engine(db_path)
+    try:
+        with PageReader(engine, tick) as reader:
+            return reader.read(start, end - start)
+    finally:
+        engine.dispose()
+
+
+def proc_maps(pid: int) -> list[tuple[int, int, str, int, str]]:
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            out.append((lo, hi, parts[1], int(parts[4]), parts[5].strip() if len(parts) > 5 else ""))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+# ---- memory -------------------------------------------------------------------------
+
+
+def test_every_page_equals_the_recording_at_the_tick(recording):
+    """Tick 1, not tick 2: some pages changed in between, and we must see tick 1's."""
+    tick1, tick2 = recording.ticks
+    differing = 0
+    with rematerialize(recording.db_path, 1) as proc:
+        for m in readable(tick1.maps):
+            got = process_vm_readv(proc.pid, m.start, m.end - m.start)
+            assert got == db_bytes(recording.db_path, 1, m.start, m.end), f"{m.start:#x} {m.path}"
+            differing += got != db_bytes(recording.db_path, 2, m.start, m.end)
+        assert proc.stats()["faults"] > 0
+    assert differing >= 3  # heap, .data, the region: the tick really matters
+
+
+def test_reading_everything_writes_nothing(recording):
+    with rematerialize(recording.db_path, 1) as proc:
+        for m in readable(recording.ticks[0].maps):
+            process_vm_readv(proc.pid, m.start, m.end - m.start)
+        assert proc.written_pages() == []
+        stats = proc.stats()
+        total = sum(m.end - m.start for m in readable(recording.ticks[0].maps))
+        assert stats["bytes"] >= total and stats["zero_pages"] > 0
+
+
+def chosen_pages(recording) -> list[int]:
+    """Writable pages of several kinds: heap, stack, .data/.bss, a populated and a
+    never-populated page of the mmap region, libc's data."""
+    maps = recording.ticks[0].maps
+    region = region_of(recording)
+    heap = next(m for m in maps if m.path == "[heap]")
+    stack = next(m for m in maps if m.path == "[stack]")
+    libc_rw = next(m for m in maps if "libc" in m.path and m.perms.startswith("rw"))
+    data = next(m for m in maps if m.perms.startswith("rw") and m.path.endswith("remat_target-0"))
+    return sorted([heap.start + PAGE_SIZE, stack.end - PAGE_SIZE, region, region + PAGE_SIZE,
+                   region + 200 * PAGE_SIZE, libc_rw.start, data.start])
+
+
+def test_written_set_is_exactly_the_pages_written(recording):
+    pages = chosen_pages(recording)
+    with rematerialize(recording.db_path, 1) as proc:
+        process_vm_readv(proc.pid, pages[0], 64)  # a read first: must not count
+        for i, target_addr in enumerate(pages):
+            process_vm_writev(proc.pid, target_addr + 8 * i, b"written!")
+        assert proc.written_pages() == pages
+
+
+def test_clear_written_forgets_earlier_writes(recording):
+    pages = chosen_pages(recording)
+    with rematerialize(recording.db_path, 1) as proc:
+        for target_addr in pages:
+            process_vm_writev(proc.pid, target_addr, b"setup")
+        proc.clear_written()
+        assert proc.written_pages() == []
+        process_vm_writev(proc.pid, pages[2] + 100, b"later")
+        # a write through /proc/PID/mem (what gdbserver does) counts too
+        with open(f"/proc/{proc.pid}/mem", "r+b", buffering=0) as mem:
+            mem.seek(pages[4])
+            mem.write(b"via mem")
+        assert proc.written_pages() == [pages[2], pages[4]]
+        assert process_vm_readv(proc.pid, pages[0], 5) == b"setup"
+
+
+def test_zero_pages_are_installed_clean(recording):
+    """A never-populated page reads as zeros and a read of it does not count as a write."""
+    region = region_of(recording)
+    with rematerialize(recording.db_path, 1) as proc:
+        assert process_vm_readv(proc.pid, region + 3 * PAGE_SIZE, PAGE_SIZE) == bytes(PAGE_SIZE)
+        assert proc.written_pages() == []
+
+
+# ---- registers, auxv, layout, descriptors --------------------------------------------
+
+
+def test_registers_equal_the_recorded_ones(recording):
+    rec_gp, rec_fp, rec_xs = recording.ticks[1].regs
+    with rematerialize(recording.db_path, 2) as proc:
+        attach_stopped(proc.pid)
+        try:
+            gp, fp, xs = get_regs(proc.pid)
+        finally:
+            detach_stopped(proc.pid)
+        assert proc.stats()["xstate_restored"] is True
+    now = dict(zip(GPREG_NAMES, struct.unpack("<27Q", gp)))
+    then = dict(zip(GPREG_NAMES, struct.unpack("<27Q", rec_gp)))
+    assert now.pop("orig_rax") == 2**64 - 1  # no syscall restart on resume
+    then.pop("orig_rax")
+    assert now == then
+    assert fp == rec_fp
+    assert xs == rec_xs  # the whole XSAVE area: SSE, AVX (ymm upper halves), PKRU
+
+
+def test_auxv_and_mm_fields_are_the_recorded_ones(recording):
+    tick = recording.ticks[1]
+    with rematerialize(recording.db_path, 2) as proc:
+        with open(f"/proc/{proc.pid}/auxv", "rb") as f:
+            assert f.read() == tick.auxv
+        with open(f"/proc/{proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    engine = open_engine(recording.db_path)
+    with Session(engine) as session:
+        snap = queries.snapshot_at(session, 2)
+        expected = [snap.start_code, snap.end_code, snap.start_stack]
+        expected_tail = [snap.start_data, snap.end_data, snap.start_brk, snap.arg_start,
+                         snap.arg_end, snap.env_start, snap.env_end]
+    engine.dispose()
+    assert [int(fields[n - 3]) for n in (26, 27, 28)] == expected
+    assert [int(fields[n - 3]) for n in range(45, 52)] == expected_tail
+
+
+def test_every_mapping_at_its_address_with_its_protection_as_anonymous_memory(recording):
+    tick = recording.ticks[1]
+    with rematerialize(recording.db_path, 2) as proc:
+        now = proc_maps(proc.pid)
+    for m in tick.maps:
+        covering = [e for e in now if e[0] < m.end and e[1] > m.start]
+        assert covering and covering[0][0] <= m.start and covering[-1][1] >= m.end, m
+        assert all(e[1] == n[0] for e, n in zip(covering, covering[1:])), m  # no holes
+        for lo, hi, perms, inode, path in covering:
+            assert perms == m.perms, (m, perms)
+            assert inode == 0 and path in ("", "[heap]", "[stack]"), (m, path)
+
+
+def test_only_descriptors_0_1_2(recording):
+    with rematerialize(recording.db_path, 2) as proc:
+        assert sorted(os.listdir(f"/proc/{proc.pid}/fd")) == ["0", "1", "2"]
+        assert os.readlink(f"/proc/{proc.pid}/fd/0") == "/dev/null"
+        assert os.readlink(f"/proc/{proc.pid}/fd/1").startswith("pipe:")
+
+
+def test_process_is_stopped_and_untraced(recording):
+    with rematerialize(recording.db_path, 2) as proc:
+        with open(f"/proc/{proc.pid}/status") as f:
+            status = dict(line.split(":\t", 1) for line in f.read().splitlines())
+        assert status["State"].startswith("T (stopped)")
+        assert status["TracerPid"].strip() == "0"
+        assert proc.pid == recording.pid  # the recorded tid, free again: reused
+
+
+# ---- running it for real -------------------------------------------------------------
+
+
+def test_runs_from_the_tick_to_its_exit_with_the_recorded_output(recording):
+    """Continue the process at tick 2 (after its second int3): it must finish exactly
+    as the recorded run did: output, exit code, registers (xmm15), TLS, heap."""
+    recorded_line = recording.stdout.splitlines()[-1]
+    with rematerialize(recording.db_path, 2) as proc:
+        os.kill(proc.pid, signal.SIGCONT)
+        status = proc.wait_exit(timeout=30)
+        out, err = proc.output()
+    assert os.waitstatus_to_exitcode(status) == 42
+    assert out.splitlines() == [recorded_line]
+    assert recorded_line.endswith(b"xmm15=1122334455667788")
+    assert err == b"bye\n"
+
+
+def test_nothing_is_left_behind(recording):
+    fds_before = sorted(os.listdir("/proc/self/fd"))
+    with rematerialize(recording.db_path, 1) as proc:
+        pid, server_pid = proc.pid, proc._server.pid
+        process_vm_readv(proc.pid, region_of(recording), 16)
+    assert not alive(pid) and not alive(server_pid)
+    assert sorted(os.listdir("/proc/self/fd")) == fds_before
+
+
+# ---- errors --------------------------------------------------------------------------
+
+
+def test_unknown_tick(recording):
+    with pytest.raises(RematerializeError, match=re.escape("No tick 99: valid ticks are 1 to 2.")):
+        rematerialize(recording.db_path, 99)
+
+
+@pytest.fixture
+def world_readable_dir():
+    """A directory user nobody can read (pytest's own tmp dirs are root-only)."""
+    import tempfile
+    path = tempfile.mkdtemp(prefix="ttd-native-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_no_permission_for_userfaultfd(recording, world_readable_dir):
+    """As user nobody, without CAP_SYS_PTRACE, unprivileged userfaultfd off and
+    /dev/userfaultfd root-only, userfaultfd is refused: the message names every fix."""
+    with open("/proc/sys/vm/unprivileged_userfaultfd") as f:
+        require(f.read().strip() == "0", "vm.unprivileged_userfaultfd is on: nobody may use userfaultfd")
+    require(shutil.which("setpriv") is not None, "setpriv (util-linux) is missing")
+    require(not os.path.exists("/dev/userfaultfd") or os.stat("/dev/userfaultfd").st_mode & 0o006 == 0,
+            "/dev/userfaultfd is open to everyone")
+    db = os.path.join(world_readable_dir, "remat.db")
+    shutil.copy(recording.db_path, db)
+    os.chmod(db, 0o644)
+    code = ("import sys; from gdb_plugin.rematerialize import rematerialize, RematerializeError\n"
+            f"try:\n    rematerialize({str(db)!r}, 1)\n"
+            "except RematerializeError as e:\n    print(e); sys.exit(2)\n")
+    run = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                          "--inh-caps=-all", "--bounding-set=-all", str(VENV_PYTHON), "-c", code],
+                         capture_output=True, text=True, timeout=60, cwd=TOP,
+                         env=dict(os.environ, PYTHONPATH=str(TOP)))
+    assert run.returncode == 2, run.stderr
+    assert run.stdout.strip() == (
+        "no permission for userfaultfd: run as root or with CAP_SYS_PTRACE, or set sysctl "
+        "vm.unprivileged_userfaultfd=1, or give this user read-write access to /dev/userfaultfd")
+
+
+@pytest.mark.parametrize("mask, missing", [
+    ("0", "WP_ASYNC WP_UNPOPULATED"),
+    (hex(0x1FFFF & ~(1 << 15)), "WP_ASYNC"),
+], ids=["no-wp-features", "no-wp-async"])
+def test_kernel_without_wp_async(recording, monkeypatch, mask, missing):
+    monkeypatch.setenv("TTD_UFFD_FEATURES_MASK", mask)
+    with pytest.raises(RematerializeError) as exc:
+        rematerialize(recording.db_path, 1)
+    assert str(exc.value) == (
+        f"this kernel's userfaultfd lacks {missing}: ttd needs Linux 6.7 or newer "
+        "(the fallback tracker for older kernels is not built yet)")
+
+
+def test_kernel_without_pagemap_scan(recording, monkeypatch):
+    monkeypatch.setenv("TTD_NO_PAGEMAP_SCAN", "1")
+    with pytest.raises(RematerializeError,
+                       match=r"^this kernel lacks the PAGEMAP_SCAN ioctl \(.*\): ttd needs Linux 6.7 or newer"):
+        rematerialize(recording.db_path, 1)
+
+
+def image_end() -> int:
+    out = subprocess.run(["readelf", "-lW", str(TOP / "native" / "ttd-stub")], capture_output=True,
+                         text=True, check=True).stdout
+    ends = [int(f[2], 16) + int(f[5], 16) for f in (line.split() for line in out.splitlines())
+            if f and f[0] == "LOAD"]
+    return (max(ends) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+def test_mapping_overlapping_the_stub_image(recording, tmp_path):
+    db = tmp_path / "overlap.db"
+    shutil.copy(recording.db_path, db)
+    with sqlite3.connect(db) as conn:
+        snap_id = conn.execute("SELECT id FROM snapshot WHERE tick = 1").fetchone()[0]
+        conn.execute("INSERT INTO mapping (snapshot_id, start, end, perms, offset, path) "
+                     "VALUES (?, ?, ?, 'rw-p', 0, '')",
+                     (snap_id, STUB_IMAGE_START + 0x1000, STUB_IMAGE_START + 0x3000))
+    with pytest.raises(RematerializeError) as exc:
+        rematerialize(db, 1)
+    assert str(exc.value) == (
+        f"recorded mapping 0x2f0000001000-0x2f0000003000 overlaps ttd-stub's image "
+        f"0x2f0000000000-{image_end():#x}: rebuild native/ with another STUB_BASE (native/Makefile)")
+
+
+def corrupt_page(db, rec_addr: int, tick: int) -> None:
+    """Replace a stored page's bytes by a valid encoding of other bytes (hash kept)."""
+    with sqlite3.connect(db) as conn:
+        content_id = conn.execute(
+            "SELECT content_id FROM page_version WHERE address = ? AND first_tick <= ? "
+            "ORDER BY first_tick DESC LIMIT 1", (rec_addr, tick)).fetchone()[0]
+        _, codec, data = encode(b"\x66" * PAGE_SIZE)
+        conn.execute("UPDATE page_content SET codec = ?, data = ? WHERE id = ?", (codec, data, content_id))
+
+
+def test_corrupt_page_kills_the_process_and_names_tick_and_address(recording, tmp_path):
+    db = tmp_path / "corrupt.db"
+    shutil.copy(recording.db_path, db)
+    bad = region_of(recording) + 4 * PAGE_SIZE
+    corrupt_page(db, bad, 1)
+    with rematerialize(db, 1) as proc:
+        pid = proc.pid
+        assert process_vm_readv(proc.pid, region_of(recording) + 100 * PAGE_SIZE, 8)  # fine pages serve
+        with pytest.raises(OSError):
+            process_vm_readv(proc.pid, bad, 8)  # never served: the read fails
+        assert not alive(pid)
+        with pytest.raises(RematerializeError) as exc:
+            proc.stats()
+    assert str(exc.value) == (f"corrupt recording: page at tick 1, address {bad:#x} "
+                              "does not match its hash")
+
+
+def test_corrupt_neighbour_in_fault_around_window_is_caught_too(recording, tmp_path):
+    db = tmp_path / "corrupt2.db"
+    shutil.copy(recording.db_path, db)
+    region = region_of(recording)
+    corrupt_page(db, region + 6 * PAGE_SIZE, 1)
+    with rematerialize(db, 1, fault_around_pages=16) as proc:
+        with pytest.raises(OSError):
+            process_vm_readv(proc.pid, region, 8)  # its window holds the bad page
+        with pytest.raises(RematerializeError, match=f"address {region + 6 * PAGE_SIZE:#x} does not"):
+            proc.stats()
