@@ -39,22 +39,42 @@ class MiGdb:
         command = [gdb_path, "--nx", "--quiet", "--interpreter=mi3", *(extra_args or [])]
         self.controller = GdbController(command=command,
                                         time_to_check_for_additional_output_sec=0.02)
+        self._pending: list[dict] = []
+
+    def _records(self, timeout_s: float) -> list[dict]:
+        if self._pending:
+            records, self._pending = self._pending, []
+            return records
+        return self.controller.get_gdb_response(timeout_sec=timeout_s,
+                                                raise_error_on_timeout=False)
 
     def run(self, command: str, timeout_s: float = 60.0) -> tuple[dict, str]:
         """(result record, console and log text). Raises GdbFailed when GDB does not answer."""
         self.controller.write(command, read_response=False)
+        return self.wait(lambda r: r["type"] == "result", command, timeout_s)
+
+    def wait(self, done, what: str, timeout_s: float = 60.0) -> tuple[dict, str]:
+        """Read records until done(record); (that record, console and log text before it).
+        Records after it stay for the next read."""
         deadline = time.monotonic() + timeout_s
         text: list[str] = []
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise GdbFailed(f"GDB did not answer {command!r} within {timeout_s:g} s.")
-            for record in self.controller.get_gdb_response(timeout_sec=min(remaining, 1.0),
-                                                           raise_error_on_timeout=False):
+                raise GdbFailed(f"GDB did not answer {what!r} within {timeout_s:g} s.")
+            records = self._records(min(remaining, 1.0))
+            for i, record in enumerate(records):
                 if record["type"] in ("console", "log", "target", "output") and record["payload"]:
                     text.append(str(record["payload"]))
-                if record["type"] == "result":
+                if done(record):
+                    self._pending = records[i + 1:] + self._pending
                     return record, "".join(text)
+
+    def wait_stopped(self, timeout_s: float = 60.0) -> dict:
+        """After run/continue: the *stopped record's payload."""
+        record, _ = self.wait(lambda r: r["type"] == "notify" and r["message"] == "stopped",
+                              "*stopped", timeout_s)
+        return record["payload"]
 
     def cli(self, command: str, timeout_s: float = 60.0) -> str:
         """Run a CLI command; its console output, or GdbFailed with GDB's message."""

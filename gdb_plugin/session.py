@@ -307,6 +307,24 @@ def _quote(path: str) -> str:
 
 # --- evaluation -----------------------------------------------------------------------
 
+class UserBreakpointsDisabled:
+    """Disable the user's breakpoints for the length of a call-at-time, then put back
+    exactly those that were enabled: GDB's breakpoints apply to every inferior, and the
+    user's `break f` must not stop a call of f in the past. The user's inferior is not
+    resumed meanwhile, so its memory is not touched."""
+
+    def __enter__(self):
+        self.disabled = [bp for bp in gdb.breakpoints() if bp.enabled and bp.visible]
+        for bp in self.disabled:
+            bp.enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        for bp in self.disabled:
+            if bp.is_valid():
+                bp.enabled = True
+
+
 def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str | None, str | None]:
     """Evaluate EXPR as GDB's `call` does: (status, history line, value, signal, error).
 
@@ -413,7 +431,8 @@ class CallSession:
         try:
             self.proc.clear_written()
             t0 = time.perf_counter()
-            status, history, value, sig, error = evaluate(expr, self.proc.pid, timeout_s)
+            with UserBreakpointsDisabled():
+                status, history, value, sig, error = evaluate(expr, self.proc.pid, timeout_s)
             t1 = time.perf_counter()
             pages = self._report(status)
             t2 = time.perf_counter()

@@ -1,0 +1,127 @@
+"""Shared by the end-to-end tests: a program run under real GDB (the user's inferior),
+snapshotted at breakpoint hits with `ttd snapshot`, with GDB's own live `call` taken
+as the reference at each hit (tests/e2e/live_ref.py), then call-at-time on the
+recording in the same GDB session."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gdb_plugin.driver import GdbFailed, MiGdb
+from tests.conftest import PLUGIN, require
+
+HERE = Path(__file__).resolve().parent
+GDB_TIMEOUT_S = 60
+
+
+@dataclass
+class Call:
+    """One expression to check: thread None = the thread that stopped, else GDB's thread number."""
+
+    expr: str
+    thread: int | None = None
+
+
+@dataclass
+class Recorded:
+    gdb: MiGdb
+    db: Path
+    ticks: list[int]
+    live: dict = field(default_factory=dict)  # (tick, expr, thread) -> {"value", "changed", "tid"}
+
+
+def require_tools() -> None:
+    require(shutil.which("gdb") is not None, "gdb is not installed")
+    require(shutil.which("gdbserver") is not None, "gdbserver is not installed")
+    require(Path("/proc/sys/vm/unprivileged_userfaultfd").exists(), "no userfaultfd")
+
+
+def marked_json(text: str, mark: str) -> dict:
+    for line in text.splitlines():
+        if mark in line:  # the program's own output may precede it on the line
+            return json.loads(line.split(mark, 1)[1])
+    raise AssertionError(f"no {mark!r} line in GDB output:\n{text}")
+
+
+def call_json(gdb: MiGdb, tick: int, expr: str, tid: int | None = None) -> dict:
+    thread = f"--thread {tid} " if tid is not None else ""
+    text = gdb.cli(f"call-at-time {thread}--timeout 20 --json {tick} {expr}", GDB_TIMEOUT_S)
+    return _json_line(text)
+
+
+def _json_line(text: str) -> dict:
+    for line in text.splitlines():
+        if '{"tick"' in line:
+            return json.loads(line[line.index('{"tick"'):])
+    raise AssertionError(f"call-at-time printed no JSON:\n{text}")
+
+
+def record_with_live_reference(db: Path, argv: list[str], location: str, hits: int,
+                               calls: list[Call]) -> Recorded:
+    """Run argv under GDB, snapshot at the first `hits` hits of `location`, and at each hit
+    take the live reference of every call. The program stays stopped at the last hit."""
+    gdb = MiGdb()
+    try:
+        gdb.cli("set confirm off")
+        gdb.cli("set pagination off")
+        gdb.cli(f"file {argv[0]}")
+        if len(argv) > 1:
+            gdb.cli("set args " + " ".join(_gdb_quote(a) for a in argv[1:]))
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"python import sys; sys.path.insert(0, '{HERE}'); import live_ref")
+        gdb.cli(f"ttd open {db}")
+        gdb.cli(f"break {location}")
+        recorded = Recorded(gdb, db, [])
+        for hit in range(hits):
+            record, _ = gdb.run("run" if hit == 0 else "continue", GDB_TIMEOUT_S)
+            _wait_stopped(gdb)
+            text = gdb.cli("ttd snapshot")
+            tick = int(text.split("Snapshot tick ")[1].split(":")[0])
+            recorded.ticks.append(tick)
+            for call in calls:
+                thread = "None" if call.thread is None else str(call.thread)
+                text = gdb.cli(f"python live_ref.call({call.expr!r}, {thread})", GDB_TIMEOUT_S)
+                recorded.live[(tick, call.expr, call.thread)] = marked_json(text, live_ref_mark())
+        return recorded
+    except BaseException:
+        gdb.close()
+        raise
+
+
+def live_ref_mark() -> str:
+    return "LIVE_REF "
+
+
+def _gdb_quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+def _wait_stopped(gdb: MiGdb) -> None:
+    payload = gdb.wait_stopped(GDB_TIMEOUT_S)
+    if payload.get("reason", "").startswith("exited"):
+        raise GdbFailed(f"the program exited before the breakpoint: {payload['reason']}")
+
+
+def without_warnings(text: str) -> str:
+    """GDB warns "location number not found for breakpoint N" while a temporary inferior
+    shares the user's breakpoint locations (GDB 13 has no per-inferior breakpoints)."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not line.startswith("warning: location number not found"))
+
+
+def user_state(gdb: MiGdb) -> dict:
+    """What must not change in the user's inferior: registers, memory, selection.
+    Temporary inferiors kept for repeated calls are closed first."""
+    gdb.cli("python from gdb_plugin import session; session.close_all()")
+    regs = gdb.cli("info registers rip rsp rbp rax rdi rsi fs_base")
+    frame = gdb.cli("frame")
+    text = gdb.cli("python import hashlib, gdb; "
+                   "pages = live_ref.snapshot_pages(gdb.selected_inferior().pid); "
+                   "print('MEMHASH', hashlib.sha256(b''.join(pages[a] for a in sorted(pages))).hexdigest())")
+    memhash = [line for line in text.splitlines() if line.startswith("MEMHASH")][0]
+    inferiors = gdb.cli("info inferiors")
+    return {"regs": without_warnings(regs), "frame": without_warnings(frame), "memory": memhash,
+            "inferiors": without_warnings(inferiors), "thread": without_warnings(gdb.cli("thread")),
+            "breakpoints": without_warnings(gdb.cli("info breakpoints"))}

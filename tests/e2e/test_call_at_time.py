@@ -1,0 +1,175 @@
+"""call-at-time against GDB's own live `call`: same program, same stop, same value,
+same pages whose bytes changed. One GDB session: the program runs as the user's
+inferior, is snapshotted at three hits of `checkpoint`, with the live reference
+taken at each hit; then every call-at-time runs in that same session and the
+user's inferior must come out untouched."""
+from __future__ import annotations
+
+import pytest
+
+from gdb_plugin.driver import GdbFailed
+from tests.e2e.harness import (Call, call_json, record_with_live_reference, require_tools,
+                               user_state, without_warnings)
+
+pytestmark = pytest.mark.timeout(300)
+
+WORKER = 2  # GDB's thread number of the worker thread
+CALLS = [
+    Call("list_length()"),
+    Call("list_sum()"),
+    Call("push(7)"),
+    Call("list_length() + push(8) * 100"),     # several calls, the list read after a push
+    Call("bump_all(1)"),                        # counters on several .data/.bss pages
+    Call("make_pair(5)"),                       # struct return
+    Call("average()"),                          # double return
+    Call("bump_tls(1)"),                        # thread-local write, stopped thread
+    Call("bump_tls(1)", WORKER),                # ... and in the second thread
+    Call("say(4) + fflush(0)"),                 # printf (captured, not on our terminal)
+    Call("depth(300)"),                         # deep recursion: many stack pages
+    Call("(long)list_sum() * 2 + $rdi"),        # cast, register as recorded
+]
+
+
+@pytest.fixture(scope="module")
+def recorded(build_target, tmp_path_factory):
+    require_tools()
+    binary = build_target("tests/e2e/targets.c", "-pthread")
+    db = tmp_path_factory.mktemp("rec") / "targets.db"
+    rec = record_with_live_reference(db, [str(binary)], "checkpoint", 3, CALLS)
+    rec.before = user_state(rec.gdb)
+    yield rec
+    rec.gdb.close()
+
+
+def _ids():
+    return [f"tick{hit + 1}-{c.expr}-{'worker' if c.thread else 'main'}"
+            for hit in range(3) for c in CALLS]
+
+
+@pytest.mark.parametrize("hit, call", [(h, c) for h in range(3) for c in CALLS], ids=_ids())
+def test_value_and_changed_pages_match_live_call(recorded, hit, call):
+    tick = recorded.ticks[hit]
+    live = recorded.live[(tick, call.expr, call.thread)]
+    tid = live["tid"] if call.thread is not None else None
+    got = call_json(recorded.gdb, tick, call.expr, tid)
+    assert got["status"] == "returned", got["error"]
+    assert got["value"] == live["value"]
+    changed = [p["address"] for p in got["dirtied_pages"] if p["changed"]]
+    assert changed == live["changed"]
+
+
+def test_list_grows_between_ticks(recorded):
+    values = [call_json(recorded.gdb, t, "list_length()")["value"] for t in recorded.ticks]
+    assert values == ["1", "2", "3"]
+
+
+def test_push_reports_heap_and_global_with_symbols(recorded):
+    got = call_json(recorded.gdb, recorded.ticks[1], "push(99)")
+    by_kind = {}
+    for page in got["dirtied_pages"]:
+        if page["changed"]:
+            by_kind.setdefault(page["kind"], []).append(page)
+    assert [p["symbol"] for p in by_kind["data"] if p["mapping"].endswith("targets-0")] == ["head"]
+    assert by_kind["heap"][0]["symbol"].startswith("chunk 0x")
+    assert "stack" in by_kind
+
+
+def test_counters_on_three_pages(recorded):
+    got = call_json(recorded.gdb, recorded.ticks[0], "bump_all(1)")
+    symbols = sorted(p["symbol"] for p in got["dirtied_pages"]
+                     if p["changed"] and p["kind"] == "data")
+    # counter_a and counter_c share the first page; counter_b is pages later
+    assert len(symbols) == 2
+    assert "counter_b" in symbols
+
+
+def test_thread_local_write_is_named(recorded):
+    got = call_json(recorded.gdb, recorded.ticks[2], "bump_tls(5)")
+    tls = [p for p in got["dirtied_pages"] if p["changed"] and p["kind"] == "data"]
+    assert [p["symbol"] for p in tls] == ["tls:tls_counter"]
+    assert got["value"] == str(1 + 2 + 3 + 5)
+
+
+def test_printf_output_is_captured(recorded):
+    got = call_json(recorded.gdb, recorded.ticks[2], "say(9) + fflush(0)")
+    assert got["stdout"] == "say 9 of 3\n"
+
+
+def test_deep_recursion_dirties_scratch_stack(recorded):
+    got = call_json(recorded.gdb, recorded.ticks[0], "depth(300)")
+    assert got["value"] == "300"
+    kinds = [p["kind"] for p in got["dirtied_pages"] if p["changed"]]
+    assert kinds.count("stack-scratch") >= 10
+
+
+def test_void_call_gives_empty_value(recorded):
+    got = call_json(recorded.gdb, recorded.ticks[0], "checkpoint(1)")
+    assert got["status"] == "returned"
+    assert got["value"] == ""
+
+
+def _from_line(text: str, prefix: str) -> list[str]:
+    """The output's lines from the first one starting with prefix (MI also echoes the
+    command and the switches of inferior around the call)."""
+    lines = without_warnings(text).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    assert starts, f"no line starting with {prefix!r} in:\n{text}"
+    return lines[starts[0]:]
+
+
+def test_value_enters_history(recorded):
+    text = recorded.gdb.cli(f"call-at-time {recorded.ticks[1]} list_sum() + 1000")
+    line = _from_line(text, "$")[0]
+    number = line[1:].split(" = ")[0]
+    assert line == f"${number} = 1030"
+    assert recorded.gdb.cli(f"print ${number}").strip().endswith("= 1030")
+
+
+def test_repeated_calls_start_from_the_recorded_state(recorded):
+    tick = recorded.ticks[0]
+    first = [call_json(recorded.gdb, tick, "push(1)")["value"] for _ in range(3)]
+    assert first == ["2", "2", "2"]
+
+
+def test_info_dirtied_pages_lists_and_diffs(recorded):
+    recorded.gdb.cli(f"call-at-time {recorded.ticks[2]} bump_all(1)")
+    table = _from_line(recorded.gdb.cli("info dirtied-pages"), "Address")
+    assert table[0].split()[:3] == ["Address", "Kind", "Changed"]
+    table = "\n".join(table)
+    assert "counter_b" in table
+    everything = "\n".join(_from_line(recorded.gdb.cli("info dirtied-pages --all"), "Address"))
+    assert len(everything.splitlines()) > len(table.splitlines())
+    lines = _from_line(recorded.gdb.cli("info dirtied-pages &counter_b"), "Page ")
+    assert "holds counter_b" in lines[0]
+    # counter_b: 2 * (1 + 2 + 3) = 12 -> 14
+    assert lines[2].split()[1] == "-0c" and lines[3].split()[0] == "+0e"
+
+
+@pytest.mark.parametrize("command, message", [
+    ("call-at-time 99 list_length()", "No tick 99: valid ticks are 1 to 3."),
+    ("call-at-time --thread 1 2 list_length()", "No thread 1 at tick 2: threads are"),
+    ("call-at-time 2 no_such_function()", 'No symbol "no_such_function" in current context.'),
+    ("call-at-time two list_length()", "Invalid tick 'two': a tick is a number."),
+    ("call-at-time 2", "Usage: call-at-time"),
+    ("info dirtied-pages --bogus", "Unknown option '--bogus'."),
+], ids=["tick-out-of-range", "no-such-thread", "gdb-rejects-expression", "bad-tick",
+        "no-expression", "bad-option"])
+def test_errors_are_one_line(recorded, command, message):
+    with pytest.raises(GdbFailed) as info:
+        recorded.gdb.cli(command)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_crash_in_call_keeps_session(recorded):
+    got = call_json(recorded.gdb, recorded.ticks[0], "*(int *)0 = list_length()")
+    assert got["status"] == "error"  # GDB itself refuses: cannot access memory
+    got = call_json(recorded.gdb, recorded.ticks[0], "((int (*)(void))8)()")
+    assert got["status"] == "signalled"
+    assert got["signal"] == "SIGSEGV"
+    assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
+
+
+def test_user_inferior_untouched(recorded):
+    # runs after every call above (pytest keeps file order)
+    assert user_state(recorded.gdb) == recorded.before
