@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thread", type=int, default=None, metavar="TID")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("expr", nargs=argparse.REMAINDER, metavar="EXPR")
+    # nargs="+", not REMAINDER: options may follow DB (ttd call DB --at 3 EXPR); the words
+    # of EXPR are joined with spaces; put "--" before an EXPR that starts with "-"
+    p.add_argument("expr", nargs="+", metavar="EXPR")
     p.set_defaults(run="gdb_plugin.driver:cli_call")
 
     p = sub.add_parser("gdb", help="start gdb with the plugin loaded and DB open")

@@ -1,0 +1,33 @@
+"""Fixtures of the end-to-end tests: a recording of tests/e2e/targets.c made by `ttd record`."""
+from __future__ import annotations
+
+import pytest
+
+from gdb_plugin.driver import MiGdb
+from tests.conftest import PLUGIN, run_ttd
+from tests.e2e.harness import require_tools
+
+
+@pytest.fixture(scope="session")
+def targets_db(build_target, tmp_path_factory):
+    """(recording path, binary): snapshots at the 3 hits of checkpoint, then the exit (tick 4)."""
+    require_tools()
+    binary = build_target("tests/e2e/targets.c", "-pthread")
+    db = tmp_path_factory.mktemp("ttd-record") / "targets.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    return db, binary
+
+
+@pytest.fixture
+def plugin_gdb(targets_db):
+    """A fresh GDB in MI mode with the plugin loaded and the recording open."""
+    gdb = MiGdb()
+    try:
+        gdb.cli("set confirm off")
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {targets_db[0]}")
+        yield gdb
+    finally:
+        gdb.close()

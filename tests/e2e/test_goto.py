@@ -1,0 +1,56 @@
+"""`ttd goto TICK`: the recorded process as an inferior to explore with GDB's own commands."""
+from __future__ import annotations
+
+import pytest
+
+from gdb_plugin.driver import GdbFailed
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_goto_explore_and_come_back(plugin_gdb):
+    gdb = plugin_gdb
+    text = gdb.cli("ttd goto 2")
+    assert "Tick 2: process" in text
+    bt = gdb.cli("bt")
+    assert "checkpoint (step=2)" in bt and "main ()" in bt
+    assert gdb.cli("print head->value").strip().endswith("= 20")
+    assert gdb.cli("print counter_b").strip().endswith("= 6")  # 2 * (1 + 2)
+    gdb.cli("frame 1")
+    assert "step = 2" in gdb.cli("info locals")
+    assert gdb.cli("call list_length()").strip().endswith("= 2")
+    assert gdb.cli("x/dw &counter_c").split()[-1] == "16"  # 7 + 3 * (1 + 2)
+
+    gdb.cli("ttd goto 3")
+    gdb.cli("frame 1")
+    assert "step = 3" in gdb.cli("info locals")
+    assert gdb.cli("call list_length()").strip().endswith("= 3")
+    inferiors = gdb.cli("info inferiors")
+    assert len([line for line in inferiors.splitlines() if "process" in line]) == 1
+
+    gdb.cli("python from gdb_plugin import session; print('closed', session.close_goto())")
+    inferiors = gdb.cli("info inferiors")
+    rows = [line for line in inferiors.splitlines() if line.strip()[:1] in "*123456789"]
+    assert len(rows) == 1 and rows[0].lstrip().startswith("* 1")
+
+
+def test_goto_bad_tick(plugin_gdb):
+    with pytest.raises(GdbFailed, match=r"^No tick 99: valid ticks are 1 to 4\.$"):
+        plugin_gdb.cli("ttd goto 99")
+
+
+def test_goto_needs_a_tick(plugin_gdb):
+    with pytest.raises(GdbFailed, match=r"^Usage: ttd goto \[--thread TID\] TICK$"):
+        plugin_gdb.cli("ttd goto")
+
+
+def test_no_recording_open():
+    from gdb_plugin.driver import MiGdb
+    from tests.conftest import PLUGIN
+    with MiGdb() as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        for command in ("call-at-time 1 f()", "ttd goto 1"):
+            with pytest.raises(GdbFailed, match=r'^No recording is open\. Use "ttd open DB"\.$'):
+                gdb.cli(command)
+        with pytest.raises(GdbFailed, match=r"^No call-at-time yet\.$"):
+            gdb.cli("info dirtied-pages")

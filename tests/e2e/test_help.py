@@ -1,0 +1,31 @@
+"""Every registered ttd command has GDB-style help: a one-line summary, Usage:, details."""
+from __future__ import annotations
+
+import pytest
+
+from gdb_plugin.driver import MiGdb
+from tests.conftest import PLUGIN
+
+pytestmark = pytest.mark.timeout(60)
+
+OURS = ["call-at-time", "info dirtied-pages", "ttd goto"]
+
+
+def test_every_registered_command_has_help():
+    with MiGdb() as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        text = gdb.cli(
+            "python import gc, gdb, json; print('DOCS', json.dumps({type(o).__name__: "
+            "type(o).__doc__ for o in gc.get_objects() if isinstance(o, gdb.Command) "
+            "and type(o).__module__.startswith('gdb_plugin')}))")
+        docs = __import__("json").loads(text.split("DOCS ", 1)[1].splitlines()[0])
+        assert len(docs) >= len(OURS)
+        for name, doc in docs.items():
+            assert doc, f"{name} has no help"
+            summary = doc.splitlines()[0]
+            assert summary.endswith(".") and summary[0].isupper(), f"{name}: {summary!r}"
+            assert "Usage:" in doc, f"{name} has no Usage: line"
+        for command in OURS:
+            help_text = gdb.cli(f"help {command}")
+            assert "Usage: " + command in help_text
+            assert "Examples:" in help_text
