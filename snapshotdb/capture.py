@@ -39,6 +39,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+import zstandard
+
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -46,10 +48,11 @@ from sqlalchemy.orm import Session
 from . import queries
 from .errors import CaptureError
 from .models import Mapping, PageContent, PageVersion, Recording, Snapshot, Thread
-from .pages import PAGE_SIZE, ZERO_PAGE, digest_of, encode
+from .pages import PAGE_SIZE, ZERO_PAGE, ZSTD_LEVEL, digest_of
 
 # Bytes read from /proc/PID/mem per pread, and the unit of "did this change" checks.
 CHUNK_SIZE = 1 << 20
+DIGEST_BATCH = 500  # digests per "IN (...)" lookup, well under SQLite's variable limit
 ZERO_CHUNK = bytes(CHUNK_SIZE)
 
 MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
@@ -165,6 +168,7 @@ class SnapshotWriter:
         if not threads:
             raise CaptureError("Cannot take a snapshot of a process without threads.")
         with Session(self.engine) as session, session.begin():
+            _large_cache(session)
             tick = self._sync(session) + 1
             stats = WriteStats(tick=tick)
             snap_id = self._insert_snapshot(session, info, tick)
@@ -174,9 +178,9 @@ class SnapshotWriter:
             self._diff(chunks, diff, stats)
             self._insert_contents(session, diff)
             if diff.versions:
-                session.execute(insert(PageVersion), [
-                    {"address": a, "first_tick": tick, "content_id": c}
-                    for a, c in diff.versions.items()])
+                _bulk_insert(session.connection(), PageVersion.__table__,
+                             ("address", "first_tick", "content_id"),
+                             [(a, tick, c) for a, c in diff.versions.items()])
             stats.versions_written = len(diff.versions)
             stats.contents_written = len(diff.contents)
         self._map, self._last_tick = diff.new_map, tick
@@ -263,18 +267,55 @@ class SnapshotWriter:
         """Insert new page contents and point their pages at the new ids."""
         if not diff.contents:
             return
-        rows = []
-        for digest, raw in diff.contents.items():
-            _, codec, data = encode(raw)
-            rows.append({"digest": digest, "codec": codec, "data": data})
-        result = session.execute(
-            insert(PageContent).returning(PageContent.digest, PageContent.id,
-                                          sort_by_parameter_order=True), rows)
-        for digest, cid in result:
-            self._digests[digest] = cid
+        rows = [(digest, *_compress(raw)) for digest, raw in diff.contents.items()]
+        # executemany without RETURNING (SQLite would insert row by row to return ids
+        # in order), then look the new ids up by digest, which is unique.
+        conn = session.connection()
+        _bulk_insert(conn, PageContent.__table__, ("digest", "codec", "data"), rows)
+        digests = list(diff.contents)
+        for i in range(0, len(digests), DIGEST_BATCH):
+            batch = digests[i:i + DIGEST_BATCH]
+            self._digests.update(tuple(row) for row in conn.execute(
+                select(PageContent.digest, PageContent.id).where(PageContent.digest.in_(batch))))
         for page_addr, chunk, digest in diff.pending:
             cid = self._digests[digest]
             chunk.pages[page_addr] = diff.versions[page_addr] = diff.new_map[page_addr] = cid
+
+
+# SQLite page cache for a write, in KiB: the unique digest index takes random inserts,
+# which thrash the 2 MiB default once a recording holds a few hundred MiB.
+WRITE_CACHE_KIB = 256 * 1024
+
+
+def _large_cache(session: Session) -> None:
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
+
+
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _bulk_insert(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """executemany of plain tuples: SQLAlchemy's per-value bind processing costs more
+    than SQLite's insert for page rows. Other paramstyles go through Core insert()."""
+    mark = _PLACEHOLDER.get(conn.dialect.paramstyle)
+    if mark is None:
+        conn.execute(insert(table), [dict(zip(columns, row)) for row in rows])
+        return
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+           f"VALUES ({', '.join([mark] * len(columns))})")
+    conn.exec_driver_sql(sql, rows)
+
+
+_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False,
+                                       write_content_size=True)
+
+
+def _compress(raw: bytes) -> tuple[str, bytes]:
+    """(codec, data) as pages.encode gives them, without hashing the page again."""
+    packed = _compressor.compress(raw)
+    return ("zstd", packed) if len(packed) < len(raw) else ("raw", raw)
 
 
 @dataclass
@@ -554,3 +595,49 @@ def snapshot_live(writer: SnapshotWriter, pid: int, *, reason: str = "manual",
                         auxv=_read_proc(pid, "auxv"), mm=mm_fields(pid, mappings),
                         function=function, file=file, line=line, signal=signal, note=note)
     return writer.write(info, threads, mappings, live_chunks(pid, mappings))
+
+
+# ─── outside GDB: stop a process with ptrace ─────────────────────────────────
+
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+WALL = 0x40000000  # __WALL: wait for clone threads too
+
+
+class ptrace_stopped:
+    """Context manager: seize and stop every thread of `pid`, detach on exit.
+
+    For capture outside GDB (benchmarks, tools): inside the block this thread is
+    the tracer, so snapshot_live(..., threads=None) can read the registers.
+    Threads created while seizing are not handled (stop the process first if it
+    spawns threads).
+    """
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.tids: list[int] = []
+
+    def __enter__(self) -> "ptrace_stopped":
+        try:
+            for tid in thread_ids(self.pid):
+                self._call(PTRACE_SEIZE, tid, "seize")
+                self.tids.append(tid)
+                self._call(PTRACE_INTERRUPT, tid, "interrupt")
+                os.waitpid(tid, WALL)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for tid in self.tids:
+            _ptrace()(PTRACE_DETACH, tid, None, None)
+        self.tids = []
+
+    @staticmethod
+    def _call(request: int, tid: int, what: str) -> None:
+        if _ptrace()(request, tid, None, None) < 0:
+            err = ctypes.get_errno()
+            raise CaptureError(f"Cannot {what} thread {tid}: {os.strerror(err)}. Please make "
+                               "sure to run as root or with the ptrace capability.")
