@@ -188,6 +188,10 @@ class RematerializedProcess:
             return dict(self._final_stats)
         return json.loads(self._request("STATS"))
 
+    def prefill(self, rec_start: int, rec_end: int) -> None:
+        """Fill the pages of [rec_start, rec_end) now, as faults would (clean, not written)."""
+        self._request(f"FILL {rec_start:x} {rec_end:x}")
+
     def output(self) -> tuple[bytes, bytes]:
         return self._out.data(), self._err.data()
 
