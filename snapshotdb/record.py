@@ -27,8 +27,6 @@ from pathlib import Path
 from .errors import RecordingError
 
 PLUGIN = Path(__file__).resolve().parents[1] / "gdb_plugin" / "ttd.py"
-# Where the program's stdin/stdout/stderr reach GDB (and through it the shell).
-FD_IN, FD_OUT, FD_ERR = 3, 4, 5
 COMMAND_TIMEOUT = 60.0  # seconds for one MI command (a snapshot of a large process included)
 
 # Signals whose default action is not to terminate the process.
@@ -139,6 +137,12 @@ class Gdb:
         return records
 
     def close(self) -> None:
+        """Kill the program (a traced process outlives a killed tracer) and GDB."""
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -165,40 +169,31 @@ class Recorder:
         self.progress = sys.stderr.isatty()
 
     def run(self) -> str:
-        fds = (os.dup(0), os.dup(1), os.dup(2))
+        # The program's stdin/stdout/stderr: copies of ours that GDB inherits (pass_fds
+        # keeps their numbers) and the shell moves to 0/1/2 (see _setup).
+        self.fds = tuple(os.dup(fd) for fd in (0, 1, 2))
         try:
-            gdb = self._start_gdb(fds)
+            gdb = Gdb(pass_fds=self.fds)
         finally:
-            for fd in fds:
+            for fd in self.fds:
                 os.close(fd)
         try:
             self._setup(gdb)
             status = self._drive(gdb, time.monotonic() + self.timeout)
         except GdbCommandError as exc:
             raise RecordError(str(exc)) from None
+        except RecordTimeout:
+            raise RecordError(
+                f"The program ran longer than {self.timeout:g} s (--timeout) and was killed; "
+                f"{self.ticks} snapshots were recorded into '{self.output}'.") from None
         finally:
+            self._end_progress()
             gdb.close()
-        if self.progress:
-            print("\r\033[K", end="", file=sys.stderr)
         return f"ttd: recorded {self.ticks} snapshots into '{self.output}'; {status}."
 
-    @staticmethod
-    def _start_gdb(fds: tuple[int, int, int]) -> Gdb:
-        # Give the program's descriptors to GDB as FD_IN/FD_OUT/FD_ERR: pass_fds keeps
-        # a descriptor at its number in the child, so move ours there through dup2.
-        moved = []
-        try:
-            for fd, target in zip(fds, (FD_IN, FD_OUT, FD_ERR)):
-                moved.append((target, os.dup(target) if _is_open(target) else None))
-                os.dup2(fd, target, inheritable=True)
-            return Gdb(pass_fds=(FD_IN, FD_OUT, FD_ERR))
-        finally:
-            for target, saved in moved:
-                if saved is None:
-                    os.close(target)
-                else:
-                    os.dup2(saved, target)
-                    os.close(saved)
+    def _end_progress(self) -> None:
+        if self.progress and self.ticks:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
 
     def _setup(self, gdb: Gdb) -> None:
         for cmd in ("-gdb-set confirm off", "-gdb-set pagination off",
@@ -219,7 +214,8 @@ class Recorder:
         gdb.command("-interpreter-exec console \"catch syscall exit_group\"")
         # Create the recording last, so that a bad program or location leaves no file.
         gdb.command(f"-interpreter-exec console {_mi_quote('ttd open ' + self.output)}")
-        redirect = f"0<&{FD_IN} 1>&{FD_OUT} 2>&{FD_ERR} {FD_IN}<&- {FD_OUT}>&- {FD_ERR}>&-"
+        fd_in, fd_out, fd_err = self.fds
+        redirect = f"0<&{fd_in} 1>&{fd_out} 2>&{fd_err} {fd_in}<&- {fd_out}>&- {fd_err}>&-"
         args = " ".join(shlex.quote(a) for a in self.program[1:])
         gdb.command(f"-exec-arguments {args} {redirect}")
 
@@ -291,14 +287,6 @@ def _handled(pid: int | None, number: int) -> bool:
     masks = dict(re.findall(r"^(SigCgt|SigIgn):\s*([0-9a-f]+)$", status, re.M))
     bit = 1 << (number - 1)
     return any(int(masks.get(k, "0"), 16) & bit for k in ("SigCgt", "SigIgn"))
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
 
 
 def _mi_quote(text: str) -> str:

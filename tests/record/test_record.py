@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import subprocess
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +14,7 @@ from sqlalchemy.orm import Session
 from snapshotdb import queries
 from snapshotdb.db import open_engine
 from snapshotdb.models import PageContent, PageVersion
-from tests.conftest import TOP, run_ttd
+from tests.conftest import TTD, run_ttd
 
 PAGE = 4096
 HEAP_PAGES = (64 << 20) // PAGE
@@ -154,3 +156,42 @@ def test_bad_hits(tmp_path, hits):
                      timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == f"ttd: --hits must be at least 1, not {hits}."
+
+
+def test_timeout_kills_the_program_and_keeps_the_snapshots(tmp_path, build_target):
+    sleeper = build_target("tests/record/sleeper.c")
+    db = tmp_path / "s.db"
+    result = run_ttd("record", "-o", str(db), "--break", "tick", "--hits", "1", "--timeout", "2",
+                     "--", str(sleeper), str(tmp_path / "pid"), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"ttd: The program ran longer than 2 s (--timeout) and was "
+                                     f"killed; 1 snapshots were recorded into '{db}'.")
+    assert [e["reason"] for e in timeline(db)] == ["breakpoint"]
+    pid = int((tmp_path / "pid").read_text())
+    assert not os.path.exists(f"/proc/{pid}") or "State:\tZ" in open(f"/proc/{pid}/status").read()
+
+
+def test_progress_line_only_on_a_terminal(tmp_path, build_target):
+    bank = build_target("examples/bank.c")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([str(TTD), "record", "-o", str(tmp_path / "b.db"), "--break",
+                               "transfer", "--", str(bank), "2"], stdout=subprocess.PIPE,
+                              stderr=slave, stdin=subprocess.DEVNULL, timeout=120)
+    finally:
+        os.close(slave)
+    shown = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not data:
+            break
+        shown += data
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"\r\x1b[Kttd record: Snapshot tick 1: " in shown
+    assert b"\r\x1b[Kttd record: Snapshot tick 3: " in shown  # two transfers and the exit
+    piped = run_ttd("record", "-o", str(tmp_path / "c.db"), "--", str(bank), "1", timeout=120)
+    assert "ttd record:" not in piped.stderr
