@@ -113,19 +113,32 @@ def classify(regions: list[Region], rec_page: int, rsp: int,
     return name, "other"
 
 
+_CHUNK = 64  # compare this many bytes at once before looking at single bytes
+
+
 def changed_ranges(old: bytes, new: bytes) -> list[tuple[int, int]]:
     """Maximal runs of differing bytes, as (offset, length)."""
+    size = min(len(old), len(new))
+    if old[:size] == new[:size]:
+        return []
     ranges: list[tuple[int, int]] = []
     start = None
-    for i in range(min(len(old), len(new))):
-        if old[i] != new[i]:
-            if start is None:
-                start = i
-        elif start is not None:
-            ranges.append((start, i - start))
-            start = None
+    for chunk in range(0, size, _CHUNK):
+        end = min(chunk + _CHUNK, size)
+        if old[chunk:end] == new[chunk:end]:
+            if start is not None:
+                ranges.append((start, chunk - start))
+                start = None
+            continue
+        for i in range(chunk, end):
+            if old[i] != new[i]:
+                if start is None:
+                    start = i
+            elif start is not None:
+                ranges.append((start, i - start))
+                start = None
     if start is not None:
-        ranges.append((start, min(len(old), len(new)) - start))
+        ranges.append((start, size - start))
     return ranges
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import gdb
 
 from gdb_plugin import report, symbolize
+from snapshotdb.errors import RecordingError
 
 # struct user_regs_struct (sys/user.h): 27 unsigned longs
 _GPREGS = struct.Struct("<27Q")
@@ -385,9 +386,27 @@ class CallSession:
         self._stderr_seen = 0
         self._faults_seen = {"served": 0, "bytes": 0}
         self.calls = 0
+        self.requested_tid: int | None = info.tid
+        # the recorded bytes at the tick never change: each page is read once per session
+        self._old_pages: dict[int, bytes] = {}
+        # what symbolize learns that a reset cannot change (frames, TLS addresses)
+        self.symbol_cache: dict = {}
+        self._clean = False  # True right after a reset: the written set is empty
+        self.reusable = False
 
     def key(self) -> tuple:
         return (self.info.db_path, self.info.tick, self.info.tid)
+
+    def matches(self, db_path: str, tick: int, tid: int | None) -> bool:
+        """Same recording, tick and thread (None: the thread that stopped)."""
+        return (self.info.db_path == str(db_path) and self.info.tick == tick
+                and tid in (self.requested_tid, self.info.tid))
+
+    def old_pages(self, rec_pages: list[int]) -> dict[int, bytes]:
+        missing = [p for p in rec_pages if p not in self._old_pages]
+        if missing:
+            self._old_pages.update(recorded_pages(self.info.db_path, self.info.tick, missing))
+        return {p: self._old_pages[p] for p in rec_pages}
 
     def open(self) -> None:
         from gdb_plugin.rematerialize import RematerializeError, rematerialize
@@ -423,19 +442,28 @@ class CallSession:
                 cm.__exit__(None, None, None)
 
     def call(self, expr: str, timeout_s: float = 10.0) -> CallResult:
-        """Evaluate EXPR at the tick; the temporary inferior is selected during the call."""
+        """Evaluate EXPR at the tick; the temporary inferior is selected during the call.
+
+        Afterwards self.reusable says whether the next call at this tick may use the
+        process again: then the pages the call changed have been put back already.
+        """
         timings = dict(self.open_ms) if self.calls == 0 else {
             "rematerialize": 0.0, "attach": 0.0, "symbols": 0.0}
         self.calls += 1
+        self.reusable = False
         self.inferior.select()
         try:
-            self.proc.clear_written()
+            if not self._clean:
+                self.proc.clear_written()
+            self._clean = False
             t0 = time.perf_counter()
             with UserBreakpointsDisabled():
                 status, history, value, sig, error = evaluate(expr, self.proc.pid, timeout_s)
             t1 = time.perf_counter()
             pages = self._report(status)
             t2 = time.perf_counter()
+            if self._can_reset(status, pages):
+                self._reset(pages)
         finally:
             self.inferior._restore_user()
         timings["call"] = (t1 - t0) * 1e3
@@ -447,33 +475,33 @@ class CallSession:
                           timings_ms={k: round(v, 3) for k, v in timings.items()},
                           faults=self._new_faults(), warnings=list(self.warnings))
 
+    def _can_reset(self, status: str, pages: list[report.DirtiedPage]) -> bool:
+        """Whether putting back the changed pages restores the recorded state: not after a
+        crash or a timeout, nor when the call mapped memory (brk, mmap)."""
+        if status not in ("returned", "error"):
+            return False
+        return all(p.kind != "new-mapping" and len(p.new) == report.PAGE_SIZE for p in pages)
+
+    def _reset(self, pages: list[report.DirtiedPage]) -> None:
+        """Put back the recorded bytes of every page the call changed; forget the writes.
+        Runs with the temporary inferior selected."""
+        try:
+            write_pages(self.proc.pid, {p.rec_addr: p.old for p in pages if p.changed})
+            self.proc.clear_written()
+            gdb.execute("maintenance flush dcache", to_string=True)
+        except (OSError, gdb.error, RecordingError):
+            return
+        self._clean = True
+        self.reusable = True
+
     def _report(self, status: str) -> list[report.DirtiedPage]:
         written = list(self.proc.written_pages())
         new = read_pages(self.proc.pid, written)
-        old = recorded_pages(self.info.db_path, self.info.tick, written)
+        old = self.old_pages(written)
         pages = report.build_pages(written, self.info.regions, self.info.rsp,
                                    old.__getitem__, new.__getitem__, self.info.fs_base)
-        symbolize.annotate(pages, self.proc.pid, self.info)
+        symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages
-
-    def reusable(self, result: CallResult) -> bool:
-        """True when the next call at this tick may reuse the process (after reset())."""
-        if result.status not in ("returned", "error"):
-            return False
-        if self.inferior.num is None:
-            return False
-        return all(p.kind != "new-mapping" for p in result.pages) and all(
-            len(p.new) == report.PAGE_SIZE for p in result.pages)
-
-    def reset(self, result: CallResult) -> None:
-        """Put back the recorded bytes of every page the call changed; forget the writes."""
-        write_pages(self.proc.pid, {p.rec_addr: p.old for p in result.pages if p.changed})
-        self.proc.clear_written()
-        self.inferior.select()
-        try:
-            gdb.execute("maintenance flush dcache", to_string=True)
-        finally:
-            self.inferior._restore_user()
 
     def _new_output(self) -> tuple[str, str]:
         try:
@@ -517,13 +545,12 @@ def call_at_time(db_path: str, tick: int, expr: str, tid: int | None = None,
                  timeout_s: float = 10.0) -> CallResult:
     """Rematerialize (or reuse), call EXPR, report; the user's inferior is left as it was."""
     global _cached
-    info = read_tick_info(db_path, tick, tid)
     session = _cached
-    if session is not None and session.key() != (info.db_path, info.tick, info.tid):
+    if session is None or not session.matches(db_path, tick, tid):
+        info = read_tick_info(db_path, tick, tid)
         drop_cached()
-        session = None
-    if session is None:
         session = CallSession(info)
+        session.requested_tid = tid
         session.open()
     _cached = None
     try:
@@ -531,12 +558,8 @@ def call_at_time(db_path: str, tick: int, expr: str, tid: int | None = None,
     except BaseException:
         session.close()
         raise
-    if session.reusable(result):
-        try:
-            session.reset(result)
-            _cached = session
-        except (OSError, gdb.error):
-            session.close()
+    if session.reusable:
+        _cached = session
     else:
         session.close()
     return result

@@ -25,10 +25,15 @@ MAX_FRAMES = 256  # deep recursion: name frames beyond this as "below frame #255
 MAX_CHUNKS = 1_000_000
 
 
-def annotate(pages: list[report.DirtiedPage], pid: int, info) -> None:
-    """Set .symbol and .range_symbols of every page."""
-    frames = None
-    tls = None
+def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None = None) -> None:
+    """Set .symbol and .range_symbols of every page.
+
+    `cache` keeps, across calls at one tick, what a call cannot change once its pages
+    are reset: the recorded frames and the TLS addresses.
+    """
+    cache = {} if cache is None else cache
+    frames = cache.get("frames")
+    tls = cache.get("tls")
     for page in pages:
         targets = [page.rec_addr + off for off, _ in page.changed_ranges] or [page.rec_addr]
         if page.kind == "heap":
@@ -36,11 +41,11 @@ def annotate(pages: list[report.DirtiedPage], pid: int, info) -> None:
             names = [heap_chunk(pid, region.start, region.end, t) for t in targets]
         elif page.kind in ("stack", "stack-scratch"):
             if frames is None:
-                frames = _frame_spans()
+                frames = cache["frames"] = _frame_spans()
             names = [stack_frame(frames, t) for t in targets]
         elif page.kind in ("data", "other"):
             if tls is None:
-                tls = tls_symbols(info)
+                tls = cache["tls"] = tls_symbols(info)
             names = [data_symbol(t, tls) for t in targets]
         else:
             names = [None for _ in targets]
