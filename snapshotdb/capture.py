@@ -489,21 +489,32 @@ def _read_run(mem_fd: int, m: MappingInfo, start: int, end: int) -> Iterator[tup
     rec_addr = start
     while rec_addr < end:
         stop = min(end, (rec_addr // CHUNK_SIZE + 1) * CHUNK_SIZE)
-        try:
-            data = os.pread(mem_fd, stop - rec_addr, rec_addr)
-        except OSError as exc:
-            if is_special(m) or "r" not in m.perms:
-                return  # the kernel keeps it to itself ([vvar], [vsyscall], ...)
-            raise CaptureError(
-                f"Cannot read {m.path or 'anonymous memory'} at {rec_addr:#x}: "
-                f"{exc.strerror}.") from None
-        if len(data) != stop - rec_addr:
-            if is_special(m):
-                return
-            raise CaptureError(f"Short read of {m.path or 'anonymous memory'} at "
-                               f"{rec_addr:#x}: {len(data)} of {stop - rec_addr} bytes.")
-        yield rec_addr, data
+        data = _pread(mem_fd, rec_addr, stop - rec_addr)
+        if data is not None:
+            yield rec_addr, data
+        elif is_special(m):
+            return  # the kernel keeps it to itself ([vvar], [vsyscall], ...)
+        else:
+            yield from _read_pages(mem_fd, rec_addr, stop)
         rec_addr = stop
+
+
+def _pread(mem_fd: int, rec_addr: int, length: int) -> bytes | None:
+    """All `length` bytes at rec_addr, or None when any of them cannot be read."""
+    try:
+        data = os.pread(mem_fd, length, rec_addr)
+    except OSError:
+        return None
+    return data if len(data) == length else None
+
+
+def _read_pages(mem_fd: int, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
+    """Page by page, leaving out pages the kernel cannot read: a file mapping beyond
+    the end of its file (the process would get SIGBUS there), a PROT_NONE guard."""
+    for rec_addr in range(start, stop, PAGE_SIZE):
+        data = _pread(mem_fd, rec_addr, PAGE_SIZE)
+        if data is not None:
+            yield rec_addr, data
 
 
 # ─── live processes: registers ──────────────────────────────────────────────

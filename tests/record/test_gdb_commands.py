@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import subprocess
 
+from sqlalchemy.orm import Session
+
+from snapshotdb import queries
+from snapshotdb.db import open_engine
 from tests.conftest import PLUGIN
 
 GDB_TIMEOUT = 120
@@ -75,3 +79,21 @@ def test_every_command_has_help():
     lines = gdb_batch("help ttd")
     for sub in ("open", "close", "timeline", "snapshot"):
         assert any(line.startswith(f"ttd {sub} -- ") for line in lines), sub
+
+
+def test_snapshot_of_a_mapping_past_the_end_of_its_file(tmp_path, build_target):
+    holes = build_target("tests/record/holes.c")
+    db = tmp_path / "h.db"
+    data = tmp_path / "data.bin"
+    lines = gdb_batch(f"ttd open {db}", "break stop_here", f"run {data}", "ttd snapshot",
+                      "kill", program=holes)
+    assert any(line.startswith("Snapshot tick 1: ") for line in lines), lines
+    engine = open_engine(db)
+    with Session(engine) as session:
+        snap = queries.snapshot_at(session, 1)
+        mapping = next(m for m in snap.mappings if m.path == str(data))
+        assert mapping.end - mapping.start == 3 * 4096
+        first = queries.read_memory(session, mapping.start, 4096, 1)
+        assert first.startswith(b"inside the file\0")
+        assert queries.read_memory(session, mapping.start + 4096, 8192, 1) == bytes(8192)
+    engine.dispose()
