@@ -52,9 +52,10 @@ _current: OpenRecording | None = None
 def open_recording(path: str) -> tuple[OpenRecording, bool]:
     """Open (creating when missing) the recording at `path`; return it and whether it is new."""
     global _current
-    path = os.path.abspath(os.path.expanduser(path)) if "://" not in path else path
-    created = "://" not in path and not os.path.exists(path)
-    if created:
+    is_url = "://" in path
+    path = path if is_url else os.path.abspath(os.path.expanduser(path))
+    created = not is_url and not os.path.exists(path)
+    if created or is_url:  # a URL's database gets its tables when it has none
         open_engine(path, create=True).dispose()
     recording = OpenRecording(path, open_engine(path, readonly=True))
     close_recording()
