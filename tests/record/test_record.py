@@ -195,3 +195,14 @@ def test_progress_line_only_on_a_terminal(tmp_path, build_target):
     assert b"\r\x1b[Kttd record: Snapshot tick 3: " in shown  # two transfers and the exit
     piped = run_ttd("record", "-o", str(tmp_path / "c.db"), "--", str(bank), "1", timeout=120)
     assert "ttd record:" not in piped.stderr
+
+
+def test_program_gets_the_environment_and_arguments(tmp_path):
+    env = dict(os.environ, TTD_RECORD_PROBE="it's here; $HOME stays literal")
+    result = run_ttd("record", "-o", str(tmp_path / "e.db"), "--", "env", timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "TTD_RECORD_PROBE=it's here; $HOME stays literal\n" in result.stdout
+    assert [e["reason"] for e in timeline(tmp_path / "e.db")] == ["exit"]
+    args = run_ttd("record", "-o", str(tmp_path / "a.db"), "--", "printf", "%s|", "a b", "'c'",
+                   "$HOME", timeout=120)
+    assert args.stdout == "a b|'c'|$HOME|"
