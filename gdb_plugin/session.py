@@ -329,8 +329,9 @@ class UserBreakpointsDisabled:
 def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str | None, str | None]:
     """Evaluate EXPR as GDB's `call` does: (status, history line, value, signal, error).
 
-    A basic guard against hangs: after `timeout_s` the process gets SIGSTOP, which
-    GDB (unwindonsignal on) turns into an unwound, abandoned call.
+    A basic guard against hangs: after `timeout_s` the process gets SIGINT, which
+    GDB stops on (SIGSTOP would be swallowed: see GdbSettings) and, with
+    unwindonsignal on, turns into an unwound, abandoned call.
     """
     timed_out = threading.Event()
     signals: list[str] = []
@@ -338,7 +339,7 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
     def interrupt() -> None:
         timed_out.set()
         try:
-            os.kill(pid, signal.SIGSTOP)
+            os.kill(pid, signal.SIGINT)
         except OSError:
             pass
 
@@ -355,7 +356,7 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
     except gdb.error as exc:
         message = str(exc).splitlines()[0] if str(exc) else "error"
         if timed_out.is_set():
-            return "timeout", "", "", "SIGSTOP", f"The call did not return within {timeout_s:g} s."
+            return "timeout", "", "", None, f"The call did not return within {timeout_s:g} s."
         if "signaled while in a function called from GDB" in message:
             return "signalled", "", "", (signals[-1] if signals else None), message
         if "exited while in a function called from GDB" in message:

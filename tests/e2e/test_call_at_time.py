@@ -5,6 +5,8 @@ taken at each hit; then every call-at-time runs in that same session and the
 user's inferior must come out untouched."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gdb_plugin.driver import GdbFailed
@@ -167,6 +169,14 @@ def test_crash_in_call_keeps_session(recorded):
     got = call_json(recorded.gdb, recorded.ticks[0], "((int (*)(void))8)()")
     assert got["status"] == "signalled"
     assert got["signal"] == "SIGSEGV"
+    assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
+
+
+def test_hang_is_interrupted_by_timeout(recorded):
+    text = recorded.gdb.cli(f"call-at-time --timeout 1 --json {recorded.ticks[0]} spin()", 60)
+    got = json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    assert got["status"] == "timeout"
+    assert got["error"] == "The call did not return within 1 s."
     assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
 
 

@@ -1,6 +1,8 @@
 """Every registered ttd command has GDB-style help: a one-line summary, Usage:, details."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gdb_plugin.driver import MiGdb
@@ -18,7 +20,7 @@ def test_every_registered_command_has_help():
             "python import gc, gdb, json; print('DOCS', json.dumps({type(o).__name__: "
             "type(o).__doc__ for o in gc.get_objects() if isinstance(o, gdb.Command) "
             "and type(o).__module__.startswith('gdb_plugin')}))")
-        docs = __import__("json").loads(text.split("DOCS ", 1)[1].splitlines()[0])
+        docs = json.loads(text.split("DOCS ", 1)[1].splitlines()[0])
         assert len(docs) >= len(OURS)
         for name, doc in docs.items():
             assert doc, f"{name} has no help"

@@ -1,0 +1,51 @@
+"""Setup problems a user can meet, each with its one-line message: gdbserver missing,
+the executable rebuilt since the recording (build-id differs), `ttd gdb` at a tick."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from gdb_plugin.driver import GdbFailed, MiGdb
+from tests.conftest import PLUGIN, TTD, compile_c, TOP
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_gdbserver_missing(targets_db, tmp_path, monkeypatch):
+    gdb_path = shutil.which("gdb")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gdbserver on it
+    with MiGdb(gdb_path) as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {targets_db[0]}")
+        with pytest.raises(GdbFailed) as info:
+            gdb.cli("call-at-time 1 list_length()")
+        assert str(info.value) == "gdbserver is not installed: apt-get install gdbserver"
+        assert "process" not in gdb.cli("info inferiors")
+
+
+def test_rebuilt_executable_warns_and_works(build_target, tmp_path):
+    from tests.conftest import run_ttd
+    exe = compile_c(TOP / "tests/e2e/targets.c", tmp_path / "targets", "-pthread")
+    db = tmp_path / "rec.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--hits", "1", "--",
+                   str(exe), timeout=120)
+    assert done.returncode == 0, done.stderr
+    # same code, other build-id
+    compile_c(TOP / "tests/e2e/targets.c", exe, "-pthread", "-Wl,--build-id=0x" + "ab" * 20)
+    with MiGdb() as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {db}")
+        text = gdb.cli("call-at-time 1 list_length()")
+    assert f"warning: {exe} has build-id {'ab' * 20}, the recording " in text
+    assert "$1 = 1" in text
+
+
+def test_ttd_gdb_at_tick(targets_db):
+    db, _ = targets_db
+    done = subprocess.run([str(TTD), "gdb", str(db), "--at", "2"], input="bt\nprint head->value\n",
+                          capture_output=True, text=True, timeout=60)
+    assert "Tick 2: process" in done.stdout
+    assert "checkpoint (step=2)" in done.stdout
+    assert "$1 = 20" in done.stdout
