@@ -17,8 +17,9 @@ Prints one JSON object. Every figure comes from this run on this machine:
 - "sequential": pages in address order; "random": a random permutation of all pages;
 - per fault: touches that faulted, served one page per fault (no fault-around);
 - per page: for each fault, its latency divided by the pages it filled
-  (fault-around window 64 KiB = 16 pages), then the p50; hits on pages already
-  filled are reported separately (mean over all touches);
+  (fault-around window 64 KiB = 16 pages, used when a fault comes where the
+  previous fill ended, i.e. sequential access), then the p50; hits on pages
+  already filled are reported separately (mean over all touches);
 - workaround: the same faults served as the known soft-dirty workaround does
   (per fault: read the whole pagemap of the process, UFFDIO_COPY with
   DONTWAKE, write "4" to /proc/PID/clear_refs, UFFDIO_WAKE), timed on a sample
@@ -65,8 +66,8 @@ TOUCH_C = r"""
 /* touch PID BASE NPAGES RANDOM SEED WINDOW: read 8 bytes of each page with
  * process_vm_readv, in address order or a seeded random order; write, per touch,
  * the latency in ns (u32) and whether it faulted (u8; simulated exactly like the
- * server's fault-around: the window starts at the faulting page, stops at the
- * first filled page). */
+ * server's fault-around: a window only when the fault is where the previous
+ * fill ended; it starts at the faulting page and stops at the first filled page). */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -82,10 +83,12 @@ int main(int argc, char **argv) {
   if (rnd) for (size_t i = n - 1; i > 0; i--) { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
     size_t j = seed % (i + 1); uint32_t t = order[i]; order[i] = order[j]; order[j] = t; }
   char buf[8];
+  size_t last_end = (size_t)-1;
   for (size_t k = 0; k < n; k++) {
-    size_t p = order[k];
+    size_t p = order[k], w = p == last_end ? window : 1, j = p;
     faulted[k] = !filled[p];
-    for (size_t j = p; faulted[k] && j < n && j < p + window && !filled[j]; j++) filled[j] = 1;
+    for (; faulted[k] && j < n && j < p + w && !filled[j]; j++) filled[j] = 1;
+    if (faulted[k]) last_end = j;
     struct iovec l = { buf, 8 }, r = { (void *)(base + p * 4096), 8 };
     uint64_t t0 = ns();
     if (process_vm_readv(pid, &l, 1, &r, 1, 0) != 8) { perror("process_vm_readv"); return 1; }
@@ -206,14 +209,16 @@ def _pages_per_fault(npages: int, randomly: bool, window: int) -> list[int]:
             order[i], order[j] = order[j], order[i]
     filled = bytearray(npages)
     counts = []
+    last_end = -1
     for p in order:
         if filled[p]:
             continue
-        j = p
-        while j < npages and j < p + window and not filled[j]:
+        j, w = p, window if p == last_end else 1
+        while j < npages and j < p + w and not filled[j]:
             filled[j] = 1
             j += 1
         counts.append(j - p)
+        last_end = j
     return counts
 
 

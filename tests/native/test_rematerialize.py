@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import struct
 import subprocess
+import sys
 import pytest
 
 from sqlalchemy.orm import Session
@@ -190,6 +191,20 @@ def test_every_mapping_at_its_address_with_its_protection_as_anonymous_memory(re
             assert inode == 0 and path in ("", "[heap]", "[stack]"), (m, path)
 
 
+def test_regions_are_not_huge_pages(recording):
+    """MADV_NOHUGEPAGE on every recorded region: tracking stays at 4 KiB."""
+    with rematerialize(recording.db_path, 2) as proc:
+        with open(f"/proc/{proc.pid}/smaps") as f:
+            smaps = f.read()
+    flags = {}
+    for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps):
+        start = int(block.split("-", 1)[0], 16)
+        flags[start] = re.search(r"^VmFlags:(.*)$", block, re.M).group(1).split()
+    recorded = [start for start in flags
+                if any(m.start <= start < m.end for m in recording.ticks[1].maps)]
+    assert len(recorded) >= 10 and all("nh" in flags[start] for start in recorded)
+
+
 def test_only_descriptors_0_1_2(recording):
     with rematerialize(recording.db_path, 2) as proc:
         assert sorted(os.listdir(f"/proc/{proc.pid}/fd")) == ["0", "1", "2"]
@@ -218,6 +233,7 @@ def test_runs_from_the_tick_to_its_exit_with_the_recorded_output(recording):
         status = proc.wait_exit(timeout=30)
         out, err = proc.output()
     assert os.waitstatus_to_exitcode(status) == 42
+    assert proc._server.wait(timeout=10) == 0  # the server ends with its process
     assert out.splitlines() == [recorded_line]
     assert recorded_line.endswith(b"xmm15=1122334455667788")
     assert err == b"bye\n"
@@ -230,6 +246,36 @@ def test_nothing_is_left_behind(recording):
         process_vm_readv(proc.pid, region_of(recording), 16)
     assert not alive(pid) and not alive(server_pid)
     assert sorted(os.listdir("/proc/self/fd")) == fds_before
+
+
+# ---- libttdmem.so: /proc/PID/mem reads of pages not filled yet ----------------------
+
+READ_MEM = ("import os, sys\n"
+            "fd = os.open(f'/proc/{sys.argv[1]}/mem', os.O_RDONLY)\n"
+            "try:\n    sys.stdout.write(os.pread(fd, 16, int(sys.argv[2])).hex())\n"
+            "except OSError as e:\n    sys.stdout.write(f'errno {e.errno}')\n")
+
+
+def read_mem_in_child(pid: int, target_addr: int, preload: str | None) -> str:
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    return subprocess.run([sys.executable, "-c", READ_MEM, str(pid), str(target_addr)], env=env,
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def test_mem_preload_reads_pages_not_filled_yet(recording):
+    """Without libttdmem.so, pread on /proc/PID/mem of a missing page fails with EIO
+    (what gdbserver would hit); with it, the page is faulted in and read."""
+    heap = next(m for m in recording.ticks[0].maps if m.path == "[heap]")
+    target_addr = heap.start + 0x2A0  # malloc's first chunk: "heap string"
+    with rematerialize(recording.db_path, 1) as proc:
+        assert read_mem_in_child(proc.pid, target_addr, None) == "errno 5"
+        got = read_mem_in_child(proc.pid, target_addr, proc.mem_preload)
+        assert bytes.fromhex(got) == process_vm_readv(proc.pid, target_addr, 16)
+        assert bytes.fromhex(got).startswith(b"heap string")
+        assert proc.written_pages() == []
 
 
 # ---- errors --------------------------------------------------------------------------
@@ -350,7 +396,8 @@ def test_corrupt_neighbour_in_fault_around_window_is_caught_too(recording, tmp_p
     region = region_of(recording)
     corrupt_page(db, region + 6 * PAGE_SIZE, 1)
     with rematerialize(db, 1, fault_around_pages=16) as proc:
+        process_vm_readv(proc.pid, region, 8)  # one page
         with pytest.raises(OSError):
-            process_vm_readv(proc.pid, region, 8)  # its window holds the bad page
+            process_vm_readv(proc.pid, region + PAGE_SIZE, 8)  # sequential: its window holds page 6
         with pytest.raises(RematerializeError, match=f"address {region + 6 * PAGE_SIZE:#x} does not"):
             proc.stats()
