@@ -226,14 +226,17 @@ class TempInferior:
         self._user = (inferior.num, thread, frame)
 
     def _restore_user(self) -> None:
+        """Select the user's inferior, thread and frame again; a thread switch alone
+        when there is a thread (quieter under MI than the `inferior` command)."""
         if self._user is None:
             return
         num, thread, frame = self._user
-        gdb.execute(f"inferior {num}", to_string=True)
         if thread is not None and thread.is_valid():
             thread.switch()
             if frame is not None and frame.is_valid():
                 frame.select()
+        else:
+            gdb.execute(f"inferior {num}", to_string=True)
 
     def attach(self, pid: int, exe_path: str | None, preload: str | None) -> dict:
         """Attach to `pid`; returns timings in ms: {"attach": ..., "symbols": ...}."""
@@ -271,6 +274,10 @@ class TempInferior:
         return lines[-1] if lines else "no gdbserver output"
 
     def select(self) -> None:
+        for inferior in gdb.inferiors():
+            if inferior.num == self.num and inferior.threads():
+                inferior.threads()[0].switch()
+                return
         gdb.execute(f"inferior {self.num}", to_string=True)
 
     def close(self) -> None:
