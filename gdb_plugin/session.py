@@ -57,6 +57,7 @@ class TickInfo:
     regions: list[report.Region]
     rsp: int
     fs_base: int
+    libraries: list[tuple[int, str]] = field(default_factory=list)  # (load address, path)
 
 
 @dataclass
@@ -97,10 +98,13 @@ def read_tick_info(db_path: str, tick: int, tid: int | None) -> TickInfo:
             thread = queries.thread_at(snap, tid)
             rec = queries.recording(session)
             regs = _GPREGS.unpack_from(thread.gpregs)
+            libraries = [(m.start, m.path) for m in snap.mappings
+                         if m.offset == 0 and m.path.startswith("/") and m.path != rec.exe_path]
             return TickInfo(db_path=str(db_path), tick=tick, tid=thread.tid,
                             exe_path=rec.exe_path, build_id=rec.build_id,
                             regions=report.regions_of(snap.mappings),
-                            rsp=regs[_RSP], fs_base=regs[_FS_BASE])
+                            rsp=regs[_RSP], fs_base=regs[_FS_BASE],
+                            libraries=sorted(set(libraries)))
     finally:
         engine.dispose()
 

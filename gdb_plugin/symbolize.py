@@ -16,7 +16,10 @@ import os
 import re
 import struct
 
-import gdb
+try:
+    import gdb
+except ImportError:  # the build-id helpers are used (and tested) without GDB
+    gdb = None
 
 from gdb_plugin import report
 
@@ -211,12 +214,101 @@ def build_id_of(path: str) -> str | None:
     return None
 
 
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_PHDR = struct.Struct("<IIQQQQQQ")
+PT_NOTE = 4
+NT_GNU_BUILD_ID = 3
+
+
+def recorded_build_id(read, base: int) -> str | None:
+    """The GNU build-id of the ELF image loaded at `base` in recorded memory.
+    read(rec_addr, length) -> bytes reads the recording at the tick."""
+    head = read(base, _EHDR.size)
+    if head[:4] != b"\x7fELF" or head[4] != 2:  # ELFCLASS64 only
+        return None
+    fields = _EHDR.unpack(head)
+    phoff, phentsize, phnum = fields[5], fields[9], fields[10]
+    if phentsize != _PHDR.size or phnum > 64:
+        return None
+    phdrs = read(base + phoff, phentsize * phnum)
+    for i in range(phnum):
+        p_type, _, _, p_vaddr, _, _, p_memsz, _ = _PHDR.unpack_from(phdrs, i * phentsize)
+        if p_type == PT_NOTE and 0 < p_memsz <= 4096:
+            found = _note_build_id(read(base + p_vaddr, p_memsz))
+            if found:
+                return found
+    return None
+
+
+def _note_build_id(notes: bytes) -> str | None:
+    pos = 0
+    while pos + 12 <= len(notes):
+        namesz, descsz, n_type = struct.unpack_from("<III", notes, pos)
+        name_end = pos + 12 + ((namesz + 3) & ~3)
+        desc = notes[name_end:name_end + descsz]
+        if n_type == NT_GNU_BUILD_ID and notes[pos + 12:pos + 12 + namesz].rstrip(b"\0") == b"GNU":
+            return desc.hex()
+        pos = name_end + ((descsz + 3) & ~3)
+    return None
+
+
+_local_ids: dict[tuple[str, float], str | None] = {}
+
+
+def _local_build_id(path: str) -> str | None:
+    try:
+        key = (path, os.stat(path).st_mtime)
+    except OSError:
+        return None
+    if key not in _local_ids:
+        _local_ids[key] = build_id_of(path)
+    return _local_ids[key]
+
+
 def build_id_warnings(info) -> list[str]:
-    """A warning when the local executable is not the recorded one (by build-id)."""
-    if not info.build_id:
-        return []
-    local = build_id_of(info.exe_path)
-    if local is None or local == info.build_id:
-        return []
-    return [f"warning: {info.exe_path} has build-id {local}, the recording {info.build_id}: "
-            "symbols may be wrong; memory is the recorded one."]
+    """A warning for the executable and each library whose local file is not the recorded
+    one (by build-id): GDB then reads wrong symbols, while memory stays the recorded one."""
+    warnings = []
+    if info.build_id:
+        local = _local_build_id(info.exe_path)
+        if local is not None and local != info.build_id:
+            warnings.append(_mismatch(info.exe_path, local, info.build_id))
+    if info.libraries:
+        warnings.extend(_library_warnings(info))
+    return warnings
+
+
+def _mismatch(path: str, local: str, recorded: str) -> str:
+    return (f"warning: {path} has build-id {local}, the recording {recorded}: "
+            "symbols may be wrong; memory is the recorded one.")
+
+
+def _library_warnings(info) -> list[str]:
+    from sqlalchemy.orm import Session
+
+    from snapshotdb import queries
+    from snapshotdb.db import open_engine
+    from snapshotdb.errors import RecordingError
+
+    warnings = []
+    engine = open_engine(info.db_path, readonly=True)
+    try:
+        with Session(engine) as session:
+            def read(rec_addr: int, length: int) -> bytes:
+                return queries.read_memory(session, rec_addr, length, info.tick)
+            for base, path in info.libraries:
+                local = _local_build_id(path)
+                if local is None:
+                    if not os.path.exists(path):
+                        warnings.append(f"warning: {path} is missing: no symbols for it; "
+                                        "memory is the recorded one.")
+                    continue
+                try:
+                    recorded = recorded_build_id(read, base)
+                except (RecordingError, struct.error):
+                    continue
+                if recorded is not None and recorded != local:
+                    warnings.append(_mismatch(path, local, recorded))
+    finally:
+        engine.dispose()
+    return warnings

@@ -42,6 +42,25 @@ def test_rebuilt_executable_warns_and_works(build_target, tmp_path):
     assert "$1 = 1" in text
 
 
+def test_rebuilt_library_warns_and_works(tmp_path):
+    from tests.conftest import run_ttd
+    lib = tmp_path / "libpart.so"
+    compile_c(TOP / "tests/e2e/libpart.c", lib, "-shared", "-fPIC")
+    exe = compile_c(TOP / "tests/e2e/uses_lib.c", tmp_path / "uses_lib", f"-L{tmp_path}",
+                    "-lpart", f"-Wl,-rpath,{tmp_path}")
+    db = tmp_path / "rec.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(exe), timeout=120)
+    assert done.returncode == 0, done.stderr
+    compile_c(TOP / "tests/e2e/libpart.c", lib, "-shared", "-fPIC", "-Wl,--build-id=0x" + "cd" * 20)
+    with MiGdb() as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {db}")
+        text = gdb.cli("call-at-time 1 lib_value()")
+    assert f"warning: {lib} has build-id {'cd' * 20}, the recording " in text
+    assert f"warning: {exe} has" not in text
+    assert "$1 = 42" in text
+
+
 def test_ttd_gdb_at_tick(targets_db):
     db, _ = targets_db
     done = subprocess.run([str(TTD), "gdb", str(db), "--at", "2"], input="bt\nprint head->value\n",
