@@ -19,6 +19,8 @@ What comes from where:
                 start_brk/brk: the [heap] bounds (or the executable's end);
                 start_stack, arg_*, env_*: found by locating the auxv on the stack
                 (exact when the program did not overwrite its initial stack, else 0)
+    xstate      as the core has it (kernel cores: the kernel's layout); for gcore cores
+                only the x87/SSE/AVX part, see fixed_layout_part()
     pc          the stopped thread's rip; function from the ELF symbol tables of the
                 mapped files; file and line are left NULL (no DWARF lookup)
 """
@@ -183,8 +185,11 @@ class _Importer:
         for t in self.notes.threads:
             if t.fpregs is None or len(t.fpregs) != 512:
                 self.warnings.append(f"thread {t.tid} has no NT_FPREGSET; FP state is zeros")
+            xstate = t.xstate
+            if xstate is not None and self.notes.written_by_gdb:
+                xstate = fixed_layout_part(xstate)
             out.append(ThreadState(t.tid, t.gpregs, t.fpregs if t.fpregs and len(
-                t.fpregs) == 512 else bytes(512), t.xstate))
+                t.fpregs) == 512 else bytes(512), xstate))
         return out
 
     def info(self, mappings: list[MappingInfo]) -> SnapshotInfo:
@@ -353,6 +358,26 @@ class _Importer:
             return self.read(target_addr, PAGE_SIZE)
         return None
 
+
+
+# XSAVE standard format: the legacy FXSAVE area (0-511), the header (512-575, its first
+# u64 is XSTATE_BV) and the AVX upper halves (576-831) sit at the same offsets on every
+# CPU; later components (AVX-512, PKRU, ...) sit where CPUID leaf 0xD says.
+XSAVE_FIXED_END = 832
+XSTATE_BV_FIXED = 0b111  # x87, SSE, AVX
+
+
+def fixed_layout_part(xstate: bytes) -> bytes:
+    """gcore writes the XSAVE area in GDB's own layout (Intel's offsets, wrong on AMD for
+    AVX-512 and PKRU): keep the parts every CPU agrees on and mark the later components
+    as in their initial state (XSTATE_BV bits cleared), so a restore cannot load
+    another component's bytes. The buffer keeps its size."""
+    if len(xstate) < XSAVE_FIXED_END:
+        return xstate
+    (bv,) = struct.unpack_from("<Q", xstate, 512)
+    head = bytearray(xstate[:XSAVE_FIXED_END])
+    struct.pack_into("<Q", head, 512, bv & XSTATE_BV_FIXED)
+    return bytes(head) + bytes(len(xstate) - XSAVE_FIXED_END)
 
 
 def _file_chunks(f, offset: int, rec_addr: int, length: int, pad: bool = False):

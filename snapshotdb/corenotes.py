@@ -88,6 +88,7 @@ class CoreNotes:
     threads: list[CoreThread] = field(default_factory=list)
     auxv: bytes = b""
     files: list[FileRange] = field(default_factory=list)
+    written_by_gdb: bool = False
 
     def auxv_value(self, key: int) -> int | None:
         for i in range(0, len(self.auxv) - 15, 16):
@@ -178,8 +179,11 @@ def iter_notes(raw: bytes):
 
 def _parse_notes(raw: bytes, notes: CoreNotes) -> None:
     for ntype, name, desc in iter_notes(raw):
+        if name == b"GDB":
+            notes.written_by_gdb = True  # NT_GDB_TDESC: only gcore writes it
+            continue
         if name not in (b"CORE", b"LINUX"):
-            continue  # e.g. GDB's NT_GDB_TDESC
+            continue
         if ntype == NT_PRSTATUS:
             (cursig,) = struct.unpack_from("<h", desc, PRSTATUS_CURSIG)
             (tid,) = struct.unpack_from("<i", desc, PRSTATUS_PID)

@@ -149,3 +149,6 @@ def test_gcore_holds_the_same_registers(stopped, from_gcore):
             # GDB writes the XSAVE area in its own layout; the AVX part sits where the kernel's does
             assert regs.ymm(core[tid].xstate, i) == regs.ymm(thread.xstate, i)
         assert regs.mxcsr(core[tid].fpregs) == regs.mxcsr(thread.fpregs)
+        # only the components at fixed offsets survive from GDB's XSAVE layout
+        assert int.from_bytes(core[tid].xstate[512:520], "little") & ~0b111 == 0
+        assert core[tid].xstate[832:] == bytes(len(core[tid].xstate) - 832)
