@@ -22,7 +22,7 @@ What comes from where:
     xstate      as the core has it (kernel cores: the kernel's layout); for gcore cores
                 only the x87/SSE/AVX part, see fixed_layout_part()
     pc          the stopped thread's rip; function from the ELF symbol tables of the
-                mapped files; file and line are left NULL (no DWARF lookup)
+                mapped file, file and line from its DWARF line table (NULL without one)
 """
 from __future__ import annotations
 
@@ -201,8 +201,9 @@ class _Importer:
                 sig = signal.Signals(stop.cursig).name
             except ValueError:
                 sig = f"SIG{stop.cursig}"
+        function, filename, line = self._where(pc, mappings)
         return SnapshotInfo(reason="core", stop_tid=stop.tid, pc=pc, auxv=self.notes.auxv,
-                            mm=self._mm(mappings), function=self._function_at(pc, mappings),
+                            mm=self._mm(mappings), function=function, file=filename, line=line,
                             signal=sig, note=f"core {os.path.basename(self.core.path)}")
 
     def _mm(self, mappings: list[MappingInfo]) -> dict[str, int]:
@@ -271,12 +272,12 @@ class _Importer:
         end = raw.find(b"\0", off)
         return None if end < 0 else raw[off:end].decode(errors="replace")
 
-    def _function_at(self, pc: int, mappings: list[MappingInfo]) -> str | None:
+    def _where(self, pc: int, mappings: list[MappingInfo]):
         m = next((m for m in mappings if m.start <= pc < m.end and m.path
                   and not m.path.startswith("[")), None)
         if m is None:
-            return None
-        return function_in_file(self.local_path(m.path), m.offset + (pc - m.start))
+            return None, None, None
+        return where_in_file(self.local_path(m.path), m.offset + (pc - m.start))
 
     # ── memory ──
 
@@ -397,28 +398,77 @@ def _file_chunks(f, offset: int, rec_addr: int, length: int, pad: bool = False):
         done += n
 
 
-def function_in_file(path: str, file_offset: int) -> str | None:
-    """The function symbol covering `file_offset` of an ELF file, or None."""
-    from elftools.common.exceptions import ELFError
+def where_in_file(path: str, file_offset: int) -> tuple[str | None, str | None, int | None]:
+    """(function, source file, line) of the code at `file_offset` of an ELF file, as far
+    as its symbol tables and DWARF line table tell; Nones where they do not."""
+    from elftools.common.exceptions import DWARFError, ELFError
     from elftools.elf.elffile import ELFFile
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
-            vaddr = None
-            for seg in elf.iter_segments():
-                if seg["p_type"] == "PT_LOAD" and (
-                        seg["p_offset"] <= file_offset < seg["p_offset"] + seg["p_filesz"]):
-                    vaddr = seg["p_vaddr"] + file_offset - seg["p_offset"]
+            vaddr = _vaddr_of(elf, file_offset)
             if vaddr is None:
-                return None
-            for name in (".symtab", ".dynsym"):
-                section = elf.get_section_by_name(name)
-                if section is None:
-                    continue
-                for sym in section.iter_symbols():
-                    if (sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] <= vaddr
-                            < sym["st_value"] + max(sym["st_size"], 1)):
-                        return sym.name
-    except (OSError, ELFError):
-        return None
+                return None, None, None
+            return (_function_at(elf, vaddr), *_line_at(elf, vaddr))
+    except (OSError, ELFError, DWARFError):
+        return None, None, None
+
+
+def _vaddr_of(elf, file_offset: int) -> int | None:
+    for seg in elf.iter_segments():
+        if seg["p_type"] == "PT_LOAD" and (
+                seg["p_offset"] <= file_offset < seg["p_offset"] + seg["p_filesz"]):
+            return seg["p_vaddr"] + file_offset - seg["p_offset"]
     return None
+
+
+def _function_at(elf, vaddr: int) -> str | None:
+    for name in (".symtab", ".dynsym"):
+        section = elf.get_section_by_name(name)
+        if section is None:
+            continue
+        for sym in section.iter_symbols():
+            if (sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] <= vaddr
+                    < sym["st_value"] + max(sym["st_size"], 1)):
+                return sym.name
+    return None
+
+
+def _line_at(elf, vaddr: int) -> tuple[str | None, int | None]:
+    """The line table row covering vaddr: the last row at or below it in its sequence."""
+    if not elf.has_dwarf_info():
+        return None, None
+    dwarf = elf.get_dwarf_info()
+    for cu in dwarf.iter_CUs():
+        program = dwarf.line_program_for_CU(cu)
+        if program is None:
+            continue
+        prev = None
+        for entry in program.get_entries():
+            state = entry.state
+            if state is None:
+                continue
+            if prev is not None and prev.address <= vaddr < state.address:
+                return _line_file(program, prev.file), prev.line
+            prev = None if state.end_sequence else state
+    return None, None
+
+
+def _line_file(program, index: int) -> str | None:
+    entries = program["file_entry"]
+    i = index if program["version"] >= 5 else index - 1  # DWARF 5 counts files from 0
+    if not 0 <= i < len(entries):
+        return None
+    # As GDB names it: the name as the compiler got it, i.e. joined with its directory
+    # unless that is directory 0, the compilation directory.
+    name, dir_index = _text(entries[i].name), entries[i].dir_index
+    dirs = program["include_directory"]
+    if dir_index and not name.startswith("/"):
+        j = dir_index if program["version"] >= 5 else dir_index - 1
+        if 0 <= j < len(dirs):
+            name = os.path.join(_text(dirs[j]), name)
+    return name
+
+
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

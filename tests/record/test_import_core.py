@@ -52,6 +52,8 @@ def test_kernel_core_of_a_crash(kernel_core, tmp_path):
         paths = {m.path for m in snap.mappings}
         assert {"[stack]", "[heap]", "[vdso]", "[vvar]", str(work / "crash")} <= paths
         assert (snap.reason, snap.signal, snap.function) == ("core", "SIGSEGV", "main")
+        assert snap.file.endswith("tests/record/crash.c")
+        assert snap.line == _line_of(snap.file, "*nowhere = steps;")
         assert [t.tid for t in snap.threads] == [snap.stop_tid]
         assert len(snap.threads[0].xstate) > 576
         assert rec.exe_path == str(work / "crash") and rec.cmdline == '["./crash", "first-arg"]'
@@ -66,6 +68,11 @@ def test_kernel_core_of_a_crash(kernel_core, tmp_path):
             f.seek(libc_text.offset)
             assert queries.read_memory(session, libc_text.start, 8192, 1) == f.read(8192)
     engine.dispose()
+
+
+def _line_of(source: str, text: str) -> int:
+    lines = Path(source).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, start=1) if text in line)
 
 
 def test_core_whose_executable_changed_warns(kernel_core, tmp_path, build_target):
