@@ -439,7 +439,7 @@ def _line_at(elf, vaddr: int) -> tuple[str | None, int | None]:
     if not elf.has_dwarf_info():
         return None, None
     dwarf = elf.get_dwarf_info()
-    for cu in dwarf.iter_CUs():
+    for cu in _candidate_cus(dwarf, vaddr):
         program = dwarf.line_program_for_CU(cu)
         if program is None:
             continue
@@ -452,6 +452,13 @@ def _line_at(elf, vaddr: int) -> tuple[str | None, int | None]:
                 return _line_file(program, prev.file), prev.line
             prev = None if state.end_sequence else state
     return None, None
+
+
+def _candidate_cus(dwarf, vaddr: int):
+    """The CU that .debug_aranges names for vaddr, or every CU when it names none."""
+    aranges = dwarf.get_aranges()
+    offset = aranges.cu_offset_at_addr(vaddr) if aranges is not None else None
+    return [dwarf.get_CU_at(offset)] if offset is not None else dwarf.iter_CUs()
 
 
 def _line_file(program, index: int) -> str | None:
