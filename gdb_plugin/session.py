@@ -58,6 +58,7 @@ class TickInfo:
     rsp: int
     fs_base: int
     libraries: list[tuple[int, str]] = field(default_factory=list)  # (load address, path)
+    engine: object = field(default=None, repr=False)  # read-only engine on db_path
 
 
 @dataclass
@@ -84,44 +85,59 @@ class CallResult:
             faults=self.faults)
 
 
+_engines: dict[tuple, object] = {}
+
+
+def engine_for(db_path: str):
+    """A read-only engine on the recording, kept across calls (opening one checks the
+    schema, a few milliseconds); a file replaced at the same path gets a new one."""
+    from snapshotdb.db import open_engine
+
+    try:
+        key = (str(db_path), os.stat(db_path).st_ino)
+    except OSError:
+        key = (str(db_path), None)
+    engine = _engines.get(key)
+    if engine is None:
+        engine = _engines[key] = open_engine(db_path, readonly=True)
+    return engine
+
+
+def dispose_engines() -> None:
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
 def read_tick_info(db_path: str, tick: int, tid: int | None) -> TickInfo:
     """Layout, registers and executable at `tick`; raises snapshotdb errors (one line)."""
     from sqlalchemy.orm import Session
 
     from snapshotdb import queries
-    from snapshotdb.db import open_engine
 
-    engine = open_engine(db_path, readonly=True)
-    try:
-        with Session(engine) as session:
-            snap = queries.snapshot_at(session, tick)
-            thread = queries.thread_at(snap, tid)
-            rec = queries.recording(session)
-            regs = _GPREGS.unpack_from(thread.gpregs)
-            libraries = [(m.start, m.path) for m in snap.mappings
-                         if m.offset == 0 and m.path.startswith("/") and m.path != rec.exe_path]
-            return TickInfo(db_path=str(db_path), tick=tick, tid=thread.tid,
-                            exe_path=rec.exe_path, build_id=rec.build_id,
-                            regions=report.regions_of(snap.mappings),
-                            rsp=regs[_RSP], fs_base=regs[_FS_BASE],
-                            libraries=sorted(set(libraries)))
-    finally:
-        engine.dispose()
+    engine = engine_for(db_path)
+    with Session(engine) as session:
+        snap = queries.snapshot_at(session, tick)
+        thread = queries.thread_at(snap, tid)
+        rec = queries.recording(session)
+        regs = _GPREGS.unpack_from(thread.gpregs)
+        libraries = [(m.start, m.path) for m in snap.mappings
+                     if m.offset == 0 and m.path.startswith("/") and m.path != rec.exe_path]
+        return TickInfo(db_path=str(db_path), tick=tick, tid=thread.tid,
+                        exe_path=rec.exe_path, build_id=rec.build_id,
+                        regions=report.regions_of(snap.mappings),
+                        rsp=regs[_RSP], fs_base=regs[_FS_BASE],
+                        libraries=sorted(set(libraries)), engine=engine)
 
 
-def recorded_pages(db_path: str, tick: int, rec_pages: list[int]) -> dict[int, bytes]:
+def recorded_pages(engine, tick: int, rec_pages: list[int]) -> dict[int, bytes]:
     """The recorded bytes of each page at `tick`."""
     from sqlalchemy.orm import Session
 
     from snapshotdb import queries
-    from snapshotdb.db import open_engine
 
-    engine = open_engine(db_path, readonly=True)
-    try:
-        with Session(engine) as session:
-            return {p: queries.page_at(session, p, tick) for p in rec_pages}
-    finally:
-        engine.dispose()
+    with Session(engine) as session:
+        return {p: queries.page_at(session, p, tick) for p in rec_pages}
 
 
 def read_pages(pid: int, rec_pages: list[int]) -> dict[int, bytes]:
@@ -417,7 +433,7 @@ class CallSession:
     def old_pages(self, rec_pages: list[int]) -> dict[int, bytes]:
         missing = [p for p in rec_pages if p not in self._old_pages]
         if missing:
-            self._old_pages.update(recorded_pages(self.info.db_path, self.info.tick, missing))
+            self._old_pages.update(recorded_pages(self.info.engine, self.info.tick, missing))
         return {p: self._old_pages[p] for p in rec_pages}
 
     def open(self) -> None:
@@ -613,9 +629,10 @@ def close_goto() -> bool:
 
 
 def close_all() -> None:
-    """Close every temporary inferior (GDB exits, `ttd close`)."""
+    """Close every temporary inferior and the engines on recordings (`ttd close`)."""
     close_goto()
     drop_cached()
+    dispose_engines()
 
 
 def kill_all() -> None:

@@ -12,6 +12,7 @@ Called while the temporary inferior is selected; never resumes it.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import struct
@@ -75,7 +76,13 @@ def data_symbol(target_addr: int, tls: list[tuple[int, int, str]] | None = None)
 
 
 def _elf_tls(exe_path: str):
-    """(TLS segment (vaddr, memsz, align), [(st_value, size, name)]) of an ELF file."""
+    """(TLS segment (vaddr, memsz, align), [(st_value, size, name)]) of an ELF file;
+    parsed once per file version."""
+    return _elf_tls_cached(exe_path, os.stat(exe_path).st_mtime)
+
+
+@functools.lru_cache(maxsize=16)
+def _elf_tls_cached(exe_path: str, _mtime: float):
     from elftools.elf.elffile import ELFFile
 
     with open(exe_path, "rb") as f:
@@ -287,28 +294,24 @@ def _library_warnings(info) -> list[str]:
     from sqlalchemy.orm import Session
 
     from snapshotdb import queries
-    from snapshotdb.db import open_engine
     from snapshotdb.errors import RecordingError
 
     warnings = []
-    engine = open_engine(info.db_path, readonly=True)
-    try:
-        with Session(engine) as session:
-            def read(rec_addr: int, length: int) -> bytes:
-                return queries.read_memory(session, rec_addr, length, info.tick)
-            for base, path in info.libraries:
-                local = _local_build_id(path)
-                if local is None:
-                    if not os.path.exists(path):
-                        warnings.append(f"warning: {path} is missing: no symbols for it; "
-                                        "memory is the recorded one.")
-                    continue
-                try:
-                    recorded = recorded_build_id(read, base)
-                except (RecordingError, struct.error):
-                    continue
-                if recorded is not None and recorded != local:
-                    warnings.append(_mismatch(path, local, recorded))
-    finally:
-        engine.dispose()
+    with Session(info.engine) as session:
+        def read(rec_addr: int, length: int) -> bytes:
+            return queries.read_memory(session, rec_addr, length, info.tick)
+
+        for base, path in info.libraries:
+            local = _local_build_id(path)
+            if local is None:
+                if not os.path.exists(path):
+                    warnings.append(f"warning: {path} is missing: no symbols for it; "
+                                    "memory is the recorded one.")
+                continue
+            try:
+                recorded = recorded_build_id(read, base)
+            except (RecordingError, struct.error):
+                continue
+            if recorded is not None and recorded != local:
+                warnings.append(_mismatch(path, local, recorded))
     return warnings
