@@ -45,7 +45,8 @@ def gdb_live_calls(repeat: int) -> None:
 
 def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
     """A new inferior attached to live process `pid` through gdbserver: attach + first
-    call, then repeated calls through gdbserver; killed at the end."""
+    call, then repeated calls through gdbserver; killed at the end. The same code path
+    as call-at-time (gdb_plugin.session), without rematerialization and report."""
     import gdb
 
     from gdb_plugin.session import TempInferior, evaluate
@@ -144,7 +145,7 @@ def main() -> int:
         exe = _build(workdir)
         db = workdir / "bench.db"
         _record(exe, db, args.size_mib)
-        live_proc = _stopped_process(exe, args.size_mib)
+        live_procs = [_stopped_process(exe, args.size_mib) for _ in range(args.first)]
         try:
             with MiGdb() as gdb:
                 gdb.cli("set confirm off")
@@ -158,15 +159,19 @@ def main() -> int:
                 gdb.wait_stopped(120)
                 gdb.cli("delete")
                 live = _bench_json(gdb.cli(f"python bench.gdb_live_calls({args.repeat})", 120))
-                server = _bench_json(gdb.cli(
-                    f"python bench.gdb_gdbserver_attach({live_proc.pid}, '{exe}', {args.repeat})", 120))
+                servers = [_bench_json(gdb.cli(
+                    f"python bench.gdb_gdbserver_attach({p.pid}, '{exe}', {args.repeat})", 120))
+                    for p in live_procs]
                 cat = _bench_json(gdb.cli(
                     f"python bench.gdb_call_at_time('{db}', 1, {args.first}, {args.repeat})", 600))
         finally:
-            live_proc.kill()
-            live_proc.wait()
+            for proc in live_procs:
+                proc.kill()
+                proc.wait()
     first_ms, repeat_ms = _med(cat["first"]), _med(cat["repeat"])
-    attach_ms, server_call_ms = server["first"], _med(server["repeat"])
+    attach_ms = _med([s["first"] for s in servers])
+    server_call_ms = _med([ms for s in servers for ms in s["repeat"]])
+    server_parts = {k: _med([s["parts"][k] for s in servers]) for k in servers[0]["parts"]}
     print(json.dumps({
         "size_mib": args.size_mib,
         "expr": EXPR,
@@ -177,7 +182,7 @@ def main() -> int:
         "call_at_time_repeat_breakdown_ms": _median_parts(cat["repeat_parts"]),
         "live_gdb_call_ms": _med(live),
         "live_gdbserver_attach_and_call_ms": round(attach_ms, 3),
-        "live_gdbserver_attach_breakdown_ms": {k: round(v, 3) for k, v in server["parts"].items()},
+        "live_gdbserver_attach_breakdown_ms": server_parts,
         "live_gdbserver_call_ms": server_call_ms,
         "first_vs_live_attach": round(first_ms / attach_ms, 3),
         "repeat_vs_live_gdbserver_call": round(repeat_ms / server_call_ms, 3),
