@@ -163,8 +163,7 @@ class Recorder:
         self.output = check_output(output)
         self.program = [find_program(program[0]), *program[1:]]
         self.breaks, self.hits, self.timeout = breaks, hits, timeout
-        self.hit_counts: dict[str, int] = {}
-        self.location_of: dict[str, str] = {}
+        self.hit_counts: dict[str, int] = {}  # breakpoint number -> snapshots taken
         self.ticks = 0
         self.progress = sys.stderr.isatty()
 
@@ -206,11 +205,10 @@ class Recorder:
             raise RecordError(f"gdb cannot load '{self.program[0]}': {exc}") from None
         for location in self.breaks:
             try:
-                payload = gdb.command(f"-break-insert {_mi_quote(location)}")
+                gdb.command(f"-break-insert {_mi_quote(location)}")
             except GdbCommandError as exc:
                 raise RecordError(
                     f"Breakpoint location '{location}' does not resolve: {exc}") from None
-            self.location_of[payload["bkpt"]["number"]] = location
         gdb.command("-interpreter-exec console \"catch syscall exit_group\"")
         # Create the recording last, so that a bad program or location leaves no file.
         gdb.command(f"-interpreter-exec console {_mi_quote('ttd open ' + self.output)}")

@@ -145,9 +145,13 @@ def _live_native_pid() -> int:
     return inferior.pid
 
 
-def _where(frame: gdb.Frame) -> tuple[str | None, str | None, int | None]:
-    """(function, file, line) of a frame, as far as the debug info tells."""
-    sal = frame.find_sal()
+def _where() -> tuple[str | None, str | None, int | None]:
+    """(function, file, line) of the selected thread's newest frame, as far as known."""
+    try:
+        frame = gdb.newest_frame()
+        sal = frame.find_sal()
+    except gdb.error:
+        return None, None, None
     filename = sal.symtab.filename if sal.symtab is not None else None
     line = sal.line if sal.symtab is not None and sal.line else None
     return frame.name(), filename, line
@@ -157,7 +161,7 @@ def snapshot_inferior(recording, pid: int, args):
     from snapshotdb.capture import snapshot_live
     thread = gdb.selected_thread()
     stop_tid = thread.ptid[1] or pid
-    function, filename, line = _where(gdb.newest_frame())
+    function, filename, line = _where()
     return snapshot_live(recording.writer(pid), pid, reason=args.reason, stop_tid=stop_tid,
                          function=function, file=filename, line=line, signal=args.signal,
                          note=args.note)
