@@ -206,3 +206,17 @@ def test_program_gets_the_environment_and_arguments(tmp_path):
     args = run_ttd("record", "-o", str(tmp_path / "a.db"), "--", "printf", "%s|", "a b", "'c'",
                    "$HOME", timeout=120)
     assert args.stdout == "a b|'c'|$HOME|"
+
+
+def test_program_that_is_not_an_executable(tmp_path):
+    script = tmp_path / "s.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", str(script), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"ttd: gdb cannot load '{script}': \"{script}\": not in "
+                                     "executable format: file format not recognized")
+    script.chmod(0o644)
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", str(script), timeout=60)
+    assert result.stderr.strip() == f"ttd: Program '{script}' is not executable."
+    assert not (tmp_path / "x.db").exists()
