@@ -19,6 +19,7 @@ Everything that talks to GDB is here; the report itself is gdb_plugin/report.py.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -59,6 +60,7 @@ class TickInfo:
     fs_base: int
     libraries: list[tuple[int, str]] = field(default_factory=list)  # (load address, path)
     engine: object = field(default=None, repr=False)  # read-only engine on db_path
+    file_warnings: list[str] | None = None  # build-id checks, made once per tick
 
 
 @dataclass
@@ -107,15 +109,28 @@ def dispose_engines() -> None:
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
+    _tick_infos.clear()
+
+
+_tick_infos: dict[tuple, TickInfo] = {}
 
 
 def read_tick_info(db_path: str, tick: int, tid: int | None) -> TickInfo:
-    """Layout, registers and executable at `tick`; raises snapshotdb errors (one line)."""
+    """Layout, registers and executable at `tick`; raises snapshotdb errors (one line).
+    A snapshot never changes once written, so each is read once per GDB session."""
+    engine = engine_for(db_path)
+    key = (id(engine), tick, tid)
+    info = _tick_infos.get(key)
+    if info is None:
+        info = _tick_infos[key] = _read_tick_info(engine, db_path, tick, tid)
+    return info
+
+
+def _read_tick_info(engine, db_path: str, tick: int, tid: int | None) -> TickInfo:
     from sqlalchemy.orm import Session
 
     from snapshotdb import queries
 
-    engine = engine_for(db_path)
     with Session(engine) as session:
         snap = queries.snapshot_at(session, tick)
         thread = queries.thread_at(snap, tid)
@@ -182,36 +197,46 @@ def _sigstop_handling() -> str:
 
 
 class GdbSettings:
-    """Save the global settings a temporary inferior needs changed, and put them back.
+    """Global GDB settings changed for a while, and put back exactly as they were.
 
-    - sysroot "/": library files from the local disk (0.4 s attach instead of 0.95 s);
+    While a call runs (CALL_SETTINGS):
+    - unwindonsignal on: a call that crashes unwinds instead of leaving GDB in it;
     - SIGSTOP nostop/nopass: the rematerialized process is in a group stop; after
       gdbserver attaches, the first resume reports a SIGSTOP that must be swallowed;
-    - unwindonsignal on: a call that crashes unwinds instead of leaving GDB in it;
     - suppress-cli-notifications on: no "[Switching to inferior ...]" noise;
     - confirm off: kill and remove-inferiors never ask.
+    While attaching (ATTACH_SETTINGS): sysroot "/", library files from the local disk
+    (0.4 s attach instead of 0.95 s). It is put back once the user's inferior is
+    selected again (GDB re-reads the current inferior's libraries on a sysroot change).
+    A `ttd goto` inferior keeps both until it closes: the user resumes it at will.
     """
 
-    def __init__(self) -> None:
-        self.saved: dict[str, str] = {}
-        self.sigstop: str | None = None
+    def __init__(self, values: list[tuple[str, str]], sigstop: bool = False) -> None:
+        self.values = values
+        self.sigstop = sigstop
+        self.saved: list[tuple[str, str]] = []
+        self.saved_sigstop: str | None = None
 
     def apply(self) -> None:
-        for name, value in (("sysroot", "/"), ("unwindonsignal", "on"),
-                            ("suppress-cli-notifications", "on"), ("confirm", "off")):
-            self.saved[name] = _param_text(name)
+        for name, value in self.values:
+            self.saved.append((name, _param_text(name)))
             gdb.execute(f"set {name} {value}", to_string=True)
-        self.sigstop = _sigstop_handling()
-        gdb.execute("handle SIGSTOP nostop noprint nopass", to_string=True)
+        if self.sigstop:
+            self.saved_sigstop = _sigstop_handling()
+            gdb.execute("handle SIGSTOP nostop noprint nopass", to_string=True)
 
     def restore(self) -> None:
-        if self.sigstop is not None:
-            gdb.execute(f"handle SIGSTOP {self.sigstop}", to_string=True)
-            self.sigstop = None
-        # sysroot last but one, suppress-cli-notifications last: the restore is silent
-        for name in ("confirm", "unwindonsignal", "sysroot", "suppress-cli-notifications"):
-            if name in self.saved:
-                gdb.execute(f"set {name} {self.saved.pop(name)}".rstrip(), to_string=True)
+        if self.saved_sigstop is not None:
+            gdb.execute(f"handle SIGSTOP {self.saved_sigstop}", to_string=True)
+            self.saved_sigstop = None
+        while self.saved:  # reverse order: suppress-cli-notifications (first set) last
+            name, value = self.saved.pop()
+            gdb.execute(f"set {name} {value}".rstrip(), to_string=True)
+
+
+CALL_SETTINGS = [("suppress-cli-notifications", "on"), ("unwindonsignal", "on"),
+                 ("confirm", "off")]
+ATTACH_SETTINGS = [("sysroot", "/")]
 
 
 def _param_text(name: str) -> str:
@@ -226,14 +251,16 @@ def _param_text(name: str) -> str:
 class TempInferior:
     """A GDB inferior attached to process PID through gdbserver, apart from the user's.
 
-    attach() selects it; use() switches to it for a block; close() kills the
-    process, removes the inferior and gives the user back their selection.
+    attach() leaves the user's inferior selected (or, keep_selected=True for ttd
+    goto, the new one); `with selected():` switches to it for a block, with the call
+    settings; close() kills the process, removes the inferior and gives the user
+    back their selection and settings.
     """
 
     def __init__(self) -> None:
         self.num: int | None = None
-        self.settings = GdbSettings()
         self._user: tuple | None = None
+        self._lifetime: list[GdbSettings] = []  # settings kept while it exists (ttd goto)
         self.gdbserver_log = ""
 
     def _save_user(self) -> None:
@@ -258,13 +285,17 @@ class TempInferior:
         else:
             gdb.execute(f"inferior {num}", to_string=True)
 
-    def attach(self, pid: int, exe_path: str | None, preload: str | None) -> dict:
+    def attach(self, pid: int, exe_path: str | None, preload: str | None,
+               keep_selected: bool = False) -> dict:
         """Attach to `pid`; returns timings in ms: {"attach": ..., "symbols": ...}."""
         gdbserver = shutil.which("gdbserver")
         if gdbserver is None:
             raise SessionError("gdbserver is not installed: apt-get install gdbserver")
         self._save_user()
-        self.settings.apply()
+        settings = [GdbSettings(CALL_SETTINGS, sigstop=True), GdbSettings(ATTACH_SETTINGS)]
+        for group in settings:
+            group.apply()
+        self._lifetime = settings  # until the end of attach, or of the goto inferior
         before = {inf.num for inf in gdb.inferiors()}
         gdb.execute("add-inferior -no-connection", to_string=True)
         self.num = max({inf.num for inf in gdb.inferiors()} - before)
@@ -273,6 +304,14 @@ class TempInferior:
         if exe_path:
             gdb.execute(f"file {_quote(exe_path)}", to_string=True)
         t1 = time.perf_counter()
+        self._target_remote(gdbserver, pid, preload)
+        t2 = time.perf_counter()
+        if not keep_selected:
+            self._restore_user()
+            self._restore_settings()
+        return {"symbols": (t1 - t0) * 1e3, "attach": (t2 - t1) * 1e3}
+
+    def _target_remote(self, gdbserver: str, pid: int, preload: str | None) -> None:
         self.gdbserver_log = f"/tmp/ttd-gdbserver-{os.getpid()}-{pid}.log"
         env = f"LD_PRELOAD={shlex.quote(preload)} " if preload else ""
         command = (f"target remote | {env}exec {gdbserver} - --attach {pid} "
@@ -282,8 +321,10 @@ class TempInferior:
         except gdb.error as exc:
             raise SessionError(f"Cannot attach to the process at this tick: {exc} "
                                f"({self._log_tail()})") from exc
-        t2 = time.perf_counter()
-        return {"symbols": (t1 - t0) * 1e3, "attach": (t2 - t1) * 1e3}
+
+    def _restore_settings(self) -> None:
+        while self._lifetime:
+            self._lifetime.pop().restore()
 
     def _log_tail(self) -> str:
         try:
@@ -293,20 +334,39 @@ class TempInferior:
             return "no gdbserver output"
         return lines[-1] if lines else "no gdbserver output"
 
-    def select(self) -> None:
+    def _select(self) -> None:
         for inferior in gdb.inferiors():
             if inferior.num == self.num and inferior.threads():
                 inferior.threads()[0].switch()
                 return
         gdb.execute(f"inferior {self.num}", to_string=True)
 
+    @contextlib.contextmanager
+    def selected(self):
+        """The temporary inferior selected, with the call settings, for a block."""
+        settings = GdbSettings(CALL_SETTINGS, sigstop=True) if not self._lifetime else None
+        if settings is not None:
+            settings.apply()
+        try:
+            self._select()
+            yield
+        finally:
+            try:
+                self._restore_user()
+            finally:
+                if settings is not None:
+                    settings.restore()
+
     def close(self) -> None:
         """Kill the process (never detach), remove the inferior, restore the user."""
         if self.num is None:
+            self._restore_settings()
             return
+        settings = GdbSettings(CALL_SETTINGS)
+        settings.apply()
         try:
             if any(inf.num == self.num for inf in gdb.inferiors()):
-                self.select()
+                self._select()
                 if gdb.selected_inferior().pid:
                     try:
                         gdb.execute("kill", to_string=True)
@@ -318,15 +378,13 @@ class TempInferior:
                 gdb.execute(f"remove-inferiors {self.num}", to_string=True)
             finally:
                 self.num = None
-                self.settings.restore()
+                settings.restore()
+                self._restore_settings()
                 if self.gdbserver_log:
                     try:
                         os.unlink(self.gdbserver_log)
                     except OSError:
                         pass
-
-    def user_selection(self):
-        return self._user
 
 
 def _quote(path: str) -> str:
@@ -436,7 +494,8 @@ class CallSession:
             self._old_pages.update(recorded_pages(self.info.engine, self.info.tick, missing))
         return {p: self._old_pages[p] for p in rec_pages}
 
-    def open(self) -> None:
+    def open(self, keep_selected: bool = False) -> None:
+        """Rematerialize and attach; keep_selected leaves the new inferior selected (goto)."""
         from gdb_plugin.rematerialize import RematerializeError, rematerialize
 
         t0 = time.perf_counter()
@@ -453,10 +512,12 @@ class CallSession:
             self.warnings.append(f"warning: {self.info.exe_path} is missing: "
                                  "no symbols for the executable, memory is the recorded one.")
         else:
-            self.warnings.extend(symbolize.build_id_warnings(self.info))
+            if self.info.file_warnings is None:
+                self.info.file_warnings = symbolize.build_id_warnings(self.info)
+            self.warnings.extend(self.info.file_warnings)
         try:
-            self.open_ms.update(self.inferior.attach(self.proc.pid, exe,
-                                                     getattr(self.proc, "mem_preload", None)))
+            self.open_ms.update(self.inferior.attach(
+                self.proc.pid, exe, getattr(self.proc, "mem_preload", None), keep_selected))
         except BaseException:
             self.close()
             raise
@@ -479,8 +540,7 @@ class CallSession:
             "rematerialize": 0.0, "attach": 0.0, "symbols": 0.0}
         self.calls += 1
         self.reusable = False
-        self.inferior.select()
-        try:
+        with self.inferior.selected():
             if not self._clean:
                 self.proc.clear_written()
             self._clean = False
@@ -492,8 +552,6 @@ class CallSession:
             t2 = time.perf_counter()
             if self._can_reset(status, pages):
                 self._reset(pages)
-        finally:
-            self.inferior._restore_user()
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
         stdout, stderr = self._new_output()
@@ -605,7 +663,7 @@ def goto(db_path: str, tick: int, tid: int | None = None) -> CallSession:
     close_goto()
     drop_cached()
     new = CallSession(info)
-    new.open()
+    new.open(keep_selected=True)
     _goto = new
     return new
 

@@ -103,13 +103,11 @@ def _address_of(address: str) -> int:
         if kept is None or kept.inferior.num is None:
             raise gdb.GdbError(str(exc)) from None
         first = exc
-    kept.inferior.select()
-    try:
-        return _eval_address(address)
-    except gdb.error:
-        raise gdb.GdbError(str(first)) from None
-    finally:
-        kept.inferior._restore_user()
+    with kept.inferior.selected():
+        try:
+            return _eval_address(address)
+        except gdb.error:
+            raise gdb.GdbError(str(first)) from None
 
 
 def register() -> None:

@@ -113,7 +113,11 @@ def without_warnings(text: str) -> str:
 
 def user_state(gdb: MiGdb) -> dict:
     """What must not change in the user's inferior: registers, memory, selection.
-    Temporary inferiors kept for repeated calls are closed first."""
+    GDB's global settings are read while a temporary inferior may still be kept for
+    repeated calls (they must be the user's all the same); then it is closed."""
+    settings = without_warnings("".join(gdb.cli(f"show {name}") for name in (
+        "sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")))
+    settings += without_warnings(gdb.cli("info signals SIGSTOP"))
     gdb.cli("python from gdb_plugin import session; session.close_all()")
     regs = gdb.cli("info registers rip rsp rbp rax rdi rsi fs_base")
     frame = gdb.cli("frame")
@@ -124,4 +128,4 @@ def user_state(gdb: MiGdb) -> dict:
     inferiors = gdb.cli("info inferiors")
     return {"regs": without_warnings(regs), "frame": without_warnings(frame), "memory": memhash,
             "inferiors": without_warnings(inferiors), "thread": without_warnings(gdb.cli("thread")),
-            "breakpoints": without_warnings(gdb.cli("info breakpoints"))}
+            "breakpoints": without_warnings(gdb.cli("info breakpoints")), "settings": settings}
