@@ -140,6 +140,14 @@ def _live_native_pid() -> int:
             f"'{inferior.connection.type}' target.")
     if gdb.selected_thread().is_running():
         raise gdb.GdbError("Cannot take a snapshot while the selected thread is running.")
+    # A snapshot reads memory from /proc: inserted breakpoints would show as int3 bytes,
+    # and in non-stop mode other threads would change memory while it is read.
+    if gdb.parameter("breakpoint always-inserted"):
+        raise gdb.GdbError("ttd snapshot needs breakpoints out of memory while stopped: "
+                           "\"set breakpoint always-inserted off\".")
+    if gdb.parameter("non-stop"):
+        raise gdb.GdbError("ttd snapshot needs all-stop mode: \"set non-stop off\" before "
+                           "running the program.")
     if not os.path.exists(f"/proc/{inferior.pid}"):
         raise gdb.GdbError(f"No process {inferior.pid}.")
     return inferior.pid

@@ -97,3 +97,12 @@ def test_snapshot_of_a_mapping_past_the_end_of_its_file(tmp_path, build_target):
         assert first.startswith(b"inside the file\0")
         assert queries.read_memory(session, mapping.start + 4096, 8192, 1) == bytes(8192)
     engine.dispose()
+
+
+def test_snapshot_refuses_breakpoints_left_in_memory(tmp_path, build_target):
+    bank = build_target("examples/bank.c")
+    lines = gdb_batch(f"ttd open {tmp_path}/a.db", "set breakpoint always-inserted on",
+                      "break transfer", "run", "ttd snapshot", "kill", program=bank)
+    assert ('ttd snapshot needs breakpoints out of memory while stopped: "set breakpoint '
+            'always-inserted off".') in lines
+    assert not any(line.startswith("Snapshot tick") for line in lines)
