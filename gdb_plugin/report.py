@@ -185,17 +185,18 @@ def table(pages: list[DirtiedPage], show_all: bool = False) -> list[str]:
 
 
 def hex_diff(page: DirtiedPage, width: int = 16) -> list[str]:
-    """Old -> new hex dump of the changed ranges, `width` bytes per line, page-absolute."""
-    lines: list[str] = []
+    """Old -> new hex dump of the lines holding changed bytes, `width` bytes per line,
+    each line once even when several ranges share it."""
+    starts: list[int] = []
     for offset, length in page.changed_ranges:
-        first = offset - offset % width
-        last = offset + length
-        for line_start in range(first, last, width):
-            end = min(line_start + width, PAGE_SIZE)
-            old = page.old[line_start:end].hex(" ")
-            new = page.new[line_start:end].hex(" ")
-            lines.append(f"{page.rec_addr + line_start:#018x}  -{old}")
-            lines.append(f"{'':18}  +{new}")
+        for line_start in range(offset - offset % width, offset + length, width):
+            if not starts or starts[-1] != line_start:
+                starts.append(line_start)
+    lines: list[str] = []
+    for line_start in starts:
+        end = min(line_start + width, PAGE_SIZE)
+        lines.append(f"{page.rec_addr + line_start:#018x}  -{page.old[line_start:end].hex(' ')}")
+        lines.append(f"{'':18}  +{page.new[line_start:end].hex(' ')}")
     return lines
 
 

@@ -39,7 +39,10 @@ def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None
     frames = cache.get("frames")
     tls = cache.get("tls")
     for page in pages:
-        targets = [page.rec_addr + off for off, _ in page.changed_ranges] or [page.rec_addr]
+        if not page.changed:  # nothing to name: the call left the page as recorded
+            page.symbol, page.range_symbols = None, []
+            continue
+        targets = [page.rec_addr + off for off, _ in page.changed_ranges]
         if page.kind == "heap":
             region = report.region_at(info.regions, page.rec_addr)
             names = [heap_chunk(pid, region.start, region.end, t) for t in targets]
@@ -53,7 +56,7 @@ def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None
             names = [data_symbol(t, tls) for t in targets]
         else:
             names = [None for _ in targets]
-        page.range_symbols = names if page.changed_ranges else []
+        page.range_symbols = names
         page.symbol = names[0]
 
 

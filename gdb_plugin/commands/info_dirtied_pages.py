@@ -20,20 +20,18 @@ def parse_args(arg: str) -> tuple[str | None, bool]:
 
 
 def page_lines(page: report.DirtiedPage) -> list[str]:
-    """The detail of one page: what it is, then old -> new of each changed range."""
+    """The detail of one page: what it is, each changed range, then old -> new."""
     head = (f"Page {page.rec_addr:#x} ({page.kind}, {page.mapping or 'no recorded mapping'})"
             + (f" holds {page.symbol}" if page.symbol else ""))
     if not page.changed:
         return [head, "Written by the call, but its bytes are unchanged."]
     lines = [head]
-    for (offset, length), symbol in zip(page.changed_ranges,
-                                        page.range_symbols or [None] * len(page.changed_ranges)):
+    symbols = page.range_symbols or [None] * len(page.changed_ranges)
+    for (offset, length), symbol in zip(page.changed_ranges, symbols):
         where = f" ({symbol})" if symbol else ""
         lines.append(f"Changed {length} byte{'s' if length != 1 else ''} at "
-                     f"{page.rec_addr + offset:#x}, offset {offset}{where}:")
-        lines.extend("  " + line for line in report.hex_diff(
-            report.DirtiedPage(page.rec_addr, page.mapping, page.kind, page.old, page.new,
-                               [(offset, length)])))
+                     f"{page.rec_addr + offset:#x}, offset {offset}{where}.")
+    lines.extend("  " + line for line in report.hex_diff(page))
     return lines
 
 

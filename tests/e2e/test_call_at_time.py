@@ -144,6 +144,7 @@ def test_info_dirtied_pages_lists_and_diffs(recorded):
     lines = _from_line(recorded.gdb.cli("info dirtied-pages &counter_b"), "Page ")
     assert "holds counter_b" in lines[0]
     # counter_b: 2 * (1 + 2 + 3) = 12 -> 14
+    assert lines[1].startswith("Changed 1 byte at ") and lines[1].endswith("(counter_b).")
     assert lines[2].split()[1] == "-0c" and lines[3].split()[0] == "+0e"
 
 

@@ -116,3 +116,18 @@ def test_json_shape_matches_design():
         "address": "0x555555558000", "mapping": EXE, "kind": "data", "changed": True,
         "changed_ranges": [{"offset": 16, "length": 1}], "symbol": "counter+16"}]
     json.dumps(obj)  # serializable as it is
+
+
+def test_hex_diff_shows_a_shared_line_once():
+    p = report.DirtiedPage(0x1000, "[heap]", "heap", page(0), page(0, [(80, 2), (88, 3)]),
+                           [(80, 1), (88, 1)])
+    lines = report.hex_diff(p)
+    assert len(lines) == 2
+    assert lines[1].split()[0] == "+02" and lines[1].split()[8] == "03"
+
+
+def test_hex_diff_range_across_lines():
+    p = report.DirtiedPage(0x1000, "[heap]", "heap", page(0),
+                           page(0, [(i, 1) for i in range(10, 40)]), [(10, 30)])
+    assert [line.split()[0] for line in report.hex_diff(p)[::2]] == [
+        "0x0000000000001000", "0x0000000000001010", "0x0000000000001020"]
