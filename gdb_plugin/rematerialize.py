@@ -183,10 +183,16 @@ class RematerializedProcess:
         self._request("CLEAR")
 
     def stats(self) -> dict:
-        """faults, pages_served, zero_pages, bytes, serve_us_p50/p99/max/mean (server side)."""
-        if self.exit_status is not None and self._final_stats is not None:
-            return dict(self._final_stats)
-        return json.loads(self._request("STATS"))
+        """faults, pages_served, zero_pages, bytes, serve_us_p50/p99/max/mean (server side).
+
+        Still answers after the process has ended (the server's last word carries them)."""
+        if self._final_stats is None:
+            try:
+                return json.loads(self._request("STATS"))
+            except RematerializeError:
+                if self._final_stats is None:
+                    raise
+        return dict(self._final_stats)
 
     def prefill(self, rec_start: int, rec_end: int) -> None:
         """Fill the pages of [rec_start, rec_end) now, as faults would (clean, not written)."""
