@@ -6,6 +6,7 @@
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 struct node { int value; struct node *next; };
@@ -41,6 +42,12 @@ long depth(int n)
 	volatile char frame[200];
 	frame[0] = (char)n;
 	return n == 0 ? 0 : depth(n - 1) + 1 + frame[0] - (char)n;
+}
+long grow(int kib)
+{
+	char *block = malloc((size_t)kib << 10);  /* above the mmap threshold: a new mapping */
+	memset(block, 1, (size_t)kib << 10);
+	return block != NULL;
 }
 int spin(void) { for (;;) __asm__ volatile(""); return 0; }
 void checkpoint(int step) { __asm__ volatile("" ::"r"(step) : "memory"); }

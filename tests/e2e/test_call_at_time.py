@@ -173,6 +173,20 @@ def test_crash_in_call_keeps_session(recorded):
     assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
 
 
+def test_new_mapping_pages_and_no_reuse_after_them(recorded):
+    tick = recorded.ticks[1]
+    got = call_json(recorded.gdb, tick, "grow(256)")
+    fresh = [p for p in got["dirtied_pages"] if p["kind"] == "new-mapping"]
+    assert len(fresh) >= 64 and all(p["changed"] and p["mapping"] == "" for p in fresh)
+    # the process that grew is not reused: the next call sees the recorded state
+    again = call_json(recorded.gdb, tick, "list_length()")
+    assert again["timings_ms"]["rematerialize"] > 0  # a new process
+    assert again["value"] == "2"
+    third = call_json(recorded.gdb, tick, "list_length()")
+    assert third["timings_ms"]["rematerialize"] == 0  # reused: nothing was mapped
+    assert all(p["kind"] != "new-mapping" for p in again["dirtied_pages"])
+
+
 def test_hang_is_interrupted_by_timeout(recorded):
     text = recorded.gdb.cli(f"call-at-time --timeout 1 --json {recorded.ticks[0]} spin()", 60)
     got = json.loads(text[text.index('{"tick"'):].splitlines()[0])
