@@ -125,6 +125,10 @@ class RematerializedProcess:
         self._final_stats: dict | None = None
         self._error: str | None = None
 
+    @property
+    def server_pid(self) -> int:
+        return self._server.pid
+
     # -- the control channel --------------------------------------------------------
     def _readline(self, timeout: float) -> str:
         self._ctl.settimeout(timeout)
@@ -231,13 +235,6 @@ class RematerializedProcess:
         self._out.join(10.0)
         self._err.join(10.0)
 
-    def __enter__(self) -> RematerializedProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 def _describe_status(status: int) -> str:
     if os.WIFEXITED(status):
         return f"exited with code {os.WEXITSTATUS(status)}"
@@ -246,16 +243,38 @@ def _describe_status(status: int) -> str:
     return f"wait status {status:#x}"
 
 
+class Rematerialization:
+    """What rematerialize() returns. The process is built on __enter__, so every
+    error (RematerializeError) comes from the `with` statement; __exit__ kills and
+    reaps the process and the page server."""
+
+    def __init__(self, db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int):
+        self.args = (db_path, tick, tid, mode, fault_around_pages)
+        self.proc: RematerializedProcess | None = None
+
+    def __enter__(self) -> RematerializedProcess:
+        self.proc = _open(*self.args)
+        return self.proc
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            self.proc.close()
+
+
 def rematerialize(db_path: str | os.PathLike, tick: int, tid: int | None = None, *,
                   mode: str = "lazy",
-                  fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES) -> RematerializedProcess:
+                  fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES) -> Rematerialization:
     """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
 
-    mode "lazy" is what ttd uses; "eager" (fill everything first) and "workaround"
-    (the soft-dirty workaround per fault) exist for bench/lazy_fill.py.
-    Raises RematerializeError with a one-line message.
+    Use as `with rematerialize(...) as proc:`. mode "lazy" is what ttd uses; "eager"
+    (fill everything first) and "workaround" (the soft-dirty workaround per fault)
+    exist for bench/lazy_fill.py. Raises RematerializeError with a one-line message.
     """
-    db_path = os.fspath(db_path)
+    return Rematerialization(os.fspath(db_path), tick, tid, mode, fault_around_pages)
+
+
+def _open(db_path: str, tick: int, tid: int | None, mode: str,
+          fault_around_pages: int) -> RematerializedProcess:
     if is_url(db_path):
         raise RematerializeError(
             f"'{db_path}' is not a local SQLite file: the page server reads SQLite only; "
@@ -268,6 +287,8 @@ def rematerialize(db_path: str | os.PathLike, tick: int, tid: int | None = None,
         raise
     except RecordingError as exc:
         raise RematerializeError(str(exc)) from exc
+    except OSError as exc:
+        raise RematerializeError(f"Cannot read the recording '{db_path}': {exc.strerror}.") from exc
     return _start(spec)
 
 

@@ -131,6 +131,24 @@ def test_clear_written_forgets_earlier_writes(recording):
         assert process_vm_readv(proc.pid, pages[0], 5) == b"setup"
 
 
+def test_prefill_and_eager_fills_are_clean(recording):
+    """Pages filled before they are touched (prefill, mode eager) hold the recorded
+    bytes and do not count as written; no fault is needed to read them."""
+    heap = next(m for m in recording.ticks[0].maps if m.path == "[heap]")
+    with rematerialize(recording.db_path, 1) as proc:
+        proc.prefill(heap.start, heap.end)
+        served = proc.stats()["pages_served"]
+        assert served == (heap.end - heap.start) // PAGE_SIZE
+        assert process_vm_readv(proc.pid, heap.start, heap.end - heap.start) == \
+            db_bytes(recording.db_path, 1, heap.start, heap.end)
+        assert proc.stats()["faults"] == 0 and proc.written_pages() == []
+    with rematerialize(recording.db_path, 1, mode="eager") as proc:
+        for m in readable(recording.ticks[0].maps):
+            assert process_vm_readv(proc.pid, m.start, m.end - m.start) == \
+                db_bytes(recording.db_path, 1, m.start, m.end)
+        assert proc.stats()["faults"] == 0 and proc.written_pages() == []
+
+
 def test_zero_pages_are_installed_clean(recording):
     """A never-populated page reads as zeros and a read of it does not count as a write."""
     region = region_of(recording)
@@ -234,6 +252,7 @@ def test_runs_from_the_tick_to_its_exit_with_the_recorded_output(recording):
         out, err = proc.output()
     assert os.waitstatus_to_exitcode(status) == 42
     assert proc._server.wait(timeout=10) == 0  # the server ends with its process
+    assert proc.stats()["faults"] > 0  # its last word, after the end
     assert out.splitlines() == [recorded_line]
     assert recorded_line.endswith(b"xmm15=1122334455667788")
     assert err == b"bye\n"
@@ -242,7 +261,7 @@ def test_runs_from_the_tick_to_its_exit_with_the_recorded_output(recording):
 def test_nothing_is_left_behind(recording):
     fds_before = sorted(os.listdir("/proc/self/fd"))
     with rematerialize(recording.db_path, 1) as proc:
-        pid, server_pid = proc.pid, proc._server.pid
+        pid, server_pid = proc.pid, proc.server_pid
         process_vm_readv(proc.pid, region_of(recording), 16)
     assert not alive(pid) and not alive(server_pid)
     assert sorted(os.listdir("/proc/self/fd")) == fds_before
@@ -283,7 +302,8 @@ def test_mem_preload_reads_pages_not_filled_yet(recording):
 
 def test_unknown_tick(recording):
     with pytest.raises(RematerializeError, match=re.escape("No tick 99: valid ticks are 1 to 2.")):
-        rematerialize(recording.db_path, 99)
+        with rematerialize(recording.db_path, 99):
+            pass
 
 
 @pytest.fixture
@@ -308,7 +328,7 @@ def test_no_permission_for_userfaultfd(recording, world_readable_dir):
     shutil.copy(recording.db_path, db)
     os.chmod(db, 0o644)
     code = ("import sys; from gdb_plugin.rematerialize import rematerialize, RematerializeError\n"
-            f"try:\n    rematerialize({str(db)!r}, 1)\n"
+            f"try:\n    with rematerialize({str(db)!r}, 1):\n        pass\n"
             "except RematerializeError as e:\n    print(e); sys.exit(2)\n")
     run = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                           "--inh-caps=-all", "--bounding-set=-all", str(VENV_PYTHON), "-c", code],
@@ -327,7 +347,8 @@ def test_no_permission_for_userfaultfd(recording, world_readable_dir):
 def test_kernel_without_wp_async(recording, monkeypatch, mask, missing):
     monkeypatch.setenv("TTD_UFFD_FEATURES_MASK", mask)
     with pytest.raises(RematerializeError) as exc:
-        rematerialize(recording.db_path, 1)
+        with rematerialize(recording.db_path, 1):
+            pass
     assert str(exc.value) == (
         f"this kernel's userfaultfd lacks {missing}: ttd needs Linux 6.7 or newer "
         "(the fallback tracker for older kernels is not built yet)")
@@ -337,7 +358,8 @@ def test_kernel_without_pagemap_scan(recording, monkeypatch):
     monkeypatch.setenv("TTD_NO_PAGEMAP_SCAN", "1")
     with pytest.raises(RematerializeError,
                        match=r"^this kernel lacks the PAGEMAP_SCAN ioctl \(.*\): ttd needs Linux 6.7 or newer"):
-        rematerialize(recording.db_path, 1)
+        with rematerialize(recording.db_path, 1):
+            pass
 
 
 def image_end() -> int:
@@ -357,7 +379,8 @@ def test_mapping_overlapping_the_stub_image(recording, tmp_path):
                      "VALUES (?, ?, ?, 'rw-p', 0, '')",
                      (snap_id, STUB_IMAGE_START + 0x1000, STUB_IMAGE_START + 0x3000))
     with pytest.raises(RematerializeError) as exc:
-        rematerialize(db, 1)
+        with rematerialize(db, 1):
+            pass
     assert str(exc.value) == (
         f"recorded mapping 0x2f0000001000-0x2f0000003000 overlaps ttd-stub's image "
         f"0x2f0000000000-{image_end():#x}: rebuild native/ with another STUB_BASE (native/Makefile)")
