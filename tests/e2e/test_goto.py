@@ -54,3 +54,21 @@ def test_no_recording_open():
                 gdb.cli(command)
         with pytest.raises(GdbFailed, match=r"^No call-at-time yet\.$"):
             gdb.cli("info dirtied-pages")
+
+
+def _settings(gdb) -> list[str]:
+    return [gdb.cli(f"show {name}").splitlines()[-1]
+            for name in ("sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")]
+
+
+def test_call_at_time_while_at_a_goto_tick(plugin_gdb):
+    gdb = plugin_gdb
+    before = _settings(gdb)
+    gdb.cli("ttd goto 2")
+    assert "= 3" in gdb.cli("call-at-time 3 list_length()")
+    # back in the goto inferior, at tick 2, as it was
+    assert "checkpoint (step=2)" in gdb.cli("bt 1")
+    assert gdb.cli("print list_length()").strip().endswith("= 2")
+    gdb.cli("python from gdb_plugin import session; session.close_goto()")
+    assert "process" not in gdb.cli("info inferiors")
+    assert _settings(gdb) == before
