@@ -581,8 +581,12 @@ class CallSession:
         self.reusable = True
 
     def _report(self, status: str) -> list[report.DirtiedPage]:
-        written = list(self.proc.written_pages())
-        new = read_pages(self.proc.pid, written)
+        """The dirtied pages; none when the process is gone (the call made it exit)."""
+        try:
+            written = list(self.proc.written_pages())
+            new = read_pages(self.proc.pid, written)
+        except (RecordingError, OSError):
+            return []
         old = self.old_pages(written)
         pages = report.build_pages(written, self.info.regions, self.info.rsp,
                                    old.__getitem__, new.__getitem__, self.info.fs_base)

@@ -173,6 +173,15 @@ def test_crash_in_call_keeps_session(recorded):
     assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
 
 
+def test_exit_and_abort_in_call_keep_session(recorded):
+    got = call_json(recorded.gdb, recorded.ticks[0], "(void)_exit(3)")
+    assert (got["status"], got["dirtied_pages"]) == ("exited", [])
+    assert got["error"] == "The program being debugged exited while in a function called from GDB."
+    got = call_json(recorded.gdb, recorded.ticks[0], "(void)abort()")
+    assert (got["status"], got["signal"]) == ("signalled", "SIGABRT")
+    assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
+
+
 def test_new_mapping_pages_and_no_reuse_after_them(recorded):
     tick = recorded.ticks[1]
     got = call_json(recorded.gdb, tick, "grow(256)")
