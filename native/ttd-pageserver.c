@@ -26,6 +26,19 @@
  *    "ERROR <message>" on a fatal error (then exits 2; the process is killed).
  * EOF on the control socket kills the process too: nothing outlives the caller.
  *
+ * The hot path, per fault: one range query on page_version/page_content (one
+ * read transaction per burst of faults, the file memory-mapped), zstd into a
+ * staging buffer, sha256 of every page (on two cores for multi-page fills, see
+ * "Verifying pages on two cores"), one UFFDIO_COPY_MODE_WP for the range. The
+ * range is the faulting page, or 64 KiB from it when the fault comes where the
+ * previous fill ended (sequential access). A page whose hash does not match is
+ * never installed: the process is killed and the range poisoned (UFFDIO_POISON)
+ * so a reader waiting on it gets an error, not zeros.
+ *
+ * The process gets the recorded thread's id when that id is free (clone3
+ * set_tid): glibc keeps the tid in the thread descriptor and GDB's
+ * libthread_db (TLS variables) compares it with the real one.
+ *
  * Testing knobs (environment): TTD_UFFD_FEATURES_MASK=0x... pretends the
  * kernel offers only these userfaultfd features; TTD_NO_PAGEMAP_SCAN=1
  * pretends PAGEMAP_SCAN is missing.
@@ -35,14 +48,14 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/futex.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
