@@ -198,8 +198,12 @@ def _frame_spans() -> list[tuple[int, str]]:
 
 
 def stack_frame(spans: list[tuple[int, str]], target_addr: int) -> str | None:
-    if not spans or target_addr < spans[0][0]:
+    """The frame whose stack holds target_addr; the 128 bytes below the newest frame's
+    rsp are its red zone (a leaf function keeps its locals there without moving rsp)."""
+    if not spans or target_addr < spans[0][0] - report.RED_ZONE:
         return "below rsp"
+    if target_addr < spans[0][0]:
+        return f"{spans[0][1]} (red zone)"
     for (sp, name), (older_sp, _) in zip(spans, spans[1:]):
         if sp <= target_addr < older_sp:
             return name

@@ -49,6 +49,7 @@ long grow(int kib)
 	memset(block, 1, (size_t)kib << 10);
 	return block != NULL;
 }
+int bump_int(int *p) { return ++*p; }
 int spin(void) { for (;;) __asm__ volatile(""); return 0; }
 void checkpoint(int step) { __asm__ volatile("" ::"r"(step) : "memory"); }
 

@@ -29,6 +29,7 @@ CALLS = [
     Call("say(4) + fflush(0)"),                 # printf (captured, not on our terminal)
     Call("depth(300)"),                         # deep recursion: many stack pages
     Call("(long)list_sum() * 2 + $rdi"),        # cast, register as recorded
+    Call("bump_int(&step)"),                    # a write into the recorded frame
 ]
 
 
@@ -117,6 +118,15 @@ def _from_line(text: str, prefix: str) -> list[str]:
     starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
     assert starts, f"no line starting with {prefix!r} in:\n{text}"
     return lines[starts[0]:]
+
+
+def test_write_into_recorded_frame_is_named_by_frame(recorded):
+    text = recorded.gdb.cli(f"call-at-time {recorded.ticks[1]} bump_int(&step)")
+    assert _from_line(text, "$")[0].endswith(" = 3")
+    lines = _from_line(recorded.gdb.cli("info dirtied-pages &step"), "Page ")
+    assert lines[0].split()[2] == "(stack,"
+    assert any(line.startswith("Changed 1 byte at ") and line.endswith("(frame #0 checkpoint (red zone)).")
+               for line in lines)
 
 
 def test_value_enters_history(recorded):
