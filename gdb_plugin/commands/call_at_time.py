@@ -108,6 +108,7 @@ Examples:
         except ValueError as exc:
             raise gdb.GdbError(str(exc)) from None
         recording = state.current_recording()
+        watch_recording(recording)
         result = run_call(recording.path, opts)
         if opts["json"]:
             gdb.write(json.dumps(result.to_json()) + "\n")
@@ -121,6 +122,38 @@ Examples:
 
 def _on_exit(_event) -> None:
     session.kill_all()
+
+
+_watched: set[int] = set()
+
+
+def watch_recording(recording) -> None:
+    """Close the kept call-at-time process and the `ttd goto` inferior when the open
+    recording's engine is disposed, i.e. on `ttd close` or `ttd open OTHER`
+    (gdb_plugin/state.py), without that module knowing about sessions."""
+    from sqlalchemy import event
+
+    engine = recording.engine
+    if id(engine) in _watched:
+        return
+    _watched.add(id(engine))
+    path = recording.path
+
+    @event.listens_for(engine, "engine_disposed")
+    def _closed(_engine) -> None:
+        _watched.discard(id(engine))
+        close_sessions_of(path)
+
+
+def close_sessions_of(db_path: str) -> None:
+    goto = session.goto_session()
+    if goto is not None and goto.info.db_path == db_path:
+        session.close_goto()
+    cached = session.cached_session()
+    if cached is not None and cached.info.db_path == db_path:
+        session.drop_cached()
+    if session.goto_session() is None and session.cached_session() is None:
+        session.dispose_engines()  # no file of the closed recording stays open
 
 
 def register() -> None:

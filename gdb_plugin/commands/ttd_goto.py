@@ -4,6 +4,7 @@ from __future__ import annotations
 import gdb
 
 from gdb_plugin import session, state
+from gdb_plugin.commands import call_at_time
 from gdb_plugin.session import SessionError
 from snapshotdb.errors import RecordingError
 
@@ -51,6 +52,7 @@ Examples:
         except ValueError as exc:
             raise gdb.GdbError(str(exc)) from None
         recording = state.current_recording()
+        call_at_time.watch_recording(recording)
         try:
             goto = session.goto(recording.path, tick, tid)
         except (RecordingError, SessionError) as exc:

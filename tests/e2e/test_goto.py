@@ -72,3 +72,21 @@ def test_call_at_time_while_at_a_goto_tick(plugin_gdb):
     gdb.cli("python from gdb_plugin import session; session.close_goto()")
     assert "process" not in gdb.cli("info inferiors")
     assert _settings(gdb) == before
+
+
+def test_ttd_close_ends_the_goto_inferior(plugin_gdb):
+    gdb = plugin_gdb
+    gdb.cli("ttd goto 1")
+    assert "process" in gdb.cli("info inferiors")
+    gdb.cli("ttd close")
+    rows = [line for line in gdb.cli("info inferiors").splitlines() if line.strip()[:1] in "*123456789"]
+    assert len(rows) == 1 and rows[0].lstrip().startswith("* 1") and "process" not in rows[0]
+
+
+def test_goto_other_thread(plugin_gdb):
+    gdb = plugin_gdb
+    gdb.cli("ttd goto 2")
+    tid = int(gdb.cli("print worker_tid").strip().split("= ")[-1])
+    gdb.cli(f"ttd goto --thread {tid} 2")
+    assert gdb.cli("print tls_counter").strip().endswith("= 100")
+    assert "worker" in gdb.cli("bt")
