@@ -900,28 +900,31 @@ static void mark_filled(struct region *r, uint64_t lo, uint64_t hi)
 
 /*
  * Install [lo, hi) from srv.buf. Returns the bytes installed: 0 when the
- * first page was already there (EEXIST, benign: someone else filled it), -1
- * when the process is gone. A copy wakes the waiters of the range it filled.
+ * first page was already there (EEXIST, benign: someone else filled it), or
+ * COPY_GONE (the process is gone), COPY_RETRY (an event such as a remove is
+ * pending: read it first, then retry), COPY_UNREGISTERED (no registered
+ * mapping there any more). A copy wakes the waiters of the range it filled.
  */
+#define COPY_GONE (-1)
+#define COPY_RETRY (-2)
+#define COPY_UNREGISTERED (-3)
+
 static long uffd_copy(uint64_t lo, uint64_t hi, uint64_t mode)
 {
 	struct uffdio_copy copy = { .dst = lo, .src = (uint64_t)srv.buf, .len = hi - lo, .mode = mode };
 
-	for (;;) {
-		copy.copy = 0;
-		if (ioctl(srv.uffd, UFFDIO_COPY, &copy) == 0)
-			return copy.copy;
-		/* the real result is in copy.copy: bytes done, or -errno */
-		if (copy.copy > 0)
-			return copy.copy;
-		if (errno == EAGAIN)
-			continue;	/* the layout is changing: retry */
-		if (errno == EEXIST)
-			return 0;
-		if (errno == ESRCH || errno == ENOSPC)
-			return -1;
-		die("UFFDIO_COPY at 0x%" PRIx64 " (%" PRIu64 " bytes): %s", lo, hi - lo, strerror(errno));
+	if (ioctl(srv.uffd, UFFDIO_COPY, &copy) == 0)
+		return copy.copy;
+	/* the real result is in copy.copy: bytes done, or -errno */
+	if (copy.copy > 0)
+		return copy.copy;
+	switch (errno) {
+	case EEXIST: return 0;
+	case EAGAIN: return COPY_RETRY;
+	case ENOENT: return COPY_UNREGISTERED;
+	case ESRCH: case ENOSPC: return COPY_GONE;
 	}
+	die("UFFDIO_COPY at 0x%" PRIx64 " (%" PRIu64 " bytes): %s", lo, hi - lo, strerror(errno));
 }
 
 static void uffd_wake(uint64_t lo, uint64_t len)
@@ -962,6 +965,44 @@ static void workaround_fill(uint64_t page)
 }
 
 /*
+ * Ranges the process dropped with madvise(MADV_DONTNEED/REMOVE) since the
+ * tick (UFFD_EVENT_REMOVE): they read as zeros now, not as recorded. Faults
+ * there get a zero page without UFFDIO_COPY_MODE_WP, so it counts as written:
+ * it differs from the recording. The event comes before the kernel zaps the
+ * range, so nothing is filled eagerly (a zap would undo it).
+ */
+static struct { uint64_t lo, hi; } *removed;
+static size_t nr_removed;
+
+static void note_removed(uint64_t lo, uint64_t hi)
+{
+	removed = realloc(removed, (nr_removed + 1) * sizeof(*removed));
+	if (!removed)
+		die("out of memory");
+	removed[nr_removed].lo = lo;
+	removed[nr_removed].hi = hi;
+	nr_removed++;
+}
+
+static int page_removed(uint64_t rec_addr)
+{
+	for (size_t i = 0; i < nr_removed; i++)
+		if (rec_addr >= removed[i].lo && rec_addr < removed[i].hi)
+			return 1;
+	return 0;
+}
+
+/* A fault in a removed range: one zero page, not write-protected. */
+static long serve_removed(uint64_t page)
+{
+	memset(srv.buf, 0, PAGE_SIZE);
+	long done = uffd_copy(page, page + PAGE_SIZE, 0);
+	if (done == 0)
+		uffd_wake(page, PAGE_SIZE);
+	return done;
+}
+
+/*
  * Serve one fault: the faulting page and, when access looks sequential (the
  * fault is where the previous fill ended, like file readahead), up to
  * fault_around_pages - 1 unfilled neighbours after it. bench/lazy_fill.py: in
@@ -969,7 +1010,7 @@ static void workaround_fill(uint64_t page)
  * random, a window triples the fault's latency for neighbours that may never
  * be touched, so random faults get one page.
  */
-static void serve_fault(uint64_t fault_addr)
+static int serve_fault(uint64_t fault_addr)
 {
 	static uint64_t last_fill_end;
 	uint64_t page = fault_addr & ~(PAGE_SIZE - 1);
@@ -980,7 +1021,14 @@ static void serve_fault(uint64_t fault_addr)
 	if (!r) {
 		pr_err("fault at 0x%" PRIx64 " outside every registered region", fault_addr);
 		uffd_wake(page, PAGE_SIZE);
-		return;
+		return 0;
+	}
+	if (nr_removed && page_removed(page)) {
+		long done = serve_removed(page);
+		if (done == COPY_RETRY)
+			return COPY_RETRY;
+		srv.pages_served++;
+		return 0;
 	}
 	if (srv.spec.mode == MODE_WORKAROUND) {
 		workaround_fill(page);
@@ -998,6 +1046,8 @@ static void serve_fault(uint64_t fault_addr)
 		fetch_range(page, hi, srv.buf);
 		long done = uffd_copy(page, hi, UFFDIO_COPY_MODE_WP);
 		srv.serving_hi = 0;
+		if (done == COPY_RETRY)
+			return COPY_RETRY;
 		if (done == 0)
 			uffd_wake(page, PAGE_SIZE);	/* already there: just wake the faulter */
 		hi = done > 0 ? page + done : page;
@@ -1006,6 +1056,7 @@ static void serve_fault(uint64_t fault_addr)
 	last_fill_end = hi;
 	srv.pages_served += (hi - page) / PAGE_SIZE;
 	srv.bytes += hi - page;
+	return 0;
 }
 
 static uint64_t now_ns(void)
@@ -1027,23 +1078,73 @@ static void record_latency(uint64_t ns)
 	srv.lat_ns[srv.nr_lat++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
 }
 
+/*
+ * Faults whose fill met a pending event (UFFDIO_COPY: EAGAIN): their readers
+ * still wait; they are served again after the next read of the userfaultfd,
+ * which delivers the event.
+ */
+static uint64_t *retry_faults;
+static size_t nr_retry, cap_retry;
+
+static void fault_later(uint64_t fault_addr)
+{
+	if (nr_retry == cap_retry) {
+		cap_retry = cap_retry ? 2 * cap_retry : 64;
+		retry_faults = realloc(retry_faults, cap_retry * sizeof(*retry_faults));
+		if (!retry_faults)
+			die("out of memory");
+	}
+	retry_faults[nr_retry++] = fault_addr;
+}
+
+static void handle_fault(uint64_t fault_addr)
+{
+	uint64_t t0 = now_ns();
+
+	if (serve_fault(fault_addr) == COPY_RETRY) {
+		fault_later(fault_addr);
+		return;
+	}
+	record_latency(now_ns() - t0);
+	srv.faults++;
+}
+
+static void handle_event(const struct uffd_msg *msg)
+{
+	switch (msg->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		handle_fault(msg->arg.pagefault.address);
+		break;
+	case UFFD_EVENT_REMOVE:
+		note_removed(msg->arg.remove.start, msg->arg.remove.end);
+		break;
+	case UFFD_EVENT_REMAP:
+		/* The moved pages that are not filled yet would read as zeros at their
+		 * new place: stop rather than let the process run on wrong data. */
+		die("the process moved recorded memory with mremap (0x%llx-0x%llx to 0x%llx), "
+		    "which ttd cannot follow yet: the call was stopped",
+		    (unsigned long long)msg->arg.remap.from,
+		    (unsigned long long)(msg->arg.remap.from + msg->arg.remap.len),
+		    (unsigned long long)msg->arg.remap.to);
+	}
+}
+
 static void handle_uffd(void)
 {
 	struct uffd_msg msgs[64];
 	ssize_t n = read(srv.uffd, msgs, sizeof(msgs));
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n < 0 || n % sizeof(msgs[0]))
-		die("reading the userfaultfd: %s", n < 0 ? strerror(errno) : "short message");
-	for (size_t i = 0; i < n / sizeof(msgs[0]); i++) {
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		uint64_t t0 = now_ns();
-		serve_fault(msgs[i].arg.pagefault.address);
-		record_latency(now_ns() - t0);
-		srv.faults++;
-	}
+	if (n < 0 && errno != EAGAIN && errno != EINTR)
+		die("reading the userfaultfd: %s", strerror(errno));
+	if (n > 0 && n % sizeof(msgs[0]))
+		die("reading the userfaultfd: short message");
+	for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msgs[0]); i++)
+		handle_event(&msgs[i]);
+	/* retry the faults that met an event, now that it has been read */
+	size_t pending = nr_retry;
+	nr_retry = 0;
+	for (size_t i = 0; i < pending; i++)
+		handle_fault(retry_faults[i]);
 }
 
 /*
@@ -1066,6 +1167,12 @@ static int fill_range(uint64_t lo, uint64_t hi)
 				run += PAGE_SIZE;
 			fetch_range(p, run, srv.buf);
 			long done = uffd_copy(p, run, UFFDIO_COPY_MODE_WP);
+			if (done == COPY_RETRY) {
+				handle_uffd();	/* read the pending event, then try again */
+				continue;
+			}
+			if (done == COPY_UNREGISTERED)
+				break;	/* unmapped since the tick: nothing to fill */
 			if (done < 0)
 				return -1;
 			/* EEXIST part way: the rest is there already or will fault normally */
@@ -1198,7 +1305,10 @@ static void clear_written(void)
 	for (uint32_t i = 0; i < srv.nr_regions; i++) {
 		struct region *r = &srv.regions[i];
 		struct pm_scan_arg arg = {
-			.size = sizeof(arg), .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			/* no PM_SCAN_CHECK_WPASYNC: WP_ASYNC was checked at start, and a
+			 * mapping the process made in place of a recorded one (not
+			 * registered) must be skipped, not fail the request */
+			.size = sizeof(arg), .flags = PM_SCAN_WP_MATCHING,
 			.start = r->rec_start, .end = r->rec_end,
 			.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
 		};
@@ -1285,12 +1395,12 @@ static void serve_loop(void)
 			{ .fd = stub_exited ? -1 : srv.pidfd, .events = POLLIN },
 		};
 		/* Once it has exited, poll for the reap: a tracer may reap first. */
-		int ret = poll(fds, 3, stub_exited ? 20 : srv.in_read_txn ? IDLE_COMMIT_MS : -1);
+		int ret = poll(fds, 3, nr_retry ? 1 : stub_exited ? 20 : srv.in_read_txn ? IDLE_COMMIT_MS : -1);
 		if (ret < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
 		if (ret == 0)
 			db_end();	/* idle: let writers in */
-		if (fds[0].revents & POLLIN)
+		if (fds[0].revents & POLLIN || nr_retry)
 			handle_uffd();
 		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR) && handle_control() < 0) {
 			kill_stub();
@@ -1348,7 +1458,8 @@ int main(int argc, char **argv)
 	open_db();
 	verifier_start();
 	srv.can_poison = !!(features & UFFD_FEATURE_POISON);
-	start_stub(NEED_UFFD_API_FEATURES | (features & UFFD_FEATURE_POISON));
+	start_stub(NEED_UFFD_API_FEATURES |
+		   (features & (UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP)));
 	close(srv.out_fd);
 	close(srv.err_fd);
 	if (srv.spec.mode == MODE_EAGER)

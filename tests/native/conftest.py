@@ -34,3 +34,13 @@ def recording(native_build, build_target, tmp_path_factory):
     result = record(str(binary), str(db))
     assert result.exit_code == 42 and len(result.ticks) == 2, result
     return result
+
+
+@pytest.fixture(scope="session")
+def mm_recording(native_build, build_target, tmp_path_factory):
+    """remat_mm recorded at its int3 (tick 1), before it changes its memory map."""
+    binary = build_target("tests/native/remat_mm.c")
+    db = tmp_path_factory.mktemp("rec") / "remat_mm.db"
+    result = record(str(binary), str(db))
+    assert result.exit_code == 0 and len(result.ticks) == 1, result
+    return result

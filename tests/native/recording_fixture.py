@@ -184,6 +184,8 @@ def record(binary: str, db_path: str, timeout: float = 30.0) -> RecordingResult:
             if sig == signal.SIGTRAP:
                 result.ticks.append(_snapshot(proc.pid, len(result.ticks) + 1, writer))
                 sig = 0
+            elif sig == signal.SIGSTOP:
+                sig = 0  # a target stopping itself: only rematerialized runs stop there
             ptrace(PTRACE_CONT, proc.pid, 0, sig)
         result.exit_code = os.waitstatus_to_exitcode(status)
         proc.returncode = result.exit_code

@@ -258,6 +258,53 @@ def test_runs_from_the_tick_to_its_exit_with_the_recorded_output(recording):
     assert err == b"bye\n"
 
 
+def wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    """Wait for an event the test cannot be told about otherwise (bounded, not timed)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_pages_dropped_by_the_process_read_as_zeros_and_count_as_written(mm_recording):
+    """madvise(MADV_DONTNEED) after the tick: those pages must read as zeros (not as
+    recorded) and, once touched, count as written (they differ from the recording)."""
+    region = region_of(mm_recording)
+    with rematerialize(mm_recording.db_path, 1) as proc:
+        os.kill(proc.pid, signal.SIGCONT)
+        wait_for(lambda: b"dontneed:" in proc.output()[0], "the madvise")
+        wait_for(lambda: stopped(proc.pid), "its SIGSTOP")
+        assert proc.output()[0].splitlines()[-1] == b"dontneed: 0 0 e"
+        written = set(proc.written_pages())
+        assert {region, region + 3 * PAGE_SIZE} <= written
+        assert region + 4 * PAGE_SIZE not in written  # read after the madvise: as recorded
+        assert process_vm_readv(proc.pid, region + PAGE_SIZE, PAGE_SIZE) == bytes(PAGE_SIZE)
+
+
+def test_mremap_of_recorded_memory_stops_the_call(mm_recording):
+    """Moved pages not filled yet would read as zeros at their new place: the
+    process is stopped with a message instead of running on wrong data."""
+    region = region_of(mm_recording)
+    with rematerialize(mm_recording.db_path, 1) as proc:
+        os.kill(proc.pid, signal.SIGCONT)
+        wait_for(lambda: stopped(proc.pid), "its SIGSTOP")
+        os.kill(proc.pid, signal.SIGCONT)
+        with pytest.raises(RematerializeError) as exc:
+            proc.wait_exit(timeout=30)
+        assert b"moved:" not in proc.output()[0]
+    start, end = region + 8 * PAGE_SIZE, region + 16 * PAGE_SIZE
+    assert re.fullmatch(
+        f"the process moved recorded memory with mremap \\({start:#x}-{end:#x} to 0x[0-9a-f]+\\), "
+        "which ttd cannot follow yet: the call was stopped", str(exc.value)), str(exc.value)
+
+
 def test_nothing_is_left_behind(recording):
     fds_before = sorted(os.listdir("/proc/self/fd"))
     with rematerialize(recording.db_path, 1) as proc:
