@@ -36,13 +36,16 @@ def test_call_json_shape(targets_db):
     assert obj["faults"]["served"] > 0 and obj["faults"]["bytes"] >= 4096 * obj["faults"]["served"] // 16
 
 
+def _call_json(db, *args) -> dict:
+    done = run_ttd("call", str(db), *args, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def test_call_void_and_output(targets_db):
     db, _ = targets_db
-    obj = json.loads(run_ttd("call", str(db), "--at", "3", "--json", "checkpoint(0)",
-                             timeout=60).stdout)
-    assert obj["value"] == ""
-    obj = json.loads(run_ttd("call", str(db), "--at", "3", "--json", "say(1) + fflush(0)",
-                             timeout=60).stdout)
+    assert _call_json(db, "--at", "3", "--json", "checkpoint(0)")["value"] == ""
+    obj = _call_json(db, "--at", "3", "--json", "say(1) + fflush(0)")
     assert obj["stdout"] == "say 1 of 3\n"
 
 
