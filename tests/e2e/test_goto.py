@@ -90,3 +90,25 @@ def test_goto_other_thread(plugin_gdb):
     gdb.cli(f"ttd goto --thread {tid} 2")
     assert gdb.cli("print tls_counter").strip().endswith("= 100")
     assert "worker" in gdb.cli("bt")
+
+
+def _children(gdb) -> list[str]:
+    """Names of the GDB process's living children (gdbserver, ttd-pageserver, ...)."""
+    text = gdb.cli(
+        "python import os, subprocess; print('KIDS', ' '.join(sorted(line.split()[0] for line in "
+        "subprocess.run(['ps', '--ppid', str(os.getpid()), '-o', 'comm=,stat='], "
+        "capture_output=True, text=True).stdout.splitlines() if 'Z' not in line.split()[1] "
+        "and line.split()[0] != 'ps')))")
+    line = [line for line in text.splitlines() if line.startswith("KIDS")][0]
+    return line.split()[1:]
+
+
+def test_no_process_left_behind(plugin_gdb):
+    gdb = plugin_gdb
+    assert _children(gdb) == []
+    gdb.cli("ttd goto 2")
+    gdb.cli("call-at-time 1 list_length()")   # kept for repeated calls, beside the goto one
+    kids = _children(gdb)
+    assert kids.count("gdbserver") == 2 and kids.count("ttd-pageserver") == 2
+    gdb.cli("ttd close")
+    assert _children(gdb) == []
