@@ -992,11 +992,13 @@ static int page_removed(uint64_t rec_addr)
 	return 0;
 }
 
-/* A fault in a removed range: one zero page, not write-protected. */
-static long serve_removed(uint64_t page)
+/* One zero page: for a removed range (mode 0: written), or for memory the
+ * process added to a registered mapping after the tick (mode WP: fresh memory
+ * reads as zeros and counts as written once written). */
+static long serve_zero(uint64_t page, uint64_t mode)
 {
 	memset(srv.buf, 0, PAGE_SIZE);
-	long done = uffd_copy(page, page + PAGE_SIZE, 0);
+	long done = uffd_copy(page, page + PAGE_SIZE, mode);
 	if (done == 0)
 		uffd_wake(page, PAGE_SIZE);
 	return done;
@@ -1018,13 +1020,11 @@ static int serve_fault(uint64_t fault_addr)
 	uint64_t window = page == last_fill_end ? srv.spec.fault_around_pages : 1;
 	uint64_t hi = page + window * PAGE_SIZE;
 
-	if (!r) {
-		pr_err("fault at 0x%" PRIx64 " outside every registered region", fault_addr);
-		uffd_wake(page, PAGE_SIZE);
-		return 0;
-	}
-	if (nr_removed && page_removed(page)) {
-		long done = serve_removed(page);
+	if (!r || (nr_removed && page_removed(page))) {
+		/* !r: beyond the recorded mappings, e.g. grown in place by mremap (the
+		 * growth inherits the registration); waking without a fill would only
+		 * make the access fault again */
+		long done = serve_zero(page, r ? 0 : UFFDIO_COPY_MODE_WP);
 		if (done == COPY_RETRY)
 			return COPY_RETRY;
 		srv.pages_served++;

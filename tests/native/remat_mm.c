@@ -1,7 +1,7 @@
 /* Target for tests/native: after tick 1 (its int3) it changes its memory map the
- * way called code might: madvise(MADV_DONTNEED) on recorded pages, then mremap of
- * recorded pages to a new place. It stops itself (SIGSTOP) in between so the test
- * can look at the written set. */
+ * way called code might: madvise(MADV_DONTNEED) on recorded pages; it stops itself
+ * (SIGSTOP) so the test can look at the written set; then it grows the region in
+ * place with mremap and reads the new part, and moves recorded pages elsewhere. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -11,7 +11,10 @@
 
 int main(void)
 {
-	char *region = mmap(NULL, 64 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* 96 pages reserved, 64 kept: the hole above lets the region grow in place */
+	char *region = mmap(NULL, 96 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	munmap(region + 64 * 4096, 32 * 4096);
 
 	for (int i = 0; i < 64; i++)
 		memset(region + i * 4096, 'a' + i % 26, 4096);
@@ -24,6 +27,9 @@ int main(void)
 	fflush(stdout);
 	kill(getpid(), SIGSTOP);
 
+	char *grown = mremap(region, 64 * 4096, 96 * 4096, 0);
+	printf("grown: %d %c\n", grown == region ? grown[80 * 4096] : -1, region[63 * 4096]);
+	fflush(stdout);
 	char *scratch = mmap(NULL, 8 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *moved = mremap(region + 8 * 4096, 8 * 4096, 8 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED, scratch);
 	printf("moved: %c\n", moved[4096]);

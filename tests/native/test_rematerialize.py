@@ -288,8 +288,9 @@ def test_pages_dropped_by_the_process_read_as_zeros_and_count_as_written(mm_reco
         assert process_vm_readv(proc.pid, region + PAGE_SIZE, PAGE_SIZE) == bytes(PAGE_SIZE)
 
 
-def test_mremap_of_recorded_memory_stops_the_call(mm_recording):
-    """Moved pages not filled yet would read as zeros at their new place: the
+def test_mremap_grows_in_place_then_moving_recorded_memory_stops_the_call(mm_recording):
+    """Growth in place inherits the registration: the new pages read as zeros.
+    Moved pages not filled yet would read as zeros at their new place: the
     process is stopped with a message instead of running on wrong data."""
     region = region_of(mm_recording)
     with rematerialize(mm_recording.db_path, 1) as proc:
@@ -298,7 +299,9 @@ def test_mremap_of_recorded_memory_stops_the_call(mm_recording):
         os.kill(proc.pid, signal.SIGCONT)
         with pytest.raises(RematerializeError) as exc:
             proc.wait_exit(timeout=30)
-        assert b"moved:" not in proc.output()[0]
+        out = proc.output()[0]
+        assert out.splitlines()[-1] == b"grown: 0 l"  # page 63 as recorded: 'a' + 63 % 26
+        assert b"moved:" not in out
     start, end = region + 8 * PAGE_SIZE, region + 16 * PAGE_SIZE
     assert re.fullmatch(
         f"the process moved recorded memory with mremap \\({start:#x}-{end:#x} to 0x[0-9a-f]+\\), "
