@@ -102,13 +102,13 @@ def classify(regions: list[Region], rec_page: int, rsp: int,
     name = region.path or "[anon]"
     if region.path == "[heap]":
         return name, "heap"
+    if _is_tls(rec_page, fs_base) and rec_page != rsp & ~(PAGE_SIZE - 1):
+        return name, "data"  # a thread's TLS sits right above its stack, same mapping
     if region.path == "[stack]" or region.holds(rsp):
         if rec_page + PAGE_SIZE <= rsp - RED_ZONE:
             return name, "stack-scratch"
         return name, "stack"
     if "w" in region.perms and (region.path.startswith("/") or _is_bss(regions, region)):
-        return name, "data"
-    if _is_tls(rec_page, fs_base):
         return name, "data"
     return name, "other"
 

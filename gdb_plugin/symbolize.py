@@ -47,9 +47,12 @@ def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None
             region = report.region_at(info.regions, page.rec_addr)
             names = [heap_chunk(pid, region.start, region.end, t) for t in targets]
         elif page.kind in ("stack", "stack-scratch"):
+            # a thread's TLS block sits right above its stack, in the same mapping
             if frames is None:
                 frames = cache["frames"] = _frame_spans()
-            names = [stack_frame(frames, t) for t in targets]
+            if tls is None:
+                tls = cache["tls"] = tls_symbols(info)
+            names = [tls_symbol(t, tls) or stack_frame(frames, t) for t in targets]
         elif page.kind in ("data", "other"):
             if tls is None:
                 tls = cache["tls"] = tls_symbols(info)
@@ -62,11 +65,18 @@ def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None
 
 # --- globals and TLS ------------------------------------------------------------------
 
-def data_symbol(target_addr: int, tls: list[tuple[int, int, str]] | None = None) -> str | None:
+def tls_symbol(target_addr: int, tls: list[tuple[int, int, str]] | None) -> str | None:
     for start, size, name in tls or ():
         if start <= target_addr < start + max(size, 1):
             off = target_addr - start
             return f"tls:{name}+{off}" if off else f"tls:{name}"
+    return None
+
+
+def data_symbol(target_addr: int, tls: list[tuple[int, int, str]] | None = None) -> str | None:
+    found = tls_symbol(target_addr, tls)
+    if found:
+        return found
     try:
         out = gdb.execute(f"info symbol {target_addr:#x}", to_string=True).strip()
     except gdb.error:

@@ -93,6 +93,15 @@ def test_thread_local_write_is_named(recorded):
     assert got["value"] == str(1 + 2 + 3 + 5)
 
 
+def test_thread_local_write_in_second_thread_is_named(recorded):
+    tick = recorded.ticks[2]
+    tid = recorded.live[(tick, "bump_tls(1)", WORKER)]["tid"]
+    got = call_json(recorded.gdb, tick, "bump_tls(5)", tid)
+    assert got["value"] == "105"
+    named = [(p["kind"], p["symbol"]) for p in got["dirtied_pages"] if p["changed"]]
+    assert ("data", "tls:tls_counter") in named
+
+
 def test_printf_output_is_captured(recorded):
     got = call_json(recorded.gdb, recorded.ticks[2], "say(9) + fflush(0)")
     assert got["stdout"] == "say 9 of 3\n"

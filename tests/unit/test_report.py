@@ -54,6 +54,21 @@ def test_stack_scratch_respects_red_zone(rsp, kind):
     assert report.classify(REGIONS, 0x7fffffffd000, rsp) == ("[stack]", kind)
 
 
+WORKER_STACK = Region(0x7ffff7500000, 0x7ffff7d00000, "rw-p", "")
+WORKER_FS_BASE = 0x7ffff7cff6c0  # glibc: the TCB at the top of the thread's stack mapping
+
+
+@pytest.mark.parametrize("rec_page, rsp, kind", [
+    (0x7ffff7cff000, 0x7ffff7cfee00, "data"),           # TCB page, rsp a page below
+    (0x7ffff7cfe000, 0x7ffff7cfde00, "data"),           # static TLS below the TCB
+    (0x7ffff7cfe000, 0x7ffff7cfee00, "stack"),          # shares the page with rsp
+    (0x7ffff7cfd000, 0x7ffff7cfee00, "stack-scratch"),
+], ids=["tcb-page", "tls-page", "tls-page-holding-rsp", "below"])
+def test_second_thread_tls_above_its_stack(rec_page, rsp, kind):
+    regions = sorted(REGIONS + [WORKER_STACK], key=lambda r: r.start)
+    assert report.classify(regions, rec_page, rsp, WORKER_FS_BASE) == ("[anon]", kind)
+
+
 def page(fill=0, changes=()):
     data = bytearray([fill]) * PAGE_SIZE
     for offset, value in changes:
