@@ -175,10 +175,11 @@ def heap_chunk(pid: int, heap_start: int, heap_end: int, target_addr: int) -> st
         if size < 16:
             return None
         if heap_start + chunk <= target_addr < heap_start + chunk + size:
-            mem = heap_start + chunk + 16
+            mem = heap_start + chunk + 16  # what malloc returned
             off = target_addr - mem
-            where = f"chunk {mem:#x}" + (f"+{off}" if off > 0 else f"{off}" if off else "")
-            return f"{where} ({size} bytes)"
+            if off < 0:
+                return f"chunk {mem:#x} ({size} bytes) header"
+            return f"chunk {mem:#x}" + (f"+{off}" if off else "") + f" ({size} bytes)"
         chunk += size
     return None
 
