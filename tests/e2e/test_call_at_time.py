@@ -67,13 +67,14 @@ def test_list_grows_between_ticks(recorded):
 
 
 def test_push_reports_heap_and_global_with_symbols(recorded):
-    got = call_json(recorded.gdb, recorded.ticks[1], "push(99)")
+    got = call_json(recorded.gdb, recorded.ticks[1], "push(99), (long)head")
     by_kind = {}
     for page in got["dirtied_pages"]:
         if page["changed"]:
             by_kind.setdefault(page["kind"], []).append(page)
     assert [p["symbol"] for p in by_kind["data"] if p["mapping"].endswith("targets-0")] == ["head"]
-    assert by_kind["heap"][0]["symbol"].startswith("chunk 0x")
+    new_node = int(got["value"])
+    assert by_kind["heap"][0]["symbol"].startswith(f"chunk {new_node:#x} (32 bytes)")
     assert "stack" in by_kind
 
 
