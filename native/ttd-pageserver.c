@@ -39,6 +39,11 @@
  * set_tid): glibc keeps the tid in the thread descriptor and GDB's
  * libthread_db (TLS variables) compares it with the real one.
  *
+ * The process may change its memory map after the tick: madvise(MADV_DONTNEED)
+ * (UFFD_EVENT_REMOVE: those pages read as zeros from then on, and count as
+ * written), mremap moving recorded memory (UFFD_EVENT_REMAP: its pages keep
+ * their recorded contents at the new place), growth in place (zeros).
+ *
  * Testing knobs (environment): TTD_UFFD_FEATURES_MASK=0x... pretends the
  * kernel offers only these userfaultfd features; TTD_NO_PAGEMAP_SCAN=1
  * pretends PAGEMAP_SCAN is missing.
@@ -114,10 +119,15 @@ struct spec_head {
 	uint8_t fpregs[sizeof(struct user_fpregs_struct)];
 } __attribute__((packed));
 
+/*
+ * A registered range of the process. It starts out as a recorded mapping at its
+ * recorded address; mremap may move it, so its pages' contents are looked up at
+ * target_addr + rec_delta (the address they had in the recorded process).
+ */
 struct region {
-	uint64_t rec_start, rec_end;
-	int registered;
-	uint8_t *filled;	/* one bit per page, allocated on first fault */
+	uint64_t target_start, target_end;
+	int64_t rec_delta;
+	uint8_t *filled;	/* one bit per page, allocated on first fill; NULL: unknown */
 };
 
 struct server {
@@ -614,7 +624,8 @@ static void db_end(void)
 	srv.in_read_txn = 0;
 }
 
-/* Fill dst with the verified contents of [lo, hi) at the tick; pages without data are zero. */
+/* Fill dst with the verified contents of the recorded range [lo, hi) at the
+ * tick; pages without data are zero. */
 static void fetch_range(uint64_t lo, uint64_t hi, uint8_t *dst)
 {
 	sqlite3_stmt *st = srv.range_stmt;
@@ -811,9 +822,8 @@ static void build_regions(void)
 		if (!srv.maps[i].register_uffd)
 			continue;
 		struct region *r = &srv.regions[srv.nr_regions++];
-		r->rec_start = srv.maps[i].rec_start;
-		r->rec_end = srv.maps[i].rec_end;
-		r->registered = 1;
+		r->target_start = srv.maps[i].rec_start;
+		r->target_end = srv.maps[i].rec_end;
 	}
 }
 
@@ -862,16 +872,16 @@ static void start_stub(uint64_t features)
 
 /* ---- serving faults ------------------------------------------------------ */
 
-static struct region *find_region(uint64_t rec_addr)
+static struct region *find_region(uint64_t target_addr)
 {
 	uint32_t lo = 0, hi = srv.nr_regions;
 
 	while (lo < hi) {	/* regions are sorted and disjoint */
 		uint32_t mid = (lo + hi) / 2;
 		struct region *r = &srv.regions[mid];
-		if (rec_addr < r->rec_start)
+		if (target_addr < r->target_start)
 			hi = mid;
-		else if (rec_addr >= r->rec_end)
+		else if (target_addr >= r->target_end)
 			lo = mid + 1;
 		else
 			return r;
@@ -879,9 +889,9 @@ static struct region *find_region(uint64_t rec_addr)
 	return NULL;
 }
 
-static int page_filled(struct region *r, uint64_t rec_addr)
+static int page_filled(struct region *r, uint64_t target_addr)
 {
-	uint64_t i = (rec_addr - r->rec_start) / PAGE_SIZE;
+	uint64_t i = (target_addr - r->target_start) / PAGE_SIZE;
 
 	return r->filled && (r->filled[i / 8] & (1 << (i % 8)));
 }
@@ -889,11 +899,11 @@ static int page_filled(struct region *r, uint64_t rec_addr)
 static void mark_filled(struct region *r, uint64_t lo, uint64_t hi)
 {
 	if (!r->filled)	/* calloc of a large bitmap is lazily zeroed memory */
-		r->filled = calloc((r->rec_end - r->rec_start) / PAGE_SIZE / 8 + 1, 1);
+		r->filled = calloc((r->target_end - r->target_start) / PAGE_SIZE / 8 + 1, 1);
 	if (!r->filled)
 		die("out of memory");
 	for (uint64_t p = lo; p < hi; p += PAGE_SIZE) {
-		uint64_t i = (p - r->rec_start) / PAGE_SIZE;
+		uint64_t i = (p - r->target_start) / PAGE_SIZE;
 		r->filled[i / 8] |= 1 << (i % 8);
 	}
 }
@@ -936,7 +946,7 @@ static void uffd_wake(uint64_t lo, uint64_t len)
 }
 
 /* The known soft-dirty workaround, per fault (benchmark comparison only). */
-static void workaround_fill(uint64_t page)
+static void workaround_fill(struct region *fault_region, uint64_t page)
 {
 	static uint64_t *entries;
 	const size_t chunk = 1 << 17;	/* entries per pread */
@@ -945,8 +955,8 @@ static void workaround_fill(uint64_t page)
 		entries = malloc(chunk * sizeof(*entries));
 	for (uint32_t i = 0; i < srv.nr_regions; i++) {
 		struct region *r = &srv.regions[i];
-		for (uint64_t p = r->rec_start; p < r->rec_end; p += chunk * PAGE_SIZE) {
-			uint64_t n = (r->rec_end - p) / PAGE_SIZE;
+		for (uint64_t p = r->target_start; p < r->target_end; p += chunk * PAGE_SIZE) {
+			uint64_t n = (r->target_end - p) / PAGE_SIZE;
 			if (n > chunk)
 				n = chunk;
 			if (pread(srv.pagemap_fd, entries, n * 8, p / PAGE_SIZE * 8) < 0)
@@ -955,7 +965,7 @@ static void workaround_fill(uint64_t page)
 	}
 	srv.serving_lo = page;
 	srv.serving_hi = page + PAGE_SIZE;
-	fetch_range(page, page + PAGE_SIZE, srv.buf);
+	fetch_range(page + fault_region->rec_delta, page + PAGE_SIZE + fault_region->rec_delta, srv.buf);
 	long done = uffd_copy(page, page + PAGE_SIZE, UFFDIO_COPY_MODE_DONTWAKE);
 	srv.serving_hi = 0;
 	if (pwrite(srv.clear_refs_fd, "4", 1, 0) != 1)
@@ -1031,11 +1041,11 @@ static int serve_fault(uint64_t fault_addr)
 		return 0;
 	}
 	if (srv.spec.mode == MODE_WORKAROUND) {
-		workaround_fill(page);
+		workaround_fill(r, page);
 		hi = page + PAGE_SIZE;
 	} else {
-		if (hi > r->rec_end)
-			hi = r->rec_end;
+		if (hi > r->target_end)
+			hi = r->target_end;
 		for (uint64_t p = page + PAGE_SIZE; p < hi; p += PAGE_SIZE)
 			if (page_filled(r, p)) {
 				hi = p;
@@ -1043,7 +1053,7 @@ static int serve_fault(uint64_t fault_addr)
 			}
 		srv.serving_lo = page;
 		srv.serving_hi = hi;
-		fetch_range(page, hi, srv.buf);
+		fetch_range(page + r->rec_delta, hi + r->rec_delta, srv.buf);
 		long done = uffd_copy(page, hi, UFFDIO_COPY_MODE_WP);
 		srv.serving_hi = 0;
 		if (done == COPY_RETRY)
@@ -1076,6 +1086,81 @@ static void record_latency(uint64_t ns)
 			die("out of memory");
 	}
 	srv.lat_ns[srv.nr_lat++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+}
+
+static int cmp_region(const void *a, const void *b)
+{
+	const struct region *x = a, *y = b;
+
+	return x->target_start < y->target_start ? -1 : x->target_start > y->target_start;
+}
+
+/*
+ * Cut [lo, hi) out of the regions into `out` (which has room), keeping the
+ * pieces outside it. With `to` != 0 the cut parts move to `to` and keep
+ * their contents' recorded addresses (rec_delta). Fill bitmaps of the pieces
+ * are dropped: "unknown" only costs an EEXIST on a later fill.
+ */
+static uint32_t cut_regions(struct region *out, uint64_t lo, uint64_t hi, uint64_t to)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < srv.nr_regions; i++) {
+		struct region r = srv.regions[i];
+		if (r.target_end <= lo || r.target_start >= hi) {
+			out[n++] = r;
+			continue;
+		}
+		free(r.filled);
+		r.filled = NULL;
+		if (r.target_start < lo) {
+			out[n] = r;
+			out[n++].target_end = lo;
+		}
+		if (r.target_end > hi) {
+			out[n] = r;
+			out[n++].target_start = hi;
+		}
+		if (to) {
+			uint64_t a = r.target_start > lo ? r.target_start : lo;
+			uint64_t b = r.target_end < hi ? r.target_end : hi;
+			out[n] = r;
+			out[n].target_start = to + (a - lo);
+			out[n].target_end = to + (b - lo);
+			out[n++].rec_delta = r.rec_delta + (int64_t)(lo - to);
+		}
+	}
+	return n;
+}
+
+/*
+ * The process moved [from, from + len) to `to` with mremap (UFFD_EVENT_REMAP;
+ * it waits in mremap until we have read the event). Filled pages moved with
+ * their write-protection; the others now fault at the new place and must get
+ * the contents recorded at the old one. Whatever was at `to` is gone.
+ */
+static void apply_remap(uint64_t from, uint64_t to, uint64_t len)
+{
+	/* each cut splits at most one region in two and moves at most all of them */
+	uint32_t cap = 3 * srv.nr_regions + 4;
+	struct region *replaced = calloc(cap, sizeof(*replaced)), *moved = calloc(cap, sizeof(*moved));
+
+	if (!replaced || !moved)
+		die("out of memory");
+	srv.nr_regions = cut_regions(replaced, to, to + len, 0);	/* gone: mremap unmapped it */
+	free(srv.regions);
+	srv.regions = replaced;
+	srv.nr_regions = cut_regions(moved, from, from + len, to);
+	qsort(moved, srv.nr_regions, sizeof(*moved), cmp_region);
+	free(srv.regions);
+	srv.regions = moved;
+	size_t nr_before = nr_removed;
+	for (size_t i = 0; i < nr_before; i++)	/* dropped ranges move along */
+		if (removed[i].lo < from + len && removed[i].hi > from)
+			note_removed(to + (removed[i].lo > from ? removed[i].lo - from : 0),
+				     to + (removed[i].hi < from + len ? removed[i].hi - from : len));
+	pr_debug("mremap 0x%" PRIx64 "-0x%" PRIx64 " to 0x%" PRIx64 ": %u regions",
+		 from, from + len, to, srv.nr_regions);
 }
 
 /*
@@ -1119,13 +1204,8 @@ static void handle_event(const struct uffd_msg *msg)
 		note_removed(msg->arg.remove.start, msg->arg.remove.end);
 		break;
 	case UFFD_EVENT_REMAP:
-		/* The moved pages that are not filled yet would read as zeros at their
-		 * new place: stop rather than let the process run on wrong data. */
-		die("the process moved recorded memory with mremap (0x%llx-0x%llx to 0x%llx), "
-		    "which ttd cannot follow yet: the call was stopped",
-		    (unsigned long long)msg->arg.remap.from,
-		    (unsigned long long)(msg->arg.remap.from + msg->arg.remap.len),
-		    (unsigned long long)msg->arg.remap.to);
+		apply_remap(msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
+		break;
 	}
 }
 
@@ -1155,8 +1235,8 @@ static int fill_range(uint64_t lo, uint64_t hi)
 {
 	for (uint32_t i = 0; i < srv.nr_regions; i++) {
 		struct region *r = &srv.regions[i];
-		uint64_t p = lo > r->rec_start ? lo : r->rec_start;
-		uint64_t end = hi < r->rec_end ? hi : r->rec_end;
+		uint64_t p = lo > r->target_start ? lo : r->target_start;
+		uint64_t end = hi < r->target_end ? hi : r->target_end;
 		while (p < end) {
 			if (page_filled(r, p)) {
 				p += PAGE_SIZE;
@@ -1165,11 +1245,13 @@ static int fill_range(uint64_t lo, uint64_t hi)
 			uint64_t run = p + PAGE_SIZE;
 			while (run < end && run - p < EAGER_WINDOW_PAGES * PAGE_SIZE && !page_filled(r, run))
 				run += PAGE_SIZE;
-			fetch_range(p, run, srv.buf);
+			fetch_range(p + r->rec_delta, run + r->rec_delta, srv.buf);
 			long done = uffd_copy(p, run, UFFDIO_COPY_MODE_WP);
 			if (done == COPY_RETRY) {
-				handle_uffd();	/* read the pending event, then try again */
-				continue;
+				/* read the pending event (it may move regions), then start over:
+				 * what is filled already is skipped or refused (EEXIST) */
+				handle_uffd();
+				return fill_range(lo, hi);
 			}
 			if (done == COPY_UNREGISTERED)
 				break;	/* unmapped since the tick: nothing to fill */
@@ -1190,7 +1272,7 @@ static int fill_range(uint64_t lo, uint64_t hi)
 static void fill_eagerly(void)
 {
 	for (uint32_t i = 0; i < srv.nr_regions; i++)
-		if (fill_range(srv.regions[i].rec_start, srv.regions[i].rec_end))
+		if (fill_range(srv.regions[i].target_start, srv.regions[i].target_end))
 			die("the process ended while being filled");
 	db_end();
 }
@@ -1309,12 +1391,12 @@ static void clear_written(void)
 			 * mapping the process made in place of a recorded one (not
 			 * registered) must be skipped, not fail the request */
 			.size = sizeof(arg), .flags = PM_SCAN_WP_MATCHING,
-			.start = r->rec_start, .end = r->rec_end,
+			.start = r->target_start, .end = r->target_end,
 			.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
 		};
 		if (ioctl(srv.pagemap_fd, PAGEMAP_SCAN, &arg) < 0)
 			die("PAGEMAP_SCAN(PM_SCAN_WP_MATCHING) of 0x%" PRIx64 "-0x%" PRIx64 ": %s",
-			    r->rec_start, r->rec_end, strerror(errno));
+			    r->target_start, r->target_end, strerror(errno));
 	}
 }
 

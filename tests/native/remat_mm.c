@@ -1,7 +1,8 @@
 /* Target for tests/native: after tick 1 (its int3) it changes its memory map the
  * way called code might: madvise(MADV_DONTNEED) on recorded pages; it stops itself
  * (SIGSTOP) so the test can look at the written set; then it grows the region in
- * place with mremap and reads the new part, and moves recorded pages elsewhere. */
+ * place with mremap and reads the new part, moves recorded pages elsewhere and
+ * reads them there. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +33,6 @@ int main(void)
 	fflush(stdout);
 	char *scratch = mmap(NULL, 8 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *moved = mremap(region + 8 * 4096, 8 * 4096, 8 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED, scratch);
-	printf("moved: %c\n", moved[4096]);
+	printf("moved: %c %c\n", moved[4096], moved[7 * 4096 + 9]);
 	return 0;
 }
