@@ -9,7 +9,15 @@ filled lazily from the recording and whose written pages are tracked exactly.
         proc.stats()          # faults, pages served, bytes, serve latency
         proc.output()         # (stdout, stderr) bytes the process wrote so far
         proc.mem_preload      # native/libttdmem.so: LD_PRELOAD it into gdbserver
+        proc.prefill(lo, hi)  # fill [lo, hi) now, clean (e.g. the stack before a call)
+        proc.wait_exit(s)     # after someone continued it: its wait status
     # leaving the block kills the process and the page server and reaps both
+
+Errors (RematerializeError, one line) come from the `with` statement, or from a
+request once the server has stopped the process (e.g. a corrupt page).
+The process is in a group stop: after `gdbserver --attach` the first resume
+reports a SIGSTOP that GDB must swallow (`handle SIGSTOP nostop noprint nopass`).
+Never detach gdbserver from it (DESIGN.md); kill it, or leave the block.
 
 This module does not import gdb. The work is done by native/ttd-pageserver (see
 its header for the control protocol): this side reads the layout and the
