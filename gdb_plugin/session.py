@@ -15,7 +15,7 @@ written set is cleared, so every call starts from the recorded state. When
 that is not possible (the call mapped memory, crashed, or timed out) the
 session closes itself.
 
-Everything that talks to GDB is here; the report itself is gdb_plugin/report.py.
+The report itself is gdb_plugin/report.py (pure), the names in it gdb_plugin/symbolize.py.
 """
 from __future__ import annotations
 

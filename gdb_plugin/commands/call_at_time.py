@@ -89,7 +89,9 @@ libraries), attach it as a temporary inferior and evaluate EXPR there exactly as
 "call" would: any expression, several calls, casts, registers such as $rdi as
 they were at TICK. The value enters the value history. Then the pages the call
 wrote are listed in one line; "info dirtied-pages" shows them. Your own inferior
-is left untouched.
+is left untouched, and your breakpoints do not stop the call (to step through a
+call in the past, use "ttd goto TICK" and "call" or "break" there). The process
+is kept for the next call at the same TICK, reset to the recorded state.
 TID picks the thread whose registers and TLS the call uses (default: the thread
 that stopped at TICK). S is a timeout in seconds (default 10). --json prints the
 result as one JSON object instead.
