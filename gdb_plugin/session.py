@@ -559,7 +559,8 @@ class CallSession:
                           history=history, signal=sig, error=error, pages=pages,
                           stdout=stdout, stderr=stderr,
                           timings_ms={k: round(v, 3) for k, v in timings.items()},
-                          faults=self._new_faults(), warnings=list(self.warnings))
+                          faults=self._new_faults(),
+                          warnings=list(self.warnings) if self.calls == 1 else [])
 
     def _can_reset(self, status: str, pages: list[report.DirtiedPage]) -> bool:
         """Whether putting back the changed pages restores the recorded state: not after a
