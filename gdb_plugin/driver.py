@@ -104,9 +104,16 @@ def parse_json_line(text: str) -> dict:
     raise GdbFailed("call-at-time printed no result.")
 
 
+def file_warnings(text: str) -> list[str]:
+    """call-at-time's warnings about local files (build-id, missing) in GDB's output."""
+    return [line for line in text.splitlines()
+            if line.startswith("warning: ") and ("build-id" in line or "is missing" in line)]
+
+
 def call_json(db: str, tick: int, expr: str, tid: int | None = None,
               timeout_s: float = 10.0) -> dict:
-    """Run one call-at-time in a fresh GDB; the DESIGN.md JSON object."""
+    """Run one call-at-time in a fresh GDB; the DESIGN.md JSON object. The warnings
+    about local files go to stderr."""
     open_engine(db, readonly=True).dispose()  # missing / not a recording: one-line error
     options = f"--timeout {timeout_s:g} --json"
     if tid is not None:
@@ -115,6 +122,8 @@ def call_json(db: str, tick: int, expr: str, tid: int | None = None,
         gdb.cli(f"source {PLUGIN}")
         gdb.cli(f"ttd open {shlex.quote(os.path.abspath(db))}")
         text = gdb.cli(f"call-at-time {options} {tick} {expr}", timeout_s=timeout_s + 60)
+    for warning in file_warnings(text):
+        print(f"ttd: {warning}", file=sys.stderr)
     return parse_json_line(text)
 
 

@@ -113,6 +113,8 @@ Examples:
         watch_recording(recording)
         result = run_call(recording.path, opts)
         if opts["json"]:
+            for warning in result.warnings:
+                gdb.write(warning + "\n", gdb.STDERR)
             gdb.write(json.dumps(result.to_json()) + "\n")
             return
         if result.status == "error":

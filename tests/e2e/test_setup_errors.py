@@ -40,6 +40,10 @@ def test_rebuilt_executable_warns_and_works(build_target, tmp_path):
         text = gdb.cli("call-at-time 1 list_length()")
     assert f"warning: {exe} has build-id {'ab' * 20}, the recording " in text
     assert "$1 = 1" in text
+    done = run_ttd("call", str(db), "--at", "1", "--json", "list_length()", timeout=60)
+    assert done.returncode == 0
+    assert done.stderr.startswith(f"ttd: warning: {exe} has build-id {'ab' * 20}")
+    assert '"value": "1"' in done.stdout
 
 
 def test_rebuilt_library_warns_and_works(tmp_path):
