@@ -72,3 +72,19 @@ def test_ttd_gdb_at_tick(targets_db):
     assert "Tick 2: process" in done.stdout
     assert "checkpoint (step=2)" in done.stdout
     assert "$1 = 20" in done.stdout
+
+
+def test_missing_executable_warns_and_works_from_memory(tmp_path):
+    from tests.conftest import run_ttd
+    exe = compile_c(TOP / "tests/e2e/targets.c", tmp_path / "targets", "-pthread")
+    db = tmp_path / "rec.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--hits", "1", "--",
+                   str(exe), timeout=120)
+    assert done.returncode == 0, done.stderr
+    exe.unlink()
+    with MiGdb() as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {db}")
+        text = gdb.cli("call-at-time 1 (int)abs(-5) + $rdi")   # libc, and the registers
+    assert f"warning: {exe} is missing: no symbols for the executable" in text
+    assert "$1 = 6" in text
