@@ -70,8 +70,11 @@ def _prot(perms: str) -> int:
     return sum(PROT[c] for c in perms[:3] if c in PROT)
 
 
+SPEC_SANDBOX = 1  # spec flag: install the seccomp sandbox
+
+
 def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
-                fault_around_pages: int) -> bytes:
+                fault_around_pages: int, sandbox: bool = False) -> bytes:
     """The layout and registers at `tick`, packed for ttd-pageserver."""
     engine = open_engine(db_path, readonly=True)
     try:
@@ -90,7 +93,8 @@ def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
             f"general registers and {len(fpregs)} of FP registers ({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
     path = os.fsencode(os.path.abspath(db_path))
     head = SPEC_HEAD.pack(b"TTDSPEC1", tick, len(maps), len(auxv), len(xstate), len(path),
-                          MODES[mode], fault_around_pages, thread.tid, 0, *mm, gpregs, fpregs)
+                          MODES[mode], fault_around_pages, thread.tid,
+                          SPEC_SANDBOX if sandbox else 0, *mm, gpregs, fpregs)
     body = b"".join(SPEC_MAP.pack(m.start, m.end, _prot(m.perms), 1) for m in maps)
     return head + body + auxv + xstate + path
 
@@ -256,8 +260,9 @@ class Rematerialization:
     error (RematerializeError) comes from the `with` statement; __exit__ kills and
     reaps the process and the page server."""
 
-    def __init__(self, db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int):
-        self.args = (db_path, tick, tid, mode, fault_around_pages)
+    def __init__(self, db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int,
+                 sandbox: bool):
+        self.args = (db_path, tick, tid, mode, fault_around_pages, sandbox)
         self.proc: RematerializedProcess | None = None
 
     def __enter__(self) -> RematerializedProcess:
@@ -270,19 +275,22 @@ class Rematerialization:
 
 
 def rematerialize(db_path: str | os.PathLike, tick: int, tid: int | None = None, *,
-                  mode: str = "lazy",
-                  fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES) -> Rematerialization:
+                  mode: str = "lazy", fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES,
+                  sandbox: bool = False) -> Rematerialization:
     """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
 
     Use as `with rematerialize(...) as proc:`. mode "lazy" is what ttd uses; "eager"
     (fill everything first) and "workaround" (the soft-dirty workaround per fault)
-    exist for bench/lazy_fill.py. Raises RematerializeError with a one-line message.
+    exist for bench/lazy_fill.py. sandbox=True installs a seccomp filter: system calls
+    that only affect the process pass, the others fail with EPERM and are counted in
+    stats()["blocked_syscalls"] ({"openat": 1, ...}).
+    Raises RematerializeError with a one-line message.
     """
-    return Rematerialization(os.fspath(db_path), tick, tid, mode, fault_around_pages)
+    return Rematerialization(os.fspath(db_path), tick, tid, mode, fault_around_pages, sandbox)
 
 
-def _open(db_path: str, tick: int, tid: int | None, mode: str,
-          fault_around_pages: int) -> RematerializedProcess:
+def _open(db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int,
+          sandbox: bool) -> RematerializedProcess:
     if is_url(db_path):
         raise RematerializeError(
             f"'{db_path}' is not a local SQLite file: the page server reads SQLite only; "
@@ -290,7 +298,7 @@ def _open(db_path: str, tick: int, tid: int | None, mode: str,
     if not PAGESERVER.exists() or not STUB.exists():
         raise RematerializeError(f"{PAGESERVER} is not built: run make -C {NATIVE}")
     try:
-        spec = _build_spec(db_path, tick, tid, mode, fault_around_pages)
+        spec = _build_spec(db_path, tick, tid, mode, fault_around_pages, sandbox)
     except RematerializeError:
         raise
     except RecordingError as exc:

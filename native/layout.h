@@ -6,7 +6,8 @@
  *   server -> stub: struct stub_layout, then nr_maps x struct stub_map, then
  *                   auxv_size bytes of auxv
  *   stub -> server: struct stub_reply; with status 0 it carries the userfaultfd
- *                   (SCM_RIGHTS), otherwise the step that failed and its errno
+ *                   and, with sandbox set, the seccomp listener (SCM_RIGHTS),
+ *                   otherwise the step that failed and its errno
  */
 #ifndef TTD_LAYOUT_H
 #define TTD_LAYOUT_H
@@ -35,11 +36,13 @@ struct stub_layout {
 	uint32_t auxv_size;
 	uint64_t uffd_features;	/* requested in UFFDIO_API */
 	uint64_t mm[MM_NR];
+	uint32_t sandbox;	/* 1: install the seccomp filter, send its listener too */
+	uint32_t reserved;
 };
 
 enum stub_step {
 	STEP_OK, STEP_READ_LAYOUT, STEP_UNMAP, STEP_MMAP, STEP_MADVISE, STEP_USERFAULTFD,
-	STEP_UFFDIO_API, STEP_UFFDIO_REGISTER, STEP_PR_SET_MM_MAP, STEP_SEND_UFFD,
+	STEP_UFFDIO_API, STEP_UFFDIO_REGISTER, STEP_PR_SET_MM_MAP, STEP_SEND_UFFD, STEP_SECCOMP,
 };
 
 struct stub_reply {

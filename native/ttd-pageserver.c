@@ -50,11 +50,13 @@
  */
 #define _GNU_SOURCE
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -97,6 +99,7 @@
 #define EAGER_WINDOW_PAGES 256	/* 1 MiB per copy when filling everything up front */
 #define MAX_FAULT_AROUND 16	/* 64 KiB: laziness is the point */
 #define SPEC_MAGIC "TTDSPEC1"
+#define SPEC_SANDBOX 1	/* install the seccomp sandbox in the process */
 
 int log_debug_enabled;
 
@@ -113,7 +116,7 @@ struct spec_head {
 	uint32_t mode;		/* enum serve_mode */
 	uint32_t fault_around_pages;	/* 1 = no fault-around */
 	uint32_t rec_tid;	/* the recorded thread: its id is reused when free */
-	uint32_t reserved;
+	uint32_t flags;		/* SPEC_SANDBOX */
 	uint64_t mm[MM_NR];
 	uint8_t gpregs[sizeof(struct user_regs_struct)];
 	uint8_t fpregs[sizeof(struct user_fpregs_struct)];
@@ -143,6 +146,8 @@ struct server {
 	uint32_t nr_regions;
 	pid_t pid;
 	int uffd, pidfd, pagemap_fd, clear_refs_fd;
+	int listener;		/* seccomp user notifications of the sandbox, or -1 */
+	uint32_t blocked[512];	/* system calls refused by the sandbox, by number */
 
 	sqlite3 *db;
 	sqlite3_stmt *range_stmt;
@@ -161,7 +166,7 @@ struct server {
 };
 
 static struct server srv = { .ctl_fd = 0, .out_fd = -1, .err_fd = -1, .uffd = -1,
-			     .pidfd = -1, .pagemap_fd = -1, .clear_refs_fd = -1 };
+			     .pidfd = -1, .pagemap_fd = -1, .clear_refs_fd = -1, .listener = -1 };
 
 /* ---- control channel ---------------------------------------------------- */
 
@@ -211,6 +216,44 @@ static void ctl_printf(const char *fmt, ...)
 	write_all(srv.ctl_fd, line, n);
 }
 
+/* Kill every child of ours listed in /proc/self/task/TID/children; how many there were. */
+static int kill_children(void)
+{
+	DIR *tasks = opendir("/proc/self/task");
+	struct dirent *task;
+	int found = 0;
+
+	while (tasks && (task = readdir(tasks))) {
+		char path[300];
+		if (task->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/children", task->d_name);
+		FILE *f = fopen(path, "re");
+		int child;
+		while (f && fscanf(f, "%d", &child) == 1) {
+			kill(child, SIGKILL);
+			found++;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (tasks)
+		closedir(tasks);
+	return found;
+}
+
+/*
+ * Without the sandbox the process may fork. We are a child subreaper, so what
+ * it started comes to us when it ends: kill and reap all of it, so nothing
+ * outlives a rematerialization.
+ */
+static void end_descendants(void)
+{
+	while (kill_children())
+		while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+			;
+}
+
 static void kill_stub(void)
 {
 	if (srv.pid <= 0)
@@ -220,6 +263,7 @@ static void kill_stub(void)
 	while (waitpid(srv.pid, NULL, __WALL) < 0 && errno == EINTR)
 		;
 	srv.pid = 0;
+	end_descendants();
 }
 
 /*
@@ -679,6 +723,7 @@ static const char *step_name(int step)
 	case STEP_UFFDIO_REGISTER: return "UFFDIO_REGISTER of";
 	case STEP_PR_SET_MM_MAP: return "prctl(PR_SET_MM_MAP) with the recorded auxv and mm fields";
 	case STEP_SEND_UFFD: return "sending its userfaultfd";
+	case STEP_SECCOMP: return "installing the seccomp sandbox";
 	}
 	return "an unknown step";
 }
@@ -757,7 +802,8 @@ static void wait_stub_stop(int sig, const char *when)
 static void send_layout(int sock, uint64_t features)
 {
 	struct stub_layout l = { .nr_maps = srv.spec.nr_maps, .auxv_size = srv.spec.auxv_size,
-				 .uffd_features = features };
+				 .uffd_features = features,
+				 .sandbox = !!(srv.spec.flags & SPEC_SANDBOX) };
 
 	memcpy(l.mm, srv.spec.mm, sizeof(l.mm));
 	if (write_all(sock, &l, sizeof(l)) ||
@@ -766,10 +812,11 @@ static void send_layout(int sock, uint64_t features)
 		die("cannot send the layout to ttd-stub: %s", strerror(errno));
 }
 
+/* The stub's userfaultfd; its seccomp listener, if any, goes to srv.listener. */
 static int recv_uffd(int sock)
 {
 	struct stub_reply reply = { .step = -1 };
-	char control[CMSG_SPACE(sizeof(int))] = { 0 };
+	char control[CMSG_SPACE(2 * sizeof(int))] = { 0 };
 	struct iovec iov = { &reply, sizeof(reply) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = control, .msg_controllen = sizeof(control) };
@@ -786,9 +833,12 @@ static int recv_uffd(int sock)
 	}
 	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
 		die("ttd-stub sent no userfaultfd");
-	int fd;
-	memcpy(&fd, CMSG_DATA(cmsg), sizeof(fd));
-	return fd;
+	int fds[2] = { -1, -1 };
+	memcpy(fds, CMSG_DATA(cmsg), cmsg->cmsg_len - CMSG_LEN(0));
+	srv.listener = fds[1];
+	if ((srv.spec.flags & SPEC_SANDBOX) && srv.listener < 0)
+		die("ttd-stub sent no seccomp listener");
+	return fds[0];
 }
 
 /* Registers of the chosen thread; orig_rax = -1 so no syscall restarts on resume. */
@@ -1277,6 +1327,48 @@ static void fill_eagerly(void)
 	db_end();
 }
 
+/* ---- the sandbox ----------------------------------------------------------- */
+
+static const char *const syscall_names[512] = {
+#include "syscall_names.h"
+};
+
+/* A system call the sandbox did not let through: refuse it with EPERM, count it. */
+static void handle_blocked(void)
+{
+	struct seccomp_notif req;
+	struct seccomp_notif_resp resp = { 0 };
+
+	memset(&req, 0, sizeof(req));	/* the kernel insists on a zeroed request */
+	if (ioctl(srv.listener, SECCOMP_IOCTL_NOTIF_RECV, &req)) {
+		if (errno != EINTR && errno != ENOENT)
+			die("seccomp listener: %s", strerror(errno));
+		return;
+	}
+	if (req.data.nr < 512)
+		srv.blocked[req.data.nr]++;
+	resp.id = req.id;
+	resp.error = -EPERM;
+	/* ENOENT: the call was interrupted, or the process is gone */
+	if (ioctl(srv.listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) && errno != ENOENT)
+		die("seccomp listener: %s", strerror(errno));
+}
+
+/* ", \"blocked_syscalls\": {\"openat\": 2, ...}" into out */
+static void format_blocked(char *out, size_t len)
+{
+	size_t used = snprintf(out, len, "{");
+
+	for (int nr = 0; nr < 512 && used < len; nr++) {
+		if (!srv.blocked[nr])
+			continue;
+		used += snprintf(out + used, len - used, "%s\"%s\": %u", used > 1 ? ", " : "",
+				 syscall_names[nr] ? syscall_names[nr] : "unknown", srv.blocked[nr]);
+	}
+	if (used < len)
+		snprintf(out + used, len - used, "}");
+}
+
 /* ---- control requests ---------------------------------------------------- */
 
 static int cmp_u32(const void *a, const void *b)
@@ -1296,6 +1388,9 @@ static double percentile_us(const uint32_t *sorted, size_t n, double q)
 
 static void format_stats(char *out, size_t len)
 {
+	char blocked[2048];
+
+	format_blocked(blocked, sizeof(blocked));
 	static const char *modes[] = { "lazy", "eager", "workaround" };
 	uint32_t *sorted = malloc((srv.nr_lat + 1) * sizeof(*sorted));
 	double sum = 0;
@@ -1309,13 +1404,15 @@ static void format_stats(char *out, size_t len)
 		 ", \"bytes\": %" PRIu64 ", \"serve_us_p50\": %.2f, \"serve_us_p99\": %.2f"
 		 ", \"serve_us_max\": %.2f, \"serve_us_mean\": %.2f, \"mode\": \"%s\""
 		 ", \"fault_around_pages\": %u, \"xstate_restored\": %s"
-		 ", \"same_tid\": %s, \"pages_verified_by_helper\": %" PRIu64 "}",
+		 ", \"same_tid\": %s, \"pages_verified_by_helper\": %" PRIu64
+		 ", \"sandbox\": %s, \"blocked_syscalls\": %s}",
 		 srv.faults, srv.pages_served, srv.zero_pages, srv.bytes,
 		 percentile_us(sorted, srv.nr_lat, 0.5), percentile_us(sorted, srv.nr_lat, 0.99),
 		 srv.nr_lat ? sorted[srv.nr_lat - 1] / 1000.0 : 0.0,
 		 srv.nr_lat ? sum / srv.nr_lat / 1000.0 : 0.0, modes[srv.spec.mode % 3],
 		 srv.spec.fault_around_pages, srv.xstate_restored ? "true" : "false", srv.same_tid ? "true" : "false",
-		 (uint64_t)atomic_load(&pages_verified_by_helper));
+		 (uint64_t)atomic_load(&pages_verified_by_helper),
+		 srv.listener >= 0 ? "true" : "false", blocked);
 	free(sorted);
 }
 
@@ -1402,9 +1499,10 @@ static void clear_written(void)
 
 static void stub_gone(int status)
 {
-	char stats[1024];
+	char stats[4096];
 
 	srv.pid = 0;
+	end_descendants();
 	format_stats(stats, sizeof(stats));
 	ctl_printf("GONE %d %s\n", status, stats);
 	exit(0);
@@ -1415,7 +1513,7 @@ static int handle_control(void)
 {
 	static char line[256];
 	static size_t used;
-	char stats[1024];
+	char stats[4096];
 	ssize_t n = read(srv.ctl_fd, line + used, sizeof(line) - 1 - used);
 
 	if (n < 0 && errno == EINTR)
@@ -1471,19 +1569,22 @@ static void serve_loop(void)
 	int stub_exited = 0;
 
 	for (;;) {
-		struct pollfd fds[3] = {
+		struct pollfd fds[4] = {
 			{ .fd = srv.uffd, .events = POLLIN },
 			{ .fd = srv.ctl_fd, .events = POLLIN },
 			{ .fd = stub_exited ? -1 : srv.pidfd, .events = POLLIN },
+			{ .fd = stub_exited ? -1 : srv.listener, .events = POLLIN },
 		};
 		/* Once it has exited, poll for the reap: a tracer may reap first. */
-		int ret = poll(fds, 3, nr_retry ? 1 : stub_exited ? 20 : srv.in_read_txn ? IDLE_COMMIT_MS : -1);
+		int ret = poll(fds, 4, nr_retry ? 1 : stub_exited ? 20 : srv.in_read_txn ? IDLE_COMMIT_MS : -1);
 		if (ret < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
 		if (ret == 0)
 			db_end();	/* idle: let writers in */
 		if (fds[0].revents & POLLIN || nr_retry)
 			handle_uffd();
+		if (fds[3].revents & POLLIN)
+			handle_blocked();
 		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR) && handle_control() < 0) {
 			kill_stub();
 			exit(0);
@@ -1530,6 +1631,7 @@ int main(int argc, char **argv)
 
 	log_debug_enabled = getenv("TTD_DEBUG") != NULL;
 	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);	/* see end_descendants() */
 	parse_args(argc, argv);
 	read_spec();
 	features = probe_uffd_features();

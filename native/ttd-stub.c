@@ -13,14 +13,16 @@
  *   5. creates a userfaultfd with the features the server asks for and
  *      registers the regions MISSING|WP;
  *   6. sets auxv and the mm fields (prctl PR_SET_MM_MAP, exe_fd = -1);
- *   7. sends the userfaultfd to the server (SCM_RIGHTS), closes every descriptor
- *      but 0, 1, 2 and stops itself with SIGSTOP.
+ *   7. with the sandbox asked for, installs a seccomp filter (sandbox_install):
+ *      what only affects the process passes, everything else goes to the
+ *      server (SECCOMP_RET_USER_NOTIF), which answers EPERM and counts it;
+ *   8. sends the userfaultfd (and the filter's listener) to the server
+ *      (SCM_RIGHTS), closes every descriptor but 0, 1, 2 and stops itself with SIGSTOP.
  * The server then sets the recorded registers and detaches, leaving it stopped.
  *
  * Freestanding: no libc, raw syscalls only. Linked at 0x2f0000000000 (Makefile),
  * far from where programs live, so recorded regions rarely collide with it; the
- * server refuses layouts that do. A future seccomp sandbox goes between steps 7
- * and the stop (its listener is to be sent with the userfaultfd).
+ * server refuses layouts that do.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +31,9 @@
 #include <linux/prctl.h>
 #include <linux/signal.h>
 #include <linux/fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include "layout.h"
 #include "uffd_compat.h"
@@ -75,7 +80,6 @@ struct msg_hdr {
 	void *name; int namelen; struct iov *iov; size_t iovlen;
 	void *control; size_t controllen; int flags;
 };
-struct cmsg_fd { size_t len; int level; int type; int fd; int pad; };
 
 static __attribute__((noreturn)) void stub_exit(int code)
 {
@@ -226,11 +230,97 @@ static void set_mm(void)
 		stub_fail(STEP_PR_SET_MM_MAP, ret, 0, 0);
 }
 
-static void send_uffd(long uffd)
+/*
+ * The sandbox: system calls that only affect the process itself pass; kill,
+ * tkill and tgkill pass when aimed at itself; everything else (files, sockets,
+ * processes, ...) is handed to the server, which answers EPERM and counts it.
+ * sendmsg and close_range pass for our own last steps: by then the process
+ * has no socket and cannot make one.
+ */
+static const unsigned short sandbox_allowed[] = {
+	__NR_read, __NR_write, __NR_readv, __NR_writev, __NR_pread64, __NR_pwrite64, __NR_lseek,
+	__NR_close, __NR_close_range, __NR_dup, __NR_dup2, __NR_dup3, __NR_fcntl, __NR_fstat,
+	__NR_newfstatat, __NR_pipe, __NR_pipe2, __NR_poll, __NR_ppoll, __NR_select, __NR_pselect6,
+	__NR_mmap, __NR_munmap, __NR_mprotect, __NR_brk, __NR_madvise, __NR_mremap, __NR_mincore,
+	__NR_msync, __NR_mlock, __NR_munlock, __NR_futex, __NR_set_robust_list,
+	__NR_get_robust_list, __NR_rseq, __NR_set_tid_address, __NR_arch_prctl, __NR_clock_gettime,
+	__NR_clock_getres, __NR_gettimeofday, __NR_time, __NR_nanosleep, __NR_clock_nanosleep,
+	__NR_rt_sigaction, __NR_rt_sigprocmask, __NR_rt_sigreturn, __NR_sigaltstack,
+	__NR_rt_sigpending, __NR_rt_sigsuspend, __NR_rt_sigtimedwait, __NR_pause, __NR_getpid,
+	__NR_gettid, __NR_getppid, __NR_getuid, __NR_geteuid, __NR_getgid, __NR_getegid,
+	__NR_getrandom, __NR_uname, __NR_sched_yield, __NR_sched_getaffinity, __NR_getcwd,
+	__NR_getrlimit, __NR_getrusage, __NR_times, __NR_exit, __NR_exit_group, __NR_sendmsg,
+};
+#define SANDBOX_KILLS 3	/* kill, tkill, tgkill: allowed on ourselves */
+#define SANDBOX_LEN (4 + sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]) + SANDBOX_KILLS + 6)
+
+static struct sock_filter sandbox_prog[SANDBOX_LEN];
+
+#define ARCH_OFF __builtin_offsetof(struct seccomp_data, arch)
+#define NR_OFF __builtin_offsetof(struct seccomp_data, nr)
+#define ARG0_OFF __builtin_offsetof(struct seccomp_data, args[0])	/* low half: little endian */
+
+static struct sock_filter stmt(unsigned short code, unsigned int k)
+{
+	return (struct sock_filter){ code, 0, 0, k };
+}
+
+static struct sock_filter jump(unsigned int k, unsigned int at, unsigned int yes, unsigned int no)
+{
+	return (struct sock_filter){ BPF_JMP | BPF_JEQ | BPF_K, (unsigned char)(yes - at - 1),
+				     (unsigned char)(no - at - 1), k };
+}
+
+static long sandbox_install(long pid)
+{
+	/* the program, in order (BPF jumps only forward): */
+	const unsigned int nr_allowed = sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]);
+	const unsigned int kills = 4 + nr_allowed;	/* after arch, nr, x32 and the allowed */
+	const unsigned int deny = kills + SANDBOX_KILLS;	/* RET USER_NOTIF */
+	const unsigned int self = deny + 1;		/* LD arg0; JEQ pid */
+	const unsigned int allow = self + 2;		/* RET ALLOW */
+	const unsigned int deny_other = allow + 1;	/* RET USER_NOTIF */
+	const unsigned int kill_all = deny_other + 1;	/* RET KILL_PROCESS: another arch */
+	const unsigned short kill_nrs[SANDBOX_KILLS] = { __NR_kill, __NR_tkill, __NR_tgkill };
+	struct sock_filter *p = sandbox_prog;
+	unsigned int i = 0;
+
+	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFF), i++;
+	p[i] = jump(AUDIT_ARCH_X86_64, i, i + 1, kill_all), i++;
+	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFF), i++;
+	/* x32 system calls (bit 30) are another door: not through this one */
+	p[i] = (struct sock_filter){ BPF_JMP | BPF_JGE | BPF_K, (unsigned char)(deny - i - 1), 0,
+				     0x40000000 }, i++;
+	for (unsigned int k = 0; k < nr_allowed; k++, i++)
+		p[i] = jump(sandbox_allowed[k], i, allow, i + 1);
+	for (unsigned int k = 0; k < SANDBOX_KILLS; k++, i++)
+		p[i] = jump(kill_nrs[k], i, self, i + 1);
+	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF), i++;
+	/* signals: only when the target pid/tgid/tid is our own pid (one thread) */
+	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, ARG0_OFF), i++;
+	p[i] = jump((unsigned int)pid, i, allow, deny_other), i++;
+	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), i++;
+	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF), i++;
+	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS), i++;
+
+	struct sock_fprog prog = { .len = (unsigned short)i, .filter = sandbox_prog };
+	long ret = sys6(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
+	if (ret)
+		stub_fail(STEP_SECCOMP, ret, 0, 0);
+	ret = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	if (ret < 0)
+		stub_fail(STEP_SECCOMP, ret, 0, 0);
+	return ret;	/* the listener */
+}
+
+static void send_uffd(long uffd, long listener)
 {
 	struct stub_reply reply = { .step = STEP_OK };
 	struct iov iov = { &reply, sizeof(reply) };
-	struct cmsg_fd cmsg = { .len = 20, .level = SOL_SOCKET, .type = SCM_RIGHTS, .fd = (int)uffd };
+	struct cmsg_fds { size_t len; int level; int type; int fd[2]; } cmsg = {
+		.len = listener >= 0 ? 24 : 20, .level = SOL_SOCKET, .type = SCM_RIGHTS,
+		.fd = { (int)uffd, (int)listener },
+	};
 	struct msg_hdr msg = { .iov = &iov, .iovlen = 1, .control = &cmsg, .controllen = 24 };
 	long ret = sys3(__NR_sendmsg, STUB_SOCK_FD, &msg, 0);
 
@@ -240,18 +330,20 @@ static void send_uffd(long uffd)
 
 __attribute__((used, noreturn)) static void stub_main(void)
 {
-	long uffd;
+	long uffd, listener = -1, pid = sys3(__NR_getpid, 0, 0, 0);
 
 	read_layout();
 	unmap_foreign();
 	map_regions();
 	uffd = create_uffd();
 	set_mm();
-	send_uffd(uffd);
+	if (layout.sandbox)
+		listener = sandbox_install(pid);
+	send_uffd(uffd, listener);
 	sys3(__NR_close_range, 3, ~0U, 0);
 	/* The server sets the recorded registers while we are stopped here and
 	 * detaches; whoever continues us resumes at the recorded pc. */
-	sys3(__NR_kill, sys3(__NR_getpid, 0, 0, 0), SIGSTOP, 0);
+	sys3(__NR_kill, pid, SIGSTOP, 0);
 	stub_exit(127);	/* continued without registers: never run on */
 }
 

@@ -44,3 +44,18 @@ def mm_recording(native_build, build_target, tmp_path_factory):
     result = record(str(binary), str(db))
     assert result.exit_code == 0 and len(result.ticks) == 1, result
     return result
+
+
+@pytest.fixture(scope="session")
+def sandbox_recording(native_build, build_target, tmp_path_factory):
+    """remat_sandbox recorded at its int3 (tick 1), before it tries to reach outside."""
+    binary = build_target("tests/native/remat_sandbox.c")
+    db = tmp_path_factory.mktemp("rec") / "remat_sandbox.db"
+    result = record(str(binary), str(db))
+    assert result.exit_code == 0 and len(result.ticks) == 1, result
+    base = result.stdout.split(b"base=", 1)[1].split()[0].decode()
+    for suffix in (".keep", ".new"):  # the recorded run really did both
+        if os.path.exists(base + suffix):
+            os.unlink(base + suffix)
+    result.base = base
+    return result

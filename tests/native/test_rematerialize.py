@@ -311,6 +311,49 @@ def test_nothing_is_left_behind(recording):
     assert sorted(os.listdir("/proc/self/fd")) == fds_before
 
 
+# ---- the sandbox -----------------------------------------------------------------
+
+
+def test_sandbox_refuses_what_reaches_outside_and_counts_it(sandbox_recording):
+    base = sandbox_recording.base
+    open(base + ".keep", "w").close()
+    try:
+        with rematerialize(sandbox_recording.db_path, 1, sandbox=True) as proc:
+            os.kill(proc.pid, signal.SIGCONT)
+            status = proc.wait_exit(timeout=30)
+            out = proc.output()[0].splitlines()[-1]
+            blocked = proc.stats()["blocked_syscalls"]
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert out == b"open -1 1 unlink -1 1 kill-parent -1 1 kill-self 0 fork -1 1"
+        assert os.path.exists(base + ".keep") and not os.path.exists(base + ".new")
+        assert blocked == {"openat": 1, "unlink": 1, "kill": 1, "clone": 1}
+    finally:
+        for suffix in (".keep", ".new"):
+            if os.path.exists(base + suffix):
+                os.unlink(base + suffix)
+
+
+def test_without_the_sandbox_calls_reach_outside(sandbox_recording):
+    """The same run without the sandbox really creates and deletes files: the
+    sandbox test above would see it."""
+    base = sandbox_recording.base
+    open(base + ".keep", "w").close()
+    try:
+        with rematerialize(sandbox_recording.db_path, 1) as proc:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.wait_exit(timeout=30)
+            assert proc.stats()["blocked_syscalls"] == {} and proc.stats()["sandbox"] is False
+            words = proc.output()[0].splitlines()[-1].split()
+        assert not os.path.exists(base + ".keep") and os.path.exists(base + ".new")
+        assert int(words[1]) >= 0 and words[3:5] == [b"unlink", b"0"]  # open, unlink worked
+        forked = int(words[words.index(b"fork") + 1])
+        assert forked > 0 and not alive(forked)  # its child was reaped, not left behind
+    finally:
+        for suffix in (".keep", ".new"):
+            if os.path.exists(base + suffix):
+                os.unlink(base + suffix)
+
+
 # ---- libttdmem.so: /proc/PID/mem reads of pages not filled yet ----------------------
 
 READ_MEM = ("import os, sys\n"
