@@ -80,7 +80,12 @@ class MiGdb:
         """Run a CLI command; its console output, or GdbFailed with GDB's message."""
         record, text = self.run(command, timeout_s)
         if record["message"] == "error":
-            raise GdbFailed(record["payload"].get("msg", "error"))
+            message = record["payload"].get("msg", "error")
+            if message == "Error while executing Python code.":  # the cause is logged before
+                causes = [line for line in text.splitlines()
+                          if line.strip() and line.strip() != message]
+                message += f" ({causes[-1].strip()})" if causes else ""
+            raise GdbFailed(message)
         return text
 
     def close(self) -> None:

@@ -507,20 +507,26 @@ class CallSession:
             raise SessionError(str(exc)) from exc
         t1 = time.perf_counter()
         self.open_ms["rematerialize"] = (t1 - t0) * 1e3
-        exe = self.info.exe_path if os.path.exists(self.info.exe_path) else None
-        if exe is None:
-            self.warnings.append(f"warning: {self.info.exe_path} is missing: "
-                                 "no symbols for the executable, memory is the recorded one.")
-        else:
-            if self.info.file_warnings is None:
-                self.info.file_warnings = symbolize.build_id_warnings(self.info)
-            self.warnings.extend(self.info.file_warnings)
-        try:
+        try:  # from here on, any failure must end the process and the page server
+            exe = self._check_files()
             self.open_ms.update(self.inferior.attach(
                 self.proc.pid, exe, getattr(self.proc, "mem_preload", None), keep_selected))
         except BaseException:
             self.close()
             raise
+
+    def _check_files(self) -> str | None:
+        """The executable to load symbols from (None when missing); warnings about files
+        that are missing or differ from the recorded ones (by build-id)."""
+        exe = self.info.exe_path if os.path.exists(self.info.exe_path) else None
+        if exe is None:
+            self.warnings.append(f"warning: {self.info.exe_path} is missing: "
+                                 "no symbols for the executable, memory is the recorded one.")
+            return None
+        if self.info.file_warnings is None:
+            self.info.file_warnings = symbolize.build_id_warnings(self.info)
+        self.warnings.extend(self.info.file_warnings)
+        return exe
 
     def close(self) -> None:
         try:

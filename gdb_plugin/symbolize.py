@@ -224,6 +224,8 @@ def stack_frame(spans: list[tuple[int, str]], target_addr: int) -> str | None:
 # --- build-ids ------------------------------------------------------------------------
 
 def build_id_of(path: str) -> str | None:
+    """The GNU build-id of an ELF file; None for a file that is not ELF or has none."""
+    from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
     try:
@@ -234,7 +236,7 @@ def build_id_of(path: str) -> str | None:
                 for note in section.iter_notes():
                     if note["n_type"] == "NT_GNU_BUILD_ID":
                         return note["n_desc"]
-    except (OSError, ValueError):
+    except (OSError, ValueError, ELFError):
         return None
     return None
 
@@ -320,16 +322,17 @@ def _library_warnings(info) -> list[str]:
             return queries.read_memory(session, rec_addr, length, info.tick)
 
         for base, path in info.libraries:
-            local = _local_build_id(path)
-            if local is None:
-                if not os.path.exists(path):
-                    warnings.append(f"warning: {path} is missing: no symbols for it; "
-                                    "memory is the recorded one.")
-                continue
             try:
                 recorded = recorded_build_id(read, base)
             except (RecordingError, struct.error):
                 continue
-            if recorded is not None and recorded != local:
+            if recorded is None:  # not an ELF image (locale archive, caches, data files)
+                continue
+            if not os.path.exists(path):
+                warnings.append(f"warning: {path} is missing: no symbols for it; "
+                                "memory is the recorded one.")
+                continue
+            local = _local_build_id(path)
+            if local is not None and recorded != local:
                 warnings.append(_mismatch(path, local, recorded))
     return warnings

@@ -29,3 +29,10 @@ def test_note_parsing_skips_other_notes():
     other = (4).to_bytes(4, "little") + (8).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"GNU\0" + bytes(8)
     build = (4).to_bytes(4, "little") + (3).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"GNU\0" + b"\xab\xcd\xef\0"
     assert symbolize._note_build_id(other + build) == "abcdef"
+
+
+def test_build_id_of_a_file_that_is_not_elf(tmp_path):
+    data = tmp_path / "locale-archive"
+    data.write_bytes(b"\x07\x09\x01\x0d" + bytes(100))
+    assert symbolize.build_id_of(str(data)) is None
+    assert symbolize.build_id_of(str(tmp_path / "missing")) is None
