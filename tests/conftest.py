@@ -49,7 +49,9 @@ def build_target(build_dir):
         key = (source, flags)
         if key not in cache:
             src = TOP / source
-            cache[key] = compile_c(src, build_dir / f"{src.stem}-{len(cache)}", *flags)
+            # the name depends only on the source and flags, never on build order
+            suffix = "-" + "-".join(f.strip("-").replace("=", "") for f in flags) if flags else ""
+            cache[key] = compile_c(src, build_dir / f"{src.stem}{suffix}", *flags)
         return cache[key]
 
     return build

@@ -72,7 +72,7 @@ def test_push_reports_heap_and_global_with_symbols(recorded):
     for page in got["dirtied_pages"]:
         if page["changed"]:
             by_kind.setdefault(page["kind"], []).append(page)
-    assert [p["symbol"] for p in by_kind["data"] if p["mapping"].endswith("targets-0")] == ["head"]
+    assert [p["symbol"] for p in by_kind["data"] if p["mapping"].endswith("/targets-pthread")] == ["head"]
     new_node = int(got["value"])
     assert by_kind["heap"][0]["symbol"].startswith(f"chunk {new_node:#x} (32 bytes)")
     assert "stack" in by_kind

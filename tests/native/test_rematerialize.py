@@ -101,7 +101,7 @@ def chosen_pages(recording) -> list[int]:
     heap = next(m for m in maps if m.path == "[heap]")
     stack = next(m for m in maps if m.path == "[stack]")
     libc_rw = next(m for m in maps if "libc" in m.path and m.perms.startswith("rw"))
-    data = next(m for m in maps if m.perms.startswith("rw") and m.path.endswith("remat_target-0"))
+    data = next(m for m in maps if m.perms.startswith("rw") and m.path.endswith("/remat_target"))
     return sorted([heap.start + PAGE_SIZE, stack.end - PAGE_SIZE, region, region + PAGE_SIZE,
                    region + 200 * PAGE_SIZE, libc_rw.start, data.start])
 
