@@ -88,6 +88,7 @@ class CallResult:
 
 
 _engines: dict[tuple, object] = {}
+_owned: set[int] = set()  # ids of the engines opened (and so disposed) here
 
 
 def engine_for(db_path: str):
@@ -102,13 +103,28 @@ def engine_for(db_path: str):
     engine = _engines.get(key)
     if engine is None:
         engine = _engines[key] = open_engine(db_path, readonly=True)
+        _owned.add(id(engine))
     return engine
 
 
+def use_engine(db_path: str, engine) -> None:
+    """Read `db_path` through `engine` (the open recording's, from `ttd open`) rather
+    than opening another one."""
+    try:
+        key = (str(db_path), os.stat(db_path).st_ino)
+    except OSError:
+        return
+    _engines.setdefault(key, engine)
+
+
 def dispose_engines() -> None:
-    for engine in _engines.values():
-        engine.dispose()
+    """Forget every engine; dispose those opened here (not the open recording's)."""
+    engines = list(_engines.values())
     _engines.clear()
+    for engine in engines:
+        if id(engine) in _owned:
+            _owned.discard(id(engine))
+            engine.dispose()
     _tick_infos.clear()
 
 

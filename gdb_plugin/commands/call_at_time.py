@@ -111,6 +111,7 @@ Examples:
             raise gdb.GdbError(str(exc)) from None
         recording = state.current_recording()
         watch_recording(recording)
+        session.use_engine(recording.path, recording.engine)
         result = run_call(recording.path, opts)
         if opts["json"]:
             for warning in result.warnings:

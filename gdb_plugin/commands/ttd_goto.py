@@ -53,6 +53,7 @@ Examples:
             raise gdb.GdbError(str(exc)) from None
         recording = state.current_recording()
         call_at_time.watch_recording(recording)
+        session.use_engine(recording.path, recording.engine)
         try:
             goto = session.goto(recording.path, tick, tid)
         except (RecordingError, SessionError) as exc:
