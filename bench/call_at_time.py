@@ -4,8 +4,16 @@ size through gdbserver. Prints one JSON object (times in ms, medians).
 
     .venv/bin/python bench/call_at_time.py [--size-mib 64] [--repeat 20] [--first 5]
 
-Everything runs in one GDB (driven through pygdbmi); the timings are taken inside
-GDB with time.perf_counter, so the MI round trip is not in them.
+Two settings:
+- cold: a fresh GDB for each first call, as after `ttd gdb DB` (symbols are read
+  from disk); beside it a fresh GDB attaching to a live process through gdbserver
+  and calling once (DESIGN.md measured 0.4 s for that here).
+- warm: one GDB running the same program as the user's inferior (the files'
+  symbols already read), first calls at a tick with nothing of the recording cached,
+  then repeated calls at that tick; beside them GDB's call on the live program
+  (native) and on a live process attached through gdbserver.
+Each call-at-time goes through the GDB command (`call-at-time --json`), timed inside
+GDB with time.perf_counter, so the MI round trip is not in the times.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 EXPR = "list_length()"
+PARTS = ("rematerialize", "attach", "symbols", "call", "report")
 
 
 # --- inside GDB -----------------------------------------------------------------------
@@ -42,11 +51,9 @@ def gdb_live_calls(repeat: int) -> None:
 
 
 def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
-    """A new inferior attached to live process `pid` through gdbserver: attach + first
-    call, then repeated calls through gdbserver; killed at the end. The same code path
-    as call-at-time (gdb_plugin.session), without rematerialization and report."""
-    import gdb
-
+    """A new inferior attached to live process `pid` through gdbserver (the code path
+    of call-at-time, gdb_plugin.session, without rematerialization and report):
+    attach + first call, then `repeat` calls; killed at the end."""
     from gdb_plugin.session import TempInferior, evaluate
     inferior = TempInferior()
     t0 = time.perf_counter()
@@ -62,41 +69,52 @@ def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
     _emit({"first": first, "parts": parts, "repeat": samples, "value": value, "status": status})
 
 
-def gdb_call_at_time(db: str, tick: int, first: int, repeat: int) -> None:
-    """call-at-time: `first` fresh sessions (first call each), then `repeat` calls reusing one."""
+def _timed_command(tick: int) -> tuple[float, dict]:
+    import gdb
+    t0 = time.perf_counter()
+    text = gdb.execute(f"call-at-time --json {tick} {EXPR}", to_string=True)
+    wall = (time.perf_counter() - t0) * 1e3
+    return wall, json.loads(text[text.index('{"tick"'):].splitlines()[0])
+
+
+def gdb_call_at_time(tick: int, first: int, repeat: int) -> None:
+    """`first` first calls (nothing of the recording cached), then `repeat` calls reusing
+    the process at that tick."""
     from gdb_plugin import session
     firsts, first_parts = [], []
     for _ in range(first):
         session.drop_cached()
-        session.dispose_engines()  # a true first call: nothing of the recording cached
-        t0 = time.perf_counter()
-        result = session.call_at_time(db, tick, EXPR)
-        firsts.append((time.perf_counter() - t0) * 1e3)
-        first_parts.append(result.timings_ms)
+        session.dispose_engines()
+        wall, obj = _timed_command(tick)
+        firsts.append(wall)
+        first_parts.append(obj["timings_ms"])
     repeats, repeat_parts = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = session.call_at_time(db, tick, EXPR)
-        repeats.append((time.perf_counter() - t0) * 1e3)
-        repeat_parts.append(result.timings_ms)
+        wall, obj = _timed_command(tick)
+        repeats.append(wall)
+        repeat_parts.append(obj["timings_ms"])
     session.close_all()
     _emit({"first": firsts, "first_parts": first_parts, "repeat": repeats,
-           "repeat_parts": repeat_parts, "value": result.value,
-           "pages": len(result.pages), "faults": result.faults})
+           "repeat_parts": repeat_parts, "value": obj["value"],
+           "pages": len(obj["dirtied_pages"]), "faults": obj["faults"]})
+
+
+def gdb_cold_call_at_time(tick: int) -> None:
+    wall, obj = _timed_command(tick)
+    _emit({"first": wall, "parts": obj["timings_ms"], "value": obj["value"]})
 
 
 # --- outside GDB ----------------------------------------------------------------------
 
 def _bench_json(text: str):
     for line in text.splitlines():
-        if "BENCH " in line:
-            return json.loads(line.split("BENCH ", 1)[1])
+        if line.startswith("BENCH "):
+            return json.loads(line[len("BENCH "):])
     raise RuntimeError(f"no result in GDB output:\n{text}")
 
 
 def _median_parts(parts: list[dict]) -> dict:
-    keys = ("rematerialize", "attach", "symbols", "call", "report")
-    return {k: round(statistics.median(p.get(k, 0.0) for p in parts), 3) for k in keys}
+    return {k: _med([p.get(k, 0.0) for p in parts]) for k in PARTS}
 
 
 def _med(samples) -> float:
@@ -131,6 +149,82 @@ def _stopped_process(exe: Path, size_mib: int) -> subprocess.Popen:
     raise RuntimeError("the live target did not stop")
 
 
+def _fresh_gdb():
+    from gdb_plugin.driver import MiGdb
+    gdb = MiGdb()
+    gdb.cli("set confirm off")
+    gdb.cli(f"python import sys; sys.path[:0] = ['{TOP}', '{TOP / 'bench'}']")
+    gdb.cli(f"source {TOP / 'gdb_plugin' / 'ttd.py'}")
+    gdb.cli("python import call_at_time as bench")
+    return gdb
+
+
+def _cold(exe: Path, db: Path, size_mib: int, runs: int) -> dict:
+    """Fresh GDBs: call-at-time after `ttd open`, and attach-and-call on a live process."""
+    cat, live = [], []
+    for _ in range(runs):
+        with _fresh_gdb() as gdb:
+            gdb.cli(f"ttd open {db}")
+            cat.append(_bench_json(gdb.cli("python bench.gdb_cold_call_at_time(1)", 120)))
+        proc = _stopped_process(exe, size_mib)
+        try:
+            with _fresh_gdb() as gdb:
+                live.append(_bench_json(gdb.cli(
+                    f"python bench.gdb_gdbserver_attach({proc.pid}, '{exe}', 0)", 120)))
+        finally:
+            proc.kill()
+            proc.wait()
+    first_ms = _med([c["first"] for c in cat])
+    attach_ms = _med([s["first"] for s in live])
+    return {
+        "call_at_time_first_ms": first_ms,
+        "call_at_time_first_breakdown_ms": _median_parts([c["parts"] for c in cat]),
+        "live_gdbserver_attach_and_call_ms": attach_ms,
+        "live_gdbserver_attach_breakdown_ms": {
+            k: _med([s["parts"][k] for s in live]) for k in live[0]["parts"]},
+        "first_vs_live_attach": round(first_ms / attach_ms, 3),
+    }
+
+
+def _warm(exe: Path, db: Path, size_mib: int, first: int, repeat: int) -> dict:
+    """One GDB running the program: first and repeated calls, live native and gdbserver calls."""
+    live_procs = [_stopped_process(exe, size_mib) for _ in range(first)]
+    try:
+        with _fresh_gdb() as gdb:
+            gdb.cli(f"file {exe}")
+            gdb.cli(f"set args {size_mib}")
+            gdb.cli("break checkpoint")
+            gdb.run("run", 120)
+            gdb.wait_stopped(120)
+            gdb.cli("delete")
+            live = _bench_json(gdb.cli(f"python bench.gdb_live_calls({repeat})", 120))
+            servers = [_bench_json(gdb.cli(
+                f"python bench.gdb_gdbserver_attach({p.pid}, '{exe}', {repeat})", 120))
+                for p in live_procs]
+            gdb.cli(f"ttd open {db}")
+            cat = _bench_json(gdb.cli(f"python bench.gdb_call_at_time(1, {first}, {repeat})", 600))
+    finally:
+        for proc in live_procs:
+            proc.kill()
+            proc.wait()
+    first_ms, repeat_ms = _med(cat["first"]), _med(cat["repeat"])
+    attach_ms = _med([s["first"] for s in servers])
+    server_call_ms = _med([ms for s in servers for ms in s["repeat"]])
+    return {
+        "value": cat["value"],
+        "call_at_time_first_ms": first_ms,
+        "call_at_time_first_breakdown_ms": _median_parts(cat["first_parts"]),
+        "call_at_time_repeat_ms": repeat_ms,
+        "call_at_time_repeat_breakdown_ms": _median_parts(cat["repeat_parts"]),
+        "live_gdb_call_ms": _med(live),
+        "live_gdbserver_attach_and_call_ms": attach_ms,
+        "live_gdbserver_call_ms": server_call_ms,
+        "first_vs_live_attach": round(first_ms / attach_ms, 3),
+        "repeat_vs_live_gdbserver_call": round(repeat_ms / server_call_ms, 3),
+        "faults_last_call": cat["faults"],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=64)
@@ -138,55 +232,23 @@ def main() -> int:
     parser.add_argument("--first", type=int, default=5)
     args = parser.parse_args()
 
-    from gdb_plugin.driver import MiGdb
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         workdir = Path(tmp)
         exe = _build(workdir)
         db = workdir / "bench.db"
         _record(exe, db, args.size_mib)
-        live_procs = [_stopped_process(exe, args.size_mib) for _ in range(args.first)]
-        try:
-            with MiGdb() as gdb:
-                gdb.cli("set confirm off")
-                gdb.cli(f"python import sys; sys.path[:0] = ['{TOP}', '{TOP / 'bench'}']")
-                gdb.cli(f"source {TOP / 'gdb_plugin' / 'ttd.py'}")
-                gdb.cli("python import call_at_time as bench")
-                gdb.cli(f"file {exe}")
-                gdb.cli(f"set args {args.size_mib}")
-                gdb.cli("break checkpoint")
-                gdb.run("run", 120)
-                gdb.wait_stopped(120)
-                gdb.cli("delete")
-                live = _bench_json(gdb.cli(f"python bench.gdb_live_calls({args.repeat})", 120))
-                servers = [_bench_json(gdb.cli(
-                    f"python bench.gdb_gdbserver_attach({p.pid}, '{exe}', {args.repeat})", 120))
-                    for p in live_procs]
-                cat = _bench_json(gdb.cli(
-                    f"python bench.gdb_call_at_time('{db}', 1, {args.first}, {args.repeat})", 600))
-        finally:
-            for proc in live_procs:
-                proc.kill()
-                proc.wait()
-    first_ms, repeat_ms = _med(cat["first"]), _med(cat["repeat"])
-    attach_ms = _med([s["first"] for s in servers])
-    server_call_ms = _med([ms for s in servers for ms in s["repeat"]])
-    server_parts = {k: _med([s["parts"][k] for s in servers]) for k in servers[0]["parts"]}
+        cold = _cold(exe, db, args.size_mib, args.first)
+        warm = _warm(exe, db, args.size_mib, args.first, args.repeat)
     print(json.dumps({
         "size_mib": args.size_mib,
         "expr": EXPR,
-        "value": cat["value"],
-        "call_at_time_first_ms": first_ms,
-        "call_at_time_first_breakdown_ms": _median_parts(cat["first_parts"]),
-        "call_at_time_repeat_ms": repeat_ms,
-        "call_at_time_repeat_breakdown_ms": _median_parts(cat["repeat_parts"]),
-        "live_gdb_call_ms": _med(live),
-        "live_gdbserver_attach_and_call_ms": round(attach_ms, 3),
-        "live_gdbserver_attach_breakdown_ms": server_parts,
-        "live_gdbserver_call_ms": server_call_ms,
-        "first_vs_live_attach": round(first_ms / attach_ms, 3),
-        "repeat_vs_live_gdbserver_call": round(repeat_ms / server_call_ms, 3),
-        "goal": "first <= 1.5 x live attach-and-call; repeat <= 1.5 x live call through gdbserver",
-        "faults_last_call": cat["faults"],
+        "value": warm.pop("value"),
+        "first_vs_live_attach": cold["first_vs_live_attach"],
+        "repeat_vs_live_gdbserver_call": warm["repeat_vs_live_gdbserver_call"],
+        "goal": "first <= 1.5 x live attach-and-call (cold); "
+                "repeat <= 1.5 x live call through gdbserver",
+        "cold": cold,
+        "warm": warm,
         "runs": {"first": args.first, "repeat": args.repeat},
     }, indent=2))
     return 0

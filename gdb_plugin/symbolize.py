@@ -29,15 +29,33 @@ MAX_FRAMES = 256  # deep recursion: name frames beyond this as "below frame #255
 MAX_CHUNKS = 1_000_000
 
 
-def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None = None) -> None:
-    """Set .symbol and .range_symbols of every page.
+TLS_WINDOW = 64 << 10  # static TLS lies within this far below the thread pointer
 
-    `cache` keeps, across calls at one tick, what a call cannot change once its pages
-    are reset: the recorded frames and the TLS addresses.
-    """
-    cache = {} if cache is None else cache
-    frames = cache.get("frames")
-    tls = cache.get("tls")
+
+class _Lazy:
+    """What naming needs, computed on first use and kept in `cache` across calls at one
+    tick (a call cannot change them once its pages are reset): frames, TLS addresses."""
+
+    def __init__(self, info, cache: dict) -> None:
+        self.info, self.cache = info, cache
+
+    def frames(self) -> list[tuple[int, str]]:
+        if "frames" not in self.cache:
+            self.cache["frames"] = _frame_spans()
+        return self.cache["frames"]
+
+    def tls(self, target_addr: int) -> list[tuple[int, int, str]]:
+        fs_base = self.info.fs_base
+        if not fs_base or not fs_base - TLS_WINDOW <= target_addr < fs_base + 4096:
+            return []  # too far from the thread pointer to be static TLS
+        if "tls" not in self.cache:
+            self.cache["tls"] = tls_symbols(self.info)
+        return self.cache["tls"]
+
+
+def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None = None) -> None:
+    """Set .symbol and .range_symbols of every changed page (None for unchanged ones)."""
+    lazy = _Lazy(info, {} if cache is None else cache)
     for page in pages:
         if not page.changed:  # nothing to name: the call left the page as recorded
             page.symbol, page.range_symbols = None, []
@@ -47,20 +65,21 @@ def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None
             region = report.region_at(info.regions, page.rec_addr)
             names = [heap_chunk(pid, region.start, region.end, t) for t in targets]
         elif page.kind in ("stack", "stack-scratch"):
-            # a thread's TLS block sits right above its stack, in the same mapping
-            if frames is None:
-                frames = cache["frames"] = _frame_spans()
-            if tls is None:
-                tls = cache["tls"] = tls_symbols(info)
-            names = [tls_symbol(t, tls) or stack_frame(frames, t) for t in targets]
+            # a second thread's TLS block sits right above its stack, in the same mapping
+            names = [tls_symbol(t, lazy.tls(t)) or _stack_name(lazy, t) for t in targets]
         elif page.kind in ("data", "other"):
-            if tls is None:
-                tls = cache["tls"] = tls_symbols(info)
-            names = [data_symbol(t, tls) for t in targets]
+            names = [data_symbol(t, lazy.tls(t)) for t in targets]
         else:
             names = [None for _ in targets]
         page.range_symbols = names
         page.symbol = names[0]
+
+
+def _stack_name(lazy: _Lazy, target_addr: int) -> str:
+    """Dead stack below the recorded rsp and its red zone needs no unwinding."""
+    if target_addr < lazy.info.rsp - report.RED_ZONE:
+        return "below rsp"
+    return stack_frame(lazy.frames(), target_addr)
 
 
 # --- globals and TLS ------------------------------------------------------------------
@@ -223,47 +242,60 @@ def stack_frame(spans: list[tuple[int, str]], target_addr: int) -> str | None:
 
 # --- build-ids ------------------------------------------------------------------------
 
-def build_id_of(path: str) -> str | None:
-    """The GNU build-id of an ELF file; None for a file that is not ELF or has none."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    try:
-        with open(path, "rb") as f:
-            for section in ELFFile(f).iter_sections():
-                if section["sh_type"] != "SHT_NOTE":
-                    continue
-                for note in section.iter_notes():
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
-                        return note["n_desc"]
-    except (OSError, ValueError, ELFError):
-        return None
-    return None
-
-
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
 PT_NOTE = 4
 NT_GNU_BUILD_ID = 3
 
 
-def recorded_build_id(read, base: int) -> str | None:
-    """The GNU build-id of the ELF image loaded at `base` in recorded memory.
-    read(rec_addr, length) -> bytes reads the recording at the tick."""
-    head = read(base, _EHDR.size)
-    if head[:4] != b"\x7fELF" or head[4] != 2:  # ELFCLASS64 only
+PT_LOAD = 1
+
+
+def _program_headers(read, at: int) -> list[tuple] | None:
+    """The program headers of the ELF image whose header is at `at`, or None."""
+    head = read(at, _EHDR.size)
+    if len(head) < _EHDR.size or head[:4] != b"\x7fELF" or head[4] != 2:  # ELFCLASS64
         return None
     fields = _EHDR.unpack(head)
     phoff, phentsize, phnum = fields[5], fields[9], fields[10]
     if phentsize != _PHDR.size or phnum > 64:
         return None
-    phdrs = read(base + phoff, phentsize * phnum)
-    for i in range(phnum):
-        p_type, _, _, p_vaddr, _, _, p_memsz, _ = _PHDR.unpack_from(phdrs, i * phentsize)
+    phdrs = read(at + phoff, phentsize * phnum)
+    return [_PHDR.unpack_from(phdrs, i * phentsize) for i in range(phnum)]
+
+
+def recorded_build_id(read, base: int) -> str | None:
+    """The GNU build-id of the ELF image mapped at `base` (its offset-0 mapping) in
+    recorded memory; read(rec_addr, length) -> bytes reads the recording at the tick."""
+    phdrs = _program_headers(read, base)
+    if phdrs is None:
+        return None
+    loads = [vaddr for p_type, _, _, vaddr, *_ in phdrs if p_type == PT_LOAD]
+    bias = base - (min(loads) & ~0xFFF) if loads else base  # 0 for non-PIE executables
+    for p_type, _, _, p_vaddr, _, _, p_memsz, _ in phdrs:
         if p_type == PT_NOTE and 0 < p_memsz <= 4096:
-            found = _note_build_id(read(base + p_vaddr, p_memsz))
+            found = _note_build_id(read(bias + p_vaddr, p_memsz))
             if found:
                 return found
+    return None
+
+
+def file_build_id(path: str) -> str | None:
+    """The build-id of an ELF file, from the notes its program headers point at (what
+    the loader maps, what recorded_build_id reads); None when not ELF or none."""
+    try:
+        with open(path, "rb") as f:
+            def read(offset: int, length: int) -> bytes:
+                return os.pread(f.fileno(), length, offset)
+
+            phdrs = _program_headers(read, 0)
+            for p_type, _, p_offset, _, _, p_filesz, _, _ in phdrs or ():
+                if p_type == PT_NOTE and 0 < p_filesz <= 4096:
+                    found = _note_build_id(read(p_offset, p_filesz))
+                    if found:
+                        return found
+    except (OSError, struct.error):
+        return None
     return None
 
 
@@ -288,8 +320,9 @@ def _local_build_id(path: str) -> str | None:
     except OSError:
         return None
     if key not in _local_ids:
-        _local_ids[key] = build_id_of(path)
+        _local_ids[key] = file_build_id(path)
     return _local_ids[key]
+
 
 
 def build_id_warnings(info) -> list[str]:
