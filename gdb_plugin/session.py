@@ -496,9 +496,6 @@ class CallSession:
         self._clean = False  # True right after a reset: the written set is empty
         self.reusable = False
 
-    def key(self) -> tuple:
-        return (self.info.db_path, self.info.tick, self.info.tid)
-
     def matches(self, db_path: str, tick: int, tid: int | None) -> bool:
         """Same recording, tick and thread (None: the thread that stopped)."""
         return (self.info.db_path == str(db_path) and self.info.tick == tick
@@ -702,7 +699,7 @@ def goto_session() -> CallSession | None:
 def close_goto() -> bool:
     """Close the `ttd goto` inferior (and any call session); False when none was open.
 
-    The hook for `ttd close`: call it before closing the recording.
+    `ttd close` gets here through gdb_plugin/commands/call_at_time.watch_recording.
     """
     global _goto
     drop_cached()
