@@ -20,12 +20,14 @@ The report itself is gdb_plugin/report.py (pure), the names in it gdb_plugin/sym
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shlex
 import shutil
 import signal
 import struct
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -613,7 +615,25 @@ class CallSession:
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages
 
+    def _settle_output(self, limit_s: float = 1.0) -> None:
+        """Wait until the page server's drain threads have taken what the call wrote to
+        fds 1 and 2: the writes are complete (the process is stopped), only the pipes
+        may still hold them. Best effort on rematerialize's drains (fd attribute)."""
+        deadline = time.monotonic() + limit_s
+        for drain in (getattr(self.proc, "_out", None), getattr(self.proc, "_err", None)):
+            fd = getattr(drain, "fd", None)
+            while fd is not None and time.monotonic() < deadline:
+                try:
+                    pending = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+                except OSError:
+                    break  # closed: everything was read
+                if pending == 0:
+                    break
+                time.sleep(0.0005)
+        time.sleep(0)  # let a drain that has just read append its chunk
+
     def _new_output(self) -> tuple[str, str]:
+        self._settle_output()
         try:
             out, err = self.proc.output()
         except Exception:  # output capture is best effort

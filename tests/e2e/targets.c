@@ -37,6 +37,7 @@ struct pair make_pair(long whole) { struct pair p = { whole, whole / 2.0 }; retu
 double average(void) { int n = list_length(); return n ? (double)list_sum() / n : 0.0; }
 int bump_tls(int by) { tls_counter += by; return tls_counter; }
 int say(int n) { return printf("say %d of %d\n", n, list_length()); }
+int complain(int n) { return fprintf(stderr, "complaint %d\n", n); }  /* unbuffered */
 long depth(int n)
 {
 	volatile char frame[200];

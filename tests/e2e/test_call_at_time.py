@@ -105,7 +105,9 @@ def test_thread_local_write_in_second_thread_is_named(recorded):
 
 def test_printf_output_is_captured(recorded):
     got = call_json(recorded.gdb, recorded.ticks[2], "say(9) + fflush(0)")
-    assert got["stdout"] == "say 9 of 3\n"
+    assert (got["stdout"], got["stderr"]) == ("say 9 of 3\n", "")
+    got = call_json(recorded.gdb, recorded.ticks[2], "complain(3)")
+    assert (got["stdout"], got["stderr"]) == ("", "complaint 3\n")
 
 
 def test_deep_recursion_dirties_scratch_stack(recorded):
