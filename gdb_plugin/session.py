@@ -37,6 +37,10 @@ import gdb
 from gdb_plugin import report, symbolize
 from snapshotdb.errors import RecordingError
 
+# Rematerialize with the seccomp sandbox (DESIGN.md "Containment"); off until the
+# containment work turns it on (`set ttd sandbox`, --allow-side-effects).
+SANDBOX = False
+
 # struct user_regs_struct (sys/user.h): 27 unsigned longs
 _GPREGS = struct.Struct("<27Q")
 _RSP, _FS_BASE = 19, 21
@@ -80,13 +84,14 @@ class CallResult:
     timings_ms: dict
     faults: dict
     warnings: list[str] = field(default_factory=list)
+    blocked_syscalls: list[dict] = field(default_factory=list)  # [{"name", "count"}]
 
     def to_json(self) -> dict:
         return report.report_json(
             tick=self.tick, expr=self.expr, status=self.status, value=self.value,
             signal=self.signal, pages=self.pages, stdout=self.stdout, stderr=self.stderr,
-            blocked_syscalls=[], error=self.error, timings_ms=self.timings_ms,
-            faults=self.faults)
+            blocked_syscalls=self.blocked_syscalls, error=self.error,
+            timings_ms=self.timings_ms, faults=self.faults)
 
 
 _engines: dict[tuple, object] = {}
@@ -489,6 +494,8 @@ class CallSession:
         self._stdout_seen = 0
         self._stderr_seen = 0
         self._faults_seen = {"served": 0, "bytes": 0}
+        self._blocked_seen: dict[str, int] = {}
+        self.sandbox = SANDBOX
         self.calls = 0
         self.requested_tid: int | None = info.tid
         # the recorded bytes at the tick never change: each page is read once per session
@@ -514,7 +521,8 @@ class CallSession:
         from gdb_plugin.rematerialize import RematerializeError, rematerialize
 
         t0 = time.perf_counter()
-        self._remat_cm = rematerialize(self.info.db_path, self.info.tick, tid=self.info.tid)
+        self._remat_cm = rematerialize(self.info.db_path, self.info.tick, tid=self.info.tid,
+                                       sandbox=self.sandbox)
         try:
             self.proc = self._remat_cm.__enter__()
         except RematerializeError as exc:
@@ -576,11 +584,12 @@ class CallSession:
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
         stdout, stderr = self._new_output()
+        faults, blocked = self._new_stats()
         return CallResult(tick=self.info.tick, expr=expr, status=status, value=value,
                           history=history, signal=sig, error=error, pages=pages,
                           stdout=stdout, stderr=stderr,
                           timings_ms={k: round(v, 3) for k, v in timings.items()},
-                          faults=self._new_faults(),
+                          faults=faults, blocked_syscalls=blocked,
                           warnings=list(self.warnings) if self.calls == 1 else [])
 
     def _can_reset(self, status: str, pages: list[report.DirtiedPage]) -> bool:
@@ -642,17 +651,24 @@ class CallSession:
         self._stdout_seen, self._stderr_seen = len(out), len(err)
         return (new_out.decode(errors="replace"), new_err.decode(errors="replace"))
 
-    def _new_faults(self) -> dict:
+    def _new_stats(self) -> tuple[dict, list[dict]]:
+        """This call's share of the page server's counters: faults served, and the system
+        calls the sandbox blocked ([{"name", "count"}], when the sandbox is on)."""
         try:
             stats = self.proc.stats()
-        except Exception:
-            return {"served": 0, "bytes": 0}
+        except Exception:  # the process is gone and took its counters along
+            return {"served": 0, "bytes": 0}, []
         served = int(stats.get("faults", stats.get("served", 0)))
         nbytes = int(stats.get("bytes", 0))
-        out = {"served": served - self._faults_seen["served"],
-               "bytes": nbytes - self._faults_seen["bytes"]}
+        faults = {"served": served - self._faults_seen["served"],
+                  "bytes": nbytes - self._faults_seen["bytes"]}
         self._faults_seen = {"served": served, "bytes": nbytes}
-        return out
+        blocked_now = dict(stats.get("blocked_syscalls") or {})
+        blocked = [{"name": name, "count": count - self._blocked_seen.get(name, 0)}
+                   for name, count in sorted(blocked_now.items())
+                   if count > self._blocked_seen.get(name, 0)]
+        self._blocked_seen = blocked_now
+        return faults, blocked
 
 
 # The session kept alive for repeated calls at the same tick, and the `ttd goto` one.

@@ -74,3 +74,18 @@ def test_call_missing_recording(tmp_path):
     done = run_ttd("call", str(tmp_path / "none.db"), "--at", "1", "f()", timeout=60)
     assert done.returncode == 2
     assert done.stderr == f"ttd: No recording at '{tmp_path / 'none.db'}': file not found.\n"
+
+
+def test_blocked_syscalls_reported_with_the_sandbox(plugin_gdb, tmp_path):
+    victim = tmp_path / "keep-me"
+    victim.write_text("still here")
+    gdb = plugin_gdb
+    gdb.cli("python from gdb_plugin import session; session.SANDBOX = True")
+    try:
+        text = gdb.cli(f'call-at-time --json 1 (int)unlink("{victim}")')
+    finally:
+        gdb.cli("python from gdb_plugin import session; session.SANDBOX = False")
+    obj = json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    assert obj["value"] == "-1"
+    assert obj["blocked_syscalls"] == [{"name": "unlink", "count": 1}]
+    assert victim.read_text() == "still here"
