@@ -45,6 +45,15 @@ SANDBOX = False
 _GPREGS = struct.Struct("<27Q")
 _RSP, _FS_BASE = 19, 21
 
+def _where_stopped() -> str:
+    """'at 0x401136 in f' for the newest frame, before GDB unwinds the call."""
+    try:
+        frame = gdb.newest_frame()
+        return f"at {frame.pc():#x} in {frame.name() or '??'}"
+    except gdb.error:
+        return "at an unknown place"
+
+
 _VALUE_RE = re.compile(r"^\$(\d+) = (.*?)\n?\Z", re.DOTALL)
 
 
@@ -443,6 +452,7 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
     """
     timed_out = threading.Event()
     signals: list[str] = []
+    where: list[str] = []
 
     def interrupt() -> None:
         timed_out.set()
@@ -454,6 +464,7 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
     def on_stop(event) -> None:
         if isinstance(event, gdb.SignalEvent):
             signals.append(event.stop_signal)
+            where.append(_where_stopped())
 
     timer = threading.Timer(timeout_s, interrupt)
     timer.daemon = True
@@ -466,6 +477,8 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
         if timed_out.is_set():
             return "timeout", "", "", None, f"The call did not return within {timeout_s:g} s."
         if "signaled while in a function called from GDB" in message:
+            if signals:
+                message += f" ({signals[-1]} {where[-1]})"
             return "signalled", "", "", (signals[-1] if signals else None), message
         if "exited while in a function called from GDB" in message:
             return "exited", "", "", None, message

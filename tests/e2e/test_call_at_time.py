@@ -199,6 +199,7 @@ def test_crash_in_call_keeps_session(recorded):
     got = call_json(recorded.gdb, recorded.ticks[0], "((int (*)(void))8)()")
     assert got["status"] == "signalled"
     assert got["signal"] == "SIGSEGV"
+    assert got["error"].endswith("(SIGSEGV at 0x8 in ??)")
     assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
 
 
@@ -208,6 +209,7 @@ def test_exit_and_abort_in_call_keep_session(recorded):
     assert got["error"] == "The program being debugged exited while in a function called from GDB."
     got = call_json(recorded.gdb, recorded.ticks[0], "(void)abort()")
     assert (got["status"], got["signal"]) == ("signalled", "SIGABRT")
+    assert " in __pthread_kill_implementation)" in got["error"]
     assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
 
 
