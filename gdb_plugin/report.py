@@ -176,11 +176,13 @@ def table(pages: list[DirtiedPage], show_all: bool = False) -> list[str]:
     shown = [p for p in pages if show_all or p.changed]
     if not shown:
         return []
-    rows = [f"{'Address':<18}  {'Kind':<13}  {'Changed':<7}  {'Bytes':>5}  {'Symbol':<24}  Mapping"]
+    width = max([len("Symbol")] + [len(p.symbol or "-") for p in shown])
+    rows = [f"{'Address':<18}  {'Kind':<13}  {'Changed':<7}  {'Bytes':>5}  "
+            f"{'Symbol':<{width}}  Mapping"]
     for p in shown:
         nbytes = sum(n for _, n in p.changed_ranges)
         rows.append(f"{p.rec_addr:#018x}  {p.kind:<13}  {'yes' if p.changed else 'no':<7}  "
-                    f"{nbytes:>5}  {p.symbol or '-':<24}  {p.mapping}")
+                    f"{nbytes:>5}  {p.symbol or '-':<{width}}  {p.mapping}")
     return rows
 
 

@@ -268,6 +268,7 @@ class GdbSettings:
 
 CALL_SETTINGS = [("suppress-cli-notifications", "on"), ("unwindonsignal", "on"),
                  ("confirm", "off")]
+STEP_SETTINGS = [("unwindonsignal", "on")]  # for each call into a process already set up
 ATTACH_SETTINGS = [("sysroot", "/")]
 
 
@@ -293,7 +294,9 @@ class TempInferior:
         self.num: int | None = None
         self._user: tuple | None = None
         self._lifetime: list[GdbSettings] = []  # settings kept while it exists (ttd goto)
+        self.gdbserver = ""
         self.gdbserver_log = ""
+        self.resumed = False  # the first resume after attach reports the pending SIGSTOP
 
     def _save_user(self) -> None:
         inferior = gdb.selected_inferior()
@@ -315,19 +318,27 @@ class TempInferior:
             if frame is not None and frame.is_valid():
                 frame.select()
         else:
-            gdb.execute(f"inferior {num}", to_string=True)
+            _quietly(f"inferior {num}")
 
     def attach(self, pid: int, exe_path: str | None, preload: str | None,
                keep_selected: bool = False) -> dict:
         """Attach to `pid`; returns timings in ms: {"attach": ..., "symbols": ...}."""
+        timings = self.prepare(exe_path)
+        timings.update(self.connect(pid, preload, keep_selected))
+        return timings
+
+    def prepare(self, exe_path: str | None) -> dict:
+        """The new inferior with the executable's symbols, before there is a process
+        (so it can overlap the rematerialization); the inferior stays selected."""
         gdbserver = shutil.which("gdbserver")
         if gdbserver is None:
             raise SessionError("gdbserver is not installed: apt-get install gdbserver")
+        self.gdbserver = gdbserver
         self._save_user()
         settings = [GdbSettings(CALL_SETTINGS, sigstop=True), GdbSettings(ATTACH_SETTINGS)]
         for group in settings:
             group.apply()
-        self._lifetime = settings  # until the end of attach, or of the goto inferior
+        self._lifetime = settings  # until the end of connect, or of the goto inferior
         before = {inf.num for inf in gdb.inferiors()}
         gdb.execute("add-inferior -no-connection", to_string=True)
         self.num = max({inf.num for inf in gdb.inferiors()} - before)
@@ -335,13 +346,18 @@ class TempInferior:
         t0 = time.perf_counter()
         if exe_path:
             gdb.execute(f"file {_quote(exe_path)}", to_string=True)
+        return {"symbols": (time.perf_counter() - t0) * 1e3}
+
+    def connect(self, pid: int, preload: str | None, keep_selected: bool = False) -> dict:
+        """gdbserver attaches to `pid`; then the user's inferior is selected again (or
+        this one stays selected, keep_selected, for ttd goto)."""
+        t0 = time.perf_counter()
+        self._target_remote(self.gdbserver, pid, preload)
         t1 = time.perf_counter()
-        self._target_remote(gdbserver, pid, preload)
-        t2 = time.perf_counter()
         if not keep_selected:
             self._restore_user()
             self._restore_settings()
-        return {"symbols": (t1 - t0) * 1e3, "attach": (t2 - t1) * 1e3}
+        return {"attach": (t1 - t0) * 1e3}
 
     def _target_remote(self, gdbserver: str, pid: int, preload: str | None) -> None:
         self.gdbserver_log = f"/tmp/ttd-gdbserver-{os.getpid()}-{pid}.log"
@@ -371,13 +387,19 @@ class TempInferior:
             if inferior.num == self.num and inferior.threads():
                 inferior.threads()[0].switch()
                 return
-        gdb.execute(f"inferior {self.num}", to_string=True)
+        _quietly(f"inferior {self.num}")
+
+    def mark_resumed(self) -> None:
+        self.resumed = True
 
     @contextlib.contextmanager
     def selected(self):
-        """The temporary inferior selected, with the call settings, for a block."""
-        settings = GdbSettings(CALL_SETTINGS, sigstop=True) if not self._lifetime else None
-        if settings is not None:
+        """The temporary inferior selected, with what a call needs, for a block: only
+        unwindonsignal (thread switches from Python print nothing, and nothing asks),
+        and the SIGSTOP handling until the process has been resumed once."""
+        settings = None
+        if not self._lifetime:
+            settings = GdbSettings(STEP_SETTINGS, sigstop=not self.resumed)
             settings.apply()
         try:
             self._select()
@@ -419,6 +441,16 @@ class TempInferior:
                         pass
 
 
+def _quietly(command: str) -> None:
+    """Run a command that would announce "[Switching to inferior ...]"."""
+    quiet = GdbSettings([("suppress-cli-notifications", "on")])
+    quiet.apply()
+    try:
+        gdb.execute(command, to_string=True)
+    finally:
+        quiet.restore()
+
+
 def _quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -443,9 +475,12 @@ class UserBreakpointsDisabled:
                 bp.enabled = True
 
 
-def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str | None, str | None]:
+def evaluate(expr: str, pid: int, timeout_s: float,
+             on_resumed=None) -> tuple[str, str, str, str | None, str | None]:
     """Evaluate EXPR as GDB's `call` does: (status, history line, value, signal, error).
 
+    on_resumed() is called when the call resumed the process (an expression without
+    a function call does not).
     A basic guard against hangs: after `timeout_s` the process gets SIGINT, which
     GDB stops on (SIGSTOP would be swallowed: see GdbSettings) and, with
     unwindonsignal on, turns into an unwound, abandoned call.
@@ -453,6 +488,7 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
     timed_out = threading.Event()
     signals: list[str] = []
     where: list[str] = []
+    resumed: list[bool] = []
 
     def interrupt() -> None:
         timed_out.set()
@@ -460,6 +496,9 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
             os.kill(pid, signal.SIGINT)
         except OSError:
             pass
+
+    def on_cont(_event) -> None:
+        resumed.append(True)
 
     def on_stop(event) -> None:
         if isinstance(event, gdb.SignalEvent):
@@ -469,6 +508,7 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
     timer = threading.Timer(timeout_s, interrupt)
     timer.daemon = True
     gdb.events.stop.connect(on_stop)
+    gdb.events.cont.connect(on_cont)
     timer.start()
     try:
         out = gdb.execute(f"call {expr}", to_string=True)
@@ -486,6 +526,9 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
     finally:
         timer.cancel()
         gdb.events.stop.disconnect(on_stop)
+        gdb.events.cont.disconnect(on_cont)
+        if resumed and on_resumed is not None:
+            on_resumed()
     match = _VALUE_RE.match(out)
     if match:
         return "returned", out.rstrip("\n"), match.group(2), None, None
@@ -493,6 +536,35 @@ def evaluate(expr: str, pid: int, timeout_s: float) -> tuple[str, str, str, str 
 
 
 # --- a session at one tick ------------------------------------------------------------
+
+class _Starting(threading.Thread):
+    """rematerialize(...).__enter__() in a thread; result() gives the process or raises
+    SessionError with the page server's one-line message."""
+
+    def __init__(self, remat_cm) -> None:
+        super().__init__(daemon=True, name="ttd-rematerialize")
+        self.remat_cm = remat_cm
+        self.proc = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.proc = self.remat_cm.__enter__()
+        except BaseException as exc:  # handed to the GDB thread in result()
+            self.error = exc
+
+    def wait(self) -> None:
+        self.join()
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            if isinstance(self.error, RecordingError):  # RematerializeError and friends
+                raise SessionError(str(self.error)) from self.error
+            raise self.error
+        return self.proc
+
 
 class CallSession:
     """The rematerialized process at (db, tick, tid), attached as a temporary inferior."""
@@ -530,24 +602,27 @@ class CallSession:
         return {p: self._old_pages[p] for p in rec_pages}
 
     def open(self, keep_selected: bool = False) -> None:
-        """Rematerialize and attach; keep_selected leaves the new inferior selected (goto)."""
-        from gdb_plugin.rematerialize import RematerializeError, rematerialize
+        """Rematerialize and attach; keep_selected leaves the new inferior selected (goto).
+
+        The page server builds the process in a thread while GDB prepares the new
+        inferior and reads the executable's symbols: both take milliseconds, and the
+        thread mostly waits on the server (no GIL held).
+        """
+        from gdb_plugin.rematerialize import rematerialize
 
         t0 = time.perf_counter()
         self._remat_cm = rematerialize(self.info.db_path, self.info.tick, tid=self.info.tid,
                                        sandbox=self.sandbox)
-        try:
-            self.proc = self._remat_cm.__enter__()
-        except RematerializeError as exc:
-            self._remat_cm = None
-            raise SessionError(str(exc)) from exc
-        t1 = time.perf_counter()
-        self.open_ms["rematerialize"] = (t1 - t0) * 1e3
+        starting = _Starting(self._remat_cm)
         try:  # from here on, any failure must end the process and the page server
             exe = self._check_files()
-            self.open_ms.update(self.inferior.attach(
-                self.proc.pid, exe, getattr(self.proc, "mem_preload", None), keep_selected))
+            self.open_ms.update(self.inferior.prepare(exe))
+            self.proc = starting.result()
+            self.open_ms["rematerialize"] = (time.perf_counter() - t0) * 1e3
+            self.open_ms.update(self.inferior.connect(
+                self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected))
         except BaseException:
+            starting.wait()
             self.close()
             raise
 
@@ -588,7 +663,8 @@ class CallSession:
             self._clean = False
             t0 = time.perf_counter()
             with UserBreakpointsDisabled():
-                status, history, value, sig, error = evaluate(expr, self.proc.pid, timeout_s)
+                status, history, value, sig, error = evaluate(
+                    expr, self.proc.pid, timeout_s, on_resumed=self.inferior.mark_resumed)
             t1 = time.perf_counter()
             pages = self._report(status)
             t2 = time.perf_counter()
