@@ -57,14 +57,14 @@ Examples:
     def invoke(self, arg, from_tty):
         from gdb_plugin.commands import call_at_time
         try:
-            address, show_all = parse_args(arg)
+            address_expr, show_all = parse_args(arg)
         except ValueError as exc:
             raise gdb.GdbError(str(exc)) from None
         result = call_at_time.last_result
         if result is None:
             raise gdb.GdbError("No call-at-time yet.")
-        if address is not None:
-            self._one_page(result.pages, address)
+        if address_expr is not None:
+            self._one_page(result.pages, address_expr)
             return
         rows = report.table(result.pages, show_all)
         for row in rows:
@@ -75,8 +75,8 @@ Examples:
         gdb.write(f"Tick {result.tick}, {result.expr}: {report.summary(result.pages)}\n")
 
     @staticmethod
-    def _one_page(pages, address: str) -> None:
-        target_addr = _address_of(address)
+    def _one_page(pages, address_expr: str) -> None:
+        target_addr = _address_of(address_expr)
         rec_page = target_addr & ~(report.PAGE_SIZE - 1)
         for page in pages:
             if page.rec_addr == rec_page:
@@ -86,16 +86,16 @@ Examples:
         raise gdb.GdbError(f"The last call did not write the page at {rec_page:#x}.")
 
 
-def _eval_address(address: str) -> int:
-    return int(gdb.parse_and_eval(address).cast(gdb.lookup_type("unsigned long")))
+def _eval_address(address_expr: str) -> int:
+    return int(gdb.parse_and_eval(address_expr).cast(gdb.lookup_type("unsigned long")))
 
 
-def _address_of(address: str) -> int:
+def _address_of(address_expr: str) -> int:
     """ADDRESS evaluated in the user's inferior, else in the kept call-at-time inferior
     (which has the recorded program's symbols at their recorded addresses)."""
     from gdb_plugin import session
     try:
-        return _eval_address(address)
+        return _eval_address(address_expr)
     except gdb.error as exc:
         kept = session.cached_session() or session.goto_session()
         if kept is None or kept.inferior.num is None:
@@ -103,7 +103,7 @@ def _address_of(address: str) -> int:
         first = exc
     with kept.inferior.selected():
         try:
-            return _eval_address(address)
+            return _eval_address(address_expr)
         except gdb.error:
             raise gdb.GdbError(str(first)) from None
 
