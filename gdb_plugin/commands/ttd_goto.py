@@ -37,6 +37,9 @@ Rematerialize the process of the open recording at TICK and attach it as a new
 inferior, selected: bt, frame, print, x, info locals and even call work on it as
 on a live process (calls change it; nothing reaches the recording). It stays until
 the next "ttd goto" or "ttd close"; then your own inferior is selected again.
+Meanwhile "set sysroot /", "set unwindonsignal on" and "handle SIGSTOP nostop
+noprint nopass" hold (the process starts in a group stop); your settings come back
+when it closes.
 TID picks the thread whose registers are used (default: the one that stopped).
 
 Examples:
