@@ -39,6 +39,7 @@ def recorded(build_target, tmp_path_factory):
     binary = build_target("tests/e2e/targets.c", "-pthread")
     db = tmp_path_factory.mktemp("rec") / "targets.db"
     rec = record_with_live_reference(db, [str(binary)], "checkpoint", 3, CALLS)
+    rec.binary = str(binary)
     rec.before = user_state(rec.gdb)
     yield rec
     rec.gdb.close()
@@ -72,7 +73,7 @@ def test_push_reports_heap_and_global_with_symbols(recorded):
     for page in got["dirtied_pages"]:
         if page["changed"]:
             by_kind.setdefault(page["kind"], []).append(page)
-    assert [p["symbol"] for p in by_kind["data"] if p["mapping"].endswith("/targets-pthread")] == ["head"]
+    assert [p["symbol"] for p in by_kind["data"] if p["mapping"] == recorded.binary] == ["head"]
     new_node = int(got["value"])
     assert by_kind["heap"][0]["symbol"].startswith(f"chunk {new_node:#x} (32 bytes)")
     assert "stack" in by_kind
