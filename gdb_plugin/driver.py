@@ -1,6 +1,7 @@
 """`ttd call` and `ttd gdb` from a shell: GDB with the plugin, driven through pygdbmi.
 
-    ttd call DB --at TICK [--thread TID] [--timeout S] [--json] EXPR
+    ttd call DB --at TICK [--thread TID] [--timeout S] [--tracker T]
+             [--allow-side-effects] [--json] EXPR
         gdb --interpreter=mi3: source the plugin, ttd open DB,
         call-at-time --json ... -> one JSON object (DESIGN.md), printed or summarized
     ttd gdb DB [--at TICK]
@@ -110,17 +111,21 @@ def parse_json_line(text: str) -> dict:
 
 
 def file_warnings(text: str) -> list[str]:
-    """call-at-time's warnings about local files (build-id, missing) in GDB's output."""
+    """call-at-time's warnings in GDB's output: local files (build-id, missing), the
+    sandbox off, the tracker's fallback."""
     return [line for line in text.splitlines()
-            if line.startswith("warning: ") and ("build-id" in line or "is missing" in line)]
+            if line.startswith("warning: ") and ("build-id" in line or "is missing" in line
+                                                 or "sandbox" in line or "tracker" in line)]
 
 
 def call_json(db: str, tick: int, expr: str, tid: int | None = None,
-              timeout_s: float = 10.0) -> dict:
+              timeout_s: float = 10.0, sandbox: bool = True, tracker: str = "auto") -> dict:
     """Run one call-at-time in a fresh GDB; the DESIGN.md JSON object. The warnings
-    about local files go to stderr."""
+    (local files, sandbox off, tracker fallback) go to stderr."""
     open_engine(db, readonly=True).dispose()  # missing / not a recording: one-line error
-    options = f"--timeout {timeout_s:g} --json"
+    options = f"--timeout {timeout_s:g} --tracker {tracker} --json"
+    if not sandbox:
+        options = "--allow-side-effects " + options
     if tid is not None:
         options = f"--thread {tid} " + options
     with MiGdb() as gdb:
@@ -134,6 +139,8 @@ def call_json(db: str, tick: int, expr: str, tid: int | None = None,
 
 def format_result(obj: dict) -> str:
     """The human form of a call result: the value line, output, the summary."""
+    from gdb_plugin.report import blocked_summary
+
     lines = []
     if obj["status"] == "returned":
         if obj["value"]:
@@ -142,12 +149,19 @@ def format_result(obj: dict) -> str:
         lines.append(f"{obj['status']}: {obj['error']}")
     if obj["stdout"]:
         lines.append(obj["stdout"].rstrip("\n"))
+    if obj["backtrace"]:
+        lines.append("Backtrace where it stopped:")
+        lines.extend("  " + frame for frame in obj["backtrace"])
+    blocked = blocked_summary(obj["blocked_syscalls"])
+    if blocked:
+        lines.append(blocked)
     changed = [p for p in obj["dirtied_pages"] if p["changed"]]
     lines.append(f"{len(obj['dirtied_pages'])} pages written, {len(changed)} changed:")
     for p in changed:
         nbytes = sum(r["length"] for r in p["changed_ranges"])
         lines.append(f"  {p['address']}  {p['kind']:<13}  {nbytes:>5} bytes  "
                      f"{p['symbol'] or '-'}  {p['mapping']}")
+    lines.extend(obj["notes"])
     return "\n".join(lines)
 
 
@@ -157,7 +171,8 @@ def cli_call(args) -> int:
         expr = expr[3:]
     if not expr:
         raise GdbFailed("No expression to call: ttd call DB --at TICK EXPR")
-    obj = call_json(args.db, args.at, expr, args.thread, args.timeout)
+    obj = call_json(args.db, args.at, expr, args.thread, args.timeout,
+                    sandbox=not args.allow_side_effects, tracker=args.tracker)
     if args.json:
         print(json.dumps(obj))
     elif obj["status"] == "error":

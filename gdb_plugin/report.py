@@ -202,11 +202,37 @@ def hex_diff(page: DirtiedPage, width: int = 16) -> list[str]:
     return lines
 
 
+def _syscall_text(entry: dict) -> str:
+    """'unlink("/tmp/x")', 'kill(SIGKILL to pid 12) 2 times', 'fork()'."""
+    detail = entry.get("detail")
+    if detail is None:
+        detail = ""
+    elif detail.startswith("/") or detail.startswith("."):
+        detail = '"' + detail.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    count = int(entry.get("count", 1))
+    return f"{entry['name']}({detail})" + (f" {count} times" if count != 1 else "")
+
+
+def blocked_summary(blocked_syscalls: list[dict]) -> str | None:
+    """One line naming every system call the sandbox blocked, or None when none was:
+    'Blocked 2 system calls: unlink("/tmp/x"), fork().'"""
+    if not blocked_syscalls:
+        return None
+    total = sum(int(e.get("count", 1)) for e in blocked_syscalls)
+    calls = ", ".join(_syscall_text(e) for e in blocked_syscalls)
+    return f"Blocked {total} system call{'s' if total != 1 else ''}: {calls}."
+
+
 def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | None,
                 pages: list[DirtiedPage], stdout: str, stderr: str,
                 blocked_syscalls: list[dict], error: str | None,
-                timings_ms: dict, faults: dict) -> dict:
-    """The `ttd call --json` object, keys in DESIGN.md's order."""
+                timings_ms: dict, faults: dict, fault_address: int | None = None,
+                backtrace: list[str] | None = None, exit_code: int | None = None,
+                tracker: str = "wp-async", notes: list[str] | None = None) -> dict:
+    """The `ttd call --json` object, keys in DESIGN.md's order, then those of the
+    containment work: the faulting address and backtrace of a crash (the backtrace
+    also where a timeout interrupted the call), the exit code, the tracker that saw
+    the writes and notes on what it cannot see."""
     return {
         "tick": tick,
         "expr": expr,
@@ -220,4 +246,9 @@ def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | 
         "error": error,
         "timings_ms": timings_ms,
         "faults": faults,
+        "fault_address": None if fault_address is None else f"{fault_address:#x}",
+        "backtrace": list(backtrace or []),
+        "exit_code": exit_code,
+        "tracker": tracker,
+        "notes": list(notes or []),
     }

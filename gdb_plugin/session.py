@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import inspect
 import os
 import re
 import shlex
@@ -37,9 +38,20 @@ import gdb
 from gdb_plugin import report, symbolize
 from snapshotdb.errors import RecordingError
 
-# Rematerialize with the seccomp sandbox (DESIGN.md "Containment"); off until the
-# containment work turns it on (`set ttd sandbox`, --allow-side-effects).
-SANDBOX = False
+# Settings of every call, changed by `set ttd sandbox|timeout|tracker`
+# (gdb_plugin/commands/ttd_settings.py) and by call-at-time's options.
+SANDBOX = True  # the seccomp sandbox (DESIGN.md "Containment")
+TIMEOUT_S: float | None = 10.0  # None: no limit
+TRACKER = "auto"
+TRACKERS = ("auto", "wp-async", "diff")
+
+SANDBOX_OFF_WARNING = ("warning: the sandbox is off: the called code can change files, "
+                       "signal and start processes, and reach the network.")
+DIFF_TRACKER_NOTE = ("Tracker diff: pages are compared with the recording, so writes "
+                     "that leave a page's bytes equal cannot be seen.")
+# signals whose siginfo carries the faulting address (si_addr)
+FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP")
+BACKTRACE_FRAMES = 32
 
 # struct user_regs_struct (sys/user.h): 27 unsigned longs
 _GPREGS = struct.Struct("<27Q")
@@ -52,6 +64,42 @@ def _where_stopped() -> str:
         return f"at {frame.pc():#x} in {frame.name() or '??'}"
     except gdb.error:
         return "at an unknown place"
+
+
+def _frame_line(level: int, frame) -> str:
+    """'#1  0x401136 in f at t.c:12' (GDB's backtrace, without arguments)."""
+    line = f"#{level:<2} {frame.pc():#x} in {frame.name() or '??'}"
+    try:
+        sal = frame.find_sal()
+        if sal.symtab is not None and sal.line:
+            line += f" at {sal.symtab.filename}:{sal.line}"
+    except gdb.error:
+        pass
+    return line
+
+
+def _backtrace(limit: int = BACKTRACE_FRAMES) -> list[str]:
+    """The stopped thread's frames, newest first, down to the call's dummy frame
+    (what lies below it is GDB's, not the call's)."""
+    lines: list[str] = []
+    try:
+        frame = gdb.newest_frame()
+        while frame is not None and len(lines) < limit:
+            if frame.type() == gdb.DUMMY_FRAME:
+                break
+            lines.append(_frame_line(len(lines), frame))
+            frame = frame.older()
+    except gdb.error:
+        pass
+    return lines
+
+
+def _fault_address() -> int | None:
+    """si_addr of the signal the thread stopped with ($_siginfo), or None."""
+    try:
+        return int(gdb.parse_and_eval("$_siginfo._sifields._sigfault.si_addr"))
+    except (gdb.error, ValueError):
+        return None
 
 
 _VALUE_RE = re.compile(r"^\$(\d+) = (.*?)\n?\Z", re.DOTALL)
@@ -93,14 +141,21 @@ class CallResult:
     timings_ms: dict
     faults: dict
     warnings: list[str] = field(default_factory=list)
-    blocked_syscalls: list[dict] = field(default_factory=list)  # [{"name", "count"}]
+    blocked_syscalls: list[dict] = field(default_factory=list)  # [{"name", "count", "detail"}]
+    fault_address: int | None = None  # si_addr of a crash
+    backtrace: list[str] = field(default_factory=list)  # at a crash or a timeout
+    exit_code: int | None = None  # status exited
+    tracker: str = "wp-async"
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return report.report_json(
             tick=self.tick, expr=self.expr, status=self.status, value=self.value,
             signal=self.signal, pages=self.pages, stdout=self.stdout, stderr=self.stderr,
             blocked_syscalls=self.blocked_syscalls, error=self.error,
-            timings_ms=self.timings_ms, faults=self.faults)
+            timings_ms=self.timings_ms, faults=self.faults, fault_address=self.fault_address,
+            backtrace=self.backtrace, exit_code=self.exit_code, tracker=self.tracker,
+            notes=self.notes)
 
 
 _engines: dict[tuple, object] = {}
@@ -475,20 +530,70 @@ class UserBreakpointsDisabled:
                 bp.enabled = True
 
 
-def evaluate(expr: str, pid: int, timeout_s: float,
-             on_resumed=None) -> tuple[str, str, str, str | None, str | None]:
-    """Evaluate EXPR as GDB's `call` does: (status, history line, value, signal, error).
+@dataclass
+class Outcome:
+    """How a call ended: status returned | signalled | exited | timeout | error."""
+
+    status: str
+    history: str = ""  # "$N = value" as GDB printed it, "" for void
+    value: str = ""
+    signal: str | None = None
+    error: str | None = None
+    fault_address: int | None = None
+    backtrace: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+
+
+class _CallWatch:
+    """What GDB's events tell about a running call: the signal it stopped with, where,
+    the faulting address and the backtrace (taken before GDB unwinds the call), the
+    exit code when the process ended, and whether the process was resumed at all."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self.where = ""
+        self.fault_address: int | None = None
+        self.backtrace: list[str] = []
+        self.exit_code: int | None = None
+        self.resumed = False
+
+    def on_cont(self, _event) -> None:
+        self.resumed = True
+
+    def on_stop(self, event) -> None:
+        if not isinstance(event, gdb.SignalEvent):
+            return
+        self.signal = event.stop_signal
+        self.where = _where_stopped()
+        self.fault_address = _fault_address() if self.signal in FAULT_SIGNALS else None
+        self.backtrace = _backtrace()
+
+    def on_exit(self, event) -> None:
+        code = getattr(event, "exit_code", None)
+        self.exit_code = None if code is None else int(code)
+
+    def __enter__(self):
+        gdb.events.stop.connect(self.on_stop)
+        gdb.events.cont.connect(self.on_cont)
+        gdb.events.exited.connect(self.on_exit)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gdb.events.stop.disconnect(self.on_stop)
+        gdb.events.cont.disconnect(self.on_cont)
+        gdb.events.exited.disconnect(self.on_exit)
+
+
+def evaluate(expr: str, pid: int, timeout_s: float | None, on_resumed=None) -> Outcome:
+    """Evaluate EXPR as GDB's `call` does.
 
     on_resumed() is called when the call resumed the process (an expression without
     a function call does not).
-    A basic guard against hangs: after `timeout_s` the process gets SIGINT, which
-    GDB stops on (SIGSTOP would be swallowed: see GdbSettings) and, with
-    unwindonsignal on, turns into an unwound, abandoned call.
+    A guard against hangs: after `timeout_s` the process gets SIGINT, which GDB
+    stops on (SIGSTOP would be swallowed: see GdbSettings) and, with unwindonsignal
+    on, turns into an unwound, abandoned call.
     """
     timed_out = threading.Event()
-    signals: list[str] = []
-    where: list[str] = []
-    resumed: list[bool] = []
 
     def interrupt() -> None:
         timed_out.set()
@@ -497,42 +602,44 @@ def evaluate(expr: str, pid: int, timeout_s: float,
         except OSError:
             pass
 
-    def on_cont(_event) -> None:
-        resumed.append(True)
-
-    def on_stop(event) -> None:
-        if isinstance(event, gdb.SignalEvent):
-            signals.append(event.stop_signal)
-            where.append(_where_stopped())
-
-    timer = threading.Timer(timeout_s, interrupt)
+    timer = threading.Timer(timeout_s or 0, interrupt)  # None: no limit
     timer.daemon = True
-    gdb.events.stop.connect(on_stop)
-    gdb.events.cont.connect(on_cont)
-    timer.start()
-    try:
-        out = gdb.execute(f"call {expr}", to_string=True)
-    except gdb.error as exc:
-        message = str(exc).splitlines()[0] if str(exc) else "error"
-        if timed_out.is_set():
-            return "timeout", "", "", None, f"The call did not return within {timeout_s:g} s."
-        if "signaled while in a function called from GDB" in message:
-            if signals:
-                message += f" ({signals[-1]} {where[-1]})"
-            return "signalled", "", "", (signals[-1] if signals else None), message
-        if "exited while in a function called from GDB" in message:
-            return "exited", "", "", None, message
-        return "error", "", "", None, message
-    finally:
-        timer.cancel()
-        gdb.events.stop.disconnect(on_stop)
-        gdb.events.cont.disconnect(on_cont)
-        if resumed and on_resumed is not None:
-            on_resumed()
+    with _CallWatch() as watch:
+        if timeout_s:
+            timer.start()
+        try:
+            out = gdb.execute(f"call {expr}", to_string=True)
+        except gdb.error as exc:
+            return _failed(str(exc), watch, timed_out.is_set(), timeout_s)
+        finally:
+            timer.cancel()
+            if watch.resumed and on_resumed is not None:
+                on_resumed()
     match = _VALUE_RE.match(out)
     if match:
-        return "returned", out.rstrip("\n"), match.group(2), None, None
-    return "returned", out.rstrip("\n"), "", None, None
+        return Outcome("returned", out.rstrip("\n"), match.group(2))
+    return Outcome("returned", out.rstrip("\n"))
+
+
+def _failed(gdb_message: str, watch: _CallWatch, timed_out: bool, timeout_s: float) -> Outcome:
+    """The Outcome of a call GDB answered with an error."""
+    message = gdb_message.splitlines()[0] if gdb_message else "error"
+    if timed_out and watch.signal == "SIGINT":
+        return Outcome("timeout", error=f"The call did not return within {timeout_s:g} s: "
+                       f"interrupted {watch.where}.", backtrace=watch.backtrace)
+    if "signaled while in a function called from GDB" in message:
+        if watch.signal:
+            message += f" ({watch.signal} {watch.where}"
+            if watch.fault_address is not None:
+                message += f", fault address {watch.fault_address:#x}"
+            message += ")"
+        return Outcome("signalled", signal=watch.signal, error=message,
+                       fault_address=watch.fault_address, backtrace=watch.backtrace)
+    if "exited while in a function called from GDB" in message:
+        if watch.exit_code is not None:
+            message += f" (exit code {watch.exit_code})"
+        return Outcome("exited", error=message, exit_code=watch.exit_code)
+    return Outcome("error", error=message)
 
 
 # --- a session at one tick ------------------------------------------------------------
@@ -569,8 +676,12 @@ class _Starting(threading.Thread):
 class CallSession:
     """The rematerialized process at (db, tick, tid), attached as a temporary inferior."""
 
-    def __init__(self, info: TickInfo) -> None:
+    def __init__(self, info: TickInfo, sandbox: bool | None = None,
+                 tracker: str | None = None) -> None:
         self.info = info
+        self.sandbox = SANDBOX if sandbox is None else sandbox
+        self.tracker = TRACKER if tracker is None else tracker  # as asked: auto, ...
+        self.tracker_used = "wp-async"  # what the page server runs
         self.inferior = TempInferior()
         self._remat_cm = None
         self.proc = None
@@ -579,8 +690,7 @@ class CallSession:
         self._stdout_seen = 0
         self._stderr_seen = 0
         self._faults_seen = {"served": 0, "bytes": 0}
-        self._blocked_seen: dict[str, int] = {}
-        self.sandbox = SANDBOX
+        self._blocked_seen: dict[tuple, int] = {}
         self.calls = 0
         self.requested_tid: int | None = info.tid
         # the recorded bytes at the tick never change: each page is read once per session
@@ -590,10 +700,15 @@ class CallSession:
         self._clean = False  # True right after a reset: the written set is empty
         self.reusable = False
 
-    def matches(self, db_path: str, tick: int, tid: int | None) -> bool:
-        """Same recording, tick and thread (None: the thread that stopped)."""
+    def matches(self, db_path: str, tick: int, tid: int | None, sandbox: bool | None = None,
+                tracker: str | None = None) -> bool:
+        """Same recording, tick and thread (None: the thread that stopped), same sandbox
+        and tracker (None: the current settings)."""
+        sandbox = SANDBOX if sandbox is None else sandbox
+        tracker = TRACKER if tracker is None else tracker
         return (self.info.db_path == str(db_path) and self.info.tick == tick
-                and tid in (self.requested_tid, self.info.tid))
+                and tid in (self.requested_tid, self.info.tid)
+                and (self.sandbox, self.tracker) == (sandbox, tracker))
 
     def old_pages(self, rec_pages: list[int]) -> dict[int, bytes]:
         missing = [p for p in rec_pages if p not in self._old_pages]
@@ -612,19 +727,46 @@ class CallSession:
 
         t0 = time.perf_counter()
         self._remat_cm = rematerialize(self.info.db_path, self.info.tick, tid=self.info.tid,
-                                       sandbox=self.sandbox)
+                                       **self._remat_options(rematerialize))
         starting = _Starting(self._remat_cm)
         try:  # from here on, any failure must end the process and the page server
             exe = self._check_files()
             self.open_ms.update(self.inferior.prepare(exe))
             self.proc = starting.result()
             self.open_ms["rematerialize"] = (time.perf_counter() - t0) * 1e3
+            self._note_process()
             self.open_ms.update(self.inferior.connect(
                 self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected))
         except BaseException:
             starting.wait()
             self.close()
             raise
+
+    def _remat_options(self, rematerialize) -> dict:
+        """sandbox and tracker for rematerialize(); a page server without tracker choice
+        runs wp-async only."""
+        options = {"sandbox": self.sandbox}
+        if "tracker" in inspect.signature(rematerialize).parameters:
+            options["tracker"] = self.tracker
+        elif self.tracker == "diff":
+            raise SessionError("This ttd's page server has no diff tracker; "
+                               "use the tracker auto or wp-async.")
+        return options
+
+    def _note_process(self) -> None:
+        """The tracker the page server chose, its notice (auto fell back), and the
+        warning that the sandbox is off: once per process, with the file warnings."""
+        self.tracker_used = getattr(self.proc, "tracker", None) or "wp-async"
+        notice = getattr(self.proc, "notice", None)
+        if notice:
+            self.warnings.append(notice if notice.startswith("warning: ")
+                                 else f"warning: {notice}")
+        if not self.sandbox:
+            self.warnings.append(SANDBOX_OFF_WARNING)
+
+    def notes(self) -> list[str]:
+        """What the report of every call here must say about how it was made."""
+        return [DIFF_TRACKER_NOTE] if self.tracker_used == "diff" else []
 
     def _check_files(self) -> str | None:
         """The executable to load symbols from (None when missing); warnings about files
@@ -663,23 +805,28 @@ class CallSession:
             self._clean = False
             t0 = time.perf_counter()
             with UserBreakpointsDisabled():
-                status, history, value, sig, error = evaluate(
-                    expr, self.proc.pid, timeout_s, on_resumed=self.inferior.mark_resumed)
+                outcome = evaluate(expr, self.proc.pid, timeout_s,
+                                   on_resumed=self.inferior.mark_resumed)
             t1 = time.perf_counter()
-            pages = self._report(status)
+            pages, server_error = self._report()
+            if server_error is not None:  # the page server is gone or refused a page
+                outcome = Outcome("error", error=server_error)
             t2 = time.perf_counter()
-            if self._can_reset(status, pages):
+            if self._can_reset(outcome.status, pages):
                 self._reset(pages)
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
         stdout, stderr = self._new_output()
         faults, blocked = self._new_stats()
-        return CallResult(tick=self.info.tick, expr=expr, status=status, value=value,
-                          history=history, signal=sig, error=error, pages=pages,
-                          stdout=stdout, stderr=stderr,
+        return CallResult(tick=self.info.tick, expr=expr, status=outcome.status,
+                          value=outcome.value, history=outcome.history, signal=outcome.signal,
+                          error=outcome.error, pages=pages, stdout=stdout, stderr=stderr,
                           timings_ms={k: round(v, 3) for k, v in timings.items()},
                           faults=faults, blocked_syscalls=blocked,
-                          warnings=list(self.warnings) if self.calls == 1 else [])
+                          warnings=list(self.warnings) if self.calls == 1 else [],
+                          fault_address=outcome.fault_address, backtrace=outcome.backtrace,
+                          exit_code=outcome.exit_code, tracker=self.tracker_used,
+                          notes=self.notes())
 
     def _can_reset(self, status: str, pages: list[report.DirtiedPage]) -> bool:
         """Whether putting back the changed pages restores the recorded state: not after a
@@ -700,18 +847,22 @@ class CallSession:
         self._clean = True
         self.reusable = True
 
-    def _report(self, status: str) -> list[report.DirtiedPage]:
-        """The dirtied pages; none when the process is gone (the call made it exit)."""
+    def _report(self) -> tuple[list[report.DirtiedPage], str | None]:
+        """The dirtied pages; none when the process is gone (the call made it exit).
+        Second: the page server's error when it cannot tell (it ended, or stopped the
+        process on a corrupt page), else None."""
         try:
             written = list(self.proc.written_pages())
             new = read_pages(self.proc.pid, written)
-        except (RecordingError, OSError):
-            return []
+        except RecordingError as exc:
+            return [], _server_error(str(exc), self.proc)
+        except OSError:
+            return [], None
         old = self.old_pages(written)
         pages = report.build_pages(written, self.info.regions, self.info.rsp,
                                    old.__getitem__, new.__getitem__, self.info.fs_base)
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
-        return pages
+        return pages, None
 
     def _settle_output(self, limit_s: float = 1.0) -> None:
         """Wait until the page server's drain threads have taken what the call wrote to
@@ -730,10 +881,17 @@ class CallSession:
                 time.sleep(0.0005)
         time.sleep(0)  # let a drain that has just read append its chunk
 
-    def _new_output(self) -> tuple[str, str]:
+    def _all_output(self) -> tuple[bytes, bytes]:
+        """Everything the process wrote to fds 1 and 2 so far, once the pipes are empty."""
+        drain = getattr(self.proc, "drain_output", None)
+        if drain is not None:
+            return drain(timeout=1.0)
         self._settle_output()
+        return self.proc.output()
+
+    def _new_output(self) -> tuple[str, str]:
         try:
-            out, err = self.proc.output()
+            out, err = self._all_output()
         except Exception:  # output capture is best effort
             return "", ""
         new_out, new_err = out[self._stdout_seen:], err[self._stderr_seen:]
@@ -752,12 +910,40 @@ class CallSession:
         faults = {"served": served - self._faults_seen["served"],
                   "bytes": nbytes - self._faults_seen["bytes"]}
         self._faults_seen = {"served": served, "bytes": nbytes}
-        blocked_now = dict(stats.get("blocked_syscalls") or {})
-        blocked = [{"name": name, "count": count - self._blocked_seen.get(name, 0)}
-                   for name, count in sorted(blocked_now.items())
-                   if count > self._blocked_seen.get(name, 0)]
+        blocked_now = _blocked_counts(stats.get("blocked_syscalls"))
+        blocked = [{"name": name, "count": count - self._blocked_seen.get((name, detail), 0),
+                    "detail": detail}
+                   for (name, detail), count in blocked_now.items()
+                   if count > self._blocked_seen.get((name, detail), 0)]
         self._blocked_seen = blocked_now
         return faults, blocked
+
+
+def _blocked_counts(blocked) -> dict[tuple, int]:
+    """{(name, detail): count} from the page server's blocked_syscalls, a list of
+    {"name", "count", "detail"} in the order met (or an older {name: count})."""
+    if isinstance(blocked, dict):
+        return {(name, None): int(count) for name, count in sorted(blocked.items())}
+    counts: dict[tuple, int] = {}
+    for entry in blocked or []:
+        key = (entry["name"], entry.get("detail"))
+        counts[key] = counts.get(key, 0) + int(entry.get("count", 1))
+    return counts
+
+
+_PROCESS_ENDED = "The process has ended"
+
+
+def _server_error(message: str, proc) -> str | None:
+    """The error to report when the page server could not say what the call wrote:
+    None when only the process ended (the call exited or was killed, reported as
+    such), else the server's own one-line message, or that it is gone."""
+    if message.startswith(_PROCESS_ENDED):
+        return None
+    if message.startswith("ttd-pageserver ended"):
+        return (f"The page server (pid {getattr(proc, 'server_pid', '?')}) ended during the "
+                "call: what the call wrote is unknown.")
+    return message
 
 
 # The session kept alive for repeated calls at the same tick, and the `ttd goto` one.
@@ -777,14 +963,17 @@ def drop_cached() -> None:
 
 
 def call_at_time(db_path: str, tick: int, expr: str, tid: int | None = None,
-                 timeout_s: float = 10.0) -> CallResult:
-    """Rematerialize (or reuse), call EXPR, report; the user's inferior is left as it was."""
+                 timeout_s: float | None = None, sandbox: bool | None = None,
+                 tracker: str | None = None) -> CallResult:
+    """Rematerialize (or reuse), call EXPR, report; the user's inferior is left as it was.
+    timeout_s, sandbox and tracker default to the `set ttd ...` settings."""
     global _cached
+    timeout_s = TIMEOUT_S if timeout_s is None else timeout_s
     session = _cached
-    if session is None or not session.matches(db_path, tick, tid):
+    if session is None or not session.matches(db_path, tick, tid, sandbox, tracker):
         info = read_tick_info(db_path, tick, tid)
         drop_cached()
-        session = CallSession(info)
+        session = CallSession(info, sandbox, tracker)
         session.requested_tid = tid
         session.open()
     _cached = None

@@ -40,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("db", metavar="DB")
     p.add_argument("--at", type=int, required=True, metavar="TICK")
     p.add_argument("--thread", type=int, default=None, metavar="TID")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                   help="interrupt a call still running after S seconds (default 10)")
+    p.add_argument("--tracker", choices=("auto", "wp-async", "diff"), default="auto",
+                   help="how written pages are found: diff compares pages with the "
+                   "recording, for kernels without WP_ASYNC (default auto)")
+    p.add_argument("--allow-side-effects", action="store_true",
+                   help="no sandbox: the call may change files, signal processes, fork")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     # nargs="+", not REMAINDER: options may follow DB (ttd call DB --at 3 EXPR); the words
     # of EXPR are joined with spaces; put "--" before an EXPR that starts with "-"

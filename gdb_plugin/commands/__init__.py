@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "gdb_plugin.commands.call_at_time",
     "gdb_plugin.commands.info_dirtied_pages",
     "gdb_plugin.commands.ttd_goto",
+    "gdb_plugin.commands.ttd_settings",
 ]
 
 _registered = False

@@ -9,34 +9,30 @@ from gdb_plugin import report, session, state
 from gdb_plugin.session import SessionError
 from snapshotdb.errors import RecordingError
 
-USAGE = "Usage: call-at-time [--thread TID] [--timeout S] [--json] TICK EXPR"
+USAGE = ("Usage: call-at-time [--thread TID] [--timeout S] [--tracker auto|wp-async|diff] "
+         "[--allow-side-effects] [--json] TICK EXPR")
 
 # The last call's result, for `info dirtied-pages`.
 last_result: session.CallResult | None = None
 
 
 def parse_args(arg: str) -> dict:
-    """Split `[--thread TID] [--timeout S] [--json] TICK EXPR`; EXPR is kept verbatim.
-
-    Raises ValueError with a one-line message.
+    """Split the options, TICK and EXPR; EXPR is kept verbatim. None for an option not
+    given: the `set ttd ...` setting holds. Raises ValueError with a one-line message.
     """
-    opts = {"tid": None, "timeout": 10.0, "json": False}
+    opts = {"tid": None, "timeout": None, "json": False, "sandbox": None, "tracker": None}
     rest = arg.strip()
     while rest.startswith("--"):
         word, _, rest = rest.partition(" ")
         rest = rest.lstrip()
         if word == "--json":
             opts["json"] = True
-        elif word in ("--thread", "--timeout"):
+        elif word == "--allow-side-effects":
+            opts["sandbox"] = False
+        elif word in ("--thread", "--timeout", "--tracker"):
             value, _, rest = rest.partition(" ")
             rest = rest.lstrip()
-            try:
-                if word == "--thread":
-                    opts["tid"] = int(value)
-                else:
-                    opts["timeout"] = float(value)
-            except ValueError:
-                raise ValueError(f"Invalid {word[2:]} '{value}'. {USAGE}") from None
+            opts.update(_option_value(word, value))
         elif word == "--":
             break
         else:
@@ -52,12 +48,30 @@ def parse_args(arg: str) -> dict:
     return opts
 
 
+def _option_value(word: str, value: str) -> dict:
+    """{"tid": ...}, {"timeout": ...} or {"tracker": ...}; ValueError when invalid."""
+    try:
+        if word == "--thread":
+            return {"tid": int(value)}
+        if word == "--timeout":
+            timeout = float(value)
+            if not timeout > 0:
+                raise ValueError
+            return {"timeout": timeout}
+    except ValueError:
+        raise ValueError(f"Invalid {word[2:]} '{value}'. {USAGE}") from None
+    if value not in session.TRACKERS:
+        raise ValueError(f"Invalid tracker '{value}': the trackers are "
+                         f"{', '.join(session.TRACKERS)}.")
+    return {"tracker": value}
+
+
 def run_call(db_path: str, opts: dict) -> session.CallResult:
     """Run one call; translate every library error into gdb.GdbError."""
     global last_result
     try:
         result = session.call_at_time(db_path, opts["tick"], opts["expr"], opts["tid"],
-                                      opts["timeout"])
+                                      opts["timeout"], opts["sandbox"], opts["tracker"])
     except (RecordingError, SessionError) as exc:
         raise gdb.GdbError(str(exc)) from None
     last_result = result
@@ -65,6 +79,8 @@ def run_call(db_path: str, opts: dict) -> session.CallResult:
 
 
 def print_result(result: session.CallResult) -> None:
+    """The value, what the call printed, where it crashed or was interrupted, what the
+    sandbox blocked, the dirtied pages in one line, and notes on the tracker."""
     for warning in result.warnings:
         gdb.write(warning + "\n", gdb.STDERR)
     if result.history:
@@ -74,16 +90,40 @@ def print_result(result: session.CallResult) -> None:
     if result.stderr:
         gdb.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n",
                   gdb.STDERR)
+    for line in fault_lines(result):
+        gdb.write(line + "\n")
+    blocked = report.blocked_summary(result.blocked_syscalls)
+    if blocked:
+        gdb.write(blocked + "\n")
     line = report.summary(result.pages)
     if any(p.changed for p in result.pages):
         line += ' See "info dirtied-pages".'
     gdb.write(line + "\n")
+    for note in result.notes:
+        gdb.write(note + "\n")
+
+
+def fault_lines(result: session.CallResult) -> list[str]:
+    """For a crash or a timeout: the signal, the faulting address, the backtrace."""
+    lines = []
+    if result.status == "signalled" and result.signal:
+        line = f"The call received {result.signal}"
+        if result.fault_address is not None:
+            line += f", fault address {result.fault_address:#x}"
+        lines.append(line + ".")
+    elif result.status == "exited" and result.exit_code is not None:
+        lines.append(f"The call exited with code {result.exit_code}.")
+    if result.backtrace:
+        lines.append("Backtrace where it stopped:")
+        lines.extend("  " + frame for frame in result.backtrace)
+    return lines
 
 
 class CallAtTime(gdb.Command):
     """Call a function of the recorded process as it was at a past tick.
 
-Usage: call-at-time [--thread TID] [--timeout S] [--json] TICK EXPR
+Usage: call-at-time [--thread TID] [--timeout S] [--tracker auto|wp-async|diff]
+                    [--allow-side-effects] [--json] TICK EXPR
 Rematerialize the process of the open recording at TICK (its memory, registers,
 libraries), attach it as a temporary inferior and evaluate EXPR there exactly as
 "call" would: any expression, several calls, casts, registers such as $rdi as
@@ -93,8 +133,16 @@ is left untouched, and your breakpoints do not stop the call (to step through a
 call in the past, use "ttd goto TICK" and "call" or "break" there). The process
 is kept for the next call at the same TICK, reset to the recorded state.
 TID picks the thread whose registers and TLS the call uses (default: the thread
-that stopped at TICK). S is a timeout in seconds (default 10). --json prints the
-result as one JSON object instead.
+that stopped at TICK). S is a timeout in seconds (default "show ttd timeout"):
+a call still running then is interrupted and reported with where it was.
+The called code runs in a sandbox: system calls that reach outside the process
+(files, other processes, the network, fork, exec) fail with EPERM and are listed
+after the value; what it writes to stdout and stderr is shown. A crash is
+reported with its signal, faulting address and backtrace; your session goes on.
+--allow-side-effects (or "set ttd sandbox off") lets the calls through.
+--tracker picks how written pages are found (default "show ttd tracker"): diff
+compares pages with the recording and cannot see writes that leave bytes equal.
+--json prints the result as one JSON object instead.
 
 Examples:
   call-at-time 3 list_length(head)

@@ -200,17 +200,23 @@ def test_crash_in_call_keeps_session(recorded):
     got = call_json(recorded.gdb, recorded.ticks[0], "((int (*)(void))8)()")
     assert got["status"] == "signalled"
     assert got["signal"] == "SIGSEGV"
-    assert got["error"].endswith("(SIGSEGV at 0x8 in ??)")
+    assert got["error"].endswith("(SIGSEGV at 0x8 in ??, fault address 0x8)")
+    assert got["fault_address"] == "0x8"
+    assert got["backtrace"][0] == "#0  0x8 in ??"
     assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
 
 
 def test_exit_and_abort_in_call_keep_session(recorded):
     got = call_json(recorded.gdb, recorded.ticks[0], "(void)_exit(3)")
     assert (got["status"], got["dirtied_pages"]) == ("exited", [])
-    assert got["error"] == "The program being debugged exited while in a function called from GDB."
+    assert got["error"] == ("The program being debugged exited while in a function called "
+                            "from GDB. (exit code 3)")
+    assert got["exit_code"] == 3
     got = call_json(recorded.gdb, recorded.ticks[0], "(void)abort()")
     assert (got["status"], got["signal"]) == ("signalled", "SIGABRT")
     assert " in __pthread_kill_implementation)" in got["error"]
+    assert got["fault_address"] is None  # SIGABRT has no faulting address
+    assert "abort at " in got["backtrace"][-1]  # down to the called function, no further
     assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
 
 
@@ -232,7 +238,9 @@ def test_hang_is_interrupted_by_timeout(recorded):
     text = recorded.gdb.cli(f"call-at-time --timeout 1 --json {recorded.ticks[0]} spin()", 60)
     got = json.loads(text[text.index('{"tick"'):].splitlines()[0])
     assert got["status"] == "timeout"
-    assert got["error"] == "The call did not return within 1 s."
+    assert got["error"].startswith("The call did not return within 1 s: interrupted at 0x")
+    assert got["error"].endswith(" in spin.")
+    assert got["backtrace"][0].split(" in ")[1].startswith("spin at ")
     assert call_json(recorded.gdb, recorded.ticks[0], "list_length()")["value"] == "1"
 
 

@@ -10,7 +10,8 @@ from tests.conftest import run_ttd
 pytestmark = pytest.mark.timeout(120)
 
 KEYS = ["tick", "expr", "status", "value", "signal", "dirtied_pages", "stdout", "stderr",
-        "blocked_syscalls", "error", "timings_ms", "faults"]
+        "blocked_syscalls", "error", "timings_ms", "faults",
+        "fault_address", "backtrace", "exit_code", "tracker", "notes"]
 PAGE_KEYS = ["address", "mapping", "kind", "changed", "changed_ranges", "symbol"]
 KINDS = {"data", "heap", "stack", "stack-scratch", "new-mapping", "other"}
 
@@ -23,6 +24,8 @@ def test_call_json_shape(targets_db):
     assert list(obj) == KEYS
     assert (obj["tick"], obj["expr"], obj["status"], obj["value"]) == (2, "push(5)", "returned", "3")
     assert obj["signal"] is None and obj["error"] is None
+    assert (obj["fault_address"], obj["backtrace"], obj["exit_code"]) == (None, [], None)
+    assert (obj["tracker"], obj["notes"], obj["blocked_syscalls"]) == ("wp-async", [], [])
     for page in obj["dirtied_pages"]:
         assert list(page) == PAGE_KEYS
         assert page["kind"] in KINDS
@@ -76,16 +79,11 @@ def test_call_missing_recording(tmp_path):
     assert done.stderr == f"ttd: No recording at '{tmp_path / 'none.db'}': file not found.\n"
 
 
-def test_blocked_syscalls_reported_with_the_sandbox(plugin_gdb, tmp_path):
+def test_blocked_syscall_reported_by_default(plugin_gdb, tmp_path):
     victim = tmp_path / "keep-me"
     victim.write_text("still here")
-    gdb = plugin_gdb
-    gdb.cli("python from gdb_plugin import session; session.SANDBOX = True")
-    try:
-        text = gdb.cli(f'call-at-time --json 1 (int)unlink("{victim}")')
-    finally:
-        gdb.cli("python from gdb_plugin import session; session.SANDBOX = False")
+    text = plugin_gdb.cli(f'call-at-time --json 1 (int)unlink("{victim}")')
     obj = json.loads(text[text.index('{"tick"'):].splitlines()[0])
     assert obj["value"] == "-1"
-    assert obj["blocked_syscalls"] == [{"name": "unlink", "count": 1}]
+    assert obj["blocked_syscalls"] == [{"name": "unlink", "count": 1, "detail": str(victim)}]
     assert victim.read_text() == "still here"

@@ -1,0 +1,112 @@
+"""`set ttd sandbox|timeout|tracker` and `show ttd ...`: how call-at-time, ttd goto
+and ttd call run the code of the past. The values live in gdb_plugin/session.py
+(SANDBOX, TIMEOUT_S, TRACKER), where every new rematerialized process reads them."""
+from __future__ import annotations
+
+import gdb
+
+from gdb_plugin import session
+
+
+class SetTtd(gdb.Command):
+    """Settings of ttd: how code of the past is called.
+
+Usage: set ttd SETTING VALUE
+Type "help set ttd" followed by a setting name for its documentation."""
+
+    def __init__(self):
+        super().__init__("set ttd", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, prefix=True)
+
+
+class ShowTtd(gdb.Command):
+    """Show the settings of ttd.
+
+Usage: show ttd [SETTING]"""
+
+    def __init__(self):
+        super().__init__("show ttd", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, prefix=True)
+
+    def invoke(self, arg, from_tty):
+        for name in ("sandbox", "timeout", "tracker"):
+            gdb.execute(f"show ttd {name}")
+
+
+class TtdSandbox(gdb.Parameter):
+    """Whether called code of the past runs in the sandbox.
+
+On (the default), system calls that reach outside the rematerialized process
+(files, other processes, the network, fork, exec) fail with EPERM and each call's
+report lists them. Off lets them through: the called code can then change your
+files and signal your processes. It applies to the next process made by
+call-at-time or ttd goto."""
+
+    set_doc = "Set whether called code of the past runs in the sandbox."
+    show_doc = "Show whether called code of the past runs in the sandbox."
+
+    def __init__(self):
+        super().__init__("ttd sandbox", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
+        self.value = session.SANDBOX
+
+    def get_set_string(self):
+        session.SANDBOX = bool(self.value)
+        if not self.value:
+            return session.SANDBOX_OFF_WARNING
+        return ""
+
+    def get_show_string(self, svalue):
+        return f"The ttd sandbox is {svalue}."
+
+
+class TtdTimeout(gdb.Parameter):
+    """Seconds a call of the past may run before it is interrupted.
+
+A call still running after this long is interrupted (SIGINT), unwound and
+reported with status timeout and where it was. "unlimited" or 0: no limit.
+call-at-time --timeout S overrides it for one call. Default 10."""
+
+    set_doc = "Set the seconds a call of the past may run."
+    show_doc = "Show the seconds a call of the past may run."
+
+    def __init__(self):
+        super().__init__("ttd timeout", gdb.COMMAND_DATA, gdb.PARAM_UINTEGER)
+        self.value = int(session.TIMEOUT_S)
+
+    def get_set_string(self):
+        session.TIMEOUT_S = float(self.value) if self.value else None
+        return ""
+
+    def get_show_string(self, svalue):
+        return f"Calls of the past are interrupted after {svalue} seconds."
+
+
+class TtdTracker(gdb.Parameter):
+    """How the pages a call writes are found.
+
+wp-async: the kernel marks each written page (userfaultfd WP_ASYNC and
+PAGEMAP_SCAN); exact. diff: every filled page is compared with the recording
+after the call, for kernels without WP_ASYNC; writes that leave a page's bytes
+equal cannot be seen. auto (the default): wp-async where the kernel has it,
+else diff, with a notice. It applies to the next process made."""
+
+    set_doc = "Set how the pages a call writes are found."
+    show_doc = "Show how the pages a call writes are found."
+
+    def __init__(self):
+        super().__init__("ttd tracker", gdb.COMMAND_DATA, gdb.PARAM_ENUM,
+                         list(session.TRACKERS))
+        self.value = session.TRACKER
+
+    def get_set_string(self):
+        session.TRACKER = self.value
+        return ""
+
+    def get_show_string(self, svalue):
+        return f"The ttd tracker is {svalue}."
+
+
+def register() -> None:
+    SetTtd()
+    ShowTtd()
+    TtdSandbox()
+    TtdTimeout()
+    TtdTracker()
