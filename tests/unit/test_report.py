@@ -126,11 +126,36 @@ def test_json_shape_matches_design():
                              faults={"served": 12, "bytes": 49152})
     assert list(obj) == ["tick", "expr", "status", "value", "signal", "dirtied_pages",
                          "stdout", "stderr", "blocked_syscalls", "error", "timings_ms",
-                         "faults"]
+                         "faults", "fault_address", "backtrace", "exit_code", "tracker",
+                         "notes"]
     assert obj["dirtied_pages"] == [{
         "address": "0x555555558000", "mapping": EXE, "kind": "data", "changed": True,
         "changed_ranges": [{"offset": 16, "length": 1}], "symbol": "counter+16"}]
     json.dumps(obj)  # serializable as it is
+
+
+def test_json_of_a_crash():
+    obj = report.report_json(tick=1, expr="f()", status="signalled", value="",
+                             signal="SIGSEGV", pages=[], stdout="", stderr="",
+                             blocked_syscalls=[], error="crashed", timings_ms={}, faults={},
+                             fault_address=0x8, backtrace=["#0  0x8 in ??"], tracker="diff",
+                             notes=["a note"])
+    assert (obj["fault_address"], obj["backtrace"], obj["exit_code"]) == ("0x8", ["#0  0x8 in ??"], None)
+    assert (obj["tracker"], obj["notes"]) == ("diff", ["a note"])
+
+
+@pytest.mark.parametrize("blocked, line", [
+    ([], None),
+    ([{"name": "unlink", "count": 1, "detail": "/tmp/victim"}],
+     'Blocked 1 system call: unlink("/tmp/victim").'),
+    ([{"name": "kill", "count": 2, "detail": "SIGKILL to pid 12"},
+      {"name": "fork", "count": 1, "detail": None}],
+     "Blocked 3 system calls: kill(SIGKILL to pid 12) 2 times, fork()."),
+    ([{"name": "openat", "count": 1, "detail": '/tmp/a"b'}],
+     'Blocked 1 system call: openat("/tmp/a\\"b").'),
+], ids=["none", "one-path", "counted-and-no-detail", "quote-in-path"])
+def test_blocked_summary(blocked, line):
+    assert report.blocked_summary(blocked) == line
 
 
 def test_hex_diff_shows_a_shared_line_once():
