@@ -2,16 +2,42 @@
 filled lazily from the recording and whose written pages are tracked exactly.
 
     from gdb_plugin.rematerialize import rematerialize, RematerializeError
-    with rematerialize(db_path, tick, tid=None) as proc:
+    with rematerialize(db_path, tick, tid=None, sandbox=True, tracker="auto") as proc:
         proc.pid              # stopped (SIGSTOP), untraced: ready for `gdbserver --attach`
+        proc.tracker          # "wp-async" or "diff": how written pages are found
+        proc.notice           # one line when "auto" fell back to the diff tracker, else None
         proc.written_pages()  # sorted page addresses written since start (or clear_written)
-        proc.clear_written()  # forget the writes so far (write-protect every page again)
-        proc.stats()          # faults, pages served, bytes, serve latency
+        proc.clear_written()  # forget the writes so far (wp-async: write-protect every
+                              # page again; diff: the current bytes become the baseline)
+        proc.stats()          # faults, pages served, bytes, serve latency, blocked_syscalls
         proc.output()         # (stdout, stderr) bytes the process wrote so far
+        proc.drain_output()   # the same, once the pipes are empty (process stopped)
+        proc.stack_growth_range()  # (lo, hi) mapped below the recorded [stack], or None
         proc.mem_preload      # native/libttdmem.so: LD_PRELOAD it into gdbserver
         proc.prefill(lo, hi)  # fill [lo, hi) now, clean (e.g. the stack before a call)
         proc.wait_exit(s)     # after someone continued it: its wait status
     # leaving the block kills the process and the page server and reaps both
+
+The sandbox (on by default) refuses, with EPERM, every system call that could
+reach outside the process (files, sockets, other processes, fork/clone: new
+threads too); stats()["blocked_syscalls"] lists them as
+[{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...], grouped by (name,
+detail) in first-seen order; detail is the path(s) ("old -> new" for rename,
+link, symlink), "SIGKILL to pid N" for signals, "AF_INET 127.0.0.1:9" for
+socket addresses, "AF_INET SOCK_STREAM" for socket(), or None.
+
+Trackers: "wp-async" (exact: every write counts, even one that leaves the bytes
+equal) needs UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN (Linux 6.7+); "diff" works
+with any userfaultfd: the written set is every filled page whose bytes differ
+from its baseline (what it was filled with, or what it held at the last
+clear_written()), plus non-zero pages of memory outside the recorded mappings;
+a write that leaves the bytes equal is not seen. "auto" (default) takes
+wp-async when the kernel has it.
+
+The recorded [stack] gets room to grow below it, as a live stack has: zero pages
+filled on demand, down to 8 MiB in all or a guard page above the next mapping
+below. stack_growth_range() says where: pages written there are stack, though no
+recorded mapping holds them.
 
 Errors (RematerializeError, one line) come from the `with` statement, or from a
 request once the server has stopped the process (e.g. a corrupt page).
@@ -30,6 +56,7 @@ import json
 import os
 import socket
 import struct
+import select
 import subprocess
 import threading
 from pathlib import Path
@@ -70,12 +97,30 @@ def _prot(perms: str) -> int:
     return sum(PROT[c] for c in perms[:3] if c in PROT)
 
 
-SPEC_SANDBOX = 1  # spec flag: install the seccomp sandbox
+SPEC_SANDBOX = 1  # spec flags: install the seccomp sandbox
+SPEC_TRACKER = {"auto": 0, "diff": 2, "wp-async": 4}
+STACK_MAX = 8 << 20  # a live stack's usual limit (ulimit -s 8192)
+NOTICE = ("ttd: this kernel lacks {missing} (Linux >= 6.7); using the diff tracker: "
+          "writes that leave bytes unchanged are not seen.")
+
+
+def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
+    """Room below the recorded [stack] for it to grow into: down to STACK_MAX in all,
+    leaving a guard page above the next mapping below. None when there is none."""
+    stack = next((m for m in maps if m.path == "[stack]"), None) or next(
+        (m for m in maps if m.start <= start_stack < m.end), None)
+    if stack is None:
+        return None
+    below = max((m.end for m in maps if m.end <= stack.start), default=0)
+    lo = max(stack.end - STACK_MAX, below + PAGE_SIZE, PAGE_SIZE * 16)
+    lo = (lo + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    return (lo, stack.start) if lo < stack.start else None
 
 
 def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
-                fault_around_pages: int, sandbox: bool = False) -> bytes:
-    """The layout and registers at `tick`, packed for ttd-pageserver."""
+                fault_around_pages: int, sandbox: bool = True,
+                tracker: str = "auto") -> tuple[bytes, tuple[int, int] | None]:
+    """The layout and registers at `tick`, packed for ttd-pageserver; the stack's room to grow."""
     engine = open_engine(db_path, readonly=True)
     try:
         with Session(engine) as session:
@@ -83,6 +128,9 @@ def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
             thread = queries.thread_at(snap, tid)
             maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
             mm = [getattr(snap, name) for name in MM_FIELDS]
+            growth = _stack_growth(maps, snap.start_stack)
+            regions = sorted([(m.start, m.end, _prot(m.perms)) for m in maps]
+                             + ([(*growth, PROT["r"] | PROT["w"])] if growth else []))
             auxv, gpregs, fpregs = bytes(snap.auxv), bytes(thread.gpregs), bytes(thread.fpregs)
             xstate = bytes(thread.xstate) if thread.xstate else b""
     finally:
@@ -92,30 +140,57 @@ def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
             f"Corrupt recording: thread {thread.tid} at tick {tick} has {len(gpregs)} bytes of "
             f"general registers and {len(fpregs)} of FP registers ({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
     path = os.fsencode(os.path.abspath(db_path))
-    head = SPEC_HEAD.pack(b"TTDSPEC1", tick, len(maps), len(auxv), len(xstate), len(path),
-                          MODES[mode], fault_around_pages, thread.tid,
-                          SPEC_SANDBOX if sandbox else 0, *mm, gpregs, fpregs)
-    body = b"".join(SPEC_MAP.pack(m.start, m.end, _prot(m.perms), 1) for m in maps)
-    return head + body + auxv + xstate + path
+    flags = (SPEC_SANDBOX if sandbox else 0) | SPEC_TRACKER[tracker]
+    head = SPEC_HEAD.pack(b"TTDSPEC1", tick, len(regions), len(auxv), len(xstate), len(path),
+                          MODES[mode], fault_around_pages, thread.tid, flags, *mm, gpregs, fpregs)
+    body = b"".join(SPEC_MAP.pack(start, end, prot, 1) for start, end, prot in regions)
+    return head + body + auxv + xstate + path, growth
 
 
 class _Drain(threading.Thread):
-    """Collects what the process writes to one pipe, so it never blocks on a full pipe."""
+    """Collects what the process writes to one pipe, so it never blocks on a full pipe.
+
+    Every read happens under the lock and without blocking (the thread waits in poll),
+    so take_now() can empty the pipe itself: when it returns, everything that was in
+    the pipe has been appended."""
 
     def __init__(self, fd: int):
         super().__init__(daemon=True)
+        os.set_blocking(fd, False)
         self.fd = fd
         self.chunks: list[bytes] = []
         self.lock = threading.Lock()
+        self.closed = False  # EOF seen, fd closed
 
     def run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
         while True:
-            data = os.read(self.fd, 65536)
-            if not data:
-                break
+            poller.poll()
             with self.lock:
-                self.chunks.append(data)
-        os.close(self.fd)
+                self._take()
+                if self.closed:
+                    return
+
+    def _take(self) -> None:
+        """Read what the pipe holds now (lock held)."""
+        while not self.closed:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                self.closed = True
+                os.close(self.fd)
+                return
+            self.chunks.append(data)
+
+    def take_now(self, timeout: float) -> None:
+        if self.lock.acquire(timeout=timeout):
+            try:
+                self._take()
+            finally:
+                self.lock.release()
 
     def data(self) -> bytes:
         with self.lock:
@@ -136,6 +211,9 @@ class RematerializedProcess:
         self.exit_status: int | None = None  # wait status once the process has ended
         self._final_stats: dict | None = None
         self._error: str | None = None
+        self.tracker: str = ""  # "wp-async" or "diff", once ready
+        self.notice: str | None = None  # why "auto" fell back to the diff tracker
+        self._stack_growth: tuple[int, int] | None = None
 
     @property
     def server_pid(self) -> int:
@@ -182,7 +260,12 @@ class RematerializedProcess:
         line = self._readline(READY_TIMEOUT_S)
         if not line.startswith("READY "):
             self._reply(line)  # raises with the server's message
-        self.pid = int(line.split()[1])
+        # READY <pid> <tracker> [what the kernel lacks, when auto fell back]
+        words = line.split(" ", 3)
+        self.pid = int(words[1])
+        self.tracker = words[2] if len(words) > 2 else "wp-async"
+        if len(words) > 3:
+            self.notice = NOTICE.format(missing=words[3])
 
     # -- the contract ---------------------------------------------------------------
     def written_pages(self) -> list[int]:
@@ -216,6 +299,22 @@ class RematerializedProcess:
 
     def output(self) -> tuple[bytes, bytes]:
         return self._out.data(), self._err.data()
+
+    def drain_output(self, timeout: float = 1.0) -> tuple[bytes, bytes]:
+        """Everything written to fds 1 and 2 so far, once the pipes are empty.
+
+        Call it while the process is stopped (or gone): what it wrote is then in the
+        pipes or taken already; this takes the rest itself (waiting at most `timeout`
+        seconds for a drain thread in the middle of a read)."""
+        for drain in (self._out, self._err):
+            drain.take_now(timeout)
+        return self.output()
+
+    def stack_growth_range(self) -> tuple[int, int] | None:
+        """[lo, hi) mapped below the recorded [stack] so that it can grow (zero pages,
+        filled on demand; hi is the recorded [stack]'s start), or None. Pages written
+        there belong to the stack although no recorded mapping holds them."""
+        return self._stack_growth
 
     def wait_exit(self, timeout: float) -> int:
         """Wait until the process ends (after someone continued it); return its wait status."""
@@ -261,8 +360,8 @@ class Rematerialization:
     reaps the process and the page server."""
 
     def __init__(self, db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int,
-                 sandbox: bool):
-        self.args = (db_path, tick, tid, mode, fault_around_pages, sandbox)
+                 sandbox: bool, tracker: str):
+        self.args = (db_path, tick, tid, mode, fault_around_pages, sandbox, tracker)
         self.proc: RematerializedProcess | None = None
 
     def __enter__(self) -> RematerializedProcess:
@@ -276,21 +375,26 @@ class Rematerialization:
 
 def rematerialize(db_path: str | os.PathLike, tick: int, tid: int | None = None, *,
                   mode: str = "lazy", fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES,
-                  sandbox: bool = False) -> Rematerialization:
+                  sandbox: bool = True, tracker: str = "auto") -> Rematerialization:
     """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
 
     Use as `with rematerialize(...) as proc:`. mode "lazy" is what ttd uses; "eager"
     (fill everything first) and "workaround" (the soft-dirty workaround per fault)
-    exist for bench/lazy_fill.py. sandbox=True installs a seccomp filter: system calls
-    that only affect the process pass, the others fail with EPERM and are counted in
-    stats()["blocked_syscalls"] ({"openat": 1, ...}).
-    Raises RematerializeError with a one-line message.
+    exist for bench/lazy_fill.py. sandbox (on by default) installs a seccomp filter:
+    system calls that only affect the process pass, the others fail with EPERM and are
+    listed in stats()["blocked_syscalls"]; sandbox=False lets the process reach
+    outside (the user asked for side effects). tracker: "auto", "wp-async" or "diff"
+    (see the module docstring). Raises RematerializeError with a one-line message.
     """
-    return Rematerialization(os.fspath(db_path), tick, tid, mode, fault_around_pages, sandbox)
+    if tracker not in SPEC_TRACKER:
+        raise RematerializeError(
+            f"Unknown tracker '{tracker}': use one of {', '.join(SPEC_TRACKER)}.")
+    return Rematerialization(os.fspath(db_path), tick, tid, mode, fault_around_pages, sandbox,
+                             tracker)
 
 
 def _open(db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int,
-          sandbox: bool) -> RematerializedProcess:
+          sandbox: bool, tracker: str) -> RematerializedProcess:
     if is_url(db_path):
         raise RematerializeError(
             f"'{db_path}' is not a local SQLite file: the page server reads SQLite only; "
@@ -298,14 +402,16 @@ def _open(db_path: str, tick: int, tid: int | None, mode: str, fault_around_page
     if not PAGESERVER.exists() or not STUB.exists():
         raise RematerializeError(f"{PAGESERVER} is not built: run make -C {NATIVE}")
     try:
-        spec = _build_spec(db_path, tick, tid, mode, fault_around_pages, sandbox)
+        spec, growth = _build_spec(db_path, tick, tid, mode, fault_around_pages, sandbox, tracker)
     except RematerializeError:
         raise
     except RecordingError as exc:
         raise RematerializeError(str(exc)) from exc
     except OSError as exc:
         raise RematerializeError(f"Cannot read the recording '{db_path}': {exc.strerror}.") from exc
-    return _start(spec)
+    proc = _start(spec)
+    proc._stack_growth = growth
+    return proc
 
 
 def _start(spec: bytes) -> RematerializedProcess:

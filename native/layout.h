@@ -37,7 +37,7 @@ struct stub_layout {
 	uint64_t uffd_features;	/* requested in UFFDIO_API */
 	uint64_t mm[MM_NR];
 	uint32_t sandbox;	/* 1: install the seccomp filter, send its listener too */
-	uint32_t reserved;
+	uint32_t register_wp;	/* 1: register MISSING|WP (wp-async tracker); 0: MISSING only (diff) */
 };
 
 enum stub_step {

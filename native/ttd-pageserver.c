@@ -72,6 +72,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -100,10 +103,25 @@
 #define MAX_FAULT_AROUND 16	/* 64 KiB: laziness is the point */
 #define SPEC_MAGIC "TTDSPEC1"
 #define SPEC_SANDBOX 1	/* install the seccomp sandbox in the process */
+#define SPEC_TRACKER_DIFF 2	/* force the diff tracker */
+#define SPEC_TRACKER_WP_ASYNC 4	/* force the wp-async tracker; neither: the best the kernel has */
 
 int log_debug_enabled;
 
 enum serve_mode { MODE_LAZY, MODE_EAGER, MODE_WORKAROUND };
+
+/*
+ * How written pages are found.
+ * wp-async: fills are installed write-protected (UFFDIO_COPY_MODE_WP with
+ *   WP_ASYNC), the kernel marks a page written on the first write, and
+ *   PAGEMAP_SCAN lists them: exact (Linux 6.7+).
+ * diff: for kernels without WP_ASYNC or PAGEMAP_SCAN. Fills are plain
+ *   UFFDIO_COPY; a copy of each filled page is kept (the baseline), and the
+ *   written set is every filled page whose bytes now differ from it, plus
+ *   non-zero pages outside the recorded mappings (new memory). A write that
+ *   leaves the bytes as they were is not seen. See "The diff tracker".
+ */
+enum tracker { TRACKER_WP_ASYNC, TRACKER_DIFF };
 
 /* The spec the wrapper sends on fd 0; gdb_plugin/rematerialize.py packs the same layout. */
 struct spec_head {
@@ -131,6 +149,7 @@ struct region {
 	uint64_t target_start, target_end;
 	int64_t rec_delta;
 	uint8_t *filled;	/* one bit per page, allocated on first fill; NULL: unknown */
+	uint32_t *slot;		/* diff tracker: per page, 1 + its baseline slot, 0: none */
 };
 
 struct server {
@@ -147,7 +166,10 @@ struct server {
 	pid_t pid;
 	int uffd, pidfd, pagemap_fd, clear_refs_fd;
 	int listener;		/* seccomp user notifications of the sandbox, or -1 */
-	uint32_t blocked[512];	/* system calls refused by the sandbox, by number */
+	int mem_fd;		/* /proc/PID/mem: reads that fail on missing pages, never block */
+	enum tracker tracker;
+	const char *fallback;	/* what the kernel lacks when auto chose the diff tracker */
+	uint64_t copy_mode;	/* UFFDIO_COPY_MODE_WP (wp-async) or 0 (diff) */
 
 	sqlite3 *db;
 	sqlite3_stmt *range_stmt;
@@ -166,7 +188,8 @@ struct server {
 };
 
 static struct server srv = { .ctl_fd = 0, .out_fd = -1, .err_fd = -1, .uffd = -1,
-			     .pidfd = -1, .pagemap_fd = -1, .clear_refs_fd = -1, .listener = -1 };
+			     .pidfd = -1, .pagemap_fd = -1, .clear_refs_fd = -1, .listener = -1,
+			     .mem_fd = -1, .copy_mode = UFFDIO_COPY_MODE_WP };
 
 /* ---- control channel ---------------------------------------------------- */
 
@@ -204,16 +227,16 @@ static int read_all(int fd, void *buf, size_t len)
 
 static void ctl_printf(const char *fmt, ...)
 {
-	char line[8192];
+	char *line = NULL;
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	n = vasprintf(&line, fmt, ap);
 	va_end(ap);
-	if (n >= (int)sizeof(line))
-		n = sizeof(line) - 1;
-	write_all(srv.ctl_fd, line, n);
+	if (n > 0)
+		write_all(srv.ctl_fd, line, n);
+	free(line);
 }
 
 /* Kill every child of ours listed in /proc/self/task/TID/children; how many there were. */
@@ -370,20 +393,21 @@ static uint64_t probe_uffd_features(void)
 	return api.features;
 }
 
-static void check_features(uint64_t features)
+/* What the wp-async tracker needs and this kernel lacks: "" when nothing. */
+static const char *missing_features(uint64_t features)
 {
-	char missing[128] = "";
+	static char missing[128];
 
+	missing[0] = 0;
 	if (!(features & UFFD_FEATURE_WP_ASYNC))
 		strcat(missing, " WP_ASYNC");
 	if (!(features & UFFD_FEATURE_WP_UNPOPULATED))
 		strcat(missing, " WP_UNPOPULATED");
-	if (missing[0])
-		die("this kernel's userfaultfd lacks%s: ttd needs Linux 6.7 or newer "
-		    "(the fallback tracker for older kernels is not built yet)", missing);
+	return missing[0] ? missing + 1 : missing;
 }
 
-static void check_pagemap_scan(void)
+/* PAGEMAP_SCAN works: 0, or the errno it failed with. */
+static int probe_pagemap_scan(void)
 {
 	struct page_region vec[4];
 	static char probe_page[PAGE_SIZE] __attribute__((aligned(4096)));
@@ -402,9 +426,40 @@ static void check_pagemap_scan(void)
 		ret = -1;	/* testing knob */
 		err = ENOTTY;
 	}
-	if (ret < 0)
-		die("this kernel lacks the PAGEMAP_SCAN ioctl (%s): ttd needs Linux 6.7 or newer "
-		    "(the fallback tracker for older kernels is not built yet)", strerror(err));
+	return ret < 0 ? err : 0;
+}
+
+/*
+ * wp-async when the kernel has what it needs (or when forced: then its lack is
+ * the error), else the diff tracker; srv.fallback names what made auto fall back.
+ */
+static void choose_tracker(uint64_t features)
+{
+	const char *missing = missing_features(features);
+	int scan_err = probe_pagemap_scan();
+	static char fallback[160];
+
+	if (srv.spec.flags & SPEC_TRACKER_WP_ASYNC) {
+		if (missing[0])
+			die("this kernel's userfaultfd lacks %s: the wp-async tracker needs Linux 6.7 "
+			    "or newer (the diff tracker works without it)", missing);
+		if (scan_err)
+			die("this kernel lacks the PAGEMAP_SCAN ioctl (%s): the wp-async tracker needs "
+			    "Linux 6.7 or newer (the diff tracker works without it)", strerror(scan_err));
+	}
+	srv.tracker = TRACKER_WP_ASYNC;
+	if (srv.spec.flags & SPEC_TRACKER_DIFF || missing[0] || scan_err)
+		srv.tracker = TRACKER_DIFF;
+	if (srv.tracker == TRACKER_DIFF && !(srv.spec.flags & SPEC_TRACKER_DIFF)) {
+		if (missing[0])	/* the first one it lacks: WP_ASYNC, else WP_UNPOPULATED */
+			snprintf(fallback, sizeof(fallback), "UFFD_FEATURE_%.*s",
+				 (int)strcspn(missing, " "), missing);
+		else
+			snprintf(fallback, sizeof(fallback), "the PAGEMAP_SCAN ioctl");
+		srv.fallback = fallback;
+	}
+	if (srv.tracker == TRACKER_DIFF)
+		srv.copy_mode = 0;
 }
 
 /* The stub's image range from its ELF program headers. */
@@ -803,7 +858,8 @@ static void send_layout(int sock, uint64_t features)
 {
 	struct stub_layout l = { .nr_maps = srv.spec.nr_maps, .auxv_size = srv.spec.auxv_size,
 				 .uffd_features = features,
-				 .sandbox = !!(srv.spec.flags & SPEC_SANDBOX) };
+				 .sandbox = !!(srv.spec.flags & SPEC_SANDBOX),
+				 .register_wp = srv.tracker == TRACKER_WP_ASYNC };
 
 	memcpy(l.mm, srv.spec.mm, sizeof(l.mm));
 	if (write_all(sock, &l, sizeof(l)) ||
@@ -915,9 +971,97 @@ static void start_stub(uint64_t features)
 		die("ttd-stub did not stay stopped (wait status 0x%x)", status);
 	srv.pidfd = syscall(SYS_pidfd_open, srv.pid, 0);
 	srv.pagemap_fd = open_stub_proc("pagemap", O_RDONLY);
+	srv.mem_fd = open_stub_proc("mem", O_RDONLY);
 	if (srv.spec.mode == MODE_WORKAROUND)
 		srv.clear_refs_fd = open_stub_proc("clear_refs", O_WRONLY);
 	build_regions();
+}
+
+/* ---- the diff tracker: baselines ---------------------------------------- */
+
+/*
+ * The diff tracker keeps, for every filled page, the bytes it was filled with
+ * (or, after clear_written, the bytes it had then): its baseline. Baselines
+ * live in slots of 4 KiB, allocated in chunks of 2 MiB (populated at once:
+ * one kernel call instead of 512 page faults); a region's `slot` array maps its
+ * pages to slots (1 + index, 0 = no baseline). Pieces of a region cut by
+ * mremap keep pointing into the same array. Nothing is freed before exit.
+ */
+#define SLOT_CHUNK_PAGES 512
+
+static uint8_t **slot_chunks;
+static uint32_t nr_slots, cap_chunks;
+
+static uint8_t *slot_bytes(uint32_t slot)
+{
+	uint32_t i = slot - 1;
+
+	return slot_chunks[i / SLOT_CHUNK_PAGES] + (uint64_t)(i % SLOT_CHUNK_PAGES) * PAGE_SIZE;
+}
+
+static uint32_t slot_new(void)
+{
+	if (nr_slots % SLOT_CHUNK_PAGES == 0) {
+		uint32_t chunk = nr_slots / SLOT_CHUNK_PAGES;
+		if (chunk == cap_chunks) {
+			cap_chunks = cap_chunks ? 2 * cap_chunks : 64;
+			slot_chunks = realloc(slot_chunks, cap_chunks * sizeof(*slot_chunks));
+			if (!slot_chunks)
+				die("out of memory");
+		}
+		void *p = mmap(NULL, SLOT_CHUNK_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (p == MAP_FAILED)
+			die("out of memory for the diff tracker's baselines");
+		slot_chunks[chunk] = p;
+	}
+	return ++nr_slots;
+}
+
+/* The slot array of r from target_addr on (for a piece of r that starts there). */
+static uint32_t *slots_from(const struct region *r, uint64_t target_addr)
+{
+	return r->slot ? r->slot + (target_addr - r->target_start) / PAGE_SIZE : NULL;
+}
+
+/* The slot of the page at target_addr in r, allocated when `create`; 0 when none. */
+static uint32_t page_slot(struct region *r, uint64_t target_addr, int create)
+{
+	uint64_t i = (target_addr - r->target_start) / PAGE_SIZE;
+
+	if (!r->slot) {
+		if (!create)
+			return 0;
+		/* calloc of a large array is lazily zeroed memory: sparse use is cheap */
+		r->slot = calloc((r->target_end - r->target_start) / PAGE_SIZE, sizeof(*r->slot));
+		if (!r->slot)
+			die("out of memory");
+	}
+	if (!r->slot[i] && create)
+		r->slot[i] = slot_new();
+	return r->slot[i];
+}
+
+/* Diff tracker: [lo, hi) of r was just filled from src; remember those bytes. */
+static void baseline_store(struct region *r, uint64_t lo, uint64_t hi, const uint8_t *src)
+{
+	if (srv.tracker != TRACKER_DIFF)
+		return;
+	for (uint64_t p = lo; p < hi; p += PAGE_SIZE)
+		memcpy(slot_bytes(page_slot(r, p, 1)), src + (p - lo), PAGE_SIZE);
+}
+
+/*
+ * Diff tracker: a page the process dropped (MADV_DONTNEED) faults again and
+ * gets zeros. Its baseline stays what it was (the recorded bytes if it was
+ * never filled), so it counts as written when the zeros differ from it.
+ */
+static void baseline_keep_recorded(struct region *r, uint64_t page)
+{
+	if (srv.tracker != TRACKER_DIFF || page_slot(r, page, 0))
+		return;
+	fetch_range(page + r->rec_delta, page + PAGE_SIZE + r->rec_delta, srv.buf);
+	baseline_store(r, page, page + PAGE_SIZE, srv.buf);
 }
 
 /* ---- serving faults ------------------------------------------------------ */
@@ -1080,11 +1224,13 @@ static int serve_fault(uint64_t fault_addr)
 	uint64_t window = page == last_fill_end ? srv.spec.fault_around_pages : 1;
 	uint64_t hi = page + window * PAGE_SIZE;
 
+	if (r && nr_removed && page_removed(page))
+		baseline_keep_recorded(r, page);
 	if (!r || (nr_removed && page_removed(page))) {
 		/* !r: beyond the recorded mappings, e.g. grown in place by mremap (the
 		 * growth inherits the registration); waking without a fill would only
 		 * make the access fault again */
-		long done = serve_zero(page, r ? 0 : UFFDIO_COPY_MODE_WP);
+		long done = serve_zero(page, r ? 0 : srv.copy_mode);
 		if (done == COPY_RETRY)
 			return COPY_RETRY;
 		srv.pages_served++;
@@ -1104,13 +1250,14 @@ static int serve_fault(uint64_t fault_addr)
 		srv.serving_lo = page;
 		srv.serving_hi = hi;
 		fetch_range(page + r->rec_delta, hi + r->rec_delta, srv.buf);
-		long done = uffd_copy(page, hi, UFFDIO_COPY_MODE_WP);
+		long done = uffd_copy(page, hi, srv.copy_mode);
 		srv.serving_hi = 0;
 		if (done == COPY_RETRY)
 			return COPY_RETRY;
 		if (done == 0)
 			uffd_wake(page, PAGE_SIZE);	/* already there: just wake the faulter */
 		hi = done > 0 ? page + done : page;
+		baseline_store(r, page, hi, srv.buf);
 	}
 	mark_filled(r, page, hi);
 	last_fill_end = hi;
@@ -1169,12 +1316,14 @@ static uint32_t cut_regions(struct region *out, uint64_t lo, uint64_t hi, uint64
 		}
 		if (r.target_end > hi) {
 			out[n] = r;
+			out[n].slot = slots_from(&r, hi);
 			out[n++].target_start = hi;
 		}
 		if (to) {
 			uint64_t a = r.target_start > lo ? r.target_start : lo;
 			uint64_t b = r.target_end < hi ? r.target_end : hi;
 			out[n] = r;
+			out[n].slot = slots_from(&r, a);	/* baselines move with their pages */
 			out[n].target_start = to + (a - lo);
 			out[n].target_end = to + (b - lo);
 			out[n++].rec_delta = r.rec_delta + (int64_t)(lo - to);
@@ -1296,7 +1445,7 @@ static int fill_range(uint64_t lo, uint64_t hi)
 			while (run < end && run - p < EAGER_WINDOW_PAGES * PAGE_SIZE && !page_filled(r, run))
 				run += PAGE_SIZE;
 			fetch_range(p + r->rec_delta, run + r->rec_delta, srv.buf);
-			long done = uffd_copy(p, run, UFFDIO_COPY_MODE_WP);
+			long done = uffd_copy(p, run, srv.copy_mode);
 			if (done == COPY_RETRY) {
 				/* read the pending event (it may move regions), then start over:
 				 * what is filled already is skipped or refused (EEXIST) */
@@ -1309,6 +1458,8 @@ static int fill_range(uint64_t lo, uint64_t hi)
 				return -1;
 			/* EEXIST part way: the rest is there already or will fault normally */
 			uint64_t filled_to = done > 0 ? p + done : p + PAGE_SIZE;
+			if (done > 0)
+				baseline_store(r, p, filled_to, srv.buf);
 			mark_filled(r, p, filled_to);
 			srv.pages_served += (filled_to - p) / PAGE_SIZE;
 			srv.bytes += filled_to - p;
@@ -1333,11 +1484,264 @@ static const char *const syscall_names[512] = {
 #include "syscall_names.h"
 };
 
-/* A system call the sandbox did not let through: refuse it with EPERM, count it. */
+/*
+ * What the sandbox refused, grouped by (system call, detail) in first-seen
+ * order. The detail is the telling argument: the path(s) of a file system
+ * call, the signal and its target, the address of a socket call; NULL for the
+ * rest. At most MAX_BLOCKED_KINDS groups keep their detail; further ones are
+ * counted under their name alone.
+ */
+#define MAX_BLOCKED_KINDS 256
+#define MAX_DETAIL 512
+
+struct blocked_call {
+	int nr;
+	char *detail;		/* NULL: none */
+	uint32_t count;
+};
+static struct blocked_call *blocked;
+static size_t nr_blocked;
+
+static void note_blocked(int nr, const char *detail)
+{
+	if (nr_blocked >= MAX_BLOCKED_KINDS)
+		detail = NULL;
+	for (size_t i = 0; i < nr_blocked; i++) {
+		struct blocked_call *b = &blocked[i];
+		if (b->nr == nr && (b->detail == detail || (b->detail && detail && !strcmp(b->detail, detail)))) {
+			b->count++;
+			return;
+		}
+	}
+	blocked = realloc(blocked, (nr_blocked + 1) * sizeof(*blocked));
+	if (!blocked)
+		die("out of memory");
+	blocked[nr_blocked++] = (struct blocked_call){ nr, detail ? strdup(detail) : NULL, 1 };
+}
+
+/*
+ * Read up to len bytes of the process at target_addr through /proc/PID/mem:
+ * a page not filled yet fails there (EIO) instead of blocking on us, so we
+ * fill it first and read again. Returns the bytes read.
+ */
+static size_t read_target(void *dst, uint64_t target_addr, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		uint64_t at = target_addr + done;
+		size_t n = PAGE_SIZE - (at & (PAGE_SIZE - 1));
+		if (n > len - done)
+			n = len - done;
+		ssize_t got = pread(srv.mem_fd, (char *)dst + done, n, (off_t)at);
+		if (got <= 0 && errno == EIO) {
+			uint64_t page = at & ~(PAGE_SIZE - 1);
+			if (fill_range(page, page + PAGE_SIZE))
+				break;
+			got = pread(srv.mem_fd, (char *)dst + done, n, (off_t)at);
+		}
+		if (got <= 0)
+			break;
+		done += got;
+	}
+	return done;
+}
+
+/* The NUL-terminated string at target_addr, cut at MAX_DETAIL - 1 bytes. */
+static void read_target_string(char *out, uint64_t target_addr)
+{
+	size_t got = 0;
+
+	out[0] = 0;
+	if (!target_addr)
+		return;
+	while (got < MAX_DETAIL - 1) {
+		size_t n = read_target(out + got, target_addr + got, 64 < MAX_DETAIL - 1 - got ? 64 : MAX_DETAIL - 1 - got);
+		if (!n)
+			break;
+		if (memchr(out + got, 0, n))
+			return;
+		got += n;
+	}
+	out[got] = 0;
+}
+
+/* Which arguments of system call nr are paths: -1 when not. */
+static void path_args(int nr, int *first, int *second)
+{
+	*first = *second = -1;
+	switch (nr) {
+	case SYS_open: case SYS_creat: case SYS_unlink: case SYS_mkdir: case SYS_rmdir:
+	case SYS_truncate: case SYS_chmod: case SYS_chown: case SYS_lchown: case SYS_execve:
+	case SYS_mknod: case SYS_access: case SYS_stat: case SYS_lstat: case SYS_readlink:
+	case SYS_chdir: case SYS_chroot: case SYS_utime: case SYS_utimes: case SYS_statfs:
+	case SYS_acct: case SYS_swapon: case SYS_swapoff: case SYS_umount2: case SYS_uselib:
+	case SYS_setxattr: case SYS_lsetxattr: case SYS_getxattr: case SYS_lgetxattr:
+	case SYS_listxattr: case SYS_llistxattr: case SYS_removexattr: case SYS_lremovexattr:
+		*first = 0;
+		break;
+	case SYS_openat: case SYS_openat2: case SYS_unlinkat: case SYS_mkdirat: case SYS_fchmodat:
+	case SYS_fchownat: case SYS_execveat: case SYS_mknodat: case SYS_faccessat:
+	case SYS_faccessat2: case SYS_readlinkat: case SYS_utimensat: case SYS_futimesat:
+	case SYS_statx: case SYS_name_to_handle_at: case SYS_inotify_add_watch: case SYS_open_tree:
+		*first = 1;
+		break;
+	case SYS_rename: case SYS_link: case SYS_symlink: case SYS_mount: case SYS_pivot_root:
+		*first = 0, *second = 1;
+		break;
+	case SYS_renameat: case SYS_renameat2: case SYS_linkat:
+		*first = 1, *second = 3;
+		break;
+	case SYS_symlinkat:
+		*first = 0, *second = 2;
+		break;
+	}
+}
+
+static void signal_name(char *out, size_t len, uint64_t sig)
+{
+	const char *abbrev = sig > 0 && sig < 65 ? sigabbrev_np((int)sig) : NULL;
+
+	if (abbrev)
+		snprintf(out, len, "SIG%s", abbrev);
+	else
+		snprintf(out, len, "signal %d", (int)sig);
+}
+
+/* "SIGKILL to pid 1234" for the signal-sending calls; 0 when nr is not one. */
+static int signal_detail(char *out, const struct seccomp_data *d)
+{
+	char sig[32];
+
+	switch (d->nr) {
+	case SYS_kill:
+		signal_name(sig, sizeof(sig), d->args[1]);
+		snprintf(out, MAX_DETAIL, "%s to pid %d", sig, (int)d->args[0]);
+		return 1;
+	case SYS_tkill:
+		signal_name(sig, sizeof(sig), d->args[1]);
+		snprintf(out, MAX_DETAIL, "%s to thread %d", sig, (int)d->args[0]);
+		return 1;
+	case SYS_tgkill: case SYS_rt_tgsigqueueinfo:
+		signal_name(sig, sizeof(sig), d->args[2]);
+		snprintf(out, MAX_DETAIL, "%s to pid %d", sig, (int)d->args[0]);
+		return 1;
+	case SYS_rt_sigqueueinfo:
+		signal_name(sig, sizeof(sig), d->args[1]);
+		snprintf(out, MAX_DETAIL, "%s to pid %d", sig, (int)d->args[0]);
+		return 1;
+	case SYS_pidfd_send_signal:
+		signal_name(sig, sizeof(sig), d->args[1]);
+		snprintf(out, MAX_DETAIL, "%s to pidfd %d", sig, (int)d->args[0]);
+		return 1;
+	}
+	return 0;
+}
+
+static const char *family_name(int family)
+{
+	switch (family) {
+	case AF_UNIX: return "AF_UNIX";
+	case AF_INET: return "AF_INET";
+	case AF_INET6: return "AF_INET6";
+	case AF_NETLINK: return "AF_NETLINK";
+	case AF_PACKET: return "AF_PACKET";
+	}
+	return NULL;
+}
+
+/* "AF_INET 127.0.0.1:9", "AF_INET6 [::1]:9", "AF_UNIX /path" ("@name": abstract). */
+static void sockaddr_detail(char *out, uint64_t target_addr, uint64_t len)
+{
+	union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6;
+		struct sockaddr_un un; uint8_t raw[128]; } a;
+	char text[INET6_ADDRSTRLEN];
+
+	memset(&a, 0, sizeof(a));
+	if (len > sizeof(a))
+		len = sizeof(a);
+	out[0] = 0;
+	if (!target_addr || len < sizeof(sa_family_t) || read_target(&a, target_addr, len) < len)
+		return;
+	const char *family = family_name(a.sa.sa_family);
+	if (a.sa.sa_family == AF_INET && len >= sizeof(a.in)) {
+		inet_ntop(AF_INET, &a.in.sin_addr, text, sizeof(text));
+		snprintf(out, MAX_DETAIL, "AF_INET %s:%u", text, ntohs(a.in.sin_port));
+	} else if (a.sa.sa_family == AF_INET6 && len >= sizeof(a.in6)) {
+		inet_ntop(AF_INET6, &a.in6.sin6_addr, text, sizeof(text));
+		snprintf(out, MAX_DETAIL, "AF_INET6 [%s]:%u", text, ntohs(a.in6.sin6_port));
+	} else if (a.sa.sa_family == AF_UNIX) {
+		size_t n = len - offsetof(struct sockaddr_un, sun_path);
+		const char *path = a.un.sun_path;
+		int abstract = n > 0 && path[0] == 0;
+		snprintf(out, MAX_DETAIL, "AF_UNIX %s%.*s", abstract ? "@" : "",
+			 (int)(abstract ? n - 1 : strnlen(path, n)), path + abstract);
+	} else if (family) {
+		snprintf(out, MAX_DETAIL, "%s", family);
+	} else {
+		snprintf(out, MAX_DETAIL, "address family %d", a.sa.sa_family);
+	}
+}
+
+static void socket_detail(char *out, uint64_t domain, uint64_t type)
+{
+	static const char *const types[] = { [1] = "SOCK_STREAM", [2] = "SOCK_DGRAM", [3] = "SOCK_RAW",
+					     [5] = "SOCK_SEQPACKET" };
+	const char *family = family_name((int)domain);
+	unsigned kind = type & 0xf;
+	const char *type_name = kind < 6 ? types[kind] : NULL;
+
+	if (family)
+		snprintf(out, MAX_DETAIL, "%s %s", family, type_name ? type_name : "");
+	else
+		snprintf(out, MAX_DETAIL, "address family %d", (int)domain);
+	size_t n = strlen(out);
+	if (n && out[n - 1] == ' ')
+		out[n - 1] = 0;
+}
+
+/* The telling argument of a refused call into out (MAX_DETAIL bytes); "" when none. */
+static void blocked_detail(char *out, const struct seccomp_data *d)
+{
+	int first, second;
+
+	out[0] = 0;
+	if (signal_detail(out, d))
+		return;
+	switch (d->nr) {
+	case SYS_socket: case SYS_socketpair:
+		socket_detail(out, d->args[0], d->args[1]);
+		return;
+	case SYS_connect: case SYS_bind:
+		sockaddr_detail(out, d->args[1], d->args[2]);
+		return;
+	case SYS_sendto:
+		sockaddr_detail(out, d->args[4], d->args[5]);
+		return;
+	}
+	path_args(d->nr, &first, &second);
+	if (first < 0)
+		return;
+	read_target_string(out, d->args[first]);
+	if (second >= 0) {
+		char other[MAX_DETAIL];
+		read_target_string(other, d->args[second]);
+		size_t n = strlen(out);
+		snprintf(out + n, MAX_DETAIL - n, " -> %s", other);
+	}
+}
+
+/*
+ * A system call the sandbox did not let through: refuse it with EPERM and
+ * record it. The detail is read from the process while the call waits; it
+ * counts only if the notification is still valid after the read (the call
+ * may have been interrupted, and its memory reused, meanwhile).
+ */
 static void handle_blocked(void)
 {
 	struct seccomp_notif req;
 	struct seccomp_notif_resp resp = { 0 };
+	char detail[MAX_DETAIL];
 
 	memset(&req, 0, sizeof(req));	/* the kernel insists on a zeroed request */
 	if (ioctl(srv.listener, SECCOMP_IOCTL_NOTIF_RECV, &req)) {
@@ -1345,8 +1749,9 @@ static void handle_blocked(void)
 			die("seccomp listener: %s", strerror(errno));
 		return;
 	}
-	if (req.data.nr < 512)
-		srv.blocked[req.data.nr]++;
+	blocked_detail(detail, &req.data);
+	if (ioctl(srv.listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0)
+		note_blocked(req.data.nr, detail[0] ? detail : NULL);
 	resp.id = req.id;
 	resp.error = -EPERM;
 	/* ENOENT: the call was interrupted, or the process is gone */
@@ -1354,19 +1759,40 @@ static void handle_blocked(void)
 		die("seccomp listener: %s", strerror(errno));
 }
 
-/* ", \"blocked_syscalls\": {\"openat\": 2, ...}" into out */
-static void format_blocked(char *out, size_t len)
+/* A JSON string (quoted) for s; bytes that are not printable ASCII are escaped. */
+static void json_string(FILE *f, const char *s)
 {
-	size_t used = snprintf(out, len, "{");
-
-	for (int nr = 0; nr < 512 && used < len; nr++) {
-		if (!srv.blocked[nr])
-			continue;
-		used += snprintf(out + used, len - used, "%s\"%s\": %u", used > 1 ? ", " : "",
-				 syscall_names[nr] ? syscall_names[nr] : "unknown", srv.blocked[nr]);
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
 	}
-	if (used < len)
-		snprintf(out + used, len - used, "}");
+	fputc('"', f);
+}
+
+/* [{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...] */
+static void format_blocked(FILE *f)
+{
+	fputc('[', f);
+	for (size_t i = 0; i < nr_blocked; i++) {
+		const char *name = blocked[i].nr >= 0 && blocked[i].nr < 512 ? syscall_names[blocked[i].nr] : NULL;
+		fprintf(f, "%s{\"name\": ", i ? ", " : "");
+		if (name)
+			json_string(f, name);
+		else
+			fprintf(f, "\"syscall %d\"", blocked[i].nr);
+		fprintf(f, ", \"count\": %u, \"detail\": ", blocked[i].count);
+		if (blocked[i].detail)
+			json_string(f, blocked[i].detail);
+		else
+			fputs("null", f);
+		fputc('}', f);
+	}
+	fputc(']', f);
 }
 
 /* ---- control requests ---------------------------------------------------- */
@@ -1386,34 +1812,42 @@ static double percentile_us(const uint32_t *sorted, size_t n, double q)
 	return sorted[i] / 1000.0;
 }
 
-static void format_stats(char *out, size_t len)
+/* The statistics as one JSON object (malloc'd). */
+static char *format_stats(void)
 {
-	char blocked[2048];
-
-	format_blocked(blocked, sizeof(blocked));
 	static const char *modes[] = { "lazy", "eager", "workaround" };
 	uint32_t *sorted = malloc((srv.nr_lat + 1) * sizeof(*sorted));
 	double sum = 0;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
 
+	if (!sorted || !f)
+		die("out of memory");
 	memcpy(sorted, srv.lat_ns, srv.nr_lat * sizeof(*sorted));
 	qsort(sorted, srv.nr_lat, sizeof(*sorted), cmp_u32);
 	for (size_t i = 0; i < srv.nr_lat; i++)
 		sum += sorted[i];
-	snprintf(out, len,
-		 "{\"faults\": %" PRIu64 ", \"pages_served\": %" PRIu64 ", \"zero_pages\": %" PRIu64
-		 ", \"bytes\": %" PRIu64 ", \"serve_us_p50\": %.2f, \"serve_us_p99\": %.2f"
-		 ", \"serve_us_max\": %.2f, \"serve_us_mean\": %.2f, \"mode\": \"%s\""
-		 ", \"fault_around_pages\": %u, \"xstate_restored\": %s"
-		 ", \"same_tid\": %s, \"pages_verified_by_helper\": %" PRIu64
-		 ", \"sandbox\": %s, \"blocked_syscalls\": %s}",
-		 srv.faults, srv.pages_served, srv.zero_pages, srv.bytes,
-		 percentile_us(sorted, srv.nr_lat, 0.5), percentile_us(sorted, srv.nr_lat, 0.99),
-		 srv.nr_lat ? sorted[srv.nr_lat - 1] / 1000.0 : 0.0,
-		 srv.nr_lat ? sum / srv.nr_lat / 1000.0 : 0.0, modes[srv.spec.mode % 3],
-		 srv.spec.fault_around_pages, srv.xstate_restored ? "true" : "false", srv.same_tid ? "true" : "false",
-		 (uint64_t)atomic_load(&pages_verified_by_helper),
-		 srv.listener >= 0 ? "true" : "false", blocked);
+	fprintf(f,
+		"{\"faults\": %" PRIu64 ", \"pages_served\": %" PRIu64 ", \"zero_pages\": %" PRIu64
+		", \"bytes\": %" PRIu64 ", \"serve_us_p50\": %.2f, \"serve_us_p99\": %.2f"
+		", \"serve_us_max\": %.2f, \"serve_us_mean\": %.2f, \"mode\": \"%s\""
+		", \"fault_around_pages\": %u, \"xstate_restored\": %s"
+		", \"same_tid\": %s, \"pages_verified_by_helper\": %" PRIu64
+		", \"tracker\": \"%s\", \"baseline_pages\": %u, \"sandbox\": %s, \"blocked_syscalls\": ",
+		srv.faults, srv.pages_served, srv.zero_pages, srv.bytes,
+		percentile_us(sorted, srv.nr_lat, 0.5), percentile_us(sorted, srv.nr_lat, 0.99),
+		srv.nr_lat ? sorted[srv.nr_lat - 1] / 1000.0 : 0.0,
+		srv.nr_lat ? sum / srv.nr_lat / 1000.0 : 0.0, modes[srv.spec.mode % 3],
+		srv.spec.fault_around_pages, srv.xstate_restored ? "true" : "false", srv.same_tid ? "true" : "false",
+		(uint64_t)atomic_load(&pages_verified_by_helper),
+		srv.tracker == TRACKER_DIFF ? "diff" : "wp-async", nr_slots,
+		srv.listener >= 0 ? "true" : "false");
+	format_blocked(f);
+	fputc('}', f);
+	fclose(f);
 	free(sorted);
+	return out;
 }
 
 /* One PAGEMAP_SCAN walk over [lo, hi); emit(start, end) per written range. */
@@ -1443,23 +1877,244 @@ static void scan_written(uint64_t lo, uint64_t hi, void (*emit)(uint64_t, uint64
 
 struct range_list { uint64_t (*r)[2]; size_t n, cap; };
 
-static void collect_range(uint64_t start, uint64_t end, void *ctx)
+/* Append the pair (a, b) to l. */
+static void push_pair(struct range_list *l, uint64_t a, uint64_t b)
 {
-	struct range_list *l = ctx;
-
-	if (l->n && l->r[l->n - 1][1] == start) {
-		l->r[l->n - 1][1] = end;
-		return;
-	}
 	if (l->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 256;
 		l->r = realloc(l->r, l->cap * sizeof(*l->r));
 		if (!l->r)
 			die("out of memory");
 	}
-	l->r[l->n][0] = start;
-	l->r[l->n][1] = end;
+	l->r[l->n][0] = a;
+	l->r[l->n][1] = b;
 	l->n++;
+}
+
+/* Append [start, end) to l, merged with the last range when adjacent. */
+static void collect_range(uint64_t start, uint64_t end, void *ctx)
+{
+	struct range_list *l = ctx;
+
+	if (l->n && l->r[l->n - 1][1] == start)
+		l->r[l->n - 1][1] = end;
+	else
+		push_pair(l, start, end);
+}
+
+/* ---- the diff tracker: the written set ------------------------------------ */
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_FILE (1ULL << 61)	/* a file page (or shared anonymous): not the process's own bytes */
+
+/* pagemap entries of npages pages from target_addr (classic /proc/PID/pagemap). */
+static void read_pagemap(uint64_t target_addr, size_t npages, uint64_t *ents)
+{
+	ssize_t got = pread(srv.pagemap_fd, ents, npages * 8, (off_t)(target_addr / PAGE_SIZE * 8));
+	size_t n = got > 0 ? (size_t)got : 0;
+
+	if (n < npages * 8)
+		memset((char *)ents + n, 0, npages * 8 - n);	/* unreadable: not present */
+}
+
+/*
+ * Read present pages [lo, hi) of the process into dst: process_vm_readv, and
+ * /proc/PID/mem for what it refuses (mappings without read permission).
+ * Only present pages: a missing one would wait for us to serve it. 0 when all read.
+ */
+static int read_present(uint8_t *dst, uint64_t lo, uint64_t hi)
+{
+	struct iovec local = { dst, hi - lo }, remote = { (void *)lo, hi - lo };
+	ssize_t n = process_vm_readv(srv.pid, &local, 1, &remote, 1, 0);
+
+	if (n == (ssize_t)(hi - lo))
+		return 0;
+	if (n < 0)
+		n = 0;
+	return pread(srv.mem_fd, dst + n, hi - lo - n, (off_t)(lo + n)) == (ssize_t)(hi - lo - n) ? 0 : -1;
+}
+
+/*
+ * The pages of r that have a baseline and differ from it now: into out; or,
+ * with rebase, make their current bytes the baseline. Pages not present (the
+ * process dropped them and has not touched them since) are skipped.
+ */
+static void diff_region(struct region *r, struct range_list *out, int rebase)
+{
+	uint64_t npages = (r->target_end - r->target_start) / PAGE_SIZE;
+	static uint64_t ents[EAGER_WINDOW_PAGES];
+
+	for (uint64_t i = 0; r->slot && i < npages;) {
+		if (!r->slot[i]) {
+			i++;
+			continue;
+		}
+		uint64_t j = i, lo = r->target_start + i * PAGE_SIZE;
+		while (j < npages && j - i < EAGER_WINDOW_PAGES && r->slot[j])
+			j++;
+		read_pagemap(lo, j - i, ents);
+		for (uint64_t k = 0; k < j - i;) {
+			if (!(ents[k] & (PM_PRESENT | PM_SWAPPED))) {
+				k++;
+				continue;
+			}
+			uint64_t m = k;
+			while (m < j - i && ents[m] & (PM_PRESENT | PM_SWAPPED))
+				m++;
+			if (read_present(srv.buf, lo + k * PAGE_SIZE, lo + m * PAGE_SIZE) == 0) {
+				for (uint64_t q = k; q < m; q++) {
+					uint8_t *now = srv.buf + (q - k) * PAGE_SIZE, *base = slot_bytes(r->slot[i + q]);
+					if (!memcmp(now, base, PAGE_SIZE))
+						continue;
+					if (rebase)
+						memcpy(base, now, PAGE_SIZE);
+					else
+						collect_range(lo + q * PAGE_SIZE, lo + (q + 1) * PAGE_SIZE, out);
+				}
+			}
+			k = m;
+		}
+		i = j;
+	}
+}
+
+/*
+ * New memory (outside the recorded mappings: new mappings, brk growth) starts
+ * as zeros: its pages count as written when present and not zero, or, after
+ * clear_written, when they differ from what they held then (kept as a hash).
+ */
+struct page_hash { uint64_t page, hash; };
+static struct page_hash *outside_base;
+static size_t nr_outside_base;
+
+static uint64_t page_hash(const uint8_t *page)
+{
+	const uint64_t *w = (const uint64_t *)page;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < PAGE_SIZE / 8; i++)
+		h = (h ^ w[i]) * 0x100000001b3ULL;
+	return h ^ (h >> 29);
+}
+
+static const struct page_hash *outside_baseline(uint64_t page)
+{
+	size_t lo = 0, hi = nr_outside_base;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (outside_base[mid].page == page)
+			return &outside_base[mid];
+		if (outside_base[mid].page < page)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int is_zero_page(const uint8_t *page)
+{
+	static const uint8_t zeros[PAGE_SIZE];
+
+	return !memcmp(page, zeros, PAGE_SIZE);
+}
+
+/* One present page of new memory: written? (rebase: remember it instead) */
+static void diff_outside_page(uint64_t page, const uint8_t *now, struct range_list *out,
+			      struct range_list *rebased)
+{
+	if (rebased) {
+		if (!is_zero_page(now))
+			push_pair(rebased, page, page_hash(now));
+		return;
+	}
+	const struct page_hash *was = outside_baseline(page);
+	if (was ? was->hash != page_hash(now) : !is_zero_page(now))
+		collect_range(page, page + PAGE_SIZE, out);
+}
+
+/* The present anonymous pages of [lo, hi) outside every region. */
+static void diff_outside_range(uint64_t lo, uint64_t hi, struct range_list *out, struct range_list *rebased)
+{
+	static uint64_t ents[EAGER_WINDOW_PAGES];
+
+	for (uint64_t at = lo; at < hi; at += EAGER_WINDOW_PAGES * PAGE_SIZE) {
+		uint64_t end = hi - at > EAGER_WINDOW_PAGES * PAGE_SIZE ? at + EAGER_WINDOW_PAGES * PAGE_SIZE : hi;
+		read_pagemap(at, (end - at) / PAGE_SIZE, ents);
+		for (uint64_t p = at; p < end; p += PAGE_SIZE) {
+			uint64_t e = ents[(p - at) / PAGE_SIZE];
+			if (!(e & (PM_PRESENT | PM_SWAPPED)) || e & PM_FILE || find_region(p))
+				continue;
+			if (read_present(srv.buf, p, p + PAGE_SIZE) == 0)
+				diff_outside_page(p, srv.buf, out, rebased);
+		}
+	}
+}
+
+/* Every mapping of the process but ttd-stub's image and [vsyscall], outside the regions. */
+static void diff_outside(struct range_list *out, struct range_list *rebased)
+{
+	char path[64], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", srv.pid);
+	f = fopen(path, "re");
+	if (!f)
+		die("cannot read %s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t lo, hi;
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64, &lo, &hi) != 2 || lo >= TASK_SIZE_MAX)
+			continue;
+		if (lo < srv.image_hi && hi > srv.image_lo)
+			continue;	/* the stub's own image (a mapping never straddles it) */
+		diff_outside_range(lo, hi, out, rebased);
+	}
+	fclose(f);
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* Sort and merge adjacent ranges. */
+static void normalize_ranges(struct range_list *l)
+{
+	size_t n = 0;
+
+	qsort(l->r, l->n, sizeof(*l->r), cmp_range);
+	for (size_t i = 0; i < l->n; i++) {
+		if (n && l->r[n - 1][1] == l->r[i][0])
+			l->r[n - 1][1] = l->r[i][1];
+		else if (n++ != i)
+			memcpy(l->r[n - 1], l->r[i], sizeof(*l->r));
+	}
+	l->n = n;
+}
+
+static void diff_written(struct range_list *out)
+{
+	for (uint32_t i = 0; i < srv.nr_regions; i++)
+		diff_region(&srv.regions[i], out, 0);
+	diff_outside(out, NULL);
+	normalize_ranges(out);
+}
+
+/* clear_written for the diff tracker: the current bytes become the baseline. */
+static void diff_rebase(void)
+{
+	struct range_list pairs = { 0 };
+
+	for (uint32_t i = 0; i < srv.nr_regions; i++)
+		diff_region(&srv.regions[i], NULL, 1);
+	diff_outside(NULL, &pairs);
+	free(outside_base);
+	outside_base = (struct page_hash *)pairs.r;	/* same layout: two u64 per entry */
+	nr_outside_base = pairs.n;
 }
 
 /* Written pages everywhere but in ttd-stub's own image. */
@@ -1468,8 +2123,12 @@ static void reply_written(void)
 	struct range_list list = { 0 };
 	char line[64];
 
-	scan_written(0, srv.image_lo, collect_range, &list);
-	scan_written(srv.image_hi, TASK_SIZE_MAX, collect_range, &list);
+	if (srv.tracker == TRACKER_DIFF) {
+		diff_written(&list);
+	} else {
+		scan_written(0, srv.image_lo, collect_range, &list);
+		scan_written(srv.image_hi, TASK_SIZE_MAX, collect_range, &list);
+	}
 	ctl_printf("OK %zu\n", list.n);
 	for (size_t i = 0; i < list.n; i++) {
 		int k = snprintf(line, sizeof(line), "%" PRIx64 " %" PRIx64 "\n", list.r[i][0], list.r[i][1]);
@@ -1478,9 +2137,14 @@ static void reply_written(void)
 	free(list.r);
 }
 
-/* Write-protect every page of every registered region again (clean). */
+/* Forget the writes so far: write-protect every page of every registered
+ * region again (wp-async), or take the current bytes as the baseline (diff). */
 static void clear_written(void)
 {
+	if (srv.tracker == TRACKER_DIFF) {
+		diff_rebase();
+		return;
+	}
 	for (uint32_t i = 0; i < srv.nr_regions; i++) {
 		struct region *r = &srv.regions[i];
 		struct pm_scan_arg arg = {
@@ -1499,11 +2163,11 @@ static void clear_written(void)
 
 static void stub_gone(int status)
 {
-	char stats[4096];
+	char *stats;
 
 	srv.pid = 0;
 	end_descendants();
-	format_stats(stats, sizeof(stats));
+	stats = format_stats();
 	ctl_printf("GONE %d %s\n", status, stats);
 	exit(0);
 }
@@ -1513,7 +2177,6 @@ static int handle_control(void)
 {
 	static char line[256];
 	static size_t used;
-	char stats[4096];
 	ssize_t n = read(srv.ctl_fd, line + used, sizeof(line) - 1 - used);
 
 	if (n < 0 && errno == EINTR)
@@ -1525,8 +2188,9 @@ static int handle_control(void)
 	while ((nl = memchr(line, '\n', used))) {
 		*nl = 0;
 		if (strcmp(line, "STATS") == 0) {
-			format_stats(stats, sizeof(stats));
+			char *stats = format_stats();
 			ctl_printf("OK %s\n", stats);
+			free(stats);
 		} else if (strcmp(line, "WRITTEN") == 0) {
 			reply_written();
 		} else if (strcmp(line, "CLEAR") == 0) {
@@ -1635,19 +2299,21 @@ int main(int argc, char **argv)
 	parse_args(argc, argv);
 	read_spec();
 	features = probe_uffd_features();
-	check_features(features);
-	check_pagemap_scan();
+	choose_tracker(features);
 	read_stub_image();
 	check_overlap();
 	open_db();
 	verifier_start();
 	srv.can_poison = !!(features & UFFD_FEATURE_POISON);
-	start_stub(NEED_UFFD_API_FEATURES |
+	start_stub((srv.tracker == TRACKER_WP_ASYNC ? NEED_UFFD_API_FEATURES : 0) |
 		   (features & (UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP)));
 	close(srv.out_fd);
 	close(srv.err_fd);
 	if (srv.spec.mode == MODE_EAGER)
 		fill_eagerly();
-	ctl_printf("READY %d\n", srv.pid);
+	if (srv.fallback)
+		ctl_printf("READY %d diff %s\n", srv.pid, srv.fallback);
+	else
+		ctl_printf("READY %d %s\n", srv.pid, srv.tracker == TRACKER_DIFF ? "diff" : "wp-async");
 	serve_loop();
 }

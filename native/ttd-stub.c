@@ -11,7 +11,7 @@
  *   4. maps each recorded region at its recorded address with its recorded
  *      protection as private anonymous memory (MADV_NOHUGEPAGE: 4 KiB tracking);
  *   5. creates a userfaultfd with the features the server asks for and
- *      registers the regions MISSING|WP;
+ *      registers the regions MISSING|WP (MISSING only for the diff tracker);
  *   6. sets auxv and the mm fields (prctl PR_SET_MM_MAP, exe_fd = -1);
  *   7. with the sandbox asked for, installs a seccomp filter (sandbox_install):
  *      what only affects the process passes, everything else goes to the
@@ -201,7 +201,8 @@ static long create_uffd(void)
 		struct stub_map *m = &maps[i];
 		struct uffdio_register reg = {
 			.range = { .start = m->rec_start, .len = m->rec_end - m->rec_start },
-			.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+			.mode = UFFDIO_REGISTER_MODE_MISSING |
+				(layout.register_wp ? UFFDIO_REGISTER_MODE_WP : 0),
 		};
 		if (!m->register_uffd)
 			continue;
@@ -231,9 +232,14 @@ static void set_mm(void)
 }
 
 /*
- * The sandbox: system calls that only affect the process itself pass; kill,
- * tkill and tgkill pass when aimed at itself; everything else (files, sockets,
- * processes, ...) is handed to the server, which answers EPERM and counts it.
+ * The sandbox: system calls that only affect the process itself pass (memory,
+ * futexes, clocks, its own signals and timers, reads and writes on the
+ * descriptors it has: 0, 1, 2 and pipes of its own, since it cannot open
+ * anything); kill, tkill, tgkill, rt_sigqueueinfo and rt_tgsigqueueinfo pass
+ * when aimed at itself, prlimit64 when it is about itself (pid 0 or its own);
+ * everything else (files, sockets, other processes, fork/clone, ...) is handed
+ * to the server, which answers EPERM and records it with a telling argument.
+ * New threads (clone with CLONE_THREAD, clone3) are refused too.
  * sendmsg and close_range pass for our own last steps: by then the process
  * has no socket and cannot make one.
  */
@@ -242,17 +248,29 @@ static const unsigned short sandbox_allowed[] = {
 	__NR_close, __NR_close_range, __NR_dup, __NR_dup2, __NR_dup3, __NR_fcntl, __NR_fstat,
 	__NR_newfstatat, __NR_pipe, __NR_pipe2, __NR_poll, __NR_ppoll, __NR_select, __NR_pselect6,
 	__NR_mmap, __NR_munmap, __NR_mprotect, __NR_brk, __NR_madvise, __NR_mremap, __NR_mincore,
-	__NR_msync, __NR_mlock, __NR_munlock, __NR_futex, __NR_set_robust_list,
+	__NR_msync, __NR_mlock, __NR_mlock2, __NR_munlock, __NR_mlockall, __NR_munlockall,
+	__NR_membarrier, __NR_futex, __NR_set_robust_list,
 	__NR_get_robust_list, __NR_rseq, __NR_set_tid_address, __NR_arch_prctl, __NR_clock_gettime,
 	__NR_clock_getres, __NR_gettimeofday, __NR_time, __NR_nanosleep, __NR_clock_nanosleep,
 	__NR_rt_sigaction, __NR_rt_sigprocmask, __NR_rt_sigreturn, __NR_sigaltstack,
-	__NR_rt_sigpending, __NR_rt_sigsuspend, __NR_rt_sigtimedwait, __NR_pause, __NR_getpid,
-	__NR_gettid, __NR_getppid, __NR_getuid, __NR_geteuid, __NR_getgid, __NR_getegid,
-	__NR_getrandom, __NR_uname, __NR_sched_yield, __NR_sched_getaffinity, __NR_getcwd,
+	__NR_rt_sigpending, __NR_rt_sigsuspend, __NR_rt_sigtimedwait, __NR_pause, __NR_restart_syscall,
+	__NR_alarm, __NR_getitimer, __NR_setitimer, __NR_timer_create, __NR_timer_settime,
+	__NR_timer_gettime, __NR_timer_getoverrun, __NR_timer_delete, __NR_getpid,
+	__NR_gettid, __NR_getppid, __NR_getpgrp, __NR_getsid, __NR_getuid, __NR_geteuid, __NR_getgid,
+	__NR_getegid, __NR_getresuid, __NR_getresgid, __NR_getgroups,
+	__NR_getrandom, __NR_uname, __NR_sysinfo, __NR_sched_yield, __NR_sched_getaffinity,
+	__NR_sched_getparam, __NR_sched_getscheduler, __NR_sched_get_priority_max,
+	__NR_sched_get_priority_min, __NR_getcpu, __NR_getcwd,
 	__NR_getrlimit, __NR_getrusage, __NR_times, __NR_exit, __NR_exit_group, __NR_sendmsg,
+	__NR_eventfd2, __NR_epoll_create1, __NR_epoll_ctl, __NR_epoll_wait, __NR_epoll_pwait,
 };
-#define SANDBOX_KILLS 3	/* kill, tkill, tgkill: allowed on ourselves */
-#define SANDBOX_LEN (4 + sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]) + SANDBOX_KILLS + 6)
+/* signals: allowed on ourselves (first argument: our pid, tgid or tid) */
+static const unsigned short sandbox_signals[] = {
+	__NR_kill, __NR_tkill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo,
+};
+#define NR_ALLOWED (sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]))
+#define NR_SIGNALS (sizeof(sandbox_signals) / sizeof(sandbox_signals[0]))
+#define SANDBOX_LEN (4 + NR_ALLOWED + NR_SIGNALS + 1 + 9)
 
 static struct sock_filter sandbox_prog[SANDBOX_LEN];
 
@@ -265,6 +283,7 @@ static struct sock_filter stmt(unsigned short code, unsigned int k)
 	return (struct sock_filter){ code, 0, 0, k };
 }
 
+/* JEQ k at index `at`: to `yes` or `no` (absolute indexes; BPF jumps forward only, by < 256) */
 static struct sock_filter jump(unsigned int k, unsigned int at, unsigned int yes, unsigned int no)
 {
 	return (struct sock_filter){ BPF_JMP | BPF_JEQ | BPF_K, (unsigned char)(yes - at - 1),
@@ -273,15 +292,15 @@ static struct sock_filter jump(unsigned int k, unsigned int at, unsigned int yes
 
 static long sandbox_install(long pid)
 {
-	/* the program, in order (BPF jumps only forward): */
-	const unsigned int nr_allowed = sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]);
-	const unsigned int kills = 4 + nr_allowed;	/* after arch, nr, x32 and the allowed */
-	const unsigned int deny = kills + SANDBOX_KILLS;	/* RET USER_NOTIF */
-	const unsigned int self = deny + 1;		/* LD arg0; JEQ pid */
+	/* the program, in order: */
+	const unsigned int signals = 4 + NR_ALLOWED;	/* after arch, nr, x32 and the allowed */
+	const unsigned int limits = signals + NR_SIGNALS;	/* prlimit64 */
+	const unsigned int deny = limits + 1;		/* RET USER_NOTIF */
+	const unsigned int zero_or_self = deny + 1;	/* LD arg0; JEQ 0 */
+	const unsigned int self = zero_or_self + 2;	/* LD arg0; JEQ pid */
 	const unsigned int allow = self + 2;		/* RET ALLOW */
 	const unsigned int deny_other = allow + 1;	/* RET USER_NOTIF */
 	const unsigned int kill_all = deny_other + 1;	/* RET KILL_PROCESS: another arch */
-	const unsigned short kill_nrs[SANDBOX_KILLS] = { __NR_kill, __NR_tkill, __NR_tgkill };
 	struct sock_filter *p = sandbox_prog;
 	unsigned int i = 0;
 
@@ -291,17 +310,20 @@ static long sandbox_install(long pid)
 	/* x32 system calls (bit 30) are another door: not through this one */
 	p[i] = (struct sock_filter){ BPF_JMP | BPF_JGE | BPF_K, (unsigned char)(deny - i - 1), 0,
 				     0x40000000 }, i++;
-	for (unsigned int k = 0; k < nr_allowed; k++, i++)
+	for (unsigned int k = 0; k < NR_ALLOWED; k++, i++)
 		p[i] = jump(sandbox_allowed[k], i, allow, i + 1);
-	for (unsigned int k = 0; k < SANDBOX_KILLS; k++, i++)
-		p[i] = jump(kill_nrs[k], i, self, i + 1);
+	for (unsigned int k = 0; k < NR_SIGNALS; k++, i++)
+		p[i] = jump(sandbox_signals[k], i, self, i + 1);
+	p[i] = jump(__NR_prlimit64, i, zero_or_self, i + 1), i++;
 	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF), i++;
-	/* signals: only when the target pid/tgid/tid is our own pid (one thread) */
+	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, ARG0_OFF), i++;
+	p[i] = jump(0, i, allow, i + 2), i++;	/* to the JEQ pid below */
 	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, ARG0_OFF), i++;
 	p[i] = jump((unsigned int)pid, i, allow, deny_other), i++;
 	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), i++;
 	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF), i++;
 	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS), i++;
+	_Static_assert(4 + NR_ALLOWED + NR_SIGNALS + 1 < 250, "BPF jumps reach 255 instructions at most");
 
 	struct sock_fprog prog = { .len = (unsigned short)i, .filter = sandbox_prog };
 	long ret = sys6(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);

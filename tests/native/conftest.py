@@ -59,3 +59,15 @@ def sandbox_recording(native_build, build_target, tmp_path_factory):
             os.unlink(base + suffix)
     result.base = base
     return result
+
+
+@pytest.fixture(scope="session")
+def escape_recording(native_build, build_target, tmp_path_factory):
+    """remat_escape recorded at its int3 (tick 1) and killed there: the live run never
+    tries its ways out; only rematerialized runs do. Its files: base.keep, base.victim."""
+    binary = build_target("tests/native/remat_escape.c")
+    db = tmp_path_factory.mktemp("rec") / "remat_escape.db"
+    result = record(str(binary), str(db), max_ticks=1)
+    assert result.exit_code == -9 and len(result.ticks) == 1, result
+    result.base = result.stdout.split(b"base=", 1)[1].split()[0].decode()
+    return result

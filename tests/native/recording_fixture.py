@@ -166,8 +166,11 @@ class _Writer:
         self.previous = dict(t.pages)
 
 
-def record(binary: str, db_path: str, timeout: float = 30.0) -> RecordingResult:
-    """Run `binary` traced; snapshot it at each int3 (ticks 1, 2, ...) until it exits."""
+def record(binary: str, db_path: str, timeout: float = 30.0,
+           max_ticks: int | None = None) -> RecordingResult:
+    """Run `binary` traced; snapshot it at each int3 (ticks 1, 2, ...) until it exits,
+    or until max_ticks snapshots: then it is killed there (exit_code -9), so the live
+    run does nothing after its last tick."""
     proc = subprocess.Popen([binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             preexec_fn=lambda: _libc.ptrace(PTRACE_TRACEME, 0, None, None))
     result = RecordingResult(db_path=db_path, pid=proc.pid)
@@ -184,6 +187,8 @@ def record(binary: str, db_path: str, timeout: float = 30.0) -> RecordingResult:
             if sig == signal.SIGTRAP:
                 result.ticks.append(_snapshot(proc.pid, len(result.ticks) + 1, writer))
                 sig = 0
+                if len(result.ticks) == max_ticks:
+                    sig = signal.SIGKILL
             elif sig == signal.SIGSTOP:
                 sig = 0  # a target stopping itself: only rematerialized runs stop there
             ptrace(PTRACE_CONT, proc.pid, 0, sig)

@@ -318,7 +318,7 @@ def test_sandbox_refuses_what_reaches_outside_and_counts_it(sandbox_recording):
     base = sandbox_recording.base
     open(base + ".keep", "w").close()
     try:
-        with rematerialize(sandbox_recording.db_path, 1, sandbox=True) as proc:
+        with rematerialize(sandbox_recording.db_path, 1) as proc:  # the sandbox is the default
             os.kill(proc.pid, signal.SIGCONT)
             status = proc.wait_exit(timeout=30)
             out = proc.output()[0].splitlines()[-1]
@@ -326,11 +326,61 @@ def test_sandbox_refuses_what_reaches_outside_and_counts_it(sandbox_recording):
         assert os.waitstatus_to_exitcode(status) == 0
         assert out == b"open -1 1 unlink -1 1 kill-parent -1 1 kill-self 0 fork -1 1"
         assert os.path.exists(base + ".keep") and not os.path.exists(base + ".new")
-        assert blocked == {"openat": 1, "unlink": 1, "kill": 1, "clone": 1}
+        assert blocked == [
+            {"name": "openat", "count": 1, "detail": base + ".new"},
+            {"name": "unlink", "count": 1, "detail": base + ".keep"},
+            {"name": "kill", "count": 1, "detail": f"signal 0 to pid {proc.server_pid}"},
+            {"name": "clone", "count": 1, "detail": None}]
     finally:
         for suffix in (".keep", ".new"):
             if os.path.exists(base + suffix):
                 os.unlink(base + suffix)
+
+
+@pytest.fixture
+def escape_files(escape_recording):
+    """The files remat_escape goes for, as the recorded run left them."""
+    base = escape_recording.base
+    for suffix in (".keep", ".victim"):
+        with open(base + suffix, "w") as f:
+            f.write("recorded\n")
+    yield base
+    for suffix in (".keep", ".victim", ".moved"):
+        if os.path.exists(base + suffix):
+            os.unlink(base + suffix)
+
+
+@pytest.mark.parametrize("tracker", ["wp-async", "diff"])
+def test_every_way_out_is_refused_and_listed_with_its_detail(escape_recording, escape_files, tracker):
+    """unlink (twice), open(O_WRONLY|O_TRUNC), rename, kill(getppid(), SIGKILL),
+    socket + connect, fork, execve: each fails with EPERM and appears with its
+    telling argument; the files and the parent (the page server) are untouched; a
+    signal to itself passes. The path strings are read from pages the process has
+    not touched yet (they are filled for the read)."""
+    base = escape_files
+    with rematerialize(escape_recording.db_path, 1, tracker=tracker) as proc:
+        server_pid = proc.server_pid
+        os.kill(proc.pid, signal.SIGCONT)
+        status = proc.wait_exit(timeout=30)  # the server's last word: it survived the kill
+        out = proc.output()[0].splitlines()[-1]
+        blocked = proc.stats()["blocked_syscalls"]
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert out == (b"unlink -1 1 open -1 1 rename -1 1 kill -1 1 socket -1 1 connect -1 1 "
+                   b"fork -1 1 execve -1 1 self 0 10")
+    for suffix in (".keep", ".victim"):
+        with open(base + suffix) as f:
+            assert f.read() == "recorded\n"
+    assert not os.path.exists(base + ".moved")
+    assert blocked == [
+        {"name": "unlink", "count": 2, "detail": base + ".keep"},
+        {"name": "openat", "count": 1, "detail": base + ".victim"},
+        {"name": "rename", "count": 1, "detail": f"{base}.victim -> {base}.moved"},
+        {"name": "kill", "count": 1, "detail": f"SIGKILL to pid {server_pid}"},
+        {"name": "socket", "count": 1, "detail": "AF_INET SOCK_STREAM"},
+        {"name": "connect", "count": 1, "detail": "AF_INET 127.0.0.1:9"},
+        {"name": "clone", "count": 1, "detail": None},
+        {"name": "execve", "count": 1, "detail": "/bin/true"},
+    ]
 
 
 def test_without_the_sandbox_calls_reach_outside(sandbox_recording):
@@ -339,10 +389,10 @@ def test_without_the_sandbox_calls_reach_outside(sandbox_recording):
     base = sandbox_recording.base
     open(base + ".keep", "w").close()
     try:
-        with rematerialize(sandbox_recording.db_path, 1) as proc:
+        with rematerialize(sandbox_recording.db_path, 1, sandbox=False) as proc:
             os.kill(proc.pid, signal.SIGCONT)
             proc.wait_exit(timeout=30)
-            assert proc.stats()["blocked_syscalls"] == {} and proc.stats()["sandbox"] is False
+            assert proc.stats()["blocked_syscalls"] == [] and proc.stats()["sandbox"] is False
             words = proc.output()[0].splitlines()[-1].split()
         assert not os.path.exists(base + ".keep") and os.path.exists(base + ".new")
         assert int(words[1]) >= 0 and words[3:5] == [b"unlink", b"0"]  # open, unlink worked
@@ -431,22 +481,49 @@ def test_no_permission_for_userfaultfd(recording, world_readable_dir):
     ("0", "WP_ASYNC WP_UNPOPULATED"),
     (hex(0x1FFFF & ~(1 << 15)), "WP_ASYNC"),
 ], ids=["no-wp-features", "no-wp-async"])
-def test_kernel_without_wp_async(recording, monkeypatch, mask, missing):
+def test_kernel_without_wp_async_when_wp_async_is_forced(recording, monkeypatch, mask, missing):
     monkeypatch.setenv("TTD_UFFD_FEATURES_MASK", mask)
     with pytest.raises(RematerializeError) as exc:
-        with rematerialize(recording.db_path, 1):
+        with rematerialize(recording.db_path, 1, tracker="wp-async"):
             pass
     assert str(exc.value) == (
-        f"this kernel's userfaultfd lacks {missing}: ttd needs Linux 6.7 or newer "
-        "(the fallback tracker for older kernels is not built yet)")
+        f"this kernel's userfaultfd lacks {missing}: the wp-async tracker needs Linux 6.7 or "
+        "newer (the diff tracker works without it)")
 
 
-def test_kernel_without_pagemap_scan(recording, monkeypatch):
+def test_kernel_without_pagemap_scan_when_wp_async_is_forced(recording, monkeypatch):
     monkeypatch.setenv("TTD_NO_PAGEMAP_SCAN", "1")
     with pytest.raises(RematerializeError,
-                       match=r"^this kernel lacks the PAGEMAP_SCAN ioctl \(.*\): ttd needs Linux 6.7 or newer"):
-        with rematerialize(recording.db_path, 1):
+                       match=r"^this kernel lacks the PAGEMAP_SCAN ioctl \(.*\): the wp-async tracker "
+                             r"needs Linux 6.7 or newer \(the diff tracker works without it\)$"):
+        with rematerialize(recording.db_path, 1, tracker="wp-async"):
             pass
+
+
+@pytest.mark.parametrize("knob, value, missing", [
+    ("TTD_UFFD_FEATURES_MASK", hex(0x1FFFF & ~(1 << 15)), "UFFD_FEATURE_WP_ASYNC"),
+    ("TTD_UFFD_FEATURES_MASK", "0", "UFFD_FEATURE_WP_ASYNC"),
+    ("TTD_NO_PAGEMAP_SCAN", "1", "the PAGEMAP_SCAN ioctl"),
+], ids=["no-wp-async", "no-wp-features", "no-pagemap-scan"])
+def test_auto_falls_back_to_the_diff_tracker_with_a_notice(recording, monkeypatch, knob, value, missing):
+    monkeypatch.setenv(knob, value)
+    with rematerialize(recording.db_path, 1) as proc:
+        assert proc.tracker == "diff" and proc.stats()["tracker"] == "diff"
+        assert proc.notice == (f"ttd: this kernel lacks {missing} (Linux >= 6.7); using the diff "
+                               "tracker: writes that leave bytes unchanged are not seen.")
+
+
+def test_auto_takes_wp_async_here_without_a_notice(recording):
+    with rematerialize(recording.db_path, 1) as proc:
+        assert (proc.tracker, proc.notice) == ("wp-async", None)
+    with rematerialize(recording.db_path, 1, tracker="diff") as proc:
+        assert (proc.tracker, proc.notice) == ("diff", None)  # asked for: no notice
+
+
+def test_unknown_tracker(recording):
+    with pytest.raises(RematerializeError, match=re.escape(
+            "Unknown tracker 'soft-dirty': use one of auto, diff, wp-async.")):
+        rematerialize(recording.db_path, 1, tracker="soft-dirty")
 
 
 def image_end() -> int:
