@@ -202,13 +202,17 @@ def hex_diff(page: DirtiedPage, width: int = 16) -> list[str]:
     return lines
 
 
+def _quoted(path: str) -> str:
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _syscall_text(entry: dict) -> str:
-    """'unlink("/tmp/x")', 'kill(SIGKILL to pid 12) 2 times', 'fork()'."""
-    detail = entry.get("detail")
-    if detail is None:
-        detail = ""
-    elif detail.startswith("/") or detail.startswith("."):
-        detail = '"' + detail.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """'unlink("/tmp/x")', 'rename("/tmp/a", "/tmp/b")', 'kill(SIGKILL to pid 12) 2 times',
+    'fork()': paths quoted (the page server gives "FROM -> TO" for two)."""
+    detail = entry.get("detail") or ""
+    paths = detail.split(" -> ")
+    if detail and all(p.startswith(("/", ".")) for p in paths):
+        detail = ", ".join(_quoted(p) for p in paths)
     count = int(entry.get("count", 1))
     return f"{entry['name']}({detail})" + (f" {count} times" if count != 1 else "")
 

@@ -153,7 +153,9 @@ def test_json_of_a_crash():
      "Blocked 3 system calls: kill(SIGKILL to pid 12) 2 times, fork()."),
     ([{"name": "openat", "count": 1, "detail": '/tmp/a"b'}],
      'Blocked 1 system call: openat("/tmp/a\\"b").'),
-], ids=["none", "one-path", "counted-and-no-detail", "quote-in-path"])
+    ([{"name": "rename", "count": 1, "detail": "/tmp/a -> /tmp/b"}],
+     'Blocked 1 system call: rename("/tmp/a", "/tmp/b").'),
+], ids=["none", "one-path", "counted-and-no-detail", "quote-in-path", "two-paths"])
 def test_blocked_summary(blocked, line):
     assert report.blocked_summary(blocked) == line
 

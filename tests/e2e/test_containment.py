@@ -1,0 +1,301 @@
+"""Containment end to end (issue 5): code of the past called through GDB cannot reach
+files, processes or the network (each attempt is blocked and reported), its output is
+captured, its crashes, hangs and exits are reported and leave GDB's session usable,
+and neither the recording nor the files it tried to touch change.
+
+The target is tests/e2e/escape.c, recorded at three hits of `checkpoint` (ticks 1-3,
+`step` 1-3). Tests in this file share one GDB session and run in file order; the last
+one checks that the recording is byte-identical to what `ttd record` wrote.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import select
+import socket
+import subprocess
+
+import pytest
+
+from gdb_plugin.driver import GdbFailed, MiGdb
+from tests.conftest import PLUGIN, run_ttd
+from tests.e2e.harness import require_tools
+
+pytestmark = pytest.mark.timeout(120)
+
+FORK_NAMES = {"fork", "vfork", "clone", "clone3"}
+
+
+def sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def file_state(path) -> tuple:
+    """What must not change in a file the called code tried to touch."""
+    st = os.stat(path)
+    return sha256(path), st.st_size, st.st_mtime_ns, st.st_ino
+
+
+@pytest.fixture(scope="module")
+def escape_db(build_target, tmp_path_factory):
+    """(recording, binary, sha256 of the recording and the files beside it, as recorded)."""
+    require_tools()
+    binary = build_target("tests/e2e/escape.c")
+    db = tmp_path_factory.mktemp("escape") / "escape.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    return db, binary, sha256(db), sorted(os.listdir(db.parent))
+
+
+@pytest.fixture(scope="module")
+def gdb(escape_db):
+    gdb = MiGdb()
+    try:
+        gdb.cli("set confirm off")
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {escape_db[0]}")
+        yield gdb
+    finally:
+        gdb.close()
+
+
+def call(gdb: MiGdb, tick: int, expr: str, options: str = "") -> dict:
+    text = gdb.cli(f"call-at-time {options} --json {tick} {expr}", 60)
+    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
+
+
+def last_line(text: str) -> str:
+    """The command's own output (MI echoes the command before it)."""
+    return text.strip().splitlines()[-1]
+
+
+def blocked_names(obj: dict) -> set[str]:
+    return {entry["name"] for entry in obj["blocked_syscalls"]}
+
+
+def detail_of(obj: dict, names: set[str]) -> str | None:
+    details = [e["detail"] for e in obj["blocked_syscalls"] if e["name"] in names]
+    assert details, f"none of {names} in {obj['blocked_syscalls']}"
+    return details[0]
+
+
+# --- escape attempts: each blocked, reported, without effect -----------------------------
+
+def test_unlink_is_blocked(gdb, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    before = file_state(victim)
+    got = call(gdb, 1, f'try_unlink("{victim}")')
+    assert (got["status"], got["value"]) == ("returned", str(errno.EPERM))
+    assert detail_of(got, {"unlink", "unlinkat"}) == str(victim)
+    assert file_state(victim) == before
+
+
+def test_truncating_open_is_blocked(gdb, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("twelve bytes")
+    before = file_state(victim)
+    got = call(gdb, 2, f'try_truncate("{victim}")')
+    assert got["value"] == str(errno.EPERM)
+    assert detail_of(got, {"open", "openat", "openat2"}) == str(victim)
+    assert file_state(victim) == before
+
+
+def test_rename_is_blocked(gdb, tmp_path):
+    victim, target = tmp_path / "victim", tmp_path / "renamed"
+    victim.write_text("stay")
+    before = file_state(victim)
+    got = call(gdb, 3, f'try_rename("{victim}", "{target}")')
+    assert got["value"] == str(errno.EPERM)
+    assert str(victim) in detail_of(got, {"rename", "renameat", "renameat2"})
+    assert file_state(victim) == before and not target.exists()
+
+
+def test_kill_of_another_process_is_blocked(gdb):
+    sacrificial = subprocess.Popen(["sleep", "120"])
+    try:
+        got = call(gdb, 1, f"try_kill({sacrificial.pid})")
+        assert got["value"] == str(errno.EPERM)
+        assert detail_of(got, {"kill"}) == f"SIGKILL to pid {sacrificial.pid}"
+        assert sacrificial.poll() is None  # still running
+    finally:
+        sacrificial.kill()
+        sacrificial.wait()
+
+
+def test_kill_of_the_parent_is_blocked(gdb):
+    got = call(gdb, 1, "try_kill_parent()")
+    assert got["value"] == str(errno.EPERM)
+    assert detail_of(got, {"kill"}).startswith("SIGKILL to pid ")
+    assert call(gdb, 1, "step_value()")["value"] == "10"  # the session goes on
+
+
+def test_connect_is_blocked_and_nothing_connects(gdb):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        got = call(gdb, 2, f"try_connect({port})")
+        assert got["value"] == str(errno.EPERM)
+        assert blocked_names(got) & {"socket", "connect"}
+        # a connection would have been complete (in the backlog) when connect returned
+        readable, _, _ = select.select([listener], [], [], 0)
+        assert readable == []
+
+
+def test_fork_fails_inside_the_call(gdb):
+    got = call(gdb, 3, "try_fork()")
+    assert (got["status"], got["value"]) == ("returned", str(errno.EPERM))
+    assert blocked_names(got) & FORK_NAMES
+
+
+def test_exec_is_blocked(gdb, tmp_path):
+    made = tmp_path / "made-by-exec"
+    program = tmp_path / "maker.sh"
+    program.write_text(f"#!/bin/sh\ntouch {made}\n")
+    program.chmod(0o755)
+    got = call(gdb, 1, f'try_exec("{program}")')
+    assert (got["status"], got["value"]) == ("returned", str(errno.EPERM))
+    assert detail_of(got, {"execve", "execveat"}) == str(program)
+    assert not made.exists()
+
+
+def test_blocked_calls_in_the_text_report(gdb, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    text = gdb.cli(f'call-at-time 1 try_unlink("{victim}")')
+    lines = text.splitlines()
+    value = [i for i, line in enumerate(lines) if line.startswith("$")]
+    blocked = lines.index(f'Blocked 1 system call: unlink("{victim}").')
+    assert value and value[0] < blocked  # after the value
+    assert victim.read_text() == "keep"
+
+
+# --- output, crash, hang, exit -----------------------------------------------------------
+
+def test_output_is_captured(gdb):
+    got = call(gdb, 2, "write_both(7)")
+    assert (got["value"], got["stdout"], got["stderr"]) == ("7", "out 7\n", "err 7\n")
+    text = gdb.cli("call-at-time 2 write_both(8)")
+    lines = text.splitlines()
+    assert lines.index("out 8") > [i for i, l in enumerate(lines) if l.startswith("$")][0]
+    assert "err 8" in lines
+
+
+def test_crash_reports_signal_address_backtrace_and_pages(gdb):
+    got = call(gdb, 2, "crash_null()")
+    assert (got["status"], got["signal"], got["fault_address"]) == ("signalled", "SIGSEGV", "0x0")
+    assert got["backtrace"][0].split(" in ")[1].startswith("crash_null at ")
+    assert "fault address 0x0" in got["error"]
+    # what the call wrote before it crashed is still reported
+    touched = [p for p in got["dirtied_pages"] if p["symbol"] == "touched"]
+    assert len(touched) == 1 and touched[0]["changed"] and touched[0]["kind"] == "data"
+    assert call(gdb, 2, "touched")["value"] == "0"  # a new process: the recorded state
+
+
+def test_crash_text_report(gdb):
+    record, text = gdb.run("call-at-time 3 crash_null()", 60)
+    assert record["message"] == "error"
+    assert record["payload"]["msg"].startswith("The program being debugged was signaled")
+    lines = text.splitlines()
+    start = lines.index("The call received SIGSEGV, fault address 0x0.")
+    assert lines[start + 1] == "Backtrace where it stopped:"
+    assert lines[start + 2].startswith("  #0  0x") and " in crash_null at " in lines[start + 2]
+    assert any(line.startswith("The call wrote ") for line in lines[start:])
+    text = gdb.cli("call-at-time 3 step_value()")
+    assert any(line.startswith("$") and line.endswith(" = 30") for line in text.splitlines())
+
+
+def test_hang_is_interrupted_with_the_timeout_setting(gdb):
+    gdb.cli("set ttd timeout 1")
+    try:
+        assert last_line(gdb.cli("show ttd timeout")) == (
+            "Calls of the past are interrupted after 1 seconds.")
+        got = call(gdb, 1, "spin()")
+    finally:
+        gdb.cli("set ttd timeout 10")
+    assert got["status"] == "timeout"
+    assert got["error"].startswith("The call did not return within 1 s: interrupted at 0x")
+    assert got["error"].endswith(" in spin.")
+    assert got["backtrace"][0].split(" in ")[1].startswith("spin at ")
+    assert call(gdb, 1, "step_value()")["value"] == "10"
+
+
+@pytest.mark.parametrize("expr, status, code, signal", [
+    ("do_exit(5)", "exited", 5, None),
+    ("(void)_exit(6)", "exited", 6, None),
+    ("(void)abort()", "signalled", None, "SIGABRT"),
+], ids=["exit", "_exit", "abort"])
+def test_ending_the_process_is_reported(gdb, expr, status, code, signal):
+    got = call(gdb, 3, expr)
+    assert (got["status"], got["exit_code"], got["signal"]) == (status, code, signal)
+    assert call(gdb, 3, "step_value()")["value"] == "30"
+
+
+# --- the sandbox off ---------------------------------------------------------------------
+
+def test_sandbox_setting_off_lets_calls_through_with_a_warning(gdb, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("goes")
+    assert last_line(gdb.cli("show ttd sandbox")) == "The ttd sandbox is on."
+    text = gdb.cli("set ttd sandbox off")
+    try:
+        assert last_line(text).startswith("warning: the sandbox is off: the called code can "
+                                          "change files")
+        assert last_line(gdb.cli("show ttd sandbox")) == "The ttd sandbox is off."
+        got = call(gdb, 1, f'try_unlink("{victim}")')
+    finally:
+        gdb.cli("set ttd sandbox on")
+    assert (got["value"], got["blocked_syscalls"]) == ("0", [])
+    assert not victim.exists()
+    victim.write_text("stays")
+    got = call(gdb, 1, f'try_unlink("{victim}")')  # on again: a sandboxed process
+    assert got["value"] == str(errno.EPERM) and victim.exists()
+
+
+def test_allow_side_effects_option(gdb, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("goes")
+    text = gdb.cli(f'call-at-time --allow-side-effects 2 try_unlink("{victim}")')
+    assert "warning: the sandbox is off" in text
+    assert not victim.exists()
+
+
+def test_cli_allow_side_effects(escape_db, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("goes")
+    done = run_ttd("call", str(escape_db[0]), "--at", "1", "--allow-side-effects", "--json",
+                   f'try_unlink("{victim}")', timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["value"] == "0" and not victim.exists()
+    assert done.stderr.startswith("ttd: warning: the sandbox is off")
+    victim.write_text("stays")
+    done = run_ttd("call", str(escape_db[0]), "--at", "1", f'try_unlink("{victim}")', timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f'Blocked 1 system call: unlink("{victim}").' in done.stdout.splitlines()
+    assert victim.exists()
+
+
+def test_goto_is_sandboxed(gdb, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    gdb.cli("ttd goto 2")
+    try:
+        text = gdb.cli(f'call (int)try_unlink("{victim}")')
+    finally:
+        gdb.cli("python from gdb_plugin import session; session.close_goto()")
+    assert text.strip().endswith(f"= {errno.EPERM}")
+    assert victim.exists()
+
+
+# --- last: nothing of the above changed the recording ------------------------------------
+
+def test_recording_is_byte_identical(gdb, escape_db):
+    db, _, recorded_hash, recorded_files = escape_db
+    gdb.cli("python from gdb_plugin import session; session.drop_cached()")
+    assert sha256(db) == recorded_hash
+    assert sorted(os.listdir(db.parent)) == recorded_files  # no journal or WAL left
