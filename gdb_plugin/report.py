@@ -26,6 +26,10 @@ RED_ZONE = 128  # x86-64 SysV ABI: 128 bytes below rsp are the leaf function's
 
 KINDS = ("data", "heap", "stack", "stack-scratch", "new-mapping", "other")
 
+# in the notes of every call the diff tracker watched (kernels without WP_ASYNC)
+DIFF_TRACKER_NOTE = ("Tracker diff: pages are compared with the recording, so writes "
+                     "that leave a page's bytes equal cannot be seen.")
+
 
 @dataclass(frozen=True)
 class Region:

@@ -47,8 +47,7 @@ TRACKERS = ("auto", "wp-async", "diff")
 
 SANDBOX_OFF_WARNING = ("warning: the sandbox is off: the called code can change files, "
                        "signal and start processes, and reach the network.")
-DIFF_TRACKER_NOTE = ("Tracker diff: pages are compared with the recording, so writes "
-                     "that leave a page's bytes equal cannot be seen.")
+DIFF_TRACKER_NOTE = report.DIFF_TRACKER_NOTE
 # signals whose siginfo carries the faulting address (si_addr)
 FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP")
 BACKTRACE_FRAMES = 32
