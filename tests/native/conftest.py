@@ -71,3 +71,13 @@ def escape_recording(native_build, build_target, tmp_path_factory):
     assert result.exit_code == -9 and len(result.ticks) == 1, result
     result.base = result.stdout.split(b"base=", 1)[1].split()[0].decode()
     return result
+
+
+@pytest.fixture(scope="session")
+def newmem_recording(native_build, build_target, tmp_path_factory):
+    """remat_newmem recorded at its int3 (tick 1), before it maps new memory."""
+    binary = build_target("tests/native/remat_newmem.c")
+    db = tmp_path_factory.mktemp("rec") / "remat_newmem.db"
+    result = record(str(binary), str(db))
+    assert result.exit_code == 0 and len(result.ticks) == 1, result
+    return result

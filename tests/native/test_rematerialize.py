@@ -69,12 +69,54 @@ def alive(pid: int) -> bool:
 
 # ---- memory -------------------------------------------------------------------------
 
+# How written pages are found (gdb_plugin/rematerialize.py): forced, and the diff
+# tracker chosen by "auto" on a kernel that lacks what wp-async needs (testing knobs).
+TRACKERS = {
+    "wp-async": ({"tracker": "wp-async"}, {}),
+    "diff": ({"tracker": "diff"}, {}),
+    "diff-auto-no-wp-async": ({}, {"TTD_UFFD_FEATURES_MASK": hex(0x1FFFF & ~(1 << 15))}),
+    "diff-auto-no-pagemap-scan": ({}, {"TTD_NO_PAGEMAP_SCAN": "1"}),
+}
 
-def test_every_page_equals_the_recording_at_the_tick(recording):
+
+@pytest.fixture(params=list(TRACKERS))
+def remat(request, monkeypatch):
+    """rematerialize() with each tracker; remat.tracker is the one that must run."""
+    kwargs, env = TRACKERS[request.param]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    def start(db_path, tick, **more):
+        return _checked(rematerialize(db_path, tick, **kwargs, **more), start.tracker)
+    start.tracker = "wp-async" if request.param == "wp-async" else "diff"
+    return start
+
+
+class _checked:
+    """A rematerialization whose process must run the given tracker."""
+
+    def __init__(self, cm, tracker: str):
+        self.cm, self.tracker = cm, tracker
+
+    def __enter__(self):
+        proc = self.cm.__enter__()
+        try:
+            assert proc.tracker == self.tracker
+        except BaseException:
+            self.cm.__exit__(None, None, None)
+            raise
+        return proc
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc)
+
+
+
+def test_every_page_equals_the_recording_at_the_tick(remat, recording):
     """Tick 1, not tick 2: some pages changed in between, and we must see tick 1's."""
     tick1, tick2 = recording.ticks
     differing = 0
-    with rematerialize(recording.db_path, 1) as proc:
+    with remat(recording.db_path, 1) as proc:
         for m in readable(tick1.maps):
             got = process_vm_readv(proc.pid, m.start, m.end - m.start)
             assert got == db_bytes(recording.db_path, 1, m.start, m.end), f"{m.start:#x} {m.path}"
@@ -83,8 +125,8 @@ def test_every_page_equals_the_recording_at_the_tick(recording):
     assert differing >= 3  # heap, .data, the region: the tick really matters
 
 
-def test_reading_everything_writes_nothing(recording):
-    with rematerialize(recording.db_path, 1) as proc:
+def test_reading_everything_writes_nothing(remat, recording):
+    with remat(recording.db_path, 1) as proc:
         for m in readable(recording.ticks[0].maps):
             process_vm_readv(proc.pid, m.start, m.end - m.start)
         assert proc.written_pages() == []
@@ -106,18 +148,18 @@ def chosen_pages(recording) -> list[int]:
                    region + 200 * PAGE_SIZE, libc_rw.start, data.start])
 
 
-def test_written_set_is_exactly_the_pages_written(recording):
+def test_written_set_is_exactly_the_pages_written(remat, recording):
     pages = chosen_pages(recording)
-    with rematerialize(recording.db_path, 1) as proc:
+    with remat(recording.db_path, 1) as proc:
         process_vm_readv(proc.pid, pages[0], 64)  # a read first: must not count
         for i, target_addr in enumerate(pages):
             process_vm_writev(proc.pid, target_addr + 8 * i, b"written!")
         assert proc.written_pages() == pages
 
 
-def test_clear_written_forgets_earlier_writes(recording):
+def test_clear_written_forgets_earlier_writes(remat, recording):
     pages = chosen_pages(recording)
-    with rematerialize(recording.db_path, 1) as proc:
+    with remat(recording.db_path, 1) as proc:
         for target_addr in pages:
             process_vm_writev(proc.pid, target_addr, b"setup")
         proc.clear_written()
@@ -131,30 +173,126 @@ def test_clear_written_forgets_earlier_writes(recording):
         assert process_vm_readv(proc.pid, pages[0], 5) == b"setup"
 
 
-def test_prefill_and_eager_fills_are_clean(recording):
+def test_prefill_and_eager_fills_are_clean(remat, recording):
     """Pages filled before they are touched (prefill, mode eager) hold the recorded
     bytes and do not count as written; no fault is needed to read them."""
     heap = next(m for m in recording.ticks[0].maps if m.path == "[heap]")
-    with rematerialize(recording.db_path, 1) as proc:
+    with remat(recording.db_path, 1) as proc:
         proc.prefill(heap.start, heap.end)
         served = proc.stats()["pages_served"]
         assert served == (heap.end - heap.start) // PAGE_SIZE
         assert process_vm_readv(proc.pid, heap.start, heap.end - heap.start) == \
             db_bytes(recording.db_path, 1, heap.start, heap.end)
         assert proc.stats()["faults"] == 0 and proc.written_pages() == []
-    with rematerialize(recording.db_path, 1, mode="eager") as proc:
+    with remat(recording.db_path, 1, mode="eager") as proc:
         for m in readable(recording.ticks[0].maps):
             assert process_vm_readv(proc.pid, m.start, m.end - m.start) == \
                 db_bytes(recording.db_path, 1, m.start, m.end)
         assert proc.stats()["faults"] == 0 and proc.written_pages() == []
 
 
-def test_zero_pages_are_installed_clean(recording):
+def test_zero_pages_are_installed_clean(remat, recording):
     """A never-populated page reads as zeros and a read of it does not count as a write."""
     region = region_of(recording)
-    with rematerialize(recording.db_path, 1) as proc:
+    with remat(recording.db_path, 1) as proc:
         assert process_vm_readv(proc.pid, region + 3 * PAGE_SIZE, PAGE_SIZE) == bytes(PAGE_SIZE)
         assert proc.written_pages() == []
+
+
+def test_a_write_leaving_the_bytes_equal_is_seen_by_wp_async_only(recording):
+    """The diff tracker compares bytes: writing what a page holds already is not a
+    change it can see; wp-async sees the write itself."""
+    heap = next(m for m in recording.ticks[0].maps if m.path == "[heap]")
+    changed, unchanged = heap.start + PAGE_SIZE, heap.start + 2 * PAGE_SIZE
+    seen = {}
+    for tracker in ("wp-async", "diff"):
+        with rematerialize(recording.db_path, 1, tracker=tracker) as proc:
+            same = process_vm_readv(proc.pid, unchanged, 64)
+            process_vm_writev(proc.pid, unchanged, same)
+            process_vm_writev(proc.pid, changed + 8, b"changed")
+            seen[tracker] = proc.written_pages()
+    assert seen == {"wp-async": [changed, unchanged], "diff": [changed]}
+
+
+def test_diff_tracker_clear_written_takes_the_current_bytes_as_baseline(recording):
+    """After clear_written, a page written before and written back to what it held at
+    the clear does not count; one changed since does."""
+    region = region_of(recording)
+    with rematerialize(recording.db_path, 1, tracker="diff") as proc:
+        process_vm_writev(proc.pid, region, b"before")
+        process_vm_writev(proc.pid, region + PAGE_SIZE, b"before")
+        proc.clear_written()
+        assert proc.written_pages() == []
+        process_vm_writev(proc.pid, region, b"before")  # the bytes it had at the clear
+        process_vm_writev(proc.pid, region + PAGE_SIZE, b"after!")
+        assert proc.written_pages() == [region + PAGE_SIZE]
+        assert proc.stats()["baseline_pages"] >= 2
+
+
+def stopped_again(proc) -> None:
+    os.kill(proc.pid, signal.SIGCONT)
+    wait_for(lambda: stopped(proc.pid), "its SIGSTOP")
+
+
+@pytest.mark.parametrize("tracker", ["wp-async", "diff"])
+def test_new_memory_of_the_process_counts_as_written(newmem_recording, tracker):
+    """Pages of a mapping made after the tick and of heap growth: written ones count,
+    a page only read does not; the diff tracker does not see a page written with
+    the zeros it held. After clear_written, the diff tracker takes new memory's bytes
+    as its baseline; for wp-async it stays written (it is not registered)."""
+    with rematerialize(newmem_recording.db_path, 1, tracker=tracker) as proc:
+        stopped_again(proc)
+        line = proc.drain_output()[0].splitlines()[-1]
+        words = dict(w.split(b"=") for w in line.split())
+        mapped, grown = int(words[b"mapped"], 16), int(words[b"grown"], 16)
+        grown_page = (grown + PAGE_SIZE) & ~(PAGE_SIZE - 1)
+        written = set(proc.written_pages())
+        assert mapped in written and grown_page in written
+        assert mapped + 4 * PAGE_SIZE not in written
+        assert (mapped + 2 * PAGE_SIZE in written) == (tracker == "wp-async")
+        proc.clear_written()
+        stopped_again(proc)
+        written = set(proc.written_pages())
+        assert mapped in written
+        if tracker == "diff":  # rewritten with the byte they held at the clear
+            assert mapped + 2 * PAGE_SIZE not in written and grown_page not in written
+        else:  # memory outside the registered mappings cannot be write-protected again
+            assert {mapped + 2 * PAGE_SIZE, grown_page} <= written
+
+
+# ---- the stack's room to grow ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("tracker", ["wp-async", "diff"])
+def test_stack_has_room_to_grow_below_the_recorded_one(recording, tracker):
+    """Below the recorded [stack]: zero pages down to 8 MiB in all (or a guard page
+    above the next mapping), mapped read-write in one piece with it; pages written
+    there count as written like any other."""
+    maps = recording.ticks[0].maps
+    stack = next(m for m in maps if m.path == "[stack]")
+    below = max(m.end for m in maps if m.end <= stack.start)
+    with rematerialize(recording.db_path, 1, tracker=tracker) as proc:
+        lo, hi = proc.stack_growth_range()
+        assert hi == stack.start
+        assert lo == max(stack.end - (8 << 20), below + PAGE_SIZE)
+        now = proc_maps(proc.pid)
+        assert any(e[0] == lo and e[1] == stack.end and e[2] == "rw-p" for e in now), now
+        assert not any(e[0] < lo < e[1] or (e[1] > lo - PAGE_SIZE and e[0] < lo) for e in now)
+        assert process_vm_readv(proc.pid, lo, PAGE_SIZE) == bytes(PAGE_SIZE)
+        deep = hi - 3 * PAGE_SIZE
+        process_vm_writev(proc.pid, deep + 100, b"deeper")
+        assert proc.written_pages() == [deep]
+
+
+def test_drain_output_has_everything_written_before_the_stop(mm_recording):
+    """The process printed, then stopped itself: drain_output() returns all of it,
+    without waiting for the drain threads to get to it."""
+    with rematerialize(mm_recording.db_path, 1) as proc:
+        os.kill(proc.pid, signal.SIGCONT)
+        wait_for(lambda: stopped(proc.pid), "its SIGSTOP")
+        out, err = proc.drain_output(timeout=5.0)
+        assert out.endswith(b"dontneed: 0 0 e\n") and err == b""
+        assert proc.drain_output() == (out, err)  # nothing new: the same
 
 
 # ---- registers, auxv, layout, descriptors --------------------------------------------
@@ -242,11 +380,11 @@ def test_process_is_stopped_and_untraced(recording):
 # ---- running it for real -------------------------------------------------------------
 
 
-def test_runs_from_the_tick_to_its_exit_with_the_recorded_output(recording):
+def test_runs_from_the_tick_to_its_exit_with_the_recorded_output(remat, recording):
     """Continue the process at tick 2 (after its second int3): it must finish exactly
     as the recorded run did: output, exit code, registers (xmm15), TLS, heap."""
     recorded_line = recording.stdout.splitlines()[-1]
-    with rematerialize(recording.db_path, 2) as proc:
+    with remat(recording.db_path, 2) as proc:
         os.kill(proc.pid, signal.SIGCONT)
         status = proc.wait_exit(timeout=30)
         out, err = proc.output()
@@ -273,11 +411,11 @@ def stopped(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] == "T"
 
 
-def test_pages_dropped_by_the_process_read_as_zeros_and_count_as_written(mm_recording):
+def test_pages_dropped_by_the_process_read_as_zeros_and_count_as_written(remat, mm_recording):
     """madvise(MADV_DONTNEED) after the tick: those pages must read as zeros (not as
     recorded) and, once touched, count as written (they differ from the recording)."""
     region = region_of(mm_recording)
-    with rematerialize(mm_recording.db_path, 1) as proc:
+    with remat(mm_recording.db_path, 1) as proc:
         os.kill(proc.pid, signal.SIGCONT)
         wait_for(lambda: b"dontneed:" in proc.output()[0], "the madvise")
         wait_for(lambda: stopped(proc.pid), "its SIGSTOP")
@@ -288,11 +426,11 @@ def test_pages_dropped_by_the_process_read_as_zeros_and_count_as_written(mm_reco
         assert process_vm_readv(proc.pid, region + PAGE_SIZE, PAGE_SIZE) == bytes(PAGE_SIZE)
 
 
-def test_mremap_growing_in_place_and_moving_recorded_memory(mm_recording):
+def test_mremap_growing_in_place_and_moving_recorded_memory(remat, mm_recording):
     """Growth in place inherits the registration: the new pages read as zeros.
     Moved pages keep their recorded contents at the new place, filled there on
     demand (page 9 and 15 of the region: 'j' and 'p')."""
-    with rematerialize(mm_recording.db_path, 1) as proc:
+    with remat(mm_recording.db_path, 1) as proc:
         os.kill(proc.pid, signal.SIGCONT)
         wait_for(lambda: stopped(proc.pid), "its SIGSTOP")
         os.kill(proc.pid, signal.SIGCONT)
@@ -421,12 +559,12 @@ def read_mem_in_child(pid: int, target_addr: int, preload: str | None) -> str:
                           capture_output=True, text=True, timeout=60, check=True).stdout
 
 
-def test_mem_preload_reads_pages_not_filled_yet(recording):
+def test_mem_preload_reads_pages_not_filled_yet(remat, recording):
     """Without libttdmem.so, pread on /proc/PID/mem of a missing page fails with EIO
     (what gdbserver would hit); with it, the page is faulted in and read."""
     heap = next(m for m in recording.ticks[0].maps if m.path == "[heap]")
     target_addr = heap.start + 0x2A0  # malloc's first chunk: "heap string"
-    with rematerialize(recording.db_path, 1) as proc:
+    with remat(recording.db_path, 1) as proc:
         assert read_mem_in_child(proc.pid, target_addr, None) == "errno 5"
         got = read_mem_in_child(proc.pid, target_addr, proc.mem_preload)
         assert bytes.fromhex(got) == process_vm_readv(proc.pid, target_addr, 16)
