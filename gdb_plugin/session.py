@@ -810,6 +810,7 @@ class CallSession:
             pages, server_error = self._report()
             if server_error is not None:  # the page server is gone or refused a page
                 outcome = Outcome("error", error=server_error)
+            outcome = _with_wait_status(outcome, getattr(self.proc, "exit_status", None))
             t2 = time.perf_counter()
             if self._can_reset(outcome.status, pages):
                 self._reset(pages)
@@ -931,6 +932,21 @@ def _blocked_counts(blocked) -> dict[tuple, int]:
 
 
 _PROCESS_ENDED = "The process has ended"
+
+
+def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
+    """A call whose process GDB saw exit, told by the process's wait status (from the
+    page server): killed by a signal nobody can catch (SIGKILL from outside), or the
+    exit code when GDB's event had none."""
+    if outcome.status != "exited" or wait_status is None:
+        return outcome
+    if os.WIFSIGNALED(wait_status):
+        name = signal.Signals(os.WTERMSIG(wait_status)).name
+        return Outcome("signalled", signal=name,
+                       error=f"The process was killed by {name} during the call.")
+    if outcome.exit_code is None and os.WIFEXITED(wait_status):
+        outcome.exit_code = os.WEXITSTATUS(wait_status)
+    return outcome
 
 
 def _server_error(message: str, proc) -> str | None:

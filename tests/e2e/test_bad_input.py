@@ -1,0 +1,227 @@
+"""Bad input end to end, each with its one-line message, in GDB and from the shell; GDB's
+session survives every one (a later good call works). Tick out of range, thread not in
+the snapshot and an expression GDB rejects are in test_call_at_time.py and
+test_cli_call.py; the executable missing or rebuilt and gdbserver missing in
+test_setup_errors.py."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from gdb_plugin.driver import GdbFailed, MiGdb
+from tests.conftest import PLUGIN, run_ttd
+from tests.e2e.harness import require_tools
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def escape_rec(build_target, tmp_path_factory):
+    require_tools()
+    binary = build_target("tests/e2e/escape.c")
+    db = tmp_path_factory.mktemp("bad-input") / "escape.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    return db, binary
+
+
+@pytest.fixture
+def gdb():
+    gdb = MiGdb()
+    try:
+        gdb.cli("set confirm off")
+        gdb.cli(f"source {PLUGIN}")
+        yield gdb
+    finally:
+        gdb.close()
+
+
+def json_of(text: str) -> dict:
+    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
+
+
+def good_call_works(gdb: MiGdb, db) -> None:
+    gdb.cli(f"ttd open {db}")
+    text = gdb.cli("call-at-time --json 2 step_value()")
+    assert json_of(text)["value"] == "20"
+
+
+def expect_error(gdb: MiGdb, command: str) -> str:
+    with pytest.raises(GdbFailed) as info:
+        gdb.cli(command, 60)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# --- the recording itself ------------------------------------------------------------------
+
+def test_no_recording_open(gdb, escape_rec):
+    for command in ("call-at-time 1 step_value()", "ttd goto 1", "ttd timeline"):
+        assert expect_error(gdb, command) == 'No recording is open. Use "ttd open DB".'
+    good_call_works(gdb, escape_rec[0])
+
+
+def test_directory_missing(gdb, escape_rec, tmp_path):
+    missing = tmp_path / "no-such-dir" / "rec.db"
+    assert expect_error(gdb, f"ttd open {missing}") == (
+        f"Cannot create '{missing}': directory does not exist.")
+    good_call_works(gdb, escape_rec[0])
+
+
+def _not_sqlite(path):
+    path.write_text("just some text, long enough to hold an SQLite header\n")
+
+
+def _sqlite_not_recording(path):
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+
+
+def _other_schema(path, source):
+    shutil.copy(source, path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.close()
+
+
+@pytest.mark.parametrize("kind", ["not-sqlite", "sqlite-not-a-recording", "other-schema-version"])
+def test_bad_recording_file(gdb, escape_rec, tmp_path, kind):
+    path = tmp_path / "bad.db"
+    if kind == "not-sqlite":
+        _not_sqlite(path)
+        message = f"'{path}' is not a ttd recording (not an SQLite database)."
+    elif kind == "sqlite-not-a-recording":
+        _sqlite_not_recording(path)
+        message = f"'{path}' is an SQLite database but not a ttd recording (no 'meta' table)."
+    else:
+        _other_schema(path, escape_rec[0])
+        from snapshotdb.models import SCHEMA_VERSION
+        message = (f"'{path}' is a ttd recording of schema version 999; "
+                   f"this ttd reads version {SCHEMA_VERSION}.")
+    before = path.read_bytes()
+    assert expect_error(gdb, f"ttd open {path}") == message
+    done = run_ttd("call", str(path), "--at", "1", "step_value()", timeout=60)
+    assert (done.returncode, done.stderr) == (2, f"ttd: {message}\n")
+    assert path.read_bytes() == before  # not "repaired", not initialized
+    good_call_works(gdb, escape_rec[0])
+
+
+def _table_pages(db, binary) -> list[int]:
+    """Recorded addresses of the pages of escape.c's `table` (read only by sum_table)."""
+    out = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
+    offset = next(int(line.split()[0], 16) for line in out.splitlines()
+                  if line.endswith(" table"))
+    with sqlite3.connect(db) as conn:
+        (base,) = conn.execute("SELECT min(start) FROM mapping WHERE path = ?",
+                               (str(binary),)).fetchone()
+    conn.close()
+    first = (base + offset + 4095) & ~4095
+    return [first + i * 4096 for i in range(15)]
+
+
+def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
+    db, binary = escape_rec
+    copy = tmp_path / "corrupt.db"
+    shutil.copy(db, copy)
+    rec_page = _table_pages(copy, binary)[7]
+    with sqlite3.connect(copy) as conn:
+        rows = conn.execute("SELECT content_id FROM page_version WHERE address = ?",
+                            (rec_page,)).fetchall()
+        assert len(rows) == 1  # written once, before tick 1
+        conn.execute("UPDATE page_content SET codec = 'raw', data = zeroblob(4096) WHERE id = ?",
+                     rows[0])
+    conn.close()
+    gdb.cli(f"ttd open {copy}")
+    assert json_of(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"  # not read
+    got = json_of(gdb.cli("call-at-time --json 1 sum_table()", 60))
+    assert got["status"] == "error"
+    assert f"{rec_page:#x}" in got["error"] and "corrupt" in got["error"].lower()
+    with pytest.raises(GdbFailed) as info:
+        gdb.cli("call-at-time 1 sum_table()", 60)
+    assert str(info.value) == got["error"]
+    good_call_works(gdb, db)
+
+
+# --- the page server or the process killed in the middle of a call -------------------------
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def _server_and_process(gdb: MiGdb) -> tuple[int, int]:
+    """(page server pid, rematerialized process pid) of the process kept by the last call."""
+    gdb_pid = gdb.controller.gdb_process.pid
+    servers = [p for p in _children(gdb_pid) if _comm(p) == "ttd-pageserver"]
+    assert len(servers) == 1, servers
+    processes = _children(servers[0])
+    assert len(processes) == 1, processes
+    return servers[0], processes[0]
+
+
+def _kill_while_spinning(gdb: MiGdb, victim: str) -> dict:
+    """Start spin() at tick 1 in the kept process, wait until it runs, SIGKILL the page
+    server or the process, and return the call's JSON."""
+    assert json_of(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"
+    server, process = _server_and_process(gdb)
+    gdb.controller.write("call-at-time --timeout 20 --json 1 spin()", read_response=False)
+    deadline = time.monotonic() + 30
+    while _state(process) != "R":  # stopped (t) until GDB resumes it into spin()
+        assert time.monotonic() < deadline, "the call never started"
+        time.sleep(0.01)
+    os.kill(server if victim == "server" else process, signal.SIGKILL)
+    record, text = gdb.wait(lambda r: r["type"] == "result", "call-at-time spin()", 60)
+    assert record["message"] == "done", record
+    return json_of(text)
+
+
+def test_page_server_killed_during_a_call(gdb, escape_rec):
+    gdb.cli(f"ttd open {escape_rec[0]}")
+    got = _kill_while_spinning(gdb, "server")
+    assert got["status"] == "error"
+    assert got["error"].startswith("The page server (pid ")
+    assert got["error"].endswith(" ended during the call: what the call wrote is unknown.")
+    good_call_works(gdb, escape_rec[0])
+
+
+def test_process_killed_during_a_call(gdb, escape_rec):
+    gdb.cli(f"ttd open {escape_rec[0]}")
+    got = _kill_while_spinning(gdb, "process")
+    assert (got["status"], got["signal"]) == ("signalled", "SIGKILL")
+    assert got["error"] == "The process was killed by SIGKILL during the call."
+    good_call_works(gdb, escape_rec[0])
