@@ -20,6 +20,19 @@ def targets_db(build_target, tmp_path_factory):
     return db, binary
 
 
+@pytest.fixture(scope="session")
+def escape_recording(build_target, tmp_path_factory):
+    """(recording path, binary) of tests/e2e/escape.c: ticks 1-3 at the hits of
+    checkpoint (`step` 1-3), then the exit (tick 4)."""
+    require_tools()
+    binary = build_target("tests/e2e/escape.c")
+    db = tmp_path_factory.mktemp("escape") / "escape.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    return db, binary
+
+
 @pytest.fixture
 def plugin_gdb(targets_db):
     """A fresh GDB in MI mode with the plugin loaded and the recording open."""

@@ -17,20 +17,13 @@ import pytest
 
 from gdb_plugin.driver import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, run_ttd
-from tests.e2e.harness import require_tools
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def escape_rec(build_target, tmp_path_factory):
-    require_tools()
-    binary = build_target("tests/e2e/escape.c")
-    db = tmp_path_factory.mktemp("bad-input") / "escape.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
-                   timeout=120)
-    assert done.returncode == 0, done.stderr
-    return db, binary
+def escape_rec(escape_recording):
+    return escape_recording
 
 
 @pytest.fixture

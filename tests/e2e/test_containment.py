@@ -21,7 +21,6 @@ import pytest
 
 from gdb_plugin.driver import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, run_ttd
-from tests.e2e.harness import require_tools
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,14 +39,10 @@ def file_state(path) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def escape_db(build_target, tmp_path_factory):
-    """(recording, binary, sha256 of the recording and the files beside it, as recorded)."""
-    require_tools()
-    binary = build_target("tests/e2e/escape.c")
-    db = tmp_path_factory.mktemp("escape") / "escape.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
-                   timeout=120)
-    assert done.returncode == 0, done.stderr
+def escape_db(escape_recording):
+    """(recording, binary, sha256 of the recording, the files beside it) before any call
+    of this module."""
+    db, binary = escape_recording
     return db, binary, sha256(db), sorted(os.listdir(db.parent))
 
 

@@ -1,0 +1,143 @@
+"""No loss, no leak (issue 5): 100 calls in one GDB session, crashes and timeouts among
+them, leave no process, zombie, descriptor or temporary file behind; 4 GDB sessions
+calling at once on one recording all get the right answers; the recording is
+byte-identical after all of it."""
+from __future__ import annotations
+
+import errno
+import glob
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gdb_plugin.driver import MiGdb
+from tests.conftest import PLUGIN
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """{pid: state} of every process below `pid` (zombies included)."""
+    parents: dict[int, int] = {}
+    states: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None:
+                parents[int(entry)] = int(fields[1])
+                states[int(entry)] = fields[0]
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found[child] = states[child]
+                frontier.append(child)
+    return found
+
+
+def footprint(gdb_pid: int) -> dict:
+    """What a call could leave behind: GDB's descriptors, its processes, temporary files."""
+    fds = sorted(os.readlink(f"/proc/{gdb_pid}/fd/{fd}") for fd in os.listdir(f"/proc/{gdb_pid}/fd"))
+    temp = sorted(glob.glob("/tmp/ttd-*") + glob.glob("/dev/shm/ttd-*"))
+    return {"fds": fds, "processes": descendants(gdb_pid),
+            "temp": [path for path in temp if str(gdb_pid) in path]}
+
+
+def call(gdb: MiGdb, tick: int, expr: str, options: str = "") -> dict:
+    text = gdb.cli(f"call-at-time {options} --json {tick} {expr}", 60)
+    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
+
+
+def _plan() -> list[tuple[int, str, str, dict]]:
+    """100 calls: (tick, options, expr, what the result must hold). Mostly at tick 1 (the
+    kept process), other ticks now and then, a crash, a timeout, an exit, blocked calls."""
+    plan = []
+    for i in range(100):
+        tick = 1 if i % 10 else 1 + (i // 10) % 3
+        if i == 33:
+            plan.append((tick, "", "crash_null()", {"status": "signalled", "signal": "SIGSEGV"}))
+        elif i == 66:
+            plan.append((tick, "--timeout 0.5", "spin()", {"status": "timeout"}))
+        elif i == 77:
+            plan.append((tick, "", "do_exit(4)", {"status": "exited", "exit_code": 4}))
+        elif i % 4 == 1:
+            plan.append((tick, "", f"write_both({i})",
+                         {"value": str(i), "stdout": f"out {i}\n", "stderr": f"err {i}\n"}))
+        elif i % 4 == 2:
+            plan.append((tick, "", f'try_unlink("/tmp/ttd-no-leak-{i}")',
+                         {"value": str(errno.EPERM)}))
+        else:
+            plan.append((tick, "", "step_value()", {"value": str(10 * tick)}))
+    return plan
+
+
+def test_hundred_calls_leave_nothing_behind(escape_recording):
+    db, _ = escape_recording
+    recorded = sha256(db)
+    with MiGdb() as gdb:
+        gdb_pid = gdb.controller.gdb_process.pid
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {db}")
+        assert call(gdb, 1, "step_value()")["value"] == "10"  # what stays open is open now
+        gdb.cli("python from gdb_plugin import session; session.drop_cached()")
+        before = footprint(gdb_pid)
+        assert before["processes"] == {} and before["temp"] == []
+        seen: set[int] = set()
+        for tick, options, expr, want in _plan():
+            got = call(gdb, tick, expr, options)
+            assert {key: got[key] for key in want} == want, (tick, expr, got["error"])
+            seen.update(descendants(gdb_pid))
+        assert len(seen) >= 3  # gdbserver, page server, process: the count saw them
+        gdb.cli("python from gdb_plugin import session; session.drop_cached()")
+        after = footprint(gdb_pid)
+        assert after == before
+        assert not any(_stat_fields(pid) for pid in seen)  # gone, not even zombies
+    assert sha256(db) == recorded
+
+
+def _session_calls(db, worker: int) -> list[tuple[dict, dict]]:
+    """One GDB session's calls at every tick, with what each must give."""
+    results = []
+    with MiGdb() as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {db}")
+        for i in range(9):
+            tick = 1 + (i + worker) % 3
+            n = worker * 100 + i
+            results.append((call(gdb, tick, "step_value()"), {"value": str(10 * tick)}))
+            results.append((call(gdb, tick, f"write_both({n})"),
+                            {"value": str(n), "stdout": f"out {n}\n", "stderr": f"err {n}\n"}))
+            results.append((call(gdb, tick, "touched = step, touched * 2"),
+                            {"value": str(2 * tick)}))
+    return results
+
+
+def test_four_sessions_at_once(escape_recording):
+    db, _ = escape_recording
+    recorded = sha256(db)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        sessions = list(pool.map(lambda w: _session_calls(db, w), range(4)))
+    for results in sessions:
+        assert len(results) == 27
+        for got, want in results:
+            assert got["status"] == "returned", got["error"]
+            assert {key: got[key] for key in want} == want
+    assert sha256(db) == recorded
