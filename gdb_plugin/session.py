@@ -681,6 +681,7 @@ class CallSession:
         self.sandbox = SANDBOX if sandbox is None else sandbox
         self.tracker = TRACKER if tracker is None else tracker  # as asked: auto, ...
         self.tracker_used = "wp-async"  # what the page server runs
+        self.regions = info.regions  # and the stack's room to grow, once there is a process
         self.inferior = TempInferior()
         self._remat_cm = None
         self.proc = None
@@ -756,6 +757,10 @@ class CallSession:
         """The tracker the page server chose, its notice (auto fell back), and the
         warning that the sandbox is off: once per process, with the file warnings."""
         self.tracker_used = getattr(self.proc, "tracker", None) or "wp-async"
+        growth = getattr(self.proc, "stack_growth_range", lambda: None)()
+        if growth is not None:  # written there: the stack grew, below the recorded rsp
+            self.regions = sorted(self.info.regions + [report.Region(*growth, "rw-p", "[stack]")],
+                                  key=lambda r: r.start)
         notice = getattr(self.proc, "notice", None)
         if notice:
             self.warnings.append(notice if notice.startswith("warning: ")
@@ -859,7 +864,7 @@ class CallSession:
         except OSError:
             return [], None
         old = self.old_pages(written)
-        pages = report.build_pages(written, self.info.regions, self.info.rsp,
+        pages = report.build_pages(written, self.regions, self.info.rsp,
                                    old.__getitem__, new.__getitem__, self.info.fs_base)
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages, None

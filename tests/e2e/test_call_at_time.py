@@ -118,11 +118,19 @@ def test_deep_recursion_dirties_scratch_stack(recorded):
     assert kinds.count("stack-scratch") >= 10
 
 
-@pytest.mark.xfail(strict=True, reason="the rematerialized [stack] has its recorded size and "
-                   "cannot grow (native/ttd-stub maps it fixed); a live stack grows on demand")
 def test_recursion_deeper_than_the_recorded_stack(recorded):
-    got = call_json(recorded.gdb, recorded.ticks[0], "depth(5000)")  # about 1.2 MiB of frames
+    tick = recorded.ticks[0]
+    got = call_json(recorded.gdb, tick, "depth(5000)")  # about 1.2 MiB of frames
     assert (got["status"], got["value"]) == ("returned", "5000")
+    changed = [p for p in got["dirtied_pages"] if p["changed"]]
+    # the stack grew below its recorded mapping: still stack, dead at the tick
+    assert sum(p["kind"] == "stack-scratch" and p["mapping"] == "[stack]" for p in changed) > 200
+    assert all(p["kind"] != "new-mapping" for p in changed)
+    # the grown stack is put back too: the process is kept and starts from the recording
+    again = call_json(recorded.gdb, tick, "depth(5000)")
+    assert again["timings_ms"]["rematerialize"] == 0
+    assert [p["address"] for p in again["dirtied_pages"] if p["changed"]] == [
+        p["address"] for p in changed]
 
 
 def test_void_call_gives_empty_value(recorded):
