@@ -9,16 +9,25 @@
  * 2. checks the host: userfaultfd permission and features (probed on a
  *    throwaway descriptor: UFFDIO_API may be called once per descriptor),
  *    PAGEMAP_SCAN, and that no recorded mapping overlaps ttd-stub's image;
+ *    picks the tracker (see enum tracker): wp-async when the kernel has
+ *    WP_ASYNC and PAGEMAP_SCAN, else diff, unless the spec forces one;
  * 3. starts ttd-stub traced (fds 0 = /dev/null, 1/2 = the caller's pipes,
  *    3 = a socket), sends it the layout, receives its userfaultfd, sets the
  *    recorded registers while it is stopped and detaches with SIGSTOP;
- * 4. answers "READY <pid>" and serves: every fault is filled with
- *    UFFDIO_COPY_MODE_WP from the page's content at the tick (zeros included),
+ * 4. answers "READY <pid> <tracker>" ("wp-async" or "diff"; when the
+ *    tracker was not forced and the kernel made it diff, what it lacks follows:
+ *    "READY 123 diff UFFD_FEATURE_WP_ASYNC") and serves: every fault is
+ *    filled with UFFDIO_COPY_MODE_WP (diff: plain UFFDIO_COPY, and a copy of
+ *    the page is kept) from the page's content at the tick (zeros included),
  *    so fills never count as writes and PAGEMAP_SCAN reports exactly the
- *    pages written since. Control requests, one line each:
- *      STATS   -> "OK {json}"
+ *    pages written since. With the sandbox, refused system calls are answered
+ *    EPERM and recorded with their telling argument (see "the sandbox").
+ *    Control requests, one line each:
+ *      STATS   -> "OK {json}" (faults, ..., "tracker", "blocked_syscalls":
+ *                 [{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...])
  *      WRITTEN -> "OK n" then n lines "start end" (hex, page ranges written)
  *      CLEAR   -> "OK" after write-protecting every registered page again
+ *                 (diff: after taking the current bytes as the baseline)
  *      FILL lo hi -> "OK" after filling the unfilled pages of [lo, hi) (hex),
  *                 as faults would (benchmarks prefill with it)
  *      KILL    -> "OK" after killing and reaping the process; then exits
@@ -1536,7 +1545,8 @@ static size_t read_target(void *dst, uint64_t target_addr, size_t len)
 		ssize_t got = pread(srv.mem_fd, (char *)dst + done, n, (off_t)at);
 		if (got <= 0 && errno == EIO) {
 			uint64_t page = at & ~(PAGE_SIZE - 1);
-			if (fill_range(page, page + PAGE_SIZE))
+			/* a dropped page must fault as the process would (zeros): not here */
+			if ((nr_removed && page_removed(page)) || fill_range(page, page + PAGE_SIZE))
 				break;
 			got = pread(srv.mem_fd, (char *)dst + done, n, (off_t)at);
 		}
@@ -1759,14 +1769,15 @@ static void handle_blocked(void)
 		die("seccomp listener: %s", strerror(errno));
 }
 
-/* A JSON string (quoted) for s; bytes that are not printable ASCII are escaped. */
+/* A JSON string (quoted) for s: control characters escaped, other bytes as they are
+ * (paths are UTF-8 as a rule; the reader replaces what is not). */
 static void json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
+		else if (*p < 0x20 || *p == 0x7f)
 			fprintf(f, "\\u%04x", *p);
 		else
 			fputc(*p, f);
