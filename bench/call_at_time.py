@@ -58,7 +58,7 @@ def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
     inferior = TempInferior()
     t0 = time.perf_counter()
     parts = inferior.attach(pid, exe, None, keep_selected=True)  # stays selected: plain calls
-    status, _, value, _, _ = evaluate(EXPR, pid, 30)
+    outcome = evaluate(EXPR, pid, 30)
     first = (time.perf_counter() - t0) * 1e3
     samples = []
     for _ in range(repeat):
@@ -66,7 +66,8 @@ def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
         evaluate(EXPR, pid, 30)
         samples.append((time.perf_counter() - t1) * 1e3)
     inferior.close()
-    _emit({"first": first, "parts": parts, "repeat": samples, "value": value, "status": status})
+    _emit({"first": first, "parts": parts, "repeat": samples, "value": outcome.value,
+           "status": outcome.status})
 
 
 def _timed_command(tick: int) -> tuple[float, dict]:
@@ -77,10 +78,11 @@ def _timed_command(tick: int) -> tuple[float, dict]:
     return wall, json.loads(text[text.index('{"tick"'):].splitlines()[0])
 
 
-def gdb_call_at_time(tick: int, first: int, repeat: int) -> None:
+def gdb_call_at_time(tick: int, first: int, repeat: int, tracker: str = "auto") -> None:
     """`first` first calls (nothing of the recording cached), then `repeat` calls reusing
-    the process at that tick."""
+    the process at that tick, with the page tracker `tracker` (`set ttd tracker`)."""
     from gdb_plugin import session
+    session.TRACKER = tracker
     firsts, first_parts = [], []
     for _ in range(first):
         session.drop_cached()
@@ -94,8 +96,9 @@ def gdb_call_at_time(tick: int, first: int, repeat: int) -> None:
         repeats.append(wall)
         repeat_parts.append(obj["timings_ms"])
     session.close_all()
+    session.TRACKER = "auto"
     _emit({"first": firsts, "first_parts": first_parts, "repeat": repeats,
-           "repeat_parts": repeat_parts, "value": obj["value"],
+           "repeat_parts": repeat_parts, "value": obj["value"], "tracker": obj["tracker"],
            "pages": len(obj["dirtied_pages"]), "faults": obj["faults"]})
 
 
@@ -203,6 +206,8 @@ def _warm(exe: Path, db: Path, size_mib: int, first: int, repeat: int) -> dict:
                 for p in live_procs]
             gdb.cli(f"ttd open {db}")
             cat = _bench_json(gdb.cli(f"python bench.gdb_call_at_time(1, {first}, {repeat})", 600))
+            diff = _bench_json(gdb.cli(
+                f"python bench.gdb_call_at_time(1, {first}, {repeat}, 'diff')", 600))
     finally:
         for proc in live_procs:
             proc.kill()
@@ -222,6 +227,17 @@ def _warm(exe: Path, db: Path, size_mib: int, first: int, repeat: int) -> dict:
         "first_vs_live_attach": round(first_ms / attach_ms, 3),
         "repeat_vs_live_gdbserver_call": round(repeat_ms / server_call_ms, 3),
         "faults_last_call": cat["faults"],
+        "tracker": cat["tracker"],
+        # the tracker for kernels without WP_ASYNC, forced, beside the default one
+        "diff_tracker": {
+            "call_at_time_first_ms": _med(diff["first"]),
+            "call_at_time_first_breakdown_ms": _median_parts(diff["first_parts"]),
+            "call_at_time_repeat_ms": _med(diff["repeat"]),
+            "call_at_time_repeat_breakdown_ms": _median_parts(diff["repeat_parts"]),
+            "first_vs_default": round(_med(diff["first"]) / first_ms, 3),
+            "repeat_vs_default": round(_med(diff["repeat"]) / repeat_ms, 3),
+            "value": diff["value"],
+        },
     }
 
 
