@@ -263,6 +263,24 @@ def test_new_memory_of_the_process_counts_as_written(newmem_recording, tracker):
 # ---- the stack's room to grow ----------------------------------------------------------
 
 
+def test_stack_growth_stops_a_guard_page_above_the_mapping_below_or_at_8_mib():
+    from gdb_plugin.rematerialize import _stack_growth
+    from tests.native.recording_fixture import MapLine
+    MiB, top = 1 << 20, 0x7FFF00000000
+
+    def maps(below_end):
+        return [MapLine(0x400000, below_end, "rw-p", 0, ""),
+                MapLine(top - 132 * 1024, top, "rw-p", 0, "[stack]")]
+    assert _stack_growth(maps(0x500000), 0) == (top - 8 * MiB, top - 132 * 1024)
+    assert _stack_growth(maps(top - MiB), 0) == (top - MiB + PAGE_SIZE, top - 132 * 1024)
+    assert _stack_growth(maps(top - 132 * 1024 - PAGE_SIZE), 0) is None  # no room left
+    big = [MapLine(top - 9 * MiB, top, "rw-p", 0, "[stack]")]
+    assert _stack_growth(big, 0) is None  # 8 MiB already
+    unnamed = [MapLine(top - MiB, top, "rw-p", 0, "")]
+    assert _stack_growth(unnamed, top - 100) == (top - 8 * MiB, top - MiB)  # by start_stack
+    assert _stack_growth(unnamed, 0) is None
+
+
 @pytest.mark.parametrize("tracker", ["wp-async", "diff"])
 def test_stack_has_room_to_grow_below_the_recorded_one(recording, tracker):
     """Below the recorded [stack]: zero pages down to 8 MiB in all (or a guard page
@@ -491,7 +509,7 @@ def escape_files(escape_recording):
 @pytest.mark.parametrize("tracker", ["wp-async", "diff"])
 def test_every_way_out_is_refused_and_listed_with_its_detail(escape_recording, escape_files, tracker):
     """unlink (twice), open(O_WRONLY|O_TRUNC), rename, kill(getppid(), SIGKILL),
-    socket + connect, fork, execve: each fails with EPERM and appears with its
+    socket + connect (IPv4, IPv6) + sendto (unix), fork, execve: each fails with EPERM and appears with its
     telling argument; the files and the parent (the page server) are untouched; a
     signal to itself passes. The path strings are read from pages the process has
     not touched yet (they are filled for the read)."""
@@ -516,6 +534,8 @@ def test_every_way_out_is_refused_and_listed_with_its_detail(escape_recording, e
         {"name": "kill", "count": 1, "detail": f"SIGKILL to pid {server_pid}"},
         {"name": "socket", "count": 1, "detail": "AF_INET SOCK_STREAM"},
         {"name": "connect", "count": 1, "detail": "AF_INET 127.0.0.1:9"},
+        {"name": "connect", "count": 1, "detail": "AF_INET6 [::1]:53"},
+        {"name": "sendto", "count": 1, "detail": f"AF_UNIX {base}.sock"},
         {"name": "clone", "count": 1, "detail": None},
         {"name": "execve", "count": 1, "detail": "/bin/true"},
     ]
