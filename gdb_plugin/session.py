@@ -20,15 +20,12 @@ The report itself is gdb_plugin/report.py (pure), the names in it gdb_plugin/sym
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import inspect
 import os
 import re
 import shlex
 import shutil
 import signal
 import struct
-import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -727,7 +724,7 @@ class CallSession:
 
         t0 = time.perf_counter()
         self._remat_cm = rematerialize(self.info.db_path, self.info.tick, tid=self.info.tid,
-                                       **self._remat_options(rematerialize))
+                                       sandbox=self.sandbox, tracker=self.tracker)
         starting = _Starting(self._remat_cm)
         try:  # from here on, any failure must end the process and the page server
             exe = self._check_files()
@@ -742,29 +739,17 @@ class CallSession:
             self.close()
             raise
 
-    def _remat_options(self, rematerialize) -> dict:
-        """sandbox and tracker for rematerialize(); a page server without tracker choice
-        runs wp-async only."""
-        options = {"sandbox": self.sandbox}
-        if "tracker" in inspect.signature(rematerialize).parameters:
-            options["tracker"] = self.tracker
-        elif self.tracker == "diff":
-            raise SessionError("This ttd's page server has no diff tracker; "
-                               "use the tracker auto or wp-async.")
-        return options
-
     def _note_process(self) -> None:
         """The tracker the page server chose, its notice (auto fell back), and the
         warning that the sandbox is off: once per process, with the file warnings."""
-        self.tracker_used = getattr(self.proc, "tracker", None) or "wp-async"
-        growth = getattr(self.proc, "stack_growth_range", lambda: None)()
+        self.tracker_used = self.proc.tracker
+        growth = self.proc.stack_growth_range()
         if growth is not None:  # written there: the stack grew, below the recorded rsp
             self.regions = sorted(self.info.regions + [report.Region(*growth, "rw-p", "[stack]")],
                                   key=lambda r: r.start)
-        notice = getattr(self.proc, "notice", None)
+        notice = self.proc.notice  # "ttd: this kernel lacks ...": a warning here
         if notice:
-            self.warnings.append(notice if notice.startswith("warning: ")
-                                 else f"warning: {notice}")
+            self.warnings.append("warning: " + notice.removeprefix("ttd: "))
         if not self.sandbox:
             self.warnings.append(SANDBOX_OFF_WARNING)
 
@@ -815,7 +800,8 @@ class CallSession:
             pages, server_error = self._report()
             if server_error is not None:  # the page server is gone or refused a page
                 outcome = Outcome("error", error=server_error)
-            outcome = _with_wait_status(outcome, getattr(self.proc, "exit_status", None))
+            if outcome.status == "exited":
+                outcome = _with_wait_status(outcome, self._wait_status())
             t2 = time.perf_counter()
             if self._can_reset(outcome.status, pages):
                 self._reset(pages)
@@ -832,6 +818,14 @@ class CallSession:
                           fault_address=outcome.fault_address, backtrace=outcome.backtrace,
                           exit_code=outcome.exit_code, tracker=self.tracker_used,
                           notes=self.notes())
+
+    def _wait_status(self) -> int | None:
+        """The ended process's wait status, from the page server (its parent), which may
+        learn of the end a moment after GDB did."""
+        try:
+            return self.proc.wait_exit(5.0)
+        except RecordingError:
+            return self.proc.exit_status
 
     def _can_reset(self, status: str, pages: list[report.DirtiedPage]) -> bool:
         """Whether putting back the changed pages restores the recorded state: not after a
@@ -869,34 +863,11 @@ class CallSession:
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages, None
 
-    def _settle_output(self, limit_s: float = 1.0) -> None:
-        """Wait until the page server's drain threads have taken what the call wrote to
-        fds 1 and 2: the writes are complete (the process is stopped), only the pipes
-        may still hold them. Best effort on rematerialize's drains (fd attribute)."""
-        deadline = time.monotonic() + limit_s
-        for drain in (getattr(self.proc, "_out", None), getattr(self.proc, "_err", None)):
-            fd = getattr(drain, "fd", None)
-            while fd is not None and time.monotonic() < deadline:
-                try:
-                    pending = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
-                except OSError:
-                    break  # closed: everything was read
-                if pending == 0:
-                    break
-                time.sleep(0.0005)
-        time.sleep(0)  # let a drain that has just read append its chunk
-
-    def _all_output(self) -> tuple[bytes, bytes]:
-        """Everything the process wrote to fds 1 and 2 so far, once the pipes are empty."""
-        drain = getattr(self.proc, "drain_output", None)
-        if drain is not None:
-            return drain(timeout=1.0)
-        self._settle_output()
-        return self.proc.output()
-
     def _new_output(self) -> tuple[str, str]:
+        """What the call wrote to fds 1 and 2: the process is stopped (or gone), so its
+        writes are complete; drain_output takes what the pipes still hold."""
         try:
-            out, err = self._all_output()
+            out, err = self.proc.drain_output(timeout=1.0)
         except Exception:  # output capture is best effort
             return "", ""
         new_out, new_err = out[self._stdout_seen:], err[self._stderr_seen:]

@@ -35,7 +35,8 @@ class TtdGoto(gdb.Command):
 Usage: ttd goto [--thread TID] TICK
 Rematerialize the process of the open recording at TICK and attach it as a new
 inferior, selected: bt, frame, print, x, info locals and even call work on it as
-on a live process (calls change it; nothing reaches the recording). It stays until
+on a live process (calls change it; nothing reaches the recording, and the sandbox
+of "set ttd sandbox" keeps its system calls from reaching outside). It stays until
 the next "ttd goto" or "ttd close"; then your own inferior is selected again.
 Meanwhile "set sysroot /", "set unwindonsignal on" and "handle SIGSTOP nostop
 noprint nopass" hold (the process starts in a group stop); your settings come back

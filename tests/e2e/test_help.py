@@ -31,3 +31,17 @@ def test_every_registered_command_has_help():
             help_text = gdb.cli(f"help {command}")
             assert "Usage: " + command in help_text
             assert "Examples:" in help_text
+
+
+def test_settings_have_help_and_show_their_values():
+    with MiGdb() as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        listing = gdb.cli("help set ttd")
+        for name in ("sandbox", "timeout", "tracker"):
+            assert f"set ttd {name} -- " in listing
+        assert "system calls that reach outside" in gdb.cli("help set ttd sandbox")
+        assert "writes that leave a page's bytes" in gdb.cli("help set ttd tracker")
+        lines = gdb.cli("show ttd").strip().splitlines()[-3:]
+        assert lines == ["The ttd sandbox is on.",
+                         "Calls of the past are interrupted after 10 seconds.",
+                         "The ttd tracker is auto."]

@@ -94,3 +94,27 @@ def test_cli_tracker_option(targets_db):
                    timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == DIFF_TRACKER_NOTE
+
+
+def test_auto_falls_back_with_a_notice(targets_db, monkeypatch):
+    """A kernel without PAGEMAP_SCAN (the page server's testing knob): auto takes the diff
+    tracker and says so once, in one line; the answers stay right."""
+    from gdb_plugin.driver import MiGdb
+    from tests.conftest import PLUGIN, run_ttd
+
+    monkeypatch.setenv("TTD_NO_PAGEMAP_SCAN", "1")
+    with MiGdb() as gdb:
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {targets_db[0]}")
+        first = gdb.cli("call-at-time 2 bump_all(1)").splitlines()
+        again = gdb.cli("call-at-time 2 bump_all(1)").splitlines()
+    notices = [line for line in first if "diff tracker" in line]
+    assert len(notices) == 1
+    assert notices[0].startswith("warning: this kernel lacks the PAGEMAP_SCAN ioctl")
+    assert first[-1] == again[-1] == DIFF_TRACKER_NOTE
+    assert not any("this kernel lacks" in line for line in again)  # once per process
+    done = run_ttd("call", str(targets_db[0]), "--at", "2", "--json", "bump_all(1)", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("ttd: warning: this kernel lacks the PAGEMAP_SCAN ioctl")
+    obj = json.loads(done.stdout)
+    assert (obj["tracker"], obj["notes"]) == ("diff", [DIFF_TRACKER_NOTE])
