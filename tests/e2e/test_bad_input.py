@@ -63,10 +63,18 @@ def test_no_recording_open(gdb, escape_rec):
     good_call_works(gdb, escape_rec[0])
 
 
-def test_directory_missing(gdb, escape_rec, tmp_path):
+def test_file_missing(gdb, escape_rec, tmp_path):
     missing = tmp_path / "no-such-dir" / "rec.db"
     assert expect_error(gdb, f"ttd open {missing}") == (
         f"Cannot create '{missing}': directory does not exist.")
+    # ttd open makes a new recording for ttd snapshot; nothing to call in it yet
+    new = tmp_path / "new.db"
+    assert f"Created new recording '{new}'." in gdb.cli(f"ttd open {new}")
+    assert expect_error(gdb, "call-at-time 1 step_value()") == (
+        "No tick 1: the recording has no snapshots.")
+    done = run_ttd("call", str(tmp_path / "none.db"), "--at", "1", "step_value()", timeout=60)
+    assert (done.returncode, done.stderr) == (
+        2, f"ttd: No recording at '{tmp_path / 'none.db'}': file not found.\n")
     good_call_works(gdb, escape_rec[0])
 
 

@@ -2,6 +2,7 @@
 the executable rebuilt since the recording (build-id differs), `ttd gdb` at a tick."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_gdbserver_missing(targets_db, tmp_path, monkeypatch):
     gdb_path = shutil.which("gdb")
+    path = os.environ["PATH"]
     monkeypatch.setenv("PATH", str(tmp_path))  # no gdbserver on it
     with MiGdb(gdb_path) as gdb:
         gdb.cli(f"source {PLUGIN}")
@@ -23,6 +25,9 @@ def test_gdbserver_missing(targets_db, tmp_path, monkeypatch):
             gdb.cli("call-at-time 1 list_length()")
         assert str(info.value) == "gdbserver is not installed: apt-get install gdbserver"
         assert "process" not in gdb.cli("info inferiors")
+        # installed meanwhile: the same session calls
+        gdb.cli(f"python import os; os.environ['PATH'] = {path!r}")
+        assert "$1 = 1" in gdb.cli("call-at-time 1 list_length()")
 
 
 def test_rebuilt_executable_warns_and_works(build_target, tmp_path):
