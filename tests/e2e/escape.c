@@ -72,6 +72,8 @@ int write_both(int n)
 int step_value(void) { return step * 10; }
 long sum_table(void) { long s = 0; for (int i = 0; i < 8192; i++) s += table[i]; return s; }
 int crash_null(void) { touched = 1234; return *(volatile int *)0; }
+int divide(int a, int b) { return a / b; }          /* SIGFPE for b == 0 */
+int crash_trap(void) { __builtin_trap(); }           /* SIGILL (ud2) */
 int spin(void) { for (;;) __asm__ volatile(""); return 0; }
 void do_exit(int code) { exit(code); }
 void checkpoint(int n) { __asm__ volatile("" ::"r"(n) : "memory"); }

@@ -192,6 +192,30 @@ def test_crash_reports_signal_address_backtrace_and_pages(gdb):
     assert call(gdb, 2, "touched")["value"] == "0"  # a new process: the recorded state
 
 
+@pytest.mark.parametrize("expr, sig, function", [
+    ("divide(1, 0)", "SIGFPE", "divide"),
+    ("crash_trap()", "SIGILL", "crash_trap"),
+], ids=["sigfpe", "sigill"])
+def test_other_faults(gdb, expr, sig, function):
+    got = call(gdb, 1, expr)
+    assert (got["status"], got["signal"]) == ("signalled", sig)
+    pc = int(got["backtrace"][0].split()[1], 16)
+    assert int(got["fault_address"], 16) == pc  # these signals fault at the instruction
+    assert got["backtrace"][0].split(" in ")[1].startswith(f"{function} at ")
+    assert call(gdb, 1, "divide(9, 3)")["value"] == "3"
+
+
+@pytest.mark.parametrize("expr, function", [
+    ("(unsigned)sleep(100)", "nanosleep"),
+    ("(int)pause()", "pause"),
+], ids=["sleep", "pause"])
+def test_hang_in_a_system_call_is_interrupted(gdb, expr, function):
+    got = call(gdb, 2, expr, "--timeout 1")
+    assert got["status"] == "timeout"
+    assert any(function in frame for frame in got["backtrace"]), got["backtrace"]
+    assert call(gdb, 2, "step_value()")["value"] == "20"
+
+
 def test_crash_text_report(gdb):
     record, text = gdb.run("call-at-time 3 crash_null()", 60)
     assert record["message"] == "error"
