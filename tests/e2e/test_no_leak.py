@@ -55,7 +55,8 @@ def descendants(pid: int) -> dict[int, str]:
 
 def footprint(gdb_pid: int) -> dict:
     """What a call could leave behind: GDB's descriptors, its processes, temporary files."""
-    fds = sorted(os.readlink(f"/proc/{gdb_pid}/fd/{fd}") for fd in os.listdir(f"/proc/{gdb_pid}/fd"))
+    fd_dir = f"/proc/{gdb_pid}/fd"
+    fds = sorted(os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir))
     temp = sorted(glob.glob("/tmp/ttd-*") + glob.glob("/dev/shm/ttd-*"))
     return {"fds": fds, "processes": descendants(gdb_pid),
             "temp": [path for path in temp if str(gdb_pid) in path]}

@@ -140,7 +140,8 @@ def test_json_of_a_crash():
                              blocked_syscalls=[], error="crashed", timings_ms={}, faults={},
                              fault_address=0x8, backtrace=["#0  0x8 in ??"], tracker="diff",
                              notes=["a note"])
-    assert (obj["fault_address"], obj["backtrace"], obj["exit_code"]) == ("0x8", ["#0  0x8 in ??"], None)
+    assert obj["fault_address"] == "0x8" and obj["exit_code"] is None
+    assert obj["backtrace"] == ["#0  0x8 in ??"]
     assert (obj["tracker"], obj["notes"]) == ("diff", ["a note"])
 
 
