@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from snapshotdb.db import open_engine
-from snapshotdb.errors import RecordingError
+from snapshotdb.errors import RecordingError, RecordingNotFound
 
 NO_RECORDING = 'No recording is open. Use "ttd open DB".'
 
@@ -49,13 +49,18 @@ class OpenRecording:
 _current: OpenRecording | None = None
 
 
-def open_recording(path: str) -> tuple[OpenRecording, bool]:
-    """Open (creating when missing) the recording at `path`; return it and whether it is new."""
+def open_recording(path: str, create: bool = False) -> tuple[OpenRecording, bool]:
+    """Open the recording at `path` (with `create`, make it when missing); return it
+    and whether it is new. A missing file without `create` is an error: calls on a
+    mistyped name must not quietly open an empty recording."""
     global _current
     is_url = "://" in path
     path = path if is_url else os.path.abspath(os.path.expanduser(path))
-    created = not is_url and not os.path.exists(path)
-    if created or is_url:  # a URL's database gets its tables when it has none
+    created = create and not is_url and not os.path.exists(path)
+    if not create and not is_url and not os.path.exists(path):
+        raise RecordingNotFound(f"No recording at '{path}': file not found. "
+                                'Use "ttd open --create DB" to start a new one.')
+    if created or (create and is_url):  # a URL's database gets its tables when it has none
         open_engine(path, create=True).dispose()
     recording = OpenRecording(path, open_engine(path, readonly=True))
     close_recording()

@@ -211,7 +211,7 @@ class Recorder:
                     f"Breakpoint location '{location}' does not resolve: {exc}") from None
         gdb.command("-interpreter-exec console \"catch syscall exit_group\"")
         # Create the recording last, so that a bad program or location leaves no file.
-        gdb.command(f"-interpreter-exec console {_mi_quote('ttd open ' + self.output)}")
+        gdb.command(f"-interpreter-exec console {_mi_quote('ttd open --create ' + self.output)}")
         fd_in, fd_out, fd_err = self.fds
         redirect = f"0<&{fd_in} 1>&{fd_out} 2>&{fd_err} {fd_in}<&- {fd_out}>&- {fd_err}>&-"
         args = " ".join(shlex.quote(a) for a in self.program[1:])

@@ -28,23 +28,27 @@ Type "help ttd" followed by a subcommand name for its documentation."""
 
 
 class TtdOpen(gdb.Command):
-    """Open a recording database, creating it when it does not exist.
+    """Open a recording database.
 
-Usage: ttd open DB
-DB is an SQLite file or an SQLAlchemy URL. Later "ttd snapshot" commands add to it.
+Usage: ttd open [--create] DB
+DB is an SQLite file or an SQLAlchemy URL. With --create, a new empty recording
+is made when DB does not exist. Later "ttd snapshot" commands add to it.
 
 Examples:
-  ttd open /tmp/bank.db"""
+  ttd open /tmp/bank.db
+  ttd open --create /tmp/new.db"""
 
     def __init__(self):
         super().__init__("ttd open", gdb.COMMAND_RUNNING, gdb.COMPLETE_FILENAME)
 
     def invoke(self, arg, from_tty):
         argv = gdb.string_to_argv(arg)
+        create = bool(argv) and argv[0] == "--create"
+        argv = argv[1:] if create else argv
         if len(argv) != 1:
-            raise gdb.GdbError("Usage: ttd open DB")
+            raise gdb.GdbError("Usage: ttd open [--create] DB")
         try:
-            recording, created = state.open_recording(argv[0])
+            recording, created = state.open_recording(argv[0], create=create)
         except RecordingError as exc:
             raise gdb.GdbError(str(exc)) from None
         verb = "Created new" if created else "Opened"

@@ -71,7 +71,7 @@ def record_with_live_reference(db: Path, argv: list[str], location: str, hits: i
             gdb.cli("set args " + " ".join(_gdb_quote(a) for a in argv[1:]))
         gdb.cli(f"source {PLUGIN}")
         gdb.cli(f"python import sys; sys.path.insert(0, '{HERE}'); import live_ref")
-        gdb.cli(f"ttd open {db}")
+        gdb.cli(f"ttd open --create {db}")
         gdb.cli(f"break {location}")
         recorded = Recorded(gdb, db, [])
         for hit in range(hits):

@@ -66,10 +66,13 @@ def test_no_recording_open(gdb, escape_rec):
 def test_file_missing(gdb, escape_rec, tmp_path):
     missing = tmp_path / "no-such-dir" / "rec.db"
     assert expect_error(gdb, f"ttd open {missing}") == (
+        f"No recording at '{missing}': file not found. "
+        'Use "ttd open --create DB" to start a new one.')
+    assert expect_error(gdb, f"ttd open --create {missing}") == (
         f"Cannot create '{missing}': directory does not exist.")
-    # ttd open makes a new recording for ttd snapshot; nothing to call in it yet
+    # ttd open --create makes a new recording for ttd snapshot; nothing to call in it yet
     new = tmp_path / "new.db"
-    assert f"Created new recording '{new}'." in gdb.cli(f"ttd open {new}")
+    assert f"Created new recording '{new}'." in gdb.cli(f"ttd open --create {new}")
     assert expect_error(gdb, "call-at-time 1 step_value()") == (
         "No tick 1: the recording has no snapshots.")
     done = run_ttd("call", str(tmp_path / "none.db"), "--at", "1", "step_value()", timeout=60)

@@ -39,7 +39,7 @@ def thread_registers(thread):
 
 gdb.execute("set pagination off")
 gdb.execute("set confirm off")
-gdb.execute(f"ttd open {os.environ['TTD_DB']}")
+gdb.execute(f"ttd open --create {os.environ['TTD_DB']}")
 gdb.execute("break stop_here")
 gdb.execute("run")
 gdb.execute("ttd snapshot fidelity")

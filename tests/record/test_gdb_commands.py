@@ -32,15 +32,20 @@ def test_commands_need_an_open_recording():
 def test_open_errors(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
-    lines = gdb_batch(f"ttd open {tmp_path}/no/such/dir/x.db", f"ttd open {text}", "ttd open")
+    lines = gdb_batch(f"ttd open {tmp_path}/x.db", f"ttd open --create {tmp_path}/no/such/dir/x.db",
+                      f"ttd open {text}", "ttd open")
+    assert (f"No recording at '{tmp_path}/x.db': file not found. "
+            'Use "ttd open --create DB" to start a new one.') in lines
+    assert not (tmp_path / "x.db").exists()
     assert f"Cannot create '{tmp_path}/no/such/dir/x.db': directory does not exist." in lines
     assert f"'{text}' is not a ttd recording (not an SQLite database)." in lines
-    assert "Usage: ttd open DB" in lines
+    assert "Usage: ttd open [--create] DB" in lines
 
 
 def test_snapshot_needs_a_live_process(tmp_path, build_target):
     bank = build_target("examples/bank.c")
-    lines = gdb_batch(f"ttd open {tmp_path}/a.db", "ttd snapshot", "ttd timeline", program=bank)
+    lines = gdb_batch(f"ttd open --create {tmp_path}/a.db", "ttd snapshot", "ttd timeline",
+                      program=bank)
     assert f"Created new recording '{tmp_path}/a.db'." in lines
     assert "The program is not being run." in lines
     assert "No snapshots." in lines
@@ -50,7 +55,7 @@ def test_snapshot_refuses_a_core_file(tmp_path, build_target):
     bank = build_target("examples/bank.c")
     core = tmp_path / "bank.core"
     gdb_batch("break transfer", "run", f"gcore {core}", "kill", program=bank)
-    lines = gdb_batch(f"core-file {core}", f"ttd open {tmp_path}/a.db", "ttd snapshot",
+    lines = gdb_batch(f"core-file {core}", f"ttd open --create {tmp_path}/a.db", "ttd snapshot",
                       program=bank)
     assert "ttd snapshot needs a native process; this inferior runs on a 'core' target." in lines
 
@@ -58,7 +63,7 @@ def test_snapshot_refuses_a_core_file(tmp_path, build_target):
 def test_snapshot_timeline_and_bad_arguments(tmp_path, build_target):
     bank = build_target("examples/bank.c")
     db = tmp_path / "a.db"
-    lines = gdb_batch(f"ttd open {db}", "break transfer", "run", "ttd snapshot --reason bogus",
+    lines = gdb_batch(f"ttd open --create {db}", "break transfer", "run", "ttd snapshot --reason bogus",
                       "ttd snapshot", "continue", "ttd snapshot --reason breakpoint second call",
                       "ttd timeline", "ttd close", f"ttd open {db}", "ttd timeline",
                       program=bank)
@@ -85,7 +90,7 @@ def test_snapshot_of_a_mapping_past_the_end_of_its_file(tmp_path, build_target):
     holes = build_target("tests/record/holes.c")
     db = tmp_path / "h.db"
     data = tmp_path / "data.bin"
-    lines = gdb_batch(f"ttd open {db}", "break stop_here", f"run {data}", "ttd snapshot",
+    lines = gdb_batch(f"ttd open --create {db}", "break stop_here", f"run {data}", "ttd snapshot",
                       "kill", program=holes)
     assert any(line.startswith("Snapshot tick 1: ") for line in lines), lines
     engine = open_engine(db)
@@ -101,7 +106,7 @@ def test_snapshot_of_a_mapping_past_the_end_of_its_file(tmp_path, build_target):
 
 def test_snapshot_refuses_breakpoints_left_in_memory(tmp_path, build_target):
     bank = build_target("examples/bank.c")
-    lines = gdb_batch(f"ttd open {tmp_path}/a.db", "set breakpoint always-inserted on",
+    lines = gdb_batch(f"ttd open --create {tmp_path}/a.db", "set breakpoint always-inserted on",
                       "break transfer", "run", "ttd snapshot", "kill", program=bank)
     assert ('ttd snapshot needs breakpoints out of memory while stopped: "set breakpoint '
             'always-inserted off".') in lines
