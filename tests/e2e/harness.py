@@ -51,6 +51,16 @@ def call_json(gdb: MiGdb, tick: int, expr: str, tid: int | None = None) -> dict:
     return _json_line(text)
 
 
+def assert_matches_live(recorded: "Recorded", tick: int, call: "Call") -> None:
+    """call-at-time gives the value and the changed pages of GDB's live call at that stop."""
+    live = recorded.live[(tick, call.expr, call.thread)]
+    got = call_json(recorded.gdb, tick, call.expr, call.thread)
+    assert got["status"] == "returned", got["error"]
+    assert got["value"] == live["value"]
+    changed = [p["address"] for p in got["dirtied_pages"] if p["changed"]]
+    assert changed == live["changed"]
+
+
 def _json_line(text: str) -> dict:
     for line in text.splitlines():
         if '{"tick"' in line:

@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from tests.conftest import require
-from tests.e2e.harness import Call, call_json, record_with_live_reference, require_tools, user_state
+from tests.e2e.harness import (Call, assert_matches_live, call_json,
+                               record_with_live_reference, require_tools, user_state)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -41,13 +42,7 @@ def recorded(tmp_path_factory):
 @pytest.mark.parametrize("hit, call", [(h, c) for h in range(3) for c in CALLS],
                          ids=[f"tick{h + 1}-{c.expr}" for h in range(3) for c in CALLS])
 def test_sqlite3_matches_live_call(recorded, hit, call):
-    tick = recorded.ticks[hit]
-    live = recorded.live[(tick, call.expr, call.thread)]
-    got = call_json(recorded.gdb, tick, call.expr)
-    assert got["status"] == "returned", got["error"]
-    assert got["value"] == live["value"]
-    changed = [p["address"] for p in got["dirtied_pages"] if p["changed"]]
-    assert changed == live["changed"]
+    assert_matches_live(recorded, recorded.ticks[hit], call)
 
 
 def test_statements_differ_between_ticks(recorded):

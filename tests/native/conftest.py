@@ -26,33 +26,32 @@ def native_build():
     return TOP / "native"
 
 
+def record_target(build_target, tmp_path_factory, name: str, *, exit_code: int, ticks: int,
+                  **options):
+    """Build tests/native/NAME.c, record it at its int3s, and check how the run ended."""
+    binary = build_target(f"tests/native/{name}.c")
+    db = tmp_path_factory.mktemp("rec") / f"{name}.db"
+    result = record(str(binary), str(db), **options)
+    assert result.exit_code == exit_code and len(result.ticks) == ticks, result
+    return result
+
+
 @pytest.fixture(scope="session")
 def recording(native_build, build_target, tmp_path_factory):
     """remat_target recorded at its two int3s: ticks 1 and 2; it exits with 42."""
-    binary = build_target("tests/native/remat_target.c")
-    db = tmp_path_factory.mktemp("rec") / "remat.db"
-    result = record(str(binary), str(db))
-    assert result.exit_code == 42 and len(result.ticks) == 2, result
-    return result
+    return record_target(build_target, tmp_path_factory, "remat_target", exit_code=42, ticks=2)
 
 
 @pytest.fixture(scope="session")
 def mm_recording(native_build, build_target, tmp_path_factory):
     """remat_mm recorded at its int3 (tick 1), before it changes its memory map."""
-    binary = build_target("tests/native/remat_mm.c")
-    db = tmp_path_factory.mktemp("rec") / "remat_mm.db"
-    result = record(str(binary), str(db))
-    assert result.exit_code == 0 and len(result.ticks) == 1, result
-    return result
+    return record_target(build_target, tmp_path_factory, "remat_mm", exit_code=0, ticks=1)
 
 
 @pytest.fixture(scope="session")
 def sandbox_recording(native_build, build_target, tmp_path_factory):
     """remat_sandbox recorded at its int3 (tick 1), before it tries to reach outside."""
-    binary = build_target("tests/native/remat_sandbox.c")
-    db = tmp_path_factory.mktemp("rec") / "remat_sandbox.db"
-    result = record(str(binary), str(db))
-    assert result.exit_code == 0 and len(result.ticks) == 1, result
+    result = record_target(build_target, tmp_path_factory, "remat_sandbox", exit_code=0, ticks=1)
     base = result.stdout.split(b"base=", 1)[1].split()[0].decode()
     for suffix in (".keep", ".new"):  # the recorded run really did both
         if os.path.exists(base + suffix):
@@ -65,10 +64,8 @@ def sandbox_recording(native_build, build_target, tmp_path_factory):
 def escape_recording(native_build, build_target, tmp_path_factory):
     """remat_escape recorded at its int3 (tick 1) and killed there: the live run never
     tries its ways out; only rematerialized runs do. Its files: base.keep, base.victim."""
-    binary = build_target("tests/native/remat_escape.c")
-    db = tmp_path_factory.mktemp("rec") / "remat_escape.db"
-    result = record(str(binary), str(db), max_ticks=1)
-    assert result.exit_code == -9 and len(result.ticks) == 1, result
+    result = record_target(build_target, tmp_path_factory, "remat_escape", exit_code=-9, ticks=1,
+                           max_ticks=1)
     result.base = result.stdout.split(b"base=", 1)[1].split()[0].decode()
     return result
 
@@ -76,8 +73,4 @@ def escape_recording(native_build, build_target, tmp_path_factory):
 @pytest.fixture(scope="session")
 def newmem_recording(native_build, build_target, tmp_path_factory):
     """remat_newmem recorded at its int3 (tick 1), before it maps new memory."""
-    binary = build_target("tests/native/remat_newmem.c")
-    db = tmp_path_factory.mktemp("rec") / "remat_newmem.db"
-    result = record(str(binary), str(db))
-    assert result.exit_code == 0 and len(result.ticks) == 1, result
-    return result
+    return record_target(build_target, tmp_path_factory, "remat_newmem", exit_code=0, ticks=1)
