@@ -37,9 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run="snapshotdb.timeline:cli_timeline")
 
     p = sub.add_parser("call", help="call EXPR in the process as it was at TICK")
-    p.add_argument("db", metavar="DB")
-    p.add_argument("--at", type=int, required=True, metavar="TICK")
-    p.add_argument("--thread", type=int, default=None, metavar="TID")
+    p.add_argument("db", metavar="DB", help="the recording")
+    p.add_argument("--at", type=int, required=True, metavar="TICK",
+                   help="the tick to call at (see ttd timeline)")
+    p.add_argument("--thread", type=int, default=None, metavar="TID",
+                   help="the thread whose registers and TLS the call uses "
+                        "(default: the thread that stopped at TICK)")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S",
                    help="interrupt a call still running after S seconds (default 10)")
     p.add_argument("--tracker", choices=("auto", "wp-async", "diff"), default="auto",
@@ -50,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     # nargs="+", not REMAINDER: options may follow DB (ttd call DB --at 3 EXPR); the words
     # of EXPR are joined with spaces; put "--" before an EXPR that starts with "-"
-    p.add_argument("expr", nargs="+", metavar="EXPR")
+    p.add_argument("expr", nargs="+", metavar="EXPR",
+                   help="any expression GDB's call accepts; its words are joined with spaces")
     p.set_defaults(run="gdb_plugin.driver:cli_call")
 
     p = sub.add_parser("gdb", help="start gdb with the plugin loaded and DB open")
