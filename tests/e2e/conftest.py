@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from gdb_plugin.driver import MiGdb
-from tests.conftest import PLUGIN, run_ttd
-from tests.e2e.harness import require_tools
+from tests.conftest import run_ttd
+from tests.e2e.harness import gdb_with_recording, require_tools
 
 
 @pytest.fixture(scope="session")
@@ -36,11 +35,5 @@ def escape_recording(build_target, tmp_path_factory):
 @pytest.fixture
 def plugin_gdb(targets_db):
     """A fresh GDB in MI mode with the plugin loaded and the recording open."""
-    gdb = MiGdb()
-    try:
-        gdb.cli("set confirm off")
-        gdb.cli(f"source {PLUGIN}")
-        gdb.cli(f"ttd open {targets_db[0]}")
+    with gdb_with_recording(targets_db[0]) as gdb:
         yield gdb
-    finally:
-        gdb.close()

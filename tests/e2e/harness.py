@@ -4,6 +4,7 @@ as the reference at each hit (tests/e2e/live_ref.py), then call-at-time on the
 recording in the same GDB session."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -30,6 +31,16 @@ class Recorded:
     db: Path
     ticks: list[int]
     live: dict = field(default_factory=dict)  # (tick, expr, thread) -> {"value", "changed", "tid"}
+
+
+@contextlib.contextmanager
+def gdb_with_recording(db):
+    """A fresh GDB in MI mode with the plugin loaded and the recording `db` open."""
+    with MiGdb() as gdb:
+        gdb.cli("set confirm off")
+        gdb.cli(f"source {PLUGIN}")
+        gdb.cli(f"ttd open {db}")
+        yield gdb
 
 
 def require_tools() -> None:

@@ -19,8 +19,9 @@ import subprocess
 
 import pytest
 
-from gdb_plugin.driver import GdbFailed, MiGdb
-from tests.conftest import PLUGIN, run_ttd
+from gdb_plugin.driver import MiGdb
+from tests.conftest import run_ttd
+from tests.e2e.harness import gdb_with_recording
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,14 +49,8 @@ def escape_db(escape_recording):
 
 @pytest.fixture(scope="module")
 def gdb(escape_db):
-    gdb = MiGdb()
-    try:
-        gdb.cli("set confirm off")
-        gdb.cli(f"source {PLUGIN}")
-        gdb.cli(f"ttd open {escape_db[0]}")
+    with gdb_with_recording(escape_db[0]) as gdb:
         yield gdb
-    finally:
-        gdb.close()
 
 
 def call(gdb: MiGdb, tick: int, expr: str, options: str = "") -> dict:

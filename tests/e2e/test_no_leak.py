@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from gdb_plugin.driver import MiGdb
-from tests.conftest import PLUGIN
+from tests.e2e.harness import gdb_with_recording
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -93,10 +93,8 @@ def _plan() -> list[tuple[int, str, str, dict]]:
 def test_hundred_calls_leave_nothing_behind(escape_recording):
     db, _ = escape_recording
     recorded = sha256(db)
-    with MiGdb() as gdb:
+    with gdb_with_recording(db) as gdb:
         gdb_pid = gdb.controller.gdb_process.pid
-        gdb.cli(f"source {PLUGIN}")
-        gdb.cli(f"ttd open {db}")
         assert call(gdb, 1, "step_value()")["value"] == "10"  # what stays open is open now
         gdb.cli("python from gdb_plugin import session; session.drop_cached()")
         before = footprint(gdb_pid)
@@ -117,9 +115,7 @@ def test_hundred_calls_leave_nothing_behind(escape_recording):
 def _session_calls(db, worker: int) -> list[tuple[dict, dict]]:
     """One GDB session's calls at every tick, with what each must give."""
     results = []
-    with MiGdb() as gdb:
-        gdb.cli(f"source {PLUGIN}")
-        gdb.cli(f"ttd open {db}")
+    with gdb_with_recording(db) as gdb:
         for i in range(9):
             tick = 1 + (i + worker) % 3
             n = worker * 100 + i

@@ -33,13 +33,10 @@ def _changed(obj: dict) -> list[tuple[str, list | None]]:
 def both_trackers(targets_db):
     """{(tick, expr): (wp-async result, diff result)}, each tracker's calls in a row at a
     tick (the process is kept between them)."""
-    from gdb_plugin.driver import MiGdb
-    from tests.conftest import PLUGIN
+    from tests.e2e.harness import gdb_with_recording
 
     results: dict = {}
-    with MiGdb() as gdb:
-        gdb.cli(f"source {PLUGIN}")
-        gdb.cli(f"ttd open {targets_db[0]}")
+    with gdb_with_recording(targets_db[0]) as gdb:
         for tick in TICKS:
             for tracker in ("wp-async", "diff"):
                 for expr in CALLS:
@@ -99,13 +96,11 @@ def test_cli_tracker_option(targets_db):
 def test_auto_falls_back_with_a_notice(targets_db, monkeypatch):
     """A kernel without PAGEMAP_SCAN (the page server's testing knob): auto takes the diff
     tracker and says so once, in one line; the answers stay right."""
-    from gdb_plugin.driver import MiGdb
-    from tests.conftest import PLUGIN, run_ttd
+    from tests.conftest import run_ttd
+    from tests.e2e.harness import gdb_with_recording
 
     monkeypatch.setenv("TTD_NO_PAGEMAP_SCAN", "1")
-    with MiGdb() as gdb:
-        gdb.cli(f"source {PLUGIN}")
-        gdb.cli(f"ttd open {targets_db[0]}")
+    with gdb_with_recording(targets_db[0]) as gdb:
         first = gdb.cli("call-at-time 2 bump_all(1)").splitlines()
         again = gdb.cli("call-at-time 2 bump_all(1)").splitlines()
     notices = [line for line in first if "diff tracker" in line]
