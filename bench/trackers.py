@@ -166,7 +166,8 @@ def main() -> None:
         "per_tracker": per_tracker,
         "size": name,
         "method": ("faults: random order, one page per fault, touched from outside with "
-                   "process_vm_readv by a C helper, median of 3 runs; fill per page: prefill of the "
+                   "process_vm_readv by a C helper on the process's CPU (as bench/lazy_fill.py), "
+                   "median of 3 runs; fill per page: prefill of the "
                    "whole region in 1 MiB copies / pages; written set and clear: whole region "
                    "filled, 1% of its pages written through /proc/PID/mem, median of 5; pages 1 KiB "
                    "random + 3 KiB pattern, zstd + sha256 verified on every fill"),
