@@ -1864,6 +1864,42 @@ static char *format_stats(void)
 	return out;
 }
 
+static __attribute__((noreturn)) void stub_gone(int status)
+{
+	char *stats;
+
+	srv.pid = 0;
+	end_descendants();
+	stats = format_stats();
+	ctl_printf("GONE %d %s\n", status, stats);
+	exit(0);
+}
+
+/*
+ * An operation on the process failed with ESRCH: it has ended (its memory is
+ * gone before its tracer and we have reaped it). That is "the process ended",
+ * never an internal error: wait for its wait status and say GONE. The wait is
+ * bounded: the tracer (gdbserver) reaps first, and a tracer that hangs must
+ * not hang us.
+ */
+#define GONE_WAIT_MS 5000
+
+static __attribute__((noreturn)) void process_gone(const char *what)
+{
+	int status;
+
+	for (int ms = 0; ms < GONE_WAIT_MS; ms += 5) {
+		pid_t r = waitpid(srv.pid, &status, WNOHANG | __WALL);
+		if (r == srv.pid && (WIFEXITED(status) || WIFSIGNALED(status)))
+			stub_gone(status);
+		if (r < 0 && errno != EINTR)
+			break;
+		usleep(5000);
+	}
+	die("%s: the process ended, but its exit status did not come within %d ms",
+	    what, GONE_WAIT_MS);
+}
+
 /* One PAGEMAP_SCAN walk over [lo, hi); emit(start, end) per written range. */
 static void scan_written(uint64_t lo, uint64_t hi, void (*emit)(uint64_t, uint64_t, void *), void *ctx)
 {
@@ -1879,6 +1915,8 @@ static void scan_written(uint64_t lo, uint64_t hi, void (*emit)(uint64_t, uint64
 
 	while (arg.start < arg.end) {
 		long n = ioctl(srv.pagemap_fd, PAGEMAP_SCAN, &arg);
+		if (n < 0 && errno == ESRCH)
+			process_gone("PAGEMAP_SCAN of the process");
 		if (n < 0)
 			die("PAGEMAP_SCAN of the process: %s", strerror(errno));
 		for (long i = 0; i < n; i++)
@@ -2169,22 +2207,15 @@ static void clear_written(void)
 			.start = r->target_start, .end = r->target_end,
 			.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
 		};
-		if (ioctl(srv.pagemap_fd, PAGEMAP_SCAN, &arg) < 0)
-			die("PAGEMAP_SCAN(PM_SCAN_WP_MATCHING) of 0x%" PRIx64 "-0x%" PRIx64 ": %s",
+		if (ioctl(srv.pagemap_fd, PAGEMAP_SCAN, &arg) == 0)
+			continue;
+		if (errno == ESRCH)
+			process_gone("PAGEMAP_SCAN(PM_SCAN_WP_MATCHING)");
+		die("PAGEMAP_SCAN(PM_SCAN_WP_MATCHING) of 0x%" PRIx64 "-0x%" PRIx64 ": %s",
 			    r->target_start, r->target_end, strerror(errno));
 	}
 }
 
-static void stub_gone(int status)
-{
-	char *stats;
-
-	srv.pid = 0;
-	end_descendants();
-	stats = format_stats();
-	ctl_printf("GONE %d %s\n", status, stats);
-	exit(0);
-}
 
 /* Handle one request line; returns -1 at EOF (the caller is gone). */
 static int handle_control(void)
