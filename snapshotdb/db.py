@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, select
@@ -125,3 +126,44 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def schema_version(engine: Engine) -> int:
     with Session(engine) as session:
         return int(session.scalar(select(Meta.value).where(Meta.key == "schema_version")))
+
+
+@dataclass(eq=False)
+class Recording:
+    """One open recording: the handle every part of ttd passes down (the GDB plugin,
+    rematerialization, the CLI), instead of each opening its own engine.
+
+    name is an SQLite file's absolute path or a server URL as given; engine is
+    checked (schema version) and read-only unless opened with readonly=False.
+    """
+
+    name: str
+    engine: Engine
+    readonly: bool = True
+
+    @property
+    def path(self) -> str | None:
+        """The local SQLite file, or None for a recording on a server."""
+        return None if is_url(self.name) else self.name
+
+    def session(self) -> Session:
+        return Session(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_recording(name: str | os.PathLike, *, readonly: bool = True,
+                   create: bool = False) -> Recording:
+    """Open (create=True: make when missing) and check a recording; see open_engine."""
+    name = os.fspath(name)
+    if not is_url(name):
+        name = os.path.abspath(os.path.expanduser(name))
+    engine = open_engine(name, readonly=readonly, create=create)
+    return Recording(name, engine, readonly=readonly and not create)
