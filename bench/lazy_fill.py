@@ -54,7 +54,7 @@ sys.path.insert(0, str(TOP))
 
 from sqlalchemy.orm import Session  # noqa: E402
 
-from gdb_plugin.rematerialize import rematerialize  # noqa: E402
+from gdb_plugin.remat import rematerialize  # noqa: E402
 from snapshotdb.db import open_engine  # noqa: E402
 from snapshotdb.models import Mapping, Recording, Snapshot, Thread  # noqa: E402
 from snapshotdb.pages import PAGE_SIZE, encode  # noqa: E402

@@ -43,7 +43,7 @@ sys.path.insert(0, str(TOP / "bench"))
 
 from lazy_fill import REGION_START, TOUCH_C, make_recording, pct, touch  # noqa: E402
 
-from gdb_plugin.rematerialize import PAGE_SIZE, rematerialize  # noqa: E402
+from gdb_plugin.remat import PAGE_SIZE, rematerialize  # noqa: E402
 
 MiB = 1 << 20
 TRACKERS = ("wp-async", "diff")

@@ -720,7 +720,7 @@ class CallSession:
         inferior and reads the executable's symbols: both take milliseconds, and the
         thread mostly waits on the server (no GIL held).
         """
-        from gdb_plugin.rematerialize import rematerialize
+        from gdb_plugin.remat import rematerialize
 
         t0 = time.perf_counter()
         self._remat_cm = rematerialize(self.info.db_path, self.info.tick, tid=self.info.tid,

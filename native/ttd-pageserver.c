@@ -1,7 +1,7 @@
 /*
  * ttd-pageserver: rebuilds a recorded process at a tick and serves its memory.
  *
- * Started by gdb_plugin/rematerialize.py with the control socket on fd 0:
+ * Started by gdb_plugin/remat/client.py with the control socket on fd 0:
  *
  *   ttd-pageserver --out-fd N --err-fd M [--stub PATH]
  *
@@ -135,7 +135,7 @@ enum serve_mode { MODE_LAZY, MODE_EAGER, MODE_WORKAROUND };
  */
 enum tracker { TRACKER_WP_ASYNC, TRACKER_DIFF };
 
-/* The spec the wrapper sends on fd 0; gdb_plugin/rematerialize.py packs the same layout. */
+/* The spec the wrapper sends on fd 0; gdb_plugin/remat/client.py packs the same layout. */
 struct spec_head {
 	char magic[8];
 	uint64_t tick;
@@ -351,7 +351,7 @@ static void read_spec(void)
 
 	if (read_all(srv.ctl_fd, h, sizeof(*h)) || memcmp(h->magic, SPEC_MAGIC, 8))
 		die("ttd-pageserver: bad spec from the caller (version mismatch between "
-		    "gdb_plugin/rematerialize.py and native/? run make -C native)");
+		    "gdb_plugin/remat/client.py and native/? run make -C native)");
 	if (h->nr_maps > STUB_MAX_MAPS)
 		die("the recording has %u mappings at tick %" PRIu64 "; ttd-stub takes at most %d",
 		    h->nr_maps, h->tick, STUB_MAX_MAPS);

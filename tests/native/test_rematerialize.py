@@ -15,7 +15,7 @@ import pytest
 
 from sqlalchemy.orm import Session
 
-from gdb_plugin.rematerialize import RematerializeError, rematerialize
+from gdb_plugin.remat import RematerializeError, rematerialize
 from snapshotdb import queries
 from snapshotdb.db import open_engine
 from snapshotdb.pages import PAGE_SIZE, encode
@@ -69,7 +69,7 @@ def alive(pid: int) -> bool:
 
 # ---- memory -------------------------------------------------------------------------
 
-# How written pages are found (gdb_plugin/rematerialize.py): forced, and the diff
+# How written pages are found (gdb_plugin/remat/client.py): forced, and the diff
 # tracker chosen by "auto" on a kernel that lacks what wp-async needs (testing knobs).
 TRACKERS = {
     "wp-async": ({"tracker": "wp-async"}, {}),
@@ -264,7 +264,7 @@ def test_new_memory_of_the_process_counts_as_written(newmem_recording, tracker):
 
 
 def test_stack_growth_stops_a_guard_page_above_the_mapping_below_or_at_8_mib():
-    from gdb_plugin.rematerialize import _stack_growth
+    from gdb_plugin.remat.client import _stack_growth
     from tests.native.recording_fixture import MapLine
     MiB, top = 1 << 20, 0x7FFF00000000
 
@@ -622,7 +622,7 @@ def test_no_permission_for_userfaultfd(recording, world_readable_dir):
     db = os.path.join(world_readable_dir, "remat.db")
     shutil.copy(recording.db_path, db)
     os.chmod(db, 0o644)
-    code = ("import sys; from gdb_plugin.rematerialize import rematerialize, RematerializeError\n"
+    code = ("import sys; from gdb_plugin.remat import rematerialize, RematerializeError\n"
             f"try:\n    with rematerialize({str(db)!r}, 1):\n        pass\n"
             "except RematerializeError as e:\n    print(e); sys.exit(2)\n")
     run = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",

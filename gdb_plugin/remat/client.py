@@ -1,7 +1,7 @@
 """Rematerialize a recorded process at a tick: a stopped process whose memory is
 filled lazily from the recording and whose written pages are tracked exactly.
 
-    from gdb_plugin.rematerialize import rematerialize, RematerializeError
+    from gdb_plugin.remat import rematerialize, RematerializeError
     with rematerialize(db_path, tick, tid=None, sandbox=True, tracker="auto") as proc:
         proc.pid              # stopped (SIGSTOP), untraced: ready for `gdbserver --attach`
         proc.tracker          # "wp-async" or "diff": how written pages are found
@@ -66,7 +66,7 @@ from snapshotdb.db import is_url, open_engine
 from snapshotdb.errors import RecordingError
 from sqlalchemy.orm import Session
 
-NATIVE = Path(__file__).resolve().parents[1] / "native"
+NATIVE = Path(__file__).resolve().parents[2] / "native"
 PAGESERVER = NATIVE / "ttd-pageserver"
 STUB = NATIVE / "ttd-stub"
 MEM_PRELOAD = NATIVE / "libttdmem.so"
