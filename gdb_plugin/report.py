@@ -206,6 +206,18 @@ def hex_diff(page: DirtiedPage, width: int = 16) -> list[str]:
     return lines
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text: str, keep: str = "\n\t") -> str:
+    """`text` safe to print on a terminal: every control character (ESC, CR, BEL, the C1
+    range, DEL) but those in `keep` becomes a visible escape such as \\x1b. Text that
+    came from a call (its output, paths in blocked-call details) goes through this
+    before it is printed; JSON output escapes by itself."""
+    table = {c: v for c, v in _CONTROL.items() if chr(c) not in keep}
+    return text.translate(table)
+
+
 def _quoted(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -174,3 +174,19 @@ def test_hex_diff_range_across_lines():
                            page(0, [(i, 1) for i in range(10, 40)]), [(10, 30)])
     assert [line.split()[0] for line in report.hex_diff(p)[::2]] == [
         "0x0000000000001000", "0x0000000000001010", "0x0000000000001020"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("plain text\n\tindented", "plain text\n\tindented"),
+    ("\x1b]52;c;SGVsbG8=\x07", "\\x1b]52;c;SGVsbG8=\\x07"),  # OSC 52: set the clipboard
+    ("\x1b[2J\x1b[H", "\\x1b[2J\\x1b[H"),  # clear the screen
+    ("over\rwrite", "over\\x0dwrite"),
+    ("c1 \u009b31m", "c1 \\x9b31m"),
+    ("del\x7f", "del\\x7f"),
+])
+def test_printable_escapes_control_bytes(text, expected):
+    assert report.printable(text) == expected
+
+
+def test_printable_can_escape_newlines_too():
+    assert report.printable("a\nb", keep="") == "a\\x0ab"
