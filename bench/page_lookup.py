@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import time
 
-from snapshotdb import open_engine
+from snapshotdb.db import open_engine
 from snapshotdb.pages import encode
 from snapshotdb.reader import PAGE_AT_SQL, PageReader
 

@@ -1,11 +1,7 @@
-"""snapshotdb: the recording database of ttd (models, capture, core import, queries, CLI)."""
-from .db import open_engine, session_factory
-from .errors import (CaptureError, CorruptPage, NotARecording, RecordingError,
-                     RecordingNotFound, SchemaVersionMismatch, SnapshotNotFound, ThreadNotFound)
-from .models import SCHEMA_VERSION
+"""snapshotdb: the recording database of ttd (models, db, queries, capture, core import,
+pages, reader, the timeline's rows).
 
-__all__ = [
-    "open_engine", "session_factory", "SCHEMA_VERSION", "CaptureError", "CorruptPage",
-    "NotARecording", "RecordingError", "RecordingNotFound", "SchemaVersionMismatch",
-    "SnapshotNotFound", "ThreadNotFound",
-]
+Nothing is imported here: `from snapshotdb.errors import ...` must not load SQLAlchemy
+(the command line's start-up and GDB's `source` pay for what they import). Import the
+module that holds what you need: snapshotdb.db.open_recording, snapshotdb.errors, ...
+"""

@@ -29,14 +29,12 @@ from __future__ import annotations
 import os
 import signal
 import struct
-import sys
 from bisect import bisect_right
 from dataclasses import dataclass
 
 from .capture import (CHUNK_SIZE, KERNEL_SPACE, MappingInfo, SnapshotInfo, SnapshotWriter,
                       ThreadState, WriteStats, build_id_of, gpreg)
 from .corenotes import Core, CoreError, FileRange, read_core
-from .db import open_engine
 from .pages import PAGE_SIZE
 
 AT_PHDR = 3
@@ -50,22 +48,6 @@ HEAP_SEARCH = 0x40000000 + 0x10000000  # x86_64 brk randomization range (1 GiB),
 class ImportResult:
     stats: WriteStats
     warnings: list[str]
-
-
-def cli_import_core(args) -> int:
-    core = read_core(args.core)
-    if args.exe is not None and not os.path.isfile(args.exe):
-        raise CoreError(f"Executable '{args.exe}' not found.")
-    engine = open_engine(args.db, create=True)
-    try:
-        result = import_core(engine, core, exe=args.exe)
-    finally:
-        engine.dispose()
-    for warning in result.warnings:
-        print(f"ttd: warning: {warning}", file=sys.stderr)
-    print(f"Imported '{args.core}' as tick {result.stats.tick}: "
-          f"{result.stats.versions_written} pages.")
-    return 0
 
 
 def import_core(engine, core: Core | str, exe: str | None = None) -> ImportResult:

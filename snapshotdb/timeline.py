@@ -1,12 +1,10 @@
-"""`ttd timeline DB [--json]`: the snapshots of a recording, in time order."""
+"""The timeline of a recording: its snapshots in time order, as JSON-ready rows and as
+the table `ttd timeline` prints (the command line's and the GDB plugin's)."""
 from __future__ import annotations
-
-import json
 
 from sqlalchemy.orm import Session
 
 from . import queries
-from .db import open_engine
 from .models import Snapshot
 
 
@@ -42,13 +40,3 @@ def format_table(entries: list[dict]) -> str:
 def load(engine) -> list[dict]:
     with Session(engine) as session:
         return [entry(s) for s in queries.timeline(session)]
-
-
-def cli_timeline(args) -> int:
-    engine = open_engine(args.db, readonly=True)
-    try:
-        entries = load(engine)
-    finally:
-        engine.dispose()
-    print(json.dumps(entries, indent=1) if args.json else format_table(entries))
-    return 0

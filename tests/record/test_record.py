@@ -147,15 +147,17 @@ def test_gdb_missing(build_target, tmp_path):
     result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", str(bank), timeout=60,
                      env=env)
     assert result.returncode == 2
-    assert result.stderr.strip() == "ttd: gdb not found: install it (apt-get install gdb)."
+    assert result.stderr.strip() == "ttd: gdb is not installed: apt-get install gdb"
 
 
-@pytest.mark.parametrize("hits", ["0", "-1"])
-def test_bad_hits(tmp_path, hits):
-    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--hits", hits, "--", "true",
+@pytest.mark.parametrize("hits, why", [("0", "must be at least 1, not 0"),
+                                       ("-1", "must be at least 1, not -1"),
+                                       ("x", "'x' is not a whole number")])
+def test_bad_hits(tmp_path, hits, why):
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), f"--hits={hits}", "--", "true",
                      timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"ttd: --hits must be at least 1, not {hits}."
+    assert result.stderr.splitlines()[-1] == f"ttd record: error: argument --hits: {why}"
 
 
 def test_timeout_kills_the_program_and_keeps_the_snapshots(tmp_path, build_target):
@@ -165,7 +167,7 @@ def test_timeout_kills_the_program_and_keeps_the_snapshots(tmp_path, build_targe
                      "--", str(sleeper), str(tmp_path / "pid"), timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == (f"ttd: The program ran longer than 2 s (--timeout) and was "
-                                     f"killed; 1 snapshots were recorded into '{db}'.")
+                                     f"killed; 1 snapshot recorded into '{db}'.")
     assert [e["reason"] for e in timeline(db)] == ["breakpoint"]
     pid = int((tmp_path / "pid").read_text())
     assert not os.path.exists(f"/proc/{pid}") or "State:\tZ" in open(f"/proc/{pid}/status").read()

@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from snapshotdb import (NotARecording, RecordingNotFound, SchemaVersionMismatch,
-                        SCHEMA_VERSION, open_engine)
-from snapshotdb.errors import CorruptPage, SnapshotNotFound
-from snapshotdb.models import Meta, PageContent, PageVersion
 from snapshotdb import pages, queries
+from snapshotdb.db import open_engine
+from snapshotdb.errors import (CorruptPage, NotARecording, RecordingNotFound,
+                               SchemaVersionMismatch, SnapshotNotFound)
+from snapshotdb.models import SCHEMA_VERSION, Meta, PageContent, PageVersion
 
 
 def test_missing_file(tmp_path):

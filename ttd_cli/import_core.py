@@ -1,0 +1,40 @@
+"""`ttd import-core DB CORE [--exe PATH]`: a kernel or gcore core file as one more
+snapshot of DB (created when missing). --exe names the executable on this machine when
+it is not where the core says; it is compared and recorded by its real path."""
+from __future__ import annotations
+
+import os
+import sys
+
+from snapshotdb.paths import NOT_FOUND, path_problem
+
+from .errors import CliError
+
+
+def run(args) -> int:
+    from snapshotdb.coreimport import import_core
+    from snapshotdb.corenotes import read_core
+    from snapshotdb.db import open_recording
+
+    core = read_core(args.core)
+    exe = None if args.exe is None else executable(args.exe)
+    with open_recording(args.db, create=True) as recording:
+        result = import_core(recording.engine, core, exe=exe)
+    for warning in result.warnings:
+        print(f"ttd: warning: {warning}", file=sys.stderr)
+    print(f"Imported '{args.core}' as tick {result.stats.tick}: "
+          f"{result.stats.versions_written} pages.")
+    return 0
+
+
+def executable(path: str) -> str:
+    """--exe as the real path of an existing file (relative paths and symlinks resolved,
+    so that it compares equal to the same file named another way)."""
+    problem = path_problem(path)
+    if problem == NOT_FOUND:
+        raise CliError(f"Executable '{path}' not found.")
+    if problem is not None:
+        raise CliError(f"Executable '{path}': {problem}.")
+    if not os.path.isfile(path):
+        raise CliError(f"Executable '{path}' is not a file.")
+    return os.path.realpath(path)
