@@ -46,6 +46,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import queries
+from .elf import build_id
 from .errors import CaptureError
 from .models import Mapping, PageContent, PageVersion, Recording, Snapshot, Thread
 from .pages import PAGE_SIZE, ZERO_PAGE, ZSTD_LEVEL, digest_of
@@ -406,24 +407,6 @@ def thread_name(pid: int, tid: int) -> str | None:
         return None
 
 
-def build_id_of(path: str) -> str | None:
-    """The GNU build-id of an ELF file as hex, or None when it has none or is not ELF."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            for section in elf.iter_sections():
-                if section.header.sh_type != "SHT_NOTE":
-                    continue
-                for note in section.iter_notes():
-                    if note.n_type == "NT_GNU_BUILD_ID":
-                        return note.n_desc
-    except (OSError, ELFError):
-        return None
-    return None
-
-
 def is_special(m: MappingInfo) -> bool:
     """A kernel-made mapping ([vdso], [vvar], [vsyscall], ...), not [heap] or [stack]."""
     return m.path.startswith("[") and m.path != "[heap]" and not m.path.startswith("[stack")
@@ -580,7 +563,7 @@ def writer_for_pid(engine: Engine, pid: int, *, keep_bytes: bool = True) -> Snap
     except FileNotFoundError:
         raise CaptureError(f"No process {pid}: it has exited.") from None
     cmdline = [a.decode(errors="replace") for a in _read_proc(pid, "cmdline").split(b"\0")[:-1]]
-    return SnapshotWriter(engine, exe_path=exe_path, build_id=build_id_of(f"/proc/{pid}/exe"),
+    return SnapshotWriter(engine, exe_path=exe_path, build_id=build_id(f"/proc/{pid}/exe"),
                           cmdline=cmdline, keep_bytes=keep_bytes)
 
 

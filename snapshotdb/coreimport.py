@@ -32,10 +32,18 @@ import struct
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from .capture import (CHUNK_SIZE, KERNEL_SPACE, MappingInfo, SnapshotInfo, SnapshotWriter,
-                      ThreadState, WriteStats, build_id_of, gpreg)
-from .corenotes import Core, CoreError, FileRange, read_core
+from .capture import (
+    CHUNK_SIZE,
+    KERNEL_SPACE,
+    MappingInfo,
+    SnapshotInfo,
+    SnapshotWriter,
+    ThreadState,
+    WriteStats,
+)
+from .elf import Core, CoreError, FileRange, build_id, load_perms, read_core, where_in_file
 from .pages import PAGE_SIZE
+from .regs import FPREGS_SIZE, gpreg
 
 AT_PHDR = 3
 AT_ENTRY = 9
@@ -58,7 +66,7 @@ def import_core(engine, core: Core | str, exe: str | None = None) -> ImportResul
     mappings = importer.mappings()
     exe_path = importer.exe_file or core.notes.fname or "?"
     writer = SnapshotWriter(engine, exe_path=exe_path,
-                            build_id=build_id_of(exe_path) if os.path.isfile(exe_path) else None,
+                            build_id=build_id(exe_path) if os.path.isfile(exe_path) else None,
                             cmdline=importer.argv, keep_bytes=False)
     stats = writer.write(importer.info(mappings), importer.threads(), mappings,
                          importer.chunks(mappings))
@@ -109,26 +117,7 @@ class _Importer:
 
     def _file_perms(self, fr: FileRange) -> str:
         """Perms of a file range the core has no PT_LOAD for: from the file's own PT_LOAD."""
-        path = self.local_path(fr.path)
-        try:
-            with open(path, "rb") as f:
-                head = f.read(64)
-                if head[:4] != b"\x7fELF" or head[4] != 2:
-                    return "r--p"
-                (phoff,) = struct.unpack_from("<Q", head, 32)
-                phentsize, phnum = struct.unpack_from("<HH", head, 54)
-                f.seek(phoff)
-                table = f.read(phentsize * phnum)
-        except OSError:
-            return "r--p"
-        for i in range(len(table) // max(phentsize, 1)):
-            p_type, p_flags, p_offset, _v, _p, p_filesz, _m = struct.unpack_from(
-                "<IIQQQQQ", table, i * phentsize)
-            start = p_offset & ~(PAGE_SIZE - 1)
-            if p_type == 1 and start <= fr.file_offset < p_offset + max(p_filesz, 1):
-                return ("r" if p_flags & 4 else "-") + ("w" if p_flags & 2 else "-") + (
-                    "x" if p_flags & 1 else "-") + "p"
-        return "r--p"
+        return load_perms(self.local_path(fr.path), fr.file_offset) or "r--p"
 
     def _name_special(self, mappings: list[MappingInfo]) -> None:
         rsp = gpreg(self._main_thread().gpregs, "rsp")
@@ -165,13 +154,13 @@ class _Importer:
     def threads(self) -> list[ThreadState]:
         out = []
         for t in self.notes.threads:
-            if t.fpregs is None or len(t.fpregs) != 512:
+            fpregs = t.fpregs if t.fpregs is not None and len(t.fpregs) == FPREGS_SIZE else None
+            if fpregs is None:
                 self.warnings.append(f"thread {t.tid} has no NT_FPREGSET; FP state is zeros")
             xstate = t.xstate
             if xstate is not None and self.notes.written_by_gdb:
                 xstate = fixed_layout_part(xstate)
-            out.append(ThreadState(t.tid, t.gpregs, t.fpregs if t.fpregs and len(
-                t.fpregs) == 512 else bytes(512), xstate))
+            out.append(ThreadState(t.tid, t.gpregs, fpregs or bytes(FPREGS_SIZE), xstate))
         return out
 
     def info(self, mappings: list[MappingInfo]) -> SnapshotInfo:
@@ -378,86 +367,3 @@ def _file_chunks(f, offset: int, rec_addr: int, length: int, pad: bool = False):
             return
         yield rec_addr + done, data
         done += n
-
-
-def where_in_file(path: str, file_offset: int) -> tuple[str | None, str | None, int | None]:
-    """(function, source file, line) of the code at `file_offset` of an ELF file, as far
-    as its symbol tables and DWARF line table tell; Nones where they do not."""
-    from elftools.common.exceptions import DWARFError, ELFError
-    from elftools.elf.elffile import ELFFile
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            vaddr = _vaddr_of(elf, file_offset)
-            if vaddr is None:
-                return None, None, None
-            return (_function_at(elf, vaddr), *_line_at(elf, vaddr))
-    except (OSError, ELFError, DWARFError):
-        return None, None, None
-
-
-def _vaddr_of(elf, file_offset: int) -> int | None:
-    for seg in elf.iter_segments():
-        if seg["p_type"] == "PT_LOAD" and (
-                seg["p_offset"] <= file_offset < seg["p_offset"] + seg["p_filesz"]):
-            return seg["p_vaddr"] + file_offset - seg["p_offset"]
-    return None
-
-
-def _function_at(elf, vaddr: int) -> str | None:
-    for name in (".symtab", ".dynsym"):
-        section = elf.get_section_by_name(name)
-        if section is None:
-            continue
-        for sym in section.iter_symbols():
-            if (sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] <= vaddr
-                    < sym["st_value"] + max(sym["st_size"], 1)):
-                return sym.name
-    return None
-
-
-def _line_at(elf, vaddr: int) -> tuple[str | None, int | None]:
-    """The line table row covering vaddr: the last row at or below it in its sequence."""
-    if not elf.has_dwarf_info():
-        return None, None
-    dwarf = elf.get_dwarf_info()
-    for cu in _candidate_cus(dwarf, vaddr):
-        program = dwarf.line_program_for_CU(cu)
-        if program is None:
-            continue
-        prev = None
-        for entry in program.get_entries():
-            state = entry.state
-            if state is None:
-                continue
-            if prev is not None and prev.address <= vaddr < state.address:
-                return _line_file(program, prev.file), prev.line
-            prev = None if state.end_sequence else state
-    return None, None
-
-
-def _candidate_cus(dwarf, vaddr: int):
-    """The CU that .debug_aranges names for vaddr, or every CU when it names none."""
-    aranges = dwarf.get_aranges()
-    offset = aranges.cu_offset_at_addr(vaddr) if aranges is not None else None
-    return [dwarf.get_CU_at(offset)] if offset is not None else dwarf.iter_CUs()
-
-
-def _line_file(program, index: int) -> str | None:
-    entries = program["file_entry"]
-    i = index if program["version"] >= 5 else index - 1  # DWARF 5 counts files from 0
-    if not 0 <= i < len(entries):
-        return None
-    # As GDB names it: the name as the compiler got it, i.e. joined with its directory
-    # unless that is directory 0, the compilation directory.
-    name, dir_index = _text(entries[i].name), entries[i].dir_index
-    dirs = program["include_directory"]
-    if dir_index and not name.startswith("/"):
-        j = dir_index if program["version"] >= 5 else dir_index - 1
-        if 0 <= j < len(dirs):
-            name = os.path.join(_text(dirs[j]), name)
-    return name
-
-
-def _text(value) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value

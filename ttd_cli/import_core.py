@@ -13,8 +13,8 @@ from .errors import CliError
 
 def run(args) -> int:
     from snapshotdb.coreimport import import_core
-    from snapshotdb.corenotes import read_core
     from snapshotdb.db import open_recording
+    from snapshotdb.elf import read_core
 
     core = read_core(args.core)
     exe = None if args.exe is None else executable(args.exe)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -125,3 +126,63 @@ def test_missing_exe_option(kernel_core, tmp_path):
                      str(tmp_path / "gone"), timeout=TIMEOUT)
     assert result.returncode == 2
     assert result.stderr.strip() == f"ttd: Executable '{tmp_path / 'gone'}' not found."
+
+
+MANY = 70001  # pages, each a mapping of its own: more than PN_XNUM (65535) program headers
+MAX_MAP_COUNT = Path("/proc/sys/vm/max_map_count")
+
+
+@pytest.fixture(scope="module")
+def core_with_many_mappings(kernel_core, build_target, tmp_path_factory):
+    """A kernel core of tests/record/many_maps.c: (core, the region's address). The
+    system's vm.max_map_count is raised for the program's run and put back."""
+    program = build_target("tests/record/many_maps.c")
+    work = tmp_path_factory.mktemp("many")
+    limit = int(MAX_MAP_COUNT.read_text())
+    require(limit > MANY + 1000 or _writable(MAX_MAP_COUNT),
+            "vm.max_map_count is too low and cannot be raised")
+    try:
+        if limit <= MANY + 1000:
+            MAX_MAP_COUNT.write_text(str(2 * MANY))
+        proc = subprocess.run([str(program), str(MANY)], cwd=work, preexec_fn=_unlimited_core,
+                              capture_output=True, text=True, timeout=TIMEOUT)
+    finally:
+        MAX_MAP_COUNT.write_text(str(limit))
+    assert proc.returncode == -11, proc.stderr
+    cores = sorted(work.glob("core*"))
+    assert cores, "the kernel wrote no core"
+    return cores[0], int(proc.stdout.strip(), 16)
+
+
+def _writable(path: Path) -> bool:
+    try:
+        path.write_text(path.read_text())
+        return True
+    except OSError:
+        return False
+
+
+def test_core_with_more_program_headers_than_the_header_counts(core_with_many_mappings,
+                                                               tmp_path):
+    core, region = core_with_many_mappings
+    with open(core, "rb") as f:
+        head = f.read(64)
+        (e_phnum,) = struct.unpack_from("<H", head, 56)
+        (e_shoff,) = struct.unpack_from("<Q", head, 40)
+        f.seek(e_shoff + 44)  # section header 0's sh_info: the real count
+        (count,) = struct.unpack("<I", f.read(4))
+    assert e_phnum == 0xFFFF and count > MANY  # PN_XNUM, as the kernel wrote it
+    db = tmp_path / "many.db"
+    result = run_ttd("import-core", str(db), str(core), timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    engine = open_engine(db)
+    with Session(engine) as session:
+        snap = queries.snapshot_at(session, 1)
+        pages = [m for m in snap.mappings if region <= m.start < region + MANY * 4096]
+        assert len(pages) == MANY
+        assert [m.perms for m in pages[:3]] == ["rw-p", "r--p", "rw-p"]
+        assert queries.read_memory(session, region, 19, 1) == b"first page of many\0"
+        last = region + (MANY - 1) * 4096
+        assert queries.read_memory(session, last, 18, 1) == b"last page of many\0"
+        assert (snap.reason, snap.signal) == ("core", "SIGSEGV")
+    engine.dispose()
