@@ -29,13 +29,12 @@ from dataclasses import dataclass, field
 
 from .errors import RecordingError
 from .paths import NOT_FOUND, path_problem
-from .regs import GPREGS_SIZE
+from .regs import GPREGS_SIZE, NT_X86_XSTATE  # pyelftools names the other core notes
 
 PF_X, PF_W, PF_R = 1, 2, 4
 ET_CORE = 4
 EM_X86_64 = 62
 PAGE_SIZE = 4096
-NT_X86_XSTATE = 0x202  # pyelftools names the other core notes; this one comes as a number
 # struct elf_prstatus on x86_64 (linux/elfcore.h): pr_cursig at 12, pr_pid at 32,
 # pr_reg (struct user_regs_struct) at 112
 PRSTATUS_CURSIG = 12

@@ -30,9 +30,5 @@ class CorruptPage(RecordingError):
     """A stored page whose content does not match its hash."""
 
 
-class ReadOnlyRecording(RecordingError):
-    pass
-
-
 class CaptureError(RecordingError):
     pass

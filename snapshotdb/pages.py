@@ -26,12 +26,16 @@ def digest_of(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()
 
 
+def compress(raw: bytes) -> tuple[str, bytes]:
+    """(codec, data) for a page's raw bytes: one zstd frame, or the bytes themselves when
+    that is not smaller."""
+    packed = _compressor.compress(raw)
+    return ("zstd", packed) if len(packed) < len(raw) else ("raw", bytes(raw))
+
+
 def encode(raw: bytes) -> tuple[bytes, str, bytes]:
     """Return (digest, codec, data) for a page's raw bytes."""
-    packed = _compressor.compress(raw)
-    if len(packed) < len(raw):
-        return digest_of(raw), "zstd", packed
-    return digest_of(raw), "raw", bytes(raw)
+    return digest_of(raw), *compress(raw)
 
 
 def decode(codec: str, data: bytes, digest: bytes, *, where: str = "") -> bytes:
@@ -47,7 +51,8 @@ def decode(codec: str, data: bytes, digest: bytes, *, where: str = "") -> bytes:
         else:
             raise CorruptPage(f"Corrupt recording: unknown page codec {codec!r} at {where}.")
     except zstandard.ZstdError as exc:
-        raise CorruptPage(f"Corrupt recording: page at {where} does not decompress ({exc}).") from exc
+        raise CorruptPage(
+            f"Corrupt recording: page at {where} does not decompress ({exc}).") from exc
     if len(raw) != PAGE_SIZE or digest_of(raw) != digest:
         raise CorruptPage(f"Corrupt recording: page at {where} does not match its hash.")
     return raw

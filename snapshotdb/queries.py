@@ -1,4 +1,4 @@
-"""Queries on a recording: timeline, layout at a tick, pages at a tick.
+"""Queries on a recording: timeline, the snapshot (layout, threads) at a tick, pages at a tick.
 
 Functions take a Session and return plain results; callers own the session.
 """
@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from .errors import SnapshotNotFound, ThreadNotFound
-from .models import Mapping, PageContent, PageVersion, Recording, Snapshot, Thread
+from .models import PageContent, PageVersion, Recording, Snapshot, Thread
 from .pages import ZERO_PAGE, decode
 
 
@@ -47,10 +47,6 @@ def thread_at(snap: Snapshot, tid: int | None) -> Thread:
             return thread
     tids = ", ".join(str(t.tid) for t in snap.threads)
     raise ThreadNotFound(f"No thread {want} at tick {snap.tick}: threads are {tids}.")
-
-
-def layout(session: Session, tick: int) -> list[Mapping]:
-    return list(snapshot_at(session, tick).mappings)
 
 
 def _latest_versions(tick: int):

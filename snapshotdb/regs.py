@@ -16,6 +16,10 @@ GPREGS = struct.Struct(f"<{len(GPREG_NAMES)}Q")
 GPREGS_SIZE = GPREGS.size  # 216
 FPREGS_SIZE = 512  # struct user_fpregs_struct
 XSTATE_MAX_SIZE = 16384  # room for the largest XSAVE area a CPU reports
+# The three as PTRACE_GETREGSET and a core's notes name them (linux/elf.h)
+NT_PRSTATUS = 1  # gpregs (a core's NT_PRSTATUS holds them at pr_reg)
+NT_PRFPREG = 2  # fpregs (NT_FPREGSET)
+NT_X86_XSTATE = 0x202  # xstate
 
 _INDEX = {name: i for i, name in enumerate(GPREG_NAMES)}
 
@@ -27,7 +31,7 @@ def gpreg(gpregs: bytes, name: str) -> int:
 
 def gpregs_dict(gpregs: bytes) -> dict[str, int]:
     """Every general register by name."""
-    return dict(zip(GPREG_NAMES, GPREGS.unpack_from(gpregs)))
+    return dict(zip(GPREG_NAMES, GPREGS.unpack_from(gpregs), strict=True))
 
 
 def pack_gpregs(values: dict[str, int]) -> bytes:

@@ -33,7 +33,8 @@ def format_table(entries: list[dict]) -> str:
     rows = [("TICK", "REASON", "THREAD", "PC", "WHERE")]
     rows += [(str(e["tick"]), e["reason"], str(e["thread"]), e["pc"], where(e)) for e in entries]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True))
+                     + "  " + r[4]
                      for r in rows)
 
 

@@ -12,7 +12,7 @@ from .errors import CliError
 
 
 def run(args) -> int:
-    from snapshotdb.coreimport import import_core
+    from snapshotdb.capture.core import import_core
     from snapshotdb.db import open_recording
     from snapshotdb.elf import read_core
 

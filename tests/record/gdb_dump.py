@@ -10,9 +10,8 @@ import re
 
 import gdb
 
-GP_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx",
-            "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base",
-            "gs_base", "ds", "es", "fs", "gs")
+from snapshotdb.regs import GPREG_NAMES  # the plugin, sourced first, put snapshotdb on the path
+
 out = os.environ["TTD_OUT"]
 
 
@@ -29,7 +28,7 @@ def st_raw(i):
 def thread_registers(thread):
     thread.switch()
     frame = gdb.newest_frame()
-    regs = {name: int(frame.read_register(name)) & (2**64 - 1) for name in GP_NAMES}
+    regs = {name: int(frame.read_register(name)) & (2**64 - 1) for name in GPREG_NAMES}
     regs["xmm"] = [vector_bytes(frame, f"xmm{i}", 16) for i in range(16)]
     regs["ymm"] = [vector_bytes(frame, f"ymm{i}", 32) for i in range(16)]
     regs["st"] = [st_raw(i) for i in range(8)]

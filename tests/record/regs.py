@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import struct
 
-from snapshotdb.capture import GPREG_NAMES
+from snapshotdb.regs import gpregs_dict
 
 XSTATE_BV = 512
 AVX_UPPER = 576
 
 
-def gp(gpregs: bytes) -> dict[str, int]:
-    return dict(zip(GPREG_NAMES, struct.unpack("<27Q", gpregs)))
+gp = gpregs_dict  # every general register by name
 
 
 def mxcsr(fxsave: bytes) -> int:

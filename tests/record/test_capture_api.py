@@ -9,9 +9,15 @@ import pytest
 from sqlalchemy.orm import Session
 
 from snapshotdb import queries
-from snapshotdb.capture import (CaptureError, gpreg, ptrace_stopped, read_maps,
-                                snapshot_live, writer_for_pid)
+from snapshotdb.capture import (
+    CaptureError,
+    ptrace_stopped,
+    read_maps,
+    snapshot_live,
+    writer_for_pid,
+)
 from snapshotdb.db import open_engine
+from snapshotdb.regs import gpreg
 from tests.record.memory import TickMemory
 
 HEAP_MIB = 16

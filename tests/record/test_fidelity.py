@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from snapshotdb import queries
-from snapshotdb.coreimport import import_core
+from snapshotdb.capture.core import import_core
 from snapshotdb.db import open_engine
+from snapshotdb.regs import GPREG_NAMES
 from tests.conftest import PLUGIN, TOP
 from tests.record import regs
 from tests.record.memory import TickMemory
@@ -73,7 +74,7 @@ def test_registers_match_gdb(stopped):
     for thread in stopped["snap"].threads:
         want = stopped["dump"]["threads"][str(thread.tid)]
         got = regs.gp(thread.gpregs)
-        for name in regs.GPREG_NAMES:
+        for name in GPREG_NAMES:
             assert got[name] == want[name], f"thread {thread.tid} {name}"
         assert thread.xstate is not None
         assert regs.mxcsr(thread.fpregs) == want["mxcsr"]

@@ -32,23 +32,15 @@ import struct
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from .capture import (
-    CHUNK_SIZE,
-    KERNEL_SPACE,
-    MappingInfo,
-    SnapshotInfo,
-    SnapshotWriter,
-    ThreadState,
-    WriteStats,
-)
-from .elf import Core, CoreError, FileRange, build_id, load_perms, read_core, where_in_file
-from .pages import PAGE_SIZE
-from .regs import FPREGS_SIZE, gpreg
+from ..elf import Core, CoreError, FileRange, build_id, load_perms, read_core, where_in_file
+from ..pages import PAGE_SIZE
+from ..regs import FPREGS_SIZE, gpreg
+from .proc import KERNEL_SPACE
+from .writer import CHUNK_SIZE, MappingInfo, SnapshotInfo, SnapshotWriter, ThreadState, WriteStats
 
 AT_PHDR = 3
 AT_ENTRY = 9
 AT_SYSINFO_EHDR = 33
-AT_EXECFN = 31
 HEAP_SEARCH = 0x40000000 + 0x10000000  # x86_64 brk randomization range (1 GiB), with room
 
 
