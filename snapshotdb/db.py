@@ -16,8 +16,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
-from .errors import NotARecording, RecordingNotFound, SchemaVersionMismatch
+from .errors import CannotCreate, NotARecording, RecordingNotFound, SchemaVersionMismatch
 from .models import SCHEMA_VERSION, Base, Meta
+from .paths import NOT_FOUND, path_problem
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # Measured: 7 raw 4 KiB pages per database page; 16 KiB pages fit 3 (99 MB against ~81 MB
@@ -58,12 +59,16 @@ def _sqlite_engine(path: Path, readonly: bool) -> Engine:
 
 
 def _check_sqlite_file(path: Path) -> None:
-    if not path.exists():
-        raise RecordingNotFound(f"No recording at '{path}': file not found.")
+    problem = path_problem(path)
+    if problem is not None:
+        raise RecordingNotFound(f"No recording at '{path}': {problem}.")
     if path.is_dir():
         raise NotARecording(f"'{path}' is a directory, not a ttd recording.")
-    with open(path, "rb") as f:
-        head = f.read(len(SQLITE_MAGIC))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise NotARecording(f"Cannot read '{path}': {exc.strerror}.") from None
     if head != SQLITE_MAGIC:
         raise NotARecording(f"'{path}' is not a ttd recording (not an SQLite database).")
 
@@ -103,9 +108,9 @@ def open_engine(name: str | os.PathLike, *, readonly: bool = True, create: bool 
             _initialize(engine)
     else:
         path = Path(name)
-        if create and (not path.exists() or path.stat().st_size == 0):
-            if not path.parent.exists():
-                raise RecordingNotFound(f"Cannot create '{path}': directory does not exist.")
+        problem = path_problem(path)
+        if create and (problem == NOT_FOUND or (problem is None and path.stat().st_size == 0)):
+            _create_file(path)
             engine = _sqlite_engine(path, readonly=False)
             _initialize(engine)
         else:
@@ -113,6 +118,18 @@ def open_engine(name: str | os.PathLike, *, readonly: bool = True, create: bool 
             engine = _sqlite_engine(path, readonly)
     _check_schema(engine, name)
     return engine
+
+
+def _create_file(path: Path) -> None:
+    """The empty file SQLite then fills: a directory that cannot take it is one line
+    naming it, not SQLite's "unable to open database file"."""
+    if not path.parent.exists():
+        raise RecordingNotFound(f"Cannot create '{path}': directory does not exist.")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+    except OSError as exc:
+        raise CannotCreate(f"Cannot create '{path}': the directory '{path.parent}' does not "
+                           f"take new files ({exc.strerror}).") from None
 
 
 def _initialize(engine: Engine) -> None:

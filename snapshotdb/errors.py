@@ -10,6 +10,10 @@ class RecordingNotFound(RecordingError):
     pass
 
 
+class CannotCreate(RecordingError):
+    """A new recording cannot be made where it was asked for (a read-only directory)."""
+
+
 class NotARecording(RecordingError):
     """The file exists but is not SQLite, or is SQLite without our tables."""
 

@@ -23,13 +23,13 @@ GDB_MARGIN_S = 60  # how much longer than the call's own timeout GDB may take to
 
 
 def run(args) -> int:
-    expr = expression(args.expr)
     try:
+        expr = expression(args.expr)
         obj = call_json(args.db, args.at, expr, args.thread, args.timeout,
                         sandbox=not args.allow_side_effects, tracker=args.tracker)
     except (RecordingError, CliError) as exc:
         if args.json:
-            print(json.dumps(error_json(args.at, expr, str(exc))))
+            print(json.dumps(error_json(args.at, " ".join(args.expr), str(exc))))
         raise
     if args.json:
         print(json.dumps(obj))
@@ -50,12 +50,12 @@ def expression(words: list[str]) -> str:
         expr = expr[3:]
     if not expr:
         raise CliError("No expression to call: ttd call DB --at TICK EXPR")
-    for offset, ch in enumerate(expr):
-        if (ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F:
-            raise CliError(
-                f"EXPR holds the control character {printable(ch, keep='')} at offset "
-                f"{offset}: GDB reads an expression as one line. In a string literal, "
-                "write it as an escape (\"\\n\").")
+    at = first_control(expr)
+    if at is not None:
+        raise CliError(
+            f"EXPR holds the control character {printable(expr[at], keep='')} at offset "
+            f"{at}: GDB reads an expression as one line. In a string literal, write it as "
+            "an escape (\"\\n\").")
     return expr
 
 
@@ -63,9 +63,7 @@ def call_json(db: str, tick: int, expr: str, tid: int | None = None,
               timeout_s: float = 10.0, sandbox: bool = True, tracker: str = "auto") -> dict:
     """Run one call-at-time in a fresh GDB; the DESIGN.md JSON object. The warnings
     (local files, sandbox off, tracker fallback) go to stderr."""
-    from snapshotdb.db import open_recording
-
-    open_recording(db).close()  # missing / not a recording: one line, before GDB starts
+    check_recording(db)
     options = f"--timeout {timeout_s!r} --tracker {tracker} --json"
     if not sandbox:
         options = "--allow-side-effects " + options
@@ -76,6 +74,34 @@ def call_json(db: str, tick: int, expr: str, tid: int | None = None,
     for warning in file_warnings(text):
         print(f"ttd: {printable(warning)}", file=sys.stderr)
     return parse_json_line(text)
+
+
+def check_recording(db: str) -> None:
+    """A missing file or one that is not a recording is one line, before GDB starts; so is
+    a recording whose executable path holds a control character: the plugin gives that
+    path to GDB's `file`, and after a line break GDB would run the rest as a command."""
+    from snapshotdb import queries
+    from snapshotdb.db import open_recording
+    from snapshotdb.errors import SnapshotNotFound
+
+    with open_recording(db) as recording, recording.session() as session:
+        try:
+            exe_path = queries.recording(session).exe_path
+        except SnapshotNotFound:
+            return  # empty: the plugin says so
+    at = first_control(exe_path)
+    if at is not None:
+        raise CliError(f"The recording's executable path '{printable(exe_path, keep='')}' "
+                       f"holds the control character {printable(exe_path[at], keep='')}: "
+                       "refused (GDB would run what follows a line break as a command).")
+
+
+def first_control(text: str) -> int | None:
+    """Where the first ASCII control character of `text` (tab aside) is, or None."""
+    for offset, ch in enumerate(text):
+        if (ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F:
+            return offset
+    return None
 
 
 def parse_json_line(text: str) -> dict:
@@ -98,7 +124,7 @@ def error_json(tick: int, expr: str, message: str) -> dict:
     """The JSON object of a call that failed before or around it (status error)."""
     return report_json(tick=tick, expr=expr, status="error", value="", signal=None, pages=[],
                        stdout="", stderr="", blocked_syscalls=[], error=message,
-                       timings_ms={}, faults={})
+                       timings_ms={}, faults={}, tracker=None)
 
 
 def format_result(obj: dict) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from snapshotdb.paths import NOT_FOUND, path_problem
 
 from .errors import CliError
-from .mi import GdbFailed, GdbTimeout, MiGdb, mi_quote
+from .mi import GdbFailed, GdbTimeout, MiGdb, argv_quote, mi_quote
 from .plugin import open_command, source_command
 
 COMMAND_TIMEOUT = 60.0  # seconds for one MI command (a snapshot of a large process included)
@@ -127,7 +127,8 @@ class Recorder:
             gdb.mi(cmd)
         gdb.cli(source_command())
         try:
-            gdb.mi(f"-file-exec-and-symbols {mi_quote(self.program[0])}")
+            # not -file-exec-and-symbols: it hands its argument to `file` unparsed
+            gdb.cli(f"file {argv_quote(self.program[0])}")
         except GdbFailed as exc:
             raise RecordError(f"gdb cannot load '{self.program[0]}': {exc}") from None
         for location in self.breaks:

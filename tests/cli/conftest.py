@@ -1,0 +1,64 @@
+"""Fixtures and helpers of the command-line tests: a recording of tests/cli/target.c made
+by `ttd record`, and what a test needs to say that nothing was left or escaped."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import require, run_ttd
+
+
+@pytest.fixture(scope="session")
+def target_db(build_target, tmp_path_factory):
+    """(recording, binary): ticks 1-3 at the hits of checkpoint (counter 1-3), 4 the exit."""
+    require(shutil.which("gdb") is not None, "gdb is not installed")
+    require(shutil.which("gdbserver") is not None, "gdbserver is not installed")
+    binary = build_target("tests/cli/target.c")
+    db = tmp_path_factory.mktemp("cli") / "target.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    return db, binary
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (state first), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def comm(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (zombies included)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = stat_fields(int(entry))
+            if fields is not None:
+                parents[int(entry)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def one_line_error(done) -> str:
+    """The one line a failed command printed on stderr (asserted to be one)."""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
