@@ -134,19 +134,22 @@ class MiGdb:
     def controller(self) -> MiGdb:
         return self
 
-    def run(self, command: str, timeout_s: float = 60.0) -> tuple[dict, str]:
+    def run(self, command: str, timeout_s: float = 60.0,
+            what: str | None = None) -> tuple[dict, str]:
         """Send an MI line (or a CLI command GDB takes as one) with a token and wait for
-        its result record: (record, the console and log text before it)."""
+        its result record: (record, the console and log text before it). Messages name
+        the command as `what` (default: its first word)."""
         self._token += 1
         token = self._token
         self.send(f"{token}{command}")
         return self.wait(lambda r: r["type"] == "result" and r.get("token") == token,
-                         first_word(command), timeout_s)
+                         what or first_word(command), timeout_s)
 
     def cli(self, command: str, timeout_s: float = 60.0) -> str:
         """Run a CLI command as one MI C string; its console output, or GdbFailed with
         GDB's message (for a Python error, with its cause)."""
-        record, text = self.run(f"-interpreter-exec console {mi_quote(command)}", timeout_s)
+        record, text = self.run(f"-interpreter-exec console {mi_quote(command)}", timeout_s,
+                                first_word(command))
         if record["message"] == "error":
             raise GdbFailed(_error_message(record, text))
         return text
