@@ -106,9 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        status = run(args)
+        status = run(build_parser().parse_args(argv))
         sys.stdout.flush()  # here, not at exit: a reader gone is seen below
         return status
     except BrokenPipeError:

@@ -2,8 +2,11 @@
 by `ttd record`, and what a test needs to say that nothing was left or escaped."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +65,24 @@ def one_line_error(done) -> str:
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     return lines[0]
+
+
+@contextlib.contextmanager
+def read_only_dir(path: Path):
+    """`path` as the mount point of an empty read-only tmpfs (root writes anywhere a mode
+    allows, so a read-only directory must be a read-only file system)."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    require(mounted.returncode == 0, f"cannot mount a read-only tmpfs: {mounted.stderr}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def symlink_loop(directory: Path) -> Path:
+    """A symlink that points at itself."""
+    loop = directory / "loop"
+    loop.symlink_to(loop)
+    return loop

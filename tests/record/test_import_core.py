@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from snapshotdb import queries
 from snapshotdb.db import open_engine
+from tests.cli.conftest import one_line_error, read_only_dir, symlink_loop
 from tests.conftest import require, run_ttd
 
 TIMEOUT = 60
@@ -186,3 +187,39 @@ def test_core_with_more_program_headers_than_the_header_counts(core_with_many_ma
         assert queries.read_memory(session, last, 18, 1) == b"last page of many\0"
         assert (snap.reason, snap.signal) == ("core", "SIGSEGV")
     engine.dispose()
+
+
+def test_exe_is_compared_by_its_real_path(kernel_core, tmp_path):
+    """--exe named relatively or through a symlink is the file the core names: the same
+    recording takes the core again, and records the real path."""
+    work, core = kernel_core
+    db = tmp_path / "k.db"
+    (tmp_path / "link").symlink_to(work / "crash")
+    for args, cwd in [([], None), (["--exe", "crash"], work), (["--exe", "link"], tmp_path)]:
+        done = run_ttd("import-core", str(db), str(core), *args, cwd=cwd, timeout=TIMEOUT)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+    engine = open_engine(db)
+    with Session(engine) as session:
+        assert [s.tick for s in queries.timeline(session)] == [1, 2, 3]
+        assert queries.recording(session).exe_path == str(work / "crash")
+    engine.dispose()
+
+
+def test_exe_that_is_a_symlink_loop(kernel_core, tmp_path):
+    _, core = kernel_core
+    loop = symlink_loop(tmp_path)
+    done = run_ttd("import-core", str(tmp_path / "k.db"), str(core), "--exe", str(loop),
+                   timeout=TIMEOUT)
+    assert done.returncode == 2
+    assert one_line_error(done) == f"ttd: Executable '{loop}': it is a symlink loop."
+    assert not (tmp_path / "k.db").exists()
+
+
+def test_import_into_a_read_only_directory(kernel_core, tmp_path):
+    _, core = kernel_core
+    with read_only_dir(tmp_path / "ro") as ro:
+        done = run_ttd("import-core", str(ro / "k.db"), str(core), timeout=TIMEOUT)
+    assert done.returncode == 2
+    assert one_line_error(done) == (f"ttd: Cannot create '{ro}/k.db': the directory '{ro}' "
+                                    "does not take new files (Read-only file system).")
