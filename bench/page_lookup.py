@@ -32,8 +32,10 @@ def build(path: str, versions: int, ticks: int = 4) -> None:
         digest, codec, data = encode(bytes(template))
         contents.append((i + 1, digest, codec, data))
         rows.append((BASE + (i % addresses) * 4096, 1 + i // addresses, i + 1))
-    conn.executemany("INSERT INTO page_content (id, digest, codec, data) VALUES (?,?,?,?)", contents)
-    conn.executemany("INSERT INTO page_version (address, first_tick, content_id) VALUES (?,?,?)", rows)
+    conn.executemany("INSERT INTO page_content (id, digest, codec, data) VALUES (?,?,?,?)",
+                     contents)
+    conn.executemany("INSERT INTO page_version (address, first_tick, content_id) VALUES (?,?,?)",
+                     rows)
     conn.commit()
     conn.close()
 

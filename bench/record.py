@@ -21,10 +21,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from snapshotdb.db import open_engine  # noqa: E402
-from snapshotdb.capture import ptrace_stopped, snapshot_live, writer_for_pid  # noqa: E402
-
 import page_lookup  # noqa: E402
+
+from snapshotdb.capture import ptrace_stopped, snapshot_live, writer_for_pid  # noqa: E402
+from snapshotdb.db import open_engine  # noqa: E402
 
 SNAPSHOTS = 10
 

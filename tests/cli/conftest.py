@@ -3,6 +3,7 @@ by `ttd record`, and what a test needs to say that nothing was left or escaped."
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,13 @@ def target_db(build_target, tmp_path_factory):
                    timeout=120)
     assert done.returncode == 0, done.stderr
     return db, binary
+
+
+def timeline(db, cwd=None) -> list[dict]:
+    """`ttd timeline DB --json`, checked."""
+    done = run_ttd("timeline", str(db), "--json", cwd=cwd, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def stat_fields(pid: int) -> list[str] | None:

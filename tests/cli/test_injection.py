@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.cli.conftest import one_line_error
+from tests.cli.conftest import one_line_error, timeline
 from tests.conftest import TTD, run_ttd
 
 pytestmark = pytest.mark.timeout(180)
@@ -70,8 +70,7 @@ def test_record_into_a_file_whose_name_holds_a_command(target_db, tmp_path):
                    str(binary), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert [p.name for p in tmp_path.iterdir()] == [name]  # that file and nothing else
-    timeline = run_ttd("timeline", name, "--json", cwd=tmp_path, timeout=60)
-    assert [e["reason"] for e in json.loads(timeline.stdout)] == ["breakpoint", "exit"]
+    assert [e["reason"] for e in timeline(name, cwd=tmp_path)] == ["breakpoint", "exit"]
 
 
 def test_breakpoint_location_that_holds_a_command(target_db, tmp_path):

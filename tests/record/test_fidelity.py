@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from snapshotdb import queries
 from snapshotdb.capture.core import import_core
-from snapshotdb.db import open_engine
+from snapshotdb.db import open_engine, open_recording
 from snapshotdb.regs import GPREG_NAMES
 from tests.conftest import PLUGIN, TOP
 from tests.record import regs
@@ -33,11 +33,9 @@ def stopped(build_target, tmp_path_factory):
     assert (out / "regs.json").exists(), proc.stdout + proc.stderr
     assert "Snapshot tick 1:" in proc.stdout, proc.stdout + proc.stderr
     dump = json.loads((out / "regs.json").read_text())
-    engine = open_engine(out / "live.db")
-    with Session(engine) as session:
+    with open_recording(out / "live.db") as recording, recording.session() as session:
         yield {"dump": dump, "out": out, "session": session, "exe": exe,
                "snap": queries.snapshot_at(session, 1)}
-    engine.dispose()
 
 
 def test_every_readable_byte_matches_gdb(stopped):

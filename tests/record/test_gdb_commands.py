@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import subprocess
 
-from sqlalchemy.orm import Session
-
 from snapshotdb import queries
-from snapshotdb.db import open_engine
+from snapshotdb.db import open_recording
 from tests.conftest import PLUGIN
 
 GDB_TIMEOUT = 120
@@ -63,10 +61,10 @@ def test_snapshot_refuses_a_core_file(tmp_path, build_target):
 def test_snapshot_timeline_and_bad_arguments(tmp_path, build_target):
     bank = build_target("examples/bank.c")
     db = tmp_path / "a.db"
-    lines = gdb_batch(f"ttd open --create {db}", "break transfer", "run", "ttd snapshot --reason bogus",
-                      "ttd snapshot", "continue", "ttd snapshot --reason breakpoint second call",
-                      "ttd timeline", "ttd close", f"ttd open {db}", "ttd timeline",
-                      program=bank)
+    lines = gdb_batch(f"ttd open --create {db}", "break transfer", "run",
+                      "ttd snapshot --reason bogus", "ttd snapshot", "continue",
+                      "ttd snapshot --reason breakpoint second call", "ttd timeline",
+                      "ttd close", f"ttd open {db}", "ttd timeline", program=bank)
     assert ("ttd snapshot: argument --reason: invalid choice: 'bogus' (choose from 'manual', "
             "'breakpoint', 'signal', 'exit')") in lines
     assert any(line.startswith("Snapshot tick 1: ") for line in lines)
@@ -93,15 +91,13 @@ def test_snapshot_of_a_mapping_past_the_end_of_its_file(tmp_path, build_target):
     lines = gdb_batch(f"ttd open --create {db}", "break stop_here", f"run {data}", "ttd snapshot",
                       "kill", program=holes)
     assert any(line.startswith("Snapshot tick 1: ") for line in lines), lines
-    engine = open_engine(db)
-    with Session(engine) as session:
+    with open_recording(db) as recording, recording.session() as session:
         snap = queries.snapshot_at(session, 1)
         mapping = next(m for m in snap.mappings if m.path == str(data))
         assert mapping.end - mapping.start == 3 * 4096
         first = queries.read_memory(session, mapping.start, 4096, 1)
         assert first.startswith(b"inside the file\0")
         assert queries.read_memory(session, mapping.start + 4096, 8192, 1) == bytes(8192)
-    engine.dispose()
 
 
 def test_snapshot_refuses_breakpoints_left_in_memory(tmp_path, build_target):

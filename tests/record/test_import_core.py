@@ -9,10 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 
 from snapshotdb import queries
-from snapshotdb.db import open_engine
+from snapshotdb.db import open_recording
 from tests.cli.conftest import one_line_error, read_only_dir, symlink_loop
 from tests.conftest import require, run_ttd
 
@@ -47,8 +46,7 @@ def test_kernel_core_of_a_crash(kernel_core, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # every left-out page came from a matching file
     assert result.stdout.startswith(f"Imported '{core}' as tick 1: ")
-    engine = open_engine(db)
-    with Session(engine) as session:
+    with open_recording(db) as recording, recording.session() as session:
         snap = queries.snapshot_at(session, 1)
         rec = queries.recording(session)
         paths = {m.path for m in snap.mappings}
@@ -69,7 +67,6 @@ def test_kernel_core_of_a_crash(kernel_core, tmp_path):
         with open(libc_text.path, "rb") as f:
             f.seek(libc_text.offset)
             assert queries.read_memory(session, libc_text.start, 8192, 1) == f.read(8192)
-    engine.dispose()
 
 
 def _line_of(source: str, text: str) -> int:
@@ -176,8 +173,7 @@ def test_core_with_more_program_headers_than_the_header_counts(core_with_many_ma
     db = tmp_path / "many.db"
     result = run_ttd("import-core", str(db), str(core), timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
-    engine = open_engine(db)
-    with Session(engine) as session:
+    with open_recording(db) as recording, recording.session() as session:
         snap = queries.snapshot_at(session, 1)
         pages = [m for m in snap.mappings if region <= m.start < region + MANY * 4096]
         assert len(pages) == MANY
@@ -186,7 +182,6 @@ def test_core_with_more_program_headers_than_the_header_counts(core_with_many_ma
         last = region + (MANY - 1) * 4096
         assert queries.read_memory(session, last, 18, 1) == b"last page of many\0"
         assert (snap.reason, snap.signal) == ("core", "SIGSEGV")
-    engine.dispose()
 
 
 def test_exe_is_compared_by_its_real_path(kernel_core, tmp_path):
@@ -199,11 +194,9 @@ def test_exe_is_compared_by_its_real_path(kernel_core, tmp_path):
         done = run_ttd("import-core", str(db), str(core), *args, cwd=cwd, timeout=TIMEOUT)
         assert done.returncode == 0, done.stderr
         assert done.stderr == ""
-    engine = open_engine(db)
-    with Session(engine) as session:
+    with open_recording(db) as recording, recording.session() as session:
         assert [s.tick for s in queries.timeline(session)] == [1, 2, 3]
         assert queries.recording(session).exe_path == str(work / "crash")
-    engine.dispose()
 
 
 def test_exe_that_is_a_symlink_loop(kernel_core, tmp_path):

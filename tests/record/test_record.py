@@ -2,28 +2,21 @@
 process, an exit snapshot, the program's output, incremental storage, and bad input."""
 from __future__ import annotations
 
-import json
 import os
 import pty
 import subprocess
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from snapshotdb import queries
-from snapshotdb.db import open_engine
+from snapshotdb.db import open_recording
 from snapshotdb.models import PageContent, PageVersion
+from tests.cli.conftest import timeline
 from tests.conftest import TTD, run_ttd
 
 PAGE = 4096
 HEAP_PAGES = (64 << 20) // PAGE
-
-
-def timeline(db) -> list[dict]:
-    result = run_ttd("timeline", str(db), "--json", timeout=60)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_breakpoints_hits_and_exit(build_target, tmp_path):
@@ -32,7 +25,7 @@ def test_breakpoints_hits_and_exit(build_target, tmp_path):
     result = run_ttd("record", "-o", str(db), "--break", "transfer", "--hits", "3",
                      "--break", "total_cents", "--", str(bank), "5", timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "5 transfers, 1500 cents moved, total 13200" in result.stdout  # the program's own
+    assert result.stdout == "5 transfers, 1500 cents moved, total 13200\n"  # the program's own
     assert f"recorded 5 snapshots into '{db}'" in result.stderr
     entries = timeline(db)
     assert [e["tick"] for e in entries] == [1, 2, 3, 4, 5]
@@ -51,13 +44,11 @@ def test_ledger_changes_between_ticks(build_target, tmp_path):
     run_ttd("record", "-o", str(db), "--break", "transfer", "--", str(bank), "4",
             timeout=120, check=True)
     ledger_offset = _symbol_offset(bank, "ledger")
-    engine = open_engine(db)
-    with Session(engine) as session:
+    with open_recording(db) as recording, recording.session() as session:
         snap = queries.snapshot_at(session, 1)
         base = next(m.start for m in snap.mappings if m.offset == 0 and m.path.endswith(bank.name))
         counts = [int.from_bytes(queries.read_memory(session, base + ledger_offset, 8, t),
                                  "little") for t in (1, 2, 3, 4)]
-    engine.dispose()
     assert counts == [0, 1, 2, 3]
 
 
@@ -74,7 +65,7 @@ def test_crash_is_recorded_before_it_kills(build_target, tmp_path):
     result = run_ttd("record", "-o", str(db), "--break", "step", "--hits", "2", "--",
                      str(crash), timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "about to crash after 6" in result.stdout
+    assert result.stdout == "about to crash after 6\n"
     assert "the program was killed by SIGSEGV" in result.stderr
     entries = timeline(db)
     assert [(e["tick"], e["reason"]) for e in entries] == [
@@ -88,13 +79,11 @@ def test_hundred_snapshots_store_only_what_changed(build_target, tmp_path):
     result = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--hits", "100", "--",
                      str(churn), "100", timeout=300)
     assert result.returncode == 0, result.stderr
-    engine = open_engine(db)
-    with Session(engine) as session:
+    with open_recording(db) as recording, recording.session() as session:
         assert [s.tick for s in queries.timeline(session)] == list(range(1, 102))
         contents = session.scalar(select(func.count()).select_from(PageContent))
         per_tick = dict(session.execute(
             select(PageVersion.first_tick, func.count()).group_by(PageVersion.first_tick)).all())
-    engine.dispose()
     # tick 1 holds the whole heap; each later tick its 10 rewritten pages, plus the
     # stack page and the PRNG's page of .data
     assert HEAP_PAGES <= per_tick[1] < HEAP_PAGES + 1000
@@ -203,7 +192,7 @@ def test_program_gets_the_environment_and_arguments(tmp_path):
     env = dict(os.environ, TTD_RECORD_PROBE="it's here; $HOME stays literal")
     result = run_ttd("record", "-o", str(tmp_path / "e.db"), "--", "env", timeout=120, env=env)
     assert result.returncode == 0, result.stderr
-    assert "TTD_RECORD_PROBE=it's here; $HOME stays literal\n" in result.stdout
+    assert "TTD_RECORD_PROBE=it's here; $HOME stays literal" in result.stdout.splitlines()
     assert [e["reason"] for e in timeline(tmp_path / "e.db")] == ["exit"]
     args = run_ttd("record", "-o", str(tmp_path / "a.db"), "--", "printf", "%s|", "a b", "'c'",
                    "$HOME", timeout=120)

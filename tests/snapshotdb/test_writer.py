@@ -9,8 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from snapshotdb import queries
-from snapshotdb.capture import (MappingInfo, SnapshotInfo, SnapshotWriter, ThreadState,
-                                parse_maps)
+from snapshotdb.capture import MappingInfo, SnapshotInfo, SnapshotWriter, ThreadState, parse_maps
 from snapshotdb.db import open_engine
 from snapshotdb.errors import CaptureError
 from snapshotdb.models import PageContent, PageVersion
@@ -125,7 +124,8 @@ def test_every_tick_reads_back(engine, keep_bytes):
 
 
 def test_unaligned_chunk_is_refused(engine):
-    with pytest.raises(CaptureError, match=r"^Unaligned memory chunk at 0x10000010 \(4096 bytes\)\.$"):
+    with pytest.raises(CaptureError,
+                       match=r"^Unaligned memory chunk at 0x10000010 \(4096 bytes\)\.$"):
         writer(engine).write(INFO, [THREAD], [], [(BASE + 16, page(1))])
     assert count(engine, PageVersion) == 0
 
