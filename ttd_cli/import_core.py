@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from snapshotdb.paths import NOT_FOUND, path_problem
-
-from .errors import CliError
+from .errors import check_file
 
 
 def run(args) -> int:
@@ -30,11 +28,5 @@ def run(args) -> int:
 def executable(path: str) -> str:
     """--exe as the real path of an existing file (relative paths and symlinks resolved,
     so that it compares equal to the same file named another way)."""
-    problem = path_problem(path)
-    if problem == NOT_FOUND:
-        raise CliError(f"Executable '{path}' not found.")
-    if problem is not None:
-        raise CliError(f"Executable '{path}': {problem}.")
-    if not os.path.isfile(path):
-        raise CliError(f"Executable '{path}' is not a file.")
+    check_file("Executable", path)
     return os.path.realpath(path)

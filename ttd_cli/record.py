@@ -25,9 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from snapshotdb.paths import NOT_FOUND, path_problem
-
-from .errors import CliError
+from .errors import CliError, check_file
 from .mi import GdbFailed, GdbTimeout, MiGdb, argv_quote, mi_quote
 from .plugin import open_command, source_command
 
@@ -57,13 +55,9 @@ def find_program(name: str) -> str:
     """The program's absolute path, as GDB's `file` will take it; RecordError when there
     is none."""
     path = name if "/" in name else shutil.which(name)
-    problem = NOT_FOUND if path is None else path_problem(path)
-    if problem == NOT_FOUND:
+    if path is None:
         raise RecordError(f"Program '{name}' not found.")
-    if problem is not None:
-        raise RecordError(f"Program '{name}': {problem}.")
-    if not os.path.isfile(path):
-        raise RecordError(f"Program '{name}' is not a file.")
+    check_file("Program", name, path)
     if not os.access(path, os.X_OK):
         raise RecordError(f"Program '{name}' is not executable.")
     return os.path.abspath(path)
