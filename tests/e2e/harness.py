@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gdb_plugin.driver import GdbFailed, MiGdb
+from ttd_cli.mi import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, require
 
 HERE = Path(__file__).resolve().parent
