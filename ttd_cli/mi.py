@@ -106,11 +106,16 @@ class MiGdb:
         self._token = 0
         self._busy = False  # a command was sent and its result is not read yet
         self._closed = False
-        self.inferior_pids: set[int] = set()  # from =thread-group-started, while they run
+        self._inferiors: dict[str, int] = {}  # thread group -> pid, while it runs
 
     @property
     def pid(self) -> int:
         return self.gdb_process.pid
+
+    @property
+    def inferior_pids(self) -> list[int]:
+        """The processes GDB runs now (=thread-group-started, not exited yet)."""
+        return list(self._inferiors.values())
 
     # ── sending ──
 
@@ -228,11 +233,11 @@ class MiGdb:
     def _note(self, record: dict) -> dict:
         """Keep track of the inferiors GDB runs (close() kills them when GDB cannot)."""
         if record["type"] == "notify" and isinstance(record.get("payload"), dict):
-            pid = record["payload"].get("pid")
+            group, pid = record["payload"].get("id"), record["payload"].get("pid")
             if record["message"] == "thread-group-started" and pid:
-                self.inferior_pids.add(int(pid))
+                self._inferiors[group] = int(pid)
             elif record["message"] == "thread-group-exited":
-                self.inferior_pids.clear()
+                self._inferiors.pop(group, None)
         return record
 
     # ── the end ──

@@ -172,7 +172,7 @@ class Recorder:
             self._snapshot(gdb, "exit")
         elif reason == "signal-received":
             name = stop.get("signal-name", "")
-            pid = next(iter(gdb.inferior_pids), None)
+            pid = next(iter(gdb.inferior_pids), None)  # the one program GDB runs
             if _is_fatal(name, pid):
                 self._snapshot(gdb, "signal", name)
 
