@@ -80,7 +80,7 @@ DEFAULT_FAULT_AROUND_PAGES = 16  # 64 KiB; bench/lazy_fill.py measures whether i
 READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 
-# struct spec_head in native/ttd-pageserver.c; then maps, auxv, xstate, db path
+# struct spec_head in native/pageserver/main.c; then maps, auxv, xstate, db path
 SPEC_HEAD = struct.Struct(f"<8sQIIIIIIII11Q{GPREGS_SIZE}s{FPREGS_SIZE}s")
 # struct stub_map in native/layout.h
 SPEC_MAP = struct.Struct("<QQII")

@@ -621,6 +621,7 @@ static int verify_one(void)
 
 static void *verifier_main(void *unused)
 {
+	(void)unused;
 	is_verifier = 1;
 	for (;;) {
 		uint64_t idle_since = now_ns();
