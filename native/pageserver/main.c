@@ -92,14 +92,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
-#include <sqlite3.h>
-#include <zstd.h>
 
 #define LOG_PREFIX "ttd-pageserver: "
 #include "log.h"
 #include "layout.h"
 #include "uffd_compat.h"
+#include "err.h"
+#include "io.h"
+#include "store.h"
+#include "verify.h"
 
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
@@ -183,10 +184,8 @@ struct server {
 	const char *fallback;	/* what the kernel lacks when auto chose the diff tracker */
 	uint64_t copy_mode;	/* UFFDIO_COPY_MODE_WP (wp-async) or 0 (diff) */
 
-	sqlite3 *db;
-	sqlite3_stmt *range_stmt;
-	int in_read_txn;	/* a read transaction is open (held across a burst of faults) */
-	ZSTD_DCtx *dctx;
+	struct store *store;
+	struct verifier *verifier;
 	uint8_t *buf;		/* staging for UFFDIO_COPY, EAGER_WINDOW_PAGES pages */
 
 	/* statistics */
@@ -204,38 +203,6 @@ static struct server srv = { .ctl_fd = 0, .out_fd = -1, .err_fd = -1, .uffd = -1
 			     .mem_fd = -1, .copy_mode = UFFDIO_COPY_MODE_WP };
 
 /* ---- control channel ---------------------------------------------------- */
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
 
 static void ctl_printf(const char *fmt, ...)
 {
@@ -511,270 +478,39 @@ static void check_overlap(void)
 	}
 }
 
-/* ---- the database ------------------------------------------------------- */
-
-/* All versions of the pages in [?1, ?2) up to tick ?3, newest first per address. */
-static const char RANGE_SQL[] =
-	"SELECT v.address, c.codec, c.data, c.digest FROM page_version v "
-	"LEFT JOIN page_content c ON c.id = v.content_id "
-	"WHERE v.address >= ?1 AND v.address < ?2 AND v.first_tick <= ?3 "
-	"ORDER BY v.address DESC, v.first_tick DESC";
+/* ---- recorded pages ------------------------------------------------------ */
 
 static void open_db(void)
 {
-	int rc = sqlite3_open_v2(srv.db_path, &srv.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	struct err e = { 0 };
 
-	/* Reads through a memory map: no pread per b-tree page on the fault path. */
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(srv.db, "PRAGMA mmap_size=2147418112", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(srv.db, 30000);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v3(srv.db, RANGE_SQL, -1, SQLITE_PREPARE_PERSISTENT,
-					&srv.range_stmt, NULL);
-	if (rc != SQLITE_OK)
-		die("cannot read the recording '%s': %s", srv.db_path,
-		    srv.db ? sqlite3_errmsg(srv.db) : sqlite3_errstr(rc));
-	srv.dctx = ZSTD_createDCtx();
+	srv.store = store_open(srv.db_path, &e);
+	if (!srv.store)
+		die("%s", e.msg);
+	srv.verifier = verifier_start();
 	srv.buf = aligned_alloc(PAGE_SIZE, EAGER_WINDOW_PAGES * PAGE_SIZE);
-	if (!srv.dctx || !srv.buf)
+	if (!srv.verifier || !srv.buf)
 		die("out of memory");
-}
-
-/*
- * Verifying pages on two cores.
- *
- * sha256 of a page costs 2.4 us here, more than half of a fill. While a fault
- * is served its reader sleeps, so the second core is free: the main thread
- * steps the query and decompresses pages into the staging buffer, publishing
- * each; the main thread and a verifier thread claim published pages one at a
- * time and hash them. The main thread installs nothing before every page of
- * the range has been hashed and matched (verify_wait), so a page is never
- * served unverified.
- *
- * Claims and publications carry the job's generation in their upper 32 bits,
- * so a verifier that looked at an old job can never claim a page of a new one
- * (a compare-and-swap on the whole word fails). The verifier spins a little
- * after each job (the next fault of a sequential reader comes within tens of
- * microseconds) and then sleeps on a futex. It works only on ranges of
- * VERIFY_HELP_MIN_PAGES pages or more (fault-around, eager fills): a one-page
- * fault is not worth a wake-up, and a verifier spinning through a stream of
- * one-page faults took the core the woken reader needed (fault p50 13 -> 50 us).
- */
-#define VERIFY_HELP_MIN_PAGES 4
-#define VERIFY_SPIN_NS 50000ULL
-
-struct verify_job {
-	_Atomic uint64_t claim;		/* gen << 32 | next page index to claim */
-	_Atomic uint64_t published;	/* gen << 32 | pages decoded so far */
-	_Atomic uint32_t done;		/* pages hashed in this job */
-	_Atomic uint32_t bad;		/* 1 + index of a page whose hash mismatched */
-	_Atomic uint32_t wake_seq;	/* futex word the verifier sleeps on */
-	_Atomic int sleeping;
-	_Atomic uint32_t help_gen;	/* the latest job the verifier may work on */
-	uint32_t gen;
-	uint8_t *dst;
-	uint32_t offset[EAGER_WINDOW_PAGES];	/* of each page in dst */
-	uint8_t digest[EAGER_WINDOW_PAGES][SHA256_DIGEST_LENGTH];
-};
-
-static struct verify_job vjob;
-static _Thread_local int is_verifier;
-static _Atomic uint64_t pages_verified_by_helper;
-
-static uint64_t now_ns(void);
-
-static int page_matches(uint32_t i)
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256_CTX ctx;
-
-	/* the low-level calls: OpenSSL 3's SHA256() fetches the algorithm on every call */
-	SHA256_Init(&ctx);
-	SHA256_Update(&ctx, vjob.dst + vjob.offset[i], PAGE_SIZE);
-	SHA256_Final(md, &ctx);
-	return memcmp(md, vjob.digest[i], sizeof(md)) == 0;
-}
-
-/* Claim and hash one published page; returns 0 when none is available now. */
-static int verify_one(void)
-{
-	uint64_t c = atomic_load_explicit(&vjob.claim, memory_order_acquire);
-	uint64_t pub = atomic_load_explicit(&vjob.published, memory_order_acquire);
-
-	if (pub >> 32 != c >> 32 || (uint32_t)c >= (uint32_t)pub)
-		return 0;
-	if (is_verifier && atomic_load(&vjob.help_gen) != c >> 32)
-		return 0;	/* a small job: not worth a second core */
-	if (!atomic_compare_exchange_weak(&vjob.claim, &c, c + 1))
-		return 1;	/* lost the race: try again */
-	uint32_t i = (uint32_t)c;
-	if (!page_matches(i)) {
-		uint32_t none = 0;
-		atomic_compare_exchange_strong(&vjob.bad, &none, i + 1);
-	}
-	if (is_verifier)
-		atomic_fetch_add_explicit(&pages_verified_by_helper, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&vjob.done, 1, memory_order_release);
-	return 1;
-}
-
-static void *verifier_main(void *unused)
-{
-	(void)unused;
-	is_verifier = 1;
-	for (;;) {
-		uint64_t idle_since = now_ns();
-		while (now_ns() - idle_since < VERIFY_SPIN_NS) {
-			if (verify_one())
-				idle_since = now_ns();
-			else
-				sched_yield();	/* on a busy machine the main thread may share our core */
-		}
-		uint32_t seq = atomic_load(&vjob.wake_seq);
-		atomic_store(&vjob.sleeping, 1);
-		if (!verify_one())	/* re-check after announcing the sleep */
-			syscall(SYS_futex, &vjob.wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
-		atomic_store(&vjob.sleeping, 0);
-	}
-	return NULL;
-}
-
-static void verifier_start(void)
-{
-	pthread_t thread;
-	sigset_t all, old;
-
-	/* the verifier takes no signals: they belong to the main thread */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&thread, NULL, verifier_main, NULL))
-		pr_debug("no verifier thread: pages are verified on one core");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-static void verify_begin(uint8_t *dst, uint32_t npages)
-{
-	vjob.gen++;
-	vjob.dst = dst;
-	atomic_store(&vjob.done, 0);
-	atomic_store(&vjob.bad, 0);
-	atomic_store_explicit(&vjob.published, (uint64_t)vjob.gen << 32, memory_order_release);
-	atomic_store_explicit(&vjob.claim, (uint64_t)vjob.gen << 32, memory_order_release);
-	if (npages < VERIFY_HELP_MIN_PAGES)
-		return;
-	atomic_store(&vjob.help_gen, vjob.gen);
-	if (atomic_load(&vjob.sleeping)) {
-		atomic_fetch_add(&vjob.wake_seq, 1);
-		syscall(SYS_futex, &vjob.wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	}
-}
-
-/* Page k (the k-th stored page of this job) is decoded at dst + offset. */
-static void verify_publish(uint32_t k, uint32_t offset, const void *digest)
-{
-	vjob.offset[k] = offset;
-	memcpy(vjob.digest[k], digest, SHA256_DIGEST_LENGTH);
-	atomic_store_explicit(&vjob.published, ((uint64_t)vjob.gen << 32) | (k + 1), memory_order_release);
-}
-
-/* Hash along until every published page is verified; die on a mismatch. */
-static void verify_wait(uint64_t lo, uint32_t npages)
-{
-	while ((uint32_t)atomic_load(&vjob.claim) < npages)
-		verify_one();
-	while (atomic_load_explicit(&vjob.done, memory_order_acquire) < npages)
-		sched_yield();	/* the verifier hashes its last page */
-	uint32_t bad = atomic_load(&vjob.bad);
-	if (bad)
-		die("corrupt recording: page at tick %" PRIu64 ", address 0x%" PRIx64
-		    " does not match its hash", srv.spec.tick, lo + vjob.offset[bad - 1]);
-}
-
-/* Decode one stored page into dst; die when it cannot be (hash checked later). */
-static void decode_page(uint64_t rec_addr, const char *codec, const void *data, int len,
-			int digest_len, uint8_t *dst)
-{
-	size_t n = 0;
-
-	if (codec && strcmp(codec, "zstd") == 0) {
-		n = ZSTD_decompressDCtx(srv.dctx, dst, PAGE_SIZE, data, len);
-		if (ZSTD_isError(n))
-			n = 0;
-	} else if (codec && strcmp(codec, "raw") == 0 && len == (int)PAGE_SIZE) {
-		memcpy(dst, data, PAGE_SIZE);
-		n = PAGE_SIZE;
-	}
-	if (n != PAGE_SIZE || digest_len != SHA256_DIGEST_LENGTH)
-		die("corrupt recording: page at tick %" PRIu64 ", address 0x%" PRIx64
-		    " does not match its hash", srv.spec.tick, rec_addr);
-}
-
-/*
- * One read transaction per burst of faults instead of one per query: each
- * transaction costs a lock, an unlock and a header check (fcntl, fstat,
- * pread), which was a third of a fault. The serve loop ends it once no fault
- * has come for IDLE_COMMIT_MS, so a writer appending to the recording waits at
- * most that long after a burst.
- */
-#define IDLE_COMMIT_MS 20
-
-static void db_begin(void)
-{
-	if (srv.in_read_txn)
-		return;
-	if (sqlite3_exec(srv.db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		die("cannot read the recording '%s': %s", srv.db_path, sqlite3_errmsg(srv.db));
-	srv.in_read_txn = 1;
-}
-
-static void db_end(void)
-{
-	if (!srv.in_read_txn)
-		return;
-	sqlite3_exec(srv.db, "COMMIT", NULL, NULL, NULL);
-	srv.in_read_txn = 0;
 }
 
 /* Fill dst with the verified contents of the recorded range [lo, hi) at the
  * tick; pages without data are zero. */
 static void fetch_range(uint64_t lo, uint64_t hi, uint8_t *dst)
 {
-	sqlite3_stmt *st = srv.range_stmt;
-	uint64_t last = UINT64_MAX;
-	uint64_t has_data[EAGER_WINDOW_PAGES / 64] = { 0 };
-	uint32_t stored = 0, npages = (hi - lo) / PAGE_SIZE;
-	int rc;
+	struct err e = { 0 };
+	uint32_t nr_zero;
 
-	db_begin();
-	verify_begin(dst, npages);
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)lo);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)hi);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)srv.spec.tick);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uint64_t rec_addr = (uint64_t)sqlite3_column_int64(st, 0);
-		if (rec_addr == last)
-			continue;	/* an older version of the same page */
-		last = rec_addr;
-		if (rec_addr & (PAGE_SIZE - 1))
-			die("corrupt recording: page version at unaligned address 0x%" PRIx64, rec_addr);
-		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
-			continue;	/* zero at this tick */
-		decode_page(rec_addr, (const char *)sqlite3_column_text(st, 1),
-			    sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2),
-			    sqlite3_column_bytes(st, 3), dst + (rec_addr - lo));
-		verify_publish(stored++, rec_addr - lo, sqlite3_column_blob(st, 3));
-		uint32_t k = (rec_addr - lo) / PAGE_SIZE;
-		has_data[k / 64] |= 1ULL << (k % 64);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		die("cannot read the recording '%s': %s", srv.db_path, sqlite3_errmsg(srv.db));
-	for (uint32_t k = 0; k < npages; k++)	/* never stored or zero at this tick */
-		if (!(has_data[k / 64] & (1ULL << (k % 64))))
-			memset(dst + k * PAGE_SIZE, 0, PAGE_SIZE);
-	verify_wait(lo, stored);
-	srv.zero_pages += (hi - lo) / PAGE_SIZE - stored;
+	if (fetch_verified(srv.verifier, srv.store, srv.spec.tick, lo, hi, dst, &nr_zero, &e))
+		die("%s", e.msg);
+	srv.zero_pages += nr_zero;
+}
+
+/* The read transaction ends once no fault has come for this long (store_sqlite.c). */
+#define IDLE_COMMIT_MS 20
+
+static void db_end(void)
+{
+	store_idle(srv.store);
 }
 
 /* ---- the stub ----------------------------------------------------------- */
@@ -1277,14 +1013,6 @@ static int serve_fault(uint64_t fault_addr)
 	srv.pages_served += (hi - page) / PAGE_SIZE;
 	srv.bytes += hi - page;
 	return 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 static void record_latency(uint64_t ns)
@@ -1855,7 +1583,7 @@ static char *format_stats(void)
 		srv.nr_lat ? sorted[srv.nr_lat - 1] / 1000.0 : 0.0,
 		srv.nr_lat ? sum / srv.nr_lat / 1000.0 : 0.0, modes[srv.spec.mode % 3],
 		srv.spec.fault_around_pages, srv.xstate_restored ? "true" : "false", srv.same_tid ? "true" : "false",
-		(uint64_t)atomic_load(&pages_verified_by_helper),
+		verifier_helper_pages(srv.verifier),
 		srv.tracker == TRACKER_DIFF ? "diff" : "wp-async", nr_slots,
 		srv.listener >= 0 ? "true" : "false");
 	format_blocked(f);
@@ -2286,7 +2014,7 @@ static void serve_loop(void)
 			{ .fd = stub_exited ? -1 : srv.listener, .events = POLLIN },
 		};
 		/* Once it has exited, poll for the reap: a tracer may reap first. */
-		int ret = poll(fds, 4, nr_retry ? 1 : stub_exited ? 20 : srv.in_read_txn ? IDLE_COMMIT_MS : -1);
+		int ret = poll(fds, 4, nr_retry ? 1 : stub_exited ? 20 : srv.store->holding ? IDLE_COMMIT_MS : -1);
 		if (ret < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
 		if (ret == 0)
@@ -2372,7 +2100,6 @@ int main(int argc, char **argv)
 	read_stub_image();
 	check_overlap();
 	open_db();
-	verifier_start();
 	srv.can_poison = !!(features & UFFD_FEATURE_POISON);
 	start_stub((srv.tracker == TRACKER_WP_ASYNC ? NEED_UFFD_API_FEATURES : 0) |
 		   (features & (UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP)));

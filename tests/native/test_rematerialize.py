@@ -731,8 +731,8 @@ def test_corrupt_page_kills_the_process_and_names_tick_and_address(recording, tm
         assert not alive(pid)
         with pytest.raises(RematerializeError) as exc:
             proc.stats()
-    assert str(exc.value) == (f"corrupt recording: page at tick 1, address {bad:#x} "
-                              "does not match its hash")
+    assert str(exc.value) == (f"page {bad:#x} at tick 1 is corrupt "
+                              "(its sha256 does not match the recorded digest)")
 
 
 def test_corrupt_neighbour_in_fault_around_window_is_caught_too(recording, tmp_path):
@@ -744,5 +744,6 @@ def test_corrupt_neighbour_in_fault_around_window_is_caught_too(recording, tmp_p
         process_vm_readv(proc.pid, region, 8)  # one page
         with pytest.raises(OSError):
             process_vm_readv(proc.pid, region + PAGE_SIZE, 8)  # sequential: its window holds page 6
-        with pytest.raises(RematerializeError, match=f"address {region + 6 * PAGE_SIZE:#x} does not"):
+        with pytest.raises(RematerializeError,
+                           match=f"^page {region + 6 * PAGE_SIZE:#x} at tick 1 is corrupt "):
             proc.stats()
