@@ -18,10 +18,23 @@
 #define STUB_MAX_AUXV 1024	/* bytes; the kernel keeps at most AT_VECTOR_SIZE longs */
 #define STUB_SOCK_FD 3
 
-/* mm fields in the order of struct prctl_mm_map (and of snapshot's columns) */
+/*
+ * The mm fields, in the order of struct prctl_mm_map and of the spec's mm[]
+ * (gdb_plugin/remat/spec.py reads this order from `ttd-pageserver --abi`):
+ * X(enum name, snapshot column).
+ */
+#define MM_FIELDS(X) \
+	X(MM_START_CODE, start_code) X(MM_END_CODE, end_code) \
+	X(MM_START_DATA, start_data) X(MM_END_DATA, end_data) \
+	X(MM_START_BRK, start_brk) X(MM_BRK, brk) X(MM_START_STACK, start_stack) \
+	X(MM_ARG_START, arg_start) X(MM_ARG_END, arg_end) \
+	X(MM_ENV_START, env_start) X(MM_ENV_END, env_end)
+
 enum {
-	MM_START_CODE, MM_END_CODE, MM_START_DATA, MM_END_DATA, MM_START_BRK, MM_BRK,
-	MM_START_STACK, MM_ARG_START, MM_ARG_END, MM_ENV_START, MM_ENV_END, MM_NR
+#define MM_ENUM(name, column) name,
+	MM_FIELDS(MM_ENUM)
+#undef MM_ENUM
+	MM_NR
 };
 
 struct stub_map {

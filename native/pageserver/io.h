@@ -9,6 +9,15 @@
 int write_all(int fd, const void *buf, size_t len);
 int read_all(int fd, void *buf, size_t len);
 
+/*
+ * waitpid(pid, status, options) that blocks at most timeout_ms: the pid (or 0 with
+ * WNOHANG), or -1 with errno (ETIMEDOUT when the time ran out). Needs
+ * wait_bounded_init() once, in the main thread (a SIGALRM handler).
+ */
+#include <sys/types.h>
+void wait_bounded_init(void);
+pid_t wait_bounded(pid_t pid, int *status, int options, int timeout_ms);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t now_ns(void);
 

@@ -101,27 +101,19 @@
 #include "io.h"
 #include "store.h"
 #include "verify.h"
+#include "page.h"
+#include "spec.h"
+#include "stub.h"
+#include "target.h"
 
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
-#ifndef NT_X86_XSTATE
-#define NT_X86_XSTATE 0x202
-#endif
 
-#undef PAGE_SIZE	/* <sys/user.h> has one; ours is unsigned long */
-#define PAGE_SIZE 4096UL
-#define TASK_SIZE_MAX 0x7ffffffff000UL
 #define EAGER_WINDOW_PAGES 256	/* 1 MiB per copy when filling everything up front */
-#define MAX_FAULT_AROUND 16	/* 64 KiB: laziness is the point */
-#define SPEC_MAGIC "TTDSPEC1"
-#define SPEC_SANDBOX 1	/* install the seccomp sandbox in the process */
-#define SPEC_TRACKER_DIFF 2	/* force the diff tracker */
-#define SPEC_TRACKER_WP_ASYNC 4	/* force the wp-async tracker; neither: the best the kernel has */
 
 int log_debug_enabled;
 
-enum serve_mode { MODE_LAZY, MODE_EAGER, MODE_WORKAROUND };
 
 /*
  * How written pages are found.
@@ -136,22 +128,6 @@ enum serve_mode { MODE_LAZY, MODE_EAGER, MODE_WORKAROUND };
  */
 enum tracker { TRACKER_WP_ASYNC, TRACKER_DIFF };
 
-/* The spec the wrapper sends on fd 0; gdb_plugin/remat/client.py packs the same layout. */
-struct spec_head {
-	char magic[8];
-	uint64_t tick;
-	uint32_t nr_maps;
-	uint32_t auxv_size;
-	uint32_t xstate_size;	/* 0: restore FP/SSE from fpregs only */
-	uint32_t db_path_size;
-	uint32_t mode;		/* enum serve_mode */
-	uint32_t fault_around_pages;	/* 1 = no fault-around */
-	uint32_t rec_tid;	/* the recorded thread: its id is reused when free */
-	uint32_t flags;		/* SPEC_SANDBOX */
-	uint64_t mm[MM_NR];
-	uint8_t gpregs[sizeof(struct user_regs_struct)];
-	uint8_t fpregs[sizeof(struct user_fpregs_struct)];
-} __attribute__((packed));
 
 /*
  * A registered range of the process. It starts out as a recorded mapping at its
@@ -166,20 +142,14 @@ struct region {
 };
 
 struct server {
-	struct spec_head spec;
-	struct stub_map *maps;
-	uint8_t *auxv, *xstate;
-	char *db_path;
+	struct spec spec;
 	int ctl_fd, out_fd, err_fd;
 	const char *stub_path;
-	uint64_t image_lo, image_hi;	/* ttd-stub's image, page-aligned */
+	struct target target;
 
 	struct region *regions;
 	uint32_t nr_regions;
-	pid_t pid;
-	int uffd, pidfd, pagemap_fd, clear_refs_fd;
-	int listener;		/* seccomp user notifications of the sandbox, or -1 */
-	int mem_fd;		/* /proc/PID/mem: reads that fail on missing pages, never block */
+	int clear_refs_fd;
 	enum tracker tracker;
 	const char *fallback;	/* what the kernel lacks when auto chose the diff tracker */
 	uint64_t copy_mode;	/* UFFDIO_COPY_MODE_WP (wp-async) or 0 (diff) */
@@ -192,15 +162,12 @@ struct server {
 	uint64_t faults, pages_served, zero_pages, bytes;
 	uint32_t *lat_ns;
 	size_t nr_lat, cap_lat;
-	int xstate_restored;
-	int same_tid;		/* the process got the recorded thread's id */
 	int can_poison;		/* UFFDIO_POISON available */
 	uint64_t serving_lo, serving_hi;	/* the range being filled, for poison_serving() */
 };
 
-static struct server srv = { .ctl_fd = 0, .out_fd = -1, .err_fd = -1, .uffd = -1,
-			     .pidfd = -1, .pagemap_fd = -1, .clear_refs_fd = -1, .listener = -1,
-			     .mem_fd = -1, .copy_mode = UFFDIO_COPY_MODE_WP };
+static struct server srv = { .ctl_fd = 0, .out_fd = -1, .err_fd = -1, .target = TARGET_INIT,
+			     .clear_refs_fd = -1, .copy_mode = UFFDIO_COPY_MODE_WP };
 
 /* ---- control channel ---------------------------------------------------- */
 
@@ -218,54 +185,11 @@ static void ctl_printf(const char *fmt, ...)
 	free(line);
 }
 
-/* Kill every child of ours listed in /proc/self/task/TID/children; how many there were. */
-static int kill_children(void)
-{
-	DIR *tasks = opendir("/proc/self/task");
-	struct dirent *task;
-	int found = 0;
-
-	while (tasks && (task = readdir(tasks))) {
-		char path[300];
-		if (task->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/children", task->d_name);
-		FILE *f = fopen(path, "re");
-		int child;
-		while (f && fscanf(f, "%d", &child) == 1) {
-			kill(child, SIGKILL);
-			found++;
-		}
-		if (f)
-			fclose(f);
-	}
-	if (tasks)
-		closedir(tasks);
-	return found;
-}
-
-/*
- * Without the sandbox the process may fork. We are a child subreaper, so what
- * it started comes to us when it ends: kill and reap all of it, so nothing
- * outlives a rematerialization.
- */
-static void end_descendants(void)
-{
-	while (kill_children())
-		while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
-			;
-}
+#define KILL_REAP_MS 5000
 
 static void kill_stub(void)
 {
-	if (srv.pid <= 0)
-		return;
-	kill(srv.pid, SIGKILL);
-	/* Blocking is safe: SIGKILL ends it; a tracer still attached reaps first. */
-	while (waitpid(srv.pid, NULL, __WALL) < 0 && errno == EINTR)
-		;
-	srv.pid = 0;
-	end_descendants();
+	stub_kill(&srv.target, KILL_REAP_MS);
 }
 
 /*
@@ -279,9 +203,9 @@ static void poison_serving(void)
 		.range = { .start = srv.serving_lo, .len = srv.serving_hi - srv.serving_lo },
 	};
 
-	if (!srv.can_poison || srv.uffd < 0 || srv.serving_hi <= srv.serving_lo)
+	if (!srv.can_poison || srv.target.uffd < 0 || srv.serving_hi <= srv.serving_lo)
 		return;
-	if (ioctl(srv.uffd, UFFDIO_POISON, &poison))
+	if (ioctl(srv.target.uffd, UFFDIO_POISON, &poison))
 		pr_debug("UFFDIO_POISON 0x%" PRIx64 ": %s", srv.serving_lo, strerror(errno));
 }
 
@@ -302,35 +226,6 @@ static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt,
 }
 
 /* ---- reading the spec --------------------------------------------------- */
-
-static void *read_blob(size_t len)
-{
-	void *p = calloc(1, len + 1);
-
-	if (!p || read_all(srv.ctl_fd, p, len))
-		die("ttd-pageserver: short spec from the caller");
-	return p;
-}
-
-static void read_spec(void)
-{
-	struct spec_head *h = &srv.spec;
-
-	if (read_all(srv.ctl_fd, h, sizeof(*h)) || memcmp(h->magic, SPEC_MAGIC, 8))
-		die("ttd-pageserver: bad spec from the caller (version mismatch between "
-		    "gdb_plugin/remat/client.py and native/? run make -C native)");
-	if (h->nr_maps > STUB_MAX_MAPS)
-		die("the recording has %u mappings at tick %" PRIu64 "; ttd-stub takes at most %d",
-		    h->nr_maps, h->tick, STUB_MAX_MAPS);
-	if (h->auxv_size > STUB_MAX_AUXV)
-		die("the recorded auxv is %u bytes; at most %d are supported", h->auxv_size, STUB_MAX_AUXV);
-	if (h->fault_around_pages < 1 || h->fault_around_pages > MAX_FAULT_AROUND)
-		h->fault_around_pages = 1;
-	srv.maps = read_blob(h->nr_maps * sizeof(struct stub_map));
-	srv.auxv = read_blob(h->auxv_size);
-	srv.xstate = h->xstate_size ? read_blob(h->xstate_size) : NULL;
-	srv.db_path = read_blob(h->db_path_size);
-}
 
 /* ---- host checks -------------------------------------------------------- */
 
@@ -418,7 +313,7 @@ static void choose_tracker(uint64_t features)
 	int scan_err = probe_pagemap_scan();
 	static char fallback[160];
 
-	if (srv.spec.flags & SPEC_TRACKER_WP_ASYNC) {
+	if (srv.spec.head.flags & SPEC_TRACKER_WP_ASYNC) {
 		if (missing[0])
 			die("this kernel's userfaultfd lacks %s: the wp-async tracker needs Linux 6.7 "
 			    "or newer (the diff tracker works without it)", missing);
@@ -427,9 +322,9 @@ static void choose_tracker(uint64_t features)
 			    "Linux 6.7 or newer (the diff tracker works without it)", strerror(scan_err));
 	}
 	srv.tracker = TRACKER_WP_ASYNC;
-	if (srv.spec.flags & SPEC_TRACKER_DIFF || missing[0] || scan_err)
+	if (srv.spec.head.flags & SPEC_TRACKER_DIFF || missing[0] || scan_err)
 		srv.tracker = TRACKER_DIFF;
-	if (srv.tracker == TRACKER_DIFF && !(srv.spec.flags & SPEC_TRACKER_DIFF)) {
+	if (srv.tracker == TRACKER_DIFF && !(srv.spec.head.flags & SPEC_TRACKER_DIFF)) {
 		if (missing[0])	/* the first one it lacks: WP_ASYNC, else WP_UNPOPULATED */
 			snprintf(fallback, sizeof(fallback), "UFFD_FEATURE_%.*s",
 				 (int)strcspn(missing, " "), missing);
@@ -441,41 +336,27 @@ static void choose_tracker(uint64_t features)
 		srv.copy_mode = 0;
 }
 
-/* The stub's image range from its ELF program headers. */
-static void read_stub_image(void)
-{
-	Elf64_Ehdr eh;
-	Elf64_Phdr ph;
-	int fd = open(srv.stub_path, O_RDONLY | O_CLOEXEC);
+/* ---- the stub ------------------------------------------------------------ */
 
-	if (fd < 0 || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
-	    memcmp(eh.e_ident, ELFMAG, SELFMAG))
-		die("cannot read ttd-stub at %s: run make -C native", srv.stub_path);
-	srv.image_lo = UINT64_MAX;
-	for (int i = 0; i < eh.e_phnum; i++) {
-		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + i * eh.e_phentsize) != sizeof(ph))
-			die("cannot read ttd-stub's program headers at %s", srv.stub_path);
-		if (ph.p_type != PT_LOAD)
-			continue;
-		uint64_t lo = ph.p_vaddr & ~(PAGE_SIZE - 1);
-		uint64_t hi = (ph.p_vaddr + ph.p_memsz + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-		if (lo < srv.image_lo)
-			srv.image_lo = lo;
-		if (hi > srv.image_hi)
-			srv.image_hi = hi;
-	}
-	close(fd);
-}
+static void build_regions(void);
 
-static void check_overlap(void)
+static void start_stub(uint64_t features)
 {
-	for (uint32_t i = 0; i < srv.spec.nr_maps; i++) {
-		struct stub_map *m = &srv.maps[i];
-		if (m->rec_start < srv.image_hi && m->rec_end > srv.image_lo)
-			die("recorded mapping 0x%" PRIx64 "-0x%" PRIx64 " overlaps ttd-stub's image "
-			    "0x%" PRIx64 "-0x%" PRIx64 ": rebuild native/ with another STUB_BASE "
-			    "(native/Makefile)", m->rec_start, m->rec_end, srv.image_lo, srv.image_hi);
+	struct stub_args args = { .path = srv.stub_path, .out_fd = srv.out_fd, .err_fd = srv.err_fd,
+				  .spec = &srv.spec, .uffd_features = features,
+				  .register_wp = srv.tracker == TRACKER_WP_ASYNC };
+	struct err e = { 0 };
+
+	if (stub_start(&srv.target, &args, &e))
+		die("%s", e.msg);
+	if (srv.spec.head.mode == MODE_WORKAROUND) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/clear_refs", srv.target.pid);
+		srv.clear_refs_fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (srv.clear_refs_fd < 0)
+			die("cannot open %s: %s", path, strerror(errno));
 	}
+	build_regions();
 }
 
 /* ---- recorded pages ------------------------------------------------------ */
@@ -484,7 +365,7 @@ static void open_db(void)
 {
 	struct err e = { 0 };
 
-	srv.store = store_open(srv.db_path, &e);
+	srv.store = store_open(srv.spec.db_path, &e);
 	if (!srv.store)
 		die("%s", e.msg);
 	srv.verifier = verifier_start();
@@ -500,7 +381,7 @@ static void fetch_range(uint64_t lo, uint64_t hi, uint8_t *dst)
 	struct err e = { 0 };
 	uint32_t nr_zero;
 
-	if (fetch_verified(srv.verifier, srv.store, srv.spec.tick, lo, hi, dst, &nr_zero, &e))
+	if (fetch_verified(srv.verifier, srv.store, srv.spec.head.tick, lo, hi, dst, &nr_zero, &e))
 		die("%s", e.msg);
 	srv.zero_pages += nr_zero;
 }
@@ -515,215 +396,16 @@ static void db_end(void)
 
 /* ---- the stub ----------------------------------------------------------- */
 
-static const char *step_name(int step)
-{
-	switch (step) {
-	case STEP_READ_LAYOUT: return "reading the layout";
-	case STEP_UNMAP: return "unmapping its own mappings";
-	case STEP_MMAP: return "mapping";
-	case STEP_MADVISE: return "madvise(MADV_NOHUGEPAGE) of";
-	case STEP_USERFAULTFD: return "userfaultfd()";
-	case STEP_UFFDIO_API: return "UFFDIO_API";
-	case STEP_UFFDIO_REGISTER: return "UFFDIO_REGISTER of";
-	case STEP_PR_SET_MM_MAP: return "prctl(PR_SET_MM_MAP) with the recorded auxv and mm fields";
-	case STEP_SEND_UFFD: return "sending its userfaultfd";
-	case STEP_SECCOMP: return "installing the seccomp sandbox";
-	}
-	return "an unknown step";
-}
-
-/*
- * fork, but with the recorded thread id when it is free (clone3 set_tid, as
- * CRIU restores pids; needs CAP_SYS_ADMIN): glibc keeps the tid in the thread
- * descriptor, and libthread_db (GDB's TLS lookups) insists they agree.
- */
-static pid_t fork_as_recorded(void)
-{
-	struct clone_args {
-		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
-			 tls, set_tid, set_tid_size, cgroup;
-	} args = { .exit_signal = SIGCHLD };
-	pid_t want = (pid_t)srv.spec.rec_tid;
-	pid_t pid = -1;
-
-	if (want > 0) {
-		args.set_tid = (uint64_t)&want;
-		args.set_tid_size = 1;
-		pid = syscall(SYS_clone3, &args, sizeof(args));
-		if (pid > 0)
-			srv.same_tid = 1;
-		if (pid >= 0)
-			return pid;
-		pr_debug("clone3 with the recorded tid %d: %s; any pid will do", want, strerror(errno));
-	}
-	return fork();
-}
-
-static void spawn_stub(int sock_child)
-{
-	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	pid_t pid;
-
-	if (devnull < 0)
-		die("cannot open /dev/null: %s", strerror(errno));
-	pid = fork_as_recorded();
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		char *argv[] = { "ttd-stub", NULL }, *envp[] = { NULL };
-		/* Move everything above 3 first, then into place. */
-		int in = fcntl(devnull, F_DUPFD, 10), out = fcntl(srv.out_fd, F_DUPFD, 10);
-		int err = fcntl(srv.err_fd, F_DUPFD, 10), sock = fcntl(sock_child, F_DUPFD, 10);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (in < 0 || out < 0 || err < 0 || sock < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
-		    dup2(err, 2) < 0 || dup2(sock, STUB_SOCK_FD) < 0)
-			_exit(126);
-		syscall(SYS_close_range, STUB_SOCK_FD + 1, ~0U, 0);
-		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
-			_exit(126);
-		execve(srv.stub_path, argv, envp);
-		_exit(127);
-	}
-	close(devnull);
-	srv.pid = pid;
-}
-
-/* Wait for the stub to stop with `sig`; die with what happened otherwise. */
-static void wait_stub_stop(int sig, const char *when)
-{
-	int status;
-
-	while (waitpid(srv.pid, &status, __WALL) < 0)
-		if (errno != EINTR)
-			die("waitpid for ttd-stub: %s", strerror(errno));
-	if (WIFSTOPPED(status) && WSTOPSIG(status) == sig)
-		return;
-	if (WIFEXITED(status) || WIFSIGNALED(status))
-		srv.pid = 0;
-	die("ttd-stub did not stop %s (wait status 0x%x): run make -C native", when, status);
-}
-
-static void send_layout(int sock, uint64_t features)
-{
-	struct stub_layout l = { .nr_maps = srv.spec.nr_maps, .auxv_size = srv.spec.auxv_size,
-				 .uffd_features = features,
-				 .sandbox = !!(srv.spec.flags & SPEC_SANDBOX),
-				 .register_wp = srv.tracker == TRACKER_WP_ASYNC };
-
-	memcpy(l.mm, srv.spec.mm, sizeof(l.mm));
-	if (write_all(sock, &l, sizeof(l)) ||
-	    write_all(sock, srv.maps, srv.spec.nr_maps * sizeof(struct stub_map)) ||
-	    write_all(sock, srv.auxv, srv.spec.auxv_size))
-		die("cannot send the layout to ttd-stub: %s", strerror(errno));
-}
-
-/* The stub's userfaultfd; its seccomp listener, if any, goes to srv.listener. */
-static int recv_uffd(int sock)
-{
-	struct stub_reply reply = { .step = -1 };
-	char control[CMSG_SPACE(2 * sizeof(int))] = { 0 };
-	struct iovec iov = { &reply, sizeof(reply) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = control, .msg_controllen = sizeof(control) };
-	ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-
-	if (n != sizeof(reply))
-		die("ttd-stub ended before it was set up: run make -C native");
-	if (reply.step != STEP_OK) {
-		if (reply.rec_end)
-			die("ttd-stub failed at %s recorded mapping 0x%" PRIx64 "-0x%" PRIx64 ": %s",
-			    step_name(reply.step), reply.rec_start, reply.rec_end, strerror(reply.err));
-		die("ttd-stub failed at %s: %s", step_name(reply.step), strerror(reply.err));
-	}
-	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
-		die("ttd-stub sent no userfaultfd");
-	int fds[2] = { -1, -1 };
-	memcpy(fds, CMSG_DATA(cmsg), cmsg->cmsg_len - CMSG_LEN(0));
-	srv.listener = fds[1];
-	if ((srv.spec.flags & SPEC_SANDBOX) && srv.listener < 0)
-		die("ttd-stub sent no seccomp listener");
-	return fds[0];
-}
-
-/* Registers of the chosen thread; orig_rax = -1 so no syscall restarts on resume. */
-static void set_registers(void)
-{
-	struct user_regs_struct regs;
-	struct iovec iov;
-
-	memcpy(&regs, srv.spec.gpregs, sizeof(regs));
-	regs.orig_rax = (unsigned long long)-1;
-	if (ptrace(PTRACE_SETREGS, srv.pid, NULL, &regs))
-		die("cannot set the recorded registers (PTRACE_SETREGS: %s)", strerror(errno));
-	if (srv.xstate) {
-		iov.iov_base = srv.xstate;
-		iov.iov_len = srv.spec.xstate_size;
-		if (ptrace(PTRACE_SETREGSET, srv.pid, (void *)NT_X86_XSTATE, &iov) == 0) {
-			srv.xstate_restored = 1;
-			return;
-		}
-		pr_debug("PTRACE_SETREGSET(NT_X86_XSTATE, %u bytes): %s; FXSAVE area only",
-			 srv.spec.xstate_size, strerror(errno));
-	}
-	if (ptrace(PTRACE_SETFPREGS, srv.pid, NULL, srv.spec.fpregs))
-		die("cannot set the recorded FP registers (PTRACE_SETFPREGS: %s)", strerror(errno));
-}
-
 static void build_regions(void)
 {
-	srv.regions = calloc(srv.spec.nr_maps + 1, sizeof(*srv.regions));
-	for (uint32_t i = 0; i < srv.spec.nr_maps; i++) {
-		if (!srv.maps[i].register_uffd)
+	srv.regions = calloc(srv.spec.head.nr_maps + 1, sizeof(*srv.regions));
+	for (uint32_t i = 0; i < srv.spec.head.nr_maps; i++) {
+		if (!srv.spec.maps[i].register_uffd)
 			continue;
 		struct region *r = &srv.regions[srv.nr_regions++];
-		r->target_start = srv.maps[i].rec_start;
-		r->target_end = srv.maps[i].rec_end;
+		r->target_start = srv.spec.maps[i].rec_start;
+		r->target_end = srv.spec.maps[i].rec_end;
 	}
-}
-
-static int open_stub_proc(const char *name, int flags)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/%d/%s", srv.pid, name);
-	int fd = open(path, flags | O_CLOEXEC);
-	if (fd < 0)
-		die("cannot open %s: %s", path, strerror(errno));
-	return fd;
-}
-
-static void start_stub(uint64_t features)
-{
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		die("socketpair: %s", strerror(errno));
-	spawn_stub(sv[1]);
-	close(sv[1]);
-	wait_stub_stop(SIGTRAP, "at exec");
-	if (ptrace(PTRACE_SETOPTIONS, srv.pid, NULL, (void *)PTRACE_O_EXITKILL) ||
-	    ptrace(PTRACE_CONT, srv.pid, NULL, NULL))
-		die("cannot trace ttd-stub: %s", strerror(errno));
-	send_layout(sv[0], features);
-	srv.uffd = recv_uffd(sv[0]);
-	close(sv[0]);
-	wait_stub_stop(SIGSTOP, "after setup");
-	set_registers();
-	if (ptrace(PTRACE_DETACH, srv.pid, NULL, (void *)SIGSTOP))
-		die("cannot detach from ttd-stub: %s", strerror(errno));
-	/* Group stop: stopped, untraced, ready for gdbserver --attach. */
-	int status;
-	while (waitpid(srv.pid, &status, WUNTRACED) < 0 && errno == EINTR)
-		;
-	if (!WIFSTOPPED(status))
-		die("ttd-stub did not stay stopped (wait status 0x%x)", status);
-	srv.pidfd = syscall(SYS_pidfd_open, srv.pid, 0);
-	srv.pagemap_fd = open_stub_proc("pagemap", O_RDONLY);
-	srv.mem_fd = open_stub_proc("mem", O_RDONLY);
-	if (srv.spec.mode == MODE_WORKAROUND)
-		srv.clear_refs_fd = open_stub_proc("clear_refs", O_WRONLY);
-	build_regions();
 }
 
 /* ---- the diff tracker: baselines ---------------------------------------- */
@@ -866,7 +548,7 @@ static long uffd_copy(uint64_t lo, uint64_t hi, uint64_t mode)
 {
 	struct uffdio_copy copy = { .dst = lo, .src = (uint64_t)srv.buf, .len = hi - lo, .mode = mode };
 
-	if (ioctl(srv.uffd, UFFDIO_COPY, &copy) == 0)
+	if (ioctl(srv.target.uffd, UFFDIO_COPY, &copy) == 0)
 		return copy.copy;
 	/* the real result is in copy.copy: bytes done, or -errno */
 	if (copy.copy > 0)
@@ -884,7 +566,7 @@ static void uffd_wake(uint64_t lo, uint64_t len)
 {
 	struct uffdio_range range = { .start = lo, .len = len };
 
-	if (ioctl(srv.uffd, UFFDIO_WAKE, &range) && errno != ESRCH && errno != ENOSPC)
+	if (ioctl(srv.target.uffd, UFFDIO_WAKE, &range) && errno != ESRCH && errno != ENOSPC)
 		die("UFFDIO_WAKE at 0x%" PRIx64 ": %s", lo, strerror(errno));
 }
 
@@ -902,7 +584,7 @@ static void workaround_fill(struct region *fault_region, uint64_t page)
 			uint64_t n = (r->target_end - p) / PAGE_SIZE;
 			if (n > chunk)
 				n = chunk;
-			if (pread(srv.pagemap_fd, entries, n * 8, p / PAGE_SIZE * 8) < 0)
+			if (pread(srv.target.pagemap_fd, entries, n * 8, p / PAGE_SIZE * 8) < 0)
 				die("workaround: pagemap read: %s", strerror(errno));
 		}
 	}
@@ -970,7 +652,7 @@ static int serve_fault(uint64_t fault_addr)
 	static uint64_t last_fill_end;
 	uint64_t page = fault_addr & ~(PAGE_SIZE - 1);
 	struct region *r = find_region(page);
-	uint64_t window = page == last_fill_end ? srv.spec.fault_around_pages : 1;
+	uint64_t window = page == last_fill_end ? srv.spec.head.fault_around_pages : 1;
 	uint64_t hi = page + window * PAGE_SIZE;
 
 	if (r && nr_removed && page_removed(page))
@@ -985,7 +667,7 @@ static int serve_fault(uint64_t fault_addr)
 		srv.pages_served++;
 		return 0;
 	}
-	if (srv.spec.mode == MODE_WORKAROUND) {
+	if (srv.spec.head.mode == MODE_WORKAROUND) {
 		workaround_fill(r, page);
 		hi = page + PAGE_SIZE;
 	} else {
@@ -1152,7 +834,7 @@ static void handle_event(const struct uffd_msg *msg)
 static void handle_uffd(void)
 {
 	struct uffd_msg msgs[64];
-	ssize_t n = read(srv.uffd, msgs, sizeof(msgs));
+	ssize_t n = read(srv.target.uffd, msgs, sizeof(msgs));
 
 	if (n < 0 && errno != EAGAIN && errno != EINTR)
 		die("reading the userfaultfd: %s", strerror(errno));
@@ -1274,13 +956,13 @@ static size_t read_target(void *dst, uint64_t target_addr, size_t len)
 		size_t n = PAGE_SIZE - (at & (PAGE_SIZE - 1));
 		if (n > len - done)
 			n = len - done;
-		ssize_t got = pread(srv.mem_fd, (char *)dst + done, n, (off_t)at);
+		ssize_t got = pread(srv.target.mem_fd, (char *)dst + done, n, (off_t)at);
 		if (got <= 0 && errno == EIO) {
 			uint64_t page = at & ~(PAGE_SIZE - 1);
 			/* a dropped page must fault as the process would (zeros): not here */
 			if ((nr_removed && page_removed(page)) || fill_range(page, page + PAGE_SIZE))
 				break;
-			got = pread(srv.mem_fd, (char *)dst + done, n, (off_t)at);
+			got = pread(srv.target.mem_fd, (char *)dst + done, n, (off_t)at);
 		}
 		if (got <= 0)
 			break;
@@ -1486,18 +1168,18 @@ static void handle_blocked(void)
 	char detail[MAX_DETAIL];
 
 	memset(&req, 0, sizeof(req));	/* the kernel insists on a zeroed request */
-	if (ioctl(srv.listener, SECCOMP_IOCTL_NOTIF_RECV, &req)) {
+	if (ioctl(srv.target.listener, SECCOMP_IOCTL_NOTIF_RECV, &req)) {
 		if (errno != EINTR && errno != ENOENT)
 			die("seccomp listener: %s", strerror(errno));
 		return;
 	}
 	blocked_detail(detail, &req.data);
-	if (ioctl(srv.listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0)
+	if (ioctl(srv.target.listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0)
 		note_blocked(req.data.nr, detail[0] ? detail : NULL);
 	resp.id = req.id;
 	resp.error = -EPERM;
 	/* ENOENT: the call was interrupted, or the process is gone */
-	if (ioctl(srv.listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) && errno != ENOENT)
+	if (ioctl(srv.target.listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) && errno != ENOENT)
 		die("seccomp listener: %s", strerror(errno));
 }
 
@@ -1581,11 +1263,11 @@ static char *format_stats(void)
 		srv.faults, srv.pages_served, srv.zero_pages, srv.bytes,
 		percentile_us(sorted, srv.nr_lat, 0.5), percentile_us(sorted, srv.nr_lat, 0.99),
 		srv.nr_lat ? sorted[srv.nr_lat - 1] / 1000.0 : 0.0,
-		srv.nr_lat ? sum / srv.nr_lat / 1000.0 : 0.0, modes[srv.spec.mode % 3],
-		srv.spec.fault_around_pages, srv.xstate_restored ? "true" : "false", srv.same_tid ? "true" : "false",
+		srv.nr_lat ? sum / srv.nr_lat / 1000.0 : 0.0, modes[srv.spec.head.mode % 3],
+		srv.spec.head.fault_around_pages, srv.target.xstate_restored ? "true" : "false", srv.target.same_tid ? "true" : "false",
 		verifier_helper_pages(srv.verifier),
 		srv.tracker == TRACKER_DIFF ? "diff" : "wp-async", nr_slots,
-		srv.listener >= 0 ? "true" : "false");
+		srv.target.listener >= 0 ? "true" : "false");
 	format_blocked(f);
 	fputc('}', f);
 	fclose(f);
@@ -1597,8 +1279,8 @@ static __attribute__((noreturn)) void stub_gone(int status)
 {
 	char *stats;
 
-	srv.pid = 0;
-	end_descendants();
+	srv.target.pid = 0;
+	stub_end_descendants(0);
 	stats = format_stats();
 	ctl_printf("GONE %d %s\n", status, stats);
 	exit(0);
@@ -1618,8 +1300,8 @@ static __attribute__((noreturn)) void process_gone(const char *what)
 	int status;
 
 	for (int ms = 0; ms < GONE_WAIT_MS; ms += 5) {
-		pid_t r = waitpid(srv.pid, &status, WNOHANG | __WALL);
-		if (r == srv.pid && (WIFEXITED(status) || WIFSIGNALED(status)))
+		pid_t r = waitpid(srv.target.pid, &status, WNOHANG | __WALL);
+		if (r == srv.target.pid && (WIFEXITED(status) || WIFSIGNALED(status)))
 			stub_gone(status);
 		if (r < 0 && errno != EINTR)
 			break;
@@ -1643,7 +1325,7 @@ static void scan_written(uint64_t lo, uint64_t hi, void (*emit)(uint64_t, uint64
 	};
 
 	while (arg.start < arg.end) {
-		long n = ioctl(srv.pagemap_fd, PAGEMAP_SCAN, &arg);
+		long n = ioctl(srv.target.pagemap_fd, PAGEMAP_SCAN, &arg);
 		if (n < 0 && errno == ESRCH)
 			process_gone("PAGEMAP_SCAN of the process");
 		if (n < 0)
@@ -1692,7 +1374,7 @@ static void collect_range(uint64_t start, uint64_t end, void *ctx)
 /* pagemap entries of npages pages from target_addr (classic /proc/PID/pagemap). */
 static void read_pagemap(uint64_t target_addr, size_t npages, uint64_t *ents)
 {
-	ssize_t got = pread(srv.pagemap_fd, ents, npages * 8, (off_t)(target_addr / PAGE_SIZE * 8));
+	ssize_t got = pread(srv.target.pagemap_fd, ents, npages * 8, (off_t)(target_addr / PAGE_SIZE * 8));
 	size_t n = got > 0 ? (size_t)got : 0;
 
 	if (n < npages * 8)
@@ -1707,13 +1389,13 @@ static void read_pagemap(uint64_t target_addr, size_t npages, uint64_t *ents)
 static int read_present(uint8_t *dst, uint64_t lo, uint64_t hi)
 {
 	struct iovec local = { dst, hi - lo }, remote = { (void *)lo, hi - lo };
-	ssize_t n = process_vm_readv(srv.pid, &local, 1, &remote, 1, 0);
+	ssize_t n = process_vm_readv(srv.target.pid, &local, 1, &remote, 1, 0);
 
 	if (n == (ssize_t)(hi - lo))
 		return 0;
 	if (n < 0)
 		n = 0;
-	return pread(srv.mem_fd, dst + n, hi - lo - n, (off_t)(lo + n)) == (ssize_t)(hi - lo - n) ? 0 : -1;
+	return pread(srv.target.mem_fd, dst + n, hi - lo - n, (off_t)(lo + n)) == (ssize_t)(hi - lo - n) ? 0 : -1;
 }
 
 /*
@@ -1840,7 +1522,7 @@ static void diff_outside(struct range_list *out, struct range_list *rebased)
 	char path[64], line[512];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", srv.pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", srv.target.pid);
 	f = fopen(path, "re");
 	if (!f)
 		die("cannot read %s: %s", path, strerror(errno));
@@ -1848,7 +1530,7 @@ static void diff_outside(struct range_list *out, struct range_list *rebased)
 		uint64_t lo, hi;
 		if (sscanf(line, "%" SCNx64 "-%" SCNx64, &lo, &hi) != 2 || lo >= TASK_SIZE_MAX)
 			continue;
-		if (lo < srv.image_hi && hi > srv.image_lo)
+		if (lo < srv.target.image_hi && hi > srv.target.image_lo)
 			continue;	/* the stub's own image (a mapping never straddles it) */
 		diff_outside_range(lo, hi, out, rebased);
 	}
@@ -1907,8 +1589,8 @@ static void reply_written(void)
 	if (srv.tracker == TRACKER_DIFF) {
 		diff_written(&list);
 	} else {
-		scan_written(0, srv.image_lo, collect_range, &list);
-		scan_written(srv.image_hi, TASK_SIZE_MAX, collect_range, &list);
+		scan_written(0, srv.target.image_lo, collect_range, &list);
+		scan_written(srv.target.image_hi, TASK_SIZE_MAX, collect_range, &list);
 	}
 	ctl_printf("OK %zu\n", list.n);
 	for (size_t i = 0; i < list.n; i++) {
@@ -1936,7 +1618,7 @@ static void clear_written(void)
 			.start = r->target_start, .end = r->target_end,
 			.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
 		};
-		if (ioctl(srv.pagemap_fd, PAGEMAP_SCAN, &arg) == 0)
+		if (ioctl(srv.target.pagemap_fd, PAGEMAP_SCAN, &arg) == 0)
 			continue;
 		if (errno == ESRCH)
 			process_gone("PAGEMAP_SCAN(PM_SCAN_WP_MATCHING)");
@@ -1996,9 +1678,9 @@ static int handle_control(void)
 static void check_stub_exit(void)
 {
 	int status;
-	pid_t r = waitpid(srv.pid, &status, WNOHANG | __WALL);
+	pid_t r = waitpid(srv.target.pid, &status, WNOHANG | __WALL);
 
-	if (r == srv.pid && (WIFEXITED(status) || WIFSIGNALED(status)))
+	if (r == srv.target.pid && (WIFEXITED(status) || WIFSIGNALED(status)))
 		stub_gone(status);
 }
 
@@ -2008,10 +1690,10 @@ static void serve_loop(void)
 
 	for (;;) {
 		struct pollfd fds[4] = {
-			{ .fd = srv.uffd, .events = POLLIN },
+			{ .fd = srv.target.uffd, .events = POLLIN },
 			{ .fd = srv.ctl_fd, .events = POLLIN },
-			{ .fd = stub_exited ? -1 : srv.pidfd, .events = POLLIN },
-			{ .fd = stub_exited ? -1 : srv.listener, .events = POLLIN },
+			{ .fd = stub_exited ? -1 : srv.target.pidfd, .events = POLLIN },
+			{ .fd = stub_exited ? -1 : srv.target.listener, .events = POLLIN },
 		};
 		/* Once it has exited, poll for the reap: a tracer may reap first. */
 		int ret = poll(fds, 4, nr_retry ? 1 : stub_exited ? 20 : srv.store->holding ? IDLE_COMMIT_MS : -1);
@@ -2092,25 +1774,29 @@ int main(int argc, char **argv)
 
 	log_debug_enabled = getenv("TTD_DEBUG") != NULL;
 	signal(SIGPIPE, SIG_IGN);
-	prctl(PR_SET_CHILD_SUBREAPER, 1);	/* see end_descendants() */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);	/* see stub_kill() */
 	parse_args(argc, argv);
-	read_spec();
+	struct err e = { 0 };
+	wait_bounded_init();
+	if (spec_read(srv.ctl_fd, &srv.spec, &e))
+		die("%s", e.msg);
 	features = probe_uffd_features();
 	choose_tracker(features);
-	read_stub_image();
-	check_overlap();
+	if (stub_read_image(srv.stub_path, &srv.target, &e) ||
+	    stub_check_layout(&srv.target, &srv.spec, &e))
+		die("%s", e.msg);
 	open_db();
 	srv.can_poison = !!(features & UFFD_FEATURE_POISON);
 	start_stub((srv.tracker == TRACKER_WP_ASYNC ? NEED_UFFD_API_FEATURES : 0) |
 		   (features & (UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP)));
 	close(srv.out_fd);
 	close(srv.err_fd);
-	pin_to_one_cpu(srv.pid);
-	if (srv.spec.mode == MODE_EAGER)
+	pin_to_one_cpu(srv.target.pid);
+	if (srv.spec.head.mode == MODE_EAGER)
 		fill_eagerly();
 	if (srv.fallback)
-		ctl_printf("READY %d diff %s\n", srv.pid, srv.fallback);
+		ctl_printf("READY %d diff %s\n", srv.target.pid, srv.fallback);
 	else
-		ctl_printf("READY %d %s\n", srv.pid, srv.tracker == TRACKER_DIFF ? "diff" : "wp-async");
+		ctl_printf("READY %d %s\n", srv.target.pid, srv.tracker == TRACKER_DIFF ? "diff" : "wp-async");
 	serve_loop();
 }
