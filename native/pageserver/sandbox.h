@@ -1,0 +1,44 @@
+/*
+ * The sandbox's reporting: every system call the seccomp filter hands to us
+ * (SECCOMP_RET_USER_NOTIF) is answered EPERM and recorded with its telling
+ * argument (sandbox_detail.c), grouped by (system call, detail) in first-seen
+ * order; the statistics list them as "blocked_syscalls".
+ */
+#ifndef TTD_SANDBOX_H
+#define TTD_SANDBOX_H
+
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+#define SANDBOX_MAX_DETAIL 512
+
+struct pager;
+
+struct blocked_call {
+	int nr;
+	char *detail;		/* NULL: none */
+	uint32_t count;
+};
+
+struct sandbox {
+	int listener;		/* seccomp user notifications of the process, or -1: no sandbox */
+	struct pager *pager;	/* reads the process's memory for details */
+	struct blocked_call *blocked;
+	size_t nr_blocked;
+};
+
+/* Answer one notification (the listener is readable); -1 with the error when the
+ * listener failed or a detail could not be read (a corrupt page). */
+int sandbox_handle(struct sandbox *sb, struct err *e);
+
+/* [{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...] */
+void sandbox_format(const struct sandbox *sb, FILE *json);
+
+/* The telling argument of the call in d into out (SANDBOX_MAX_DETAIL bytes), "" when none. */
+void sandbox_detail(struct pager *p, char *out, const struct seccomp_data *d, struct err *e);
+
+#endif
