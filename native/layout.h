@@ -37,11 +37,17 @@ enum {
 	MM_NR
 };
 
+/* X(type, name): struct stub_map, also sent by gdb_plugin/remat/ in the spec */
+#define STUB_MAP_FIELDS(X) \
+	X(uint64_t, rec_start) \
+	X(uint64_t, rec_end) \
+	X(uint32_t, prot)		/* PROT_* */ \
+	X(uint32_t, register_uffd)	/* 1: register with the userfaultfd */
+
 struct stub_map {
-	uint64_t rec_start;
-	uint64_t rec_end;
-	uint32_t prot;		/* PROT_* */
-	uint32_t register_uffd;	/* 1: register MISSING|WP */
+#define STUB_MAP_FIELD(type, name) type name;
+	STUB_MAP_FIELDS(STUB_MAP_FIELD)
+#undef STUB_MAP_FIELD
 };
 
 struct stub_layout {

@@ -151,9 +151,11 @@ static int serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 		p->stats.pages_served++;
 		return 0;
 	}
+#ifdef TTD_BENCH
 	if (p->bench)
 		hi = bench_fault(p, r, page, e);
 	else
+#endif
 		hi = fill_from_recording(p, r, page, fill_end(p, r, page), e);
 	if (hi == COPY_RETRY || hi == -1)
 		return hi;

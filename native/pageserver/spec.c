@@ -38,6 +38,9 @@ int spec_read(int fd, struct spec *spec, struct err *e)
 	if (h->xstate_size > MAX_XSTATE || h->db_path_size > MAX_DB_PATH)
 		return err_set(e, ERR_INTERNAL, "ttd-pageserver: bad spec from the caller (%u bytes "
 			       "of xstate, %u of path)", h->xstate_size, h->db_path_size);
+	if (h->mode > MODE_WORKAROUND)
+		return err_set(e, ERR_INTERNAL, "ttd-pageserver: bad spec from the caller (mode %u)",
+			       h->mode);
 	if (h->fault_around_pages < 1 || h->fault_around_pages > MAX_FAULT_AROUND)
 		h->fault_around_pages = 1;
 	spec->maps = read_blob(fd, h->nr_maps * sizeof(struct stub_map));
