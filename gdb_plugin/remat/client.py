@@ -2,7 +2,7 @@
 filled lazily from the recording and whose written pages are tracked exactly.
 
     from gdb_plugin.remat import rematerialize, RematerializeError
-    with rematerialize(db_path, tick, tid=None, sandbox=True, tracker="auto") as proc:
+    with rematerialize(recording, tick, tid=None, sandbox=True, tracker="auto") as proc:
         proc.pid              # stopped (SIGSTOP), untraced: ready for `gdbserver --attach`
         proc.tracker          # "wp-async" or "diff": how written pages are found
         proc.notice           # one line when "auto" fell back to the diff tracker, else None
@@ -45,47 +45,43 @@ The process is in a group stop: after `gdbserver --attach` the first resume
 reports a SIGSTOP that GDB must swallow (`handle SIGSTOP nostop noprint nopass`).
 Never detach gdbserver from it (DESIGN.md); kill it, or leave the block.
 
+`recording` is a snapshotdb.db.Recording (open_recording(); it stays open) or a
+path (opened and closed here).
+
 This module does not import gdb. The work is done by native/ttd-pageserver (see
-its header for the control protocol): this side reads the layout and the
-registers from snapshotdb, sends them in one binary spec, and talks to the
-server over a socket. The server reads page contents from the SQLite file itself.
+native/pageserver/main.c for the control protocol): this side reads the layout and
+the registers from snapshotdb, sends them in one binary spec (spec.py, the contract),
+and talks to the server over a socket. The server reads page contents from the
+SQLite file itself. Modes other than "lazy" run native/ttd-pageserver-bench.
 """
 from __future__ import annotations
 
 import json
 import os
-import socket
-import struct
 import select
+import socket
 import subprocess
 import threading
 from pathlib import Path
 
+from gdb_plugin.remat import spec
 from snapshotdb import queries
-from snapshotdb.db import is_url, open_engine
+from snapshotdb.db import Recording, open_recording
 from snapshotdb.errors import RecordingError
-from sqlalchemy.orm import Session
+from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE
 
 NATIVE = Path(__file__).resolve().parents[2] / "native"
 PAGESERVER = NATIVE / "ttd-pageserver"
+PAGESERVER_BENCH = NATIVE / "ttd-pageserver-bench"  # with the modes but lazy
 STUB = NATIVE / "ttd-stub"
 MEM_PRELOAD = NATIVE / "libttdmem.so"
 
 PAGE_SIZE = 4096
 VSYSCALL_START = 0xFFFFFFFFFF600000  # the kernel's [vsyscall] page: not restorable, skipped
-GPREGS_SIZE = 216  # struct user_regs_struct
-FPREGS_SIZE = 512  # struct user_fpregs_struct
-MODES = {"lazy": 0, "eager": 1, "workaround": 2}
+MODES = spec.MODES
 DEFAULT_FAULT_AROUND_PAGES = 16  # 64 KiB; bench/lazy_fill.py measures whether it pays
 READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
-
-# struct spec_head in native/pageserver/main.c; then maps, auxv, xstate, db path
-SPEC_HEAD = struct.Struct(f"<8sQIIIIIIII11Q{GPREGS_SIZE}s{FPREGS_SIZE}s")
-# struct stub_map in native/layout.h
-SPEC_MAP = struct.Struct("<QQII")
-MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
-             "start_stack", "arg_start", "arg_end", "env_start", "env_end")
 PROT = {"r": 1, "w": 2, "x": 4}
 
 
@@ -97,8 +93,7 @@ def _prot(perms: str) -> int:
     return sum(PROT[c] for c in perms[:3] if c in PROT)
 
 
-SPEC_SANDBOX = 1  # spec flags: install the seccomp sandbox
-SPEC_TRACKER = {"auto": 0, "diff": 2, "wp-async": 4}
+SPEC_TRACKER = spec.TRACKER_FLAGS  # the tracker asked for: auto, diff, wp-async
 STACK_MAX = 8 << 20  # a live stack's usual limit (ulimit -s 8192)
 NOTICE = ("ttd: this kernel lacks {missing} (Linux >= 6.7); using the diff tracker: "
           "writes that leave bytes unchanged are not seen.")
@@ -117,33 +112,32 @@ def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
     return (lo, stack.start) if lo < stack.start else None
 
 
-def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
+def _build_spec(recording: Recording, tick: int, tid: int | None, mode: str,
                 fault_around_pages: int, sandbox: bool = True,
                 tracker: str = "auto") -> tuple[bytes, tuple[int, int] | None]:
     """The layout and registers at `tick`, packed for ttd-pageserver; the stack's room to grow."""
-    engine = open_engine(db_path, readonly=True)
-    try:
-        with Session(engine) as session:
-            snap = queries.snapshot_at(session, tick)
-            thread = queries.thread_at(snap, tid)
-            maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
-            mm = [getattr(snap, name) for name in MM_FIELDS]
-            growth = _stack_growth(maps, snap.start_stack)
-            regions = sorted([(m.start, m.end, _prot(m.perms)) for m in maps]
-                             + ([(*growth, PROT["r"] | PROT["w"])] if growth else []))
-            auxv, gpregs, fpregs = bytes(snap.auxv), bytes(thread.gpregs), bytes(thread.fpregs)
-            xstate = bytes(thread.xstate) if thread.xstate else b""
-    finally:
-        engine.dispose()
+    with recording.session() as session:
+        snap = queries.snapshot_at(session, tick)
+        thread = queries.thread_at(snap, tid)
+        maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
+        mm = [getattr(snap, name) for name in spec.MM_FIELDS]
+        growth = _stack_growth(maps, snap.start_stack)
+        regions = sorted([(m.start, m.end, _prot(m.perms)) for m in maps]
+                         + ([(*growth, PROT["r"] | PROT["w"])] if growth else []))
+        auxv, gpregs, fpregs = bytes(snap.auxv), bytes(thread.gpregs), bytes(thread.fpregs)
+        xstate = bytes(thread.xstate) if thread.xstate else b""
     if len(gpregs) != GPREGS_SIZE or len(fpregs) != FPREGS_SIZE:
         raise RematerializeError(
             f"Corrupt recording: thread {thread.tid} at tick {tick} has {len(gpregs)} bytes of "
-            f"general registers and {len(fpregs)} of FP registers ({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
-    path = os.fsencode(os.path.abspath(db_path))
-    flags = (SPEC_SANDBOX if sandbox else 0) | SPEC_TRACKER[tracker]
-    head = SPEC_HEAD.pack(b"TTDSPEC1", tick, len(regions), len(auxv), len(xstate), len(path),
-                          MODES[mode], fault_around_pages, thread.tid, flags, *mm, gpregs, fpregs)
-    body = b"".join(SPEC_MAP.pack(start, end, prot, 1) for start, end, prot in regions)
+            f"general registers and {len(fpregs)} of FP registers "
+            f"({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
+    path = os.fsencode(recording.path)
+    flags = (spec.FLAGS["SPEC_SANDBOX"] if sandbox else 0) | SPEC_TRACKER[tracker]
+    head = spec.pack_head(tick=tick, nr_maps=len(regions), auxv_size=len(auxv),
+                          xstate_size=len(xstate), db_path_size=len(path), mode=MODES[mode],
+                          fault_around_pages=fault_around_pages, rec_tid=thread.tid, flags=flags,
+                          mm=mm, gpregs=gpregs, fpregs=fpregs)
+    body = b"".join(spec.pack_map(start, end, prot) for start, end, prot in regions)
     return head + body + auxv + xstate + path, growth
 
 
@@ -224,11 +218,12 @@ class RematerializedProcess:
         self._ctl.settimeout(timeout)
         try:
             line = self._ctl_file.readline()
-        except (TimeoutError, socket.timeout):
-            raise RematerializeError(
-                f"ttd-pageserver did not answer within {timeout:.0f} s (pid {self._server.pid}).") from None
+        except TimeoutError:
+            raise RematerializeError(f"ttd-pageserver did not answer within {timeout:.0f} s "
+                                     f"(pid {self._server.pid}).") from None
         if not line:
-            raise RematerializeError("ttd-pageserver ended without a word: run it with TTD_DEBUG=1 to see why.")
+            raise RematerializeError(
+                "ttd-pageserver ended without a word: run it with TTD_DEBUG=1 to see why.")
         return line.decode(errors="replace").rstrip("\n")
 
     def _reply(self, line: str) -> str:
@@ -239,17 +234,20 @@ class RematerializedProcess:
             status, _, stats = line[5:].partition(" ")
             self.exit_status = int(status)
             self._final_stats = json.loads(stats)
-            raise RematerializeError(f"The process has ended ({_describe_status(self.exit_status)}).")
+            raise RematerializeError(self._ended())
         if line.startswith("ERROR "):
             self._error = line[6:]
             raise RematerializeError(self._error)
         raise RematerializeError(f"ttd-pageserver said something unexpected: {line!r}")
 
+    def _ended(self) -> str:
+        return f"The process has ended ({_describe_status(self.exit_status)})."
+
     def _request(self, what: str, timeout: float = REQUEST_TIMEOUT_S) -> str:
         if self._error:
             raise RematerializeError(self._error)
         if self.exit_status is not None:
-            raise RematerializeError(f"The process has ended ({_describe_status(self.exit_status)}).")
+            raise RematerializeError(self._ended())
         try:
             self._ctl.sendall(what.encode() + b"\n")
         except OSError:
@@ -347,6 +345,7 @@ class RematerializedProcess:
         self._err.join(10.0)
 
 def _describe_status(status: int) -> str:
+    """"exited with code 3", "killed by signal 9"."""
     if os.WIFEXITED(status):
         return f"exited with code {os.WEXITSTATUS(status)}"
     if os.WIFSIGNALED(status):
@@ -359,9 +358,9 @@ class Rematerialization:
     error (RematerializeError) comes from the `with` statement; __exit__ kills and
     reaps the process and the page server."""
 
-    def __init__(self, db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int,
-                 sandbox: bool, tracker: str):
-        self.args = (db_path, tick, tid, mode, fault_around_pages, sandbox, tracker)
+    def __init__(self, recording: Recording | str, tick: int, tid: int | None, mode: str,
+                 fault_around_pages: int, sandbox: bool, tracker: str):
+        self.args = (recording, tick, tid, mode, fault_around_pages, sandbox, tracker)
         self.proc: RematerializedProcess | None = None
 
     def __enter__(self) -> RematerializedProcess:
@@ -373,12 +372,13 @@ class Rematerialization:
             self.proc.close()
 
 
-def rematerialize(db_path: str | os.PathLike, tick: int, tid: int | None = None, *,
+def rematerialize(recording: Recording | str | os.PathLike, tick: int, tid: int | None = None, *,
                   mode: str = "lazy", fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES,
                   sandbox: bool = True, tracker: str = "auto") -> Rematerialization:
     """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
 
-    Use as `with rematerialize(...) as proc:`. mode "lazy" is what ttd uses; "eager"
+    Use as `with rematerialize(...) as proc:`. `recording` is an open Recording (it
+    stays open) or the path of one. mode "lazy" is what ttd uses; "eager"
     (fill everything first) and "workaround" (the soft-dirty workaround per fault)
     exist for bench/lazy_fill.py. sandbox (on by default) installs a seccomp filter:
     system calls that only affect the process pass, the others fail with EPERM and are
@@ -389,38 +389,54 @@ def rematerialize(db_path: str | os.PathLike, tick: int, tid: int | None = None,
     if tracker not in SPEC_TRACKER:
         raise RematerializeError(
             f"Unknown tracker '{tracker}': use one of {', '.join(SPEC_TRACKER)}.")
-    return Rematerialization(os.fspath(db_path), tick, tid, mode, fault_around_pages, sandbox,
-                             tracker)
+    if mode not in MODES:
+        raise RematerializeError(f"Unknown mode '{mode}': use one of {', '.join(MODES)}.")
+    if not isinstance(recording, Recording):
+        recording = os.fspath(recording)
+    return Rematerialization(recording, tick, tid, mode, fault_around_pages, sandbox, tracker)
 
 
-def _open(db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int,
-          sandbox: bool, tracker: str) -> RematerializedProcess:
-    if is_url(db_path):
-        raise RematerializeError(
-            f"'{db_path}' is not a local SQLite file: the page server reads SQLite only; "
-            "copy the recording to a local file first.")
-    if not PAGESERVER.exists() or not STUB.exists():
-        raise RematerializeError(f"{PAGESERVER} is not built: run make -C {NATIVE}")
+def _open(recording: Recording | str, tick: int, tid: int | None, mode: str,
+          fault_around_pages: int, sandbox: bool, tracker: str) -> RematerializedProcess:
+    server = PAGESERVER if mode == "lazy" else PAGESERVER_BENCH
+    if not server.exists() or not STUB.exists():
+        raise RematerializeError(f"{server} is not built: run make -C {NATIVE}")
+    name = recording.name if isinstance(recording, Recording) else recording
     try:
-        spec, growth = _build_spec(db_path, tick, tid, mode, fault_around_pages, sandbox, tracker)
+        if isinstance(recording, Recording):
+            spec_bytes, growth = _build_local(recording, tick, tid, mode, fault_around_pages,
+                                              sandbox, tracker)
+        else:
+            with open_recording(recording) as opened:
+                spec_bytes, growth = _build_local(opened, tick, tid, mode, fault_around_pages,
+                                                  sandbox, tracker)
     except RematerializeError:
         raise
     except RecordingError as exc:
         raise RematerializeError(str(exc)) from exc
     except OSError as exc:
-        raise RematerializeError(f"Cannot read the recording '{db_path}': {exc.strerror}.") from exc
-    proc = _start(spec)
+        raise RematerializeError(f"Cannot read the recording '{name}': {exc.strerror}.") from exc
+    proc = _start(server, spec_bytes)
     proc._stack_growth = growth
     return proc
 
 
-def _start(spec: bytes) -> RematerializedProcess:
+def _build_local(recording: Recording, *args) -> tuple[bytes, tuple[int, int] | None]:
+    """_build_spec for a recording in a local SQLite file: the page server reads that file."""
+    if recording.path is None:
+        raise RematerializeError(
+            f"'{recording.name}' is not a local SQLite file: the page server reads SQLite only; "
+            "copy the recording to a local file first.")
+    return _build_spec(recording, *args)
+
+
+def _start(server_path: Path, spec_bytes: bytes) -> RematerializedProcess:
     ours, theirs = socket.socketpair()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
         server = subprocess.Popen(
-            [str(PAGESERVER), "--out-fd", str(out_w), "--err-fd", str(err_w)],
+            [str(server_path), "--out-fd", str(out_w), "--err-fd", str(err_w)],
             stdin=theirs.fileno(), stdout=subprocess.DEVNULL,
             stderr=None if os.environ.get("TTD_DEBUG") else subprocess.DEVNULL,
             pass_fds=(out_w, err_w), close_fds=True)
@@ -433,7 +449,7 @@ def _start(spec: bytes) -> RematerializedProcess:
     err.start()
     proc = RematerializedProcess(server, ours, out, err)
     try:
-        ours.sendall(spec)
+        ours.sendall(spec_bytes)
         proc._wait_ready()
     except BaseException:
         proc.close()
