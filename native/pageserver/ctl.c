@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -100,13 +101,16 @@ static char *format_stats(struct server *s)
 	return out;
 }
 
-/* The process was reaped with `status`: its last word, then the server ends. */
+/* The process was reaped with `status`: its last word, then the server ends. After a
+ * failure the caller has its ERROR already: no GONE. */
 static __attribute__((noreturn)) void gone(struct server *s, int status)
 {
 	char *stats;
 
 	s->target.pid = 0;
 	stub_end_descendants(0);
+	if (s->failure.kind != ERR_NONE)
+		exit(2);
 	stats = format_stats(s);
 	ctl_printf(s, "GONE %d %s\n", status, stats ? stats : "{}");
 	exit(0);
@@ -121,34 +125,35 @@ void server_check_exit(struct server *s)
 		gone(s, status);
 }
 
-/*
- * An operation on the process failed with ESRCH: it has ended (its memory is
- * gone before its tracer and we have reaped it). That is "the process ended",
- * never an internal error: wait for its wait status and say GONE. The wait is
- * bounded: the tracer (gdbserver) reaps first, and a tracer that hangs must
- * not hang us.
- */
-static __attribute__((noreturn)) void process_gone(struct server *s, const char *what)
+void server_check_gone(struct server *s)
 {
-	int status;
+	struct err e = { 0 };
 
-	for (int ms = 0; ms < GONE_WAIT_MS; ms += 5) {
-		pid_t r = waitpid(s->target.pid, &status, WNOHANG | __WALL);
-		if (r == s->target.pid && (WIFEXITED(status) || WIFSIGNALED(status)))
-			gone(s, status);
-		if (r < 0 && errno != EINTR)
-			break;
-		usleep(5000);
-	}
-	die(s, "%s: the process ended, but its exit status did not come within %d ms",
-	    what, GONE_WAIT_MS);
+	server_check_exit(s);
+	if ((now_ns() - s->gone_since_ns) / 1000000 < GONE_WAIT_MS)
+		return;
+	s->gone_since_ns = 0;
+	err_set(&e, ERR_INTERNAL, "process %d ended, but its exit status did not come within %d ms",
+		s->target.pid, GONE_WAIT_MS);
+	server_fail(s, &e);
 }
 
 void server_fail(struct server *s, struct err *e)
 {
-	if (e->kind == ERR_GONE)
-		process_gone(s, e->msg);
-	die(s, "%s", e->msg);
+	if (s->failure.kind != ERR_NONE)
+		return;	/* the first error was said; the process is being killed */
+	if (e->kind == ERR_GONE) {
+		/* an operation met the process's end (ESRCH): the serve loop polls for the reap
+		 * and answers GONE; faults and the sandbox are served meanwhile */
+		if (!s->gone_since_ns)
+			s->gone_since_ns = now_ns();
+		return;
+	}
+	s->failure = *e;
+	pager_poison_serving(&s->pager);	/* first: whoever waits gets an error now */
+	if (s->target.pid > 0)
+		kill(s->target.pid, SIGKILL);
+	ctl_printf(s, "ERROR %s\n", e->msg);
 }
 
 void server_end(struct server *s)
@@ -252,6 +257,12 @@ const char *const ctl_request_names[] = {
 
 static void dispatch(struct server *s, const char *line)
 {
+	if (s->failure.kind != ERR_NONE && strcmp(line, "KILL") != 0) {
+		ctl_printf(s, "ERROR %s\n", s->failure.msg);
+		return;
+	}
+	if (s->gone_since_ns && strcmp(line, "KILL") != 0)
+		return;	/* GONE answers it, once the process is reaped */
 	for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
 		const struct request *r = &requests[i];
 		size_t n = strlen(r->name);

@@ -49,16 +49,27 @@ int pager_wake(struct pager *p, uint64_t lo, uint64_t len, struct err *e)
 	return 0;
 }
 
+/* Poison [lo, hi) and wake its waiters; without UFFDIO_POISON, only wake them (the
+ * process is being killed; see server_fail()). */
+static void poison(struct pager *p, uint64_t lo, uint64_t hi)
+{
+	struct uffdio_poison poison = { .range = { .start = lo, .len = hi - lo } };
+	struct uffdio_range range = { .start = lo, .len = hi - lo };
+
+	if (p->can_poison && ioctl(p->target->uffd, UFFDIO_POISON, &poison) == 0)
+		return;
+	if (p->can_poison)
+		pr_debug("UFFDIO_POISON 0x%" PRIx64 ": %s", lo, strerror(errno));
+	ioctl(p->target->uffd, UFFDIO_WAKE, &range);
+}
+
 void pager_poison_serving(struct pager *p)
 {
-	struct uffdio_poison poison = {
-		.range = { .start = p->serving_lo, .len = p->serving_hi - p->serving_lo },
-	};
-
-	if (!p->can_poison || p->target->uffd < 0 || p->serving_hi <= p->serving_lo)
-		return;
-	if (ioctl(p->target->uffd, UFFDIO_POISON, &poison))
-		pr_debug("UFFDIO_POISON 0x%" PRIx64 ": %s", p->serving_lo, strerror(errno));
+	p->failed = 1;
+	p->nr_retry = 0;
+	if (p->target->uffd >= 0 && p->serving_hi > p->serving_lo)
+		poison(p, p->serving_lo, p->serving_hi);
+	p->serving_hi = 0;
 }
 
 /* Recorded [rec_lo, rec_hi) into dst, verified; zero pages counted. */
@@ -82,10 +93,13 @@ int pager_read_recorded(void *ctx, uint64_t rec_page, uint8_t *dst, struct err *
  * reads as zeros and counts as written once written). */
 static long serve_zero(struct pager *p, uint64_t page, uint64_t mode, struct err *e)
 {
+	p->serving_lo = page;
+	p->serving_hi = page + PAGE_SIZE;
 	memset(p->buf, 0, PAGE_SIZE);
 	long done = pager_copy(p, page, page + PAGE_SIZE, mode, e);
-	if (done == 0 && pager_wake(p, page, PAGE_SIZE, e))
+	if (done == -1 || (done == 0 && pager_wake(p, page, PAGE_SIZE, e)))
 		return -1;
+	p->serving_hi = 0;
 	return done;
 }
 
@@ -113,8 +127,10 @@ static long fill_from_recording(struct pager *p, struct region *r, uint64_t page
 	if (fetch(p, page + r->rec_delta, hi + r->rec_delta, p->buf, e))
 		return -1;	/* serving_hi stays: the caller poisons the range */
 	long done = pager_copy(p, page, hi, p->tracker->ops->copy_mode, e);
+	if (done == -1)
+		return -1;
 	p->serving_hi = 0;
-	if (done == COPY_RETRY || done == -1)
+	if (done == COPY_RETRY)
 		return done;
 	if (done == 0 && pager_wake(p, page, PAGE_SIZE, e))	/* there already: wake the faulter */
 		return -1;
@@ -216,6 +232,12 @@ static int handle_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 
 static int handle_event(struct pager *p, const struct uffd_msg *msg, struct err *e)
 {
+	if (p->failed) {	/* fill nothing more: an error at once for whoever waits */
+		if (msg->event == UFFD_EVENT_PAGEFAULT)
+			poison(p, page_down(msg->arg.pagefault.address),
+			       page_down(msg->arg.pagefault.address) + PAGE_SIZE);
+		return 0;
+	}
 	switch (msg->event) {
 	case UFFD_EVENT_PAGEFAULT:
 		return handle_fault(p, msg->arg.pagefault.address, e);

@@ -41,6 +41,7 @@ struct pager {
 	uint64_t *retry;		/* faults to serve again after the next read of the uffd */
 	size_t nr_retry, cap_retry;
 	struct fault_stats stats;
+	int failed;			/* after an error: every fault is poisoned, nothing filled */
 	struct bench *bench;		/* ttd-pageserver-bench's modes (bench.c), or NULL */
 };
 
@@ -61,7 +62,12 @@ int pager_fill(struct pager *p, uint64_t lo, uint64_t hi, struct err *e);
 size_t pager_read_target(struct pager *p, void *dst, uint64_t target_addr, size_t len,
 			 struct err *e);
 
-/* Make the range being filled fail for whoever waits on it (UFFDIO_POISON). */
+/*
+ * Make the range being filled fail for whoever waits on it (UFFDIO_POISON: the
+ * process gets SIGBUS, process_vm_readv EFAULT), and every later fault too
+ * (p->failed). Without this, once the server is gone the kernel lets a waiting
+ * access retry as plain anonymous memory, which reads zeros.
+ */
 void pager_poison_serving(struct pager *p);
 
 /* struct tracker_env's read_recorded: one verified recorded page. */

@@ -166,13 +166,16 @@ static void serve_loop(struct server *s)
 
 	for (;;) {
 		struct err e = { 0 };
+		int failed = s->failure.kind != ERR_NONE;
 		struct pollfd fds[4] = {
 			{ .fd = s->target.uffd, .events = POLLIN },
 			{ .fd = s->ctl_fd, .events = POLLIN },
 			{ .fd = exited ? -1 : s->target.pidfd, .events = POLLIN },
-			{ .fd = exited ? -1 : s->sandbox.listener, .events = POLLIN },
+			/* a killed process's notifications end with it: none to answer */
+			{ .fd = exited || failed ? -1 : s->sandbox.listener, .events = POLLIN },
 		};
-		int timeout = s->pager.nr_retry ? RETRY_POLL_MS : exited ? REAP_POLL_MS :
+		int timeout = s->pager.nr_retry ? RETRY_POLL_MS :
+			      exited || s->gone_since_ns ? REAP_POLL_MS :
 			      s->pager.store->holding ? IDLE_COMMIT_MS : -1;
 		int ret = poll(fds, 4, timeout);
 
@@ -192,6 +195,8 @@ static void serve_loop(struct server *s)
 			exited = 1;
 		if (exited || fds[0].revents & (POLLHUP | POLLERR))
 			server_check_exit(s);
+		if (s->gone_since_ns)
+			server_check_gone(s);
 	}
 }
 

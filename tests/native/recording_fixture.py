@@ -144,7 +144,8 @@ class _Writer:
                             auxv=t.auxv, **mm_fields(pid, t.maps))
             s.add(snap)
             s.flush()
-            s.add(Thread(snapshot_id=snap.id, tid=pid, name="target", gpregs=gp, fpregs=fp, xstate=xs))
+            s.add(Thread(snapshot_id=snap.id, tid=pid, name="target", gpregs=gp, fpregs=fp,
+                         xstate=xs))
             for m in t.maps:
                 s.add(Mapping(snapshot_id=snap.id, start=m.start, end=m.end, perms=m.perms,
                               offset=m.offset, path=m.path))
@@ -160,7 +161,8 @@ class _Writer:
                 s.add(row)
                 s.flush()
                 self.content_ids[digest] = row.id
-            s.add(PageVersion(address=rec_addr, first_tick=t.tick, content_id=self.content_ids[digest]))
+            s.add(PageVersion(address=rec_addr, first_tick=t.tick,
+                              content_id=self.content_ids[digest]))
         for rec_addr in self.previous.keys() - t.pages.keys():
             s.add(PageVersion(address=rec_addr, first_tick=t.tick, content_id=None))
         self.previous = dict(t.pages)
@@ -206,7 +208,8 @@ def _snapshot(pid: int, tick: int, writer: _Writer) -> RecordedTick:
     maps = read_maps(pid)
     with open(f"/proc/{pid}/auxv", "rb") as f:
         auxv = f.read()
-    t = RecordedTick(tick=tick, regs=get_regs(pid), maps=maps, pages=read_pages(pid, maps), auxv=auxv)
+    t = RecordedTick(tick=tick, regs=get_regs(pid), maps=maps, pages=read_pages(pid, maps),
+                     auxv=auxv)
     writer.write(pid, t)
     return t
 
@@ -234,7 +237,8 @@ def process_vm_readv(pid: int, target_addr: int, length: int) -> bytes:
     n = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
     if n != length:
         err = ctypes.get_errno()
-        raise OSError(err, f"process_vm_readv({pid}, {target_addr:#x}, {length}) = {n}: {os.strerror(err)}")
+        raise OSError(err, f"process_vm_readv({pid}, {target_addr:#x}, {length}) = {n}: "
+                           f"{os.strerror(err)}")
     return buf.raw
 
 
