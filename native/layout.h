@@ -4,7 +4,9 @@
  * plain structs in host order.
  *
  *   server -> stub: struct stub_layout, then nr_maps x struct stub_map, then
- *                   auxv_size bytes of auxv
+ *                   auxv_size bytes of auxv, then filter_len x struct sock_filter:
+ *                   the sandbox's seccomp filter (built with libseccomp by the
+ *                   server: pageserver/sandbox_filter.c), none without the sandbox
  *   stub -> server: struct stub_reply; with status 0 it carries the userfaultfd
  *                   and, with sandbox set, the seccomp listener (SCM_RIGHTS),
  *                   otherwise the step that failed and its errno
@@ -16,6 +18,7 @@
 
 #define STUB_MAX_MAPS 8192
 #define STUB_MAX_AUXV 1024	/* bytes; the kernel keeps at most AT_VECTOR_SIZE longs */
+#define STUB_MAX_FILTER 4096	/* instructions: BPF_MAXINSNS */
 #define STUB_SOCK_FD 3
 
 /*
@@ -55,7 +58,7 @@ struct stub_layout {
 	uint32_t auxv_size;
 	uint64_t uffd_features;	/* requested in UFFDIO_API */
 	uint64_t mm[MM_NR];
-	uint32_t sandbox;	/* 1: install the seccomp filter, send its listener too */
+	uint32_t filter_len;	/* > 0: install the seccomp filter that follows, send its listener */
 	uint32_t register_wp;	/* 1: register MISSING|WP (wp-async tracker); 0: MISSING only (diff) */
 };
 

@@ -1,5 +1,6 @@
 /* sandbox.h: answering and recording what the sandbox refused. */
 #include <errno.h>
+#include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -7,10 +8,6 @@
 #define LOG_PREFIX "ttd-pageserver: sandbox: "
 #include "log.h"
 #include "sandbox.h"
-
-static const char *const syscall_names[512] = {
-#include "syscall_names.h"
-};
 
 /* At most MAX_BLOCKED_KINDS groups keep their detail; further ones are counted
  * under their name alone. */
@@ -89,12 +86,13 @@ void sandbox_format(const struct sandbox *sb, FILE *f)
 	fputc('[', f);
 	for (size_t i = 0; i < sb->nr_blocked; i++) {
 		const struct blocked_call *b = &sb->blocked[i];
-		const char *name = b->nr >= 0 && b->nr < 512 ? syscall_names[b->nr] : NULL;
+		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, b->nr);
 		fprintf(f, "%s{\"name\": ", i ? ", " : "");
 		if (name)
 			json_string(f, name);
 		else
 			fprintf(f, "\"syscall %d\"", b->nr);
+		free(name);
 		fprintf(f, ", \"count\": %u, \"detail\": ", b->count);
 		if (b->detail)
 			json_string(f, b->detail);

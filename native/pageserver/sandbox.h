@@ -7,14 +7,17 @@
 #ifndef TTD_SANDBOX_H
 #define TTD_SANDBOX_H
 
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "err.h"
 
 #define SANDBOX_MAX_DETAIL 512
+#define SANDBOX_MAX_INSNS BPF_MAXINSNS	/* what the kernel loads, and the stub reads */
 
 struct pager;
 
@@ -37,6 +40,13 @@ int sandbox_handle(struct sandbox *sb, struct err *e);
 
 /* [{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...] */
 void sandbox_format(const struct sandbox *sb, FILE *json);
+
+/* The filter for process pid (sandbox_filter.c): *prog (malloc'd) of *len instructions.
+ * ttd-pageserver-bench builds the one TTD_FILTER names: "tree" (the default: libseccomp,
+ * a binary tree), "priority" (libseccomp's default order), "linear" (the hand-written
+ * filter libseccomp replaced: sandbox_legacy.c). */
+int sandbox_filter(pid_t pid, struct sock_filter **prog, uint32_t *len, struct err *e);
+int sandbox_legacy_filter(pid_t pid, struct sock_filter **prog, uint32_t *len, struct err *e);
 
 /* The telling argument of the call in d into out (SANDBOX_MAX_DETAIL bytes), "" when none. */
 void sandbox_detail(struct pager *p, char *out, const struct seccomp_data *d, struct err *e);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "io.h"
 #include "page.h"
+#include "sandbox.h"
 #include "stub.h"
 
 #ifndef NT_X86_XSTATE
@@ -170,21 +171,27 @@ static int wait_stop(struct target *t, int sig, const char *when, struct err *e)
 		       "-C native", when, status);
 }
 
-static int send_layout(int sock, const struct stub_args *a, struct err *e)
+/* The layout, and with the sandbox the filter for this process (its pid is in it). */
+static int send_layout(const struct target *t, int sock, const struct stub_args *a,
+		       struct err *e)
 {
 	const struct spec *spec = a->spec;
 	struct stub_layout l = { .nr_maps = spec->head.nr_maps, .auxv_size = spec->head.auxv_size,
-				 .uffd_features = a->uffd_features,
-				 .sandbox = !!(spec->head.flags & SPEC_SANDBOX),
-				 .register_wp = a->register_wp };
+				 .uffd_features = a->uffd_features, .register_wp = a->register_wp };
+	struct sock_filter *filter = NULL;
+	int ret = 0;
 
+	if ((spec->head.flags & SPEC_SANDBOX) && sandbox_filter(t->pid, &filter, &l.filter_len, e))
+		return -1;
 	memcpy(l.mm, spec->head.mm, sizeof(l.mm));
 	if (write_all(sock, &l, sizeof(l)) ||
 	    write_all(sock, spec->maps, spec->head.nr_maps * sizeof(struct stub_map)) ||
-	    write_all(sock, spec->auxv, spec->head.auxv_size))
-		return err_set(e, ERR_INTERNAL, "cannot send the layout to ttd-stub: %s",
-			       strerror(errno));
-	return 0;
+	    write_all(sock, spec->auxv, spec->head.auxv_size) ||
+	    write_all(sock, filter, l.filter_len * sizeof(*filter)))
+		ret = err_set(e, ERR_INTERNAL, "cannot send the layout to ttd-stub: %s",
+			      strerror(errno));
+	free(filter);
+	return ret;
 }
 
 /* The stub's userfaultfd into t->uffd; its seccomp listener, if any, into t->listener. */
@@ -289,7 +296,7 @@ int stub_start(struct target *t, const struct stub_args *a, struct err *e)
 		err_set(e, ERR_INTERNAL, "cannot trace ttd-stub: %s", strerror(errno));
 		goto out;
 	}
-	if (send_layout(sv[0], a, e) ||
+	if (send_layout(t, sv[0], a, e) ||
 	    recv_uffd(t, sv[0], !!(a->spec->head.flags & SPEC_SANDBOX), e) ||
 	    wait_stop(t, SIGSTOP, "after setup", e) || set_registers(t, a->spec, e) ||
 	    detach_stopped(t, e))
