@@ -60,11 +60,15 @@ struct stub_layout {
 	uint64_t mm[MM_NR];
 	uint32_t filter_len;	/* > 0: install the seccomp filter that follows, send its listener */
 	uint32_t register_wp;	/* 1: register MISSING|WP (wp-async tracker); 0: MISSING only (diff) */
+	uint64_t as_limit;	/* bytes: RLIMIT_AS and RLIMIT_DATA before the called code runs */
+	uint32_t run_uid;	/* with the sandbox: the ids it runs the called code as; */
+	uint32_t run_gid;	/* (uint32_t)-1: keep them (not root) */
 };
 
 enum stub_step {
 	STEP_OK, STEP_READ_LAYOUT, STEP_UNMAP, STEP_MMAP, STEP_MADVISE, STEP_USERFAULTFD,
 	STEP_UFFDIO_API, STEP_UFFDIO_REGISTER, STEP_PR_SET_MM_MAP, STEP_SEND_UFFD, STEP_SECCOMP,
+	STEP_RLIMIT, STEP_DROP_PRIVILEGES,
 };
 
 struct stub_reply {

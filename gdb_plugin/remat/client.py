@@ -10,8 +10,14 @@ filled lazily from the recording and whose written pages are tracked exactly.
         proc.clear_written()  # forget the writes so far (wp-async: write-protect every
                               # page again; diff: the current bytes become the baseline)
         proc.stats()          # faults, pages served, bytes, serve latency, blocked_syscalls
-        proc.output()         # (stdout, stderr) bytes the process wrote so far
-        proc.drain_output()   # the same, once the pipes are empty (process stopped)
+        proc.take_blocked()   # the blocked system calls since the last take (one call's
+                              # share); the list starts again
+        proc.output()         # (stdout, stderr) bytes the process wrote so far: of each,
+                              # the first and last MiB (output_keep)
+        proc.output_dropped() # (stdout, stderr) bytes left out between them
+        proc.drain_output()   # output(), once the pipes are empty (process stopped)
+        proc.take_output()    # (Captured, Captured) since the last take: one call's output
+                              # with its dropped count; output() starts again
         proc.stack_growth_range()  # (lo, hi) mapped below the recorded [stack], or None
         proc.mem_preload      # native/libttdmem.so: LD_PRELOAD it into gdbserver
         proc.prefill(lo, hi)  # fill [lo, hi) now, clean (e.g. the stack before a call)
@@ -19,12 +25,23 @@ filled lazily from the recording and whose written pages are tracked exactly.
     # leaving the block kills the process and the page server and reaps both
 
 The sandbox (on by default) refuses, with EPERM, every system call that could
-reach outside the process (files, sockets, other processes, fork/clone: new
-threads too); stats()["blocked_syscalls"] lists them as
+reach outside the process (files and looking at them, sockets, other processes,
+fork/clone: new threads too, fcntl commands that signal others, madvise advice
+that reaches past the process, system calls of another ABI: int $0x80, x32;
+native/pageserver/sandbox_filter.c has the list); the called code runs without
+capabilities, as uid and gid 65534 when ttd runs as root.
+stats()["blocked_syscalls"] lists what it refused as
 [{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...], grouped by (name,
-detail) in first-seen order; detail is the path(s) ("old -> new" for rename,
-link, symlink), "SIGKILL to pid N" for signals, "AF_INET 127.0.0.1:9" for
-socket addresses, "AF_INET SOCK_STREAM" for socket(), or None.
+detail) in first-seen order, the first 100 pairs; stats()["blocked_syscalls_left_out"]
+= {"distinct": N, "calls": M} counts the rest. detail is the path(s) ("old -> new"
+for rename, link, symlink), "SIGKILL to pid N" for signals, "AF_INET 127.0.0.1:9"
+for socket addresses, "AF_INET SOCK_STREAM" for socket(), "F_SETOWN pid N on fd 3"
+for fcntl, "MADV_HWPOISON" for madvise, or None; name is "i386 system call 11
+(execve)" or "x32 system call 59 (execve)" for another ABI's calls. Details keep
+their bytes (control characters too: escape them before printing).
+
+The process may map the recording's size plus mem_margin (1 GiB): past that an
+allocation fails with ENOMEM.
 
 Trackers: "wp-async" (exact: every write counts, even one that leaves the bytes
 equal) needs UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN (Linux 6.7+); "diff" works
@@ -58,13 +75,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import socket
 import subprocess
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from gdb_plugin.remat import spec
+from gdb_plugin.remat.output import KEEP_HEAD, Captured, Drain
 from snapshotdb import queries
 from snapshotdb.db import Recording, open_recording
 from snapshotdb.errors import RecordingError
@@ -80,6 +97,7 @@ PAGE_SIZE = 4096
 VSYSCALL_START = 0xFFFFFFFFFF600000  # the kernel's [vsyscall] page: not restorable, skipped
 MODES = spec.MODES
 DEFAULT_FAULT_AROUND_PAGES = 16  # 64 KiB; bench/lazy_fill.py measures whether it pays
+DEFAULT_MEM_MARGIN = 1 << 30  # bytes the process may map past the recording's size
 READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 PROT = {"r": 1, "w": 2, "x": 4}
@@ -112,13 +130,25 @@ def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
     return (lo, stack.start) if lo < stack.start else None
 
 
-def _build_spec(recording: Recording, tick: int, tid: int | None, mode: str,
-                fault_around_pages: int, sandbox: bool = True,
-                tracker: str = "auto") -> tuple[bytes, tuple[int, int] | None]:
+@dataclass(frozen=True)
+class Options:
+    """How rematerialize() builds the process (see its docstring)."""
+
+    tid: int | None = None
+    mode: str = "lazy"
+    fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES
+    sandbox: bool = True
+    tracker: str = "auto"
+    mem_margin: int = DEFAULT_MEM_MARGIN
+    output_keep: int = KEEP_HEAD
+
+
+def _build_spec(recording: Recording, tick: int,
+                opts: Options) -> tuple[bytes, tuple[int, int] | None]:
     """The layout and registers at `tick`, packed for ttd-pageserver; the stack's room to grow."""
     with recording.session() as session:
         snap = queries.snapshot_at(session, tick)
-        thread = queries.thread_at(snap, tid)
+        thread = queries.thread_at(snap, opts.tid)
         maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
         mm = [getattr(snap, name) for name in spec.MM_FIELDS]
         growth = _stack_growth(maps, snap.start_stack)
@@ -132,63 +162,14 @@ def _build_spec(recording: Recording, tick: int, tid: int | None, mode: str,
             f"general registers and {len(fpregs)} of FP registers "
             f"({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
     path = os.fsencode(recording.path)
-    flags = (spec.FLAGS["SPEC_SANDBOX"] if sandbox else 0) | SPEC_TRACKER[tracker]
+    flags = (spec.FLAGS["SPEC_SANDBOX"] if opts.sandbox else 0) | SPEC_TRACKER[opts.tracker]
     head = spec.pack_head(tick=tick, nr_maps=len(regions), auxv_size=len(auxv),
-                          xstate_size=len(xstate), db_path_size=len(path), mode=MODES[mode],
-                          fault_around_pages=fault_around_pages, rec_tid=thread.tid, flags=flags,
-                          mm=mm, gpregs=gpregs, fpregs=fpregs)
+                          xstate_size=len(xstate), db_path_size=len(path),
+                          mode=MODES[opts.mode], fault_around_pages=opts.fault_around_pages,
+                          rec_tid=thread.tid, flags=flags, mem_margin=opts.mem_margin, mm=mm,
+                          gpregs=gpregs, fpregs=fpregs)
     body = b"".join(spec.pack_map(start, end, prot) for start, end, prot in regions)
     return head + body + auxv + xstate + path, growth
-
-
-class _Drain(threading.Thread):
-    """Collects what the process writes to one pipe, so it never blocks on a full pipe.
-
-    Every read happens under the lock and without blocking (the thread waits in poll),
-    so take_now() can empty the pipe itself: when it returns, everything that was in
-    the pipe has been appended."""
-
-    def __init__(self, fd: int):
-        super().__init__(daemon=True)
-        os.set_blocking(fd, False)
-        self.fd = fd
-        self.chunks: list[bytes] = []
-        self.lock = threading.Lock()
-        self.closed = False  # EOF seen, fd closed
-
-    def run(self) -> None:
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        while True:
-            poller.poll()
-            with self.lock:
-                self._take()
-                if self.closed:
-                    return
-
-    def _take(self) -> None:
-        """Read what the pipe holds now (lock held)."""
-        while not self.closed:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            if not data:
-                self.closed = True
-                os.close(self.fd)
-                return
-            self.chunks.append(data)
-
-    def take_now(self, timeout: float) -> None:
-        if self.lock.acquire(timeout=timeout):
-            try:
-                self._take()
-            finally:
-                self.lock.release()
-
-    def data(self) -> bytes:
-        with self.lock:
-            return b"".join(self.chunks)
 
 
 class RematerializedProcess:
@@ -196,7 +177,7 @@ class RematerializedProcess:
 
     mem_preload = str(MEM_PRELOAD)
 
-    def __init__(self, server: subprocess.Popen, ctl: socket.socket, out: _Drain, err: _Drain):
+    def __init__(self, server: subprocess.Popen, ctl: socket.socket, out: Drain, err: Drain):
         self._server = server
         self._ctl = ctl
         self._ctl_file = ctl.makefile("rb")
@@ -291,15 +272,42 @@ class RematerializedProcess:
                     raise
         return dict(self._final_stats)
 
+    def take_blocked(self) -> dict:
+        """What the sandbox refused since the last take (one call's share):
+        {"sandbox": bool, "blocked_syscalls": [...], "blocked_syscalls_left_out":
+        {"distinct": N, "calls": M}}; the list starts again (stats() shows it too).
+        After the process's end: what its last word had, once."""
+        if self._final_stats is None:
+            try:
+                return json.loads(self._request("TAKE_BLOCKED"))
+            except RematerializeError:
+                if self._final_stats is None:
+                    raise
+        final = self._final_stats
+        taken = {"sandbox": final.get("sandbox", False),
+                 "blocked_syscalls": final.get("blocked_syscalls", []),
+                 "blocked_syscalls_left_out": final.get("blocked_syscalls_left_out",
+                                                        {"distinct": 0, "calls": 0})}
+        final["blocked_syscalls"] = []
+        final["blocked_syscalls_left_out"] = {"distinct": 0, "calls": 0}
+        return taken
+
     def prefill(self, rec_start: int, rec_end: int) -> None:
         """Fill the pages of [rec_start, rec_end) now, as faults would (clean, not written)."""
         self._request(f"FILL {rec_start:x} {rec_end:x}")
 
     def output(self) -> tuple[bytes, bytes]:
-        return self._out.data(), self._err.data()
+        """What the process wrote to fds 1 and 2 so far (since the last take_output()):
+        of each, the first and the last output_keep bytes (output_dropped() counts what
+        was left out between them)."""
+        return self._out.captured().data, self._err.captured().data
+
+    def output_dropped(self) -> tuple[int, int]:
+        """Bytes of stdout and stderr left out of output() (0 when it has everything)."""
+        return self._out.captured().dropped, self._err.captured().dropped
 
     def drain_output(self, timeout: float = 1.0) -> tuple[bytes, bytes]:
-        """Everything written to fds 1 and 2 so far, once the pipes are empty.
+        """output(), once the pipes are empty.
 
         Call it while the process is stopped (or gone): what it wrote is then in the
         pipes or taken already; this takes the rest itself (waiting at most `timeout`
@@ -307,6 +315,14 @@ class RematerializedProcess:
         for drain in (self._out, self._err):
             drain.take_now(timeout)
         return self.output()
+
+    def take_output(self, timeout: float = 1.0) -> tuple[Captured, Captured]:
+        """What was written to fds 1 and 2 since the last take (one call's output), once
+        the pipes are empty (as drain_output), each with its count of bytes left out;
+        output() starts again from here."""
+        for drain in (self._out, self._err):
+            drain.take_now(timeout)
+        return self._out.take(), self._err.take()
 
     def stack_growth_range(self) -> tuple[int, int] | None:
         """[lo, hi) mapped below the recorded [stack] so that it can grow (zero pages,
@@ -358,13 +374,12 @@ class Rematerialization:
     error (RematerializeError) comes from the `with` statement; __exit__ kills and
     reaps the process and the page server."""
 
-    def __init__(self, recording: Recording | str, tick: int, tid: int | None, mode: str,
-                 fault_around_pages: int, sandbox: bool, tracker: str):
-        self.args = (recording, tick, tid, mode, fault_around_pages, sandbox, tracker)
+    def __init__(self, recording: Recording | str, tick: int, opts: Options):
+        self.recording, self.tick, self.opts = recording, tick, opts
         self.proc: RematerializedProcess | None = None
 
     def __enter__(self) -> RematerializedProcess:
-        self.proc = _open(*self.args)
+        self.proc = _open(self.recording, self.tick, self.opts)
         return self.proc
 
     def __exit__(self, *exc) -> None:
@@ -374,7 +389,9 @@ class Rematerialization:
 
 def rematerialize(recording: Recording | str | os.PathLike, tick: int, tid: int | None = None, *,
                   mode: str = "lazy", fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES,
-                  sandbox: bool = True, tracker: str = "auto") -> Rematerialization:
+                  sandbox: bool = True, tracker: str = "auto",
+                  mem_margin: int = DEFAULT_MEM_MARGIN,
+                  output_keep: int = KEEP_HEAD) -> Rematerialization:
     """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
 
     Use as `with rematerialize(...) as proc:`. `recording` is an open Recording (it
@@ -384,53 +401,57 @@ def rematerialize(recording: Recording | str | os.PathLike, tick: int, tid: int 
     system calls that only affect the process pass, the others fail with EPERM and are
     listed in stats()["blocked_syscalls"]; sandbox=False lets the process reach
     outside (the user asked for side effects). tracker: "auto", "wp-async" or "diff"
-    (see the module docstring). Raises RematerializeError with a one-line message.
+    (see the module docstring). mem_margin: bytes the process may map past the
+    recording's mapped size (RLIMIT_AS and RLIMIT_DATA; an allocation past it fails
+    with ENOMEM). output_keep: bytes kept of the start and of the end of each of fds 1
+    and 2 (output.py). Raises RematerializeError with a one-line message.
     """
     if tracker not in SPEC_TRACKER:
         raise RematerializeError(
             f"Unknown tracker '{tracker}': use one of {', '.join(SPEC_TRACKER)}.")
     if mode not in MODES:
         raise RematerializeError(f"Unknown mode '{mode}': use one of {', '.join(MODES)}.")
+    if mem_margin < 0:
+        raise RematerializeError(f"Invalid memory margin {mem_margin}: a number of bytes >= 0.")
     if not isinstance(recording, Recording):
         recording = os.fspath(recording)
-    return Rematerialization(recording, tick, tid, mode, fault_around_pages, sandbox, tracker)
+    return Rematerialization(recording, tick, Options(tid, mode, fault_around_pages, sandbox,
+                                                      tracker, mem_margin, output_keep))
 
 
-def _open(recording: Recording | str, tick: int, tid: int | None, mode: str,
-          fault_around_pages: int, sandbox: bool, tracker: str) -> RematerializedProcess:
-    server = PAGESERVER if mode == "lazy" else PAGESERVER_BENCH
+def _open(recording: Recording | str, tick: int, opts: Options) -> RematerializedProcess:
+    server = PAGESERVER if opts.mode == "lazy" else PAGESERVER_BENCH
     if not server.exists() or not STUB.exists():
         raise RematerializeError(f"{server} is not built: run make -C {NATIVE}")
     name = recording.name if isinstance(recording, Recording) else recording
     try:
         if isinstance(recording, Recording):
-            spec_bytes, growth = _build_local(recording, tick, tid, mode, fault_around_pages,
-                                              sandbox, tracker)
+            spec_bytes, growth = _build_local(recording, tick, opts)
         else:
             with open_recording(recording) as opened:
-                spec_bytes, growth = _build_local(opened, tick, tid, mode, fault_around_pages,
-                                                  sandbox, tracker)
+                spec_bytes, growth = _build_local(opened, tick, opts)
     except RematerializeError:
         raise
     except RecordingError as exc:
         raise RematerializeError(str(exc)) from exc
     except OSError as exc:
         raise RematerializeError(f"Cannot read the recording '{name}': {exc.strerror}.") from exc
-    proc = _start(server, spec_bytes)
+    proc = _start(server, spec_bytes, opts.output_keep)
     proc._stack_growth = growth
     return proc
 
 
-def _build_local(recording: Recording, *args) -> tuple[bytes, tuple[int, int] | None]:
+def _build_local(recording: Recording, tick: int,
+                 opts: Options) -> tuple[bytes, tuple[int, int] | None]:
     """_build_spec for a recording in a local SQLite file: the page server reads that file."""
     if recording.path is None:
         raise RematerializeError(
             f"'{recording.name}' is not a local SQLite file: the page server reads SQLite only; "
             "copy the recording to a local file first.")
-    return _build_spec(recording, *args)
+    return _build_spec(recording, tick, opts)
 
 
-def _start(server_path: Path, spec_bytes: bytes) -> RematerializedProcess:
+def _start(server_path: Path, spec_bytes: bytes, output_keep: int) -> RematerializedProcess:
     ours, theirs = socket.socketpair()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -444,7 +465,7 @@ def _start(server_path: Path, spec_bytes: bytes) -> RematerializedProcess:
         theirs.close()
         os.close(out_w)
         os.close(err_w)
-    out, err = _Drain(out_r), _Drain(err_r)
+    out, err = Drain(out_r, output_keep, output_keep), Drain(err_r, output_keep, output_keep)
     out.start()
     err.start()
     proc = RematerializedProcess(server, ours, out, err)

@@ -14,7 +14,7 @@ import struct
 
 from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE
 
-SPEC_MAGIC = b"TTDSPEC1"
+SPEC_MAGIC = b"TTDSPEC2"
 
 # The mm fields in struct prctl_mm_map's order (native/layout.h MM_FIELDS): the
 # snapshot's columns of the same names.
@@ -25,15 +25,15 @@ MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "b
 SPEC_HEAD_FIELDS = (
     ("magic", "8s"), ("tick", "Q"), ("nr_maps", "I"), ("auxv_size", "I"), ("xstate_size", "I"),
     ("db_path_size", "I"), ("mode", "I"), ("fault_around_pages", "I"), ("rec_tid", "I"),
-    ("flags", "I"), ("mm", f"{len(MM_FIELDS)}Q"), ("gpregs", f"{GPREGS_SIZE}s"),
-    ("fpregs", f"{FPREGS_SIZE}s"),
+    ("flags", "I"), ("mem_margin", "Q"), ("mm", f"{len(MM_FIELDS)}Q"),
+    ("gpregs", f"{GPREGS_SIZE}s"), ("fpregs", f"{FPREGS_SIZE}s"),
 )
 # struct stub_map (native/layout.h)
 STUB_MAP_FIELDS = (("rec_start", "Q"), ("rec_end", "Q"), ("prot", "I"), ("register_uffd", "I"))
 
 FLAGS = {"SPEC_SANDBOX": 1, "SPEC_TRACKER_DIFF": 2, "SPEC_TRACKER_WP_ASYNC": 4}
 MODES = {"lazy": 0, "eager": 1, "workaround": 2}  # all but lazy: ttd-pageserver-bench only
-REQUESTS = ("STATS", "WRITTEN", "CLEAR", "FILL", "KILL")
+REQUESTS = ("STATS", "WRITTEN", "CLEAR", "FILL", "TAKE_BLOCKED", "KILL")
 LIMITS = {"max_maps": 8192, "max_auxv": 1024}
 
 # what the `tracker` argument of rematerialize() asks for

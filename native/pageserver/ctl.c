@@ -94,7 +94,6 @@ static char *format_stats(struct server *s)
 		s->target.same_tid ? "true" : "false", verifier_helper_pages(s->pager.verifier),
 		s->tracker->ops->name, s->sandbox.listener >= 0 ? "true" : "false");
 	s->tracker->ops->stats(s->tracker, f);
-	fputs(", \"blocked_syscalls\": ", f);
 	sandbox_format(&s->sandbox, f);
 	fputc('}', f);
 	fclose(f);
@@ -222,6 +221,29 @@ static void reply_fill(struct server *s, const char *args)
 		ctl_printf(s, "OK\n");
 }
 
+/* "OK {"blocked_syscalls": [...], "blocked_syscalls_left_out": {...}}": what the sandbox
+ * refused since the last TAKE_BLOCKED (one call's share); the list starts again. */
+static void reply_take_blocked(struct server *s, const char *args)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	(void)args;
+	if (!f) {
+		ctl_printf(s, "ERROR out of memory formatting the blocked system calls\n");
+		return;
+	}
+	fputs("{\"sandbox\": ", f);
+	fputs(s->sandbox.listener >= 0 ? "true" : "false", f);
+	sandbox_format(&s->sandbox, f);
+	fputc('}', f);
+	fclose(f);
+	ctl_printf(s, "OK %s\n", out);
+	free(out);
+	sandbox_forget(&s->sandbox);
+}
+
 static void reply_kill(struct server *s, const char *args)
 {
 	(void)args;
@@ -236,6 +258,7 @@ static void reply_kill(struct server *s, const char *args)
 	X(WRITTEN, 0, reply_written) \
 	X(CLEAR, 0, reply_clear) \
 	X(FILL, 1, reply_fill) \
+	X(TAKE_BLOCKED, 0, reply_take_blocked) \
 	X(KILL, 0, reply_kill)
 
 static const struct request {

@@ -22,12 +22,18 @@
  *    with their telling argument (sandbox.c).
  *    Control requests, one line each (ctl.c):
  *      STATS   -> "OK {json}" (faults, ..., "tracker", "blocked_syscalls":
- *                 [{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...])
+ *                 [{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...] (the first
+ *                 100 (name, detail) pairs), "blocked_syscalls_left_out": {"distinct":
+ *                 N, "calls": M} (the rest))
  *      WRITTEN -> "OK n" then n lines "start end" (hex, page ranges written)
  *      CLEAR   -> "OK" after write-protecting every registered page again
  *                 (diff: after taking the current bytes as the baseline)
  *      FILL lo hi -> "OK" after filling the unfilled pages of [lo, hi) (hex),
  *                 as faults would (benchmarks prefill with it)
+ *      TAKE_BLOCKED -> "OK {"sandbox": true, "blocked_syscalls": [...],
+ *                 "blocked_syscalls_left_out": {"distinct": 0, "calls": 0}}": what the
+ *                 sandbox refused since the last TAKE_BLOCKED (STATS shows the same);
+ *                 the list starts again
  *      KILL    -> "OK" after killing and reaping the process; then exits
  *    Unasked: "GONE <wait status> {json}" when the process ended (then exits 0),
  *    "ERROR <message>" on a fatal error (then exits 2; the process is killed).

@@ -2,10 +2,12 @@
  * sandbox.h: the telling argument of a refused system call, read from the
  * process while the call waits: the path(s) of a file system call ("old -> new"
  * for rename, link, symlink), the signal and its target, the address of a
- * socket call.
+ * socket call, the fcntl command and its target, the madvise advice.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
@@ -18,6 +20,10 @@
 #include "sandbox.h"
 
 #define MAX_DETAIL SANDBOX_MAX_DETAIL
+#ifndef MADV_SOFT_OFFLINE
+#define MADV_SOFT_OFFLINE 101	/* <asm-generic/mman-common.h>, not in glibc's */
+#endif
+#define MADV_COLLAPSE_ 25	/* Linux 6.1+ */
 
 /* The NUL-terminated string at target_addr, cut at MAX_DETAIL - 1 bytes. */
 static void read_target_string(struct pager *p, char *out, uint64_t target_addr, struct err *e)
@@ -54,6 +60,7 @@ static void path_args(int nr, int *first, int *second)
 		*first = 0;
 		break;
 	case SYS_openat: case SYS_openat2: case SYS_unlinkat: case SYS_mkdirat: case SYS_fchmodat:
+	case SYS_newfstatat:
 	case SYS_fchownat: case SYS_execveat: case SYS_mknodat: case SYS_faccessat:
 	case SYS_faccessat2: case SYS_readlinkat: case SYS_utimensat: case SYS_futimesat:
 	case SYS_statx: case SYS_name_to_handle_at: case SYS_inotify_add_watch: case SYS_open_tree:
@@ -174,27 +181,104 @@ static void socket_detail(char *out, uint64_t domain, uint64_t type)
 		out[n - 1] = 0;
 }
 
-void sandbox_detail(struct pager *p, char *out, const struct seccomp_data *d, struct err *e)
+static const char *fcntl_name(int cmd)
+{
+	switch (cmd) {
+	case F_SETFL: return "F_SETFL";
+	case F_GETLK: return "F_GETLK";
+	case F_SETLK: return "F_SETLK";
+	case F_SETLKW: return "F_SETLKW";
+	case F_SETOWN: return "F_SETOWN";
+	case F_GETOWN: return "F_GETOWN";
+	case F_SETSIG: return "F_SETSIG";
+	case F_GETSIG: return "F_GETSIG";
+	case F_SETOWN_EX: return "F_SETOWN_EX";
+	case F_GETOWN_EX: return "F_GETOWN_EX";
+	case F_OFD_GETLK: return "F_OFD_GETLK";
+	case F_OFD_SETLK: return "F_OFD_SETLK";
+	case F_OFD_SETLKW: return "F_OFD_SETLKW";
+	case F_SETLEASE: return "F_SETLEASE";
+	case F_GETLEASE: return "F_GETLEASE";
+	case F_NOTIFY: return "F_NOTIFY";
+	case F_SETPIPE_SZ: return "F_SETPIPE_SZ";
+	case F_ADD_SEALS: return "F_ADD_SEALS";
+	case F_GET_SEALS: return "F_GET_SEALS";
+	}
+	return NULL;
+}
+
+/* "F_SETOWN pid 1234 on fd 3", "F_SETSIG SIGKILL on fd 3", "F_SETFL O_ASYNC on fd 3" */
+static void fcntl_detail(struct pager *p, char *out, const struct seccomp_data *d, struct err *e)
+{
+	int fd = (int)d->args[0], cmd = (int)d->args[1];
+	int arg = (int)d->args[2];	/* an int for every command but F_SETOWN_EX (a pointer) */
+	const char *name = fcntl_name(cmd);
+	char what[64];
+
+	if (cmd == F_SETOWN) {
+		snprintf(what, sizeof(what), arg < 0 ? "process group %d" : "pid %d",
+			 arg < 0 ? -arg : arg);
+	} else if (cmd == F_SETSIG) {
+		signal_name(what, sizeof(what), (uint64_t)arg);
+	} else if (cmd == F_SETFL) {
+		snprintf(what, sizeof(what), "%s", arg & O_ASYNC ? "O_ASYNC" : "");
+	} else if (cmd == F_SETOWN_EX) {
+		struct f_owner_ex owner = { 0 };
+		pager_read_target(p, &owner, d->args[2], sizeof(owner), e);
+		snprintf(what, sizeof(what), "%s %d", owner.type == F_OWNER_PGRP ? "process group" :
+			 owner.type == F_OWNER_TID ? "thread" : "pid", owner.pid);
+	} else {
+		what[0] = 0;
+	}
+	if (name)
+		snprintf(out, MAX_DETAIL, "%s%s%s on fd %d", name, what[0] ? " " : "", what, fd);
+	else
+		snprintf(out, MAX_DETAIL, "command %d on fd %d", cmd, fd);
+}
+
+/* "MADV_HWPOISON", "advice 77" */
+static void madvise_detail(char *out, const struct seccomp_data *d)
+{
+	static const char *const names[] = {
+		[MADV_REMOVE] = "MADV_REMOVE", [MADV_MERGEABLE] = "MADV_MERGEABLE",
+		[MADV_UNMERGEABLE] = "MADV_UNMERGEABLE", [MADV_COLLAPSE_] = "MADV_COLLAPSE",
+		[MADV_HWPOISON] = "MADV_HWPOISON", [MADV_SOFT_OFFLINE] = "MADV_SOFT_OFFLINE",
+	};
+	int advice = (int)d->args[2];
+
+	if (advice >= 0 && advice < (int)(sizeof(names) / sizeof(names[0])) && names[advice])
+		snprintf(out, MAX_DETAIL, "%s", names[advice]);
+	else
+		snprintf(out, MAX_DETAIL, "advice %d", advice);
+}
+
+int sandbox_detail(struct pager *p, char *out, const struct seccomp_data *d, struct err *e)
 {
 	int first, second;
 
 	out[0] = 0;
 	if (signal_detail(out, d))
-		return;
+		return 1;
 	switch (d->nr) {
 	case SYS_socket: case SYS_socketpair:
 		socket_detail(out, d->args[0], d->args[1]);
-		return;
+		return out[0] != 0;
 	case SYS_connect: case SYS_bind:
 		sockaddr_detail(p, out, d->args[1], d->args[2], e);
-		return;
+		return out[0] != 0;
 	case SYS_sendto:
 		sockaddr_detail(p, out, d->args[4], d->args[5], e);
-		return;
+		return out[0] != 0;
+	case SYS_fcntl:
+		fcntl_detail(p, out, d, e);
+		return 1;
+	case SYS_madvise:
+		madvise_detail(out, d);
+		return 1;
 	}
 	path_args(d->nr, &first, &second);
-	if (first < 0)
-		return;
+	if (first < 0 || !d->args[first])
+		return 0;	/* no path, or a NULL one */
 	read_target_string(p, out, d->args[first], e);
 	if (second >= 0) {
 		char other[MAX_DETAIL];
@@ -202,5 +286,5 @@ void sandbox_detail(struct pager *p, char *out, const struct seccomp_data *d, st
 		size_t n = strlen(out);
 		snprintf(out + n, MAX_DETAIL - n, " -> %s", other);
 	}
+	return 1;	/* a path, maybe "" */
 }
-

@@ -17,7 +17,7 @@
 #include "err.h"
 #include "layout.h"
 
-#define SPEC_MAGIC "TTDSPEC1"
+#define SPEC_MAGIC "TTDSPEC2"
 #define SPEC_GPREGS_SIZE 216	/* struct user_regs_struct (snapshotdb/regs.py) */
 #define SPEC_FPREGS_SIZE 512	/* struct user_fpregs_struct */
 
@@ -57,6 +57,7 @@ enum serve_mode {
 	X(uint32_t, fault_around_pages, )	/* 1 = no fault-around */ \
 	X(uint32_t, rec_tid, )		/* the recorded thread: its id is reused when free */ \
 	X(uint32_t, flags, )		/* SPEC_FLAGS */ \
+	X(uint64_t, mem_margin, )	/* bytes the process may map past the recording's size */ \
 	X(uint64_t, mm, [MM_NR])	/* MM_FIELDS order */ \
 	X(uint8_t, gpregs, [SPEC_GPREGS_SIZE]) \
 	X(uint8_t, fpregs, [SPEC_FPREGS_SIZE])

@@ -90,6 +90,8 @@ static const char *step_name(int step)
 	case STEP_PR_SET_MM_MAP: return "prctl(PR_SET_MM_MAP) with the recorded auxv and mm fields";
 	case STEP_SEND_UFFD: return "sending its userfaultfd";
 	case STEP_SECCOMP: return "installing the seccomp sandbox";
+	case STEP_RLIMIT: return "setting its memory limit (RLIMIT_AS, RLIMIT_DATA)";
+	case STEP_DROP_PRIVILEGES: return "dropping its privileges (capabilities, uid, gid)";
 	}
 	return "an unknown step";
 }
@@ -171,17 +173,39 @@ static int wait_stop(struct target *t, int sig, const char *when, struct err *e)
 		       "-C native", when, status);
 }
 
+/*
+ * The ids the sandboxed process runs the called code as, when the stub starts as
+ * root: nobody's (65534), which owns nothing; otherwise it keeps ours.
+ */
+#define SANDBOX_UID 65534
+#define SANDBOX_GID 65534
+
+/* The recording's mapped size, the stub's image and the spec's margin: the most the
+ * process may map (RLIMIT_AS). */
+static uint64_t memory_limit(const struct target *t, const struct spec *spec)
+{
+	uint64_t total = (t->image_hi - t->image_lo) + spec->head.mem_margin;
+
+	for (uint32_t i = 0; i < spec->head.nr_maps; i++)
+		total += spec->maps[i].rec_end - spec->maps[i].rec_start;
+	return total;
+}
+
 /* The layout, and with the sandbox the filter for this process (its pid is in it). */
 static int send_layout(const struct target *t, int sock, const struct stub_args *a,
 		       struct err *e)
 {
 	const struct spec *spec = a->spec;
+	int sandbox = !!(spec->head.flags & SPEC_SANDBOX), root = geteuid() == 0;
 	struct stub_layout l = { .nr_maps = spec->head.nr_maps, .auxv_size = spec->head.auxv_size,
-				 .uffd_features = a->uffd_features, .register_wp = a->register_wp };
+				 .uffd_features = a->uffd_features, .register_wp = a->register_wp,
+				 .as_limit = memory_limit(t, spec),
+				 .run_uid = sandbox && root ? SANDBOX_UID : (uint32_t)-1,
+				 .run_gid = sandbox && root ? SANDBOX_GID : (uint32_t)-1 };
 	struct sock_filter *filter = NULL;
 	int ret = 0;
 
-	if ((spec->head.flags & SPEC_SANDBOX) && sandbox_filter(t->pid, &filter, &l.filter_len, e))
+	if (sandbox && sandbox_filter(t->pid, &filter, &l.filter_len, e))
 		return -1;
 	memcpy(l.mm, spec->head.mm, sizeof(l.mm));
 	if (write_all(sock, &l, sizeof(l)) ||

@@ -13,11 +13,16 @@
  *   5. creates a userfaultfd with the features the server asks for and
  *      registers the regions MISSING|WP (MISSING only for the diff tracker);
  *   6. sets auxv and the mm fields (prctl PR_SET_MM_MAP, exe_fd = -1);
- *   7. with the sandbox asked for, installs the seccomp filter the server sent
+ *   7. takes its memory limit (RLIMIT_AS, RLIMIT_DATA: the recording's size plus
+ *      a margin) and, with the sandbox, drops what the called code does not need:
+ *      every capability (the bounding set too) and root's uid and gid (setresuid
+ *      and setresgid to the ids the server names; the page server and gdbserver,
+ *      root, still trace it and read its memory);
+ *   8. with the sandbox asked for, installs the seccomp filter the server sent
  *      (built with libseccomp: native/pageserver/sandbox_filter.c): what only
  *      affects the process passes, everything else goes to the server
  *      (SECCOMP_RET_USER_NOTIF), which answers EPERM and counts it;
- *   8. sends the userfaultfd (and the filter's listener) to the server
+ *   9. sends the userfaultfd (and the filter's listener) to the server
  *      (SCM_RIGHTS), closes every descriptor but 0, 1, 2 and stops itself with SIGSTOP.
  * The server then sets the recorded registers and detaches, leaving it stopped.
  *
@@ -234,6 +239,57 @@ static void set_mm(void)
 		stub_fail(STEP_PR_SET_MM_MAP, ret, 0, 0);
 }
 
+struct rlimit64 { uint64_t cur, max; };
+struct cap_header { uint32_t version; int pid; };
+struct cap_data { uint32_t effective, permitted, inheritable; };
+#define CAP_VERSION_3 0x20080522
+#define RLIMIT_DATA 2
+#define RLIMIT_AS 9
+
+/* The memory limit: an allocation past it fails with ENOMEM. */
+static void limit_memory(void)
+{
+	struct rlimit64 limit = { layout.as_limit, layout.as_limit };
+	long ret;
+
+	if (!layout.as_limit)
+		return;
+	ret = sys6(__NR_prlimit64, 0, RLIMIT_AS, (long)&limit, 0, 0, 0);
+	if (ret == 0)
+		ret = sys6(__NR_prlimit64, 0, RLIMIT_DATA, (long)&limit, 0, 0, 0);
+	if (ret)
+		stub_fail(STEP_RLIMIT, ret, 0, 0);
+}
+
+/*
+ * Drop every privilege before the called code runs: the bounding set (needs
+ * CAP_SETPCAP, so first), the supplementary groups, gid and uid (setresuid to a
+ * non-root uid clears the permitted and effective sets), then every set left.
+ * The process becomes non-dumpable (its uid changed): root, and only root, may
+ * still trace it and read its memory, as the page server and gdbserver do.
+ */
+static void drop_privileges(void)
+{
+	struct cap_header header = { CAP_VERSION_3, 0 };
+	struct cap_data none[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
+	long ret = 0;
+
+	for (long cap = 0; cap < 64; cap++)	/* EINVAL past the last capability */
+		if (sys3(__NR_prctl, PR_CAPBSET_DROP, cap, 0) == -22)
+			break;
+	if (layout.run_uid != (uint32_t)-1) {
+		ret = sys3(__NR_setgroups, 0, 0, 0);
+		if (ret == 0)
+			ret = sys3(__NR_setresgid, layout.run_gid, layout.run_gid, layout.run_gid);
+		if (ret == 0)
+			ret = sys3(__NR_setresuid, layout.run_uid, layout.run_uid, layout.run_uid);
+	}
+	if (ret == 0)
+		ret = sys3(__NR_capset, &header, none, 0);
+	if (ret)
+		stub_fail(STEP_DROP_PRIVILEGES, ret, 0, 0);
+}
+
 /* The sandbox's filter, sent by the server; sealed with no new privileges. */
 static long sandbox_install(void)
 {
@@ -272,8 +328,11 @@ __attribute__((used, noreturn)) static void stub_main(void)
 	map_regions();
 	uffd = create_uffd();
 	set_mm();
-	if (layout.filter_len)
+	limit_memory();
+	if (layout.filter_len) {
+		drop_privileges();
 		listener = sandbox_install();
+	}
 	send_uffd(uffd, listener);
 	sys3(__NR_close_range, 3, ~0U, 0);
 	/* The server sets the recorded registers while we are stopped here and

@@ -117,3 +117,14 @@ class _checked:
 
     def __exit__(self, *exc):
         return self.cm.__exit__(*exc)
+
+
+@pytest.fixture(scope="session")
+def holes_recording(native_build, build_target, tmp_path_factory):
+    """remat_holes recorded at its int3 (tick 1) and killed there; the addresses of the
+    `action` and `arg` its rematerialized runs read (result.action, result.arg)."""
+    result = record_target(build_target, tmp_path_factory, "remat_holes", exit_code=-9, ticks=1,
+                           max_ticks=1)
+    words = dict(w.split(b"=") for w in result.stdout.split(b"\n", 1)[0].split())
+    result.action, result.arg = int(words[b"action"], 16), int(words[b"arg"], 16)
+    return result

@@ -42,12 +42,14 @@ def test_the_abi_says_enough_to_catch_a_change(native_build):
 def test_packing_follows_the_layout():
     head = spec.pack_head(tick=7, nr_maps=1, auxv_size=16, xstate_size=0, db_path_size=5,
                           mode=spec.MODES["lazy"], fault_around_pages=16, rec_tid=42,
-                          flags=spec.FLAGS["SPEC_SANDBOX"], mm=range(1, 12),
+                          flags=spec.FLAGS["SPEC_SANDBOX"], mem_margin=1 << 30, mm=range(1, 12),
                           gpregs=bytes(216), fpregs=bytes(512))
     offsets = {f["name"]: f["offset"] for f in spec.abi()["spec_head"]["fields"]}
     assert head[:8] == spec.SPEC_MAGIC and len(head) == spec.SPEC_HEAD.size
     assert int.from_bytes(head[offsets["tick"]:offsets["tick"] + 8], "little") == 7
     assert int.from_bytes(head[offsets["rec_tid"]:offsets["rec_tid"] + 4], "little") == 42
+    margin = offsets["mem_margin"]
+    assert int.from_bytes(head[margin:margin + 8], "little") == 1 << 30
     assert int.from_bytes(head[offsets["mm"] + 80:offsets["mm"] + 88], "little") == 11
     assert spec.pack_map(0x1000, 0x3000, 3) == (0x1000).to_bytes(8, "little") + \
         (0x3000).to_bytes(8, "little") + (3).to_bytes(4, "little") + (1).to_bytes(4, "little")
