@@ -387,11 +387,12 @@ class Rematerialization:
             self.proc.close()
 
 
-def rematerialize(recording: Recording | str | os.PathLike, tick: int, tid: int | None = None, *,
-                  mode: str = "lazy", fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES,
-                  sandbox: bool = True, tracker: str = "auto",
-                  mem_margin: int = DEFAULT_MEM_MARGIN,
-                  output_keep: int = KEEP_HEAD) -> Rematerialization:
+def rematerialize(recording: Recording | str | os.PathLike | None = None, tick: int | None = None,
+                  tid: int | None = None, *, mode: str = "lazy",
+                  fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES, sandbox: bool = True,
+                  tracker: str = "auto", mem_margin: int = DEFAULT_MEM_MARGIN,
+                  output_keep: int = KEEP_HEAD,
+                  db_path: str | os.PathLike | None = None) -> Rematerialization:
     """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
 
     Use as `with rematerialize(...) as proc:`. `recording` is an open Recording (it
@@ -404,8 +405,13 @@ def rematerialize(recording: Recording | str | os.PathLike, tick: int, tid: int 
     (see the module docstring). mem_margin: bytes the process may map past the
     recording's mapped size (RLIMIT_AS and RLIMIT_DATA; an allocation past it fails
     with ENOMEM). output_keep: bytes kept of the start and of the end of each of fds 1
-    and 2 (output.py). Raises RematerializeError with a one-line message.
+    and 2 (output.py). db_path: the first argument's old name (a path), still taken.
+    Raises RematerializeError with a one-line message.
     """
+    if recording is None:
+        recording = db_path
+    if recording is None or tick is None:
+        raise TypeError("rematerialize() needs a recording (or db_path) and a tick")
     if tracker not in SPEC_TRACKER:
         raise RematerializeError(
             f"Unknown tracker '{tracker}': use one of {', '.join(SPEC_TRACKER)}.")

@@ -11,7 +11,7 @@ import struct
 import pytest
 from sqlalchemy.orm import Session
 
-from gdb_plugin.remat import rematerialize
+from gdb_plugin.remat import RematerializeError, rematerialize
 from snapshotdb import queries
 from snapshotdb.db import open_engine
 from snapshotdb.pages import PAGE_SIZE
@@ -376,3 +376,21 @@ def test_nothing_is_left_behind(recording):
         process_vm_readv(proc.pid, region_of(recording), 16)
     assert not alive(pid) and not alive(server_pid)
     assert sorted(os.listdir("/proc/self/fd")) == fds_before
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+def test_a_sigkilled_process_is_reported_ended_at_once(recording, traced):
+    """A call the timeout cannot interrupt is stopped with SIGKILL to the process: the
+    page server says GONE with the signal as soon as the process is reaped (by its tracer
+    first, as gdbserver would), and every later request says the process has ended."""
+    with rematerialize(recording.db_path, 1) as proc:
+        if traced:
+            attach_stopped(proc.pid)  # this test is its tracer, as gdbserver is
+        os.kill(proc.pid, signal.SIGKILL)
+        if traced:
+            os.waitpid(proc.pid, 0x40000000)  # __WALL: the tracer reaps first
+        status = proc.wait_exit(timeout=20)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        with pytest.raises(RematerializeError, match=re.escape(
+                "The process has ended (killed by signal 9).")):
+            proc.written_pages()
