@@ -52,7 +52,9 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench"))
 
+from machine import load_average, machine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from gdb_plugin.remat import rematerialize  # noqa: E402
@@ -326,7 +328,7 @@ def main() -> None:
     sizes = {"4mib": 4 * MiB, "256mib": 256 * MiB} if args.quick else {
         "4mib": 4 * MiB, "256mib": 256 * MiB, "1gib": 1024 * MiB}
     samples = {"4mib": 300, "256mib": 200, "1gib": 100}  # workaround faults timed per size
-    load_at_start = round(os.getloadavg()[0], 2)
+    load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         tool = os.path.join(tmp, "touch")
         with open(tool + ".c", "w") as f:
@@ -371,8 +373,7 @@ def main() -> None:
                    "pagemap read + UFFDIO_COPY(DONTWAKE) + clear_refs 4 + UFFDIO_WAKE, no "
                    "soft-dirty on this kernel: lower bound; pages 1 KiB random + 3 KiB pattern, "
                    "zstd + sha256 verified on every fill"),
-        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
-                    "load_average_at_start": load_at_start},
+        "machine": machine(load_at_start),
     }
     print(json.dumps(result))
 

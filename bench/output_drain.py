@@ -24,6 +24,9 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench"))
+
+from machine import load_average, machine  # noqa: E402
 
 from gdb_plugin.remat import rematerialize  # noqa: E402
 from tests.native.recording_fixture import record  # noqa: E402
@@ -65,7 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    load_at_start = round(os.getloadavg()[0], 2)
+    load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         target = os.path.join(tmp, "output_target")
         subprocess.run(["gcc", "-O2", "-o", target, str(TOP / "bench" / "output_target.c")],
@@ -86,8 +89,7 @@ def main() -> None:
         "method": ("the rematerialized process writes 16 MiB to stdout in 64 KiB writes; "
                    "timed from SIGCONT to its end with every byte taken (median); pipe_s: the "
                    "same writes from a child into a pipe read here, no rematerialization"),
-        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
-                    "load_average_at_start": load_at_start},
+        "machine": machine(load_at_start),
     }
     print(json.dumps(result))
 

@@ -32,6 +32,9 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench"))
+
+from machine import load_average, machine  # noqa: E402
 
 from gdb_plugin.remat import rematerialize  # noqa: E402
 from tests.native.recording_fixture import record  # noqa: E402
@@ -55,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    load_at_start = round(os.getloadavg()[0], 2)
+    load_at_start = load_average()
     samples: dict[str, list[dict]] = {kind: [] for kind in FILTERS}
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         target = os.path.join(tmp, "syscall_target")
@@ -84,8 +87,7 @@ def main() -> None:
                    "process with clock_gettime (a raw syscall: no vDSO there); filters take "
                    "turns, median of the runs; filter_ns_per_call = the filter's ns minus "
                    "no filter's"),
-        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
-                    "load_average_at_start": load_at_start},
+        "machine": machine(load_at_start),
     }
     print(json.dumps(result))
 

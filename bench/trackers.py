@@ -42,6 +42,7 @@ sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "bench"))
 
 from lazy_fill import REGION_START, TOUCH_C, make_recording, pct, touch  # noqa: E402
+from machine import load_average, machine  # noqa: E402
 
 from gdb_plugin.remat import PAGE_SIZE, rematerialize  # noqa: E402
 
@@ -125,7 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     size = (64 if args.quick else 256) * MiB
     npages = size // PAGE_SIZE
-    load_at_start = round(os.getloadavg()[0], 2)
+    load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         tool = os.path.join(tmp, "touch")
         with open(tool + ".c", "w") as f:
@@ -173,8 +174,7 @@ def main() -> None:
                    "copies / pages; written set and clear: whole region filled, 1% of its pages "
                    "written through /proc/PID/mem, median of 5; pages 1 KiB random + 3 KiB "
                    "pattern, zstd + sha256 verified on every fill"),
-        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
-                    "load_average_at_start": load_at_start},
+        "machine": machine(load_at_start),
     }
     print(json.dumps(result))
 

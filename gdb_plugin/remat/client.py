@@ -264,25 +264,28 @@ class RematerializedProcess:
         """faults, pages_served, zero_pages, bytes, serve_us_p50/p99/max/mean (server side).
 
         Still answers after the process has ended (the server's last word carries them)."""
+        live = self._live_json("STATS")
+        return live if live is not None else dict(self._final_stats)
+
+    def _live_json(self, request: str) -> dict | None:
+        """The JSON answer to `request`, or None when the process has ended (then the
+        server's last word, self._final_stats, holds what there is)."""
         if self._final_stats is None:
             try:
-                return json.loads(self._request("STATS"))
+                return json.loads(self._request(request))
             except RematerializeError:
                 if self._final_stats is None:
                     raise
-        return dict(self._final_stats)
+        return None
 
     def take_blocked(self) -> dict:
         """What the sandbox refused since the last take (one call's share):
         {"sandbox": bool, "blocked_syscalls": [...], "blocked_syscalls_left_out":
         {"distinct": N, "calls": M}}; the list starts again (stats() shows it too).
         After the process's end: what its last word had, once."""
-        if self._final_stats is None:
-            try:
-                return json.loads(self._request("TAKE_BLOCKED"))
-            except RematerializeError:
-                if self._final_stats is None:
-                    raise
+        live = self._live_json("TAKE_BLOCKED")
+        if live is not None:
+            return live
         final = self._final_stats
         taken = {"sandbox": final.get("sandbox", False),
                  "blocked_syscalls": final.get("blocked_syscalls", []),

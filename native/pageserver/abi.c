@@ -16,40 +16,38 @@
 #include "server.h"
 #include "spec.h"
 
-#define FIELD_JSON(type_, name, ...) \
-	fprintf(f, "%s{\"name\": \"%s\", \"offset\": %zu, \"size\": %zu}", first ? "" : ", ", \
-		#name, offsetof(STRUCT, name), sizeof(((STRUCT *)0)->name)), first = 0;
+struct field {
+	const char *name;
+	size_t offset, size;
+};
 
-static void spec_head_json(FILE *f)
+#define FIELD(STRUCT, name) { #name, offsetof(STRUCT, name), sizeof(((STRUCT *)0)->name) },
+#define SPEC_HEAD_FIELD(type, name, dim) FIELD(struct spec_head, name)
+#define STUB_MAP_FIELD(type, name) FIELD(struct stub_map, name)
+
+static const struct field spec_head_fields[] = { SPEC_HEAD_FIELDS(SPEC_HEAD_FIELD) };
+static const struct field stub_map_fields[] = { STUB_MAP_FIELDS(STUB_MAP_FIELD) };
+
+/* {"size": N, "fields": [{"name": ..., "offset": ..., "size": ...}, ...]} */
+static void layout_json(FILE *f, size_t size, const struct field *fields, size_t n)
 {
-	int first = 1;
-
-#define STRUCT struct spec_head
-	fprintf(f, "{\"size\": %zu, \"fields\": [", sizeof(STRUCT));
-	SPEC_HEAD_FIELDS(FIELD_JSON)
+	fprintf(f, "{\"size\": %zu, \"fields\": [", size);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s{\"name\": \"%s\", \"offset\": %zu, \"size\": %zu}", i ? ", " : "",
+			fields[i].name, fields[i].offset, fields[i].size);
 	fputs("]}", f);
-#undef STRUCT
 }
 
-static void stub_map_json(FILE *f)
-{
-	int first = 1;
-
-#define STRUCT struct stub_map
-	fprintf(f, "{\"size\": %zu, \"fields\": [", sizeof(STRUCT));
-	STUB_MAP_FIELDS(FIELD_JSON)
-	fputs("]}", f);
-#undef STRUCT
-}
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 void abi_print(FILE *f)
 {
 	const char *sep = "";
 
 	fprintf(f, "{\"spec_magic\": \"%s\", \"spec_head\": ", SPEC_MAGIC);
-	spec_head_json(f);
+	layout_json(f, sizeof(struct spec_head), spec_head_fields, NELEM(spec_head_fields));
 	fputs(", \"stub_map\": ", f);
-	stub_map_json(f);
+	layout_json(f, sizeof(struct stub_map), stub_map_fields, NELEM(stub_map_fields));
 	fputs(", \"flags\": {", f);
 #define FLAG_JSON(name, value) fprintf(f, "%s\"%s\": %d", sep, #name, value), sep = ", ";
 	SPEC_FLAGS(FLAG_JSON)

@@ -88,31 +88,26 @@ static void signal_name(char *out, size_t len, uint64_t sig)
 		snprintf(out, len, "signal %d", (int)sig);
 }
 
+/* The signal-sending calls: which argument is the signal, and what the target is. */
+static const struct {
+	int nr, sig_arg;
+	const char *target;
+} signal_calls[] = {
+	{ SYS_kill, 1, "pid" }, { SYS_tkill, 1, "thread" }, { SYS_tgkill, 2, "pid" },
+	{ SYS_rt_tgsigqueueinfo, 2, "pid" }, { SYS_rt_sigqueueinfo, 1, "pid" },
+	{ SYS_pidfd_send_signal, 1, "pidfd" },
+};
+
 /* "SIGKILL to pid 1234" for the signal-sending calls; 0 when nr is not one. */
 static int signal_detail(char *out, const struct seccomp_data *d)
 {
 	char sig[32];
 
-	switch (d->nr) {
-	case SYS_kill:
-		signal_name(sig, sizeof(sig), d->args[1]);
-		snprintf(out, MAX_DETAIL, "%s to pid %d", sig, (int)d->args[0]);
-		return 1;
-	case SYS_tkill:
-		signal_name(sig, sizeof(sig), d->args[1]);
-		snprintf(out, MAX_DETAIL, "%s to thread %d", sig, (int)d->args[0]);
-		return 1;
-	case SYS_tgkill: case SYS_rt_tgsigqueueinfo:
-		signal_name(sig, sizeof(sig), d->args[2]);
-		snprintf(out, MAX_DETAIL, "%s to pid %d", sig, (int)d->args[0]);
-		return 1;
-	case SYS_rt_sigqueueinfo:
-		signal_name(sig, sizeof(sig), d->args[1]);
-		snprintf(out, MAX_DETAIL, "%s to pid %d", sig, (int)d->args[0]);
-		return 1;
-	case SYS_pidfd_send_signal:
-		signal_name(sig, sizeof(sig), d->args[1]);
-		snprintf(out, MAX_DETAIL, "%s to pidfd %d", sig, (int)d->args[0]);
+	for (size_t i = 0; i < sizeof(signal_calls) / sizeof(signal_calls[0]); i++) {
+		if (signal_calls[i].nr != d->nr)
+			continue;
+		signal_name(sig, sizeof(sig), d->args[signal_calls[i].sig_arg]);
+		snprintf(out, MAX_DETAIL, "%s to %s %d", sig, signal_calls[i].target, (int)d->args[0]);
 		return 1;
 	}
 	return 0;

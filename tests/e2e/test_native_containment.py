@@ -7,13 +7,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
 
 import pytest
 
 from gdb_plugin.driver import MiGdb
 from tests.conftest import run_ttd
 from tests.e2e.harness import gdb_with_recording, require_tools
+from tests.native.helpers import bystander
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -46,19 +46,12 @@ def blocked(got: dict, name: str) -> list:
     return [e["detail"] for e in got["blocked_syscalls"] if e["name"] == name]
 
 
-@pytest.fixture
-def bystander():
-    proc = subprocess.Popen(["sleep", "120"], start_new_session=True)
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-def test_a_pipe_cannot_signal_other_processes(gdb, bystander):
-    got = call(gdb, f"try_fsetown({-bystander.pid})")
+def test_a_pipe_cannot_signal_other_processes(gdb):
+    with bystander() as other:
+        got = call(gdb, f"try_fsetown({-other.pid})")
+        assert other.poll() is None
     assert (got["status"], got["value"]) == ("returned", "3")  # all three refused
-    assert bystander.poll() is None
-    assert blocked(got, "fcntl") == [f"F_SETOWN process group {bystander.pid} on fd 3",
+    assert blocked(got, "fcntl") == [f"F_SETOWN process group {other.pid} on fd 3",
                                      "F_SETSIG SIGKILL on fd 3", "F_SETFL O_ASYNC on fd 3"]
     got = call(gdb, f"try_fsetown({os.getpid()})")  # this test's own pid
     assert got["value"] == "3" and f"F_SETOWN pid {os.getpid()} on fd 3" in blocked(got, "fcntl")

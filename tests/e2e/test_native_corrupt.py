@@ -17,7 +17,8 @@ import time
 import pytest
 
 from gdb_plugin.driver import MiGdb
-from tests.conftest import PLUGIN, run_ttd
+from tests.conftest import run_ttd
+from tests.e2e.harness import gdb_with_recording
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -105,22 +106,17 @@ def ours_left(gdb: MiGdb) -> list[tuple[int, str]]:
     return [d for d in descendants(gdb.controller.gdb_process.pid) if d[1] in OURS]
 
 
-@pytest.fixture
-def gdb():
-    gdb = MiGdb()
-    try:
-        gdb.cli("set confirm off")
-        gdb.cli(f"source {PLUGIN}")
-        yield gdb
-    finally:
-        gdb.close()
-
-
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
-def test_call_at_time_names_the_corrupt_page_and_the_session_goes_on(gdb, escape_recording,
-                                                                    tmp_path, kind):
+def test_call_at_time_names_the_corrupt_page_and_the_session_goes_on(escape_recording, tmp_path,
+                                                                    kind):
     db, page = corrupt_copy(escape_recording, tmp_path, kind)
-    gdb.cli(f"ttd open {db}")
+    with gdb_with_recording(db) as gdb:
+        session_goes_on(gdb, page, kind)
+
+
+def session_goes_on(gdb: MiGdb, page: int, kind: str) -> None:
+    """A call that reads the corrupt page reports it at once; its processes end; a call
+    that does not read it works next, in the same session."""
     assert json_of(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"  # not read
     t0 = time.monotonic()
     got = json_of(gdb.cli("call-at-time --json 1 sum_table()", 60))

@@ -2,6 +2,7 @@
 bounded waits, and reads of its memory the way gdbserver does them."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import pytest
 
 from snapshotdb.db import open_engine
 from snapshotdb.reader import PageReader
+from tests.native.recording_fixture import read_maps
 
 
 def region_of(recording) -> int:
@@ -34,14 +36,19 @@ def db_bytes(db_path, tick: int, start: int, end: int) -> bytes:
 
 
 def proc_maps(pid: int) -> list[tuple[int, int, str, int, str]]:
-    out = []
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split(None, 5)
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            path = parts[5].strip() if len(parts) > 5 else ""
-            out.append((lo, hi, parts[1], int(parts[4]), path))
-    return out
+    """(start, end, perms, inode, path) of each mapping but [vsyscall]."""
+    return [(m.start, m.end, m.perms, m.inode, m.path) for m in read_maps(pid)]
+
+
+@contextlib.contextmanager
+def bystander():
+    """A process in a process group of its own, for a called function to aim at."""
+    proc = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def alive(pid: int) -> bool:

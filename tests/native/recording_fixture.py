@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from snapshotdb.db import open_engine
 from snapshotdb.models import Mapping, PageContent, PageVersion, Recording, Snapshot, Thread
 from snapshotdb.pages import PAGE_SIZE, ZERO_PAGE, encode
+from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE, XSTATE_MAX_SIZE
 
 PTRACE_TRACEME, PTRACE_CONT, PTRACE_GETREGS, PTRACE_GETFPREGS = 0, 7, 12, 14
 PTRACE_ATTACH, PTRACE_DETACH, PTRACE_GETREGSET = 16, 17, 0x4204
@@ -44,10 +45,10 @@ def ptrace(request: int, pid: int, target_addr: int = 0, data=None) -> int:
 
 def get_regs(pid: int) -> tuple[bytes, bytes, bytes]:
     """(gpregs, fpregs, xstate) of a ptrace-stopped thread."""
-    gp = ctypes.create_string_buffer(216)
-    fp = ctypes.create_string_buffer(512)
-    xs = ctypes.create_string_buffer(16384)
-    iov = _IoVec(ctypes.cast(xs, ctypes.c_void_p), 16384)
+    gp = ctypes.create_string_buffer(GPREGS_SIZE)
+    fp = ctypes.create_string_buffer(FPREGS_SIZE)
+    xs = ctypes.create_string_buffer(XSTATE_MAX_SIZE)
+    iov = _IoVec(ctypes.cast(xs, ctypes.c_void_p), XSTATE_MAX_SIZE)
     ptrace(PTRACE_GETREGS, pid, 0, gp)
     ptrace(PTRACE_GETFPREGS, pid, 0, fp)
     ptrace(PTRACE_GETREGSET, pid, NT_X86_XSTATE, ctypes.byref(iov))
@@ -61,6 +62,7 @@ class MapLine:
     perms: str
     offset: int
     path: str
+    inode: int = 0
 
 
 def read_maps(pid: int) -> list[MapLine]:
@@ -71,7 +73,7 @@ def read_maps(pid: int) -> list[MapLine]:
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
             path = parts[5].strip() if len(parts) > 5 else ""
             if lo < VSYSCALL_START:  # [vsyscall] is the kernel's, not the program's
-                out.append(MapLine(lo, hi, parts[1], int(parts[2], 16), path))
+                out.append(MapLine(lo, hi, parts[1], int(parts[2], 16), path, int(parts[4])))
     return out
 
 

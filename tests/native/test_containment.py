@@ -7,12 +7,11 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
 
 import pytest
 
 from gdb_plugin.remat import rematerialize
-from tests.native.helpers import alive
+from tests.native.helpers import alive, bystander
 from tests.native.recording_fixture import process_vm_writev
 
 pytestmark = pytest.mark.timeout(120)
@@ -54,27 +53,19 @@ def details(stats: dict, name: str) -> list[str]:
 # ---- 1. signals through fcntl ---------------------------------------------------------------
 
 
-@pytest.fixture
-def bystander():
-    """A process in a process group of its own."""
-    proc = subprocess.Popen(["sleep", "120"], start_new_session=True)
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-def test_fcntl_cannot_make_a_pipe_signal_other_processes(holes_recording, bystander):
+def test_fcntl_cannot_make_a_pipe_signal_other_processes(holes_recording):
     """F_SETOWN to the bystander's process group, F_SETOWN_EX to this test's own pid,
     F_SETSIG SIGKILL, O_ASYNC, then the pipes become readable: everyone survives, each
     attempt is refused and listed; what a program needs on its own descriptors passes."""
-    words, stats, _ = run(holes_recording, FSETOWN, -bystander.pid)
+    with bystander() as other:
+        words, stats, _ = run(holes_recording, FSETOWN, -other.pid)
+        assert other.poll() is None and alive(os.getpid())
     got = numbers(words)
     assert got == {"setown": EPERM, "setsig": EPERM, "async": EPERM, "setown_ex": EPERM,
                    "nonblock": 0, "getfd": 0, "lock": EPERM}
-    assert bystander.poll() is None and alive(os.getpid())
     assert details(stats, "fcntl") == [
-        f"F_SETOWN process group {bystander.pid} on fd 3", "F_SETSIG SIGKILL on fd 3",
-        "F_SETFL O_ASYNC on fd 3", f"F_SETOWN_EX pid {bystander.pid} on fd 5",
+        f"F_SETOWN process group {other.pid} on fd 3", "F_SETSIG SIGKILL on fd 3",
+        "F_SETFL O_ASYNC on fd 3", f"F_SETOWN_EX pid {other.pid} on fd 5",
         "F_SETSIG SIGKILL on fd 5", "F_SETFL O_ASYNC on fd 5", "F_SETLK on fd 0"]
 
 
