@@ -26,8 +26,9 @@ Prints one JSON object. Every figure comes from this run on this machine:
   (per fault: read the whole pagemap of the process, UFFDIO_COPY with
   DONTWAKE, write "4" to /proc/PID/clear_refs, UFFDIO_WAKE), timed on a sample
   of random pages once a random half of the pages is present (the middle of a
-  full session; every fault walks all present pages). This kernel has no soft-dirty, so the bits are no-ops but the
-  page-table walks still happen: a lower bound;
+  full session; every fault walks all present pages). This kernel has no
+  soft-dirty, so the bits are no-ops but the page-table walks still happen: a
+  lower bound;
 - eager: mode "eager" fills every page (1 MiB copies) before handing out the process;
 - ready: from rematerialize() being called to a stopped process ready for
   gdbserver --attach (median of 5). The 4 GiB recording stores one page per MiB
@@ -51,13 +52,16 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench"))
 
+from machine import load_average, machine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from gdb_plugin.remat import rematerialize  # noqa: E402
 from snapshotdb.db import open_engine  # noqa: E402
 from snapshotdb.models import Mapping, Recording, Snapshot, Thread  # noqa: E402
 from snapshotdb.pages import PAGE_SIZE, encode  # noqa: E402
+from snapshotdb.regs import FPREGS_SIZE, pack_gpregs  # noqa: E402
 
 MiB = 1 << 20
 REGION_START = 0x100000000000  # where the synthetic region lives in the "recorded" process
@@ -76,13 +80,20 @@ TOUCH_C = r"""
 #include <stdlib.h>
 #include <sys/uio.h>
 #include <time.h>
-static uint64_t ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000ull + t.tv_nsec; }
+static uint64_t ns(void) {
+  struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000ull + t.tv_nsec;
+}
 int main(int argc, char **argv) {
-  int pid = atoi(argv[1]); uint64_t base = strtoull(argv[2], 0, 0); size_t n = strtoull(argv[3], 0, 0);
-  int rnd = atoi(argv[4]); uint64_t seed = strtoull(argv[5], 0, 0) | 1; size_t window = strtoull(argv[6], 0, 0);
-  uint32_t *order = malloc(n * 4), *lat = malloc(n * 4); uint8_t *filled = calloc(n, 1), *faulted = malloc(n);
+  int pid = atoi(argv[1]); uint64_t base = strtoull(argv[2], 0, 0);
+  size_t n = strtoull(argv[3], 0, 0);
+  int rnd = atoi(argv[4]); uint64_t seed = strtoull(argv[5], 0, 0) | 1;
+  size_t window = strtoull(argv[6], 0, 0);
+  uint32_t *order = malloc(n * 4), *lat = malloc(n * 4);
+  uint8_t *filled = calloc(n, 1), *faulted = malloc(n);
   for (size_t i = 0; i < n; i++) order[i] = i;
-  if (rnd) for (size_t i = n - 1; i > 0; i--) { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+  if (rnd) for (size_t i = n - 1; i > 0; i--) {
+    seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
     size_t j = seed % (i + 1); uint32_t t = order[i]; order[i] = order[j]; order[j] = t; }
   char buf[8];
   size_t last_end = (size_t)-1;
@@ -106,15 +117,12 @@ int main(int argc, char **argv) {
 
 
 def gpregs() -> bytes:
-    regs = dict.fromkeys(("r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs "
-                          "eflags rsp ss fs_base gs_base ds es fs gs").split(), 0)
-    regs.update(rip=CODE_START, cs=0x33, eflags=0x202, rsp=STACK_START + 0xFE000, ss=0x2B,
-                orig_rax=2**64 - 1)
-    return struct.pack("<27Q", *regs.values())
+    return pack_gpregs({"rip": CODE_START, "cs": 0x33, "eflags": 0x202,
+                        "rsp": STACK_START + 0xFE000, "ss": 0x2B, "orig_rax": 2**64 - 1})
 
 
 def fpregs() -> bytes:
-    fp = bytearray(512)
+    fp = bytearray(FPREGS_SIZE)
     struct.pack_into("<H", fp, 0, 0x37F)  # x87 control word after finit
     struct.pack_into("<II", fp, 24, 0x1F80, 0xFFFF)  # mxcsr, mxcsr_mask
     return bytes(fp)
@@ -139,12 +147,14 @@ def make_recording(path: str, size: int, store_every: int = 1) -> None:
                         env_end=STACK_START + 0xFF300)
         s.add(snap)
         s.flush()
-        s.add(Thread(snapshot_id=snap.id, tid=0, name="synthetic", gpregs=gpregs(), fpregs=fpregs()))
+        s.add(Thread(snapshot_id=snap.id, tid=0, name="synthetic", gpregs=gpregs(),
+                     fpregs=fpregs()))
         for start, end, perms, name in ((CODE_START, CODE_START + 0x1000, "r-xp", ""),
                                         (DATA_START, DATA_START + 0x2000, "rw-p", ""),
                                         (REGION_START, REGION_START + size, "rw-p", ""),
                                         (STACK_START, STACK_START + 0x100000, "rw-p", "[stack]")):
-            s.add(Mapping(snapshot_id=snap.id, start=start, end=end, perms=perms, offset=0, path=name))
+            s.add(Mapping(snapshot_id=snap.id, start=start, end=end, perms=perms, offset=0,
+                          path=name))
     engine.dispose()
     conn = sqlite3.connect(path)
     with conn:
@@ -153,9 +163,10 @@ def make_recording(path: str, size: int, store_every: int = 1) -> None:
             digest, codec, data = encode(page_bytes(i))
             contents.append((i + 1, digest, codec, data))
             versions.append((REGION_START + i * PAGE_SIZE, 1, i + 1))
-        conn.executemany("INSERT INTO page_content (id, digest, codec, data) VALUES (?, ?, ?, ?)", contents)
-        conn.executemany("INSERT INTO page_version (address, first_tick, content_id) VALUES (?, ?, ?)",
-                         versions)
+        conn.executemany("INSERT INTO page_content (id, digest, codec, data) "
+                         "VALUES (?, ?, ?, ?)", contents)
+        conn.executemany("INSERT INTO page_version (address, first_tick, content_id) "
+                         "VALUES (?, ?, ?)", versions)
     conn.close()
 
 
@@ -176,30 +187,33 @@ def on_cpus_of(pid: int):
     return lambda: os.sched_setaffinity(0, cpus)
 
 
-def touch(tool: str, pid: int, npages: int, randomly: bool, window: int) -> tuple[list[int], list[int]]:
-    out = subprocess.run([tool, str(pid), hex(REGION_START), str(npages), str(int(randomly)), "12345",
-                          str(window)], capture_output=True, check=True, timeout=600,
+def touch(tool: str, pid: int, npages: int, randomly: bool,
+          window: int) -> tuple[list[int], list[int]]:
+    out = subprocess.run([tool, str(pid), hex(REGION_START), str(npages), str(int(randomly)),
+                          "12345", str(window)], capture_output=True, check=True, timeout=600,
                          preexec_fn=on_cpus_of(pid)).stdout
     lat = list(struct.unpack(f"<{npages}I", out[:4 * npages]))
     return lat, list(out[4 * npages:])
 
 
-def run_touch(db: str, tool: str, npages: int, randomly: bool, window: int, mode: str = "lazy") -> dict:
+def run_touch(db: str, tool: str, npages: int, randomly: bool, window: int,
+              mode: str = "lazy") -> dict:
     with rematerialize(db, 1, mode=mode, fault_around_pages=window) as proc:
         lat, faulted = touch(tool, proc.pid, npages, randomly, window)
         stats = proc.stats()
         assert proc.written_pages() == [], "reads must never count as writes"
-    fault_us = [x / 1e3 for x, f in zip(lat, faulted) if f]
-    hit_us = [x / 1e3 for x, f in zip(lat, faulted) if not f]
+    fault_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if f]
+    hit_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if not f]
     # pages filled by each fault, from the fault order (same rule as the server)
     per_page = []
     fill = [0] * len(lat)
     idx = [k for k, f in enumerate(faulted) if f]
     filled_counts = _pages_per_fault(npages, randomly, window)
-    for k, count in zip(idx, filled_counts):
+    for k, count in zip(idx, filled_counts, strict=False):
         per_page.append(lat[k] / 1e3 / count)
     del fill
-    return {"faults": len(fault_us), "fault_us_p50": pct(fault_us, 0.5), "fault_us_p99": pct(fault_us, 0.99),
+    return {"faults": len(fault_us), "fault_us_p50": pct(fault_us, 0.5),
+            "fault_us_p99": pct(fault_us, 0.99),
             "per_page_us_p50": pct(per_page, 0.5), "hit_us_p50": pct(hit_us, 0.5),
             "all_touches_us_mean": sum(lat) / len(lat) / 1e3,
             "server_serve_us_p50": stats["serve_us_p50"], "pages_served": stats["pages_served"]}
@@ -267,7 +281,8 @@ def ready_ms(db: str, mode: str = "lazy", runs: int = 5) -> float:
 
 def median_run(db: str, tool: str, npages: int, randomly: bool, window: int, key: str) -> dict:
     """The median of three runs by `key`: on this shared 2-core machine a run can lose a core."""
-    runs = sorted((run_touch(db, tool, npages, randomly, window) for _ in range(3)), key=lambda r: r[key])
+    runs = sorted((run_touch(db, tool, npages, randomly, window) for _ in range(3)),
+                  key=lambda r: r[key])
     return runs[1]
 
 
@@ -300,7 +315,8 @@ def measure_size(db: str, tool: str, size: int, workaround_samples: int) -> dict
             "server_serve_us_p50": rnd["server_serve_us_p50"],
             "fault_us_p50_unpinned": r2(loose["fault_us_p50"]),
         },
-        "workaround_us_per_page_p50": round(run_workaround(db, tool, npages, workaround_samples), 1),
+        "workaround_us_per_page_p50": round(
+            run_workaround(db, tool, npages, workaround_samples), 1),
         "workaround_samples": workaround_samples,
     }
 
@@ -312,7 +328,7 @@ def main() -> None:
     sizes = {"4mib": 4 * MiB, "256mib": 256 * MiB} if args.quick else {
         "4mib": 4 * MiB, "256mib": 256 * MiB, "1gib": 1024 * MiB}
     samples = {"4mib": 300, "256mib": 200, "1gib": 100}  # workaround faults timed per size
-    load_at_start = round(os.getloadavg()[0], 2)
+    load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         tool = os.path.join(tmp, "touch")
         with open(tool + ".c", "w") as f:
@@ -341,23 +357,23 @@ def main() -> None:
         "workaround_us_per_page_p50": head["workaround_us_per_page_p50"],
         "workaround_is_lower_bound": True,
         "workaround_over_wp_async_per_page": round(
-            head["workaround_us_per_page_p50"] / head["sequential"]["page_us_p50_fault_around_64k"], 1),
+            head["workaround_us_per_page_p50"]
+            / head["sequential"]["page_us_p50_fault_around_64k"], 1),
         "eager_ms_256mib": round(eager, 1),
         "ready_ms_64mib": round(ready64, 1),
         "ready_ms_4gib": round(ready4g, 1),
         "headline_size": "256mib",
         "per_size": per_size,
-        "method": ("touches from outside with process_vm_readv (8 bytes per page) by a C helper "
-                   "running on the CPU the page server pins the process to (it stands in for the "
-                   "process's own thread; _unpinned: TTD_NO_PIN=1, the scheduler places them); "
-                   "per fault = touches that faulted, one page per fault, random order, median of 3 runs; "
-                   "per page = fault latency / pages that fault filled, p50, sequential order, 64 KiB "
-                   "window, median of 3 runs; "
-                   "workaround = per fault pagemap read + UFFDIO_COPY(DONTWAKE) + clear_refs 4 + "
-                   "UFFDIO_WAKE, no soft-dirty on this kernel: lower bound; pages 1 KiB random + 3 KiB "
-                   "pattern, zstd + sha256 verified on every fill"),
-        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
-                    "load_average_at_start": load_at_start},
+        "method": ("touches from outside with process_vm_readv (8 bytes per page) by a C "
+                   "helper running on the CPU the page server pins the process to (it stands in "
+                   "for the process's own thread; _unpinned: TTD_NO_PIN=1, the scheduler places "
+                   "them); per fault = touches that faulted, one page per fault, random order, "
+                   "median of 3 runs; per page = fault latency / pages that fault filled, p50, "
+                   "sequential order, 64 KiB window, median of 3 runs; workaround = per fault "
+                   "pagemap read + UFFDIO_COPY(DONTWAKE) + clear_refs 4 + UFFDIO_WAKE, no "
+                   "soft-dirty on this kernel: lower bound; pages 1 KiB random + 3 KiB pattern, "
+                   "zstd + sha256 verified on every fill"),
+        "machine": machine(load_at_start),
     }
     print(json.dumps(result))
 

@@ -42,6 +42,7 @@ sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "bench"))
 
 from lazy_fill import REGION_START, TOUCH_C, make_recording, pct, touch  # noqa: E402
+from machine import load_average, machine  # noqa: E402
 
 from gdb_plugin.remat import PAGE_SIZE, rematerialize  # noqa: E402
 
@@ -60,7 +61,7 @@ def random_faults(db: str, tool: str, npages: int, tracker: str) -> dict:
         lat, faulted = touch(tool, proc.pid, npages, True, 1)
         stats = proc.stats()
         assert proc.written_pages() == [], "reads must never count as writes"
-    fault_us = [x / 1e3 for x, f in zip(lat, faulted) if f]
+    fault_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if f]
     return {"fault_us_p50": pct(fault_us, 0.5), "fault_us_p99": pct(fault_us, 0.99),
             "server_serve_us_p50": stats["serve_us_p50"], "faults": len(fault_us)}
 
@@ -110,7 +111,8 @@ def filled_session(db: str, npages: int, tracker: str, nwritten: int) -> dict:
         stats = proc.stats()
     region = [p for p in written if REGION_START <= p < REGION_START + size]
     assert [p for p in empty if REGION_START <= p < REGION_START + size] == []
-    assert region == pages, f"{tracker}: {len(region)} pages written in the region, {len(pages)} expected"
+    assert region == pages, (f"{tracker}: {len(region)} pages written in the region, "
+                             f"{len(pages)} expected")
     return {"prefill_us_per_page": r2(fill_us_per_page),
             "written_set_ms_nothing_written": r2(empty_ms),
             "written_set_ms": r2(written_ms), "written_pages": nwritten,
@@ -124,7 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     size = (64 if args.quick else 256) * MiB
     npages = size // PAGE_SIZE
-    load_at_start = round(os.getloadavg()[0], 2)
+    load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         tool = os.path.join(tmp, "touch")
         with open(tool + ".c", "w") as f:
@@ -137,7 +139,8 @@ def main() -> None:
         for tracker in TRACKERS:
             faults = all_faults[tracker]
             per_tracker[tracker] = {
-                "fault_us_p50": r2(faults["fault_us_p50"]), "fault_us_p99": r2(faults["fault_us_p99"]),
+                "fault_us_p50": r2(faults["fault_us_p50"]),
+                "fault_us_p99": r2(faults["fault_us_p99"]),
                 "server_serve_us_p50": faults["server_serve_us_p50"],
                 **filled_session(db, npages, tracker, nwritten=npages // 100)}
     wp, diff = per_tracker["wp-async"], per_tracker["diff"]
@@ -167,12 +170,11 @@ def main() -> None:
         "size": name,
         "method": ("faults: random order, one page per fault, touched from outside with "
                    "process_vm_readv by a C helper on the process's CPU (as bench/lazy_fill.py), "
-                   "median of 3 runs; fill per page: prefill of the "
-                   "whole region in 1 MiB copies / pages; written set and clear: whole region "
-                   "filled, 1% of its pages written through /proc/PID/mem, median of 5; pages 1 KiB "
-                   "random + 3 KiB pattern, zstd + sha256 verified on every fill"),
-        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
-                    "load_average_at_start": load_at_start},
+                   "median of 3 runs; fill per page: prefill of the whole region in 1 MiB "
+                   "copies / pages; written set and clear: whole region filled, 1% of its pages "
+                   "written through /proc/PID/mem, median of 5; pages 1 KiB random + 3 KiB "
+                   "pattern, zstd + sha256 verified on every fill"),
+        "machine": machine(load_at_start),
     }
     print(json.dumps(result))
 

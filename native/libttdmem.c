@@ -6,9 +6,18 @@
  * (DESIGN.md "GDB cannot read missing pages"). process_vm_readv does. So:
  *   - pread64 on a /proc/PID/mem descriptor: process_vm_readv first; if that
  *     does not give every byte (e.g. an unreadable page), the real pread;
+ *     a read that fails both ways (a page the page server poisoned, a process
+ *     gone) is EIO at once: gdbserver says "Cannot access memory";
  *   - pwrite64 on one: touch every page with a 1-byte process_vm_readv so it
  *     is present, then the real pwrite (which, unlike process_vm_writev, may
  *     write read-only pages: breakpoints into code).
+ * And, loaded (a constructor):
+ *   - PR_SET_PDEATHSIG(SIGKILL): a gdbserver whose GDB died ends with it (an
+ *     orphaned gdbserver spun at 100% CPU, writing to its log);
+ *   - its log is bounded: when fd 2 is a regular file, RLIMIT_FSIZE stops it
+ *     LOG_MAX bytes past where it stands (writes past it fail with EFBIG;
+ *     SIGXFSZ is ignored). gdbserver writes no other regular file: its writes
+ *     to /proc/PID/mem are not bound by RLIMIT_FSIZE (procfs does not check it).
  * Rules: no allocation, raw syscalls for the work (never the libc wrappers we
  * override), everything else passes through untouched.
  */
@@ -18,12 +27,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #define PAGE_SIZE 4096UL
+#define LOG_MAX (1UL << 20)	/* bytes of gdbserver's log from now on */
+
+__attribute__((constructor)) static void ttdmem_init(void)
+{
+	struct stat st;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(1);	/* the parent died before the prctl */
+	if (fstat(2, &st) == 0 && S_ISREG(st.st_mode)) {
+		off_t at = lseek(2, 0, SEEK_CUR);
+		rlim_t limit = (at > st.st_size ? at : st.st_size) + LOG_MAX;
+		struct rlimit fsize = { limit, limit };
+		signal(SIGXFSZ, SIG_IGN);
+		setrlimit(RLIMIT_FSIZE, &fsize);
+	}
+}
 
 static ssize_t raw_pread(int fd, void *buf, size_t count, off_t off)
 {
@@ -71,6 +102,12 @@ ssize_t pread64(int fd, void *buf, size_t count, off_t off)
 		ssize_t n = remote_read(pid, buf, count, (uint64_t)off);
 		if (n == (ssize_t)count)
 			return n;
+		ssize_t r = raw_pread(fd, buf, count, off);
+		if (r == 0) {	/* the process's memory is gone: a failed read, not an end */
+			errno = EIO;
+			return -1;
+		}
+		return r;	/* what it read, or -1 with its errno (EIO: a page not served) */
 	}
 	return raw_pread(fd, buf, count, off);
 }

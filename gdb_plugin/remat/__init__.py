@@ -5,7 +5,11 @@
 
 Does not import gdb. See client.py for the process's API.
 """
-from gdb_plugin.remat.client import (PAGE_SIZE, RematerializedProcess, RematerializeError,
-                                     rematerialize)
+from gdb_plugin.remat.client import (
+    PAGE_SIZE,
+    RematerializedProcess,
+    RematerializeError,
+    rematerialize,
+)
 
 __all__ = ["PAGE_SIZE", "RematerializedProcess", "RematerializeError", "rematerialize"]

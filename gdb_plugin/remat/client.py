@@ -2,7 +2,7 @@
 filled lazily from the recording and whose written pages are tracked exactly.
 
     from gdb_plugin.remat import rematerialize, RematerializeError
-    with rematerialize(db_path, tick, tid=None, sandbox=True, tracker="auto") as proc:
+    with rematerialize(recording, tick, tid=None, sandbox=True, tracker="auto") as proc:
         proc.pid              # stopped (SIGSTOP), untraced: ready for `gdbserver --attach`
         proc.tracker          # "wp-async" or "diff": how written pages are found
         proc.notice           # one line when "auto" fell back to the diff tracker, else None
@@ -10,8 +10,14 @@ filled lazily from the recording and whose written pages are tracked exactly.
         proc.clear_written()  # forget the writes so far (wp-async: write-protect every
                               # page again; diff: the current bytes become the baseline)
         proc.stats()          # faults, pages served, bytes, serve latency, blocked_syscalls
-        proc.output()         # (stdout, stderr) bytes the process wrote so far
-        proc.drain_output()   # the same, once the pipes are empty (process stopped)
+        proc.take_blocked()   # the blocked system calls since the last take (one call's
+                              # share); the list starts again
+        proc.output()         # (stdout, stderr) bytes the process wrote so far: of each,
+                              # the first and last MiB (output_keep)
+        proc.output_dropped() # (stdout, stderr) bytes left out between them
+        proc.drain_output()   # output(), once the pipes are empty (process stopped)
+        proc.take_output()    # (Captured, Captured) since the last take: one call's output
+                              # with its dropped count; output() starts again
         proc.stack_growth_range()  # (lo, hi) mapped below the recorded [stack], or None
         proc.mem_preload      # native/libttdmem.so: LD_PRELOAD it into gdbserver
         proc.prefill(lo, hi)  # fill [lo, hi) now, clean (e.g. the stack before a call)
@@ -19,12 +25,23 @@ filled lazily from the recording and whose written pages are tracked exactly.
     # leaving the block kills the process and the page server and reaps both
 
 The sandbox (on by default) refuses, with EPERM, every system call that could
-reach outside the process (files, sockets, other processes, fork/clone: new
-threads too); stats()["blocked_syscalls"] lists them as
+reach outside the process (files and looking at them, sockets, other processes,
+fork/clone: new threads too, fcntl commands that signal others, madvise advice
+that reaches past the process, system calls of another ABI: int $0x80, x32;
+native/pageserver/sandbox_filter.c has the list); the called code runs without
+capabilities, as uid and gid 65534 when ttd runs as root.
+stats()["blocked_syscalls"] lists what it refused as
 [{"name": "unlink", "count": 1, "detail": "/tmp/x"}, ...], grouped by (name,
-detail) in first-seen order; detail is the path(s) ("old -> new" for rename,
-link, symlink), "SIGKILL to pid N" for signals, "AF_INET 127.0.0.1:9" for
-socket addresses, "AF_INET SOCK_STREAM" for socket(), or None.
+detail) in first-seen order, the first 100 pairs; stats()["blocked_syscalls_left_out"]
+= {"distinct": N, "calls": M} counts the rest. detail is the path(s) ("old -> new"
+for rename, link, symlink), "SIGKILL to pid N" for signals, "AF_INET 127.0.0.1:9"
+for socket addresses, "AF_INET SOCK_STREAM" for socket(), "F_SETOWN pid N on fd 3"
+for fcntl, "MADV_HWPOISON" for madvise, or None; name is "i386 system call 11
+(execve)" or "x32 system call 59 (execve)" for another ABI's calls. Details keep
+their bytes (control characters too: escape them before printing).
+
+The process may map the recording's size plus mem_margin (1 GiB): past that an
+allocation fails with ENOMEM.
 
 Trackers: "wp-async" (exact: every write counts, even one that leaves the bytes
 equal) needs UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN (Linux 6.7+); "diff" works
@@ -45,47 +62,44 @@ The process is in a group stop: after `gdbserver --attach` the first resume
 reports a SIGSTOP that GDB must swallow (`handle SIGSTOP nostop noprint nopass`).
 Never detach gdbserver from it (DESIGN.md); kill it, or leave the block.
 
+`recording` is a snapshotdb.db.Recording (open_recording(); it stays open) or a
+path (opened and closed here).
+
 This module does not import gdb. The work is done by native/ttd-pageserver (see
-its header for the control protocol): this side reads the layout and the
-registers from snapshotdb, sends them in one binary spec, and talks to the
-server over a socket. The server reads page contents from the SQLite file itself.
+native/pageserver/main.c for the control protocol): this side reads the layout and
+the registers from snapshotdb, sends them in one binary spec (spec.py, the contract),
+and talks to the server over a socket. The server reads page contents from the
+SQLite file itself. Modes other than "lazy" run native/ttd-pageserver-bench.
 """
 from __future__ import annotations
 
 import json
 import os
 import socket
-import struct
-import select
 import subprocess
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from gdb_plugin.remat import spec
+from gdb_plugin.remat.output import KEEP_HEAD, Captured, Drain
 from snapshotdb import queries
-from snapshotdb.db import is_url, open_engine
+from snapshotdb.db import Recording, open_recording
 from snapshotdb.errors import RecordingError
-from sqlalchemy.orm import Session
+from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE
 
 NATIVE = Path(__file__).resolve().parents[2] / "native"
 PAGESERVER = NATIVE / "ttd-pageserver"
+PAGESERVER_BENCH = NATIVE / "ttd-pageserver-bench"  # with the modes but lazy
 STUB = NATIVE / "ttd-stub"
 MEM_PRELOAD = NATIVE / "libttdmem.so"
 
 PAGE_SIZE = 4096
 VSYSCALL_START = 0xFFFFFFFFFF600000  # the kernel's [vsyscall] page: not restorable, skipped
-GPREGS_SIZE = 216  # struct user_regs_struct
-FPREGS_SIZE = 512  # struct user_fpregs_struct
-MODES = {"lazy": 0, "eager": 1, "workaround": 2}
+MODES = spec.MODES
 DEFAULT_FAULT_AROUND_PAGES = 16  # 64 KiB; bench/lazy_fill.py measures whether it pays
+DEFAULT_MEM_MARGIN = 1 << 30  # bytes the process may map past the recording's size
 READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
-
-# struct spec_head in native/ttd-pageserver.c; then maps, auxv, xstate, db path
-SPEC_HEAD = struct.Struct(f"<8sQIIIIIIII11Q{GPREGS_SIZE}s{FPREGS_SIZE}s")
-# struct stub_map in native/layout.h
-SPEC_MAP = struct.Struct("<QQII")
-MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
-             "start_stack", "arg_start", "arg_end", "env_start", "env_end")
 PROT = {"r": 1, "w": 2, "x": 4}
 
 
@@ -97,8 +111,7 @@ def _prot(perms: str) -> int:
     return sum(PROT[c] for c in perms[:3] if c in PROT)
 
 
-SPEC_SANDBOX = 1  # spec flags: install the seccomp sandbox
-SPEC_TRACKER = {"auto": 0, "diff": 2, "wp-async": 4}
+SPEC_TRACKER = spec.TRACKER_FLAGS  # the tracker asked for: auto, diff, wp-async
 STACK_MAX = 8 << 20  # a live stack's usual limit (ulimit -s 8192)
 NOTICE = ("ttd: this kernel lacks {missing} (Linux >= 6.7); using the diff tracker: "
           "writes that leave bytes unchanged are not seen.")
@@ -117,84 +130,46 @@ def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
     return (lo, stack.start) if lo < stack.start else None
 
 
-def _build_spec(db_path: str, tick: int, tid: int | None, mode: str,
-                fault_around_pages: int, sandbox: bool = True,
-                tracker: str = "auto") -> tuple[bytes, tuple[int, int] | None]:
+@dataclass(frozen=True)
+class Options:
+    """How rematerialize() builds the process (see its docstring)."""
+
+    tid: int | None = None
+    mode: str = "lazy"
+    fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES
+    sandbox: bool = True
+    tracker: str = "auto"
+    mem_margin: int = DEFAULT_MEM_MARGIN
+    output_keep: int = KEEP_HEAD
+
+
+def _build_spec(recording: Recording, tick: int,
+                opts: Options) -> tuple[bytes, tuple[int, int] | None]:
     """The layout and registers at `tick`, packed for ttd-pageserver; the stack's room to grow."""
-    engine = open_engine(db_path, readonly=True)
-    try:
-        with Session(engine) as session:
-            snap = queries.snapshot_at(session, tick)
-            thread = queries.thread_at(snap, tid)
-            maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
-            mm = [getattr(snap, name) for name in MM_FIELDS]
-            growth = _stack_growth(maps, snap.start_stack)
-            regions = sorted([(m.start, m.end, _prot(m.perms)) for m in maps]
-                             + ([(*growth, PROT["r"] | PROT["w"])] if growth else []))
-            auxv, gpregs, fpregs = bytes(snap.auxv), bytes(thread.gpregs), bytes(thread.fpregs)
-            xstate = bytes(thread.xstate) if thread.xstate else b""
-    finally:
-        engine.dispose()
+    with recording.session() as session:
+        snap = queries.snapshot_at(session, tick)
+        thread = queries.thread_at(snap, opts.tid)
+        maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
+        mm = [getattr(snap, name) for name in spec.MM_FIELDS]
+        growth = _stack_growth(maps, snap.start_stack)
+        regions = sorted([(m.start, m.end, _prot(m.perms)) for m in maps]
+                         + ([(*growth, PROT["r"] | PROT["w"])] if growth else []))
+        auxv, gpregs, fpregs = bytes(snap.auxv), bytes(thread.gpregs), bytes(thread.fpregs)
+        xstate = bytes(thread.xstate) if thread.xstate else b""
     if len(gpregs) != GPREGS_SIZE or len(fpregs) != FPREGS_SIZE:
         raise RematerializeError(
             f"Corrupt recording: thread {thread.tid} at tick {tick} has {len(gpregs)} bytes of "
-            f"general registers and {len(fpregs)} of FP registers ({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
-    path = os.fsencode(os.path.abspath(db_path))
-    flags = (SPEC_SANDBOX if sandbox else 0) | SPEC_TRACKER[tracker]
-    head = SPEC_HEAD.pack(b"TTDSPEC1", tick, len(regions), len(auxv), len(xstate), len(path),
-                          MODES[mode], fault_around_pages, thread.tid, flags, *mm, gpregs, fpregs)
-    body = b"".join(SPEC_MAP.pack(start, end, prot, 1) for start, end, prot in regions)
+            f"general registers and {len(fpregs)} of FP registers "
+            f"({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
+    path = os.fsencode(recording.path)
+    flags = (spec.FLAGS["SPEC_SANDBOX"] if opts.sandbox else 0) | SPEC_TRACKER[opts.tracker]
+    head = spec.pack_head(tick=tick, nr_maps=len(regions), auxv_size=len(auxv),
+                          xstate_size=len(xstate), db_path_size=len(path),
+                          mode=MODES[opts.mode], fault_around_pages=opts.fault_around_pages,
+                          rec_tid=thread.tid, flags=flags, mem_margin=opts.mem_margin, mm=mm,
+                          gpregs=gpregs, fpregs=fpregs)
+    body = b"".join(spec.pack_map(start, end, prot) for start, end, prot in regions)
     return head + body + auxv + xstate + path, growth
-
-
-class _Drain(threading.Thread):
-    """Collects what the process writes to one pipe, so it never blocks on a full pipe.
-
-    Every read happens under the lock and without blocking (the thread waits in poll),
-    so take_now() can empty the pipe itself: when it returns, everything that was in
-    the pipe has been appended."""
-
-    def __init__(self, fd: int):
-        super().__init__(daemon=True)
-        os.set_blocking(fd, False)
-        self.fd = fd
-        self.chunks: list[bytes] = []
-        self.lock = threading.Lock()
-        self.closed = False  # EOF seen, fd closed
-
-    def run(self) -> None:
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        while True:
-            poller.poll()
-            with self.lock:
-                self._take()
-                if self.closed:
-                    return
-
-    def _take(self) -> None:
-        """Read what the pipe holds now (lock held)."""
-        while not self.closed:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            if not data:
-                self.closed = True
-                os.close(self.fd)
-                return
-            self.chunks.append(data)
-
-    def take_now(self, timeout: float) -> None:
-        if self.lock.acquire(timeout=timeout):
-            try:
-                self._take()
-            finally:
-                self.lock.release()
-
-    def data(self) -> bytes:
-        with self.lock:
-            return b"".join(self.chunks)
 
 
 class RematerializedProcess:
@@ -202,7 +177,7 @@ class RematerializedProcess:
 
     mem_preload = str(MEM_PRELOAD)
 
-    def __init__(self, server: subprocess.Popen, ctl: socket.socket, out: _Drain, err: _Drain):
+    def __init__(self, server: subprocess.Popen, ctl: socket.socket, out: Drain, err: Drain):
         self._server = server
         self._ctl = ctl
         self._ctl_file = ctl.makefile("rb")
@@ -224,11 +199,12 @@ class RematerializedProcess:
         self._ctl.settimeout(timeout)
         try:
             line = self._ctl_file.readline()
-        except (TimeoutError, socket.timeout):
-            raise RematerializeError(
-                f"ttd-pageserver did not answer within {timeout:.0f} s (pid {self._server.pid}).") from None
+        except TimeoutError:
+            raise RematerializeError(f"ttd-pageserver did not answer within {timeout:.0f} s "
+                                     f"(pid {self._server.pid}).") from None
         if not line:
-            raise RematerializeError("ttd-pageserver ended without a word: run it with TTD_DEBUG=1 to see why.")
+            raise RematerializeError(
+                "ttd-pageserver ended without a word: run it with TTD_DEBUG=1 to see why.")
         return line.decode(errors="replace").rstrip("\n")
 
     def _reply(self, line: str) -> str:
@@ -239,17 +215,20 @@ class RematerializedProcess:
             status, _, stats = line[5:].partition(" ")
             self.exit_status = int(status)
             self._final_stats = json.loads(stats)
-            raise RematerializeError(f"The process has ended ({_describe_status(self.exit_status)}).")
+            raise RematerializeError(self._ended())
         if line.startswith("ERROR "):
             self._error = line[6:]
             raise RematerializeError(self._error)
         raise RematerializeError(f"ttd-pageserver said something unexpected: {line!r}")
 
+    def _ended(self) -> str:
+        return f"The process has ended ({_describe_status(self.exit_status)})."
+
     def _request(self, what: str, timeout: float = REQUEST_TIMEOUT_S) -> str:
         if self._error:
             raise RematerializeError(self._error)
         if self.exit_status is not None:
-            raise RematerializeError(f"The process has ended ({_describe_status(self.exit_status)}).")
+            raise RematerializeError(self._ended())
         try:
             self._ctl.sendall(what.encode() + b"\n")
         except OSError:
@@ -285,23 +264,53 @@ class RematerializedProcess:
         """faults, pages_served, zero_pages, bytes, serve_us_p50/p99/max/mean (server side).
 
         Still answers after the process has ended (the server's last word carries them)."""
+        live = self._live_json("STATS")
+        return live if live is not None else dict(self._final_stats)
+
+    def _live_json(self, request: str) -> dict | None:
+        """The JSON answer to `request`, or None when the process has ended (then the
+        server's last word, self._final_stats, holds what there is)."""
         if self._final_stats is None:
             try:
-                return json.loads(self._request("STATS"))
+                return json.loads(self._request(request))
             except RematerializeError:
                 if self._final_stats is None:
                     raise
-        return dict(self._final_stats)
+        return None
+
+    def take_blocked(self) -> dict:
+        """What the sandbox refused since the last take (one call's share):
+        {"sandbox": bool, "blocked_syscalls": [...], "blocked_syscalls_left_out":
+        {"distinct": N, "calls": M}}; the list starts again (stats() shows it too).
+        After the process's end: what its last word had, once."""
+        live = self._live_json("TAKE_BLOCKED")
+        if live is not None:
+            return live
+        final = self._final_stats
+        taken = {"sandbox": final.get("sandbox", False),
+                 "blocked_syscalls": final.get("blocked_syscalls", []),
+                 "blocked_syscalls_left_out": final.get("blocked_syscalls_left_out",
+                                                        {"distinct": 0, "calls": 0})}
+        final["blocked_syscalls"] = []
+        final["blocked_syscalls_left_out"] = {"distinct": 0, "calls": 0}
+        return taken
 
     def prefill(self, rec_start: int, rec_end: int) -> None:
         """Fill the pages of [rec_start, rec_end) now, as faults would (clean, not written)."""
         self._request(f"FILL {rec_start:x} {rec_end:x}")
 
     def output(self) -> tuple[bytes, bytes]:
-        return self._out.data(), self._err.data()
+        """What the process wrote to fds 1 and 2 so far (since the last take_output()):
+        of each, the first and the last output_keep bytes (output_dropped() counts what
+        was left out between them)."""
+        return self._out.captured().data, self._err.captured().data
+
+    def output_dropped(self) -> tuple[int, int]:
+        """Bytes of stdout and stderr left out of output() (0 when it has everything)."""
+        return self._out.captured().dropped, self._err.captured().dropped
 
     def drain_output(self, timeout: float = 1.0) -> tuple[bytes, bytes]:
-        """Everything written to fds 1 and 2 so far, once the pipes are empty.
+        """output(), once the pipes are empty.
 
         Call it while the process is stopped (or gone): what it wrote is then in the
         pipes or taken already; this takes the rest itself (waiting at most `timeout`
@@ -309,6 +318,14 @@ class RematerializedProcess:
         for drain in (self._out, self._err):
             drain.take_now(timeout)
         return self.output()
+
+    def take_output(self, timeout: float = 1.0) -> tuple[Captured, Captured]:
+        """What was written to fds 1 and 2 since the last take (one call's output), once
+        the pipes are empty (as drain_output), each with its count of bytes left out;
+        output() starts again from here."""
+        for drain in (self._out, self._err):
+            drain.take_now(timeout)
+        return self._out.take(), self._err.take()
 
     def stack_growth_range(self) -> tuple[int, int] | None:
         """[lo, hi) mapped below the recorded [stack] so that it can grow (zero pages,
@@ -347,6 +364,7 @@ class RematerializedProcess:
         self._err.join(10.0)
 
 def _describe_status(status: int) -> str:
+    """"exited with code 3", "killed by signal 9"."""
     if os.WIFEXITED(status):
         return f"exited with code {os.WEXITSTATUS(status)}"
     if os.WIFSIGNALED(status):
@@ -359,13 +377,12 @@ class Rematerialization:
     error (RematerializeError) comes from the `with` statement; __exit__ kills and
     reaps the process and the page server."""
 
-    def __init__(self, db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int,
-                 sandbox: bool, tracker: str):
-        self.args = (db_path, tick, tid, mode, fault_around_pages, sandbox, tracker)
+    def __init__(self, recording: Recording | str, tick: int, opts: Options):
+        self.recording, self.tick, self.opts = recording, tick, opts
         self.proc: RematerializedProcess | None = None
 
     def __enter__(self) -> RematerializedProcess:
-        self.proc = _open(*self.args)
+        self.proc = _open(self.recording, self.tick, self.opts)
         return self.proc
 
     def __exit__(self, *exc) -> None:
@@ -373,54 +390,83 @@ class Rematerialization:
             self.proc.close()
 
 
-def rematerialize(db_path: str | os.PathLike, tick: int, tid: int | None = None, *,
-                  mode: str = "lazy", fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES,
-                  sandbox: bool = True, tracker: str = "auto") -> Rematerialization:
+def rematerialize(recording: Recording | str | os.PathLike | None = None, tick: int | None = None,
+                  tid: int | None = None, *, mode: str = "lazy",
+                  fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES, sandbox: bool = True,
+                  tracker: str = "auto", mem_margin: int = DEFAULT_MEM_MARGIN,
+                  output_keep: int = KEEP_HEAD,
+                  db_path: str | os.PathLike | None = None) -> Rematerialization:
     """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
 
-    Use as `with rematerialize(...) as proc:`. mode "lazy" is what ttd uses; "eager"
+    Use as `with rematerialize(...) as proc:`. `recording` is an open Recording (it
+    stays open) or the path of one. mode "lazy" is what ttd uses; "eager"
     (fill everything first) and "workaround" (the soft-dirty workaround per fault)
     exist for bench/lazy_fill.py. sandbox (on by default) installs a seccomp filter:
     system calls that only affect the process pass, the others fail with EPERM and are
     listed in stats()["blocked_syscalls"]; sandbox=False lets the process reach
     outside (the user asked for side effects). tracker: "auto", "wp-async" or "diff"
-    (see the module docstring). Raises RematerializeError with a one-line message.
+    (see the module docstring). mem_margin: bytes the process may map past the
+    recording's mapped size (RLIMIT_AS and RLIMIT_DATA; an allocation past it fails
+    with ENOMEM). output_keep: bytes kept of the start and of the end of each of fds 1
+    and 2 (output.py). db_path: the first argument's old name (a path), still taken.
+    Raises RematerializeError with a one-line message.
     """
+    if recording is None:
+        recording = db_path
+    if recording is None or tick is None:
+        raise TypeError("rematerialize() needs a recording (or db_path) and a tick")
     if tracker not in SPEC_TRACKER:
         raise RematerializeError(
             f"Unknown tracker '{tracker}': use one of {', '.join(SPEC_TRACKER)}.")
-    return Rematerialization(os.fspath(db_path), tick, tid, mode, fault_around_pages, sandbox,
-                             tracker)
+    if mode not in MODES:
+        raise RematerializeError(f"Unknown mode '{mode}': use one of {', '.join(MODES)}.")
+    if mem_margin < 0:
+        raise RematerializeError(f"Invalid memory margin {mem_margin}: a number of bytes >= 0.")
+    if not isinstance(recording, Recording):
+        recording = os.fspath(recording)
+    return Rematerialization(recording, tick, Options(tid, mode, fault_around_pages, sandbox,
+                                                      tracker, mem_margin, output_keep))
 
 
-def _open(db_path: str, tick: int, tid: int | None, mode: str, fault_around_pages: int,
-          sandbox: bool, tracker: str) -> RematerializedProcess:
-    if is_url(db_path):
-        raise RematerializeError(
-            f"'{db_path}' is not a local SQLite file: the page server reads SQLite only; "
-            "copy the recording to a local file first.")
-    if not PAGESERVER.exists() or not STUB.exists():
-        raise RematerializeError(f"{PAGESERVER} is not built: run make -C {NATIVE}")
+def _open(recording: Recording | str, tick: int, opts: Options) -> RematerializedProcess:
+    server = PAGESERVER if opts.mode == "lazy" else PAGESERVER_BENCH
+    if not server.exists() or not STUB.exists():
+        raise RematerializeError(f"{server} is not built: run make -C {NATIVE}")
+    name = recording.name if isinstance(recording, Recording) else recording
     try:
-        spec, growth = _build_spec(db_path, tick, tid, mode, fault_around_pages, sandbox, tracker)
+        if isinstance(recording, Recording):
+            spec_bytes, growth = _build_local(recording, tick, opts)
+        else:
+            with open_recording(recording) as opened:
+                spec_bytes, growth = _build_local(opened, tick, opts)
     except RematerializeError:
         raise
     except RecordingError as exc:
         raise RematerializeError(str(exc)) from exc
     except OSError as exc:
-        raise RematerializeError(f"Cannot read the recording '{db_path}': {exc.strerror}.") from exc
-    proc = _start(spec)
+        raise RematerializeError(f"Cannot read the recording '{name}': {exc.strerror}.") from exc
+    proc = _start(server, spec_bytes, opts.output_keep)
     proc._stack_growth = growth
     return proc
 
 
-def _start(spec: bytes) -> RematerializedProcess:
+def _build_local(recording: Recording, tick: int,
+                 opts: Options) -> tuple[bytes, tuple[int, int] | None]:
+    """_build_spec for a recording in a local SQLite file: the page server reads that file."""
+    if recording.path is None:
+        raise RematerializeError(
+            f"'{recording.name}' is not a local SQLite file: the page server reads SQLite only; "
+            "copy the recording to a local file first.")
+    return _build_spec(recording, tick, opts)
+
+
+def _start(server_path: Path, spec_bytes: bytes, output_keep: int) -> RematerializedProcess:
     ours, theirs = socket.socketpair()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
         server = subprocess.Popen(
-            [str(PAGESERVER), "--out-fd", str(out_w), "--err-fd", str(err_w)],
+            [str(server_path), "--out-fd", str(out_w), "--err-fd", str(err_w)],
             stdin=theirs.fileno(), stdout=subprocess.DEVNULL,
             stderr=None if os.environ.get("TTD_DEBUG") else subprocess.DEVNULL,
             pass_fds=(out_w, err_w), close_fds=True)
@@ -428,12 +474,12 @@ def _start(spec: bytes) -> RematerializedProcess:
         theirs.close()
         os.close(out_w)
         os.close(err_w)
-    out, err = _Drain(out_r), _Drain(err_r)
+    out, err = Drain(out_r, output_keep, output_keep), Drain(err_r, output_keep, output_keep)
     out.start()
     err.start()
     proc = RematerializedProcess(server, ours, out, err)
     try:
-        ours.sendall(spec)
+        ours.sendall(spec_bytes)
         proc._wait_ready()
     except BaseException:
         proc.close()

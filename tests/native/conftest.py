@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from gdb_plugin.remat import rematerialize
 from tests.conftest import TOP, require
 from tests.native.recording_fixture import record
 
@@ -74,3 +75,56 @@ def escape_recording(native_build, build_target, tmp_path_factory):
 def newmem_recording(native_build, build_target, tmp_path_factory):
     """remat_newmem recorded at its int3 (tick 1), before it maps new memory."""
     return record_target(build_target, tmp_path_factory, "remat_newmem", exit_code=0, ticks=1)
+
+
+# How written pages are found (gdb_plugin/remat/client.py): forced, and the diff
+# tracker chosen by "auto" on a kernel that lacks what wp-async needs (testing knobs).
+TRACKERS = {
+    "wp-async": ({"tracker": "wp-async"}, {}),
+    "diff": ({"tracker": "diff"}, {}),
+    "diff-auto-no-wp-async": ({}, {"TTD_UFFD_FEATURES_MASK": hex(0x1FFFF & ~(1 << 15))}),
+    "diff-auto-no-pagemap-scan": ({}, {"TTD_NO_PAGEMAP_SCAN": "1"}),
+}
+
+
+@pytest.fixture(params=list(TRACKERS))
+def remat(request, monkeypatch):
+    """rematerialize() with each tracker; remat.tracker is the one that must run."""
+    kwargs, env = TRACKERS[request.param]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    def start(db_path, tick, **more):
+        return _checked(rematerialize(db_path, tick, **kwargs, **more), start.tracker)
+    start.tracker = "wp-async" if request.param == "wp-async" else "diff"
+    return start
+
+
+class _checked:
+    """A rematerialization whose process must run the given tracker."""
+
+    def __init__(self, cm, tracker: str):
+        self.cm, self.tracker = cm, tracker
+
+    def __enter__(self):
+        proc = self.cm.__enter__()
+        try:
+            assert proc.tracker == self.tracker
+        except BaseException:
+            self.cm.__exit__(None, None, None)
+            raise
+        return proc
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc)
+
+
+@pytest.fixture(scope="session")
+def holes_recording(native_build, build_target, tmp_path_factory):
+    """remat_holes recorded at its int3 (tick 1) and killed there; the addresses of the
+    `action` and `arg` its rematerialized runs read (result.action, result.arg)."""
+    result = record_target(build_target, tmp_path_factory, "remat_holes", exit_code=-9, ticks=1,
+                           max_ticks=1)
+    words = dict(w.split(b"=") for w in result.stdout.split(b"\n", 1)[0].split())
+    result.action, result.arg = int(words[b"action"], 16), int(words[b"arg"], 16)
+    return result

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from snapshotdb.db import open_engine
 from snapshotdb.models import Mapping, PageContent, PageVersion, Recording, Snapshot, Thread
 from snapshotdb.pages import PAGE_SIZE, ZERO_PAGE, encode
+from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE, XSTATE_MAX_SIZE
 
 PTRACE_TRACEME, PTRACE_CONT, PTRACE_GETREGS, PTRACE_GETFPREGS = 0, 7, 12, 14
 PTRACE_ATTACH, PTRACE_DETACH, PTRACE_GETREGSET = 16, 17, 0x4204
@@ -44,10 +45,10 @@ def ptrace(request: int, pid: int, target_addr: int = 0, data=None) -> int:
 
 def get_regs(pid: int) -> tuple[bytes, bytes, bytes]:
     """(gpregs, fpregs, xstate) of a ptrace-stopped thread."""
-    gp = ctypes.create_string_buffer(216)
-    fp = ctypes.create_string_buffer(512)
-    xs = ctypes.create_string_buffer(16384)
-    iov = _IoVec(ctypes.cast(xs, ctypes.c_void_p), 16384)
+    gp = ctypes.create_string_buffer(GPREGS_SIZE)
+    fp = ctypes.create_string_buffer(FPREGS_SIZE)
+    xs = ctypes.create_string_buffer(XSTATE_MAX_SIZE)
+    iov = _IoVec(ctypes.cast(xs, ctypes.c_void_p), XSTATE_MAX_SIZE)
     ptrace(PTRACE_GETREGS, pid, 0, gp)
     ptrace(PTRACE_GETFPREGS, pid, 0, fp)
     ptrace(PTRACE_GETREGSET, pid, NT_X86_XSTATE, ctypes.byref(iov))
@@ -61,6 +62,7 @@ class MapLine:
     perms: str
     offset: int
     path: str
+    inode: int = 0
 
 
 def read_maps(pid: int) -> list[MapLine]:
@@ -71,7 +73,7 @@ def read_maps(pid: int) -> list[MapLine]:
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
             path = parts[5].strip() if len(parts) > 5 else ""
             if lo < VSYSCALL_START:  # [vsyscall] is the kernel's, not the program's
-                out.append(MapLine(lo, hi, parts[1], int(parts[2], 16), path))
+                out.append(MapLine(lo, hi, parts[1], int(parts[2], 16), path, int(parts[4])))
     return out
 
 
@@ -144,7 +146,8 @@ class _Writer:
                             auxv=t.auxv, **mm_fields(pid, t.maps))
             s.add(snap)
             s.flush()
-            s.add(Thread(snapshot_id=snap.id, tid=pid, name="target", gpregs=gp, fpregs=fp, xstate=xs))
+            s.add(Thread(snapshot_id=snap.id, tid=pid, name="target", gpregs=gp, fpregs=fp,
+                         xstate=xs))
             for m in t.maps:
                 s.add(Mapping(snapshot_id=snap.id, start=m.start, end=m.end, perms=m.perms,
                               offset=m.offset, path=m.path))
@@ -160,7 +163,8 @@ class _Writer:
                 s.add(row)
                 s.flush()
                 self.content_ids[digest] = row.id
-            s.add(PageVersion(address=rec_addr, first_tick=t.tick, content_id=self.content_ids[digest]))
+            s.add(PageVersion(address=rec_addr, first_tick=t.tick,
+                              content_id=self.content_ids[digest]))
         for rec_addr in self.previous.keys() - t.pages.keys():
             s.add(PageVersion(address=rec_addr, first_tick=t.tick, content_id=None))
         self.previous = dict(t.pages)
@@ -206,7 +210,8 @@ def _snapshot(pid: int, tick: int, writer: _Writer) -> RecordedTick:
     maps = read_maps(pid)
     with open(f"/proc/{pid}/auxv", "rb") as f:
         auxv = f.read()
-    t = RecordedTick(tick=tick, regs=get_regs(pid), maps=maps, pages=read_pages(pid, maps), auxv=auxv)
+    t = RecordedTick(tick=tick, regs=get_regs(pid), maps=maps, pages=read_pages(pid, maps),
+                     auxv=auxv)
     writer.write(pid, t)
     return t
 
@@ -234,7 +239,8 @@ def process_vm_readv(pid: int, target_addr: int, length: int) -> bytes:
     n = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
     if n != length:
         err = ctypes.get_errno()
-        raise OSError(err, f"process_vm_readv({pid}, {target_addr:#x}, {length}) = {n}: {os.strerror(err)}")
+        raise OSError(err, f"process_vm_readv({pid}, {target_addr:#x}, {length}) = {n}: "
+                           f"{os.strerror(err)}")
     return buf.raw
 
 

@@ -5,111 +5,42 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import sqlite3
 import struct
-import subprocess
-import sys
-import pytest
 
+import pytest
 from sqlalchemy.orm import Session
 
 from gdb_plugin.remat import RematerializeError, rematerialize
 from snapshotdb import queries
 from snapshotdb.db import open_engine
-from snapshotdb.pages import PAGE_SIZE, encode
-from snapshotdb.reader import PageReader
-from tests.conftest import TOP, VENV_PYTHON, require
-from tests.native.recording_fixture import (attach_stopped, detach_stopped, get_regs,
-                                            process_vm_readv, process_vm_writev)
+from snapshotdb.pages import PAGE_SIZE
+from snapshotdb.regs import GPREG_NAMES
+from tests.native.helpers import (
+    alive,
+    db_bytes,
+    proc_maps,
+    readable,
+    region_of,
+    stopped,
+    stopped_again,
+    wait_for,
+)
+from tests.native.recording_fixture import (
+    attach_stopped,
+    detach_stopped,
+    get_regs,
+    process_vm_readv,
+    process_vm_writev,
+)
 
 pytestmark = pytest.mark.timeout(120)
-
-GPREG_NAMES = ("r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs "
-               "eflags rsp ss fs_base gs_base ds es fs gs").split()
-STUB_IMAGE_START = 0x2F0000000000
-
-
-def region_of(recording) -> int:
-    """The address of remat_target's 1 MiB mmap region (it prints it)."""
-    return int(re.search(rb"region=(0x[0-9a-f]+)", recording.stdout).group(1), 16)
-
-
-def readable(maps):
-    return [m for m in maps if m.perms[0] == "r"]
-
-
-def db_bytes(db_path, tick: int, start: int, end: int) -> bytes:
-    engine = open_engine(db_path)
-    try:
-        with PageReader(engine, tick) as reader:
-            return reader.read(start, end - start)
-    finally:
-        engine.dispose()
-
-
-def proc_maps(pid: int) -> list[tuple[int, int, str, int, str]]:
-    out = []
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split(None, 5)
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            out.append((lo, hi, parts[1], int(parts[4]), parts[5].strip() if len(parts) > 5 else ""))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 # ---- memory -------------------------------------------------------------------------
 
 # How written pages are found (gdb_plugin/remat/client.py): forced, and the diff
 # tracker chosen by "auto" on a kernel that lacks what wp-async needs (testing knobs).
-TRACKERS = {
-    "wp-async": ({"tracker": "wp-async"}, {}),
-    "diff": ({"tracker": "diff"}, {}),
-    "diff-auto-no-wp-async": ({}, {"TTD_UFFD_FEATURES_MASK": hex(0x1FFFF & ~(1 << 15))}),
-    "diff-auto-no-pagemap-scan": ({}, {"TTD_NO_PAGEMAP_SCAN": "1"}),
-}
-
-
-@pytest.fixture(params=list(TRACKERS))
-def remat(request, monkeypatch):
-    """rematerialize() with each tracker; remat.tracker is the one that must run."""
-    kwargs, env = TRACKERS[request.param]
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-
-    def start(db_path, tick, **more):
-        return _checked(rematerialize(db_path, tick, **kwargs, **more), start.tracker)
-    start.tracker = "wp-async" if request.param == "wp-async" else "diff"
-    return start
-
-
-class _checked:
-    """A rematerialization whose process must run the given tracker."""
-
-    def __init__(self, cm, tracker: str):
-        self.cm, self.tracker = cm, tracker
-
-    def __enter__(self):
-        proc = self.cm.__enter__()
-        try:
-            assert proc.tracker == self.tracker
-        except BaseException:
-            self.cm.__exit__(None, None, None)
-            raise
-        return proc
-
-    def __exit__(self, *exc):
-        return self.cm.__exit__(*exc)
-
 
 
 def test_every_page_equals_the_recording_at_the_tick(remat, recording):
@@ -229,11 +160,6 @@ def test_diff_tracker_clear_written_takes_the_current_bytes_as_baseline(recordin
         assert proc.stats()["baseline_pages"] >= 2
 
 
-def stopped_again(proc) -> None:
-    os.kill(proc.pid, signal.SIGCONT)
-    wait_for(lambda: stopped(proc.pid), "its SIGSTOP")
-
-
 @pytest.mark.parametrize("tracker", ["wp-async", "diff"])
 def test_new_memory_of_the_process_counts_as_written(newmem_recording, tracker):
     """Pages of a mapping made after the tick and of heap growth: written ones count,
@@ -325,8 +251,8 @@ def test_registers_equal_the_recorded_ones(recording):
         finally:
             detach_stopped(proc.pid)
         assert proc.stats()["xstate_restored"] is True
-    now = dict(zip(GPREG_NAMES, struct.unpack("<27Q", gp)))
-    then = dict(zip(GPREG_NAMES, struct.unpack("<27Q", rec_gp)))
+    now = dict(zip(GPREG_NAMES, struct.unpack("<27Q", gp), strict=True))
+    then = dict(zip(GPREG_NAMES, struct.unpack("<27Q", rec_gp), strict=True))
     assert now.pop("orig_rax") == 2**64 - 1  # no syscall restart on resume
     then.pop("orig_rax")
     assert now == then
@@ -359,8 +285,8 @@ def test_every_mapping_at_its_address_with_its_protection_as_anonymous_memory(re
     for m in tick.maps:
         covering = [e for e in now if e[0] < m.end and e[1] > m.start]
         assert covering and covering[0][0] <= m.start and covering[-1][1] >= m.end, m
-        assert all(e[1] == n[0] for e, n in zip(covering, covering[1:])), m  # no holes
-        for lo, hi, perms, inode, path in covering:
+        assert all(e[1] == n[0] for e, n in zip(covering[:-1], covering[1:], strict=True)), m
+        for _lo, _hi, perms, inode, path in covering:
             assert perms == m.perms, (m, perms)
             assert inode == 0 and path in ("", "[heap]", "[stack]"), (m, path)
 
@@ -414,21 +340,6 @@ def test_runs_from_the_tick_to_its_exit_with_the_recorded_output(remat, recordin
     assert err == b"bye\n"
 
 
-def wait_for(condition, what: str, timeout: float = 30.0) -> None:
-    """Wait for an event the test cannot be told about otherwise (bounded, not timed)."""
-    import time
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def stopped(pid: int) -> bool:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] == "T"
-
-
 def test_pages_dropped_by_the_process_read_as_zeros_and_count_as_written(remat, mm_recording):
     """madvise(MADV_DONTNEED) after the tick: those pages must read as zeros (not as
     recorded) and, once touched, count as written (they differ from the recording)."""
@@ -467,282 +378,19 @@ def test_nothing_is_left_behind(recording):
     assert sorted(os.listdir("/proc/self/fd")) == fds_before
 
 
-# ---- the sandbox -----------------------------------------------------------------
-
-
-def test_sandbox_refuses_what_reaches_outside_and_counts_it(sandbox_recording):
-    base = sandbox_recording.base
-    open(base + ".keep", "w").close()
-    try:
-        with rematerialize(sandbox_recording.db_path, 1) as proc:  # the sandbox is the default
-            os.kill(proc.pid, signal.SIGCONT)
-            status = proc.wait_exit(timeout=30)
-            out = proc.output()[0].splitlines()[-1]
-            blocked = proc.stats()["blocked_syscalls"]
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert out == b"open -1 1 unlink -1 1 kill-parent -1 1 kill-self 0 fork -1 1"
-        assert os.path.exists(base + ".keep") and not os.path.exists(base + ".new")
-        assert blocked == [
-            {"name": "openat", "count": 1, "detail": base + ".new"},
-            {"name": "unlink", "count": 1, "detail": base + ".keep"},
-            {"name": "kill", "count": 1, "detail": f"signal 0 to pid {proc.server_pid}"},
-            {"name": "clone", "count": 1, "detail": None}]
-    finally:
-        for suffix in (".keep", ".new"):
-            if os.path.exists(base + suffix):
-                os.unlink(base + suffix)
-
-
-@pytest.fixture
-def escape_files(escape_recording):
-    """The files remat_escape goes for, as the recorded run left them."""
-    base = escape_recording.base
-    for suffix in (".keep", ".victim"):
-        with open(base + suffix, "w") as f:
-            f.write("recorded\n")
-    yield base
-    for suffix in (".keep", ".victim", ".moved"):
-        if os.path.exists(base + suffix):
-            os.unlink(base + suffix)
-
-
-@pytest.mark.parametrize("tracker", ["wp-async", "diff"])
-def test_every_way_out_is_refused_and_listed_with_its_detail(escape_recording, escape_files, tracker):
-    """unlink (twice), open(O_WRONLY|O_TRUNC), rename, kill(getppid(), SIGKILL),
-    socket + connect (IPv4, IPv6) + sendto (unix), fork, execve: each fails with EPERM and appears with its
-    telling argument; the files and the parent (the page server) are untouched; a
-    signal to itself passes. The path strings are read from pages the process has
-    not touched yet (they are filled for the read)."""
-    base = escape_files
-    with rematerialize(escape_recording.db_path, 1, tracker=tracker) as proc:
-        server_pid = proc.server_pid
-        os.kill(proc.pid, signal.SIGCONT)
-        status = proc.wait_exit(timeout=30)  # the server's last word: it survived the kill
-        out = proc.output()[0].splitlines()[-1]
-        blocked = proc.stats()["blocked_syscalls"]
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert out == (b"unlink -1 1 open -1 1 rename -1 1 kill -1 1 socket -1 1 connect -1 1 "
-                   b"fork -1 1 execve -1 1 self 0 10")
-    for suffix in (".keep", ".victim"):
-        with open(base + suffix) as f:
-            assert f.read() == "recorded\n"
-    assert not os.path.exists(base + ".moved")
-    assert blocked == [
-        {"name": "unlink", "count": 2, "detail": base + ".keep"},
-        {"name": "openat", "count": 1, "detail": base + ".victim"},
-        {"name": "rename", "count": 1, "detail": f"{base}.victim -> {base}.moved"},
-        {"name": "kill", "count": 1, "detail": f"SIGKILL to pid {server_pid}"},
-        {"name": "socket", "count": 1, "detail": "AF_INET SOCK_STREAM"},
-        {"name": "connect", "count": 1, "detail": "AF_INET 127.0.0.1:9"},
-        {"name": "connect", "count": 1, "detail": "AF_INET6 [::1]:53"},
-        {"name": "sendto", "count": 1, "detail": f"AF_UNIX {base}.sock"},
-        {"name": "clone", "count": 1, "detail": None},
-        {"name": "execve", "count": 1, "detail": "/bin/true"},
-    ]
-
-
-def test_without_the_sandbox_calls_reach_outside(sandbox_recording):
-    """The same run without the sandbox really creates and deletes files: the
-    sandbox test above would see it."""
-    base = sandbox_recording.base
-    open(base + ".keep", "w").close()
-    try:
-        with rematerialize(sandbox_recording.db_path, 1, sandbox=False) as proc:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.wait_exit(timeout=30)
-            assert proc.stats()["blocked_syscalls"] == [] and proc.stats()["sandbox"] is False
-            words = proc.output()[0].splitlines()[-1].split()
-        assert not os.path.exists(base + ".keep") and os.path.exists(base + ".new")
-        assert int(words[1]) >= 0 and words[3:5] == [b"unlink", b"0"]  # open, unlink worked
-        forked = int(words[words.index(b"fork") + 1])
-        assert forked > 0 and not alive(forked)  # its child was reaped, not left behind
-    finally:
-        for suffix in (".keep", ".new"):
-            if os.path.exists(base + suffix):
-                os.unlink(base + suffix)
-
-
-# ---- libttdmem.so: /proc/PID/mem reads of pages not filled yet ----------------------
-
-READ_MEM = ("import os, sys\n"
-            "fd = os.open(f'/proc/{sys.argv[1]}/mem', os.O_RDONLY)\n"
-            "try:\n    sys.stdout.write(os.pread(fd, 16, int(sys.argv[2])).hex())\n"
-            "except OSError as e:\n    sys.stdout.write(f'errno {e.errno}')\n")
-
-
-def read_mem_in_child(pid: int, target_addr: int, preload: str | None) -> str:
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    if preload:
-        env["LD_PRELOAD"] = preload
-    return subprocess.run([sys.executable, "-c", READ_MEM, str(pid), str(target_addr)], env=env,
-                          capture_output=True, text=True, timeout=60, check=True).stdout
-
-
-def test_mem_preload_reads_pages_not_filled_yet(remat, recording):
-    """Without libttdmem.so, pread on /proc/PID/mem of a missing page fails with EIO
-    (what gdbserver would hit); with it, the page is faulted in and read."""
-    heap = next(m for m in recording.ticks[0].maps if m.path == "[heap]")
-    target_addr = heap.start + 0x2A0  # malloc's first chunk: "heap string"
-    with remat(recording.db_path, 1) as proc:
-        assert read_mem_in_child(proc.pid, target_addr, None) == "errno 5"
-        got = read_mem_in_child(proc.pid, target_addr, proc.mem_preload)
-        assert bytes.fromhex(got) == process_vm_readv(proc.pid, target_addr, 16)
-        assert bytes.fromhex(got).startswith(b"heap string")
-        assert proc.written_pages() == []
-
-
-# ---- errors --------------------------------------------------------------------------
-
-
-def test_unknown_tick(recording):
-    with pytest.raises(RematerializeError, match=re.escape("No tick 99: valid ticks are 1 to 2.")):
-        with rematerialize(recording.db_path, 99):
-            pass
-
-
-@pytest.fixture
-def world_readable_dir():
-    """A directory user nobody can read (pytest's own tmp dirs are root-only)."""
-    import tempfile
-    path = tempfile.mkdtemp(prefix="ttd-native-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path)
-
-
-def test_no_permission_for_userfaultfd(recording, world_readable_dir):
-    """As user nobody, without CAP_SYS_PTRACE, unprivileged userfaultfd off and
-    /dev/userfaultfd root-only, userfaultfd is refused: the message names every fix."""
-    with open("/proc/sys/vm/unprivileged_userfaultfd") as f:
-        require(f.read().strip() == "0", "vm.unprivileged_userfaultfd is on: nobody may use userfaultfd")
-    require(shutil.which("setpriv") is not None, "setpriv (util-linux) is missing")
-    require(not os.path.exists("/dev/userfaultfd") or os.stat("/dev/userfaultfd").st_mode & 0o006 == 0,
-            "/dev/userfaultfd is open to everyone")
-    db = os.path.join(world_readable_dir, "remat.db")
-    shutil.copy(recording.db_path, db)
-    os.chmod(db, 0o644)
-    code = ("import sys; from gdb_plugin.remat import rematerialize, RematerializeError\n"
-            f"try:\n    with rematerialize({str(db)!r}, 1):\n        pass\n"
-            "except RematerializeError as e:\n    print(e); sys.exit(2)\n")
-    run = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                          "--inh-caps=-all", "--bounding-set=-all", str(VENV_PYTHON), "-c", code],
-                         capture_output=True, text=True, timeout=60, cwd=TOP,
-                         env=dict(os.environ, PYTHONPATH=str(TOP)))
-    assert run.returncode == 2, run.stderr
-    assert run.stdout.strip() == (
-        "no permission for userfaultfd: run as root or with CAP_SYS_PTRACE, or set sysctl "
-        "vm.unprivileged_userfaultfd=1, or give this user read-write access to /dev/userfaultfd")
-
-
-@pytest.mark.parametrize("mask, missing", [
-    ("0", "WP_ASYNC WP_UNPOPULATED"),
-    (hex(0x1FFFF & ~(1 << 15)), "WP_ASYNC"),
-], ids=["no-wp-features", "no-wp-async"])
-def test_kernel_without_wp_async_when_wp_async_is_forced(recording, monkeypatch, mask, missing):
-    monkeypatch.setenv("TTD_UFFD_FEATURES_MASK", mask)
-    with pytest.raises(RematerializeError) as exc:
-        with rematerialize(recording.db_path, 1, tracker="wp-async"):
-            pass
-    assert str(exc.value) == (
-        f"this kernel's userfaultfd lacks {missing}: the wp-async tracker needs Linux 6.7 or "
-        "newer (the diff tracker works without it)")
-
-
-def test_kernel_without_pagemap_scan_when_wp_async_is_forced(recording, monkeypatch):
-    monkeypatch.setenv("TTD_NO_PAGEMAP_SCAN", "1")
-    with pytest.raises(RematerializeError,
-                       match=r"^this kernel lacks the PAGEMAP_SCAN ioctl \(.*\): the wp-async tracker "
-                             r"needs Linux 6.7 or newer \(the diff tracker works without it\)$"):
-        with rematerialize(recording.db_path, 1, tracker="wp-async"):
-            pass
-
-
-@pytest.mark.parametrize("knob, value, missing", [
-    ("TTD_UFFD_FEATURES_MASK", hex(0x1FFFF & ~(1 << 15)), "UFFD_FEATURE_WP_ASYNC"),
-    ("TTD_UFFD_FEATURES_MASK", "0", "UFFD_FEATURE_WP_ASYNC"),
-    ("TTD_NO_PAGEMAP_SCAN", "1", "the PAGEMAP_SCAN ioctl"),
-], ids=["no-wp-async", "no-wp-features", "no-pagemap-scan"])
-def test_auto_falls_back_to_the_diff_tracker_with_a_notice(recording, monkeypatch, knob, value, missing):
-    monkeypatch.setenv(knob, value)
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+def test_a_sigkilled_process_is_reported_ended_at_once(recording, traced):
+    """A call the timeout cannot interrupt is stopped with SIGKILL to the process: the
+    page server says GONE with the signal as soon as the process is reaped (by its tracer
+    first, as gdbserver would), and every later request says the process has ended."""
     with rematerialize(recording.db_path, 1) as proc:
-        assert proc.tracker == "diff" and proc.stats()["tracker"] == "diff"
-        assert proc.notice == (f"ttd: this kernel lacks {missing} (Linux >= 6.7); using the diff "
-                               "tracker: writes that leave bytes unchanged are not seen.")
-
-
-def test_auto_takes_wp_async_here_without_a_notice(recording):
-    with rematerialize(recording.db_path, 1) as proc:
-        assert (proc.tracker, proc.notice) == ("wp-async", None)
-    with rematerialize(recording.db_path, 1, tracker="diff") as proc:
-        assert (proc.tracker, proc.notice) == ("diff", None)  # asked for: no notice
-
-
-def test_unknown_tracker(recording):
-    with pytest.raises(RematerializeError, match=re.escape(
-            "Unknown tracker 'soft-dirty': use one of auto, diff, wp-async.")):
-        rematerialize(recording.db_path, 1, tracker="soft-dirty")
-
-
-def image_end() -> int:
-    out = subprocess.run(["readelf", "-lW", str(TOP / "native" / "ttd-stub")], capture_output=True,
-                         text=True, check=True).stdout
-    ends = [int(f[2], 16) + int(f[5], 16) for f in (line.split() for line in out.splitlines())
-            if f and f[0] == "LOAD"]
-    return (max(ends) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-
-
-def test_mapping_overlapping_the_stub_image(recording, tmp_path):
-    db = tmp_path / "overlap.db"
-    shutil.copy(recording.db_path, db)
-    with sqlite3.connect(db) as conn:
-        snap_id = conn.execute("SELECT id FROM snapshot WHERE tick = 1").fetchone()[0]
-        conn.execute("INSERT INTO mapping (snapshot_id, start, end, perms, offset, path) "
-                     "VALUES (?, ?, ?, 'rw-p', 0, '')",
-                     (snap_id, STUB_IMAGE_START + 0x1000, STUB_IMAGE_START + 0x3000))
-    with pytest.raises(RematerializeError) as exc:
-        with rematerialize(db, 1):
-            pass
-    assert str(exc.value) == (
-        f"recorded mapping 0x2f0000001000-0x2f0000003000 overlaps ttd-stub's image "
-        f"0x2f0000000000-{image_end():#x}: rebuild native/ with another STUB_BASE (native/Makefile)")
-
-
-def corrupt_page(db, rec_addr: int, tick: int) -> None:
-    """Replace a stored page's bytes by a valid encoding of other bytes (hash kept)."""
-    with sqlite3.connect(db) as conn:
-        content_id = conn.execute(
-            "SELECT content_id FROM page_version WHERE address = ? AND first_tick <= ? "
-            "ORDER BY first_tick DESC LIMIT 1", (rec_addr, tick)).fetchone()[0]
-        _, codec, data = encode(b"\x66" * PAGE_SIZE)
-        conn.execute("UPDATE page_content SET codec = ?, data = ? WHERE id = ?", (codec, data, content_id))
-
-
-def test_corrupt_page_kills_the_process_and_names_tick_and_address(recording, tmp_path):
-    db = tmp_path / "corrupt.db"
-    shutil.copy(recording.db_path, db)
-    bad = region_of(recording) + 4 * PAGE_SIZE
-    corrupt_page(db, bad, 1)
-    with rematerialize(db, 1) as proc:
-        pid = proc.pid
-        assert process_vm_readv(proc.pid, region_of(recording) + 100 * PAGE_SIZE, 8)  # fine pages serve
-        with pytest.raises(OSError):
-            process_vm_readv(proc.pid, bad, 8)  # never served: the read fails
-        assert not alive(pid)
-        with pytest.raises(RematerializeError) as exc:
-            proc.stats()
-    assert str(exc.value) == (f"corrupt recording: page at tick 1, address {bad:#x} "
-                              "does not match its hash")
-
-
-def test_corrupt_neighbour_in_fault_around_window_is_caught_too(recording, tmp_path):
-    db = tmp_path / "corrupt2.db"
-    shutil.copy(recording.db_path, db)
-    region = region_of(recording)
-    corrupt_page(db, region + 6 * PAGE_SIZE, 1)
-    with rematerialize(db, 1, fault_around_pages=16) as proc:
-        process_vm_readv(proc.pid, region, 8)  # one page
-        with pytest.raises(OSError):
-            process_vm_readv(proc.pid, region + PAGE_SIZE, 8)  # sequential: its window holds page 6
-        with pytest.raises(RematerializeError, match=f"address {region + 6 * PAGE_SIZE:#x} does not"):
-            proc.stats()
+        if traced:
+            attach_stopped(proc.pid)  # this test is its tracer, as gdbserver is
+        os.kill(proc.pid, signal.SIGKILL)
+        if traced:
+            os.waitpid(proc.pid, 0x40000000)  # __WALL: the tracer reaps first
+        status = proc.wait_exit(timeout=20)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        with pytest.raises(RematerializeError, match=re.escape(
+                "The process has ended (killed by signal 9).")):
+            proc.written_pages()

@@ -13,10 +13,16 @@
  *   5. creates a userfaultfd with the features the server asks for and
  *      registers the regions MISSING|WP (MISSING only for the diff tracker);
  *   6. sets auxv and the mm fields (prctl PR_SET_MM_MAP, exe_fd = -1);
- *   7. with the sandbox asked for, installs a seccomp filter (sandbox_install):
- *      what only affects the process passes, everything else goes to the
- *      server (SECCOMP_RET_USER_NOTIF), which answers EPERM and counts it;
- *   8. sends the userfaultfd (and the filter's listener) to the server
+ *   7. takes its memory limit (RLIMIT_AS, RLIMIT_DATA: the recording's size plus
+ *      a margin) and, with the sandbox, drops what the called code does not need:
+ *      every capability (the bounding set too) and root's uid and gid (setresuid
+ *      and setresgid to the ids the server names; the page server and gdbserver,
+ *      root, still trace it and read its memory);
+ *   8. with the sandbox asked for, installs the seccomp filter the server sent
+ *      (built with libseccomp: native/pageserver/sandbox_filter.c): what only
+ *      affects the process passes, everything else goes to the server
+ *      (SECCOMP_RET_USER_NOTIF), which answers EPERM and counts it;
+ *   9. sends the userfaultfd (and the filter's listener) to the server
  *      (SCM_RIGHTS), closes every descriptor but 0, 1, 2 and stops itself with SIGSTOP.
  * The server then sets the recorded registers and detaches, leaving it stopped.
  *
@@ -31,7 +37,6 @@
 #include <linux/prctl.h>
 #include <linux/signal.h>
 #include <linux/fcntl.h>
-#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -73,6 +78,7 @@ __attribute__((used, aligned(16))) static char stub_stack[65536];
 static struct stub_layout layout;
 static struct stub_map maps[STUB_MAX_MAPS];
 static uint64_t auxv[STUB_MAX_AUXV / 8];
+static struct sock_filter filter[STUB_MAX_FILTER];
 static char self_maps[16384];
 
 struct iov { void *base; size_t len; };
@@ -116,8 +122,10 @@ static void read_layout(void)
 {
 	if (read_full(STUB_SOCK_FD, &layout, sizeof(layout)) ||
 	    layout.nr_maps > STUB_MAX_MAPS || layout.auxv_size > STUB_MAX_AUXV ||
+	    layout.filter_len > STUB_MAX_FILTER ||
 	    read_full(STUB_SOCK_FD, maps, layout.nr_maps * sizeof(maps[0])) ||
-	    read_full(STUB_SOCK_FD, auxv, layout.auxv_size))
+	    read_full(STUB_SOCK_FD, auxv, layout.auxv_size) ||
+	    read_full(STUB_SOCK_FD, filter, layout.filter_len * sizeof(filter[0])))
 		stub_fail(STEP_READ_LAYOUT, -22, 0, 0);
 }
 
@@ -231,102 +239,63 @@ static void set_mm(void)
 		stub_fail(STEP_PR_SET_MM_MAP, ret, 0, 0);
 }
 
+struct rlimit64 { uint64_t cur, max; };
+struct cap_header { uint32_t version; int pid; };
+struct cap_data { uint32_t effective, permitted, inheritable; };
+#define CAP_VERSION_3 0x20080522
+#define RLIMIT_DATA 2
+#define RLIMIT_AS 9
+
+/* The memory limit: an allocation past it fails with ENOMEM. */
+static void limit_memory(void)
+{
+	struct rlimit64 limit = { layout.as_limit, layout.as_limit };
+	long ret;
+
+	if (!layout.as_limit)
+		return;
+	ret = sys6(__NR_prlimit64, 0, RLIMIT_AS, (long)&limit, 0, 0, 0);
+	if (ret == 0)
+		ret = sys6(__NR_prlimit64, 0, RLIMIT_DATA, (long)&limit, 0, 0, 0);
+	if (ret)
+		stub_fail(STEP_RLIMIT, ret, 0, 0);
+}
+
 /*
- * The sandbox: system calls that only affect the process itself pass (memory,
- * futexes, clocks, its own signals and timers, reads and writes on the
- * descriptors it has: 0, 1, 2 and pipes of its own, since it cannot open
- * anything); kill, tkill, tgkill, rt_sigqueueinfo and rt_tgsigqueueinfo pass
- * when aimed at itself, prlimit64 when it is about itself (pid 0 or its own);
- * everything else (files, sockets, other processes, fork/clone, ...) is handed
- * to the server, which answers EPERM and records it with a telling argument.
- * New threads (clone with CLONE_THREAD, clone3) are refused too.
- * sendmsg and close_range pass for our own last steps: by then the process
- * has no socket and cannot make one.
+ * Drop every privilege before the called code runs: the bounding set (needs
+ * CAP_SETPCAP, so first), the supplementary groups, gid and uid (setresuid to a
+ * non-root uid clears the permitted and effective sets), then every set left.
+ * The process becomes non-dumpable (its uid changed): root, and only root, may
+ * still trace it and read its memory, as the page server and gdbserver do.
  */
-static const unsigned short sandbox_allowed[] = {
-	__NR_read, __NR_write, __NR_readv, __NR_writev, __NR_pread64, __NR_pwrite64, __NR_lseek,
-	__NR_close, __NR_close_range, __NR_dup, __NR_dup2, __NR_dup3, __NR_fcntl, __NR_fstat,
-	__NR_newfstatat, __NR_pipe, __NR_pipe2, __NR_poll, __NR_ppoll, __NR_select, __NR_pselect6,
-	__NR_mmap, __NR_munmap, __NR_mprotect, __NR_brk, __NR_madvise, __NR_mremap, __NR_mincore,
-	__NR_msync, __NR_mlock, __NR_mlock2, __NR_munlock, __NR_mlockall, __NR_munlockall,
-	__NR_membarrier, __NR_futex, __NR_set_robust_list,
-	__NR_get_robust_list, __NR_rseq, __NR_set_tid_address, __NR_arch_prctl, __NR_clock_gettime,
-	__NR_clock_getres, __NR_gettimeofday, __NR_time, __NR_nanosleep, __NR_clock_nanosleep,
-	__NR_rt_sigaction, __NR_rt_sigprocmask, __NR_rt_sigreturn, __NR_sigaltstack,
-	__NR_rt_sigpending, __NR_rt_sigsuspend, __NR_rt_sigtimedwait, __NR_pause, __NR_restart_syscall,
-	__NR_alarm, __NR_getitimer, __NR_setitimer, __NR_timer_create, __NR_timer_settime,
-	__NR_timer_gettime, __NR_timer_getoverrun, __NR_timer_delete, __NR_getpid,
-	__NR_gettid, __NR_getppid, __NR_getpgrp, __NR_getsid, __NR_getuid, __NR_geteuid, __NR_getgid,
-	__NR_getegid, __NR_getresuid, __NR_getresgid, __NR_getgroups,
-	__NR_getrandom, __NR_uname, __NR_sysinfo, __NR_sched_yield, __NR_sched_getaffinity,
-	__NR_sched_getparam, __NR_sched_getscheduler, __NR_sched_get_priority_max,
-	__NR_sched_get_priority_min, __NR_getcpu, __NR_getcwd,
-	__NR_getrlimit, __NR_getrusage, __NR_times, __NR_exit, __NR_exit_group, __NR_sendmsg,
-	__NR_eventfd2, __NR_epoll_create1, __NR_epoll_ctl, __NR_epoll_wait, __NR_epoll_pwait,
-};
-/* signals: allowed on ourselves (first argument: our pid, tgid or tid) */
-static const unsigned short sandbox_signals[] = {
-	__NR_kill, __NR_tkill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo,
-};
-#define NR_ALLOWED (sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]))
-#define NR_SIGNALS (sizeof(sandbox_signals) / sizeof(sandbox_signals[0]))
-#define SANDBOX_LEN (4 + NR_ALLOWED + NR_SIGNALS + 1 + 9)
-
-static struct sock_filter sandbox_prog[SANDBOX_LEN];
-
-#define ARCH_OFF __builtin_offsetof(struct seccomp_data, arch)
-#define NR_OFF __builtin_offsetof(struct seccomp_data, nr)
-#define ARG0_OFF __builtin_offsetof(struct seccomp_data, args[0])	/* low half: little endian */
-
-static struct sock_filter stmt(unsigned short code, unsigned int k)
+static void drop_privileges(void)
 {
-	return (struct sock_filter){ code, 0, 0, k };
+	struct cap_header header = { CAP_VERSION_3, 0 };
+	struct cap_data none[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
+	long ret = 0;
+
+	for (long cap = 0; cap < 64; cap++)	/* EINVAL past the last capability */
+		if (sys3(__NR_prctl, PR_CAPBSET_DROP, cap, 0) == -22)
+			break;
+	if (layout.run_uid != (uint32_t)-1) {
+		ret = sys3(__NR_setgroups, 0, 0, 0);
+		if (ret == 0)
+			ret = sys3(__NR_setresgid, layout.run_gid, layout.run_gid, layout.run_gid);
+		if (ret == 0)
+			ret = sys3(__NR_setresuid, layout.run_uid, layout.run_uid, layout.run_uid);
+	}
+	if (ret == 0)
+		ret = sys3(__NR_capset, &header, none, 0);
+	if (ret)
+		stub_fail(STEP_DROP_PRIVILEGES, ret, 0, 0);
 }
 
-/* JEQ k at index `at`: to `yes` or `no` (absolute indexes; BPF jumps forward only, by < 256) */
-static struct sock_filter jump(unsigned int k, unsigned int at, unsigned int yes, unsigned int no)
+/* The sandbox's filter, sent by the server; sealed with no new privileges. */
+static long sandbox_install(void)
 {
-	return (struct sock_filter){ BPF_JMP | BPF_JEQ | BPF_K, (unsigned char)(yes - at - 1),
-				     (unsigned char)(no - at - 1), k };
-}
-
-static long sandbox_install(long pid)
-{
-	/* the program, in order: */
-	const unsigned int signals = 4 + NR_ALLOWED;	/* after arch, nr, x32 and the allowed */
-	const unsigned int limits = signals + NR_SIGNALS;	/* prlimit64 */
-	const unsigned int deny = limits + 1;		/* RET USER_NOTIF */
-	const unsigned int zero_or_self = deny + 1;	/* LD arg0; JEQ 0 */
-	const unsigned int self = zero_or_self + 2;	/* LD arg0; JEQ pid */
-	const unsigned int allow = self + 2;		/* RET ALLOW */
-	const unsigned int deny_other = allow + 1;	/* RET USER_NOTIF */
-	const unsigned int kill_all = deny_other + 1;	/* RET KILL_PROCESS: another arch */
-	struct sock_filter *p = sandbox_prog;
-	unsigned int i = 0;
-
-	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFF), i++;
-	p[i] = jump(AUDIT_ARCH_X86_64, i, i + 1, kill_all), i++;
-	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFF), i++;
-	/* x32 system calls (bit 30) are another door: not through this one */
-	p[i] = (struct sock_filter){ BPF_JMP | BPF_JGE | BPF_K, (unsigned char)(deny - i - 1), 0,
-				     0x40000000 }, i++;
-	for (unsigned int k = 0; k < NR_ALLOWED; k++, i++)
-		p[i] = jump(sandbox_allowed[k], i, allow, i + 1);
-	for (unsigned int k = 0; k < NR_SIGNALS; k++, i++)
-		p[i] = jump(sandbox_signals[k], i, self, i + 1);
-	p[i] = jump(__NR_prlimit64, i, zero_or_self, i + 1), i++;
-	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF), i++;
-	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, ARG0_OFF), i++;
-	p[i] = jump(0, i, allow, i + 2), i++;	/* to the JEQ pid below */
-	p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, ARG0_OFF), i++;
-	p[i] = jump((unsigned int)pid, i, allow, deny_other), i++;
-	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), i++;
-	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF), i++;
-	p[i] = stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS), i++;
-	_Static_assert(4 + NR_ALLOWED + NR_SIGNALS + 1 < 250, "BPF jumps reach 255 instructions at most");
-
-	struct sock_fprog prog = { .len = (unsigned short)i, .filter = sandbox_prog };
+	struct sock_fprog prog = { .len = (unsigned short)layout.filter_len, .filter = filter };
 	long ret = sys6(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
+
 	if (ret)
 		stub_fail(STEP_SECCOMP, ret, 0, 0);
 	ret = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
@@ -359,8 +328,11 @@ __attribute__((used, noreturn)) static void stub_main(void)
 	map_regions();
 	uffd = create_uffd();
 	set_mm();
-	if (layout.sandbox)
-		listener = sandbox_install(pid);
+	limit_memory();
+	if (layout.filter_len) {
+		drop_privileges();
+		listener = sandbox_install();
+	}
 	send_uffd(uffd, listener);
 	sys3(__NR_close_range, 3, ~0U, 0);
 	/* The server sets the recorded registers while we are stopped here and

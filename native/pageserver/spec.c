@@ -1,0 +1,53 @@
+/* spec.h: reading the spec from the caller. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "spec.h"
+
+#define MAX_FAULT_AROUND 16	/* 64 KiB: laziness is the point */
+#define MAX_XSTATE 65536	/* the largest XSAVE area is a few KiB */
+#define MAX_DB_PATH 4096
+
+/* len bytes (plus a NUL) from fd, or NULL. */
+static void *read_blob(int fd, size_t len)
+{
+	void *p = calloc(1, len + 1);
+
+	if (p && read_all(fd, p, len)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+int spec_read(int fd, struct spec *spec, struct err *e)
+{
+	struct spec_head *h = &spec->head;
+
+	if (read_all(fd, h, sizeof(*h)) || memcmp(h->magic, SPEC_MAGIC, 8))
+		return err_set(e, ERR_INTERNAL, "ttd-pageserver: bad spec from the caller (version "
+			       "mismatch between gdb_plugin/remat/ and native/? run make -C native)");
+	if (h->nr_maps > STUB_MAX_MAPS)
+		return err_set(e, ERR_INTERNAL, "the recording has %u mappings at tick %" PRIu64
+			       "; ttd-stub takes at most %d", h->nr_maps, h->tick, STUB_MAX_MAPS);
+	if (h->auxv_size > STUB_MAX_AUXV)
+		return err_set(e, ERR_INTERNAL, "the recorded auxv is %u bytes; at most %d are "
+			       "supported", h->auxv_size, STUB_MAX_AUXV);
+	if (h->xstate_size > MAX_XSTATE || h->db_path_size > MAX_DB_PATH)
+		return err_set(e, ERR_INTERNAL, "ttd-pageserver: bad spec from the caller (%u bytes "
+			       "of xstate, %u of path)", h->xstate_size, h->db_path_size);
+	if (h->mode > MODE_WORKAROUND)
+		return err_set(e, ERR_INTERNAL, "ttd-pageserver: bad spec from the caller (mode %u)",
+			       h->mode);
+	if (h->fault_around_pages < 1 || h->fault_around_pages > MAX_FAULT_AROUND)
+		h->fault_around_pages = 1;
+	spec->maps = read_blob(fd, h->nr_maps * sizeof(struct stub_map));
+	spec->auxv = read_blob(fd, h->auxv_size);
+	spec->xstate = h->xstate_size ? read_blob(fd, h->xstate_size) : NULL;
+	spec->db_path = read_blob(fd, h->db_path_size);
+	if (!spec->maps || !spec->auxv || (h->xstate_size && !spec->xstate) || !spec->db_path)
+		return err_set(e, ERR_INTERNAL, "ttd-pageserver: short spec from the caller");
+	return 0;
+}

@@ -1,0 +1,191 @@
+/*
+ * store.h on a SQLite recording: the page server reads the recording file itself.
+ *
+ * "page at (A, T)" is the newest page_version of A with first_tick <= T; its
+ * content row holds codec, data and digest (NULL content: zero at T). One
+ * range query serves a whole fetch: every version of every page in the range
+ * up to the tick, newest first per address (docs/internals.md).
+ *
+ * One read transaction per burst of fetches instead of one per query: each
+ * transaction costs a lock, an unlock and a header check (fcntl, fstat,
+ * pread), which was a third of a fault. store_idle() ends it (the serve loop
+ * calls it once no fault has come for a while), so a writer appending to the
+ * recording waits at most that long after a burst.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <sqlite3.h>
+#include <zstd.h>
+
+#define LOG_PREFIX "ttd-pageserver: store: "
+#include "log.h"
+#include "codec.h"
+#include "page.h"
+#include "store.h"
+
+static const char RANGE_SQL[] =
+	"SELECT v.address, c.codec, c.data, c.digest FROM page_version v "
+	"LEFT JOIN page_content c ON c.id = v.content_id "
+	"WHERE v.address >= ?1 AND v.address < ?2 AND v.first_tick <= ?3 "
+	"ORDER BY v.address DESC, v.first_tick DESC";
+
+struct store_sqlite {
+	struct store base;
+	char *path;
+	sqlite3 *db;
+	sqlite3_stmt *range_stmt;
+	ZSTD_DCtx *dctx;
+};
+
+static int db_error(struct store_sqlite *s, struct err *e)
+{
+	return err_set(e, ERR_INTERNAL, "cannot read the recording '%s': %s", s->path,
+		       sqlite3_errmsg(s->db));
+}
+
+static int begin_read(struct store_sqlite *s, struct err *e)
+{
+	if (s->base.holding)
+		return 0;
+	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(s, e);
+	s->base.holding = 1;
+	return 0;
+}
+
+static void sqlite_idle(struct store *base)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+
+	if (!s->base.holding)
+		return;
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	s->base.holding = 0;
+}
+
+/* One row of the range query: decode its page into place; -1 when it is corrupt. */
+static int take_row(struct store_sqlite *s, struct store_request *req, sqlite3_stmt *st,
+		    uint64_t rec_addr, struct err *e)
+{
+	const char *codec = (const char *)sqlite3_column_text(st, 1);
+	int digest_len = sqlite3_column_bytes(st, 3);
+	uint32_t offset = rec_addr - req->rec_lo;
+	char why[160];
+
+	if (page_decode(s->dctx, codec, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2),
+			req->dst + offset, why, sizeof(why)))
+		return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt (%s)",
+			       rec_addr, req->tick, why);
+	if (digest_len != PAGE_DIGEST_SIZE)
+		return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt "
+			       "(a digest of %d bytes)", rec_addr, req->tick, digest_len);
+	req->stored(req->ctx, offset, sqlite3_column_blob(st, 3));
+	req->nr_stored++;
+	return 0;
+}
+
+static int sqlite_fetch(struct store *base, struct store_request *req, struct err *e)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+	sqlite3_stmt *st = s->range_stmt;
+	uint32_t npages = (req->rec_hi - req->rec_lo) / PAGE_SIZE;
+	uint64_t has_data[MAX_FILL_PAGES / 64] = { 0 };
+	uint64_t last = UINT64_MAX;
+	int rc, ret = 0;
+
+	req->nr_stored = 0;
+	if (begin_read(s, e))
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)req->rec_lo);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)req->rec_hi);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)req->tick);
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t rec_addr = (uint64_t)sqlite3_column_int64(st, 0);
+		if (rec_addr == last)
+			continue;	/* an older version of the same page */
+		last = rec_addr;
+		if (rec_addr & (PAGE_SIZE - 1)) {
+			ret = err_set(e, ERR_CORRUPT, "page version at unaligned address %#" PRIx64
+				      " in the recording", rec_addr);
+			break;
+		}
+		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+			continue;	/* zero at this tick */
+		ret = take_row(s, req, st, rec_addr, e);
+		uint32_t k = (rec_addr - req->rec_lo) / PAGE_SIZE;
+		has_data[k / 64] |= 1ULL << (k % 64);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_error(s, e);
+	sqlite3_reset(st);
+	for (uint32_t k = 0; ret == 0 && k < npages; k++)	/* never stored, or zero at this tick */
+		if (!(has_data[k / 64] & (1ULL << (k % 64))))
+			memset(req->dst + k * PAGE_SIZE, 0, PAGE_SIZE);
+	return ret;
+}
+
+static void sqlite_close(struct store *base)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+
+	sqlite_idle(base);
+	sqlite3_finalize(s->range_stmt);
+	sqlite3_close(s->db);
+	ZSTD_freeDCtx(s->dctx);
+	free(s->path);
+	free(s);
+}
+
+static const struct store_ops sqlite_ops = {
+	.fetch = sqlite_fetch,
+	.idle = sqlite_idle,
+	.close = sqlite_close,
+};
+
+struct store *store_sqlite_open(const char *path, struct err *e)
+{
+	struct store_sqlite *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s || !(s->path = strdup(path)) || !(s->dctx = ZSTD_createDCtx())) {
+		err_set(e, ERR_INTERNAL, "out of memory opening the recording '%s'", path);
+		goto fail;
+	}
+	s->base.ops = &sqlite_ops;
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	/* Reads through a memory map: no pread per b-tree page on the fault path. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "PRAGMA mmap_size=2147418112", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(s->db, 30000);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(s->db, RANGE_SQL, -1, SQLITE_PREPARE_PERSISTENT,
+					&s->range_stmt, NULL);
+	if (rc != SQLITE_OK) {
+		err_set(e, ERR_INTERNAL, "cannot read the recording '%s': %s", path,
+			s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	return &s->base;
+fail:
+	if (s && s->base.ops)
+		sqlite_close(&s->base);
+	else if (s) {
+		ZSTD_freeDCtx(s->dctx);
+		free(s->path);
+		free(s);
+	}
+	return NULL;
+}
+
+/* The store for a location: a URL names a server database (not served yet), anything
+ * else a SQLite file. */
+struct store *store_open(const char *location, struct err *e)
+{
+	if (strstr(location, "://")) {
+		err_set(e, ERR_INTERNAL, "'%s' is not a local SQLite file: the page server reads "
+			"SQLite files only", location);
+		return NULL;
+	}
+	return store_sqlite_open(location, e);
+}
