@@ -166,7 +166,8 @@ def summary(pages: list[DirtiedPage]) -> str:
     for page in changed:
         kinds[page.kind] = kinds.get(page.kind, 0) + 1
     by_kind = ", ".join(f"{k} {kinds[k]}" for k in KINDS if k in kinds)
-    line = f"The call wrote {len(pages)} page{'s' if len(pages) != 1 else ''}: {len(changed)} changed"
+    plural = "s" if len(pages) != 1 else ""
+    line = f"The call wrote {len(pages)} page{plural}: {len(changed)} changed"
     if by_kind:
         line += f" ({by_kind})"
     unchanged = len(pages) - len(changed)

@@ -234,7 +234,7 @@ def stack_frame(spans: list[tuple[int, str]], target_addr: int) -> str | None:
         return "below rsp"
     if target_addr < spans[0][0]:
         return f"{spans[0][1]} (red zone)"
-    for (sp, name), (older_sp, _) in zip(spans, spans[1:]):
+    for (sp, name), (older_sp, _) in zip(spans, spans[1:], strict=False):
         if sp <= target_addr < older_sp:
             return name
     return spans[-1][1] if len(spans) < MAX_FRAMES else f"below {spans[-1][1]}"
@@ -344,13 +344,11 @@ def _mismatch(path: str, local: str, recorded: str) -> str:
 
 
 def _library_warnings(info) -> list[str]:
-    from sqlalchemy.orm import Session
-
     from snapshotdb import queries
     from snapshotdb.errors import RecordingError
 
     warnings = []
-    with Session(info.engine) as session:
+    with info.recording.session() as session:
         def read(rec_addr: int, length: int) -> bytes:
             return queries.read_memory(session, rec_addr, length, info.tick)
 

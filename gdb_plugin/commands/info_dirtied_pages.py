@@ -3,20 +3,8 @@ from __future__ import annotations
 
 import gdb
 
-from gdb_plugin import report
-
-USAGE = "Usage: info dirtied-pages [ADDRESS] [--all]"
-
-
-def parse_args(arg: str) -> tuple[str | None, bool]:
-    """(ADDRESS expression or None, --all); raises ValueError."""
-    words = gdb.string_to_argv(arg)
-    show_all = "--all" in words
-    rest = [w for w in words if w != "--all"]
-    for word in rest:
-        if word.startswith("--"):
-            raise ValueError(f"Unknown option '{word}'. {USAGE}")
-    return (" ".join(rest) or None), show_all
+from gdb_plugin import args, report
+from gdb_plugin.commands import parsed
 
 
 def page_lines(page: report.DirtiedPage) -> list[str]:
@@ -27,7 +15,7 @@ def page_lines(page: report.DirtiedPage) -> list[str]:
         return [head, "Written by the call, but its bytes are unchanged."]
     lines = [head]
     symbols = page.range_symbols or [None] * len(page.changed_ranges)
-    for (offset, length), symbol in zip(page.changed_ranges, symbols):
+    for (offset, length), symbol in zip(page.changed_ranges, symbols, strict=False):
         where = f" ({symbol})" if symbol else ""
         lines.append(f"Changed {length} byte{'s' if length != 1 else ''} at "
                      f"{page.rec_addr + offset:#x}, offset {offset}{where}.")
@@ -51,16 +39,13 @@ Examples:
   info dirtied-pages --all
   info dirtied-pages 0x555555558010"""
 
-    def __init__(self):
+    def __init__(self, ctx):
         super().__init__("info dirtied-pages", gdb.COMMAND_STATUS, gdb.COMPLETE_EXPRESSION)
+        self.ctx = ctx
 
     def invoke(self, arg, from_tty):
-        from gdb_plugin.commands import call_at_time
-        try:
-            address_expr, show_all = parse_args(arg)
-        except ValueError as exc:
-            raise gdb.GdbError(str(exc)) from None
-        result = call_at_time.last_result
+        address_expr, show_all = parsed(args.parse_dirtied_pages, arg)
+        result = self.ctx.last_result
         if result is None:
             raise gdb.GdbError("No call-at-time yet.")
         if address_expr is not None:
@@ -74,9 +59,8 @@ Examples:
             gdb.write("\n")
         gdb.write(f"Tick {result.tick}, {result.expr}: {report.summary(result.pages)}\n")
 
-    @staticmethod
-    def _one_page(pages, address_expr: str) -> None:
-        target_addr = _address_of(address_expr)
+    def _one_page(self, pages, address_expr: str) -> None:
+        target_addr = _address_of(address_expr, self.ctx)
         rec_page = target_addr & ~(report.PAGE_SIZE - 1)
         for page in pages:
             if page.rec_addr == rec_page:
@@ -90,15 +74,14 @@ def _eval_address(address_expr: str) -> int:
     return int(gdb.parse_and_eval(address_expr).cast(gdb.lookup_type("unsigned long")))
 
 
-def _address_of(address_expr: str) -> int:
+def _address_of(address_expr: str, ctx) -> int:
     """ADDRESS evaluated in the user's inferior, else in the kept call-at-time inferior
     (which has the recorded program's symbols at their recorded addresses)."""
-    from gdb_plugin import session
     try:
         return _eval_address(address_expr)
     except gdb.error as exc:
-        kept = session.cached_session() or session.goto_session()
-        if kept is None or kept.inferior.num is None:
+        kept = ctx.sessions.with_symbols()
+        if kept is None:
             raise gdb.GdbError(str(exc)) from None
         first = exc
     with kept.inferior.selected():
@@ -108,5 +91,5 @@ def _address_of(address_expr: str) -> int:
             raise gdb.GdbError(str(first)) from None
 
 
-def register() -> None:
-    InfoDirtiedPages()
+def register(ctx) -> None:
+    InfoDirtiedPages(ctx)

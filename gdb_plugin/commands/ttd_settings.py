@@ -1,11 +1,11 @@
 """`set ttd sandbox|timeout|tracker` and `show ttd ...`: how call-at-time, ttd goto
-and ttd call run the code of the past. The values live in gdb_plugin/session.py
-(SANDBOX, TIMEOUT_S, TRACKER), where every new rematerialized process reads them."""
+and ttd call run the code of the past. The values live in the Context's TtdSettings
+(gdb_plugin/settings.py), where every new rematerialized process reads them."""
 from __future__ import annotations
 
 import gdb
 
-from gdb_plugin import session
+from gdb_plugin.settings import SANDBOX_OFF_WARNING, TRACKERS
 
 
 class SetTtd(gdb.Command):
@@ -43,14 +43,15 @@ call-at-time or ttd goto."""
     set_doc = "Set whether called code of the past runs in the sandbox."
     show_doc = "Show whether called code of the past runs in the sandbox."
 
-    def __init__(self):
+    def __init__(self, settings):
         super().__init__("ttd sandbox", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
-        self.value = session.SANDBOX
+        self.settings = settings
+        self.value = settings.sandbox
 
     def get_set_string(self):
-        session.SANDBOX = bool(self.value)
+        self.settings.sandbox = bool(self.value)
         if not self.value:
-            return session.SANDBOX_OFF_WARNING
+            return SANDBOX_OFF_WARNING
         return ""
 
     def get_show_string(self, svalue):
@@ -67,12 +68,13 @@ call-at-time --timeout S overrides it for one call. Default 10."""
     set_doc = "Set the seconds a call of the past may run."
     show_doc = "Show the seconds a call of the past may run."
 
-    def __init__(self):
+    def __init__(self, settings):
         super().__init__("ttd timeout", gdb.COMMAND_DATA, gdb.PARAM_UINTEGER)
-        self.value = int(session.TIMEOUT_S)
+        self.settings = settings
+        self.value = int(settings.timeout_s or 0)
 
     def get_set_string(self):
-        session.TIMEOUT_S = float(self.value) if self.value else None
+        self.settings.timeout_s = float(self.value) if self.value else None
         return ""
 
     def get_show_string(self, svalue):
@@ -91,22 +93,22 @@ else diff, with a notice. It applies to the next process made."""
     set_doc = "Set how the pages a call writes are found."
     show_doc = "Show how the pages a call writes are found."
 
-    def __init__(self):
-        super().__init__("ttd tracker", gdb.COMMAND_DATA, gdb.PARAM_ENUM,
-                         list(session.TRACKERS))
-        self.value = session.TRACKER
+    def __init__(self, settings):
+        super().__init__("ttd tracker", gdb.COMMAND_DATA, gdb.PARAM_ENUM, list(TRACKERS))
+        self.settings = settings
+        self.value = settings.tracker
 
     def get_set_string(self):
-        session.TRACKER = self.value
+        self.settings.tracker = self.value
         return ""
 
     def get_show_string(self, svalue):
         return f"The ttd tracker is {svalue}."
 
 
-def register() -> None:
+def register(ctx) -> None:
     SetTtd()
     ShowTtd()
-    TtdSandbox()
-    TtdTimeout()
-    TtdTracker()
+    TtdSandbox(ctx.settings)
+    TtdTimeout(ctx.settings)
+    TtdTracker(ctx.settings)

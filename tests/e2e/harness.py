@@ -125,6 +125,15 @@ def _wait_stopped(gdb: MiGdb) -> None:
         raise GdbFailed(f"the program exited before the breakpoint: {payload['reason']}")
 
 
+def end_sessions(gdb: MiGdb, method: str) -> str:
+    """Run the plugin's Sessions.METHOD() in GDB's Python: close_all (the kept and the goto
+    processes), close_goto, drop_kept (the process kept for repeated calls); what it
+    returned, as text."""
+    text = gdb.cli("python from gdb_plugin.commands import context; "
+                   f"print('SESSIONS', context().sessions.{method}())")
+    return text.split("SESSIONS ", 1)[1].split()[0]
+
+
 def without_warnings(text: str) -> str:
     """GDB warns "location number not found for breakpoint N" while a temporary inferior
     shares the user's breakpoint locations (GDB 13 has no per-inferior breakpoints)."""
@@ -139,7 +148,7 @@ def user_state(gdb: MiGdb) -> dict:
     settings = without_warnings("".join(gdb.cli(f"show {name}") for name in (
         "sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")))
     settings += without_warnings(gdb.cli("info signals SIGSTOP"))
-    gdb.cli("python from gdb_plugin import session; session.close_all()")
+    end_sessions(gdb, "close_all")
     regs = gdb.cli("info registers rip rsp rbp rax rdi rsi fs_base")
     frame = gdb.cli("frame")
     text = gdb.cli("python import hashlib, gdb; "

@@ -21,7 +21,7 @@ import pytest
 
 from gdb_plugin.driver import MiGdb
 from tests.conftest import run_ttd
-from tests.e2e.harness import gdb_with_recording
+from tests.e2e.harness import end_sessions, gdb_with_recording
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -301,7 +301,7 @@ def test_goto_is_sandboxed(gdb, tmp_path):
     try:
         text = gdb.cli(f'call (int)try_unlink("{victim}")')
     finally:
-        gdb.cli("python from gdb_plugin import session; session.close_goto()")
+        end_sessions(gdb, "close_goto")
     assert text.strip().endswith(f"= {errno.EPERM}")
     assert victim.exists()
 
@@ -310,6 +310,6 @@ def test_goto_is_sandboxed(gdb, tmp_path):
 
 def test_recording_is_byte_identical(gdb, escape_db):
     db, _, recorded_hash, recorded_files = escape_db
-    gdb.cli("python from gdb_plugin import session; session.drop_cached()")
+    end_sessions(gdb, "drop_kept")
     assert sha256(db) == recorded_hash
     assert sorted(os.listdir(db.parent)) == recorded_files  # no journal or WAL left

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gdb_plugin.driver import GdbFailed
+from tests.e2e.harness import end_sessions
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,7 +29,7 @@ def test_goto_explore_and_come_back(plugin_gdb):
     inferiors = gdb.cli("info inferiors")
     assert len([line for line in inferiors.splitlines() if "process" in line]) == 1
 
-    gdb.cli("python from gdb_plugin import session; print('closed', session.close_goto())")
+    assert end_sessions(gdb, "close_goto") == "True"
     inferiors = gdb.cli("info inferiors")
     rows = [line for line in inferiors.splitlines() if line.strip()[:1] in "*123456789"]
     assert len(rows) == 1 and rows[0].lstrip().startswith("* 1")
@@ -69,7 +70,7 @@ def test_call_at_time_while_at_a_goto_tick(plugin_gdb):
     # back in the goto inferior, at tick 2, as it was
     assert "checkpoint (step=2)" in gdb.cli("bt 1")
     assert gdb.cli("print list_length()").strip().endswith("= 2")
-    gdb.cli("python from gdb_plugin import session; session.close_goto()")
+    end_sessions(gdb, "close_goto")
     assert "process" not in gdb.cli("info inferiors")
     assert _settings(gdb) == before
 

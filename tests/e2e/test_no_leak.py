@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from gdb_plugin.driver import MiGdb
-from tests.e2e.harness import gdb_with_recording
+from tests.e2e.harness import end_sessions, gdb_with_recording
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -96,7 +96,7 @@ def test_hundred_calls_leave_nothing_behind(escape_recording):
     with gdb_with_recording(db) as gdb:
         gdb_pid = gdb.controller.gdb_process.pid
         assert call(gdb, 1, "step_value()")["value"] == "10"  # what stays open is open now
-        gdb.cli("python from gdb_plugin import session; session.drop_cached()")
+        end_sessions(gdb, "drop_kept")
         before = footprint(gdb_pid)
         assert before["processes"] == {} and before["temp"] == []
         seen: set[int] = set()
@@ -105,7 +105,7 @@ def test_hundred_calls_leave_nothing_behind(escape_recording):
             assert {key: got[key] for key in want} == want, (tick, expr, got["error"])
             seen.update(descendants(gdb_pid))
         assert len(seen) >= 3  # gdbserver, page server, process: the count saw them
-        gdb.cli("python from gdb_plugin import session; session.drop_cached()")
+        end_sessions(gdb, "drop_kept")
         after = footprint(gdb_pid)
         assert after == before
         assert not any(_stat_fields(pid) for pid in seen)  # gone, not even zombies

@@ -1,0 +1,381 @@
+"""A call session: the rematerialized process at one tick, attached as a temporary
+inferior, and the calls made in it, each with its report.
+
+    rematerialize(db, tick, tid) -> stopped process   (gdb_plugin/remat)
+    TempInferior: attach through gdbserver             (gdb_plugin/inferior.py)
+    clear_written(); call EXPR; written_pages()        (gdb_plugin/evaluate.py)
+    -> CallResult: the value, how the call ended, the dirtied pages (report.py,
+       symbolize.py), the output, the blocked system calls
+
+A CallSession can stay alive between calls at the same tick: after each call
+the pages whose bytes changed are written back from the recording and the
+written set is cleared, so every call starts from the recorded state. When
+that is not possible (the call mapped memory, crashed, or timed out) the
+session is not reusable and its owner closes it (gdb_plugin/sessions.py).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import gdb
+
+from gdb_plugin import report, symbolize
+from gdb_plugin.errors import SessionError
+from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
+from gdb_plugin.inferior import TempInferior
+from gdb_plugin.procmem import read_pages, write_pages
+from gdb_plugin.settings import SANDBOX_OFF_WARNING
+from gdb_plugin.ticks import TickInfo, recorded_pages
+
+
+def _rematerialize(info: TickInfo, sandbox: bool, tracker: str):
+    """rematerialize() on the open recording's handle (a remat that takes only a path,
+    refusing the handle with TypeError, gets the path)."""
+    from gdb_plugin.remat import rematerialize
+
+    try:
+        return rematerialize(info.recording, info.tick, tid=info.tid, sandbox=sandbox,
+                             tracker=tracker)
+    except TypeError:
+        return rematerialize(info.db_path, info.tick, tid=info.tid, sandbox=sandbox,
+                             tracker=tracker)
+
+
+def _recording_error():
+    """snapshotdb's RecordingError (RematerializeError is one), imported when needed:
+    sourcing the plugin does not load SQLAlchemy."""
+    from snapshotdb.errors import RecordingError
+
+    return RecordingError
+
+
+@dataclass
+class CallResult:
+    tick: int
+    expr: str
+    status: str  # returned | signalled | exited | timeout | error
+    value: str
+    history: str  # "$N = value" line as GDB printed it, or "" for void
+    signal: str | None
+    error: str | None
+    pages: list[report.DirtiedPage]
+    stdout: str
+    stderr: str
+    timings_ms: dict
+    faults: dict
+    warnings: list[str] = field(default_factory=list)
+    blocked_syscalls: list[dict] = field(default_factory=list)  # [{"name", "count", "detail"}]
+    fault_address: int | None = None  # si_addr of a crash
+    backtrace: list[str] = field(default_factory=list)  # at a crash or a timeout
+    exit_code: int | None = None  # status exited
+    tracker: str = "wp-async"
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return report.report_json(
+            tick=self.tick, expr=self.expr, status=self.status, value=self.value,
+            signal=self.signal, pages=self.pages, stdout=self.stdout, stderr=self.stderr,
+            blocked_syscalls=self.blocked_syscalls, error=self.error,
+            timings_ms=self.timings_ms, faults=self.faults, fault_address=self.fault_address,
+            backtrace=self.backtrace, exit_code=self.exit_code, tracker=self.tracker,
+            notes=self.notes)
+
+
+class _Starting(threading.Thread):
+    """rematerialize(...).__enter__() in a thread; result() gives the process or raises
+    SessionError with the page server's one-line message."""
+
+    def __init__(self, remat_cm) -> None:
+        super().__init__(daemon=True, name="ttd-rematerialize")
+        self.remat_cm = remat_cm
+        self.proc = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.proc = self.remat_cm.__enter__()
+        except BaseException as exc:  # handed to the GDB thread in result()
+            self.error = exc
+
+    def wait(self) -> None:
+        self.join()
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            if isinstance(self.error, _recording_error()):  # RematerializeError and friends
+                raise SessionError(str(self.error)) from self.error
+            raise self.error
+        return self.proc
+
+
+class CallSession:
+    """The rematerialized process at (recording, tick, thread), attached as a temporary
+    inferior. requested_tid is the thread asked for (None: the one that stopped)."""
+
+    def __init__(self, info: TickInfo, sandbox: bool, tracker: str,
+                 requested_tid: int | None = None) -> None:
+        self.info = info
+        self.sandbox = sandbox
+        self.tracker = tracker  # as asked: auto, wp-async or diff
+        self.tracker_used = "wp-async"  # what the page server runs
+        self.regions = info.regions  # and the stack's room to grow, once there is a process
+        self.inferior = TempInferior()
+        self._remat_cm = None
+        self.proc = None
+        self.open_ms: dict = {}
+        self.warnings: list[str] = []
+        self._stdout_seen = 0
+        self._stderr_seen = 0
+        self._faults_seen = {"served": 0, "bytes": 0}
+        self._blocked_seen: dict[tuple, int] = {}
+        self.calls = 0
+        self.requested_tid = requested_tid
+        # the recorded bytes at the tick never change: each page is read once per session
+        self._old_pages: dict[int, bytes] = {}
+        # what symbolize learns that a reset cannot change (frames, TLS addresses)
+        self.symbol_cache: dict = {}
+        self._clean = False  # True right after a reset: the written set is empty
+        self.reusable = False
+
+    def matches(self, recording, tick: int, tid: int | None, sandbox: bool,
+                tracker: str) -> bool:
+        """Same recording, tick and thread (None: the thread that stopped), same sandbox
+        and tracker."""
+        return (self.info.recording is recording and self.info.tick == tick
+                and tid in (self.requested_tid, self.info.tid)
+                and (self.sandbox, self.tracker) == (sandbox, tracker))
+
+    def old_pages(self, rec_pages: list[int]) -> dict[int, bytes]:
+        missing = [p for p in rec_pages if p not in self._old_pages]
+        if missing:
+            self._old_pages.update(recorded_pages(self.info.recording, self.info.tick, missing))
+        return {p: self._old_pages[p] for p in rec_pages}
+
+    def open(self, keep_selected: bool = False) -> None:
+        """Rematerialize and attach; keep_selected leaves the new inferior selected (goto).
+
+        The page server builds the process in a thread while GDB prepares the new
+        inferior and reads the executable's symbols: both take milliseconds, and the
+        thread mostly waits on the server (no GIL held).
+        """
+        t0 = time.perf_counter()
+        self._remat_cm = _rematerialize(self.info, self.sandbox, self.tracker)
+        starting = _Starting(self._remat_cm)
+        try:  # from here on, any failure must end the process and the page server
+            exe = self._check_files()
+            self.open_ms.update(self.inferior.prepare(exe))
+            self.proc = starting.result()
+            self.open_ms["rematerialize"] = (time.perf_counter() - t0) * 1e3
+            self._note_process()
+            self.open_ms.update(self.inferior.connect(
+                self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected))
+        except BaseException:
+            starting.wait()
+            self.close()
+            raise
+
+    def _note_process(self) -> None:
+        """The tracker the page server chose, its notice (auto fell back), and the
+        warning that the sandbox is off: once per process, with the file warnings."""
+        self.tracker_used = self.proc.tracker
+        growth = self.proc.stack_growth_range()
+        if growth is not None:  # written there: the stack grew, below the recorded rsp
+            self.regions = sorted(self.info.regions + [report.Region(*growth, "rw-p", "[stack]")],
+                                  key=lambda r: r.start)
+        notice = self.proc.notice  # "ttd: this kernel lacks ...": a warning here
+        if notice:
+            self.warnings.append("warning: " + notice.removeprefix("ttd: "))
+        if not self.sandbox:
+            self.warnings.append(SANDBOX_OFF_WARNING)
+
+    def notes(self) -> list[str]:
+        """What the report of every call here must say about how it was made."""
+        return [report.DIFF_TRACKER_NOTE] if self.tracker_used == "diff" else []
+
+    def _check_files(self) -> str | None:
+        """The executable to load symbols from (None when missing); warnings about files
+        that are missing or differ from the recorded ones (by build-id)."""
+        exe = self.info.exe_path if os.path.exists(self.info.exe_path) else None
+        if exe is None:
+            self.warnings.append(f"warning: {self.info.exe_path} is missing: "
+                                 "no symbols for the executable, memory is the recorded one.")
+            return None
+        if self.info.file_warnings is None:
+            self.info.file_warnings = symbolize.build_id_warnings(self.info)
+        self.warnings.extend(self.info.file_warnings)
+        return exe
+
+    def close(self) -> None:
+        """Remove the temporary inferior, end the process and the page server."""
+        try:
+            self.inferior.close()
+        finally:
+            self.end_process()
+
+    def end_process(self) -> None:
+        """Kill the process and the page server and reap both (also when GDB is half gone)."""
+        if self._remat_cm is not None:
+            cm, self._remat_cm = self._remat_cm, None
+            cm.__exit__(None, None, None)
+
+    def call(self, expr: str, timeout_s: float = 10.0) -> CallResult:
+        """Evaluate EXPR at the tick; the temporary inferior is selected during the call.
+
+        Afterwards self.reusable says whether the next call at this tick may use the
+        process again: then the pages the call changed have been put back already.
+        """
+        timings = dict(self.open_ms) if self.calls == 0 else {
+            "rematerialize": 0.0, "attach": 0.0, "symbols": 0.0}
+        self.calls += 1
+        self.reusable = False
+        with self.inferior.selected():
+            if not self._clean:
+                self.proc.clear_written()
+            self._clean = False
+            t0 = time.perf_counter()
+            with UserBreakpointsDisabled():
+                outcome = evaluate(expr, self.proc.pid, timeout_s,
+                                   on_resumed=self.inferior.mark_resumed)
+            t1 = time.perf_counter()
+            pages, server_error = self._report()
+            if server_error is not None:  # the page server is gone or refused a page
+                outcome = Outcome("error", error=server_error)
+            if outcome.status == "exited":
+                outcome = _with_wait_status(outcome, self._wait_status())
+            t2 = time.perf_counter()
+            if self._can_reset(outcome.status, pages):
+                self._reset(pages)
+        timings["call"] = (t1 - t0) * 1e3
+        timings["report"] = (t2 - t1) * 1e3
+        stdout, stderr = self._new_output()
+        faults, blocked = self._new_stats()
+        return CallResult(tick=self.info.tick, expr=expr, status=outcome.status,
+                          value=outcome.value, history=outcome.history, signal=outcome.signal,
+                          error=outcome.error, pages=pages, stdout=stdout, stderr=stderr,
+                          timings_ms={k: round(v, 3) for k, v in timings.items()},
+                          faults=faults, blocked_syscalls=blocked,
+                          warnings=list(self.warnings) if self.calls == 1 else [],
+                          fault_address=outcome.fault_address, backtrace=outcome.backtrace,
+                          exit_code=outcome.exit_code, tracker=self.tracker_used,
+                          notes=self.notes())
+
+    def _wait_status(self) -> int | None:
+        """The ended process's wait status, from the page server (its parent), which may
+        learn of the end a moment after GDB did."""
+        try:
+            return self.proc.wait_exit(5.0)
+        except _recording_error():
+            return self.proc.exit_status
+
+    def _can_reset(self, status: str, pages: list[report.DirtiedPage]) -> bool:
+        """Whether putting back the changed pages restores the recorded state: not after a
+        crash or a timeout, nor when the call mapped memory (brk, mmap)."""
+        if status not in ("returned", "error"):
+            return False
+        return all(p.kind != "new-mapping" and len(p.new) == report.PAGE_SIZE for p in pages)
+
+    def _reset(self, pages: list[report.DirtiedPage]) -> None:
+        """Put back the recorded bytes of every page the call changed; forget the writes.
+        Runs with the temporary inferior selected."""
+        try:
+            write_pages(self.proc.pid, {p.rec_addr: p.old for p in pages if p.changed})
+            self.proc.clear_written()
+            gdb.execute("maintenance flush dcache", to_string=True)
+        except (OSError, gdb.error, _recording_error()):
+            return
+        self._clean = True
+        self.reusable = True
+
+    def _report(self) -> tuple[list[report.DirtiedPage], str | None]:
+        """The dirtied pages; none when the process is gone (the call made it exit).
+        Second: the page server's error when it cannot tell (it ended, or stopped the
+        process on a corrupt page), else None."""
+        try:
+            written = list(self.proc.written_pages())
+            new = read_pages(self.proc.pid, written)
+        except _recording_error() as exc:
+            return [], _server_error(str(exc), self.proc)
+        except OSError:
+            return [], None
+        old = self.old_pages(written)
+        pages = report.build_pages(written, self.regions, self.info.rsp,
+                                   old.__getitem__, new.__getitem__, self.info.fs_base)
+        symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
+        return pages, None
+
+    def _new_output(self) -> tuple[str, str]:
+        """What the call wrote to fds 1 and 2: the process is stopped (or gone), so its
+        writes are complete; drain_output takes what the pipes still hold."""
+        try:
+            out, err = self.proc.drain_output(timeout=1.0)
+        except Exception:  # output capture is best effort
+            return "", ""
+        new_out, new_err = out[self._stdout_seen:], err[self._stderr_seen:]
+        self._stdout_seen, self._stderr_seen = len(out), len(err)
+        return (new_out.decode(errors="replace"), new_err.decode(errors="replace"))
+
+    def _new_stats(self) -> tuple[dict, list[dict]]:
+        """This call's share of the page server's counters: faults served, and the system
+        calls the sandbox blocked ([{"name", "count"}], when the sandbox is on)."""
+        try:
+            stats = self.proc.stats()
+        except Exception:  # the process is gone and took its counters along
+            return {"served": 0, "bytes": 0}, []
+        served = int(stats.get("faults", stats.get("served", 0)))
+        nbytes = int(stats.get("bytes", 0))
+        faults = {"served": served - self._faults_seen["served"],
+                  "bytes": nbytes - self._faults_seen["bytes"]}
+        self._faults_seen = {"served": served, "bytes": nbytes}
+        blocked_now = _blocked_counts(stats.get("blocked_syscalls"))
+        blocked = [{"name": name, "count": count - self._blocked_seen.get((name, detail), 0),
+                    "detail": detail}
+                   for (name, detail), count in blocked_now.items()
+                   if count > self._blocked_seen.get((name, detail), 0)]
+        self._blocked_seen = blocked_now
+        return faults, blocked
+
+
+def _blocked_counts(blocked) -> dict[tuple, int]:
+    """{(name, detail): count} from the page server's blocked_syscalls, a list of
+    {"name", "count", "detail"} in the order met."""
+    counts: dict[tuple, int] = {}
+    for entry in blocked or []:
+        key = (entry["name"], entry.get("detail"))
+        counts[key] = counts.get(key, 0) + int(entry.get("count", 1))
+    return counts
+
+
+_PROCESS_ENDED = "The process has ended"
+
+
+def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
+    """A call whose process GDB saw exit, told by the process's wait status (from the
+    page server): killed by a signal nobody can catch (SIGKILL from outside), or the
+    exit code when GDB's event had none."""
+    if outcome.status != "exited" or wait_status is None:
+        return outcome
+    if os.WIFSIGNALED(wait_status):
+        name = signal.Signals(os.WTERMSIG(wait_status)).name
+        return Outcome("signalled", signal=name,
+                       error=f"The process was killed by {name} during the call.")
+    if outcome.exit_code is None and os.WIFEXITED(wait_status):
+        outcome.exit_code = os.WEXITSTATUS(wait_status)
+    return outcome
+
+
+def _server_error(message: str, proc) -> str | None:
+    """The error to report when the page server could not say what the call wrote:
+    None when only the process ended (the call exited or was killed, reported as
+    such), else the server's own one-line message, or that it is gone."""
+    if message.startswith(_PROCESS_ENDED):
+        return None
+    if message.startswith("ttd-pageserver ended"):
+        return (f"The page server (pid {getattr(proc, 'server_pid', '?')}) ended during the "
+                "call: what the call wrote is unknown.")
+    return message

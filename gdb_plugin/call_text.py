@@ -1,0 +1,47 @@
+"""The text form of a call's result, as call-at-time prints it (pure: no GDB).
+
+text_lines() gives (stream, line) pairs, stream "out" or "err": the warnings, the
+value as GDB printed it, what the call wrote, where it crashed or was interrupted,
+what the sandbox blocked, the summary of the dirtied pages and notes on the tracker.
+"""
+from __future__ import annotations
+
+from gdb_plugin import report
+
+
+def text_lines(result) -> list[tuple[str, str]]:
+    """Everything call-at-time prints for `result` (a CallResult), in order."""
+    out: list[tuple[str, str]] = [("err", w) for w in result.warnings]
+    if result.history:
+        out.append(("out", result.history))
+    if result.stdout:
+        out.append(("out", result.stdout.removesuffix("\n")))
+    if result.stderr:
+        out.append(("err", result.stderr.removesuffix("\n")))
+    out.extend(("out", line) for line in fault_lines(result))
+    blocked = report.blocked_summary(result.blocked_syscalls)
+    if blocked:
+        out.append(("out", blocked))
+    line = report.summary(result.pages)
+    if any(p.changed for p in result.pages):
+        line += ' See "info dirtied-pages".'
+    out.append(("out", line))
+    out.extend(("out", note) for note in result.notes)
+    return out
+
+
+def fault_lines(result) -> list[str]:
+    """For a crash, an exit or a timeout: the signal, the faulting address, the exit
+    code, the backtrace."""
+    lines = []
+    if result.status == "signalled" and result.signal:
+        line = f"The call received {result.signal}"
+        if result.fault_address is not None:
+            line += f", fault address {result.fault_address:#x}"
+        lines.append(line + ".")
+    elif result.status == "exited" and result.exit_code is not None:
+        lines.append(f"The call exited with code {result.exit_code}.")
+    if result.backtrace:
+        lines.append("Backtrace where it stopped:")
+        lines.extend("  " + frame for frame in result.backtrace)
+    return lines

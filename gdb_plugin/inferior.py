@@ -1,0 +1,194 @@
+"""The temporary GDB inferior: a rematerialized process attached through gdbserver,
+apart from the user's own inferior.
+
+    add-inferior -no-connection; inferior N; set sysroot /; file EXE
+    target remote | LD_PRELOAD=libttdmem.so gdbserver - --attach PID
+    (GDB finds the libraries at their recorded addresses from the recorded
+     auxv and r_debug; files come from the local disk)
+    ... calls, with the inferior selected for their length ...
+    kill (never detach: gdbserver re-delivers the call's last stop signal on
+    detach), remove-inferiors N, back to the user's inferior, thread and frame.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import time
+
+import gdb
+
+from gdb_plugin.errors import SessionError
+from gdb_plugin.gdb_settings import (
+    ATTACH_SETTINGS,
+    CALL_SETTINGS,
+    STEP_SETTINGS,
+    GdbSettings,
+    quietly,
+)
+
+
+class TempInferior:
+    """A GDB inferior attached to process PID through gdbserver, apart from the user's.
+
+    attach() leaves the user's inferior selected (or, keep_selected=True for ttd
+    goto, the new one); `with selected():` switches to it for a block, with the call
+    settings; close() kills the process, removes the inferior and gives the user
+    back their selection and settings.
+    """
+
+    def __init__(self) -> None:
+        self.num: int | None = None
+        self._user: tuple | None = None
+        self._lifetime: list[GdbSettings] = []  # settings kept while it exists (ttd goto)
+        self.gdbserver = ""
+        self.gdbserver_log = ""
+        self.resumed = False  # the first resume after attach reports the pending SIGSTOP
+
+    def _save_user(self) -> None:
+        inferior = gdb.selected_inferior()
+        thread = gdb.selected_thread()
+        try:
+            frame = gdb.selected_frame() if thread is not None else None
+        except gdb.error:
+            frame = None
+        self._user = (inferior.num, thread, frame)
+
+    def _restore_user(self) -> None:
+        """Select the user's inferior, thread and frame again; a thread switch alone
+        when there is a thread (quieter under MI than the `inferior` command)."""
+        if self._user is None:
+            return
+        num, thread, frame = self._user
+        if thread is not None and thread.is_valid():
+            thread.switch()
+            if frame is not None and frame.is_valid():
+                frame.select()
+        else:
+            quietly(f"inferior {num}")
+
+    def attach(self, pid: int, exe_path: str | None, preload: str | None,
+               keep_selected: bool = False) -> dict:
+        """Attach to `pid`; returns timings in ms: {"attach": ..., "symbols": ...}."""
+        timings = self.prepare(exe_path)
+        timings.update(self.connect(pid, preload, keep_selected))
+        return timings
+
+    def prepare(self, exe_path: str | None) -> dict:
+        """The new inferior with the executable's symbols, before there is a process
+        (so it can overlap the rematerialization); the inferior stays selected."""
+        gdbserver = shutil.which("gdbserver")
+        if gdbserver is None:
+            raise SessionError("gdbserver is not installed: apt-get install gdbserver")
+        self.gdbserver = gdbserver
+        self._save_user()
+        settings = [GdbSettings(CALL_SETTINGS, sigstop=True), GdbSettings(ATTACH_SETTINGS)]
+        for group in settings:
+            group.apply()
+        self._lifetime = settings  # until the end of connect, or of the goto inferior
+        before = {inf.num for inf in gdb.inferiors()}
+        gdb.execute("add-inferior -no-connection", to_string=True)
+        self.num = max({inf.num for inf in gdb.inferiors()} - before)
+        gdb.execute(f"inferior {self.num}", to_string=True)
+        t0 = time.perf_counter()
+        if exe_path:
+            gdb.execute(f"file {_quote(exe_path)}", to_string=True)
+        return {"symbols": (time.perf_counter() - t0) * 1e3}
+
+    def connect(self, pid: int, preload: str | None, keep_selected: bool = False) -> dict:
+        """gdbserver attaches to `pid`; then the user's inferior is selected again (or
+        this one stays selected, keep_selected, for ttd goto)."""
+        t0 = time.perf_counter()
+        self._target_remote(self.gdbserver, pid, preload)
+        t1 = time.perf_counter()
+        if not keep_selected:
+            self._restore_user()
+            self._restore_settings()
+        return {"attach": (t1 - t0) * 1e3}
+
+    def _target_remote(self, gdbserver: str, pid: int, preload: str | None) -> None:
+        self.gdbserver_log = f"/tmp/ttd-gdbserver-{os.getpid()}-{pid}.log"
+        env = f"LD_PRELOAD={shlex.quote(preload)} " if preload else ""
+        command = (f"target remote | {env}exec {gdbserver} - --attach {pid} "
+                   f"2>{self.gdbserver_log}")
+        try:
+            gdb.execute(command, to_string=True)
+        except gdb.error as exc:
+            raise SessionError(f"Cannot attach to the process at this tick: {exc} "
+                               f"({self._log_tail()})") from exc
+
+    def _restore_settings(self) -> None:
+        while self._lifetime:
+            self._lifetime.pop().restore()
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.gdbserver_log) as f:
+                lines = [line.strip() for line in f if line.strip()]
+        except OSError:
+            return "no gdbserver output"
+        return lines[-1] if lines else "no gdbserver output"
+
+    def _select(self) -> None:
+        for inferior in gdb.inferiors():
+            if inferior.num == self.num and inferior.threads():
+                inferior.threads()[0].switch()
+                return
+        quietly(f"inferior {self.num}")
+
+    def mark_resumed(self) -> None:
+        self.resumed = True
+
+    @contextlib.contextmanager
+    def selected(self):
+        """The temporary inferior selected, with what a call needs, for a block: only
+        unwindonsignal (thread switches from Python print nothing, and nothing asks),
+        and the SIGSTOP handling until the process has been resumed once."""
+        settings = None
+        if not self._lifetime:
+            settings = GdbSettings(STEP_SETTINGS, sigstop=not self.resumed)
+            settings.apply()
+        try:
+            self._select()
+            yield
+        finally:
+            try:
+                self._restore_user()
+            finally:
+                if settings is not None:
+                    settings.restore()
+
+    def close(self) -> None:
+        """Kill the process (never detach), remove the inferior, restore the user."""
+        if self.num is None:
+            self._restore_settings()
+            return
+        settings = GdbSettings(CALL_SETTINGS)
+        settings.apply()
+        try:
+            if any(inf.num == self.num for inf in gdb.inferiors()):
+                self._select()
+                if gdb.selected_inferior().pid:
+                    try:
+                        gdb.execute("kill", to_string=True)
+                    except gdb.error:
+                        pass  # already gone
+        finally:
+            try:
+                self._restore_user()
+                gdb.execute(f"remove-inferiors {self.num}", to_string=True)
+            finally:
+                self.num = None
+                settings.restore()
+                self._restore_settings()
+                if self.gdbserver_log:
+                    try:
+                        os.unlink(self.gdbserver_log)
+                    except OSError:
+                        pass
+
+
+
+def _quote(path: str) -> str:
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
