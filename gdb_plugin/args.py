@@ -5,7 +5,6 @@ ValueError with the one-line message the command shows (as gdb.GdbError).
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 from gdb_plugin.settings import TRACKERS
@@ -150,13 +149,15 @@ def parse_open(arg: str) -> tuple[str, bool]:
     return argv[0], create
 
 
-class _SnapshotParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ValueError(f"ttd snapshot: {message}")
+def parse_snapshot(arg: str):
+    """reason, signal and note (an argparse.Namespace) of
+    `ttd snapshot [--reason R] [--signal S] [NOTE...]`."""
+    import argparse  # here: sourcing the plugin does not pay for it
 
+    class _SnapshotParser(argparse.ArgumentParser):
+        def error(self, message):
+            raise ValueError(f"ttd snapshot: {message}")
 
-def parse_snapshot(arg: str) -> argparse.Namespace:
-    """reason, signal and note of `ttd snapshot [--reason R] [--signal S] [NOTE...]`."""
     parser = _SnapshotParser(prog="ttd snapshot", add_help=False)
     parser.add_argument("--reason", choices=SNAPSHOT_REASONS, default="manual")
     parser.add_argument("--signal", default=None)
