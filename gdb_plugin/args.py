@@ -5,6 +5,7 @@ ValueError with the one-line message the command shows (as gdb.GdbError).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from gdb_plugin.settings import TRACKERS
@@ -91,19 +92,50 @@ def parse_call(arg: str) -> CallArgs:
 
 def _option_value(word: str, value: str) -> dict:
     """{"tid": ...}, {"timeout": ...} or {"tracker": ...}; ValueError when invalid."""
-    try:
-        if word == "--thread":
-            return {"tid": int(value)}
-        if word == "--timeout":
-            timeout = float(value)
-            if not timeout > 0:
-                raise ValueError
-            return {"timeout": timeout}
-    except ValueError:
-        raise ValueError(f"Invalid {word[2:]} '{value}'. {CALL_USAGE}") from None
+    if not value:
+        raise ValueError(f"Option {word} needs a value. {CALL_USAGE}")
+    if word == "--thread":
+        return {"tid": parse_thread(value, CALL_USAGE)}
+    if word == "--timeout":
+        return {"timeout": parse_timeout(value, CALL_USAGE)}
     if value not in TRACKERS:
         raise ValueError(f"Invalid tracker '{value}': the trackers are {', '.join(TRACKERS)}.")
     return {"tracker": value}
+
+
+def parse_thread(text: str, usage: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"Invalid thread '{text}': a thread is a TID, a number. "
+                         f"{usage}") from None
+
+
+TIMEOUT_RULE = "a timeout is a number of seconds greater than 0"
+NO_LIMIT = '"unlimited" (or 0) for no limit'
+
+
+def parse_timeout(text: str, usage: str) -> float:
+    """Seconds: a finite number greater than 0 (nan, inf, 0 and negatives are refused)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"Invalid timeout '{text}': {TIMEOUT_RULE}. {usage}")
+    return seconds
+
+
+def parse_timeout_setting(text: str) -> float | None:
+    """`set ttd timeout S`: seconds as parse_timeout, or None (no limit) for "unlimited"
+    or 0, as GDB's own unlimited settings take them."""
+    text = text.strip()
+    if text in ("unlimited", "0"):
+        return None
+    try:
+        return parse_timeout(text, "")
+    except ValueError:
+        raise ValueError(f"Invalid timeout '{text}': {TIMEOUT_RULE}, or {NO_LIMIT}.") from None
 
 
 def _tick(text: str, usage: str) -> int:
@@ -118,10 +150,7 @@ def parse_goto(arg: str) -> tuple[int, int | None]:
     words = split_argv(arg)
     tid = None
     if len(words) >= 2 and words[0] == "--thread":
-        try:
-            tid = int(words[1])
-        except ValueError:
-            raise ValueError(f"Invalid thread '{words[1]}'. {GOTO_USAGE}") from None
+        tid = parse_thread(words[1], GOTO_USAGE)
         words = words[2:]
     if len(words) != 1:
         raise ValueError(GOTO_USAGE)

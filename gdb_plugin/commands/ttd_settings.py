@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gdb
 
+from gdb_plugin.args import parse_timeout_setting
 from gdb_plugin.settings import SANDBOX_OFF_WARNING, TRACKERS
 
 
@@ -59,26 +60,39 @@ call-at-time or ttd goto."""
 
 
 class TtdTimeout(gdb.Parameter):
-    """Seconds a call of the past may run before it is interrupted.
+    """Seconds a call of the past may run before it is stopped.
 
 A call still running after this long is interrupted (SIGINT), unwound and
-reported with status timeout and where it was. "unlimited" or 0: no limit.
+reported with status timeout and where it was. S is a number of seconds
+(fractions too), "unlimited" or 0 for no limit.
 call-at-time --timeout S overrides it for one call. Default 10."""
 
     set_doc = "Set the seconds a call of the past may run."
     show_doc = "Show the seconds a call of the past may run."
 
     def __init__(self, settings):
-        super().__init__("ttd timeout", gdb.COMMAND_DATA, gdb.PARAM_UINTEGER)
+        super().__init__("ttd timeout", gdb.COMMAND_DATA, gdb.PARAM_STRING)
         self.settings = settings
-        self.value = int(settings.timeout_s or 0)
+        self.value = _timeout_text(settings.timeout_s)
 
     def get_set_string(self):
-        self.settings.timeout_s = float(self.value) if self.value else None
+        try:
+            seconds = parse_timeout_setting(self.value or "")
+        except ValueError as exc:
+            self.value = _timeout_text(self.settings.timeout_s)  # unchanged
+            raise gdb.GdbError(str(exc)) from None
+        self.settings.timeout_s = seconds
+        self.value = _timeout_text(seconds)
         return ""
 
     def get_show_string(self, svalue):
+        if self.settings.timeout_s is None:
+            return "Calls of the past are not interrupted (no time limit)."
         return f"Calls of the past are interrupted after {svalue} seconds."
+
+
+def _timeout_text(seconds: float | None) -> str:
+    return "unlimited" if seconds is None else f"{seconds:g}"
 
 
 class TtdTracker(gdb.Parameter):

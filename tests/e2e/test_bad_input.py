@@ -229,3 +229,32 @@ def test_process_killed_during_a_call(gdb, escape_rec):
     assert (got["status"], got["signal"]) == ("signalled", "SIGKILL")
     assert got["error"] == "The process was killed by SIGKILL during the call."
     good_call_works(gdb, escape_rec[0])
+
+
+# --- timeouts that are no timeouts -----------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "soon"])
+def test_bad_call_timeout_is_refused(gdb, escape_rec, value):
+    gdb.cli(f"ttd open {escape_rec[0]}")
+    assert expect_error(gdb, f"call-at-time --timeout {value} 2 step_value()").startswith(
+        f"Invalid timeout '{value}': a timeout is a number of seconds greater than 0. Usage: ")
+    good_call_works(gdb, escape_rec[0])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "soon"])
+def test_bad_timeout_setting_is_refused(gdb, escape_rec, value):
+    assert expect_error(gdb, f"set ttd timeout {value}") == (
+        f"Invalid timeout '{value}': a timeout is a number of seconds greater than 0, "
+        'or "unlimited" (or 0) for no limit.')
+    shown = gdb.cli("show ttd timeout").strip().splitlines()[-1]
+    assert shown == "Calls of the past are interrupted after 10 seconds."  # unchanged
+    good_call_works(gdb, escape_rec[0])
+
+
+def test_timeout_setting_unlimited_and_fractions(gdb):
+    for value, shown in [("unlimited", "Calls of the past are not interrupted (no time limit)."),
+                         ("2.5", "Calls of the past are interrupted after 2.5 seconds."),
+                         ("0", "Calls of the past are not interrupted (no time limit)."),
+                         ("10", "Calls of the past are interrupted after 10 seconds.")]:
+        gdb.cli(f"set ttd timeout {value}")
+        assert gdb.cli("show ttd timeout").strip().splitlines()[-1] == shown
