@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,27 +57,41 @@ def marked_json(text: str, mark: str) -> dict:
     raise AssertionError(f"no {mark!r} line in GDB output:\n{text}")
 
 
-def call_json(gdb: MiGdb, tick: int, expr: str, tid: int | None = None) -> dict:
-    thread = f"--thread {tid} " if tid is not None else ""
-    text = gdb.cli(f"call-at-time {thread}--timeout 20 --json {tick} {expr}", GDB_TIMEOUT_S)
-    return _json_line(text)
-
-
-def assert_matches_live(recorded: "Recorded", tick: int, call: "Call") -> None:
-    """call-at-time gives the value and the changed pages of GDB's live call at that stop."""
-    live = recorded.live[(tick, call.expr, call.thread)]
-    got = call_json(recorded.gdb, tick, call.expr, call.thread)
-    assert got["status"] == "returned", got["error"]
-    assert got["value"] == live["value"]
-    changed = [p["address"] for p in got["dirtied_pages"] if p["changed"]]
-    assert changed == live["changed"]
-
-
-def _json_line(text: str) -> dict:
+def result_json(text: str) -> dict:
+    """The JSON object call-at-time --json printed among GDB's other console output (the
+    called program's own output may precede it on its line)."""
     for line in text.splitlines():
         if '{"tick"' in line:
             return json.loads(line[line.index('{"tick"'):])
     raise AssertionError(f"call-at-time printed no JSON:\n{text}")
+
+
+def call(gdb: MiGdb, tick: int, expr: str, options: str = "",
+         timeout_s: float = GDB_TIMEOUT_S) -> dict:
+    """call-at-time [OPTIONS] --json TICK EXPR; its JSON object."""
+    return result_json(gdb.cli(f"call-at-time {options} --json {tick} {expr}", timeout_s))
+
+
+def call_json(gdb: MiGdb, tick: int, expr: str, tid: int | None = None) -> dict:
+    thread = f"--thread {tid} " if tid is not None else ""
+    return call(gdb, tick, expr, f"{thread}--timeout 20")
+
+
+def value_line(text: str) -> str:
+    """The value as GDB printed it into the history ("$N = VALUE"): VALUE."""
+    lines = [line for line in text.splitlines() if re.match(r"^\$\d+ = ", line)]
+    assert len(lines) == 1, f"not one value line in:\n{text}"
+    return lines[0].split(" = ", 1)[1]
+
+
+def assert_matches_live(recorded: Recorded, tick: int, call: Call) -> None:
+    """call-at-time gives the value and the changed pages of GDB's live call at that stop."""
+    live = recorded.live[(tick, call.expr, call.thread)]
+    got = call_json(recorded.gdb, tick, call.expr, live["tid"] if call.thread else None)
+    assert got["status"] == "returned", got["error"]
+    assert got["value"] == live["value"]
+    changed = [p["address"] for p in got["dirtied_pages"] if p["changed"]]
+    assert changed == live["changed"]
 
 
 def record_with_live_reference(db: Path, argv: list[str], location: str, hits: int,
@@ -153,7 +168,8 @@ def user_state(gdb: MiGdb) -> dict:
     frame = gdb.cli("frame")
     text = gdb.cli("python import hashlib, gdb; "
                    "pages = live_ref.snapshot_pages(gdb.selected_inferior().pid); "
-                   "print('MEMHASH', hashlib.sha256(b''.join(pages[a] for a in sorted(pages))).hexdigest())")
+                   "print('MEMHASH', hashlib.sha256("
+                   "b''.join(pages[a] for a in sorted(pages))).hexdigest())")
     memhash = [line for line in text.splitlines() if line.startswith("MEMHASH")][0]
     inferiors = gdb.cli("info inferiors")
     return {"regs": without_warnings(regs), "frame": without_warnings(frame), "memory": memhash,

@@ -5,7 +5,6 @@ test_cli_call.py; the executable missing or rebuilt and gdbserver missing in
 test_setup_errors.py."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -17,6 +16,8 @@ import pytest
 
 from gdb_plugin.driver import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, run_ttd
+from tests.e2e.harness import result_json
+from tests.e2e.procs import children, comm, state
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,14 +38,10 @@ def gdb():
         gdb.close()
 
 
-def json_of(text: str) -> dict:
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
-
-
 def good_call_works(gdb: MiGdb, db) -> None:
     gdb.cli(f"ttd open {db}")
     text = gdb.cli("call-at-time --json 2 step_value()")
-    assert json_of(text)["value"] == "20"
+    assert result_json(text)["value"] == "20"
 
 
 def expect_error(gdb: MiGdb, command: str) -> str:
@@ -146,8 +143,8 @@ def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
                      rows[0])
     conn.close()
     gdb.cli(f"ttd open {copy}")
-    assert json_of(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"  # not read
-    got = json_of(gdb.cli("call-at-time --json 1 sum_table()", 60))
+    assert result_json(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"  # not read
+    got = result_json(gdb.cli("call-at-time --json 1 sum_table()", 60))
     assert got["status"] == "error"
     assert f"{rec_page:#x}" in got["error"] and "corrupt" in got["error"].lower()
     with pytest.raises(GdbFailed) as info:
@@ -158,42 +155,12 @@ def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
 
 # --- the page server or the process killed in the middle of a call -------------------------
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
-
-
 def _server_and_process(gdb: MiGdb) -> tuple[int, int]:
     """(page server pid, rematerialized process pid) of the process kept by the last call."""
     gdb_pid = gdb.controller.gdb_process.pid
-    servers = [p for p in _children(gdb_pid) if _comm(p) == "ttd-pageserver"]
+    servers = [p for p in children(gdb_pid) if comm(p) == "ttd-pageserver"]
     assert len(servers) == 1, servers
-    processes = _children(servers[0])
+    processes = children(servers[0])
     assert len(processes) == 1, processes
     return servers[0], processes[0]
 
@@ -201,17 +168,17 @@ def _server_and_process(gdb: MiGdb) -> tuple[int, int]:
 def _kill_while_spinning(gdb: MiGdb, victim: str) -> dict:
     """Start spin() at tick 1 in the kept process, wait until it runs, SIGKILL the page
     server or the process, and return the call's JSON."""
-    assert json_of(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"
+    assert result_json(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"
     server, process = _server_and_process(gdb)
     gdb.controller.write("call-at-time --timeout 20 --json 1 spin()", read_response=False)
     deadline = time.monotonic() + 30
-    while _state(process) != "R":  # stopped (t) until GDB resumes it into spin()
+    while state(process) != "R":  # stopped (t) until GDB resumes it into spin()
         assert time.monotonic() < deadline, "the call never started"
         time.sleep(0.01)
     os.kill(server if victim == "server" else process, signal.SIGKILL)
     record, text = gdb.wait(lambda r: r["type"] == "result", "call-at-time spin()", 60)
     assert record["message"] == "done", record
-    return json_of(text)
+    return result_json(text)
 
 
 def test_page_server_killed_during_a_call(gdb, escape_rec):

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests.conftest import run_ttd
+from tests.e2e.harness import call
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,7 +23,8 @@ def test_call_json_shape(targets_db):
     assert done.returncode == 0, done.stderr
     obj = json.loads(done.stdout)
     assert list(obj) == KEYS
-    assert (obj["tick"], obj["expr"], obj["status"], obj["value"]) == (2, "push(5)", "returned", "3")
+    assert (obj["tick"], obj["expr"], obj["status"], obj["value"]) == (
+        2, "push(5)", "returned", "3")
     assert obj["signal"] is None and obj["error"] is None
     assert (obj["fault_address"], obj["backtrace"], obj["exit_code"]) == (None, [], None)
     assert (obj["tracker"], obj["notes"], obj["blocked_syscalls"]) == ("wp-async", [], [])
@@ -36,7 +38,8 @@ def test_call_json_shape(targets_db):
     changed = {p["symbol"] for p in obj["dirtied_pages"] if p["changed"] and p["kind"] == "data"}
     assert "head" in changed
     assert set(obj["timings_ms"]) >= {"rematerialize", "attach", "symbols", "call", "report"}
-    assert obj["faults"]["served"] > 0 and obj["faults"]["bytes"] >= 4096 * obj["faults"]["served"] // 16
+    served = obj["faults"]["served"]
+    assert served > 0 and obj["faults"]["bytes"] >= 4096 * served // 16
 
 
 def _call_json(db, *args) -> dict:
@@ -82,8 +85,7 @@ def test_call_missing_recording(tmp_path):
 def test_blocked_syscall_reported_by_default(plugin_gdb, tmp_path):
     victim = tmp_path / "keep-me"
     victim.write_text("still here")
-    text = plugin_gdb.cli(f'call-at-time --json 1 (int)unlink("{victim}")')
-    obj = json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    obj = call(plugin_gdb, 1, f'(int)unlink("{victim}")')
     assert obj["value"] == "-1"
     assert obj["blocked_syscalls"] == [{"name": "unlink", "count": 1, "detail": str(victim)}]
     assert victim.read_text() == "still here"

@@ -4,8 +4,8 @@ captured, its crashes, hangs and exits are reported and leave GDB's session usab
 and neither the recording nor the files it tried to touch change.
 
 The target is tests/e2e/escape.c, recorded at three hits of `checkpoint` (ticks 1-3,
-`step` 1-3). Tests in this file share one GDB session and run in file order; the last
-one checks that the recording is byte-identical to what `ttd record` wrote.
+`step` 1-3). Tests in this file share one GDB session; each sets up what it checks, in
+any order.
 """
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ import subprocess
 
 import pytest
 
-from gdb_plugin.driver import MiGdb
 from tests.conftest import run_ttd
-from tests.e2e.harness import end_sessions, gdb_with_recording
+from tests.e2e.harness import call, end_sessions, gdb_with_recording
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,22 +39,9 @@ def file_state(path) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def escape_db(escape_recording):
-    """(recording, binary, sha256 of the recording, the files beside it) before any call
-    of this module."""
-    db, binary = escape_recording
-    return db, binary, sha256(db), sorted(os.listdir(db.parent))
-
-
-@pytest.fixture(scope="module")
-def gdb(escape_db):
-    with gdb_with_recording(escape_db[0]) as gdb:
+def gdb(escape_recording):
+    with gdb_with_recording(escape_recording[0]) as gdb:
         yield gdb
-
-
-def call(gdb: MiGdb, tick: int, expr: str, options: str = "") -> dict:
-    text = gdb.cli(f"call-at-time {options} --json {tick} {expr}", 60)
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
 
 
 def last_line(text: str) -> str:
@@ -172,7 +158,7 @@ def test_output_is_captured(gdb):
     assert (got["value"], got["stdout"], got["stderr"]) == ("7", "out 7\n", "err 7\n")
     text = gdb.cli("call-at-time 2 write_both(8)")
     lines = text.splitlines()
-    assert lines.index("out 8") > [i for i, l in enumerate(lines) if l.startswith("$")][0]
+    assert lines.index("out 8") > [i for i, line in enumerate(lines) if line.startswith("$")][0]
     assert "err 8" in lines
 
 
@@ -279,16 +265,17 @@ def test_allow_side_effects_option(gdb, tmp_path):
     assert not victim.exists()
 
 
-def test_cli_allow_side_effects(escape_db, tmp_path):
+def test_cli_allow_side_effects(escape_recording, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("goes")
-    done = run_ttd("call", str(escape_db[0]), "--at", "1", "--allow-side-effects", "--json",
+    done = run_ttd("call", str(escape_recording[0]), "--at", "1", "--allow-side-effects", "--json",
                    f'try_unlink("{victim}")', timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["value"] == "0" and not victim.exists()
     assert done.stderr.startswith("ttd: warning: the sandbox is off")
     victim.write_text("stays")
-    done = run_ttd("call", str(escape_db[0]), "--at", "1", f'try_unlink("{victim}")', timeout=60)
+    done = run_ttd("call", str(escape_recording[0]), "--at", "1", f'try_unlink("{victim}")',
+                   timeout=60)
     assert done.returncode == 0, done.stderr
     assert f'Blocked 1 system call: unlink("{victim}").' in done.stdout.splitlines()
     assert victim.exists()
@@ -306,10 +293,22 @@ def test_goto_is_sandboxed(gdb, tmp_path):
     assert victim.exists()
 
 
-# --- last: nothing of the above changed the recording ------------------------------------
+# --- the recording never changes ----------------------------------------------------------
 
-def test_recording_is_byte_identical(gdb, escape_db):
-    db, _, recorded_hash, recorded_files = escape_db
-    end_sessions(gdb, "drop_kept")
-    assert sha256(db) == recorded_hash
-    assert sorted(os.listdir(db.parent)) == recorded_files  # no journal or WAL left
+def test_recording_is_byte_identical(gdb, escape_recording, tmp_path):
+    """Calls of every kind (blocked, output, crash, exit, timeout, the sandbox off, goto)
+    leave the recording and its directory exactly as they were."""
+    db = escape_recording[0]
+    before = sha256(db), sorted(os.listdir(db.parent))
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    assert call(gdb, 1, f'try_unlink("{victim}")')["value"] == str(errno.EPERM)
+    assert call(gdb, 2, "write_both(3)")["stdout"] == "out 3\n"
+    assert call(gdb, 2, "crash_null()")["status"] == "signalled"
+    assert call(gdb, 3, "do_exit(2)")["status"] == "exited"
+    assert call(gdb, 1, "spin()", "--timeout 0.5")["status"] == "timeout"
+    assert call(gdb, 1, "touched = 77", "--allow-side-effects")["value"] == "77"
+    gdb.cli("ttd goto 2")
+    gdb.cli("call (int)write_both(4)")
+    end_sessions(gdb, "close_all")
+    assert (sha256(db), sorted(os.listdir(db.parent))) == before  # no journal or WAL left

@@ -5,16 +5,13 @@ byte-identical after all of it."""
 from __future__ import annotations
 
 import errno
-import glob
 import hashlib
-import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gdb_plugin.driver import MiGdb
-from tests.e2e.harness import end_sessions, gdb_with_recording
+from tests.e2e.harness import call, end_sessions, gdb_with_recording
+from tests.e2e.procs import descendants, footprint, stat_fields
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -22,49 +19,6 @@ pytestmark = pytest.mark.timeout(240)
 def sha256(path) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def descendants(pid: int) -> dict[int, str]:
-    """{pid: state} of every process below `pid` (zombies included)."""
-    parents: dict[int, int] = {}
-    states: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields is not None:
-                parents[int(entry)] = int(fields[1])
-                states[int(entry)] = fields[0]
-    found: dict[int, str] = {}
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, ppid in parents.items():
-            if ppid == parent and child not in found:
-                found[child] = states[child]
-                frontier.append(child)
-    return found
-
-
-def footprint(gdb_pid: int) -> dict:
-    """What a call could leave behind: GDB's descriptors, its processes, temporary files."""
-    fd_dir = f"/proc/{gdb_pid}/fd"
-    fds = sorted(os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir))
-    temp = sorted(glob.glob("/tmp/ttd-*") + glob.glob("/dev/shm/ttd-*"))
-    return {"fds": fds, "processes": descendants(gdb_pid),
-            "temp": [path for path in temp if str(gdb_pid) in path]}
-
-
-def call(gdb: MiGdb, tick: int, expr: str, options: str = "") -> dict:
-    text = gdb.cli(f"call-at-time {options} --json {tick} {expr}", 60)
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
 
 
 def _plan() -> list[tuple[int, str, str, dict]]:
@@ -108,7 +62,7 @@ def test_hundred_calls_leave_nothing_behind(escape_recording):
         end_sessions(gdb, "drop_kept")
         after = footprint(gdb_pid)
         assert after == before
-        assert not any(_stat_fields(pid) for pid in seen)  # gone, not even zombies
+        assert not any(stat_fields(pid) for pid in seen)  # gone, not even zombies
     assert sha256(db) == recorded
 
 
