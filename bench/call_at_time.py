@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
     at the end."""
     from gdb_plugin.evaluate import evaluate
     from gdb_plugin.inferior import TempInferior
-    inferior = TempInferior()
+    inferior = TempInferior(tempfile.mkdtemp(prefix="ttd-bench-"))
     t0 = time.perf_counter()
     parts = inferior.attach(pid, exe, None, keep_selected=True)  # stays selected: plain calls
     outcome = evaluate(EXPR, pid, 30)
@@ -68,6 +69,7 @@ def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
         evaluate(EXPR, pid, 30)
         samples.append((time.perf_counter() - t1) * 1e3)
     inferior.close()
+    shutil.rmtree(inferior.log_dir)
     _emit({"first": first, "parts": parts, "repeat": samples, "value": outcome.value,
            "status": outcome.status})
 

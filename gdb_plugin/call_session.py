@@ -16,7 +16,9 @@ session is not reusable and its owner closes it (gdb_plugin/sessions.py).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -125,7 +127,9 @@ class CallSession:
         self.tracker = tracker  # as asked: auto, wp-async or diff
         self.tracker_used = "wp-async"  # what the page server runs
         self.regions = info.regions  # and the stack's room to grow, once there is a process
-        self.inferior = TempInferior()
+        # gdbserver's log, and whatever else the process needs on disk: removed at close
+        self.workdir = tempfile.mkdtemp(prefix=f"ttd-{os.getpid()}-")
+        self.inferior = TempInferior(self.workdir)
         self._remat_cm = None
         self.proc = None
         self.open_ms: dict = {}
@@ -212,17 +216,22 @@ class CallSession:
         return exe
 
     def close(self) -> None:
-        """Remove the temporary inferior, end the process and the page server."""
+        """Remove the temporary inferior, end the process and the page server, remove
+        the session's directory."""
         try:
             self.inferior.close()
         finally:
             self.end_process()
 
     def end_process(self) -> None:
-        """Kill the process and the page server and reap both (also when GDB is half gone)."""
-        if self._remat_cm is not None:
-            cm, self._remat_cm = self._remat_cm, None
-            cm.__exit__(None, None, None)
+        """Kill the process and the page server and reap both, remove the session's
+        directory (also when GDB is half gone)."""
+        try:
+            if self._remat_cm is not None:
+                cm, self._remat_cm = self._remat_cm, None
+                cm.__exit__(None, None, None)
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def call(self, expr: str, timeout_s: float = 10.0) -> CallResult:
         """Evaluate EXPR at the tick; the temporary inferior is selected during the call.

@@ -4,7 +4,8 @@ apart from the user's own inferior.
     add-inferior -no-connection; inferior N; set sysroot /; file EXE
     target remote | LD_PRELOAD=libttdmem.so gdbserver - --attach PID
     (GDB finds the libraries at their recorded addresses from the recorded
-     auxv and r_debug; files come from the local disk)
+     auxv and r_debug; files come from the local disk; gdbserver's log goes to
+     the call session's directory, at most LOG_LIMIT_BYTES)
     ... calls, with the inferior selected for their length ...
     kill (never detach: gdbserver re-delivers the call's last stop signal on
     detach), remove-inferiors N, back to the user's inferior, thread and frame.
@@ -28,6 +29,8 @@ from gdb_plugin.gdb_settings import (
     quietly,
 )
 
+LOG_LIMIT_BYTES = 1 << 20  # gdbserver's log: RLIMIT_FSIZE, writes past it fail with EFBIG
+
 
 class TempInferior:
     """A GDB inferior attached to process PID through gdbserver, apart from the user's.
@@ -38,7 +41,8 @@ class TempInferior:
     back their selection and settings.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, log_dir: str) -> None:
+        self.log_dir = log_dir  # the call session's directory: gdbserver.log goes there
         self.num: int | None = None
         self._user: tuple | None = None
         self._lifetime: list[GdbSettings] = []  # settings kept while it exists (ttd goto)
@@ -108,10 +112,10 @@ class TempInferior:
         return {"attach": (t1 - t0) * 1e3}
 
     def _target_remote(self, gdbserver: str, pid: int, preload: str | None) -> None:
-        self.gdbserver_log = f"/tmp/ttd-gdbserver-{os.getpid()}-{pid}.log"
+        self.gdbserver_log = os.path.join(self.log_dir, "gdbserver.log")
         env = f"LD_PRELOAD={shlex.quote(preload)} " if preload else ""
-        command = (f"target remote | {env}exec {gdbserver} - --attach {pid} "
-                   f"2>{self.gdbserver_log}")
+        command = (f"target remote | {_log_limit()}{env}exec {shlex.quote(gdbserver)} "
+                   f"- --attach {pid} 2>{shlex.quote(self.gdbserver_log)}")
         try:
             gdb.execute(command, to_string=True)
         except gdb.error as exc:
@@ -182,12 +186,19 @@ class TempInferior:
                 self.num = None
                 settings.restore()
                 self._restore_settings()
-                if self.gdbserver_log:
-                    try:
-                        os.unlink(self.gdbserver_log)
-                    except OSError:
-                        pass
 
+
+
+def _log_limit() -> str:
+    """Shell words that bound the files the shell's exec'd program writes (its log) to
+    LOG_LIMIT_BYTES: RLIMIT_FSIZE set with prlimit (util-linux; ulimit -f counts blocks of
+    512 or 1024 bytes depending on the shell), SIGXFSZ ignored so that a write past the
+    limit fails with EFBIG instead of killing gdbserver. Empty without prlimit."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return ""
+    return (f"trap '' XFSZ; {shlex.quote(prlimit)} --pid $$ "
+            f"--fsize={LOG_LIMIT_BYTES}:{LOG_LIMIT_BYTES}; ")
 
 
 def _quote(path: str) -> str:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.e2e.harness import call, end_sessions, gdb_with_recording
-from tests.e2e.procs import descendants, footprint, stat_fields
+from tests.e2e.procs import children, comm, descendants, footprint, stat_fields, temp_files
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -92,3 +93,48 @@ def test_four_sessions_at_once(escape_recording):
             assert got["status"] == "returned", got["error"]
             assert {key: got[key] for key in want} == want
     assert sha256(db) == recorded
+
+
+def _gdbserver_of(gdb_pid: int) -> int:
+    servers = [pid for pid in children(gdb_pid) if comm(pid) == "gdbserver"]
+    assert len(servers) == 1, servers
+    return servers[0]
+
+
+def _file_size_limit(pid: int) -> str:
+    with open(f"/proc/{pid}/limits") as f:
+        line = next(line for line in f if line.startswith("Max file size"))
+    return line.split()[3]
+
+
+def test_every_end_removes_the_session_directory(escape_recording):
+    """gdbserver's log lives in the call session's own directory, bounded in size, and the
+    directory goes with the session, however it ends: a tick change, a crash, an exit, a
+    timeout, ttd close after ttd goto, GDB's exit."""
+    db, _ = escape_recording
+    with gdb_with_recording(db) as gdb:
+        gdb_pid = gdb.controller.gdb_process.pid
+        assert temp_files(gdb_pid) == []
+        assert call(gdb, 1, "step_value()")["value"] == "10"  # the process is kept
+        [kept] = temp_files(gdb_pid)
+        assert os.listdir(kept) == ["gdbserver.log"]
+        assert _file_size_limit(_gdbserver_of(gdb_pid)) == str(1 << 20)
+        assert call(gdb, 2, "step_value()")["value"] == "20"  # another tick: a new session
+        assert len(temp_files(gdb_pid)) == 1 and not os.path.exists(kept)
+        for expr, options, status in [("crash_null()", "", "signalled"),
+                                      ("do_exit(1)", "", "exited"),
+                                      ("spin()", "--timeout 0.5", "timeout")]:
+            assert call(gdb, 3, expr, options)["status"] == status
+            assert temp_files(gdb_pid) == []  # not kept: closed with its directory
+        gdb.cli("ttd goto 1")
+        assert call(gdb, 2, "step_value()")["value"] == "20"
+        assert len(temp_files(gdb_pid)) == 2  # the goto and the kept session
+        gdb.cli("ttd close")
+        assert temp_files(gdb_pid) == []
+        gdb.cli(f"ttd open {db}")
+        assert call(gdb, 1, "step_value()")["value"] == "10"
+        assert len(temp_files(gdb_pid)) == 1
+        gdb.controller.gdb_process.terminate()  # GDB quits on SIGTERM: gdb_exiting
+        gdb.controller.gdb_process.wait(timeout=60)
+    assert temp_files(gdb_pid) == []
+    assert descendants(gdb_pid) == {}
