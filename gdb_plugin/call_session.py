@@ -258,7 +258,7 @@ class CallSession:
             if outcome.status == "exited":
                 outcome = _with_wait_status(outcome, self._wait_status())
             t2 = time.perf_counter()
-            if self._can_reset(outcome.status, pages):
+            if self._can_reset(outcome.status, pages, outcome.signals_sent):
                 self._reset(pages)
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
@@ -282,10 +282,12 @@ class CallSession:
         except _recording_error():
             return self.proc.exit_status
 
-    def _can_reset(self, status: str, pages: list[report.DirtiedPage]) -> bool:
+    def _can_reset(self, status: str, pages: list[report.DirtiedPage],
+                   signals_sent: list[str]) -> bool:
         """Whether putting back the changed pages restores the recorded state: not after a
-        crash or a timeout, nor when the call mapped memory (brk, mmap)."""
-        if status not in ("returned", "error"):
+        crash or a timeout (nor when the timeout's signal came as the call returned: it
+        may be pending), nor when the call mapped memory (brk, mmap)."""
+        if status not in ("returned", "error") or signals_sent:
             return False
         return all(p.kind != "new-mapping" and len(p.new) == report.PAGE_SIZE for p in pages)
 
@@ -307,10 +309,13 @@ class CallSession:
         process on a corrupt page), else None."""
         try:
             written = list(self.proc.written_pages())
-            new = read_pages(self.proc.pid, written)
         except _recording_error() as exc:
             return [], _server_error(str(exc), self.proc)
-        except OSError:
+        except OSError:  # the control socket broke (ECONNRESET): the page server is gone
+            return [], _server_error(SERVER_ENDED, self.proc)
+        try:
+            new = read_pages(self.proc.pid, written)
+        except OSError:  # the process is gone: the call made it exit
             return [], None
         old = self.old_pages(written)
         pages = report.build_pages(written, self.regions, self.info.rsp,
@@ -361,6 +366,7 @@ def _blocked_counts(blocked) -> dict[tuple, int]:
 
 
 _PROCESS_ENDED = "The process has ended"
+SERVER_ENDED = "ttd-pageserver ended"  # how remat's messages start when the server is gone
 
 
 def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
@@ -384,7 +390,7 @@ def _server_error(message: str, proc) -> str | None:
     such), else the server's own one-line message, or that it is gone."""
     if message.startswith(_PROCESS_ENDED):
         return None
-    if message.startswith("ttd-pageserver ended"):
+    if message.startswith(SERVER_ENDED):
         return (f"The page server (pid {getattr(proc, 'server_pid', '?')}) ended during the "
                 "call: what the call wrote is unknown.")
     return message

@@ -6,13 +6,14 @@ Runs with the temporary inferior selected (gdb_plugin/inferior.py: selected()).
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
-import threading
 from dataclasses import dataclass, field
 
 import gdb
+
+from gdb_plugin.gdb_settings import signal_handling
+from gdb_plugin.watchdog import Watchdog, kill_gdbserver, send, where_in_kernel
 
 # signals whose siginfo carries the faulting address (si_addr)
 FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP")
@@ -96,6 +97,7 @@ class Outcome:
     fault_address: int | None = None
     backtrace: list[str] = field(default_factory=list)
     exit_code: int | None = None
+    signals_sent: list[str] = field(default_factory=list)  # by the timeout's CallStopper
 
 
 class CallWatch:
@@ -138,49 +140,125 @@ class CallWatch:
         gdb.events.exited.disconnect(self.on_exit)
 
 
+# After the timeout, in seconds: SIGINT, SIGSTOP, SIGKILL, gdbserver ended (see CallStopper)
+STOP_STEPS_S = (0.0, 1.0, 3.0, 5.0)
+
+
+class CallStopper:
+    """Stops a call that runs past its timeout, whatever it does with its signals.
+
+    timeout      SIGINT: GDB stops on it even when the program ignores it or handles it
+                 (a traced process's signals are reported to GDB before delivery), not
+                 when it blocks it, nor when the user told GDB "handle SIGINT nostop";
+    + 1 s        SIGSTOP, which nothing can block, once GDB stops on it ("handle SIGSTOP
+                 stop print nopass", set from GDB's thread: gdb.post_event; a call
+                 otherwise swallows the SIGSTOP pending from the attach);
+    + 3 s        SIGKILL: the process ends, so where it was comes from /proc/PID/syscall;
+    + 5 s        gdbserver killed: GDB itself waits on it (a memory read that never ends).
+    With unwindonsignal on, GDB unwinds a call stopped by SIGINT or SIGSTOP.
+    """
+
+    def __init__(self, pid: int, timeout_s: float | None) -> None:
+        self.pid = pid
+        self.timeout_s = timeout_s
+        self.where_killed = ""
+        self._saved_sigstop: str | None = None
+        steps = []
+        if timeout_s:
+            actions = [("SIGINT", self._sigint), ("SIGSTOP", self._sigstop),
+                       ("SIGKILL", self._sigkill), ("gdbserver", self._gdbserver)]
+            steps = [(timeout_s + after, name, action)
+                     for after, (name, action) in zip(STOP_STEPS_S, actions, strict=True)]
+        self.dog = Watchdog(steps)
+
+    @property
+    def taken(self) -> list[str]:
+        return self.dog.taken
+
+    def _sigint(self) -> None:
+        send(self.pid, signal.SIGINT)
+
+    def _sigstop(self) -> None:
+        gdb.post_event(self._stop_on_sigstop)
+
+    def _stop_on_sigstop(self) -> None:
+        """In GDB's thread, while the call runs (nothing once it has ended)."""
+        if self.dog.done:
+            return
+        self._saved_sigstop = signal_handling("SIGSTOP")
+        gdb.execute("handle SIGSTOP stop print nopass", to_string=True)
+        send(self.pid, signal.SIGSTOP)
+
+    def _sigkill(self) -> None:
+        self.where_killed = where_in_kernel(self.pid)
+        send(self.pid, signal.SIGKILL)
+
+    def _gdbserver(self) -> None:
+        kill_gdbserver(self.pid)
+
+    def __enter__(self) -> CallStopper:
+        self.dog.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.dog.__exit__(*exc)
+        if self._saved_sigstop is not None:
+            gdb.execute(f"handle SIGSTOP {self._saved_sigstop}", to_string=True)
+            self._saved_sigstop = None
+
+    def outcome(self, watch: CallWatch) -> Outcome | None:
+        """The timeout Outcome when a step stopped the call, else None."""
+        if not self.taken:
+            return None
+        head = f"The call did not return within {self.timeout_s:g} s"
+        if "gdbserver" in self.taken:
+            return Outcome("timeout", error=f"{head}, and gdbserver did not answer GDB: "
+                           f"gdbserver ended ({_place(self.where_killed)}).")
+        if "SIGKILL" in self.taken:
+            return Outcome("timeout", error=f"{head} and stopped on neither SIGINT nor SIGSTOP: "
+                           f"killed with SIGKILL ({_place(self.where_killed)}).")
+        if watch.signal == "SIGSTOP":
+            return Outcome("timeout", error=f"{head} and did not stop on SIGINT: stopped with "
+                           f"SIGSTOP {watch.where}.", backtrace=watch.backtrace)
+        if watch.signal == "SIGINT":
+            return Outcome("timeout", error=f"{head}: interrupted {watch.where}.",
+                           backtrace=watch.backtrace)
+        return None
+
+
+def _place(where: str) -> str:
+    return f"it was {where}" if where else "where it was is unknown"
+
+
 def evaluate(expr: str, pid: int, timeout_s: float | None, on_resumed=None) -> Outcome:
-    """Evaluate EXPR as GDB's `call` does.
+    """Evaluate EXPR as GDB's `call` does; a call past `timeout_s` (None: no limit) is
+    stopped (CallStopper) and reported with where it was.
 
     on_resumed() is called when the call resumed the process (an expression without
     a function call does not).
-    A guard against hangs: after `timeout_s` the process gets SIGINT, which GDB
-    stops on (SIGSTOP would be swallowed: see GdbSettings) and, with unwindonsignal
-    on, turns into an unwound, abandoned call.
     """
-    timed_out = threading.Event()
-
-    def interrupt() -> None:
-        timed_out.set()
-        try:
-            os.kill(pid, signal.SIGINT)
-        except OSError:
-            pass
-
-    timer = threading.Timer(timeout_s or 0, interrupt)  # None: no limit
-    timer.daemon = True
+    error = None
     with CallWatch() as watch:
-        if timeout_s:
-            timer.start()
-        try:
-            out = gdb.execute(f"call {expr}", to_string=True)
-        except gdb.error as exc:
-            return _failed(str(exc), watch, timed_out.is_set(), timeout_s)
-        finally:
-            timer.cancel()
-            if watch.resumed and on_resumed is not None:
-                on_resumed()
-    match = _VALUE_RE.match(out)
-    if match:
-        return Outcome("returned", out.rstrip("\n"), match.group(2))
-    return Outcome("returned", out.rstrip("\n"))
+        with CallStopper(pid, timeout_s) as stopper:
+            try:
+                out = gdb.execute(f"call {expr}", to_string=True)
+            except gdb.error as exc:
+                error = str(exc)
+            finally:
+                if watch.resumed and on_resumed is not None:
+                    on_resumed()
+    if error is not None:
+        outcome = stopper.outcome(watch) or _failed(error, watch)
+    else:
+        match = _VALUE_RE.match(out)
+        outcome = Outcome("returned", out.rstrip("\n"), match.group(2) if match else "")
+    outcome.signals_sent = list(stopper.taken)  # one may be pending in a call that returned
+    return outcome
 
 
-def _failed(gdb_message: str, watch: CallWatch, timed_out: bool, timeout_s: float) -> Outcome:
+def _failed(gdb_message: str, watch: CallWatch) -> Outcome:
     """The Outcome of a call GDB answered with an error."""
     message = gdb_message.splitlines()[0] if gdb_message else "error"
-    if timed_out and watch.signal == "SIGINT":
-        return Outcome("timeout", error=f"The call did not return within {timeout_s:g} s: "
-                       f"interrupted {watch.where}.", backtrace=watch.backtrace)
     if "signaled while in a function called from GDB" in message:
         if watch.signal:
             message += f" ({watch.signal} {watch.where}"

@@ -9,11 +9,11 @@ from __future__ import annotations
 import gdb
 
 
-def _sigstop_handling() -> str:
-    """'stop print pass' style words for SIGSTOP as GDB has them now."""
-    out = gdb.execute("info signals SIGSTOP", to_string=True)
+def signal_handling(name: str) -> str:
+    """'stop print pass' style words for signal NAME as GDB handles it now."""
+    out = gdb.execute(f"info signals {name}", to_string=True)
     for line in out.splitlines():
-        if line.startswith("SIGSTOP"):
+        if line.startswith(name + " "):
             flags = line.split()[1:4]
             words = [("stop" if flags[0] == "Yes" else "nostop"),
                      ("print" if flags[1] == "Yes" else "noprint"),
@@ -25,10 +25,13 @@ def _sigstop_handling() -> str:
 class GdbSettings:
     """Global GDB settings changed for a while, and put back exactly as they were.
 
-    While a call runs (CALL_SETTINGS):
+    While a call runs (CALL_SETTINGS, STEP_SETTINGS):
     - unwindonsignal on: a call that crashes unwinds instead of leaving GDB in it;
-    - SIGSTOP nostop/nopass: the rematerialized process is in a group stop; after
-      gdbserver attaches, the first resume reports a SIGSTOP that must be swallowed;
+    - SIGSTOP nostop/nopass (SWALLOW_SIGSTOP): the rematerialized process is in a group
+      stop; after gdbserver attaches, the first resume reports a SIGSTOP that must be
+      swallowed;
+    - SIGINT stop/nopass (STOP_ON_SIGINT, GDB's default): the timeout's first signal
+      stops the call even when the user told GDB to pass SIGINT to their program;
     - suppress-cli-notifications on: no "[Switching to inferior ...]" noise;
     - confirm off: kill and remove-inferiors never ask.
     While attaching (ATTACH_SETTINGS): sysroot "/", library files from the local disk
@@ -37,29 +40,32 @@ class GdbSettings:
     A `ttd goto` inferior keeps both until it closes: the user resumes it at will.
     """
 
-    def __init__(self, values: list[tuple[str, str]], sigstop: bool = False) -> None:
+    def __init__(self, values: list[tuple[str, str]],
+                 signals: list[tuple[str, str]] = ()) -> None:
         self.values = values
-        self.sigstop = sigstop
+        self.signals = list(signals)  # (signal name, "stop print pass" words)
         self.saved: list[tuple[str, str]] = []
-        self.saved_sigstop: str | None = None
+        self.saved_signals: list[tuple[str, str]] = []
 
     def apply(self) -> None:
         for name, value in self.values:
             self.saved.append((name, _param_text(name)))
             gdb.execute(f"set {name} {value}", to_string=True)
-        if self.sigstop:
-            self.saved_sigstop = _sigstop_handling()
-            gdb.execute("handle SIGSTOP nostop noprint nopass", to_string=True)
+        for name, words in self.signals:
+            self.saved_signals.append((name, signal_handling(name)))
+            gdb.execute(f"handle {name} {words}", to_string=True)
 
     def restore(self) -> None:
-        if self.saved_sigstop is not None:
-            gdb.execute(f"handle SIGSTOP {self.saved_sigstop}", to_string=True)
-            self.saved_sigstop = None
+        while self.saved_signals:
+            name, words = self.saved_signals.pop()
+            gdb.execute(f"handle {name} {words}", to_string=True)
         while self.saved:  # reverse order: suppress-cli-notifications (first set) last
             name, value = self.saved.pop()
             gdb.execute(f"set {name} {value}".rstrip(), to_string=True)
 
 
+SWALLOW_SIGSTOP = ("SIGSTOP", "nostop noprint nopass")
+STOP_ON_SIGINT = ("SIGINT", "stop print nopass")
 CALL_SETTINGS = [("suppress-cli-notifications", "on"), ("unwindonsignal", "on"),
                  ("confirm", "off")]
 STEP_SETTINGS = [("unwindonsignal", "on")]  # for each call into a process already set up

@@ -25,11 +25,18 @@ from gdb_plugin.gdb_settings import (
     ATTACH_SETTINGS,
     CALL_SETTINGS,
     STEP_SETTINGS,
+    STOP_ON_SIGINT,
+    SWALLOW_SIGSTOP,
     GdbSettings,
     quietly,
 )
+from gdb_plugin.watchdog import Watchdog, kill_gdbserver
 
 LOG_LIMIT_BYTES = 1 << 20  # gdbserver's log: RLIMIT_FSIZE, writes past it fail with EFBIG
+# Bounds on GDB's waits for gdbserver (it attaches in 0.1-0.5 s, kills at once): past
+# them gdbserver is ended, so that GDB gives up (gdb_plugin/watchdog.py)
+ATTACH_LIMIT_S = 60.0
+KILL_LIMIT_S = 10.0
 
 
 class TempInferior:
@@ -44,6 +51,7 @@ class TempInferior:
     def __init__(self, log_dir: str) -> None:
         self.log_dir = log_dir  # the call session's directory: gdbserver.log goes there
         self.num: int | None = None
+        self.pid = 0  # the process gdbserver attaches to
         self._user: tuple | None = None
         self._lifetime: list[GdbSettings] = []  # settings kept while it exists (ttd goto)
         self.gdbserver = ""
@@ -87,7 +95,8 @@ class TempInferior:
             raise SessionError("gdbserver is not installed: apt-get install gdbserver")
         self.gdbserver = gdbserver
         self._save_user()
-        settings = [GdbSettings(CALL_SETTINGS, sigstop=True), GdbSettings(ATTACH_SETTINGS)]
+        settings = [GdbSettings(CALL_SETTINGS, signals=[SWALLOW_SIGSTOP]),
+                    GdbSettings(ATTACH_SETTINGS)]
         for group in settings:
             group.apply()
         self._lifetime = settings  # until the end of connect, or of the goto inferior
@@ -116,11 +125,15 @@ class TempInferior:
         env = f"LD_PRELOAD={shlex.quote(preload)} " if preload else ""
         command = (f"target remote | {_log_limit()}{env}exec {shlex.quote(gdbserver)} "
                    f"- --attach {pid} 2>{shlex.quote(self.gdbserver_log)}")
-        try:
-            gdb.execute(command, to_string=True)
-        except gdb.error as exc:
-            raise SessionError(f"Cannot attach to the process at this tick: {exc} "
-                               f"({self._log_tail()})") from exc
+        self.pid = pid
+        with Watchdog([(ATTACH_LIMIT_S, "gdbserver", lambda: kill_gdbserver(pid))]) as dog:
+            try:
+                gdb.execute(command, to_string=True)
+            except gdb.error as exc:
+                reason = (f"gdbserver did not attach within {ATTACH_LIMIT_S:g} s"
+                          if dog.taken else str(exc))
+                raise SessionError(f"Cannot attach to the process at this tick: {reason} "
+                                   f"({self._log_tail()})") from None
 
     def _restore_settings(self) -> None:
         while self._lifetime:
@@ -148,10 +161,12 @@ class TempInferior:
     def selected(self):
         """The temporary inferior selected, with what a call needs, for a block: only
         unwindonsignal (thread switches from Python print nothing, and nothing asks),
-        and the SIGSTOP handling until the process has been resumed once."""
+        SIGINT stopping the call, and the SIGSTOP handling until the process has been
+        resumed once."""
         settings = None
         if not self._lifetime:
-            settings = GdbSettings(STEP_SETTINGS, sigstop=not self.resumed)
+            signals = [STOP_ON_SIGINT] + ([] if self.resumed else [SWALLOW_SIGSTOP])
+            settings = GdbSettings(STEP_SETTINGS, signals=signals)
             settings.apply()
         try:
             self._select()
@@ -174,10 +189,7 @@ class TempInferior:
             if any(inf.num == self.num for inf in gdb.inferiors()):
                 self._select()
                 if gdb.selected_inferior().pid:
-                    try:
-                        gdb.execute("kill", to_string=True)
-                    except gdb.error:
-                        pass  # already gone
+                    _kill_bounded(self.pid)
         finally:
             try:
                 self._restore_user()
@@ -187,6 +199,16 @@ class TempInferior:
                 settings.restore()
                 self._restore_settings()
 
+
+
+def _kill_bounded(pid: int) -> None:
+    """GDB's `kill` of the process through gdbserver; gdbserver is ended when it does
+    not answer within KILL_LIMIT_S (it can be stuck on a page that never comes)."""
+    with Watchdog([(KILL_LIMIT_S, "gdbserver", lambda: kill_gdbserver(pid))]):
+        try:
+            gdb.execute("kill", to_string=True)
+        except gdb.error:
+            pass  # already gone, or gdbserver ended
 
 
 def _log_limit() -> str:

@@ -25,7 +25,8 @@ call in the past, use "ttd goto TICK" and "call" or "break" there). The process
 is kept for the next call at the same TICK, reset to the recorded state.
 TID picks the thread whose registers and TLS the call uses (default: the thread
 that stopped at TICK). S is a timeout in seconds (default "show ttd timeout"):
-a call still running then is interrupted and reported with where it was.
+a call still running then is interrupted (SIGINT; SIGSTOP a second later if it
+blocks SIGINT; SIGKILL as the last resort) and reported with where it was.
 The called code runs in a sandbox: system calls that reach outside the process
 (files, other processes, the network, fork, exec) fail with EPERM and are listed
 after the value; what it writes to stdout and stderr is shown. A crash is

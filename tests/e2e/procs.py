@@ -66,9 +66,14 @@ def living_children_names(pid: int) -> list[str]:
 
 
 def temp_files(gdb_pid: int) -> list[str]:
-    """ttd's temporary files that name this GDB (gdbserver logs, per-session directories)."""
-    paths = glob.glob("/tmp/ttd-*") + glob.glob("/dev/shm/ttd-*")
-    return sorted(path for path in paths if str(gdb_pid) in path)
+    """ttd's temporary files of this GDB: call sessions' directories (/tmp/ttd-GDBPID-*)
+    and the gdbserver logs of older versions (/tmp/ttd-gdbserver-GDBPID-*). Other GDBs'
+    files (other tests running at the same time) are not this GDB's."""
+    found = []
+    for where in ("/tmp", "/dev/shm"):
+        for prefix in (f"ttd-{gdb_pid}-", f"ttd-gdbserver-{gdb_pid}-"):
+            found += glob.glob(f"{where}/{prefix}*")
+    return sorted(found)
 
 
 def footprint(gdb_pid: int) -> dict:

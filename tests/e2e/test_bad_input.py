@@ -17,7 +17,7 @@ import pytest
 from gdb_plugin.driver import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, run_ttd
 from tests.e2e.harness import result_json
-from tests.e2e.procs import children, comm, state
+from tests.e2e.procs import children, comm, descendants, state
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -130,8 +130,9 @@ def _table_pages(db, binary) -> list[int]:
     return [first + i * 4096 for i in range(15)]
 
 
-def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
-    db, binary = escape_rec
+def _corrupt_copy(db, binary, tmp_path) -> tuple[object, int]:
+    """A copy of the recording whose page 7 of `table` has its bytes zeroed (the digest no
+    longer matches); (the copy, the page's recorded address)."""
     copy = tmp_path / "corrupt.db"
     shutil.copy(db, copy)
     rec_page = _table_pages(copy, binary)[7]
@@ -142,14 +143,44 @@ def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
         conn.execute("UPDATE page_content SET codec = 'raw', data = zeroblob(4096) WHERE id = ?",
                      rows[0])
     conn.close()
+    return copy, rec_page
+
+
+def _nothing_left(gdb: MiGdb) -> None:
+    gdb.cli("python from gdb_plugin.commands import context; context().sessions.close_all()")
+    assert descendants(gdb.controller.gdb_process.pid) == {}
+
+
+def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
+    db, binary = escape_rec
+    copy, rec_page = _corrupt_copy(db, binary, tmp_path)
     gdb.cli(f"ttd open {copy}")
     assert result_json(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"  # not read
+    started = time.monotonic()
     got = result_json(gdb.cli("call-at-time --json 1 sum_table()", 60))
+    assert time.monotonic() - started < 20  # within a second; the ceiling catches hangs
     assert got["status"] == "error"
     assert f"{rec_page:#x}" in got["error"] and "corrupt" in got["error"].lower()
+    assert "tick 1" in got["error"]
     with pytest.raises(GdbFailed) as info:
         gdb.cli("call-at-time 1 sum_table()", 60)
     assert str(info.value) == got["error"]
+    _nothing_left(gdb)
+    good_call_works(gdb, db)
+
+
+def test_corrupt_page_read_by_gdb_is_bounded(gdb, escape_rec, tmp_path):
+    """GDB itself reads the corrupt page (gdbserver waits for its fill): the call ends
+    within its timeout's steps and the page server's bounds, and leaves nothing."""
+    db, binary = escape_rec
+    copy, rec_page = _corrupt_copy(db, binary, tmp_path)
+    gdb.cli(f"ttd open {copy}")
+    started = time.monotonic()
+    got = result_json(gdb.cli(f"call-at-time --timeout 1 --json 1 *(long *){rec_page + 96}",
+                              180))
+    assert time.monotonic() - started < 120  # timeout + steps + the page server's 30 s bound
+    assert got["status"] == "error" and got["value"] == ""
+    _nothing_left(gdb)
     good_call_works(gdb, db)
 
 
