@@ -71,7 +71,9 @@ Examples:
 
 
 def _eval_address(address_expr: str) -> int:
-    return int(gdb.parse_and_eval(address_expr).cast(gdb.lookup_type("unsigned long")))
+    """64 bits whatever GDB's architecture (unsigned long is 32 bits in i386's)."""
+    value = gdb.parse_and_eval(address_expr)
+    return int(value.cast(gdb.lookup_type("unsigned long long"))) & (2**64 - 1)
 
 
 def _address_of(address_expr: str, ctx) -> int:

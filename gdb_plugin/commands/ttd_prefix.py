@@ -25,6 +25,34 @@ Type "help ttd" followed by a subcommand name for its documentation."""
         super().__init__("ttd", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE, prefix=True)
 
 
+RECORDING_ARCH = "i386:x86-64"  # what snapshotdb records (x86-64 processes)
+
+
+class RecordingArchitecture:
+    """GDB's architecture while a recording is open. With no program loaded GDB's
+    default is i386, which cuts addresses typed by the user (info dirtied-pages
+    0x55555555a190) to 32 bits. `ttd open` sets the recording's architecture when the
+    user has left it on "auto" with no program of theirs; `ttd close` puts "auto" back
+    if it was set here. A user's own program keeps its architecture."""
+
+    def __init__(self) -> None:
+        self.changed = False
+
+    def apply(self) -> None:
+        if self.changed or gdb.current_progspace().filename is not None:
+            return
+        if '"auto"' not in gdb.execute("show architecture", to_string=True):
+            return  # the user chose one
+        if gdb.selected_inferior().architecture().name() != RECORDING_ARCH:
+            gdb.execute(f"set architecture {RECORDING_ARCH}", to_string=True)
+            self.changed = True
+
+    def restore(self) -> None:
+        if self.changed:
+            self.changed = False
+            gdb.execute("set architecture auto", to_string=True)
+
+
 class TtdOpen(gdb.Command):
     """Open a recording database.
 
@@ -36,14 +64,16 @@ Examples:
   ttd open /tmp/bank.db
   ttd open --create /tmp/new.db"""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, arch: RecordingArchitecture):
         super().__init__("ttd open", gdb.COMMAND_RUNNING, gdb.COMPLETE_FILENAME)
         self.ctx = ctx
+        self.arch = arch
 
     def invoke(self, arg, from_tty):
         name, create = parsed(args.parse_open, arg)
         with user_errors():
             created = self.ctx.open(name, create=create)
+        self.arch.apply()
         verb = "Created new" if created else "Opened"
         gdb.write(f"{verb} recording '{self.ctx.recording.name}'.\n")
 
@@ -53,13 +83,15 @@ class TtdClose(gdb.Command):
 
 Usage: ttd close"""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, arch: RecordingArchitecture):
         super().__init__("ttd close", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)
         self.ctx = ctx
+        self.arch = arch
 
     def invoke(self, arg, from_tty):
         if not self.ctx.close():
             raise gdb.GdbError(NO_RECORDING)
+        self.arch.restore()
         gdb.write("Recording closed.\n")
 
 
@@ -155,8 +187,9 @@ def snapshot_inferior(writer, pid: int, options):
 
 
 def register(ctx) -> None:
+    arch = RecordingArchitecture()
     Ttd()
-    TtdOpen(ctx)
-    TtdClose(ctx)
+    TtdOpen(ctx, arch)
+    TtdClose(ctx, arch)
     TtdTimeline(ctx)
     TtdSnapshot(ctx)
