@@ -21,7 +21,6 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 
 import gdb
 
@@ -30,6 +29,7 @@ from gdb_plugin.errors import SessionError
 from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
 from gdb_plugin.inferior import TempInferior
 from gdb_plugin.procmem import read_pages, write_pages
+from gdb_plugin.result import CallResult
 from gdb_plugin.settings import SANDBOX_OFF_WARNING
 from gdb_plugin.ticks import TickInfo, recorded_pages
 
@@ -53,38 +53,6 @@ def _recording_error():
     from snapshotdb.errors import RecordingError
 
     return RecordingError
-
-
-@dataclass
-class CallResult:
-    tick: int
-    expr: str
-    status: str  # returned | signalled | exited | timeout | error
-    value: str
-    history: str  # "$N = value" line as GDB printed it, or "" for void
-    signal: str | None
-    error: str | None
-    pages: list[report.DirtiedPage]
-    stdout: str
-    stderr: str
-    timings_ms: dict
-    faults: dict
-    warnings: list[str] = field(default_factory=list)
-    blocked_syscalls: list[dict] = field(default_factory=list)  # [{"name", "count", "detail"}]
-    fault_address: int | None = None  # si_addr of a crash
-    backtrace: list[str] = field(default_factory=list)  # at a crash or a timeout
-    exit_code: int | None = None  # status exited
-    tracker: str = "wp-async"
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return report.report_json(
-            tick=self.tick, expr=self.expr, status=self.status, value=self.value,
-            signal=self.signal, pages=self.pages, stdout=self.stdout, stderr=self.stderr,
-            blocked_syscalls=self.blocked_syscalls, error=self.error,
-            timings_ms=self.timings_ms, faults=self.faults, fault_address=self.fault_address,
-            backtrace=self.backtrace, exit_code=self.exit_code, tracker=self.tracker,
-            notes=self.notes)
 
 
 class _Starting(threading.Thread):

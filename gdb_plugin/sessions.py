@@ -7,7 +7,8 @@ call runs in and when a process ends.
 """
 from __future__ import annotations
 
-from gdb_plugin.call_session import CallResult, CallSession
+from gdb_plugin.call_session import CallSession
+from gdb_plugin.result import CallResult
 from gdb_plugin.ticks import TickInfo
 
 

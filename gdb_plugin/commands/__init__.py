@@ -13,6 +13,7 @@ import gdb
 
 from gdb_plugin.context import Context
 from gdb_plugin.errors import TtdError
+from gdb_plugin.report import printable
 
 COMMAND_MODULES = [
     "gdb_plugin.commands.ttd_prefix",
@@ -47,13 +48,14 @@ def context() -> Context:
 @contextlib.contextmanager
 def user_errors():
     """Errors of the library (snapshotdb's RecordingError, the plugin's TtdError) become
-    gdb.GdbError with their one-line message, without a traceback."""
+    gdb.GdbError with their one-line message, without a traceback (control bytes of a
+    path in it made visible: one line, whatever the path holds)."""
     from snapshotdb.errors import RecordingError
 
     try:
         yield
     except (RecordingError, TtdError) as exc:
-        raise gdb.GdbError(str(exc)) from None
+        raise gdb.GdbError(printable(str(exc), keep="")) from None
 
 
 def parsed(parse, arg: str):

@@ -8,6 +8,7 @@ import gdb
 from gdb_plugin import args
 from gdb_plugin.call_text import text_lines
 from gdb_plugin.commands import parsed, user_errors
+from gdb_plugin.report import printable
 
 
 class CallAtTime(gdb.Command):
@@ -52,15 +53,15 @@ Examples:
                                    opts.tracker)
         if opts.json:
             for warning in result.warnings:
-                gdb.write(warning + "\n", gdb.STDERR)
+                gdb.write(printable(warning, keep="") + "\n", gdb.STDERR)
             gdb.write(json.dumps(result.to_json()) + "\n")
             return
         if result.status == "error":
-            raise gdb.GdbError(result.error)
+            raise gdb.GdbError(printable(result.error, keep=""))
         for stream, line in text_lines(result):
             gdb.write(line + "\n", gdb.STDERR if stream == "err" else gdb.STDOUT)
         if result.status in ("signalled", "timeout", "exited"):
-            raise gdb.GdbError(result.error or result.status)
+            raise gdb.GdbError(printable(result.error or result.status, keep=""))
 
 
 def register(ctx) -> None:

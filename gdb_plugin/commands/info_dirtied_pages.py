@@ -5,6 +5,7 @@ import gdb
 
 from gdb_plugin import args, report
 from gdb_plugin.commands import parsed
+from gdb_plugin.report import printable
 
 
 def page_lines(page: report.DirtiedPage) -> list[str]:
@@ -53,11 +54,12 @@ Examples:
             return
         rows = report.table(result.pages, show_all)
         for row in rows:
-            gdb.write(row + "\n")
+            gdb.write(printable(row, keep="") + "\n")
         if not rows:
             gdb.write("No changed pages." if result.pages else "No dirtied pages.")
             gdb.write("\n")
-        gdb.write(f"Tick {result.tick}, {result.expr}: {report.summary(result.pages)}\n")
+        line = f"Tick {result.tick}, {result.expr}: {report.summary(result.pages)}"
+        gdb.write(printable(line, keep="") + "\n")
 
     def _one_page(self, pages, address_expr: str) -> None:
         target_addr = _address_of(address_expr, self.ctx)
@@ -65,7 +67,7 @@ Examples:
         for page in pages:
             if page.rec_addr == rec_page:
                 for line in page_lines(page):
-                    gdb.write(line + "\n")
+                    gdb.write(printable(line, keep="") + "\n")
                 return
         raise gdb.GdbError(f"The last call did not write the page at {rec_page:#x}.")
 

@@ -5,6 +5,7 @@ import gdb
 
 from gdb_plugin import args
 from gdb_plugin.commands import parsed, user_errors
+from gdb_plugin.report import printable
 
 
 class TtdGoto(gdb.Command):
@@ -34,7 +35,7 @@ Examples:
         with user_errors():
             goto = self.ctx.goto(tick, tid)
         for warning in goto.warnings:
-            gdb.write(warning + "\n", gdb.STDERR)
+            gdb.write(printable(warning, keep="") + "\n", gdb.STDERR)
         gdb.write(f"Tick {tick}: process {goto.proc.pid} as inferior {goto.inferior.num} "
                   f"(thread {goto.info.tid}).\n")
         gdb.execute("frame")

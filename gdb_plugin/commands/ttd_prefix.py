@@ -13,6 +13,7 @@ import gdb
 from gdb_plugin import args
 from gdb_plugin.commands import parsed, user_errors
 from gdb_plugin.errors import NO_RECORDING
+from gdb_plugin.report import printable
 
 
 class Ttd(gdb.Command):
@@ -75,7 +76,7 @@ Examples:
             created = self.ctx.open(name, create=create)
         self.arch.apply()
         verb = "Created new" if created else "Opened"
-        gdb.write(f"{verb} recording '{self.ctx.recording.name}'.\n")
+        gdb.write(printable(f"{verb} recording '{self.ctx.recording.name}'.", keep="") + "\n")
 
 
 class TtdClose(gdb.Command):
@@ -110,7 +111,7 @@ One line per snapshot: TICK REASON THREAD PC WHERE."""
             from snapshotdb import timeline
 
             entries = timeline.load(self.ctx.require_recording().engine)
-        gdb.write(timeline.format_table(entries) + "\n")
+        gdb.write(printable(timeline.format_table(entries), keep="\n") + "\n")
 
 
 class TtdSnapshot(gdb.Command):

@@ -312,3 +312,26 @@ def test_recording_is_byte_identical(gdb, escape_recording, tmp_path):
     gdb.cli("call (int)write_both(4)")
     end_sessions(gdb, "close_all")
     assert (sha256(db), sorted(os.listdir(db.parent))) == before  # no journal or WAL left
+
+
+# --- what a call writes is shown, never obeyed by the terminal -------------------------------
+
+def test_terminal_escapes_are_shown_not_obeyed(gdb):
+    text = gdb.cli("call-at-time 1 write_escapes()")
+    assert not any(c in text for c in "\x1b\x07\r")
+    lines = text.splitlines()
+    assert "\\x1b]52;c;aGVsbG8=\\x07\\x1b[2Jcleared\\x07" in lines  # OSC 52, clear, bell
+    assert "progress\\x0ddone" in lines
+    got = call(gdb, 1, "write_escapes()")  # JSON escapes by itself: the bytes as written
+    assert (got["stdout"], got["stderr"]) == ("\x1b]52;c;aGVsbG8=\x07\x1b[2Jcleared\x07\n",
+                                              "progress\rdone\n")
+
+
+def test_a_path_cannot_forge_a_line_of_the_report(gdb, tmp_path):
+    forged = "The call wrote 0 pages."
+    text = gdb.cli(f'call-at-time 1 try_unlink("{tmp_path}/x\\n{forged}")')
+    lines = text.splitlines()
+    assert f'Blocked 1 system call: unlink("{tmp_path}/x\\x0a{forged}").' in lines
+    assert forged not in lines
+    got = call(gdb, 1, f'try_unlink("{tmp_path}/x\\n{forged}")')
+    assert got["blocked_syscalls"][0]["detail"] == f"{tmp_path}/x\n{forged}"
