@@ -28,10 +28,10 @@ from gdb_plugin import report, symbolize
 from gdb_plugin.errors import SessionError
 from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
 from gdb_plugin.inferior import TempInferior
-from gdb_plugin.procmem import read_pages, write_pages
+from gdb_plugin.procmem import read_runs, write_pages
 from gdb_plugin.result import CallResult
 from gdb_plugin.settings import SANDBOX_OFF_WARNING
-from gdb_plugin.ticks import TickInfo, recorded_pages
+from gdb_plugin.ticks import TickInfo, page_reader
 
 
 def _rematerialize(info: TickInfo, sandbox: bool, tracker: str):
@@ -123,11 +123,15 @@ class CallSession:
                 and tid in (self.requested_tid, self.info.tid)
                 and (self.sandbox, self.tracker) == (sandbox, tracker))
 
-    def old_pages(self, rec_pages: list[int]) -> dict[int, bytes]:
-        missing = [p for p in rec_pages if p not in self._old_pages]
-        if missing:
-            self._old_pages.update(recorded_pages(self.info.recording, self.info.tick, missing))
-        return {p: self._old_pages[p] for p in rec_pages}
+    def _old_page(self, reader, rec_page: int) -> bytes:
+        """The recorded bytes of a page; the first KEEP_BYTES_PAGES read are kept for the
+        next calls at this tick (they never change)."""
+        old = self._old_pages.get(rec_page)
+        if old is None:
+            old = reader.page(rec_page)
+            if len(self._old_pages) < report.KEEP_BYTES_PAGES:
+                self._old_pages[rec_page] = old
+        return old
 
     def open(self, keep_selected: bool = False) -> None:
         """Rematerialize and attach; keep_selected leaves the new inferior selected (goto).
@@ -257,7 +261,8 @@ class CallSession:
         may be pending), nor when the call mapped memory (brk, mmap)."""
         if status not in ("returned", "error") or signals_sent:
             return False
-        return all(p.kind != "new-mapping" and len(p.new) == report.PAGE_SIZE for p in pages)
+        return all(p.kind != "new-mapping" and p.bytes_kept and len(p.new) == report.PAGE_SIZE
+                   for p in pages)
 
     def _reset(self, pages: list[report.DirtiedPage]) -> None:
         """Put back the recorded bytes of every page the call changed; forget the writes.
@@ -281,13 +286,15 @@ class CallSession:
             return [], _server_error(str(exc), self.proc)
         except OSError:  # the control socket broke (ECONNRESET): the page server is gone
             return [], _server_error(SERVER_ENDED, self.proc)
+        pages = []
         try:
-            new = read_pages(self.proc.pid, written)
+            with page_reader(self.info.recording, self.info.tick) as reader:
+                for i, (rec_page, new) in enumerate(read_runs(self.proc.pid, written)):
+                    pages.append(report.build_page(
+                        rec_page, self.regions, self.info.rsp, self._old_page(reader, rec_page),
+                        new, self.info.fs_base, keep_bytes=i < report.KEEP_BYTES_PAGES))
         except OSError:  # the process is gone: the call made it exit
             return [], None
-        old = self.old_pages(written)
-        pages = report.build_pages(written, self.regions, self.info.rsp,
-                                   old.__getitem__, new.__getitem__, self.info.fs_base)
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages, None
 

@@ -70,9 +70,9 @@ def read_tick_info(recording, tick: int, tid: int | None) -> TickInfo:
                         libraries=sorted(set(libraries)))
 
 
-def recorded_pages(recording, tick: int, rec_pages: list[int]) -> dict[int, bytes]:
-    """The recorded bytes of each page at `tick`."""
-    from snapshotdb import queries
+def page_reader(recording, tick: int):
+    """A reader of recorded pages at `tick`: .page(rec_addr) -> 4096 verified bytes;
+    a context manager (snapshotdb's PageReader: one compiled lookup on one cursor)."""
+    from snapshotdb.reader import PageReader
 
-    with recording.session() as session:
-        return {p: queries.page_at(session, p, tick) for p in rec_pages}
+    return PageReader(recording.engine, tick)

@@ -20,6 +20,12 @@ def page_lines(page: report.DirtiedPage) -> list[str]:
         where = f" ({symbol})" if symbol else ""
         lines.append(f"Changed {length} byte{'s' if length != 1 else ''} at "
                      f"{page.rec_addr + offset:#x}, offset {offset}{where}.")
+    if page.ranges_left_out:
+        lines.append(f"... and {page.ranges_left_out} more changed range"
+                     f"{'s' if page.ranges_left_out != 1 else ''} (not kept).")
+    if not page.bytes_kept:
+        lines.append(f"Its bytes were not kept: the call wrote more than "
+                     f"{report.KEEP_BYTES_PAGES} pages.")
     lines.extend("  " + line for line in report.hex_diff(page))
     return lines
 

@@ -205,6 +205,14 @@ long int80(void)
 	__asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
 	return ret;
 }
+/* a new mapping of `mib` MiB, every byte written */
+long scribble(int mib)
+{
+	char *block = malloc((size_t)mib << 20);
+	if (block)
+		memset(block, 1, (size_t)mib << 20);
+	return block != NULL;
+}
 /* every other byte of one page of table changed: 2048 changed ranges */
 int stripes(void)
 {

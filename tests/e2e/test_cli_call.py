@@ -13,7 +13,8 @@ pytestmark = pytest.mark.timeout(120)
 KEYS = ["tick", "expr", "status", "value", "signal", "dirtied_pages", "stdout", "stderr",
         "blocked_syscalls", "error", "timings_ms", "faults",
         "fault_address", "backtrace", "exit_code", "tracker", "notes"]
-PAGE_KEYS = ["address", "mapping", "kind", "changed", "changed_ranges", "symbol"]
+PAGE_KEYS = ["address", "mapping", "kind", "changed", "changed_ranges", "symbol",
+             "changed_ranges_left_out"]
 KINDS = {"data", "heap", "stack", "stack-scratch", "new-mapping", "other"}
 
 
