@@ -28,6 +28,7 @@ from gdb_plugin import report, symbolize
 from gdb_plugin.errors import SessionError
 from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
 from gdb_plugin.inferior import TempInferior
+from gdb_plugin.per_call import PerCall
 from gdb_plugin.procmem import read_runs, write_pages
 from gdb_plugin.result import CallResult
 from gdb_plugin.settings import SANDBOX_OFF_WARNING
@@ -102,10 +103,7 @@ class CallSession:
         self.proc = None
         self.open_ms: dict = {}
         self.warnings: list[str] = []
-        self._stdout_seen = 0
-        self._stderr_seen = 0
-        self._faults_seen = {"served": 0, "bytes": 0}
-        self._blocked_seen: dict[tuple, int] = {}
+        self.per_call = PerCall()  # each call's share of the output and the counters
         self.calls = 0
         self.requested_tid = requested_tid
         # the recorded bytes at the tick never change: each page is read once per session
@@ -234,17 +232,19 @@ class CallSession:
                 self._reset(pages)
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
-        stdout, stderr = self._new_output()
-        faults, blocked = self._new_stats()
+        out, err = self.per_call.take_output(self.proc)
+        faults, blocked, left_out = self._new_stats()
         return CallResult(tick=self.info.tick, expr=expr, status=outcome.status,
                           value=outcome.value, history=outcome.history, signal=outcome.signal,
-                          error=outcome.error, pages=pages, stdout=stdout, stderr=stderr,
+                          error=outcome.error, pages=pages, stdout=out.text, stderr=err.text,
                           timings_ms={k: round(v, 3) for k, v in timings.items()},
                           faults=faults, blocked_syscalls=blocked,
                           warnings=list(self.warnings) if self.calls == 1 else [],
                           fault_address=outcome.fault_address, backtrace=outcome.backtrace,
                           exit_code=outcome.exit_code, tracker=self.tracker_used,
-                          notes=self.notes())
+                          notes=self.notes(), stdout_left_out=out.left_out,
+                          stderr_left_out=err.left_out, stdout_cut=out.cut, stderr_cut=err.cut,
+                          blocked_left_out=left_out)
 
     def _wait_status(self) -> int | None:
         """The ended process's wait status, from the page server (its parent), which may
@@ -298,46 +298,16 @@ class CallSession:
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages, None
 
-    def _new_output(self) -> tuple[str, str]:
-        """What the call wrote to fds 1 and 2: the process is stopped (or gone), so its
-        writes are complete; drain_output takes what the pipes still hold."""
-        try:
-            out, err = self.proc.drain_output(timeout=1.0)
-        except Exception:  # output capture is best effort
-            return "", ""
-        new_out, new_err = out[self._stdout_seen:], err[self._stderr_seen:]
-        self._stdout_seen, self._stderr_seen = len(out), len(err)
-        return (new_out.decode(errors="replace"), new_err.decode(errors="replace"))
-
-    def _new_stats(self) -> tuple[dict, list[dict]]:
-        """This call's share of the page server's counters: faults served, and the system
-        calls the sandbox blocked ([{"name", "count"}], when the sandbox is on)."""
+    def _new_stats(self) -> tuple[dict, list[dict], dict]:
+        """This call's share of the page server's counters: faults served, the system
+        calls the sandbox blocked and those left out of its list."""
         try:
             stats = self.proc.stats()
+            faults = self.per_call.take_faults(stats)
+            blocked, left_out = self.per_call.take_blocked(self.proc, stats)
         except Exception:  # the process is gone and took its counters along
-            return {"served": 0, "bytes": 0}, []
-        served = int(stats.get("faults", stats.get("served", 0)))
-        nbytes = int(stats.get("bytes", 0))
-        faults = {"served": served - self._faults_seen["served"],
-                  "bytes": nbytes - self._faults_seen["bytes"]}
-        self._faults_seen = {"served": served, "bytes": nbytes}
-        blocked_now = _blocked_counts(stats.get("blocked_syscalls"))
-        blocked = [{"name": name, "count": count - self._blocked_seen.get((name, detail), 0),
-                    "detail": detail}
-                   for (name, detail), count in blocked_now.items()
-                   if count > self._blocked_seen.get((name, detail), 0)]
-        self._blocked_seen = blocked_now
-        return faults, blocked
-
-
-def _blocked_counts(blocked) -> dict[tuple, int]:
-    """{(name, detail): count} from the page server's blocked_syscalls, a list of
-    {"name", "count", "detail"} in the order met."""
-    counts: dict[tuple, int] = {}
-    for entry in blocked or []:
-        key = (entry["name"], entry.get("detail"))
-        counts[key] = counts.get(key, 0) + int(entry.get("count", 1))
-    return counts
+            return {"served": 0, "bytes": 0}, [], {}
+        return faults, blocked, left_out
 
 
 _PROCESS_ENDED = "The process has ended"

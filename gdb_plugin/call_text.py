@@ -15,24 +15,39 @@ from gdb_plugin.report import printable
 
 
 def text_lines(result) -> list[tuple[str, str]]:
-    """Everything call-at-time prints for `result` (a CallResult), in order."""
+    """Everything call-at-time prints for `result` (a CallResult), in order: short by
+    default (the pages that changed, at most report.ROWS_SHOWN rows)."""
     out: list[tuple[str, str]] = [("err", printable(w, keep="")) for w in result.warnings]
     if result.history:
         out.append(("out", printable(result.history, keep="")))
-    if result.stdout:
-        out.append(("out", printable(result.stdout.removesuffix("\n"))))
-    if result.stderr:
-        out.append(("err", printable(result.stderr.removesuffix("\n"))))
+    out.extend(("out", text) for text in output_texts(
+        result.stdout, result.stdout_left_out, result.stdout_cut, "stdout"))
+    out.extend(("err", text) for text in output_texts(
+        result.stderr, result.stderr_left_out, result.stderr_cut, "stderr"))
     out.extend(("out", printable(line, keep="")) for line in fault_lines(result))
-    blocked = report.blocked_summary(result.blocked_syscalls)
+    blocked = report.blocked_summary(result.blocked_syscalls, result.blocked_left_out)
     if blocked:
         out.append(("out", printable(blocked, keep="")))
-    line = report.summary(result.pages)
-    if any(p.changed for p in result.pages):
-        line += ' See "info dirtied-pages".'
-    out.append(("out", line))
+    out.append(("out", report.summary(result.pages)))
+    rows = report.table(result.pages, limit=report.ROWS_SHOWN, changed_column=False)
+    out.extend(("out", printable(row, keep="")) for row in rows)
+    if rows and rows[-1].endswith(report.MORE):
+        out.append(("out", report.by_mapping(result.pages)))
     out.extend(("out", note) for note in result.notes)
     return out
+
+
+def output_texts(text: str, left_out: int, cut: int, name: str) -> list[str]:
+    """A stream's kept output, printable, with newlines and tabs kept; when bytes were
+    left out between its first and last MiB, a line saying how many, where they were."""
+    if not text:
+        return []
+    if not left_out:
+        return [printable(text.removesuffix("\n"))]
+    head, tail = text[:cut], text[cut:]
+    return [printable(head.removesuffix("\n")),
+            f"[... {left_out} bytes of {name} left out ...]",
+            printable(tail.removesuffix("\n"))]
 
 
 def fault_lines(result) -> list[str]:

@@ -52,33 +52,18 @@ class TempInferior:
         self.log_dir = log_dir  # the call session's directory: gdbserver.log goes there
         self.num: int | None = None
         self.pid = 0  # the process gdbserver attaches to
-        self._user: tuple | None = None
+        self._user: Selection | None = None
         self._lifetime: list[GdbSettings] = []  # settings kept while it exists (ttd goto)
         self.gdbserver = ""
         self.gdbserver_log = ""
         self.resumed = False  # the first resume after attach reports the pending SIGSTOP
 
     def _save_user(self) -> None:
-        inferior = gdb.selected_inferior()
-        thread = gdb.selected_thread()
-        try:
-            frame = gdb.selected_frame() if thread is not None else None
-        except gdb.error:
-            frame = None
-        self._user = (inferior.num, thread, frame)
+        self._user = Selection()
 
     def _restore_user(self) -> None:
-        """Select the user's inferior, thread and frame again; a thread switch alone
-        when there is a thread (quieter under MI than the `inferior` command)."""
-        if self._user is None:
-            return
-        num, thread, frame = self._user
-        if thread is not None and thread.is_valid():
-            thread.switch()
-            if frame is not None and frame.is_valid():
-                frame.select()
-        else:
-            quietly(f"inferior {num}")
+        if self._user is not None:
+            self._user.restore()
 
     def attach(self, pid: int, exe_path: str | None, preload: str | None,
                keep_selected: bool = False) -> dict:
@@ -95,15 +80,14 @@ class TempInferior:
             raise SessionError("gdbserver is not installed: apt-get install gdbserver")
         self.gdbserver = gdbserver
         self._save_user()
-        settings = [GdbSettings(CALL_SETTINGS, signals=[SWALLOW_SIGSTOP]),
-                    GdbSettings(ATTACH_SETTINGS)]
-        for group in settings:
-            group.apply()
-        self._lifetime = settings  # until the end of connect, or of the goto inferior
-        before = {inf.num for inf in gdb.inferiors()}
-        gdb.execute("add-inferior -no-connection", to_string=True)
-        self.num = max({inf.num for inf in gdb.inferiors()} - before)
+        call = GdbSettings(CALL_SETTINGS, signals=[SWALLOW_SIGSTOP])
+        call.apply()
+        self._lifetime = [call]  # until the end of connect, or of the goto inferior
+        self.num = _add_inferior()
         gdb.execute(f"inferior {self.num}", to_string=True)
+        attach = GdbSettings(ATTACH_SETTINGS)  # set here: the user's libraries stay as read
+        attach.apply()
+        self._lifetime.append(attach)
         t0 = time.perf_counter()
         if exe_path:
             gdb.execute(f"file {_quote(exe_path)}", to_string=True)
@@ -137,7 +121,11 @@ class TempInferior:
 
     def _restore_settings(self) -> None:
         while self._lifetime:
-            self._lifetime.pop().restore()
+            group = self._lifetime.pop()
+            if group.values is ATTACH_SETTINGS:
+                _in_scratch_inferior(group.restore)
+            else:
+                group.restore()
 
     def _log_tail(self) -> str:
         try:
@@ -199,6 +187,52 @@ class TempInferior:
                 settings.restore()
                 self._restore_settings()
 
+
+
+class Selection:
+    """The selected inferior, thread and frame, to select again later: a thread switch
+    alone when there is a thread (quieter under MI than the `inferior` command)."""
+
+    def __init__(self) -> None:
+        self.num = gdb.selected_inferior().num
+        self.thread = gdb.selected_thread()
+        try:
+            self.frame = gdb.selected_frame() if self.thread is not None else None
+        except gdb.error:
+            self.frame = None
+
+    def restore(self) -> None:
+        if self.thread is not None and self.thread.is_valid():
+            self.thread.switch()
+            if self.frame is not None and self.frame.is_valid():
+                self.frame.select()
+        else:
+            quietly(f"inferior {self.num}")
+
+
+def _add_inferior() -> int:
+    """A new empty inferior (no connection); its number."""
+    before = {inf.num for inf in gdb.inferiors()}
+    gdb.execute("add-inferior -no-connection", to_string=True)
+    return max({inf.num for inf in gdb.inferiors()} - before)
+
+
+def _in_scratch_inferior(action) -> None:
+    """action() with an empty inferior selected, then the selection as it was.
+
+    For a sysroot change: GDB then reloads the current inferior's libraries and re-sets
+    every breakpoint. Done in the user's inferior, stopped at a breakpoint of theirs, it
+    left GDB warning "location number not found for breakpoint N" after every command
+    (the thread's stop still names the replaced locations); in the temporary inferior it
+    would read its libraries again through gdbserver."""
+    selection = Selection()
+    num = _add_inferior()
+    try:
+        quietly(f"inferior {num}")
+        action()
+    finally:
+        selection.restore()
+        gdb.execute(f"remove-inferiors {num}", to_string=True)
 
 
 def _kill_bounded(pid: int) -> None:

@@ -195,19 +195,46 @@ def summary(pages: list[DirtiedPage]) -> str:
     return line + "."
 
 
-def table(pages: list[DirtiedPage], show_all: bool = False) -> list[str]:
-    """Rows for `info dirtied-pages`: header then one line per page."""
+ROWS_SHOWN = 20  # pages listed by default (call-at-time, info dirtied-pages)
+MORE = "info dirtied-pages --all"
+
+
+def table(pages: list[DirtiedPage], show_all: bool = False,
+          limit: int | None = None, changed_column: bool = True) -> list[str]:
+    """Rows for `info dirtied-pages`: header then one line per changed page (show_all:
+    per written page), at most `limit` of them and then how many more and where.
+    Without changed_column (only changed pages listed) the yes/no column is left out."""
     shown = [p for p in pages if show_all or p.changed]
     if not shown:
         return []
+    more = len(shown) - limit if limit is not None and len(shown) > limit else 0
+    shown = shown[:limit] if more else shown
     width = max([len("Symbol")] + [len(p.symbol or "-") for p in shown])
-    rows = [f"{'Address':<18}  {'Kind':<13}  {'Changed':<7}  {'Bytes':>5}  "
+    changed = f"{'Changed':<7}  " if changed_column else ""
+    rows = [f"{'Address':<18}  {'Kind':<13}  {changed}{'Bytes':>5}  "
             f"{'Symbol':<{width}}  Mapping"]
     for p in shown:
         nbytes = f"{p.changed_bytes}{'+' if p.ranges_left_out else ''}"
-        rows.append(f"{p.rec_addr:#018x}  {p.kind:<13}  {'yes' if p.changed else 'no':<7}  "
+        changed = f"{'yes' if p.changed else 'no':<7}  " if changed_column else ""
+        rows.append(f"{p.rec_addr:#018x}  {p.kind:<13}  {changed}"
                     f"{nbytes:>5}  {p.symbol or '-':<{width}}  {p.mapping}")
+    if more:
+        rows.append(f"{more} more: {MORE}")
     return rows
+
+
+def by_mapping(pages: list[DirtiedPage]) -> str | None:
+    """'Changed pages by mapping: [anon] 65536, [stack] 2.' (most first), or None when
+    nothing changed."""
+    counts: dict[str, int] = {}
+    for page in pages:
+        if page.changed:
+            name = page.mapping or "no recorded mapping"
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return None
+    parts = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return "Changed pages by mapping: " + ", ".join(f"{n} {c}" for n, c in parts) + "."
 
 
 def hex_diff(page: DirtiedPage, width: int = 16) -> list[str]:
@@ -255,14 +282,24 @@ def _syscall_text(entry: dict) -> str:
     return f"{entry['name']}({detail})" + (f" {count} times" if count != 1 else "")
 
 
-def blocked_summary(blocked_syscalls: list[dict]) -> str | None:
-    """One line naming every system call the sandbox blocked, or None when none was:
-    'Blocked 2 system calls: unlink("/tmp/x"), fork().'"""
-    if not blocked_syscalls:
+BLOCKED_SHOWN = 10  # distinct blocked system calls named in the text
+
+
+def blocked_summary(blocked_syscalls: list[dict], left_out: dict | None = None,
+                    limit: int = BLOCKED_SHOWN) -> str | None:
+    """One line naming the system calls the sandbox blocked, or None when none was:
+    'Blocked 2 system calls: unlink("/tmp/x"), fork().' The first `limit` distinct
+    ones with their counts, then 'and M more' (M distinct ones, those the page server
+    left out of its list, left_out {"distinct", "calls"}, included)."""
+    left_out = left_out or {}
+    if not blocked_syscalls and not left_out.get("calls"):
         return None
-    total = sum(int(e.get("count", 1)) for e in blocked_syscalls)
-    calls = ", ".join(_syscall_text(e) for e in blocked_syscalls)
-    return f"Blocked {total} system call{'s' if total != 1 else ''}: {calls}."
+    total = sum(int(e.get("count", 1)) for e in blocked_syscalls) + int(left_out.get("calls", 0))
+    more = max(len(blocked_syscalls) - limit, 0) + int(left_out.get("distinct", 0))
+    calls = ", ".join(_syscall_text(e) for e in blocked_syscalls[:limit])
+    if more:
+        calls += f"{', and' if calls else ''} {more} more"
+    return f"Blocked {total} system call{'s' if total != 1 else ''}: {calls.strip()}."
 
 
 def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | None,
@@ -270,11 +307,15 @@ def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | 
                 blocked_syscalls: list[dict], error: str | None,
                 timings_ms: dict, faults: dict, fault_address: int | None = None,
                 backtrace: list[str] | None = None, exit_code: int | None = None,
-                tracker: str = "wp-async", notes: list[str] | None = None) -> dict:
+                tracker: str = "wp-async", notes: list[str] | None = None,
+                stdout_left_out: int = 0, stderr_left_out: int = 0,
+                blocked_left_out: dict | None = None) -> dict:
     """The `ttd call --json` object, keys in DESIGN.md's order, then those of the
     containment work: the faulting address and backtrace of a crash (the backtrace
     also where a timeout interrupted the call), the exit code, the tracker that saw
-    the writes and notes on what it cannot see."""
+    the writes and notes on what it cannot see; then what was left out to keep the
+    report bounded: bytes of stdout and stderr between their first and last MiB, and
+    the blocked system calls past the page server's list ({"distinct", "calls"})."""
     return {
         "tick": tick,
         "expr": expr,
@@ -293,4 +334,7 @@ def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | 
         "exit_code": exit_code,
         "tracker": tracker,
         "notes": list(notes or []),
+        "stdout_left_out": stdout_left_out,
+        "stderr_left_out": stderr_left_out,
+        "blocked_syscalls_left_out": dict(blocked_left_out or {"distinct": 0, "calls": 0}),
     }

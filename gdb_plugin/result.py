@@ -32,6 +32,13 @@ class CallResult:
     exit_code: int | None = None  # status exited
     tracker: str = "wp-async"
     notes: list[str] = field(default_factory=list)
+    # left out to keep the report bounded: bytes of output between the first and the last
+    # MiB (the *_cut: where in the kept text), blocked calls past the server's list
+    stdout_left_out: int = 0
+    stderr_left_out: int = 0
+    stdout_cut: int = 0
+    stderr_cut: int = 0
+    blocked_left_out: dict = field(default_factory=dict)  # {"distinct", "calls"}
 
     def to_json(self) -> dict:
         return report.report_json(
@@ -40,4 +47,5 @@ class CallResult:
             blocked_syscalls=self.blocked_syscalls, error=self.error,
             timings_ms=self.timings_ms, faults=self.faults, fault_address=self.fault_address,
             backtrace=self.backtrace, exit_code=self.exit_code, tracker=self.tracker,
-            notes=self.notes)
+            notes=self.notes, stdout_left_out=self.stdout_left_out,
+            stderr_left_out=self.stderr_left_out, blocked_left_out=self.blocked_left_out)

@@ -19,8 +19,9 @@ Usage: call-at-time [--thread TID] [--timeout S] [--tracker auto|wp-async|diff]
 Rematerialize the process of the open recording at TICK (its memory, registers,
 libraries), attach it as a temporary inferior and evaluate EXPR there exactly as
 "call" would: any expression, several calls, casts, registers such as $rdi as
-they were at TICK. The value enters the value history. Then the pages the call
-wrote are listed in one line; "info dirtied-pages" shows them. Your own inferior
+they were at TICK. The value enters the value history. Then a summary of the
+pages the call wrote and those whose bytes changed (at most 20; "info
+dirtied-pages" shows one in detail, --all every page written). Your own inferior
 is left untouched, and your breakpoints do not stop the call (to step through a
 call in the past, use "ttd goto TICK" and "call" or "break" there). The process
 is kept for the next call at the same TICK, reset to the recorded state.

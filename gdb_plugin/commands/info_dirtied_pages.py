@@ -35,8 +35,8 @@ class InfoDirtiedPages(gdb.Command):
 
 Usage: info dirtied-pages [ADDRESS] [--all]
 Without ADDRESS: one line per page whose bytes changed (address, kind, number of
-changed bytes, symbol, mapping) and a summary; --all lists the pages that were
-written but left equal too. Kinds: data, heap, stack, stack-scratch (below the
+changed bytes, symbol, mapping), at most 20, and a summary; --all lists every
+page written, those left equal too. Kinds: data, heap, stack, stack-scratch (below the
 recorded stack pointer and its red zone), new-mapping, other.
 With ADDRESS (any expression, e.g. 0x5555555580a0 or &counter): the page holding
 it, as a hex diff old -> new of each changed range.
@@ -58,7 +58,8 @@ Examples:
         if address_expr is not None:
             self._one_page(result.pages, address_expr)
             return
-        rows = report.table(result.pages, show_all)
+        rows = report.table(result.pages, show_all,
+                            limit=None if show_all else report.ROWS_SHOWN)
         for row in rows:
             gdb.write(printable(row, keep="") + "\n")
         if not rows:

@@ -135,13 +135,27 @@ long write_much(long n)
 	write(1, "\nEND\n", 5);
 	return n;
 }
-int write_forever(void)
+/* 64 KiB every pause_us microseconds, without end */
+int write_forever(int pause_us)
 {
 	static char buf[65536];
 	memset(buf, 'y', sizeof buf);
-	for (;;)
+	for (;;) {
 		write(1, buf, sizeof buf);
+		usleep(pause_us);
+	}
 	return 0;
+}
+/* n unlinks of distinct paths: n distinct blocked calls */
+int unlink_many(int n)
+{
+	char path[64];
+	int refused = 0;
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof path, "/tmp/ttd-no-such-file-%d", i);
+		refused += unlink(path) != 0;
+	}
+	return refused;
 }
 /* an OSC 52 clipboard write, a screen clear and a bell on stdout, a carriage return on stderr */
 int write_escapes(void)

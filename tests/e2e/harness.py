@@ -149,20 +149,15 @@ def end_sessions(gdb: MiGdb, method: str) -> str:
     return text.split("SESSIONS ", 1)[1].split()[0]
 
 
-def without_warnings(text: str) -> str:
-    """GDB warns "location number not found for breakpoint N" while a temporary inferior
-    shares the user's breakpoint locations (GDB 13 has no per-inferior breakpoints)."""
-    return "".join(line for line in text.splitlines(keepends=True)
-                   if not line.startswith("warning: location number not found"))
-
-
 def user_state(gdb: MiGdb) -> dict:
-    """What must not change in the user's inferior: registers, memory, selection.
-    GDB's global settings are read while a temporary inferior may still be kept for
-    repeated calls (they must be the user's all the same); then it is closed."""
-    settings = without_warnings("".join(gdb.cli(f"show {name}") for name in (
-        "sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")))
-    settings += without_warnings(gdb.cli("info signals SIGSTOP"))
+    """What must not change in the user's inferior: registers, memory, selection,
+    breakpoints, GDB's settings; and GDB says nothing about them that it did not say
+    before (no warnings about the user's breakpoints). The settings are read while a
+    temporary inferior may still be kept for repeated calls (they must be the user's all
+    the same); then it is closed."""
+    settings = "".join(gdb.cli(f"show {name}") for name in (
+        "sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications"))
+    settings += gdb.cli("info signals SIGSTOP") + gdb.cli("info signals SIGINT")
     end_sessions(gdb, "close_all")
     regs = gdb.cli("info registers rip rsp rbp rax rdi rsi fs_base")
     frame = gdb.cli("frame")
@@ -171,7 +166,6 @@ def user_state(gdb: MiGdb) -> dict:
                    "print('MEMHASH', hashlib.sha256("
                    "b''.join(pages[a] for a in sorted(pages))).hexdigest())")
     memhash = [line for line in text.splitlines() if line.startswith("MEMHASH")][0]
-    inferiors = gdb.cli("info inferiors")
-    return {"regs": without_warnings(regs), "frame": without_warnings(frame), "memory": memhash,
-            "inferiors": without_warnings(inferiors), "thread": without_warnings(gdb.cli("thread")),
-            "breakpoints": without_warnings(gdb.cli("info breakpoints")), "settings": settings}
+    return {"regs": regs, "frame": frame, "memory": memhash,
+            "inferiors": gdb.cli("info inferiors"), "thread": gdb.cli("thread"),
+            "breakpoints": gdb.cli("info breakpoints"), "settings": settings}

@@ -17,7 +17,6 @@ from tests.e2e.harness import (
     require_tools,
     user_state,
     value_line,
-    without_warnings,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -151,8 +150,8 @@ def test_void_call_gives_empty_value(recorded):
 
 def _from_line(text: str, prefix: str) -> list[str]:
     """The output's lines from the first one starting with prefix (MI also echoes the
-    command and the switches of inferior around the call)."""
-    lines = without_warnings(text).splitlines()
+    command before them)."""
+    lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
     assert starts, f"no line starting with {prefix!r} in:\n{text}"
     return lines[starts[0]:]
@@ -276,3 +275,24 @@ def test_user_inferior_untouched(recorded):
     gdb.cli("info dirtied-pages &head")
     assert call_json(gdb, tick, "push(3)")["status"] == "returned"  # kept for reuse
     assert user_state(gdb) == recorded.before
+
+
+def test_text_output_is_short(recorded):
+    """The value, the summary line, then the pages whose bytes changed: at most 20 rows
+    and how many more; pages written back unchanged are not listed; no call, no pages."""
+    gdb, tick = recorded.gdb, recorded.ticks[1]
+    got = call_json(gdb, tick, "depth(500)")
+    changed = [p for p in got["dirtied_pages"] if p["changed"]]
+    assert len(changed) > 20 and len(changed) < len(got["dirtied_pages"])
+    lines = _from_line(gdb.cli(f"call-at-time {tick} depth(500)"), "$")
+    assert lines[1].startswith(f"The call wrote {len(got['dirtied_pages'])} pages: "
+                               f"{len(changed)} changed (")
+    assert lines[2].split() == ["Address", "Kind", "Bytes", "Symbol", "Mapping"]
+    rows = lines[3:23]
+    assert [row.split()[0] for row in rows] == [
+        f"{int(p['address'], 16):#018x}" for p in changed[:20]]
+    assert lines[23] == f"{len(changed) - 20} more: info dirtied-pages --all"
+    assert lines[24].startswith("Changed pages by mapping: [stack] ")
+    assert len(lines) == 25
+    assert _from_line(gdb.cli(f"call-at-time {tick} counter_b"), "$")[1:] == [
+        "The call wrote no pages."]

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.timeout(120)
 
 KEYS = ["tick", "expr", "status", "value", "signal", "dirtied_pages", "stdout", "stderr",
         "blocked_syscalls", "error", "timings_ms", "faults",
-        "fault_address", "backtrace", "exit_code", "tracker", "notes"]
+        "fault_address", "backtrace", "exit_code", "tracker", "notes", "stdout_left_out",
+        "stderr_left_out", "blocked_syscalls_left_out"]
 PAGE_KEYS = ["address", "mapping", "kind", "changed", "changed_ranges", "symbol",
              "changed_ranges_left_out"]
 KINDS = {"data", "heap", "stack", "stack-scratch", "new-mapping", "other"}

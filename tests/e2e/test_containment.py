@@ -335,3 +335,38 @@ def test_a_path_cannot_forge_a_line_of_the_report(gdb, tmp_path):
     assert forged not in lines
     got = call(gdb, 1, f'try_unlink("{tmp_path}/x\\n{forged}")')
     assert got["blocked_syscalls"][0]["detail"] == f"{tmp_path}/x\n{forged}"
+
+
+# --- bounded: output, blocked calls --------------------------------------------------------
+
+MiB = 1 << 20
+
+
+def test_output_is_bounded_with_how_much_was_left_out(gdb):
+    got = call(gdb, 1, "write_much(16 << 20)", "--timeout 60")
+    assert got["value"] == str(16 * MiB)
+    total = 6 + 16 * MiB + 5  # BEGIN\n ... \nEND\n
+    assert (len(got["stdout"]), got["stdout_left_out"]) == (2 * MiB, total - 2 * MiB)
+    assert got["stdout"].startswith("BEGIN\nxxx") and got["stdout"].endswith("xxx\nEND\n")
+    text = gdb.cli("call-at-time 1 write_much(3 << 20)", 60)
+    assert f"[... {6 + 3 * MiB + 5 - 2 * MiB} bytes of stdout left out ...]" in text.splitlines()
+    assert call(gdb, 1, "write_both(5)")["stdout"] == "out 5\n"  # the next call's own output
+
+
+def test_a_call_writing_forever_is_stopped_at_its_timeout(gdb):
+    got = call(gdb, 2, "write_forever(2000)", "--timeout 1", timeout_s=60)
+    assert got["status"] == "timeout"
+    assert len(got["stdout"]) <= 2 * MiB and set(got["stdout"]) == {"y"}
+    assert len(got["stdout"]) + got["stdout_left_out"] >= 64 << 10
+    assert call(gdb, 2, "step_value()")["value"] == "20"
+
+
+def test_many_blocked_calls_are_named_ten_then_counted(gdb):
+    got = call(gdb, 3, "unlink_many(30)")
+    assert got["value"] == "30"
+    details = [e["detail"] for e in got["blocked_syscalls"]]
+    assert details == [f"/tmp/ttd-no-such-file-{i}" for i in range(30)]
+    text = gdb.cli("call-at-time 3 unlink_many(30)")
+    [line] = [line for line in text.splitlines() if line.startswith("Blocked ")]
+    assert line == ("Blocked 30 system calls: " + ", ".join(
+        f'unlink("/tmp/ttd-no-such-file-{i}")' for i in range(10)) + ", and 20 more.")

@@ -65,8 +65,9 @@ def test_tracker_setting_and_text_note(plugin_gdb):
         lines = gdb.cli("call-at-time 2 bump_all(1)").splitlines()
     finally:
         gdb.cli("set ttd tracker auto")
-    assert lines[-1] == DIFF_TRACKER_NOTE
-    assert lines[-2].startswith("The call wrote ")
+    assert lines[-1] == DIFF_TRACKER_NOTE  # after the summary and the changed pages
+    summary = [i for i, line in enumerate(lines) if line.startswith("The call wrote ")]
+    assert len(summary) == 1 and lines[summary[0] + 1].split()[:2] == ["Address", "Kind"]
     obj = call(gdb, 2, "bump_all(1)")  # auto on this kernel: wp-async
     assert (obj["tracker"], obj["notes"]) == ("wp-async", [])
 

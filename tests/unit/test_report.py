@@ -127,7 +127,8 @@ def test_json_shape_matches_design():
     assert list(obj) == ["tick", "expr", "status", "value", "signal", "dirtied_pages",
                          "stdout", "stderr", "blocked_syscalls", "error", "timings_ms",
                          "faults", "fault_address", "backtrace", "exit_code", "tracker",
-                         "notes"]
+                         "notes", "stdout_left_out", "stderr_left_out",
+                         "blocked_syscalls_left_out"]
     assert obj["dirtied_pages"] == [{
         "address": "0x555555558000", "mapping": EXE, "kind": "data", "changed": True,
         "changed_ranges": [{"offset": 16, "length": 1}], "symbol": "counter+16",
