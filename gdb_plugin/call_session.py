@@ -30,6 +30,7 @@ from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
 from gdb_plugin.inferior import TempInferior
 from gdb_plugin.per_call import PerCall
 from gdb_plugin.procmem import read_runs, write_pages
+from gdb_plugin.procstate import ProcessState
 from gdb_plugin.result import CallResult
 from gdb_plugin.settings import SANDBOX_OFF_WARNING
 from gdb_plugin.ticks import TickInfo, page_reader
@@ -46,6 +47,14 @@ def _rematerialize(info: TickInfo, sandbox: bool, tracker: str):
     except TypeError:
         return rematerialize(info.db_path, info.tick, tid=info.tid, sandbox=sandbox,
                              tracker=tracker)
+
+
+def _registers() -> tuple:
+    """GDB's general registers of the selected (temporary) inferior's newest frame, as
+    (name, value): what a call leaves as it found them unless an expression set one."""
+    frame = gdb.newest_frame()
+    return tuple((reg.name, int(frame.read_register(reg.name)))
+                 for reg in frame.architecture().registers("general"))
 
 
 def _recording_error():
@@ -111,6 +120,8 @@ class CallSession:
         # what symbolize learns that a reset cannot change (frames, TLS addresses)
         self.symbol_cache: dict = {}
         self._clean = False  # True right after a reset: the written set is empty
+        self._state: ProcessState | None = None  # as built, read before the first call
+        self._registers: tuple | None = None
         self.reusable = False
 
     def matches(self, recording, tick: int, tid: int | None, sandbox: bool,
@@ -214,6 +225,8 @@ class CallSession:
         self.calls += 1
         self.reusable = False
         with self.inferior.selected():
+            if self._state is None:  # as built: what every later call must find again
+                self._state, self._registers = ProcessState.read(self.proc.pid), _registers()
             if not self._clean:
                 self.proc.clear_written()
             self._clean = False
@@ -228,7 +241,8 @@ class CallSession:
             if outcome.status == "exited":
                 outcome = _with_wait_status(outcome, self._wait_status())
             t2 = time.perf_counter()
-            if self._can_reset(outcome.status, pages, outcome.signals_sent):
+            if (self._can_reset(outcome.status, pages, outcome.signals_sent)
+                    and not self.changes()):
                 self._reset(pages)
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
@@ -263,6 +277,32 @@ class CallSession:
             return False
         return all(p.kind != "new-mapping" and p.bytes_kept and len(p.new) == report.PAGE_SIZE
                    for p in pages)
+
+    def changes(self) -> list[str]:
+        """What differs from the process as it was built, besides memory: "registers"
+        (an expression such as $rsp = 0 sets them and nothing puts them back), and what
+        ProcessState reads from /proc. With the temporary inferior selected."""
+        try:
+            now = ProcessState.read(self.proc.pid)
+        except OSError:
+            return ["process"]  # gone
+        changed = self._state.changes(now)
+        try:
+            if _registers() != self._registers:
+                changed.insert(0, "registers")
+        except gdb.error:  # "No registers.": the process is gone
+            changed.insert(0, "process")
+        return changed
+
+    def pending_signals(self) -> bool:
+        """A signal arrived since the last call (a timer it set fired): the process is
+        not as recorded any more."""
+        if self._state is None:
+            return False
+        try:
+            return "pending signals" in self._state.changes(ProcessState.read(self.proc.pid))
+        except OSError:
+            return True
 
     def _reset(self, pages: list[report.DirtiedPage]) -> None:
         """Put back the recorded bytes of every page the call changed; forget the writes.

@@ -11,6 +11,14 @@ from gdb_plugin.call_session import CallSession
 from gdb_plugin.result import CallResult
 from gdb_plugin.ticks import TickInfo
 
+# Signals of interval timers (alarm, setitimer): their default action ends the process
+TIMER_SIGNALS = ("SIGALRM", "SIGVTALRM", "SIGPROF")
+TIMER_NOTE = ("The process kept from an earlier call at this tick received {signal} from a "
+              "timer that call set; this call was made again in a new process.")
+TIMER_SANDBOX_OFF_NOTE = ("The process kept from an earlier call at this tick received {signal}, "
+                          "maybe from a timer that call set; with the sandbox off the call is "
+                          "not made again.")
+
 
 class Sessions:
     def __init__(self) -> None:
@@ -20,14 +28,40 @@ class Sessions:
     def call(self, info: TickInfo, expr: str, requested_tid: int | None,
              timeout_s: float | None, sandbox: bool, tracker: str) -> CallResult:
         """Call EXPR in the kept process when it is at this tick, thread, sandbox and
-        tracker, else in a new one; keep the process when it can be reset."""
+        tracker and still as recorded, else in a new one; keep the process when it can
+        be reset. A call that a timer of an earlier call ended (SIGALRM, SIGVTALRM,
+        SIGPROF in a reused process: interval timers cannot be seen from outside) is
+        made again in a new process."""
         session = self.kept
-        if session is None or not session.matches(info.recording, info.tick, requested_tid,
-                                                  sandbox, tracker):
+        reused = session is not None and session.matches(
+            info.recording, info.tick, requested_tid, sandbox, tracker)
+        if reused and session.pending_signals():  # a timer it was left fired meanwhile
+            reused = False
+        if not reused:
             self.drop_kept()
-            session = CallSession(info, sandbox, tracker, requested_tid)
-            session.open()
+            session = self._new_session(info, sandbox, tracker, requested_tid)
         self.kept = None
+        result = self._call_in(session, expr, timeout_s)
+        if reused and result.status == "signalled" and result.signal in TIMER_SIGNALS:
+            if not sandbox:  # its side effects would happen twice: said, not redone
+                result.notes.append(TIMER_SANDBOX_OFF_NOTE.format(signal=result.signal))
+                return result
+            first = result.signal
+            self.drop_kept()
+            session = self._new_session(info, sandbox, tracker, requested_tid)
+            result = self._call_in(session, expr, timeout_s)
+            result.notes.append(TIMER_NOTE.format(signal=first))
+        return result
+
+    @staticmethod
+    def _new_session(info: TickInfo, sandbox: bool, tracker: str,
+                     requested_tid: int | None) -> CallSession:
+        session = CallSession(info, sandbox, tracker, requested_tid)
+        session.open()
+        return session
+
+    def _call_in(self, session: CallSession, expr: str, timeout_s: float | None) -> CallResult:
+        """The call in `session`; the session is kept when it can be reset, else closed."""
         try:
             result = session.call(expr, timeout_s)
         except BaseException:
