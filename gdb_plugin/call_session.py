@@ -248,6 +248,8 @@ class CallSession:
         timings["report"] = (t2 - t1) * 1e3
         out, err = self.per_call.take_output(self.proc)
         faults, blocked, left_out = self._new_stats()
+        if self.sandbox and outcome.signal == "SIGSYS":
+            outcome.error = _stopped_by_sandbox(blocked)
         return CallResult(tick=self.info.tick, expr=expr, status=outcome.status,
                           value=outcome.value, history=outcome.history, signal=outcome.signal,
                           error=outcome.error, pages=pages, stdout=out.text, stderr=err.text,
@@ -367,6 +369,16 @@ def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
     if outcome.exit_code is None and os.WIFEXITED(wait_status):
         outcome.exit_code = os.WEXITSTATUS(wait_status)
     return outcome
+
+
+def _stopped_by_sandbox(blocked: list[dict]) -> str:
+    """What to say of a call that SIGSYS ended with the sandbox on: the filter ends a
+    process for the system calls it does not answer (those of another ABI: int $0x80,
+    x32), naming them when the page server listed them."""
+    other_abi = [e["name"] for e in blocked if e["name"].startswith(("i386 ", "x32 "))]
+    what = f" ({', '.join(other_abi)})" if other_abi else " (int $0x80 or x32)"
+    return ("The call was stopped by the sandbox (SIGSYS): it made a system call of "
+            f"another ABI{what}, which the sandbox refuses.")
 
 
 def _server_error(message: str, proc) -> str | None:

@@ -370,3 +370,20 @@ def test_many_blocked_calls_are_named_ten_then_counted(gdb):
     [line] = [line for line in text.splitlines() if line.startswith("Blocked ")]
     assert line == ("Blocked 30 system calls: " + ", ".join(
         f'unlink("/tmp/ttd-no-such-file-{i}")' for i in range(10)) + ", and 20 more.")
+
+
+def test_an_i386_system_call_is_refused_and_said(gdb):
+    """int $0x80 (i386 getpid, 20) inside a call. The page server either refuses it with
+    EPERM and lists it as "i386 system call 20 ...", or ends the process with SIGSYS;
+    then the report says the sandbox stopped the call. Both leave the session going."""
+    got = call(gdb, 1, "int80()")
+    other_abi = [e["name"] for e in got["blocked_syscalls"] if e["name"].startswith("i386 ")]
+    if got["status"] == "returned":
+        assert got["value"] == str(-errno.EPERM)
+        assert other_abi == ["i386 system call 20 (getpid)"]
+    else:
+        assert (got["status"], got["signal"]) == ("signalled", "SIGSYS")
+        assert got["error"].startswith("The call was stopped by the sandbox (SIGSYS): it made "
+                                       "a system call of another ABI (")
+        assert all(name in got["error"] for name in other_abi)
+    assert call(gdb, 1, "step_value()")["value"] == "10"
