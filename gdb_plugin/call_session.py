@@ -65,28 +65,48 @@ def _recording_error():
     return RecordingError
 
 
+START_LIMIT_S = 90.0  # remat bounds its own start (60 s); this bounds the wait for it
+
+
 class _Starting(threading.Thread):
     """rematerialize(...).__enter__() in a thread; result() gives the process or raises
-    SessionError with the page server's one-line message."""
+    SessionError with the page server's one-line message. A start that outlives
+    START_LIMIT_S is given up: if it ever succeeds, the thread ends that process."""
 
     def __init__(self, remat_cm) -> None:
         super().__init__(daemon=True, name="ttd-rematerialize")
         self.remat_cm = remat_cm
         self.proc = None
         self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
         self.start()
 
     def run(self) -> None:
         try:
-            self.proc = self.remat_cm.__enter__()
+            proc = self.remat_cm.__enter__()
         except BaseException as exc:  # handed to the GDB thread in result()
             self.error = exc
+            return
+        with self._lock:
+            self.proc = proc
+            abandoned = self._abandoned
+        if abandoned:  # nobody waits for it any more: end it here
+            self.remat_cm.__exit__(None, None, None)
 
     def wait(self) -> None:
-        self.join()
+        """Wait for the start to end (bounded); a start still going is abandoned."""
+        if self._abandoned:
+            return
+        self.join(START_LIMIT_S)
+        with self._lock:
+            self._abandoned = self.proc is None and self.error is None
 
     def result(self):
-        self.join()
+        self.wait()
+        if self._abandoned:
+            raise SessionError(f"The page server did not start the process within "
+                               f"{START_LIMIT_S:g} s.")
         if self.error is not None:
             if isinstance(self.error, _recording_error()):  # RematerializeError and friends
                 raise SessionError(str(self.error)) from self.error
