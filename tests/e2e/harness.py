@@ -94,6 +94,16 @@ def assert_matches_live(recorded: Recorded, tick: int, call: Call) -> None:
     assert changed == live["changed"]
 
 
+def assert_calls_leave_user_untouched(recorded: Recorded, exprs: list[str]) -> None:
+    """Each of `exprs` at every recorded tick returns (the process kept, then replaced),
+    and the user's inferior, breakpoints and settings are as they were when recorded."""
+    for tick in recorded.ticks:
+        for expr in exprs:
+            got = call_json(recorded.gdb, tick, expr)
+            assert got["status"] == "returned", got["error"]
+    assert user_state(recorded.gdb) == recorded.before
+
+
 def record_with_live_reference(db: Path, argv: list[str], location: str, hits: int,
                                calls: list[Call]) -> Recorded:
     """Run argv under GDB, snapshot at the first `hits` hits of `location`, and at each hit

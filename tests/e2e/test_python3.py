@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import require
 from tests.e2e.harness import (
     Call,
+    assert_calls_leave_user_untouched,
     assert_matches_live,
-    call_json,
     record_with_live_reference,
     require_tools,
     user_state,
@@ -50,7 +50,4 @@ def test_python3_matches_live_call(recorded, hit, call):
 def test_python3_user_inferior_untouched(recorded):
     """Calls at every tick leave the user's interpreter stopped in PyObject_Repr as it
     was, with the user's breakpoint and settings."""
-    for tick in recorded.ticks:
-        for expr in ("(long)PyGC_Collect()", "(int)Py_IsInitialized()"):
-            assert call_json(recorded.gdb, tick, expr)["status"] == "returned"
-    assert user_state(recorded.gdb) == recorded.before
+    assert_calls_leave_user_untouched(recorded, ["(long)PyGC_Collect()", "(int)Py_IsInitialized()"])

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import require
 from tests.e2e.harness import (
     Call,
+    assert_calls_leave_user_untouched,
     assert_matches_live,
     call_json,
     record_with_live_reference,
@@ -62,7 +63,5 @@ def test_statements_differ_between_ticks(recorded):
 def test_sqlite3_user_inferior_untouched(recorded):
     """Calls at every tick (the process kept, then replaced) leave the user's inferior
     stopped in sqlite3_step as it was, with the user's breakpoint and settings."""
-    for tick in recorded.ticks:
-        for expr in ("(long long)sqlite3_memory_highwater(1)", "(int)sqlite3_complete(\"x\")"):
-            assert call_json(recorded.gdb, tick, expr)["status"] == "returned"
-    assert user_state(recorded.gdb) == recorded.before
+    assert_calls_leave_user_untouched(
+        recorded, ["(long long)sqlite3_memory_highwater(1)", '(int)sqlite3_complete("x")'])
