@@ -262,7 +262,7 @@ class CallSession:
                 outcome = _with_wait_status(outcome, self._wait_status())
             t2 = time.perf_counter()
             if (self._can_reset(outcome.status, pages, outcome.signals_sent)
-                    and not self.changes()):
+                    and not self.changes(expr, outcome.resumed)):
                 self._reset(pages)
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
@@ -300,20 +300,24 @@ class CallSession:
         return all(p.kind != "new-mapping" and p.bytes_kept and len(p.new) == report.PAGE_SIZE
                    for p in pages)
 
-    def changes(self) -> list[str]:
-        """What differs from the process as it was built, besides memory: "registers"
-        (an expression such as $rsp = 0 sets them and nothing puts them back), and what
-        ProcessState reads from /proc. With the temporary inferior selected."""
-        try:
-            now = ProcessState.read(self.proc.pid)
-        except OSError:
-            return ["process"]  # gone
-        changed = self._state.changes(now)
-        try:
-            if _registers() != self._registers:
-                changed.insert(0, "registers")
-        except gdb.error:  # "No registers.": the process is gone
-            changed.insert(0, "process")
+    def changes(self, expr: str, resumed: bool) -> list[str]:
+        """What differs from the process as it was built, besides memory, after a call
+        of `expr`: what ProcessState reads from /proc, when the process ran; "registers"
+        when the expression names one ($rsp = 0 sets it, and nothing puts it back: GDB
+        restores the registers around a function call). With the temporary inferior
+        selected."""
+        changed = []
+        if resumed:
+            try:
+                changed = self._state.changes(ProcessState.read(self.proc.pid))
+            except OSError:
+                return ["process"]  # gone
+        if "$" in expr:
+            try:
+                if _registers() != self._registers:
+                    changed.insert(0, "registers")
+            except gdb.error:  # "No registers.": the process is gone
+                changed.insert(0, "process")
         return changed
 
     def pending_signals(self) -> bool:

@@ -98,6 +98,7 @@ class Outcome:
     backtrace: list[str] = field(default_factory=list)
     exit_code: int | None = None
     signals_sent: list[str] = field(default_factory=list)  # by the timeout's CallStopper
+    resumed: bool = False  # the process ran (a function was called)
 
 
 class CallWatch:
@@ -113,8 +114,11 @@ class CallWatch:
         self.exit_code: int | None = None
         self.resumed = False
 
-    def on_cont(self, _event) -> None:
-        self.resumed = True
+    def on_call(self, event) -> None:
+        """An inferior function call starts (GDB's `cont` event is not emitted for
+        those): the process runs code."""
+        if isinstance(event, gdb.InferiorCallPreEvent):
+            self.resumed = True
 
     def on_stop(self, event) -> None:
         if not isinstance(event, gdb.SignalEvent):
@@ -130,13 +134,13 @@ class CallWatch:
 
     def __enter__(self):
         gdb.events.stop.connect(self.on_stop)
-        gdb.events.cont.connect(self.on_cont)
+        gdb.events.inferior_call.connect(self.on_call)
         gdb.events.exited.connect(self.on_exit)
         return self
 
     def __exit__(self, *exc) -> None:
         gdb.events.stop.disconnect(self.on_stop)
-        gdb.events.cont.disconnect(self.on_cont)
+        gdb.events.inferior_call.disconnect(self.on_call)
         gdb.events.exited.disconnect(self.on_exit)
 
 
@@ -253,6 +257,7 @@ def evaluate(expr: str, pid: int, timeout_s: float | None, on_resumed=None) -> O
         match = _VALUE_RE.match(out)
         outcome = Outcome("returned", out.rstrip("\n"), match.group(2) if match else "")
     outcome.signals_sent = list(stopper.taken)  # one may be pending in a call that returned
+    outcome.resumed = watch.resumed
     return outcome
 
 

@@ -26,7 +26,7 @@ _MASKS = {"SigBlk": "signal mask", "SigIgn": "ignored signals", "SigCgt": "caugh
 
 @dataclass(frozen=True)
 class ProcessState:
-    maps: tuple[str, ...]  # address range, permissions, offset, path of each mapping
+    maps: str  # /proc/PID/maps: each mapping's range, permissions, offset, file
     masks: tuple[tuple[str, int], ...]  # (SigBlk | SigIgn | SigCgt, mask)
     pending: int  # signals pending, to the thread or the process
     timers: str  # /proc/PID/timers: the POSIX timers
@@ -35,7 +35,10 @@ class ProcessState:
     @classmethod
     def read(cls, pid: int) -> ProcessState:
         """The state of process `pid` (one thread); OSError when it is gone."""
-        return cls(maps=_maps(pid), masks=_masks(pid), pending=_pending(pid),
+        status = _status(pid)
+        masks = tuple((name, int(status[name], 16)) for name in _MASKS)
+        return cls(maps=_text(f"/proc/{pid}/maps"), masks=masks,
+                   pending=int(status["SigPnd"], 16) | int(status["ShdPnd"], 16),
                    timers=_text(f"/proc/{pid}/timers"), fds=_fds(pid))
 
     def changes(self, now: ProcessState) -> list[str]:
@@ -60,27 +63,11 @@ def _text(path: str) -> str:
         return f.read()
 
 
-def _maps(pid: int) -> tuple[str, ...]:
-    lines = []
-    for line in _text(f"/proc/{pid}/maps").splitlines():
-        fields = line.split(None, 5)  # range perms offset dev inode [path]
-        lines.append(" ".join(fields[:3] + fields[5:]))
-    return tuple(lines)
 
 
 def _status(pid: int) -> dict[str, str]:
     return dict(line.split(":", 1) for line in _text(f"/proc/{pid}/status").splitlines()
                 if ":" in line)
-
-
-def _masks(pid: int) -> tuple[tuple[str, int], ...]:
-    status = _status(pid)
-    return tuple((name, int(status[name], 16)) for name in _MASKS)
-
-
-def _pending(pid: int) -> int:
-    status = _status(pid)
-    return int(status["SigPnd"], 16) | int(status["ShdPnd"], 16)
 
 
 def _fds(pid: int) -> tuple[tuple[str, str], ...]:
