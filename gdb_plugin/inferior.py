@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shlex
 import shutil
+import signal
 import time
 
 import gdb
@@ -107,10 +109,11 @@ class TempInferior:
     def _target_remote(self, gdbserver: str, pid: int, preload: str | None) -> None:
         self.gdbserver_log = os.path.join(self.log_dir, "gdbserver.log")
         env = f"LD_PRELOAD={shlex.quote(preload)} " if preload else ""
-        command = (f"target remote | {_log_limit()}{env}exec {shlex.quote(gdbserver)} "
+        command = (f"target remote | {env}exec {shlex.quote(gdbserver)} "
                    f"- --attach {pid} 2>{shlex.quote(self.gdbserver_log)}")
         self.pid = pid
-        with Watchdog([(ATTACH_LIMIT_S, "gdbserver", lambda: kill_gdbserver(pid))]) as dog:
+        with _log_limit(), Watchdog([(ATTACH_LIMIT_S, "gdbserver",
+                                      lambda: kill_gdbserver(pid))]) as dog:
             try:
                 gdb.execute(command, to_string=True)
             except gdb.error as exc:
@@ -245,16 +248,21 @@ def _kill_bounded(pid: int) -> None:
             pass  # already gone, or gdbserver ended
 
 
-def _log_limit() -> str:
-    """Shell words that bound the files the shell's exec'd program writes (its log) to
-    LOG_LIMIT_BYTES: RLIMIT_FSIZE set with prlimit (util-linux; ulimit -f counts blocks of
-    512 or 1024 bytes depending on the shell), SIGXFSZ ignored so that a write past the
-    limit fails with EFBIG instead of killing gdbserver. Empty without prlimit."""
-    prlimit = shutil.which("prlimit")
-    if prlimit is None:
-        return ""
-    return (f"trap '' XFSZ; {shlex.quote(prlimit)} --pid $$ "
-            f"--fsize={LOG_LIMIT_BYTES}:{LOG_LIMIT_BYTES}; ")
+@contextlib.contextmanager
+def _log_limit():
+    """For the block (GDB starting gdbserver): GDB's RLIMIT_FSIZE at LOG_LIMIT_BYTES and
+    SIGXFSZ ignored, which gdbserver inherits, so its log is bounded and a write past
+    the limit fails with EFBIG instead of ending it. GDB's own are put back at once (it
+    writes no file meanwhile); no process is started for it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = LOG_LIMIT_BYTES if hard == resource.RLIM_INFINITY else min(LOG_LIMIT_BYTES, hard)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
 
 
 def _quote(path: str) -> str:

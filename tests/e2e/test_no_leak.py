@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -107,6 +108,12 @@ def _file_size_limit(pid: int) -> str:
     return line.split()[3]
 
 
+def _ignores(pid: int, sig: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    return bool(mask & (1 << (sig - 1)))
+
+
 def test_every_end_removes_the_session_directory(escape_recording):
     """gdbserver's log lives in the call session's own directory, bounded in size, and the
     directory goes with the session, however it ends: a tick change, a crash, an exit, a
@@ -118,7 +125,10 @@ def test_every_end_removes_the_session_directory(escape_recording):
         assert call(gdb, 1, "step_value()")["value"] == "10"  # the process is kept
         [kept] = temp_files(gdb_pid)
         assert os.listdir(kept) == ["gdbserver.log"]
-        assert _file_size_limit(_gdbserver_of(gdb_pid)) == str(1 << 20)
+        server = _gdbserver_of(gdb_pid)
+        assert _file_size_limit(server) == str(1 << 20)
+        assert _ignores(server, signal.SIGXFSZ)  # a write past the limit fails, no death
+        assert _file_size_limit(gdb_pid) == "unlimited"  # GDB's own limit is put back
         assert call(gdb, 2, "step_value()")["value"] == "20"  # another tick: a new session
         assert len(temp_files(gdb_pid)) == 1 and not os.path.exists(kept)
         for expr, options, status in [("crash_null()", "", "signalled"),
