@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,10 +53,12 @@ def gdb_live_calls(repeat: int) -> None:
 
 def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
     """A new inferior attached to live process `pid` through gdbserver (the code path
-    of call-at-time, gdb_plugin.session, without rematerialization and report):
-    attach + first call, then `repeat` calls; killed at the end."""
-    from gdb_plugin.session import TempInferior, evaluate
-    inferior = TempInferior()
+    of call-at-time, gdb_plugin.inferior and gdb_plugin.evaluate, without
+    rematerialization and report): attach + first call, then `repeat` calls; killed
+    at the end."""
+    from gdb_plugin.evaluate import evaluate
+    from gdb_plugin.inferior import TempInferior
+    inferior = TempInferior(tempfile.mkdtemp(prefix="ttd-bench-"))
     t0 = time.perf_counter()
     parts = inferior.attach(pid, exe, None, keep_selected=True)  # stays selected: plain calls
     outcome = evaluate(EXPR, pid, 30)
@@ -66,6 +69,7 @@ def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
         evaluate(EXPR, pid, 30)
         samples.append((time.perf_counter() - t1) * 1e3)
     inferior.close()
+    shutil.rmtree(inferior.log_dir)
     _emit({"first": first, "parts": parts, "repeat": samples, "value": outcome.value,
            "status": outcome.status})
 
@@ -81,12 +85,12 @@ def _timed_command(tick: int) -> tuple[float, dict]:
 def gdb_call_at_time(tick: int, first: int, repeat: int, tracker: str = "auto") -> None:
     """`first` first calls (nothing of the recording cached), then `repeat` calls reusing
     the process at that tick, with the page tracker `tracker` (`set ttd tracker`)."""
-    from gdb_plugin import session
-    session.TRACKER = tracker
+    from gdb_plugin.commands import context
+    ctx = context()
+    ctx.settings.tracker = tracker
     firsts, first_parts = [], []
     for _ in range(first):
-        session.drop_cached()
-        session.dispose_engines()
+        ctx.forget_cached()
         wall, obj = _timed_command(tick)
         firsts.append(wall)
         first_parts.append(obj["timings_ms"])
@@ -95,8 +99,8 @@ def gdb_call_at_time(tick: int, first: int, repeat: int, tracker: str = "auto") 
         wall, obj = _timed_command(tick)
         repeats.append(wall)
         repeat_parts.append(obj["timings_ms"])
-    session.close_all()
-    session.TRACKER = "auto"
+    ctx.sessions.close_all()
+    ctx.settings.tracker = "auto"
     _emit({"first": firsts, "first_parts": first_parts, "repeat": repeats,
            "repeat_parts": repeat_parts, "value": obj["value"], "tracker": obj["tracker"],
            "pages": len(obj["dirtied_pages"]), "faults": obj["faults"]})

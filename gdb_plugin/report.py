@@ -19,6 +19,8 @@ Kinds of a written page:
 """
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass, field
 
 PAGE_SIZE = 4096
@@ -44,20 +46,31 @@ class Region:
         return self.start <= rec_addr < self.end
 
 
+MAX_RANGES = 32  # changed ranges kept per page; the rest only counted (ranges_left_out)
+KEEP_BYTES_PAGES = 4096  # pages of a report that keep their old and new bytes (16 MiB each)
+
+
 @dataclass
 class DirtiedPage:
     rec_addr: int
     mapping: str
     kind: str
-    old: bytes
+    old: bytes  # b"" when not kept (a call that changed more than KEEP_BYTES_PAGES)
     new: bytes
     changed_ranges: list[tuple[int, int]] = field(default_factory=list)  # (offset, length)
     symbol: str | None = None  # what lives at the first changed byte (or the page start)
     range_symbols: list[str | None] = field(default_factory=list)  # one per changed range
+    ranges_left_out: int = 0  # changed ranges beyond MAX_RANGES, counted only
+    bytes_kept: bool = True  # old and new hold the page's bytes
 
     @property
     def changed(self) -> bool:
-        return bool(self.changed_ranges)
+        return bool(self.changed_ranges) or self.ranges_left_out > 0
+
+    @property
+    def changed_bytes(self) -> int:
+        """Bytes changed in the ranges kept (all of them unless ranges_left_out)."""
+        return sum(n for _, n in self.changed_ranges)
 
     def to_json(self) -> dict:
         return {
@@ -67,6 +80,7 @@ class DirtiedPage:
             "changed": self.changed,
             "changed_ranges": [{"offset": o, "length": n} for o, n in self.changed_ranges],
             "symbol": self.symbol,
+            "changed_ranges_left_out": self.ranges_left_out,
         }
 
 
@@ -117,44 +131,49 @@ def classify(regions: list[Region], rec_page: int, rsp: int,
     return name, "other"
 
 
-_CHUNK = 64  # compare this many bytes at once before looking at single bytes
+_NONZERO = bytes([0] + [1] * 255)  # byte -> 0 when zero, else 1 (bytes.translate)
+_RUN = re.compile(rb"\x01+")
+
+
+def diff_ranges(old: bytes, new: bytes, limit: int | None = MAX_RANGES
+                ) -> tuple[list[tuple[int, int]], int]:
+    """Maximal runs of differing bytes as (offset, length), the first `limit` of them
+    (None: all), and how many more there are. In C speed: XOR of the pages as integers,
+    then a regular expression over the bytes that differ."""
+    size = min(len(old), len(new))
+    if old[:size] == new[:size]:
+        return [], 0
+    xor = int.from_bytes(old[:size], "little") ^ int.from_bytes(new[:size], "little")
+    mask = xor.to_bytes(size, "little").translate(_NONZERO)
+    runs = _RUN.finditer(mask)
+    ranges = [(m.start(), m.end() - m.start()) for m in itertools.islice(runs, limit)]
+    return ranges, sum(1 for _ in runs)
 
 
 def changed_ranges(old: bytes, new: bytes) -> list[tuple[int, int]]:
-    """Maximal runs of differing bytes, as (offset, length)."""
-    size = min(len(old), len(new))
-    if old[:size] == new[:size]:
-        return []
-    ranges: list[tuple[int, int]] = []
-    start = None
-    for chunk in range(0, size, _CHUNK):
-        end = min(chunk + _CHUNK, size)
-        if old[chunk:end] == new[chunk:end]:
-            if start is not None:
-                ranges.append((start, chunk - start))
-                start = None
-            continue
-        for i in range(chunk, end):
-            if old[i] != new[i]:
-                if start is None:
-                    start = i
-            elif start is not None:
-                ranges.append((start, i - start))
-                start = None
-    if start is not None:
-        ranges.append((start, size - start))
-    return ranges
+    """Every maximal run of differing bytes, as (offset, length)."""
+    return diff_ranges(old, new, None)[0]
+
+
+def build_page(rec_page: int, regions: list[Region], rsp: int, old: bytes, new: bytes,
+               fs_base: int | None = None, keep_bytes: bool = True) -> DirtiedPage:
+    """The DirtiedPage of one written page from its recorded and final bytes; its bytes
+    are dropped unless keep_bytes (the ranges and counts stay)."""
+    name, kind = classify(regions, rec_page, rsp, fs_base)
+    ranges, left_out = diff_ranges(old, new)
+    if not keep_bytes:
+        old, new = b"", b""
+    return DirtiedPage(rec_page, name, kind, old, new, ranges, ranges_left_out=left_out,
+                       bytes_kept=keep_bytes)
 
 
 def build_pages(written: list[int], regions: list[Region], rsp: int,
                 old_of, new_of, fs_base: int | None = None) -> list[DirtiedPage]:
-    """One DirtiedPage per written page; old_of/new_of map a page address to its bytes."""
-    pages = []
-    for rec_page in sorted(written):
-        name, kind = classify(regions, rec_page, rsp, fs_base)
-        old, new = old_of(rec_page), new_of(rec_page)
-        pages.append(DirtiedPage(rec_page, name, kind, old, new, changed_ranges(old, new)))
-    return pages
+    """One DirtiedPage per written page; old_of/new_of map a page address to its bytes.
+    The first KEEP_BYTES_PAGES keep their bytes."""
+    return [build_page(rec_page, regions, rsp, old_of(rec_page), new_of(rec_page), fs_base,
+                       keep_bytes=i < KEEP_BYTES_PAGES)
+            for i, rec_page in enumerate(sorted(written))]
 
 
 def summary(pages: list[DirtiedPage]) -> str:
@@ -166,7 +185,8 @@ def summary(pages: list[DirtiedPage]) -> str:
     for page in changed:
         kinds[page.kind] = kinds.get(page.kind, 0) + 1
     by_kind = ", ".join(f"{k} {kinds[k]}" for k in KINDS if k in kinds)
-    line = f"The call wrote {len(pages)} page{'s' if len(pages) != 1 else ''}: {len(changed)} changed"
+    plural = "s" if len(pages) != 1 else ""
+    line = f"The call wrote {len(pages)} page{plural}: {len(changed)} changed"
     if by_kind:
         line += f" ({by_kind})"
     unchanged = len(pages) - len(changed)
@@ -175,24 +195,53 @@ def summary(pages: list[DirtiedPage]) -> str:
     return line + "."
 
 
-def table(pages: list[DirtiedPage], show_all: bool = False) -> list[str]:
-    """Rows for `info dirtied-pages`: header then one line per page."""
+ROWS_SHOWN = 20  # pages listed by default (call-at-time, info dirtied-pages)
+MORE = "info dirtied-pages --all"
+
+
+def table(pages: list[DirtiedPage], show_all: bool = False,
+          limit: int | None = None, changed_column: bool = True) -> list[str]:
+    """Rows for `info dirtied-pages`: header then one line per changed page (show_all:
+    per written page), at most `limit` of them and then how many more and where.
+    Without changed_column (only changed pages listed) the yes/no column is left out."""
     shown = [p for p in pages if show_all or p.changed]
     if not shown:
         return []
+    more = len(shown) - limit if limit is not None and len(shown) > limit else 0
+    shown = shown[:limit] if more else shown
     width = max([len("Symbol")] + [len(p.symbol or "-") for p in shown])
-    rows = [f"{'Address':<18}  {'Kind':<13}  {'Changed':<7}  {'Bytes':>5}  "
+    changed = f"{'Changed':<7}  " if changed_column else ""
+    rows = [f"{'Address':<18}  {'Kind':<13}  {changed}{'Bytes':>5}  "
             f"{'Symbol':<{width}}  Mapping"]
     for p in shown:
-        nbytes = sum(n for _, n in p.changed_ranges)
-        rows.append(f"{p.rec_addr:#018x}  {p.kind:<13}  {'yes' if p.changed else 'no':<7}  "
+        nbytes = f"{p.changed_bytes}{'+' if p.ranges_left_out else ''}"
+        changed = f"{'yes' if p.changed else 'no':<7}  " if changed_column else ""
+        rows.append(f"{p.rec_addr:#018x}  {p.kind:<13}  {changed}"
                     f"{nbytes:>5}  {p.symbol or '-':<{width}}  {p.mapping}")
+    if more:
+        rows.append(f"{more} more: {MORE}")
     return rows
+
+
+def by_mapping(pages: list[DirtiedPage]) -> str | None:
+    """'Changed pages by mapping: [anon] 65536, [stack] 2.' (most first), or None when
+    nothing changed."""
+    counts: dict[str, int] = {}
+    for page in pages:
+        if page.changed:
+            name = page.mapping or "no recorded mapping"
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return None
+    parts = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return "Changed pages by mapping: " + ", ".join(f"{n} {c}" for n, c in parts) + "."
 
 
 def hex_diff(page: DirtiedPage, width: int = 16) -> list[str]:
     """Old -> new hex dump of the lines holding changed bytes, `width` bytes per line,
-    each line once even when several ranges share it."""
+    each line once even when several ranges share it; none when the bytes were not kept."""
+    if not page.bytes_kept:
+        return []
     starts: list[int] = []
     for offset, length in page.changed_ranges:
         for line_start in range(offset - offset % width, offset + length, width):
@@ -233,14 +282,24 @@ def _syscall_text(entry: dict) -> str:
     return f"{entry['name']}({detail})" + (f" {count} times" if count != 1 else "")
 
 
-def blocked_summary(blocked_syscalls: list[dict]) -> str | None:
-    """One line naming every system call the sandbox blocked, or None when none was:
-    'Blocked 2 system calls: unlink("/tmp/x"), fork().'"""
-    if not blocked_syscalls:
+BLOCKED_SHOWN = 10  # distinct blocked system calls named in the text
+
+
+def blocked_summary(blocked_syscalls: list[dict], left_out: dict | None = None,
+                    limit: int = BLOCKED_SHOWN) -> str | None:
+    """One line naming the system calls the sandbox blocked, or None when none was:
+    'Blocked 2 system calls: unlink("/tmp/x"), fork().' The first `limit` distinct
+    ones with their counts, then 'and M more' (M distinct ones, those the page server
+    left out of its list, left_out {"distinct", "calls"}, included)."""
+    left_out = left_out or {}
+    if not blocked_syscalls and not left_out.get("calls"):
         return None
-    total = sum(int(e.get("count", 1)) for e in blocked_syscalls)
-    calls = ", ".join(_syscall_text(e) for e in blocked_syscalls)
-    return f"Blocked {total} system call{'s' if total != 1 else ''}: {calls}."
+    total = sum(int(e.get("count", 1)) for e in blocked_syscalls) + int(left_out.get("calls", 0))
+    more = max(len(blocked_syscalls) - limit, 0) + int(left_out.get("distinct", 0))
+    calls = ", ".join(_syscall_text(e) for e in blocked_syscalls[:limit])
+    if more:
+        calls += f"{', and' if calls else ''} {more} more"
+    return f"Blocked {total} system call{'s' if total != 1 else ''}: {calls.strip()}."
 
 
 def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | None,
@@ -248,11 +307,15 @@ def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | 
                 blocked_syscalls: list[dict], error: str | None,
                 timings_ms: dict, faults: dict, fault_address: int | None = None,
                 backtrace: list[str] | None = None, exit_code: int | None = None,
-                tracker: str = "wp-async", notes: list[str] | None = None) -> dict:
+                tracker: str = "wp-async", notes: list[str] | None = None,
+                stdout_left_out: int = 0, stderr_left_out: int = 0,
+                blocked_left_out: dict | None = None) -> dict:
     """The `ttd call --json` object, keys in DESIGN.md's order, then those of the
     containment work: the faulting address and backtrace of a crash (the backtrace
     also where a timeout interrupted the call), the exit code, the tracker that saw
-    the writes and notes on what it cannot see."""
+    the writes and notes on what it cannot see; then what was left out to keep the
+    report bounded: bytes of stdout and stderr between their first and last MiB, and
+    the blocked system calls past the page server's list ({"distinct", "calls"})."""
     return {
         "tick": tick,
         "expr": expr,
@@ -271,4 +334,7 @@ def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | 
         "exit_code": exit_code,
         "tracker": tracker,
         "notes": list(notes or []),
+        "stdout_left_out": stdout_left_out,
+        "stderr_left_out": stderr_left_out,
+        "blocked_syscalls_left_out": dict(blocked_left_out or {"distinct": 0, "calls": 0}),
     }

@@ -11,6 +11,7 @@ Called while the temporary inferior is selected; never resumes it.
 """
 from __future__ import annotations
 
+import bisect
 import ctypes
 import functools
 import os
@@ -53,17 +54,27 @@ class _Lazy:
         return self.cache["tls"]
 
 
-def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None = None) -> None:
-    """Set .symbol and .range_symbols of every changed page (None for unchanged ones)."""
+NAMED_PAGES = 256  # changed pages named per call (in address order); the rest: no symbol
+
+
+def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None = None,
+             limit: int = NAMED_PAGES) -> None:
+    """Set .symbol and .range_symbols of the first `limit` changed pages (each name asks
+    GDB or reads memory: a call that changed a million pages is not named page by page);
+    None for the others and for unchanged pages."""
     lazy = _Lazy(info, {} if cache is None else cache)
+    heaps: dict[int, HeapWalk] = {}
+    named = 0
     for page in pages:
-        if not page.changed:  # nothing to name: the call left the page as recorded
+        if not page.changed or named >= limit:  # unchanged: as recorded, nothing to name
             page.symbol, page.range_symbols = None, []
             continue
+        named += 1
         targets = [page.rec_addr + off for off, _ in page.changed_ranges]
         if page.kind == "heap":
             region = report.region_at(info.regions, page.rec_addr)
-            names = [heap_chunk(pid, region.start, region.end, t) for t in targets]
+            walk = heaps.setdefault(region.start, HeapWalk(pid, region.start, region.end))
+            names = [walk.chunk_name(t) for t in targets]
         elif page.kind in ("stack", "stack-scratch"):
             # a second thread's TLS block sits right above its stack, in the same mapping
             names = [tls_symbol(t, lazy.tls(t)) or _stack_name(lazy, t) for t in targets]
@@ -179,28 +190,56 @@ def read_remote(pid: int, target_addr: int, length: int) -> bytes:
     return buf.raw[:n]
 
 
-def heap_chunk(pid: int, heap_start: int, heap_end: int, target_addr: int) -> str | None:
-    """The glibc malloc chunk holding target_addr, walking chunk sizes from heap_start."""
-    end = min(heap_end, (target_addr | 0xFFF) + 1 + 32)
-    try:
-        heap = read_remote(pid, heap_start, end - heap_start)
-    except OSError:
-        return None
-    chunk = 0
-    for _ in range(MAX_CHUNKS):
-        if chunk + 16 > len(heap):
+class HeapWalk:
+    """The glibc malloc chunks of a heap, walked once from its start and only as far as
+    asked (pages are named in address order), reading the heap a MiB at a time."""
+
+    READ_BYTES = 1 << 20
+
+    def __init__(self, pid: int, heap_start: int, heap_end: int) -> None:
+        self.pid, self.start, self.end = pid, heap_start, heap_end
+        self.starts: list[int] = []  # chunk addresses, ascending
+        self.sizes: list[int] = []
+        self._next = heap_start  # the next chunk header to read
+        self._buf, self._buf_at = b"", heap_start
+        self._broken = False  # a size that cannot be a chunk's: stop walking
+
+    def _read(self, target_addr: int, length: int) -> bytes | None:
+        if not (self._buf_at <= target_addr and target_addr + length
+                <= self._buf_at + len(self._buf)):
+            size = min(max(self.READ_BYTES, length), self.end - target_addr)
+            try:
+                self._buf = read_remote(self.pid, target_addr, size)
+            except OSError:
+                return None
+            self._buf_at = target_addr
+        off = target_addr - self._buf_at
+        data = self._buf[off:off + length]
+        return data if len(data) == length else None
+
+    def _walk_past(self, target_addr: int) -> None:
+        while (not self._broken and self._next <= target_addr and self._next + 16 <= self.end
+               and len(self.starts) < MAX_CHUNKS):
+            header = self._read(self._next, 16)
+            size = struct.unpack_from("<Q", header, 8)[0] & ~0x7 if header else 0
+            if size < 16:
+                self._broken = True
+                return
+            self.starts.append(self._next)
+            self.sizes.append(size)
+            self._next += size
+
+    def chunk_name(self, target_addr: int) -> str | None:
+        """"chunk 0x55d0c0a2b2c0+8 (32 bytes)" for the chunk holding target_addr."""
+        self._walk_past(target_addr)
+        i = bisect.bisect_right(self.starts, target_addr) - 1
+        if i < 0 or target_addr >= self.starts[i] + self.sizes[i]:
             return None
-        size = struct.unpack_from("<Q", heap, chunk + 8)[0] & ~0x7
-        if size < 16:
-            return None
-        if heap_start + chunk <= target_addr < heap_start + chunk + size:
-            mem = heap_start + chunk + 16  # what malloc returned
-            off = target_addr - mem
-            if off < 0:
-                return f"chunk {mem:#x} ({size} bytes) header"
-            return f"chunk {mem:#x}" + (f"+{off}" if off else "") + f" ({size} bytes)"
-        chunk += size
-    return None
+        mem = self.starts[i] + 16  # what malloc returned
+        off = target_addr - mem
+        if off < 0:
+            return f"chunk {mem:#x} ({self.sizes[i]} bytes) header"
+        return f"chunk {mem:#x}" + (f"+{off}" if off else "") + f" ({self.sizes[i]} bytes)"
 
 
 # --- stack ----------------------------------------------------------------------------
@@ -234,7 +273,7 @@ def stack_frame(spans: list[tuple[int, str]], target_addr: int) -> str | None:
         return "below rsp"
     if target_addr < spans[0][0]:
         return f"{spans[0][1]} (red zone)"
-    for (sp, name), (older_sp, _) in zip(spans, spans[1:]):
+    for (sp, name), (older_sp, _) in zip(spans, spans[1:], strict=False):
         if sp <= target_addr < older_sp:
             return name
     return spans[-1][1] if len(spans) < MAX_FRAMES else f"below {spans[-1][1]}"
@@ -344,13 +383,11 @@ def _mismatch(path: str, local: str, recorded: str) -> str:
 
 
 def _library_warnings(info) -> list[str]:
-    from sqlalchemy.orm import Session
-
     from snapshotdb import queries
     from snapshotdb.errors import RecordingError
 
     warnings = []
-    with Session(info.engine) as session:
+    with info.recording.session() as session:
         def read(rec_addr: int, length: int) -> bytes:
             return queries.read_memory(session, rec_addr, length, info.tick)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,8 @@ def build_target(build_dir):
     return build
 
 
-def run_ttd(*args: str, timeout: float = 300, check: bool = False, **kw) -> subprocess.CompletedProcess:
+def run_ttd(*args: str, timeout: float = 300, check: bool = False,
+            **kw) -> subprocess.CompletedProcess:
     """Run the installed `ttd` console script."""
     return subprocess.run([str(TTD), *args], capture_output=True, text=True, timeout=timeout,
                           check=check, **kw)

@@ -3,30 +3,9 @@ from __future__ import annotations
 
 import gdb
 
-from gdb_plugin import session, state
-from gdb_plugin.commands import call_at_time
-from gdb_plugin.session import SessionError
-from snapshotdb.errors import RecordingError
-
-USAGE = "Usage: ttd goto [--thread TID] TICK"
-
-
-def parse_args(arg: str) -> tuple[int, int | None]:
-    """(tick, tid); raises ValueError with a one-line message."""
-    words = gdb.string_to_argv(arg)
-    tid = None
-    if len(words) >= 2 and words[0] == "--thread":
-        try:
-            tid = int(words[1])
-        except ValueError:
-            raise ValueError(f"Invalid thread '{words[1]}'. {USAGE}") from None
-        words = words[2:]
-    if len(words) != 1:
-        raise ValueError(USAGE)
-    try:
-        return int(words[0], 0), tid
-    except ValueError:
-        raise ValueError(f"Invalid tick '{words[0]}': a tick is a number. {USAGE}") from None
+from gdb_plugin import args
+from gdb_plugin.commands import parsed, user_errors
+from gdb_plugin.report import printable
 
 
 class TtdGoto(gdb.Command):
@@ -47,27 +26,20 @@ Examples:
   ttd goto 3
   ttd goto --thread 4242 2"""
 
-    def __init__(self):
+    def __init__(self, ctx):
         super().__init__("ttd goto", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)
+        self.ctx = ctx
 
     def invoke(self, arg, from_tty):
-        try:
-            tick, tid = parse_args(arg)
-        except ValueError as exc:
-            raise gdb.GdbError(str(exc)) from None
-        recording = state.current_recording()
-        call_at_time.watch_recording(recording)
-        session.use_engine(recording.path, recording.engine)
-        try:
-            goto = session.goto(recording.path, tick, tid)
-        except (RecordingError, SessionError) as exc:
-            raise gdb.GdbError(str(exc)) from None
+        tick, tid = parsed(args.parse_goto, arg)
+        with user_errors():
+            goto = self.ctx.goto(tick, tid)
         for warning in goto.warnings:
-            gdb.write(warning + "\n", gdb.STDERR)
+            gdb.write(printable(warning, keep="") + "\n", gdb.STDERR)
         gdb.write(f"Tick {tick}: process {goto.proc.pid} as inferior {goto.inferior.num} "
                   f"(thread {goto.info.tid}).\n")
         gdb.execute("frame")
 
 
-def register() -> None:
-    TtdGoto()
+def register(ctx) -> None:
+    TtdGoto(ctx)

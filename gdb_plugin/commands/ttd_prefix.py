@@ -1,20 +1,19 @@
 """The `ttd` prefix command and its recording subcommands: open, close, timeline, snapshot.
 
 Other command modules add `ttd goto` and friends as `gdb.Command("ttd goto", ...)`
-after this module registered the prefix; they find the open recording with
-gdb_plugin.state.current_recording().
+after this module registered the prefix; the open recording is the Context's
+(gdb_plugin/context.py).
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import gdb
 
-from gdb_plugin import state
-from snapshotdb.errors import RecordingError
-
-REASONS = ("manual", "breakpoint", "signal", "exit")
+from gdb_plugin import args
+from gdb_plugin.commands import parsed, user_errors
+from gdb_plugin.errors import NO_RECORDING
+from gdb_plugin.report import printable
 
 
 class Ttd(gdb.Command):
@@ -25,6 +24,34 @@ Type "help ttd" followed by a subcommand name for its documentation."""
 
     def __init__(self):
         super().__init__("ttd", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE, prefix=True)
+
+
+RECORDING_ARCH = "i386:x86-64"  # what snapshotdb records (x86-64 processes)
+
+
+class RecordingArchitecture:
+    """GDB's architecture while a recording is open. With no program loaded GDB's
+    default is i386, which cuts addresses typed by the user (info dirtied-pages
+    0x55555555a190) to 32 bits. `ttd open` sets the recording's architecture when the
+    user has left it on "auto" with no program of theirs; `ttd close` puts "auto" back
+    if it was set here. A user's own program keeps its architecture."""
+
+    def __init__(self) -> None:
+        self.changed = False
+
+    def apply(self) -> None:
+        if self.changed or gdb.current_progspace().filename is not None:
+            return
+        if '"auto"' not in gdb.execute("show architecture", to_string=True):
+            return  # the user chose one
+        if gdb.selected_inferior().architecture().name() != RECORDING_ARCH:
+            gdb.execute(f"set architecture {RECORDING_ARCH}", to_string=True)
+            self.changed = True
+
+    def restore(self) -> None:
+        if self.changed:
+            self.changed = False
+            gdb.execute("set architecture auto", to_string=True)
 
 
 class TtdOpen(gdb.Command):
@@ -38,21 +65,18 @@ Examples:
   ttd open /tmp/bank.db
   ttd open --create /tmp/new.db"""
 
-    def __init__(self):
+    def __init__(self, ctx, arch: RecordingArchitecture):
         super().__init__("ttd open", gdb.COMMAND_RUNNING, gdb.COMPLETE_FILENAME)
+        self.ctx = ctx
+        self.arch = arch
 
     def invoke(self, arg, from_tty):
-        argv = gdb.string_to_argv(arg)
-        create = bool(argv) and argv[0] == "--create"
-        argv = argv[1:] if create else argv
-        if len(argv) != 1:
-            raise gdb.GdbError("Usage: ttd open [--create] DB")
-        try:
-            recording, created = state.open_recording(argv[0], create=create)
-        except RecordingError as exc:
-            raise gdb.GdbError(str(exc)) from None
+        name, create = parsed(args.parse_open, arg)
+        with user_errors():
+            created = self.ctx.open(name, create=create)
+        self.arch.apply()
         verb = "Created new" if created else "Opened"
-        gdb.write(f"{verb} recording '{recording.path}'.\n")
+        gdb.write(printable(f"{verb} recording '{self.ctx.recording.name}'.", keep="") + "\n")
 
 
 class TtdClose(gdb.Command):
@@ -60,12 +84,15 @@ class TtdClose(gdb.Command):
 
 Usage: ttd close"""
 
-    def __init__(self):
+    def __init__(self, ctx, arch: RecordingArchitecture):
         super().__init__("ttd close", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)
+        self.ctx = ctx
+        self.arch = arch
 
     def invoke(self, arg, from_tty):
-        if not state.close_recording():
-            raise gdb.GdbError(state.NO_RECORDING)
+        if not self.ctx.close():
+            raise gdb.GdbError(NO_RECORDING)
+        self.arch.restore()
         gdb.write("Recording closed.\n")
 
 
@@ -75,33 +102,16 @@ class TtdTimeline(gdb.Command):
 Usage: ttd timeline
 One line per snapshot: TICK REASON THREAD PC WHERE."""
 
-    def __init__(self):
+    def __init__(self, ctx):
         super().__init__("ttd timeline", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)
+        self.ctx = ctx
 
     def invoke(self, arg, from_tty):
-        from snapshotdb import timeline
-        recording = state.current_recording()
-        try:
-            entries = timeline.load(recording.engine)
-        except RecordingError as exc:
-            raise gdb.GdbError(str(exc)) from None
-        gdb.write(timeline.format_table(entries) + "\n")
+        with user_errors():
+            from snapshotdb import timeline
 
-
-def parse_snapshot_args(arg: str) -> argparse.Namespace:
-    """Parse `ttd snapshot` arguments; raise ValueError with a one-line message."""
-    parser = _SnapshotParser(prog="ttd snapshot", add_help=False)
-    parser.add_argument("--reason", choices=REASONS, default="manual")
-    parser.add_argument("--signal", default=None)
-    parser.add_argument("note", nargs="*")
-    args = parser.parse_args(gdb.string_to_argv(arg))
-    args.note = " ".join(args.note) or None
-    return args
-
-
-class _SnapshotParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ValueError(f"ttd snapshot: {message}")
+            entries = timeline.load(self.ctx.require_recording().engine)
+        gdb.write(printable(timeline.format_table(entries), keep="\n") + "\n")
 
 
 class TtdSnapshot(gdb.Command):
@@ -116,20 +126,17 @@ Examples:
   ttd snapshot
   ttd snapshot before the transfer"""
 
-    def __init__(self):
+    def __init__(self, ctx):
         super().__init__("ttd snapshot", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)
+        self.ctx = ctx
 
     def invoke(self, arg, from_tty):
-        try:
-            args = parse_snapshot_args(arg)
-        except ValueError as exc:
-            raise gdb.GdbError(str(exc)) from None
-        recording = state.current_recording()
+        options = parsed(args.parse_snapshot, arg)
+        with user_errors():
+            self.ctx.require_recording()
         pid = _live_native_pid()
-        try:
-            stats = snapshot_inferior(recording, pid, args)
-        except RecordingError as exc:
-            raise gdb.GdbError(str(exc)) from None
+        with user_errors():
+            stats = snapshot_inferior(self.ctx.writer(pid), pid, options)
         gdb.write(f"Snapshot tick {stats.tick}: {stats.versions_written} pages changed, "
                   f"{stats.bytes_scanned >> 10} KiB scanned.\n")
 
@@ -169,19 +176,21 @@ def _where() -> tuple[str | None, str | None, int | None]:
     return frame.name(), filename, line
 
 
-def snapshot_inferior(recording, pid: int, args):
+def snapshot_inferior(writer, pid: int, options):
     from snapshotdb.capture import snapshot_live
+
     thread = gdb.selected_thread()
     stop_tid = thread.ptid[1] or pid
     function, filename, line = _where()
-    return snapshot_live(recording.writer(pid), pid, reason=args.reason, stop_tid=stop_tid,
-                         function=function, file=filename, line=line, signal=args.signal,
-                         note=args.note)
+    return snapshot_live(writer, pid, reason=options.reason, stop_tid=stop_tid,
+                         function=function, file=filename, line=line, signal=options.signal,
+                         note=options.note)
 
 
-def register() -> None:
+def register(ctx) -> None:
+    arch = RecordingArchitecture()
     Ttd()
-    TtdOpen()
-    TtdClose()
-    TtdTimeline()
-    TtdSnapshot()
+    TtdOpen(ctx, arch)
+    TtdClose(ctx, arch)
+    TtdTimeline(ctx)
+    TtdSnapshot(ctx)

@@ -1,11 +1,12 @@
 """`set ttd sandbox|timeout|tracker` and `show ttd ...`: how call-at-time, ttd goto
-and ttd call run the code of the past. The values live in gdb_plugin/session.py
-(SANDBOX, TIMEOUT_S, TRACKER), where every new rematerialized process reads them."""
+and ttd call run the code of the past. The values live in the Context's TtdSettings
+(gdb_plugin/settings.py), where every new rematerialized process reads them."""
 from __future__ import annotations
 
 import gdb
 
-from gdb_plugin import session
+from gdb_plugin.args import parse_timeout_setting
+from gdb_plugin.settings import SANDBOX_OFF_WARNING, TRACKERS
 
 
 class SetTtd(gdb.Command):
@@ -43,14 +44,15 @@ call-at-time or ttd goto."""
     set_doc = "Set whether called code of the past runs in the sandbox."
     show_doc = "Show whether called code of the past runs in the sandbox."
 
-    def __init__(self):
+    def __init__(self, settings):
         super().__init__("ttd sandbox", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
-        self.value = session.SANDBOX
+        self.settings = settings
+        self.value = settings.sandbox
 
     def get_set_string(self):
-        session.SANDBOX = bool(self.value)
+        self.settings.sandbox = bool(self.value)
         if not self.value:
-            return session.SANDBOX_OFF_WARNING
+            return SANDBOX_OFF_WARNING
         return ""
 
     def get_show_string(self, svalue):
@@ -58,25 +60,40 @@ call-at-time or ttd goto."""
 
 
 class TtdTimeout(gdb.Parameter):
-    """Seconds a call of the past may run before it is interrupted.
+    """Seconds a call of the past may run before it is stopped.
 
-A call still running after this long is interrupted (SIGINT), unwound and
-reported with status timeout and where it was. "unlimited" or 0: no limit.
+A call still running after this long is interrupted, unwound and reported with
+status timeout and where it was, whatever it does with its signals: SIGINT first,
+SIGSTOP a second later (it cannot be blocked), SIGKILL as the last resort. S is a number of seconds
+(fractions too), "unlimited" or 0 for no limit.
 call-at-time --timeout S overrides it for one call. Default 10."""
 
     set_doc = "Set the seconds a call of the past may run."
     show_doc = "Show the seconds a call of the past may run."
 
-    def __init__(self):
-        super().__init__("ttd timeout", gdb.COMMAND_DATA, gdb.PARAM_UINTEGER)
-        self.value = int(session.TIMEOUT_S)
+    def __init__(self, settings):
+        super().__init__("ttd timeout", gdb.COMMAND_DATA, gdb.PARAM_STRING)
+        self.settings = settings
+        self.value = _timeout_text(settings.timeout_s)
 
     def get_set_string(self):
-        session.TIMEOUT_S = float(self.value) if self.value else None
+        try:
+            seconds = parse_timeout_setting(self.value or "")
+        except ValueError as exc:
+            self.value = _timeout_text(self.settings.timeout_s)  # unchanged
+            raise gdb.GdbError(str(exc)) from None
+        self.settings.timeout_s = seconds
+        self.value = _timeout_text(seconds)
         return ""
 
     def get_show_string(self, svalue):
+        if self.settings.timeout_s is None:
+            return "Calls of the past are not interrupted (no time limit)."
         return f"Calls of the past are interrupted after {svalue} seconds."
+
+
+def _timeout_text(seconds: float | None) -> str:
+    return "unlimited" if seconds is None else f"{seconds:g}"
 
 
 class TtdTracker(gdb.Parameter):
@@ -91,22 +108,22 @@ else diff, with a notice. It applies to the next process made."""
     set_doc = "Set how the pages a call writes are found."
     show_doc = "Show how the pages a call writes are found."
 
-    def __init__(self):
-        super().__init__("ttd tracker", gdb.COMMAND_DATA, gdb.PARAM_ENUM,
-                         list(session.TRACKERS))
-        self.value = session.TRACKER
+    def __init__(self, settings):
+        super().__init__("ttd tracker", gdb.COMMAND_DATA, gdb.PARAM_ENUM, list(TRACKERS))
+        self.settings = settings
+        self.value = settings.tracker
 
     def get_set_string(self):
-        session.TRACKER = self.value
+        self.settings.tracker = self.value
         return ""
 
     def get_show_string(self, svalue):
         return f"The ttd tracker is {svalue}."
 
 
-def register() -> None:
+def register(ctx) -> None:
     SetTtd()
     ShowTtd()
-    TtdSandbox()
-    TtdTimeout()
-    TtdTracker()
+    TtdSandbox(ctx.settings)
+    TtdTimeout(ctx.settings)
+    TtdTracker(ctx.settings)

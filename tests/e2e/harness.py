@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,27 +57,51 @@ def marked_json(text: str, mark: str) -> dict:
     raise AssertionError(f"no {mark!r} line in GDB output:\n{text}")
 
 
+def result_json(text: str) -> dict:
+    """The JSON object call-at-time --json printed among GDB's other console output (the
+    called program's own output may precede it on its line)."""
+    for line in text.splitlines():
+        if '{"tick"' in line:
+            return json.loads(line[line.index('{"tick"'):])
+    raise AssertionError(f"call-at-time printed no JSON:\n{text}")
+
+
+def call(gdb: MiGdb, tick: int, expr: str, options: str = "",
+         timeout_s: float = GDB_TIMEOUT_S) -> dict:
+    """call-at-time [OPTIONS] --json TICK EXPR; its JSON object."""
+    return result_json(gdb.cli(f"call-at-time {options} --json {tick} {expr}", timeout_s))
+
+
 def call_json(gdb: MiGdb, tick: int, expr: str, tid: int | None = None) -> dict:
     thread = f"--thread {tid} " if tid is not None else ""
-    text = gdb.cli(f"call-at-time {thread}--timeout 20 --json {tick} {expr}", GDB_TIMEOUT_S)
-    return _json_line(text)
+    return call(gdb, tick, expr, f"{thread}--timeout 20")
 
 
-def assert_matches_live(recorded: "Recorded", tick: int, call: "Call") -> None:
+def value_line(text: str) -> str:
+    """The value as GDB printed it into the history ("$N = VALUE"): VALUE."""
+    lines = [line for line in text.splitlines() if re.match(r"^\$\d+ = ", line)]
+    assert len(lines) == 1, f"not one value line in:\n{text}"
+    return lines[0].split(" = ", 1)[1]
+
+
+def assert_matches_live(recorded: Recorded, tick: int, call: Call) -> None:
     """call-at-time gives the value and the changed pages of GDB's live call at that stop."""
     live = recorded.live[(tick, call.expr, call.thread)]
-    got = call_json(recorded.gdb, tick, call.expr, call.thread)
+    got = call_json(recorded.gdb, tick, call.expr, live["tid"] if call.thread else None)
     assert got["status"] == "returned", got["error"]
     assert got["value"] == live["value"]
     changed = [p["address"] for p in got["dirtied_pages"] if p["changed"]]
     assert changed == live["changed"]
 
 
-def _json_line(text: str) -> dict:
-    for line in text.splitlines():
-        if '{"tick"' in line:
-            return json.loads(line[line.index('{"tick"'):])
-    raise AssertionError(f"call-at-time printed no JSON:\n{text}")
+def assert_calls_leave_user_untouched(recorded: Recorded, exprs: list[str]) -> None:
+    """Each of `exprs` at every recorded tick returns (the process kept, then replaced),
+    and the user's inferior, breakpoints and settings are as they were when recorded."""
+    for tick in recorded.ticks:
+        for expr in exprs:
+            got = call_json(recorded.gdb, tick, expr)
+            assert got["status"] == "returned", got["error"]
+    assert user_state(recorded.gdb) == recorded.before
 
 
 def record_with_live_reference(db: Path, argv: list[str], location: str, hits: int,
@@ -125,28 +150,32 @@ def _wait_stopped(gdb: MiGdb) -> None:
         raise GdbFailed(f"the program exited before the breakpoint: {payload['reason']}")
 
 
-def without_warnings(text: str) -> str:
-    """GDB warns "location number not found for breakpoint N" while a temporary inferior
-    shares the user's breakpoint locations (GDB 13 has no per-inferior breakpoints)."""
-    return "".join(line for line in text.splitlines(keepends=True)
-                   if not line.startswith("warning: location number not found"))
+def end_sessions(gdb: MiGdb, method: str) -> str:
+    """Run the plugin's Sessions.METHOD() in GDB's Python: close_all (the kept and the goto
+    processes), close_goto, drop_kept (the process kept for repeated calls); what it
+    returned, as text."""
+    text = gdb.cli("python from gdb_plugin.commands import context; "
+                   f"print('SESSIONS', context().sessions.{method}())")
+    return text.split("SESSIONS ", 1)[1].split()[0]
 
 
 def user_state(gdb: MiGdb) -> dict:
-    """What must not change in the user's inferior: registers, memory, selection.
-    GDB's global settings are read while a temporary inferior may still be kept for
-    repeated calls (they must be the user's all the same); then it is closed."""
-    settings = without_warnings("".join(gdb.cli(f"show {name}") for name in (
-        "sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")))
-    settings += without_warnings(gdb.cli("info signals SIGSTOP"))
-    gdb.cli("python from gdb_plugin import session; session.close_all()")
+    """What must not change in the user's inferior: registers, memory, selection,
+    breakpoints, GDB's settings; and GDB says nothing about them that it did not say
+    before (no warnings about the user's breakpoints). The settings are read while a
+    temporary inferior may still be kept for repeated calls (they must be the user's all
+    the same); then it is closed."""
+    settings = "".join(gdb.cli(f"show {name}") for name in (
+        "sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications"))
+    settings += gdb.cli("info signals SIGSTOP") + gdb.cli("info signals SIGINT")
+    end_sessions(gdb, "close_all")
     regs = gdb.cli("info registers rip rsp rbp rax rdi rsi fs_base")
     frame = gdb.cli("frame")
     text = gdb.cli("python import hashlib, gdb; "
                    "pages = live_ref.snapshot_pages(gdb.selected_inferior().pid); "
-                   "print('MEMHASH', hashlib.sha256(b''.join(pages[a] for a in sorted(pages))).hexdigest())")
+                   "print('MEMHASH', hashlib.sha256("
+                   "b''.join(pages[a] for a in sorted(pages))).hexdigest())")
     memhash = [line for line in text.splitlines() if line.startswith("MEMHASH")][0]
-    inferiors = gdb.cli("info inferiors")
-    return {"regs": without_warnings(regs), "frame": without_warnings(frame), "memory": memhash,
-            "inferiors": without_warnings(inferiors), "thread": without_warnings(gdb.cli("thread")),
-            "breakpoints": without_warnings(gdb.cli("info breakpoints")), "settings": settings}
+    return {"regs": regs, "frame": frame, "memory": memhash,
+            "inferiors": gdb.cli("info inferiors"), "thread": gdb.cli("thread"),
+            "breakpoints": gdb.cli("info breakpoints"), "settings": settings}

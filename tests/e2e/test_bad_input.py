@@ -5,7 +5,6 @@ test_cli_call.py; the executable missing or rebuilt and gdbserver missing in
 test_setup_errors.py."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -17,6 +16,8 @@ import pytest
 
 from gdb_plugin.driver import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, run_ttd
+from tests.e2e.harness import result_json
+from tests.e2e.procs import children, comm, descendants, state
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,14 +38,10 @@ def gdb():
         gdb.close()
 
 
-def json_of(text: str) -> dict:
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
-
-
 def good_call_works(gdb: MiGdb, db) -> None:
     gdb.cli(f"ttd open {db}")
     text = gdb.cli("call-at-time --json 2 step_value()")
-    assert json_of(text)["value"] == "20"
+    assert result_json(text)["value"] == "20"
 
 
 def expect_error(gdb: MiGdb, command: str) -> str:
@@ -133,8 +130,9 @@ def _table_pages(db, binary) -> list[int]:
     return [first + i * 4096 for i in range(15)]
 
 
-def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
-    db, binary = escape_rec
+def _corrupt_copy(db, binary, tmp_path) -> tuple[object, int]:
+    """A copy of the recording whose page 7 of `table` has its bytes zeroed (the digest no
+    longer matches); (the copy, the page's recorded address)."""
     copy = tmp_path / "corrupt.db"
     shutil.copy(db, copy)
     rec_page = _table_pages(copy, binary)[7]
@@ -145,55 +143,55 @@ def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
         conn.execute("UPDATE page_content SET codec = 'raw', data = zeroblob(4096) WHERE id = ?",
                      rows[0])
     conn.close()
+    return copy, rec_page
+
+
+def _nothing_left(gdb: MiGdb) -> None:
+    gdb.cli("python from gdb_plugin.commands import context; context().sessions.close_all()")
+    assert descendants(gdb.controller.gdb_process.pid) == {}
+
+
+def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
+    db, binary = escape_rec
+    copy, rec_page = _corrupt_copy(db, binary, tmp_path)
     gdb.cli(f"ttd open {copy}")
-    assert json_of(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"  # not read
-    got = json_of(gdb.cli("call-at-time --json 1 sum_table()", 60))
+    assert result_json(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"  # not read
+    started = time.monotonic()
+    got = result_json(gdb.cli("call-at-time --json 1 sum_table()", 60))
+    assert time.monotonic() - started < 20  # within a second; the ceiling catches hangs
     assert got["status"] == "error"
     assert f"{rec_page:#x}" in got["error"] and "corrupt" in got["error"].lower()
+    assert "tick 1" in got["error"]
     with pytest.raises(GdbFailed) as info:
         gdb.cli("call-at-time 1 sum_table()", 60)
     assert str(info.value) == got["error"]
+    _nothing_left(gdb)
+    good_call_works(gdb, db)
+
+
+def test_corrupt_page_read_by_gdb_is_bounded(gdb, escape_rec, tmp_path):
+    """GDB itself reads the corrupt page (gdbserver waits for its fill): the call ends
+    within its timeout's steps and the page server's bounds, and leaves nothing."""
+    db, binary = escape_rec
+    copy, rec_page = _corrupt_copy(db, binary, tmp_path)
+    gdb.cli(f"ttd open {copy}")
+    started = time.monotonic()
+    got = result_json(gdb.cli(f"call-at-time --timeout 1 --json 1 *(long *){rec_page + 96}",
+                              180))
+    assert time.monotonic() - started < 120  # timeout + steps + the page server's 30 s bound
+    assert got["status"] == "error" and got["value"] == ""
+    _nothing_left(gdb)
     good_call_works(gdb, db)
 
 
 # --- the page server or the process killed in the middle of a call -------------------------
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
-
-
 def _server_and_process(gdb: MiGdb) -> tuple[int, int]:
     """(page server pid, rematerialized process pid) of the process kept by the last call."""
     gdb_pid = gdb.controller.gdb_process.pid
-    servers = [p for p in _children(gdb_pid) if _comm(p) == "ttd-pageserver"]
+    servers = [p for p in children(gdb_pid) if comm(p) == "ttd-pageserver"]
     assert len(servers) == 1, servers
-    processes = _children(servers[0])
+    processes = children(servers[0])
     assert len(processes) == 1, processes
     return servers[0], processes[0]
 
@@ -201,17 +199,17 @@ def _server_and_process(gdb: MiGdb) -> tuple[int, int]:
 def _kill_while_spinning(gdb: MiGdb, victim: str) -> dict:
     """Start spin() at tick 1 in the kept process, wait until it runs, SIGKILL the page
     server or the process, and return the call's JSON."""
-    assert json_of(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"
+    assert result_json(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"
     server, process = _server_and_process(gdb)
     gdb.controller.write("call-at-time --timeout 20 --json 1 spin()", read_response=False)
     deadline = time.monotonic() + 30
-    while _state(process) != "R":  # stopped (t) until GDB resumes it into spin()
+    while state(process) != "R":  # stopped (t) until GDB resumes it into spin()
         assert time.monotonic() < deadline, "the call never started"
         time.sleep(0.01)
     os.kill(server if victim == "server" else process, signal.SIGKILL)
     record, text = gdb.wait(lambda r: r["type"] == "result", "call-at-time spin()", 60)
     assert record["message"] == "done", record
-    return json_of(text)
+    return result_json(text)
 
 
 def test_page_server_killed_during_a_call(gdb, escape_rec):
@@ -229,3 +227,32 @@ def test_process_killed_during_a_call(gdb, escape_rec):
     assert (got["status"], got["signal"]) == ("signalled", "SIGKILL")
     assert got["error"] == "The process was killed by SIGKILL during the call."
     good_call_works(gdb, escape_rec[0])
+
+
+# --- timeouts that are no timeouts -----------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "soon"])
+def test_bad_call_timeout_is_refused(gdb, escape_rec, value):
+    gdb.cli(f"ttd open {escape_rec[0]}")
+    assert expect_error(gdb, f"call-at-time --timeout {value} 2 step_value()").startswith(
+        f"Invalid timeout '{value}': a timeout is a number of seconds greater than 0. Usage: ")
+    good_call_works(gdb, escape_rec[0])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "soon"])
+def test_bad_timeout_setting_is_refused(gdb, escape_rec, value):
+    assert expect_error(gdb, f"set ttd timeout {value}") == (
+        f"Invalid timeout '{value}': a timeout is a number of seconds greater than 0, "
+        'or "unlimited" (or 0) for no limit.')
+    shown = gdb.cli("show ttd timeout").strip().splitlines()[-1]
+    assert shown == "Calls of the past are interrupted after 10 seconds."  # unchanged
+    good_call_works(gdb, escape_rec[0])
+
+
+def test_timeout_setting_unlimited_and_fractions(gdb):
+    for value, shown in [("unlimited", "Calls of the past are not interrupted (no time limit)."),
+                         ("2.5", "Calls of the past are interrupted after 2.5 seconds."),
+                         ("0", "Calls of the past are not interrupted (no time limit)."),
+                         ("10", "Calls of the past are interrupted after 10 seconds.")]:
+        gdb.cli(f"set ttd timeout {value}")
+        assert gdb.cli("show ttd timeout").strip().splitlines()[-1] == shown

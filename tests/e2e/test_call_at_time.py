@@ -5,13 +5,19 @@ taken at each hit; then every call-at-time runs in that same session and the
 user's inferior must come out untouched."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from gdb_plugin.driver import GdbFailed
-from tests.e2e.harness import (Call, call_json, record_with_live_reference, require_tools,
-                               user_state, without_warnings)
+from tests.e2e import harness
+from tests.e2e.harness import (
+    Call,
+    call_json,
+    end_sessions,
+    record_with_live_reference,
+    require_tools,
+    user_state,
+    value_line,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -79,13 +85,16 @@ def test_push_reports_heap_and_global_with_symbols(recorded):
     assert "stack" in by_kind
 
 
-def test_counters_on_three_pages(recorded):
+def test_three_counters_on_two_pages(recorded):
     got = call_json(recorded.gdb, recorded.ticks[0], "bump_all(1)")
-    symbols = sorted(p["symbol"] for p in got["dirtied_pages"]
-                     if p["changed"] and p["kind"] == "data")
-    # counter_a and counter_c share the first page; counter_b is pages later
-    assert len(symbols) == 2
-    assert "counter_b" in symbols
+    data = [p for p in got["dirtied_pages"] if p["changed"] and p["kind"] == "data"]
+    # counter_c (.data) and counter_a (.bss) share the first page; counter_b is pages later
+    assert [(p["symbol"], len(p["changed_ranges"])) for p in data] == [
+        ("counter_c", 2), ("counter_b", 1)]
+    lines = _from_line(recorded.gdb.cli("info dirtied-pages &counter_a"), "Page ")
+    assert lines[0].startswith(f"Page {data[0]['address']} (data, ")
+    named = [line.rsplit("(", 1)[1] for line in lines if line.startswith("Changed ")]
+    assert named == ["counter_c).", "counter_a)."]
 
 
 def test_thread_local_write_is_named(recorded):
@@ -141,8 +150,8 @@ def test_void_call_gives_empty_value(recorded):
 
 def _from_line(text: str, prefix: str) -> list[str]:
     """The output's lines from the first one starting with prefix (MI also echoes the
-    command and the switches of inferior around the call)."""
-    lines = without_warnings(text).splitlines()
+    command before them)."""
+    lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
     assert starts, f"no line starting with {prefix!r} in:\n{text}"
     return lines[starts[0]:]
@@ -153,7 +162,8 @@ def test_write_into_recorded_frame_is_named_by_frame(recorded):
     assert _from_line(text, "$")[0].endswith(" = 3")
     lines = _from_line(recorded.gdb.cli("info dirtied-pages &step"), "Page ")
     assert lines[0].split()[2] == "(stack,"
-    assert any(line.startswith("Changed 1 byte at ") and line.endswith("(frame #0 checkpoint (red zone)).")
+    assert any(line.startswith("Changed 1 byte at ")
+               and line.endswith("(frame #0 checkpoint (red zone)).")
                for line in lines)
 
 
@@ -243,8 +253,7 @@ def test_new_mapping_pages_and_no_reuse_after_them(recorded):
 
 
 def test_hang_is_interrupted_by_timeout(recorded):
-    text = recorded.gdb.cli(f"call-at-time --timeout 1 --json {recorded.ticks[0]} spin()", 60)
-    got = json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    got = harness.call(recorded.gdb, recorded.ticks[0], "spin()", "--timeout 1")
     assert got["status"] == "timeout"
     assert got["error"].startswith("The call did not return within 1 s: interrupted at 0x")
     assert got["error"].endswith(" in spin.")
@@ -253,5 +262,37 @@ def test_hang_is_interrupted_by_timeout(recorded):
 
 
 def test_user_inferior_untouched(recorded):
-    # runs after every call above (pytest keeps file order)
-    assert user_state(recorded.gdb) == recorded.before
+    """The user's inferior (registers, memory, selection), breakpoints and GDB settings
+    come out of every kind of call as they went in."""
+    gdb, tick = recorded.gdb, recorded.ticks[1]
+    gdb.cli(f"ttd goto {tick}")  # holds its settings until it closes (ttd goto's help)
+    assert value_line(gdb.cli("call list_length()")) == "2"
+    assert end_sessions(gdb, "close_goto") == "True"
+    assert call_json(gdb, tick, "((int (*)(void))8)()")["status"] == "signalled"
+    assert call_json(gdb, tick, "(void)_exit(3)")["status"] == "exited"
+    assert harness.call(gdb, tick, "spin()", "--timeout 1")["status"] == "timeout"
+    assert value_line(gdb.cli(f"call-at-time {tick} say(1) + fflush(0)")) == "11"
+    gdb.cli("info dirtied-pages &head")
+    assert call_json(gdb, tick, "push(3)")["status"] == "returned"  # kept for reuse
+    assert user_state(gdb) == recorded.before
+
+
+def test_text_output_is_short(recorded):
+    """The value, the summary line, then the pages whose bytes changed: at most 20 rows
+    and how many more; pages written back unchanged are not listed; no call, no pages."""
+    gdb, tick = recorded.gdb, recorded.ticks[1]
+    got = call_json(gdb, tick, "depth(500)")
+    changed = [p for p in got["dirtied_pages"] if p["changed"]]
+    assert len(changed) > 20 and len(changed) < len(got["dirtied_pages"])
+    lines = _from_line(gdb.cli(f"call-at-time {tick} depth(500)"), "$")
+    assert lines[1].startswith(f"The call wrote {len(got['dirtied_pages'])} pages: "
+                               f"{len(changed)} changed (")
+    assert lines[2].split() == ["Address", "Kind", "Bytes", "Symbol", "Mapping"]
+    rows = lines[3:23]
+    assert [row.split()[0] for row in rows] == [
+        f"{int(p['address'], 16):#018x}" for p in changed[:20]]
+    assert lines[23] == f"{len(changed) - 20} more: info dirtied-pages --all"
+    assert lines[24].startswith("Changed pages by mapping: [stack] ")
+    assert len(lines) == 25
+    assert _from_line(gdb.cli(f"call-at-time {tick} counter_b"), "$")[1:] == [
+        "The call wrote no pages."]

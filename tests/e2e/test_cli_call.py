@@ -6,13 +6,16 @@ import json
 import pytest
 
 from tests.conftest import run_ttd
+from tests.e2e.harness import call
 
 pytestmark = pytest.mark.timeout(120)
 
 KEYS = ["tick", "expr", "status", "value", "signal", "dirtied_pages", "stdout", "stderr",
         "blocked_syscalls", "error", "timings_ms", "faults",
-        "fault_address", "backtrace", "exit_code", "tracker", "notes"]
-PAGE_KEYS = ["address", "mapping", "kind", "changed", "changed_ranges", "symbol"]
+        "fault_address", "backtrace", "exit_code", "tracker", "notes", "stdout_left_out",
+        "stderr_left_out", "blocked_syscalls_left_out"]
+PAGE_KEYS = ["address", "mapping", "kind", "changed", "changed_ranges", "symbol",
+             "changed_ranges_left_out"]
 KINDS = {"data", "heap", "stack", "stack-scratch", "new-mapping", "other"}
 
 
@@ -22,7 +25,8 @@ def test_call_json_shape(targets_db):
     assert done.returncode == 0, done.stderr
     obj = json.loads(done.stdout)
     assert list(obj) == KEYS
-    assert (obj["tick"], obj["expr"], obj["status"], obj["value"]) == (2, "push(5)", "returned", "3")
+    assert (obj["tick"], obj["expr"], obj["status"], obj["value"]) == (
+        2, "push(5)", "returned", "3")
     assert obj["signal"] is None and obj["error"] is None
     assert (obj["fault_address"], obj["backtrace"], obj["exit_code"]) == (None, [], None)
     assert (obj["tracker"], obj["notes"], obj["blocked_syscalls"]) == ("wp-async", [], [])
@@ -36,7 +40,8 @@ def test_call_json_shape(targets_db):
     changed = {p["symbol"] for p in obj["dirtied_pages"] if p["changed"] and p["kind"] == "data"}
     assert "head" in changed
     assert set(obj["timings_ms"]) >= {"rematerialize", "attach", "symbols", "call", "report"}
-    assert obj["faults"]["served"] > 0 and obj["faults"]["bytes"] >= 4096 * obj["faults"]["served"] // 16
+    served = obj["faults"]["served"]
+    assert served > 0 and obj["faults"]["bytes"] >= 4096 * served // 16
 
 
 def _call_json(db, *args) -> dict:
@@ -82,8 +87,7 @@ def test_call_missing_recording(tmp_path):
 def test_blocked_syscall_reported_by_default(plugin_gdb, tmp_path):
     victim = tmp_path / "keep-me"
     victim.write_text("still here")
-    text = plugin_gdb.cli(f'call-at-time --json 1 (int)unlink("{victim}")')
-    obj = json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    obj = call(plugin_gdb, 1, f'(int)unlink("{victim}")')
     assert obj["value"] == "-1"
     assert obj["blocked_syscalls"] == [{"name": "unlink", "count": 1, "detail": str(victim)}]
     assert victim.read_text() == "still here"

@@ -4,8 +4,8 @@ captured, its crashes, hangs and exits are reported and leave GDB's session usab
 and neither the recording nor the files it tried to touch change.
 
 The target is tests/e2e/escape.c, recorded at three hits of `checkpoint` (ticks 1-3,
-`step` 1-3). Tests in this file share one GDB session and run in file order; the last
-one checks that the recording is byte-identical to what `ttd record` wrote.
+`step` 1-3). Tests in this file share one GDB session; each sets up what it checks, in
+any order.
 """
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ import subprocess
 
 import pytest
 
-from gdb_plugin.driver import MiGdb
 from tests.conftest import run_ttd
-from tests.e2e.harness import gdb_with_recording
+from tests.e2e.harness import call, end_sessions, gdb_with_recording
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,22 +39,9 @@ def file_state(path) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def escape_db(escape_recording):
-    """(recording, binary, sha256 of the recording, the files beside it) before any call
-    of this module."""
-    db, binary = escape_recording
-    return db, binary, sha256(db), sorted(os.listdir(db.parent))
-
-
-@pytest.fixture(scope="module")
-def gdb(escape_db):
-    with gdb_with_recording(escape_db[0]) as gdb:
+def gdb(escape_recording):
+    with gdb_with_recording(escape_recording[0]) as gdb:
         yield gdb
-
-
-def call(gdb: MiGdb, tick: int, expr: str, options: str = "") -> dict:
-    text = gdb.cli(f"call-at-time {options} --json {tick} {expr}", 60)
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
 
 
 def last_line(text: str) -> str:
@@ -172,7 +158,7 @@ def test_output_is_captured(gdb):
     assert (got["value"], got["stdout"], got["stderr"]) == ("7", "out 7\n", "err 7\n")
     text = gdb.cli("call-at-time 2 write_both(8)")
     lines = text.splitlines()
-    assert lines.index("out 8") > [i for i, l in enumerate(lines) if l.startswith("$")][0]
+    assert lines.index("out 8") > [i for i, line in enumerate(lines) if line.startswith("$")][0]
     assert "err 8" in lines
 
 
@@ -279,16 +265,17 @@ def test_allow_side_effects_option(gdb, tmp_path):
     assert not victim.exists()
 
 
-def test_cli_allow_side_effects(escape_db, tmp_path):
+def test_cli_allow_side_effects(escape_recording, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("goes")
-    done = run_ttd("call", str(escape_db[0]), "--at", "1", "--allow-side-effects", "--json",
+    done = run_ttd("call", str(escape_recording[0]), "--at", "1", "--allow-side-effects", "--json",
                    f'try_unlink("{victim}")', timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["value"] == "0" and not victim.exists()
     assert done.stderr.startswith("ttd: warning: the sandbox is off")
     victim.write_text("stays")
-    done = run_ttd("call", str(escape_db[0]), "--at", "1", f'try_unlink("{victim}")', timeout=60)
+    done = run_ttd("call", str(escape_recording[0]), "--at", "1", f'try_unlink("{victim}")',
+                   timeout=60)
     assert done.returncode == 0, done.stderr
     assert f'Blocked 1 system call: unlink("{victim}").' in done.stdout.splitlines()
     assert victim.exists()
@@ -301,15 +288,102 @@ def test_goto_is_sandboxed(gdb, tmp_path):
     try:
         text = gdb.cli(f'call (int)try_unlink("{victim}")')
     finally:
-        gdb.cli("python from gdb_plugin import session; session.close_goto()")
+        end_sessions(gdb, "close_goto")
     assert text.strip().endswith(f"= {errno.EPERM}")
     assert victim.exists()
 
 
-# --- last: nothing of the above changed the recording ------------------------------------
+# --- the recording never changes ----------------------------------------------------------
 
-def test_recording_is_byte_identical(gdb, escape_db):
-    db, _, recorded_hash, recorded_files = escape_db
-    gdb.cli("python from gdb_plugin import session; session.drop_cached()")
-    assert sha256(db) == recorded_hash
-    assert sorted(os.listdir(db.parent)) == recorded_files  # no journal or WAL left
+def test_recording_is_byte_identical(gdb, escape_recording, tmp_path):
+    """Calls of every kind (blocked, output, crash, exit, timeout, the sandbox off, goto)
+    leave the recording and its directory exactly as they were."""
+    db = escape_recording[0]
+    before = sha256(db), sorted(os.listdir(db.parent))
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    assert call(gdb, 1, f'try_unlink("{victim}")')["value"] == str(errno.EPERM)
+    assert call(gdb, 2, "write_both(3)")["stdout"] == "out 3\n"
+    assert call(gdb, 2, "crash_null()")["status"] == "signalled"
+    assert call(gdb, 3, "do_exit(2)")["status"] == "exited"
+    assert call(gdb, 1, "spin()", "--timeout 0.5")["status"] == "timeout"
+    assert call(gdb, 1, "touched = 77", "--allow-side-effects")["value"] == "77"
+    gdb.cli("ttd goto 2")
+    gdb.cli("call (int)write_both(4)")
+    end_sessions(gdb, "close_all")
+    assert (sha256(db), sorted(os.listdir(db.parent))) == before  # no journal or WAL left
+
+
+# --- what a call writes is shown, never obeyed by the terminal -------------------------------
+
+def test_terminal_escapes_are_shown_not_obeyed(gdb):
+    text = gdb.cli("call-at-time 1 write_escapes()")
+    assert not any(c in text for c in "\x1b\x07\r")
+    lines = text.splitlines()
+    assert "\\x1b]52;c;aGVsbG8=\\x07\\x1b[2Jcleared\\x07" in lines  # OSC 52, clear, bell
+    assert "progress\\x0ddone" in lines
+    got = call(gdb, 1, "write_escapes()")  # JSON escapes by itself: the bytes as written
+    assert (got["stdout"], got["stderr"]) == ("\x1b]52;c;aGVsbG8=\x07\x1b[2Jcleared\x07\n",
+                                              "progress\rdone\n")
+
+
+def test_a_path_cannot_forge_a_line_of_the_report(gdb, tmp_path):
+    forged = "The call wrote 0 pages."
+    text = gdb.cli(f'call-at-time 1 try_unlink("{tmp_path}/x\\n{forged}")')
+    lines = text.splitlines()
+    assert f'Blocked 1 system call: unlink("{tmp_path}/x\\x0a{forged}").' in lines
+    assert forged not in lines
+    got = call(gdb, 1, f'try_unlink("{tmp_path}/x\\n{forged}")')
+    assert got["blocked_syscalls"][0]["detail"] == f"{tmp_path}/x\n{forged}"
+
+
+# --- bounded: output, blocked calls --------------------------------------------------------
+
+MiB = 1 << 20
+
+
+def test_output_is_bounded_with_how_much_was_left_out(gdb):
+    got = call(gdb, 1, "write_much(16 << 20)", "--timeout 60")
+    assert got["value"] == str(16 * MiB)
+    total = 6 + 16 * MiB + 5  # BEGIN\n ... \nEND\n
+    assert (len(got["stdout"]), got["stdout_left_out"]) == (2 * MiB, total - 2 * MiB)
+    assert got["stdout"].startswith("BEGIN\nxxx") and got["stdout"].endswith("xxx\nEND\n")
+    text = gdb.cli("call-at-time 1 write_much(3 << 20)", 60)
+    assert f"[... {6 + 3 * MiB + 5 - 2 * MiB} bytes of stdout left out ...]" in text.splitlines()
+    assert call(gdb, 1, "write_both(5)")["stdout"] == "out 5\n"  # the next call's own output
+
+
+def test_a_call_writing_forever_is_stopped_at_its_timeout(gdb):
+    got = call(gdb, 2, "write_forever(2000)", "--timeout 1", timeout_s=60)
+    assert got["status"] == "timeout"
+    assert len(got["stdout"]) <= 2 * MiB and set(got["stdout"]) == {"y"}
+    assert len(got["stdout"]) + got["stdout_left_out"] >= 64 << 10
+    assert call(gdb, 2, "step_value()")["value"] == "20"
+
+
+def test_many_blocked_calls_are_named_ten_then_counted(gdb):
+    got = call(gdb, 3, "unlink_many(30)")
+    assert got["value"] == "30"
+    details = [e["detail"] for e in got["blocked_syscalls"]]
+    assert details == [f"/tmp/ttd-no-such-file-{i}" for i in range(30)]
+    text = gdb.cli("call-at-time 3 unlink_many(30)")
+    [line] = [line for line in text.splitlines() if line.startswith("Blocked ")]
+    assert line == ("Blocked 30 system calls: " + ", ".join(
+        f'unlink("/tmp/ttd-no-such-file-{i}")' for i in range(10)) + ", and 20 more.")
+
+
+def test_an_i386_system_call_is_refused_and_said(gdb):
+    """int $0x80 (i386 getpid, 20) inside a call. The page server either refuses it with
+    EPERM and lists it as "i386 system call 20 ...", or ends the process with SIGSYS;
+    then the report says the sandbox stopped the call. Both leave the session going."""
+    got = call(gdb, 1, "int80()")
+    other_abi = [e["name"] for e in got["blocked_syscalls"] if e["name"].startswith("i386 ")]
+    if got["status"] == "returned":
+        assert got["value"] == str(-errno.EPERM)
+        assert other_abi == ["i386 system call 20 (getpid)"]
+    else:
+        assert (got["status"], got["signal"]) == ("signalled", "SIGSYS")
+        assert got["error"].startswith("The call was stopped by the sandbox (SIGSYS): it made "
+                                       "a system call of another ABI (")
+        assert all(name in got["error"] for name in other_abi)
+    assert call(gdb, 1, "step_value()")["value"] == "10"

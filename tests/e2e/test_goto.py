@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 from gdb_plugin.driver import GdbFailed
+from tests.e2e.harness import end_sessions, value_line
+from tests.e2e.procs import living_children_names
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,9 +30,8 @@ def test_goto_explore_and_come_back(plugin_gdb):
     inferiors = gdb.cli("info inferiors")
     assert len([line for line in inferiors.splitlines() if "process" in line]) == 1
 
-    gdb.cli("python from gdb_plugin import session; print('closed', session.close_goto())")
-    inferiors = gdb.cli("info inferiors")
-    rows = [line for line in inferiors.splitlines() if line.strip()[:1] in "*123456789"]
+    assert end_sessions(gdb, "close_goto") == "True"
+    rows = _inferior_rows(gdb)
     assert len(rows) == 1 and rows[0].lstrip().startswith("* 1")
 
 
@@ -56,6 +57,12 @@ def test_no_recording_open():
             gdb.cli("info dirtied-pages")
 
 
+def _inferior_rows(gdb) -> list[str]:
+    """The rows of `info inferiors`, without its header."""
+    return [line for line in gdb.cli("info inferiors").splitlines()
+            if line.strip()[:1] in "*123456789"]
+
+
 def _settings(gdb) -> list[str]:
     return [gdb.cli(f"show {name}").splitlines()[-1]
             for name in ("sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")]
@@ -65,11 +72,11 @@ def test_call_at_time_while_at_a_goto_tick(plugin_gdb):
     gdb = plugin_gdb
     before = _settings(gdb)
     gdb.cli("ttd goto 2")
-    assert "= 3" in gdb.cli("call-at-time 3 list_length()")
+    assert value_line(gdb.cli("call-at-time 3 list_length()")) == "3"
     # back in the goto inferior, at tick 2, as it was
     assert "checkpoint (step=2)" in gdb.cli("bt 1")
     assert gdb.cli("print list_length()").strip().endswith("= 2")
-    gdb.cli("python from gdb_plugin import session; session.close_goto()")
+    end_sessions(gdb, "close_goto")
     assert "process" not in gdb.cli("info inferiors")
     assert _settings(gdb) == before
 
@@ -79,7 +86,7 @@ def test_ttd_close_ends_the_goto_inferior(plugin_gdb):
     gdb.cli("ttd goto 1")
     assert "process" in gdb.cli("info inferiors")
     gdb.cli("ttd close")
-    rows = [line for line in gdb.cli("info inferiors").splitlines() if line.strip()[:1] in "*123456789"]
+    rows = _inferior_rows(gdb)
     assert len(rows) == 1 and rows[0].lstrip().startswith("* 1") and "process" not in rows[0]
 
 
@@ -92,23 +99,13 @@ def test_goto_other_thread(plugin_gdb):
     assert "worker" in gdb.cli("bt")
 
 
-def _children(gdb) -> list[str]:
-    """Names of the GDB process's living children (gdbserver, ttd-pageserver, ...)."""
-    text = gdb.cli(
-        "python import os, subprocess; print('KIDS', ' '.join(sorted(line.split()[0] for line in "
-        "subprocess.run(['ps', '--ppid', str(os.getpid()), '-o', 'comm=,stat='], "
-        "capture_output=True, text=True).stdout.splitlines() if 'Z' not in line.split()[1] "
-        "and line.split()[0] != 'ps')))")
-    line = [line for line in text.splitlines() if line.startswith("KIDS")][0]
-    return line.split()[1:]
-
-
 def test_no_process_left_behind(plugin_gdb):
     gdb = plugin_gdb
-    assert _children(gdb) == []
+    gdb_pid = gdb.controller.gdb_process.pid
+    assert living_children_names(gdb_pid) == []
     gdb.cli("ttd goto 2")
     gdb.cli("call-at-time 1 list_length()")   # kept for repeated calls, beside the goto one
-    kids = _children(gdb)
-    assert kids.count("gdbserver") == 2 and kids.count("ttd-pageserver") == 2
+    assert living_children_names(gdb_pid) == ["gdbserver", "gdbserver",
+                                              "ttd-pageserver", "ttd-pageserver"]
     gdb.cli("ttd close")
-    assert _children(gdb) == []
+    assert living_children_names(gdb_pid) == []

@@ -5,16 +5,15 @@ byte-identical after all of it."""
 from __future__ import annotations
 
 import errno
-import glob
 import hashlib
-import json
 import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gdb_plugin.driver import MiGdb
-from tests.e2e.harness import gdb_with_recording
+from tests.e2e.harness import call, end_sessions, gdb_with_recording
+from tests.e2e.procs import children, comm, descendants, footprint, stat_fields, temp_files
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -22,49 +21,6 @@ pytestmark = pytest.mark.timeout(240)
 def sha256(path) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def descendants(pid: int) -> dict[int, str]:
-    """{pid: state} of every process below `pid` (zombies included)."""
-    parents: dict[int, int] = {}
-    states: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields is not None:
-                parents[int(entry)] = int(fields[1])
-                states[int(entry)] = fields[0]
-    found: dict[int, str] = {}
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, ppid in parents.items():
-            if ppid == parent and child not in found:
-                found[child] = states[child]
-                frontier.append(child)
-    return found
-
-
-def footprint(gdb_pid: int) -> dict:
-    """What a call could leave behind: GDB's descriptors, its processes, temporary files."""
-    fd_dir = f"/proc/{gdb_pid}/fd"
-    fds = sorted(os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir))
-    temp = sorted(glob.glob("/tmp/ttd-*") + glob.glob("/dev/shm/ttd-*"))
-    return {"fds": fds, "processes": descendants(gdb_pid),
-            "temp": [path for path in temp if str(gdb_pid) in path]}
-
-
-def call(gdb: MiGdb, tick: int, expr: str, options: str = "") -> dict:
-    text = gdb.cli(f"call-at-time {options} --json {tick} {expr}", 60)
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
 
 
 def _plan() -> list[tuple[int, str, str, dict]]:
@@ -96,7 +52,7 @@ def test_hundred_calls_leave_nothing_behind(escape_recording):
     with gdb_with_recording(db) as gdb:
         gdb_pid = gdb.controller.gdb_process.pid
         assert call(gdb, 1, "step_value()")["value"] == "10"  # what stays open is open now
-        gdb.cli("python from gdb_plugin import session; session.drop_cached()")
+        end_sessions(gdb, "drop_kept")
         before = footprint(gdb_pid)
         assert before["processes"] == {} and before["temp"] == []
         seen: set[int] = set()
@@ -105,10 +61,10 @@ def test_hundred_calls_leave_nothing_behind(escape_recording):
             assert {key: got[key] for key in want} == want, (tick, expr, got["error"])
             seen.update(descendants(gdb_pid))
         assert len(seen) >= 3  # gdbserver, page server, process: the count saw them
-        gdb.cli("python from gdb_plugin import session; session.drop_cached()")
+        end_sessions(gdb, "drop_kept")
         after = footprint(gdb_pid)
         assert after == before
-        assert not any(_stat_fields(pid) for pid in seen)  # gone, not even zombies
+        assert not any(stat_fields(pid) for pid in seen)  # gone, not even zombies
     assert sha256(db) == recorded
 
 
@@ -138,3 +94,57 @@ def test_four_sessions_at_once(escape_recording):
             assert got["status"] == "returned", got["error"]
             assert {key: got[key] for key in want} == want
     assert sha256(db) == recorded
+
+
+def _gdbserver_of(gdb_pid: int) -> int:
+    servers = [pid for pid in children(gdb_pid) if comm(pid) == "gdbserver"]
+    assert len(servers) == 1, servers
+    return servers[0]
+
+
+def _file_size_limit(pid: int) -> str:
+    with open(f"/proc/{pid}/limits") as f:
+        line = next(line for line in f if line.startswith("Max file size"))
+    return line.split()[3]
+
+
+def _ignores(pid: int, sig: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    return bool(mask & (1 << (sig - 1)))
+
+
+def test_every_end_removes_the_session_directory(escape_recording):
+    """gdbserver's log lives in the call session's own directory, bounded in size, and the
+    directory goes with the session, however it ends: a tick change, a crash, an exit, a
+    timeout, ttd close after ttd goto, GDB's exit."""
+    db, _ = escape_recording
+    with gdb_with_recording(db) as gdb:
+        gdb_pid = gdb.controller.gdb_process.pid
+        assert temp_files(gdb_pid) == []
+        assert call(gdb, 1, "step_value()")["value"] == "10"  # the process is kept
+        [kept] = temp_files(gdb_pid)
+        assert os.listdir(kept) == ["gdbserver.log"]
+        server = _gdbserver_of(gdb_pid)
+        assert _file_size_limit(server) == str(1 << 20)
+        assert _ignores(server, signal.SIGXFSZ)  # a write past the limit fails, no death
+        assert _file_size_limit(gdb_pid) == "unlimited"  # GDB's own limit is put back
+        assert call(gdb, 2, "step_value()")["value"] == "20"  # another tick: a new session
+        assert len(temp_files(gdb_pid)) == 1 and not os.path.exists(kept)
+        for expr, options, status in [("crash_null()", "", "signalled"),
+                                      ("do_exit(1)", "", "exited"),
+                                      ("spin()", "--timeout 0.5", "timeout")]:
+            assert call(gdb, 3, expr, options)["status"] == status
+            assert temp_files(gdb_pid) == []  # not kept: closed with its directory
+        gdb.cli("ttd goto 1")
+        assert call(gdb, 2, "step_value()")["value"] == "20"
+        assert len(temp_files(gdb_pid)) == 2  # the goto and the kept session
+        gdb.cli("ttd close")
+        assert temp_files(gdb_pid) == []
+        gdb.cli(f"ttd open {db}")
+        assert call(gdb, 1, "step_value()")["value"] == "10"
+        assert len(temp_files(gdb_pid)) == 1
+        gdb.controller.gdb_process.terminate()  # GDB quits on SIGTERM: gdb_exiting
+        gdb.controller.gdb_process.wait(timeout=60)
+    assert temp_files(gdb_pid) == []
+    assert descendants(gdb_pid) == {}

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from gdb_plugin.driver import GdbFailed, MiGdb
-from tests.conftest import PLUGIN, TTD, compile_c, TOP
+from tests.conftest import PLUGIN, TOP, TTD, compile_c
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,8 +7,15 @@ import shutil
 import pytest
 
 from tests.conftest import require
-from tests.e2e.harness import (Call, assert_matches_live, call_json,
-                               record_with_live_reference, require_tools, user_state)
+from tests.e2e.harness import (
+    Call,
+    assert_calls_leave_user_untouched,
+    assert_matches_live,
+    call_json,
+    record_with_live_reference,
+    require_tools,
+    user_state,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -54,4 +61,7 @@ def test_statements_differ_between_ticks(recorded):
 
 
 def test_sqlite3_user_inferior_untouched(recorded):
-    assert user_state(recorded.gdb) == recorded.before
+    """Calls at every tick (the process kept, then replaced) leave the user's inferior
+    stopped in sqlite3_step as it was, with the user's breakpoint and settings."""
+    assert_calls_leave_user_untouched(
+        recorded, ["(long long)sqlite3_memory_highwater(1)", '(int)sqlite3_complete("x")'])

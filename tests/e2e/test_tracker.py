@@ -8,6 +8,7 @@ import json
 import pytest
 
 from gdb_plugin.report import DIFF_TRACKER_NOTE
+from tests.e2e.harness import call
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -18,8 +19,7 @@ TICKS = [1, 2, 3]
 
 
 def _call(gdb, tick: int, expr: str, tracker: str) -> dict:
-    text = gdb.cli(f"call-at-time --tracker {tracker} --json {tick} {expr}", 60)
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    return call(gdb, tick, expr, f"--tracker {tracker}")
 
 
 def _changed(obj: dict) -> list[tuple[str, list | None]]:
@@ -65,10 +65,10 @@ def test_tracker_setting_and_text_note(plugin_gdb):
         lines = gdb.cli("call-at-time 2 bump_all(1)").splitlines()
     finally:
         gdb.cli("set ttd tracker auto")
-    assert lines[-1] == DIFF_TRACKER_NOTE
-    assert lines[-2].startswith("The call wrote ")
-    text = gdb.cli("call-at-time --json 2 bump_all(1)")  # auto on this kernel: wp-async
-    obj = json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    assert lines[-1] == DIFF_TRACKER_NOTE  # after the summary and the changed pages
+    summary = [i for i, line in enumerate(lines) if line.startswith("The call wrote ")]
+    assert len(summary) == 1 and lines[summary[0] + 1].split()[:2] == ["Address", "Kind"]
+    obj = call(gdb, 2, "bump_all(1)")  # auto on this kernel: wp-async
     assert (obj["tracker"], obj["notes"]) == ("wp-async", [])
 
 

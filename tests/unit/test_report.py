@@ -127,10 +127,12 @@ def test_json_shape_matches_design():
     assert list(obj) == ["tick", "expr", "status", "value", "signal", "dirtied_pages",
                          "stdout", "stderr", "blocked_syscalls", "error", "timings_ms",
                          "faults", "fault_address", "backtrace", "exit_code", "tracker",
-                         "notes"]
+                         "notes", "stdout_left_out", "stderr_left_out",
+                         "blocked_syscalls_left_out"]
     assert obj["dirtied_pages"] == [{
         "address": "0x555555558000", "mapping": EXE, "kind": "data", "changed": True,
-        "changed_ranges": [{"offset": 16, "length": 1}], "symbol": "counter+16"}]
+        "changed_ranges": [{"offset": 16, "length": 1}], "symbol": "counter+16",
+        "changed_ranges_left_out": 0}]
     json.dumps(obj)  # serializable as it is
 
 
@@ -190,3 +192,29 @@ def test_printable_escapes_control_bytes(text, expected):
 
 def test_printable_can_escape_newlines_too():
     assert report.printable("a\nb", keep="") == "a\\x0ab"
+
+
+def test_diff_ranges_are_capped_and_counted():
+    striped = bytes(0xFF if i % 2 == 0 else 0 for i in range(PAGE_SIZE))
+    ranges, left_out = report.diff_ranges(page(), striped, limit=32)
+    assert ranges == [(i, 1) for i in range(0, 64, 2)] and left_out == 2048 - 32
+    assert report.diff_ranges(page(), striped, limit=None) == (
+        [(i, 1) for i in range(0, PAGE_SIZE, 2)], 0)
+    assert report.diff_ranges(page(), bytes([1]) * PAGE_SIZE) == ([(0, PAGE_SIZE)], 0)
+    assert report.diff_ranges(page(), page()) == ([], 0)
+
+
+def test_a_page_with_more_ranges_than_kept():
+    striped = bytes(0xFF if i % 2 == 0 else 0 for i in range(PAGE_SIZE))
+    p = report.build_page(0x555555558000, REGIONS, RSP, page(), striped)
+    assert p.changed and len(p.changed_ranges) == report.MAX_RANGES
+    assert p.to_json()["changed_ranges_left_out"] == 2048 - report.MAX_RANGES
+    assert report.table([p])[1].split()[3] == f"{report.MAX_RANGES}+"  # bytes: at least
+
+
+def test_pages_past_the_kept_ones_drop_their_bytes():
+    late = report.build_page(0x55555555c000, REGIONS, RSP, page(), page(0, [(5, 1)]),
+                             keep_bytes=False)
+    assert (late.old, late.new, late.changed_ranges, late.bytes_kept) == (
+        b"", b"", [(5, 1)], False)
+    assert report.hex_diff(late) == []

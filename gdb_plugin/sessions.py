@@ -1,0 +1,122 @@
+"""The call sessions alive in this GDB: the one kept for repeated calls at a tick, and
+the `ttd goto` one, which stays selected until the next goto or `ttd close`.
+
+Each belongs to the Context (gdb_plugin/context.py), which passes the tick's
+TickInfo and the settings of the call in; this module only decides which process a
+call runs in and when a process ends.
+"""
+from __future__ import annotations
+
+from gdb_plugin.call_session import CallSession
+from gdb_plugin.result import CallResult
+from gdb_plugin.ticks import TickInfo
+
+# Signals of interval timers (alarm, setitimer): their default action ends the process
+TIMER_SIGNALS = ("SIGALRM", "SIGVTALRM", "SIGPROF")
+TIMER_NOTE = ("The process kept from an earlier call at this tick received {signal} from a "
+              "timer that call set; this call was made again in a new process.")
+TIMER_SANDBOX_OFF_NOTE = ("The process kept from an earlier call at this tick received {signal}, "
+                          "maybe from a timer that call set; with the sandbox off the call is "
+                          "not made again.")
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self.kept: CallSession | None = None  # for repeated calls at the same tick
+        self.goto: CallSession | None = None  # the `ttd goto` inferior
+
+    def call(self, info: TickInfo, expr: str, requested_tid: int | None,
+             timeout_s: float | None, sandbox: bool, tracker: str) -> CallResult:
+        """Call EXPR in the kept process when it is at this tick, thread, sandbox and
+        tracker and still as recorded, else in a new one; keep the process when it can
+        be reset. A call that a timer of an earlier call ended (SIGALRM, SIGVTALRM,
+        SIGPROF in a reused process: interval timers cannot be seen from outside) is
+        made again in a new process."""
+        session = self.kept
+        reused = session is not None and session.matches(
+            info.recording, info.tick, requested_tid, sandbox, tracker)
+        if reused and session.pending_signals():  # a timer it was left fired meanwhile
+            reused = False
+        if not reused:
+            self.drop_kept()
+            session = self._new_session(info, sandbox, tracker, requested_tid)
+        self.kept = None
+        result = self._call_in(session, expr, timeout_s)
+        if reused and result.status == "signalled" and result.signal in TIMER_SIGNALS:
+            if not sandbox:  # its side effects would happen twice: said, not redone
+                result.notes.append(TIMER_SANDBOX_OFF_NOTE.format(signal=result.signal))
+                return result
+            first = result.signal
+            self.drop_kept()
+            session = self._new_session(info, sandbox, tracker, requested_tid)
+            result = self._call_in(session, expr, timeout_s)
+            result.notes.append(TIMER_NOTE.format(signal=first))
+        return result
+
+    @staticmethod
+    def _new_session(info: TickInfo, sandbox: bool, tracker: str,
+                     requested_tid: int | None) -> CallSession:
+        session = CallSession(info, sandbox, tracker, requested_tid)
+        session.open()
+        return session
+
+    def _call_in(self, session: CallSession, expr: str, timeout_s: float | None) -> CallResult:
+        """The call in `session`; the session is kept when it can be reset, else closed."""
+        try:
+            result = session.call(expr, timeout_s)
+        except BaseException:
+            session.close()
+            raise
+        if session.reusable:
+            self.kept = session
+        else:
+            session.close()
+        return result
+
+    def start_goto(self, info: TickInfo, sandbox: bool, tracker: str) -> CallSession:
+        """A session at the tick whose inferior stays selected, until close_goto()."""
+        self.close_goto()
+        session = CallSession(info, sandbox, tracker, info.tid)
+        session.open(keep_selected=True)
+        self.goto = session
+        return session
+
+    def with_symbols(self) -> CallSession | None:
+        """A live temporary inferior that has the recorded program's symbols, if any."""
+        for session in (self.kept, self.goto):
+            if session is not None and session.inferior.num is not None:
+                return session
+        return None
+
+    def drop_kept(self) -> None:
+        """Close the session kept for repeated calls, if any."""
+        session, self.kept = self.kept, None
+        if session is not None:
+            session.close()
+
+    def close_goto(self) -> bool:
+        """Close the `ttd goto` inferior (and the kept session); False when none was open."""
+        self.drop_kept()
+        session, self.goto = self.goto, None
+        if session is None:
+            return False
+        session.close()
+        return True
+
+    def close_all(self) -> None:
+        self.close_goto()
+        self.drop_kept()
+
+    def kill_all(self) -> None:
+        """GDB is exiting: kill the temporary inferiors (GDB would detach them) and end
+        the rematerialized processes, even when GDB can no longer remove inferiors."""
+        sessions = [s for s in (self.kept, self.goto) if s is not None]
+        self.kept = self.goto = None
+        for session in sessions:
+            try:
+                session.close()
+            except Exception:  # GDB half gone: at least end the processes
+                try:
+                    session.end_process()
+                except Exception:
+                    pass

@@ -1,0 +1,88 @@
+"""What the end-to-end tests read of processes in /proc: state, name, parent, children,
+descendants, and what a GDB process holds (descriptors, children, temporary files)."""
+from __future__ import annotations
+
+import glob
+import os
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (state first, then ppid...), or None when
+    the process is gone (reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def state(pid: int) -> str:
+    """R, S, T, t, Z ... or "gone"."""
+    fields = stat_fields(pid)
+    return fields[0] if fields else "gone"
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _parents() -> dict[int, tuple[int, str]]:
+    """{pid: (ppid, state)} of every process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = stat_fields(int(entry))
+            if fields is not None:
+                out[int(entry)] = (int(fields[1]), fields[0])
+    return out
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid`, zombies included."""
+    return sorted(child for child, (ppid, _) in _parents().items() if ppid == pid)
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """{pid: state} of every process below `pid` (zombies included)."""
+    parents = _parents()
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, child_state) in parents.items():
+            if ppid == parent and child not in found:
+                found[child] = child_state
+                frontier.append(child)
+    return found
+
+
+def living_children_names(pid: int) -> list[str]:
+    """Sorted names of the living (not zombie) children of `pid`."""
+    return sorted(comm(child) for child in children(pid) if state(child) not in ("Z", "gone"))
+
+
+def temp_files(gdb_pid: int) -> list[str]:
+    """ttd's temporary files of this GDB: call sessions' directories (/tmp/ttd-GDBPID-*)
+    and the gdbserver logs of older versions (/tmp/ttd-gdbserver-GDBPID-*). Other GDBs'
+    files (other tests running at the same time) are not this GDB's."""
+    found = []
+    for where in ("/tmp", "/dev/shm"):
+        for prefix in (f"ttd-{gdb_pid}-", f"ttd-gdbserver-{gdb_pid}-"):
+            found += glob.glob(f"{where}/{prefix}*")
+    return sorted(found)
+
+
+def footprint(gdb_pid: int) -> dict:
+    """What a call could leave behind: GDB's descriptors, its processes, temporary files."""
+    fd_dir = f"/proc/{gdb_pid}/fd"
+    fds = []
+    for fd in os.listdir(fd_dir):
+        try:
+            fds.append(os.readlink(f"{fd_dir}/{fd}"))
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            pass
+    return {"fds": sorted(fds), "processes": descendants(gdb_pid), "temp": temp_files(gdb_pid)}
