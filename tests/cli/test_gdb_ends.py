@@ -56,8 +56,10 @@ def test_gdb_killed_during_a_call(target_db):
                              "spin()"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        below = kill_gdb_when(proc, lambda pids: any(
-            comm(p) == "ttd-stub" and running(p) for p in pids))  # the call spins
+        below = kill_gdb_when(proc, lambda pids: any(comm(p) == "gdbserver" for p in pids)
+                              and any(comm(p) == "ttd-stub" and running(p) for p in pids))
+        # the call spins (the stub also runs for a moment while it builds the process,
+        # before gdbserver is there)
         out, err = proc.communicate(timeout=HANG_S)
     finally:
         proc.kill()
