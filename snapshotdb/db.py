@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
@@ -37,7 +38,11 @@ def _sqlite_engine(path: Path, readonly: bool) -> Engine:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
         return conn
 
-    engine = create_engine("sqlite://", creator=connect)
+    # QueuePool, as SQLAlchemy gives a file URL: the "sqlite://" URL would get a
+    # SingletonThreadPool, which closes other threads' connections once more than five
+    # threads have used the engine, under a query running there (GDB crashed in
+    # sqlite3_last_insert_rowid when a call's start-up thread read the recording).
+    engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):
