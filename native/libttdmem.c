@@ -117,10 +117,13 @@ ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off)
 	pid_t pid = mem_fd_pid(fd);
 
 	if (pid > 0 && count) {
+		/* pages counted, not compared with off + count: near the top of the address
+		 * space the page address wraps to 0 and a comparison never ends the loop */
 		uint64_t first = (uint64_t)off & ~(PAGE_SIZE - 1);
+		uint64_t pages = ((uint64_t)off - first + count + PAGE_SIZE - 1) / PAGE_SIZE;
 		char byte;
-		for (uint64_t page = first; page < (uint64_t)off + count; page += PAGE_SIZE)
-			remote_read(pid, &byte, 1, page);	/* fault it in; failure is fine */
+		for (uint64_t i = 0; i < pages; i++)
+			remote_read(pid, &byte, 1, first + i * PAGE_SIZE);	/* fault it in */
 	}
 	return raw_pwrite(fd, buf, count, off);
 }

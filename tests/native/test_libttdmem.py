@@ -82,3 +82,26 @@ def test_preloaded_process_ends_with_its_parent(native_build):
         parent.kill()
         parent.wait()
         parent.stdout.close()
+
+
+WRITE_AT_THE_TOP = ("import ctypes, os, subprocess, sys\n"
+                    "child = subprocess.Popen([sys.executable, '-c', 'import time; "
+                    "time.sleep(60)'])\n"
+                    "fd = os.open(f'/proc/{child.pid}/mem', os.O_RDWR)\n"
+                    "libc = ctypes.CDLL(None, use_errno=True)\n"
+                    "libc.pwrite64.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,\n"
+                    "                          ctypes.c_int64]\n"
+                    "n = libc.pwrite64(fd, b'x' * 0x400, 0x400, -0x800)\n"
+                    "print(n, ctypes.get_errno())\n"
+                    "child.kill()\n")
+
+
+def test_preload_write_at_the_top_of_the_address_space_ends(native_build):
+    """A write GDB asks for just below 2^64 (a call with $rsp set to a tiny value puts
+    its frame there) fails at once: the page walk before the write wrapped to 0 and went
+    on through the whole address space, gdbserver at 100% CPU."""
+    done = subprocess.run([sys.executable, "-c", WRITE_AT_THE_TOP], capture_output=True,
+                          text=True, env=preloaded(native_build), timeout=60)
+    assert done.returncode == 0, done.stderr
+    result, err = done.stdout.split()
+    assert int(result) == -1 and int(err) in (errno.EIO, errno.EINVAL, errno.EFAULT)
