@@ -157,7 +157,7 @@ def _stopped_process(exe: Path, size_mib: int) -> subprocess.Popen:
 
 
 def _fresh_gdb():
-    from gdb_plugin.driver import MiGdb
+    from ttd_cli.mi import MiGdb
     gdb = MiGdb()
     gdb.cli("set confirm off")
     gdb.cli(f"python import sys; sys.path[:0] = ['{TOP}', '{TOP / 'bench'}']")

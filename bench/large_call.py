@@ -39,7 +39,7 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from gdb_plugin.driver import MiGdb
+    from ttd_cli.mi import MiGdb
 
     expr = f"(void)memset(ballast, 1, {args.size_mib} << 20)"
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:

@@ -130,15 +130,6 @@ class MiGdb:
             raise self._ended(first_word(line)) from None
         self._busy = True
 
-    def write(self, line: str, read_response: bool = False) -> None:
-        """send(), under the name pygdbmi's GdbController gives it (tests reach in as if
-        this were one: gdb.controller.write(...), gdb.controller.gdb_process)."""
-        self.send(line)
-
-    @property
-    def controller(self) -> MiGdb:
-        return self
-
     def run(self, command: str, timeout_s: float = 60.0,
             what: str | None = None) -> tuple[dict, str]:
         """Send an MI line (or a CLI command GDB takes as one) with a token and wait for

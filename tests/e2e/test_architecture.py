@@ -18,7 +18,7 @@ def _architecture(gdb) -> str:
 
 def test_no_program_loaded_gets_the_recordings_architecture(targets_db):
     db, _ = targets_db
-    from gdb_plugin.driver import MiGdb
+    from ttd_cli.mi import MiGdb
 
     with MiGdb() as gdb:
         gdb.cli(f"source {PLUGIN}")
@@ -37,7 +37,7 @@ def test_no_program_loaded_gets_the_recordings_architecture(targets_db):
 
 def test_users_program_keeps_its_architecture(targets_db):
     db, binary = targets_db
-    from gdb_plugin.driver import MiGdb
+    from ttd_cli.mi import MiGdb
 
     with MiGdb() as gdb:
         gdb.cli(f"file {binary}")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from gdb_plugin.driver import GdbFailed, MiGdb
+from ttd_cli.mi import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, run_ttd
 from tests.e2e.harness import result_json
 from tests.e2e.procs import children, comm, descendants, state
@@ -148,7 +148,7 @@ def _corrupt_copy(db, binary, tmp_path) -> tuple[object, int]:
 
 def _nothing_left(gdb: MiGdb) -> None:
     gdb.cli("python from gdb_plugin.commands import context; context().sessions.close_all()")
-    assert descendants(gdb.controller.gdb_process.pid) == {}
+    assert descendants(gdb.pid) == {}
 
 
 def test_corrupt_page_reached_during_a_call(gdb, escape_rec, tmp_path):
@@ -188,7 +188,7 @@ def test_corrupt_page_read_by_gdb_is_bounded(gdb, escape_rec, tmp_path):
 
 def _server_and_process(gdb: MiGdb) -> tuple[int, int]:
     """(page server pid, rematerialized process pid) of the process kept by the last call."""
-    gdb_pid = gdb.controller.gdb_process.pid
+    gdb_pid = gdb.pid
     servers = [p for p in children(gdb_pid) if comm(p) == "ttd-pageserver"]
     assert len(servers) == 1, servers
     processes = children(servers[0])
@@ -201,7 +201,7 @@ def _kill_while_spinning(gdb: MiGdb, victim: str) -> dict:
     server or the process, and return the call's JSON."""
     assert result_json(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"
     server, process = _server_and_process(gdb)
-    gdb.controller.write("call-at-time --timeout 20 --json 1 spin()", read_response=False)
+    gdb.send("call-at-time --timeout 20 --json 1 spin()")
     deadline = time.monotonic() + 30
     while state(process) != "R":  # stopped (t) until GDB resumes it into spin()
         assert time.monotonic() < deadline, "the call never started"

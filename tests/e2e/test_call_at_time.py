@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from gdb_plugin.driver import GdbFailed
+from ttd_cli.mi import GdbFailed
 from tests.e2e import harness
 from tests.e2e.harness import (
     Call,

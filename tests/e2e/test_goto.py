@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gdb_plugin.driver import GdbFailed
+from ttd_cli.mi import GdbFailed
 from tests.e2e.harness import end_sessions, value_line
 from tests.e2e.procs import living_children_names
 
@@ -46,7 +46,7 @@ def test_goto_needs_a_tick(plugin_gdb):
 
 
 def test_no_recording_open():
-    from gdb_plugin.driver import MiGdb
+    from ttd_cli.mi import MiGdb
     from tests.conftest import PLUGIN
     with MiGdb() as gdb:
         gdb.cli(f"source {PLUGIN}")
@@ -101,7 +101,7 @@ def test_goto_other_thread(plugin_gdb):
 
 def test_no_process_left_behind(plugin_gdb):
     gdb = plugin_gdb
-    gdb_pid = gdb.controller.gdb_process.pid
+    gdb_pid = gdb.pid
     assert living_children_names(gdb_pid) == []
     gdb.cli("ttd goto 2")
     gdb.cli("call-at-time 1 list_length()")   # kept for repeated calls, beside the goto one

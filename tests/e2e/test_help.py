@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gdb_plugin.driver import MiGdb
+from ttd_cli.mi import MiGdb
 from tests.conftest import PLUGIN
 
 pytestmark = pytest.mark.timeout(60)

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from gdb_plugin.driver import MiGdb
+from ttd_cli.mi import MiGdb
 from tests.conftest import run_ttd
 from tests.e2e.harness import gdb_with_recording, require_tools
 from tests.native.helpers import bystander

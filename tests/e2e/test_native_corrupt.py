@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from gdb_plugin.driver import MiGdb
+from ttd_cli.mi import MiGdb
 from tests.conftest import run_ttd
 from tests.e2e.harness import gdb_with_recording
 
@@ -103,7 +103,7 @@ def descendants(pid: int) -> list[tuple[int, str]]:
 
 
 def ours_left(gdb: MiGdb) -> list[tuple[int, str]]:
-    return [d for d in descendants(gdb.controller.gdb_process.pid) if d[1] in OURS]
+    return [d for d in descendants(gdb.pid) if d[1] in OURS]
 
 
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))

@@ -28,10 +28,10 @@ def alive(pid: int) -> bool:
 def test_killing_gdb_ends_gdbserver_the_page_server_and_the_process(escape_recording):
     with gdb_with_recording(escape_recording[0]) as gdb:
         assert json_of(gdb.cli("call-at-time --json 1 step_value()"))["value"] == "10"
-        kept = descendants(gdb.controller.gdb_process.pid)  # the session kept for the next call
+        kept = descendants(gdb.pid)  # the session kept for the next call
         names = sorted(name for _, name in kept)
         assert {"gdbserver", "ttd-pageserver", "ttd-stub"} <= set(names), names
-        os.kill(gdb.controller.gdb_process.pid, signal.SIGKILL)
+        os.kill(gdb.pid, signal.SIGKILL)
         deadline = time.monotonic() + HANG_S
         while any(alive(pid) for pid, _ in kept):
             assert time.monotonic() < deadline, [k for k in kept if alive(k[0])]

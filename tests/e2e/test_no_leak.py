@@ -50,7 +50,7 @@ def test_hundred_calls_leave_nothing_behind(escape_recording):
     db, _ = escape_recording
     recorded = sha256(db)
     with gdb_with_recording(db) as gdb:
-        gdb_pid = gdb.controller.gdb_process.pid
+        gdb_pid = gdb.pid
         assert call(gdb, 1, "step_value()")["value"] == "10"  # what stays open is open now
         end_sessions(gdb, "drop_kept")
         before = footprint(gdb_pid)
@@ -120,7 +120,7 @@ def test_every_end_removes_the_session_directory(escape_recording):
     timeout, ttd close after ttd goto, GDB's exit."""
     db, _ = escape_recording
     with gdb_with_recording(db) as gdb:
-        gdb_pid = gdb.controller.gdb_process.pid
+        gdb_pid = gdb.pid
         assert temp_files(gdb_pid) == []
         assert call(gdb, 1, "step_value()")["value"] == "10"  # the process is kept
         [kept] = temp_files(gdb_pid)
@@ -144,7 +144,7 @@ def test_every_end_removes_the_session_directory(escape_recording):
         gdb.cli(f"ttd open {db}")
         assert call(gdb, 1, "step_value()")["value"] == "10"
         assert len(temp_files(gdb_pid)) == 1
-        gdb.controller.gdb_process.terminate()  # GDB quits on SIGTERM: gdb_exiting
-        gdb.controller.gdb_process.wait(timeout=60)
+        gdb.gdb_process.terminate()  # GDB quits on SIGTERM: gdb_exiting
+        gdb.gdb_process.wait(timeout=60)
     assert temp_files(gdb_pid) == []
     assert descendants(gdb_pid) == {}

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from gdb_plugin.driver import GdbFailed, MiGdb
+from ttd_cli.mi import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, TOP, TTD, compile_c
 
 pytestmark = pytest.mark.timeout(120)

@@ -33,7 +33,7 @@ def _timed_call(gdb, expr: str, options: str = "") -> dict:
 def _session_goes_on(gdb) -> None:
     assert call(gdb, 1, "step_value()")["value"] == "10"
     end_sessions(gdb, "drop_kept")
-    assert descendants(gdb.controller.gdb_process.pid) == {}  # nothing left
+    assert descendants(gdb.pid) == {}  # nothing left
 
 
 @pytest.mark.parametrize("expr, how, frame", [

@@ -73,7 +73,7 @@ def test_tracker_setting_and_text_note(plugin_gdb):
 
 
 def test_bad_tracker_is_refused(plugin_gdb):
-    from gdb_plugin.driver import GdbFailed
+    from ttd_cli.mi import GdbFailed
 
     with pytest.raises(GdbFailed) as info:
         plugin_gdb.cli("call-at-time --tracker soft-dirty 1 list_length()")
