@@ -281,75 +281,6 @@ def stack_frame(spans: list[tuple[int, str]], target_addr: int) -> str | None:
 
 # --- build-ids ------------------------------------------------------------------------
 
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
-PT_NOTE = 4
-NT_GNU_BUILD_ID = 3
-
-
-PT_LOAD = 1
-
-
-def _program_headers(read, at: int) -> list[tuple] | None:
-    """The program headers of the ELF image whose header is at `at`, or None."""
-    head = read(at, _EHDR.size)
-    if len(head) < _EHDR.size or head[:4] != b"\x7fELF" or head[4] != 2:  # ELFCLASS64
-        return None
-    fields = _EHDR.unpack(head)
-    phoff, phentsize, phnum = fields[5], fields[9], fields[10]
-    if phentsize != _PHDR.size or phnum > 64:
-        return None
-    phdrs = read(at + phoff, phentsize * phnum)
-    return [_PHDR.unpack_from(phdrs, i * phentsize) for i in range(phnum)]
-
-
-def recorded_build_id(read, base: int) -> str | None:
-    """The GNU build-id of the ELF image mapped at `base` (its offset-0 mapping) in
-    recorded memory; read(rec_addr, length) -> bytes reads the recording at the tick."""
-    phdrs = _program_headers(read, base)
-    if phdrs is None:
-        return None
-    loads = [vaddr for p_type, _, _, vaddr, *_ in phdrs if p_type == PT_LOAD]
-    bias = base - (min(loads) & ~0xFFF) if loads else base  # 0 for non-PIE executables
-    for p_type, _, _, p_vaddr, _, _, p_memsz, _ in phdrs:
-        if p_type == PT_NOTE and 0 < p_memsz <= 4096:
-            found = _note_build_id(read(bias + p_vaddr, p_memsz))
-            if found:
-                return found
-    return None
-
-
-def file_build_id(path: str) -> str | None:
-    """The build-id of an ELF file, from the notes its program headers point at (what
-    the loader maps, what recorded_build_id reads); None when not ELF or none."""
-    try:
-        with open(path, "rb") as f:
-            def read(offset: int, length: int) -> bytes:
-                return os.pread(f.fileno(), length, offset)
-
-            phdrs = _program_headers(read, 0)
-            for p_type, _, p_offset, _, _, p_filesz, _, _ in phdrs or ():
-                if p_type == PT_NOTE and 0 < p_filesz <= 4096:
-                    found = _note_build_id(read(p_offset, p_filesz))
-                    if found:
-                        return found
-    except (OSError, struct.error):
-        return None
-    return None
-
-
-def _note_build_id(notes: bytes) -> str | None:
-    pos = 0
-    while pos + 12 <= len(notes):
-        namesz, descsz, n_type = struct.unpack_from("<III", notes, pos)
-        name_end = pos + 12 + ((namesz + 3) & ~3)
-        desc = notes[name_end:name_end + descsz]
-        if n_type == NT_GNU_BUILD_ID and notes[pos + 12:pos + 12 + namesz].rstrip(b"\0") == b"GNU":
-            return desc.hex()
-        pos = name_end + ((descsz + 3) & ~3)
-    return None
-
-
 _local_ids: dict[tuple[str, float], str | None] = {}
 
 
@@ -359,9 +290,9 @@ def _local_build_id(path: str) -> str | None:
     except OSError:
         return None
     if key not in _local_ids:
-        _local_ids[key] = file_build_id(path)
+        from snapshotdb import elf
+        _local_ids[key] = elf.build_id(path)
     return _local_ids[key]
-
 
 
 def build_id_warnings(info) -> list[str]:
@@ -383,7 +314,7 @@ def _mismatch(path: str, local: str, recorded: str) -> str:
 
 
 def _library_warnings(info) -> list[str]:
-    from snapshotdb import queries
+    from snapshotdb import elf, queries
     from snapshotdb.errors import RecordingError
 
     warnings = []
@@ -393,8 +324,8 @@ def _library_warnings(info) -> list[str]:
 
         for base, path in info.libraries:
             try:
-                recorded = recorded_build_id(read, base)
-            except (RecordingError, struct.error):
+                recorded = elf.image_build_id(read, base)
+            except RecordingError:
                 continue
             if recorded is None:  # not an ELF image (locale archive, caches, data files)
                 continue

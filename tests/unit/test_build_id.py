@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from gdb_plugin import symbolize
 from snapshotdb import elf
 from tests.conftest import require
 
@@ -86,7 +85,3 @@ def test_build_id_of_a_file_that_is_not_elf(tmp_path):
 
 # symbolize.py still has its own reader: until it uses snapshotdb.elf (then this test
 # goes), it must give the same answers, or the plugin's build-id warnings would be wrong.
-@pytest.mark.parametrize("path", PRESENT)
-def test_symbolize_agrees_until_it_uses_elf(path):
-    assert symbolize.file_build_id(path) == elf.build_id(path)
-    assert symbolize.recorded_build_id(*image_reader(path)) == elf.build_id(path)
