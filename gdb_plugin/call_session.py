@@ -37,16 +37,11 @@ from gdb_plugin.ticks import TickInfo, page_reader
 
 
 def _rematerialize(info: TickInfo, sandbox: bool, tracker: str):
-    """rematerialize() on the open recording's handle (a remat that takes only a path,
-    refusing the handle with TypeError, gets the path)."""
+    """rematerialize() on the open recording's handle."""
     from gdb_plugin.remat import rematerialize
 
-    try:
-        return rematerialize(info.recording, info.tick, tid=info.tid, sandbox=sandbox,
-                             tracker=tracker)
-    except TypeError:
-        return rematerialize(info.db_path, info.tick, tid=info.tid, sandbox=sandbox,
-                             tracker=tracker)
+    return rematerialize(info.recording, info.tick, tid=info.tid, sandbox=sandbox,
+                         tracker=tracker)
 
 
 def _registers() -> tuple:
@@ -206,6 +201,11 @@ class CallSession:
     def _check_files(self) -> str | None:
         """The executable to load symbols from (None when missing); warnings about files
         that are missing or differ from the recorded ones (by build-id)."""
+        if report.has_control(self.info.exe_path):  # `file PATH` would run the rest
+            self.warnings.append(f"warning: the recorded executable's path "
+                                 f"{report.printable(self.info.exe_path, keep='')!r} holds "
+                                 "control characters: its symbols are not loaded.")
+            return None
         exe = self.info.exe_path if os.path.exists(self.info.exe_path) else None
         if exe is None:
             self.warnings.append(f"warning: {self.info.exe_path} is missing: "

@@ -241,6 +241,8 @@ def evaluate(expr: str, pid: int, timeout_s: float | None, on_resumed=None) -> O
     on_resumed() is called when the call resumed the process (an expression without
     a function call does not).
     """
+    if "\n" in expr or "\r" in expr:  # gdb.execute would run each line as a command
+        return Outcome("error", error="An expression cannot hold a line break.")
     error = None
     with CallWatch() as watch:
         with CallStopper(pid, timeout_s) as stopper:

@@ -22,6 +22,7 @@ import time
 
 import gdb
 
+from gdb_plugin import report
 from gdb_plugin.errors import SessionError
 from gdb_plugin.gdb_settings import (
     ATTACH_SETTINGS,
@@ -92,6 +93,9 @@ class TempInferior:
         self._lifetime.append(attach)
         t0 = time.perf_counter()
         if exe_path:
+            if report.has_control(exe_path):  # the rest of the line would be a command
+                raise SessionError(f"Refused to load {exe_path!r}: its path holds control "
+                                   "characters.")
             gdb.execute(f"file {_quote(exe_path)}", to_string=True)
         return {"symbols": (time.perf_counter() - t0) * 1e3}
 

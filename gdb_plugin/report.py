@@ -267,6 +267,12 @@ def printable(text: str, keep: str = "\n\t") -> str:
     return text.translate(table)
 
 
+def has_control(text: str) -> bool:
+    """Whether `text` holds a control character (a line break would end a GDB command
+    built from it and start another)."""
+    return any(ord(c) in _CONTROL for c in text)
+
+
 def _quoted(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -58,7 +58,8 @@ def test_gdb_on_a_recording_whose_name_holds_a_command(target_db, tmp_path):
     name = hostile_copy(target_db[0], tmp_path)
     done = subprocess.run([str(TTD), "gdb", name, "--at", "3"], input="print value()\n",
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert f"Opened recording '{tmp_path / name}'." in done.stdout, done.stdout + done.stderr
+    shown = str(tmp_path / name).replace("\n", "\\x0a")  # escaped for the terminal
+    assert f"Opened recording '{shown}'." in done.stdout, done.stdout + done.stderr
     assert "$1 = 300" in done.stdout
     assert not (tmp_path / "F").exists()
 
@@ -130,3 +131,25 @@ def test_call_on_a_recording_of_a_program_whose_path_holds_a_command(target_db, 
         "holds the control character \\x0a: refused (GDB would run what follows a line "
         "break as a command).")
     assert not (tmp_path / "F").exists()
+
+
+def test_call_at_time_on_a_recording_whose_executable_path_holds_a_command(target_db,
+                                                                           tmp_path):
+    """In GDB, call-at-time and ttd goto load the recorded executable's symbols with
+    `file PATH`: a path holding a line break is never given to GDB, the rest of the
+    call goes on (memory is the recorded one) and says why the symbols are missing."""
+    from tests.e2e.harness import gdb_with_recording
+
+    _, binary = target_db
+    program = tmp_path / f"prog{INJECTED}x"
+    shutil.copy(binary, program)
+    shutil.copy(binary, tmp_path / "prog")
+    done = run_ttd("record", "-o", "p.db", "--break", "checkpoint", "--hits", "1", "--",
+                   str(program), cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with gdb_with_recording(tmp_path / "p.db") as gdb:
+        text = gdb.cli("call-at-time --json 1 (long)$rsp", timeout_s=120)
+        assert "holds control characters: its symbols are not loaded." in text
+        assert '"status": "returned"' in text
+    assert not (tmp_path / "F").exists()
+    assert not (tmp_path.parent / "F").exists()
