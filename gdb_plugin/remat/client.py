@@ -202,6 +202,8 @@ class RematerializedProcess:
         except TimeoutError:
             raise RematerializeError(f"ttd-pageserver did not answer within {timeout:.0f} s "
                                      f"(pid {self._server.pid}).") from None
+        except ConnectionError:  # reset: the server was killed with a request unread
+            line = b""
         if not line:
             raise RematerializeError(
                 "ttd-pageserver ended without a word: run it with TTD_DEBUG=1 to see why.")
