@@ -42,7 +42,10 @@ def _sqlite_engine(path: Path, readonly: bool) -> Engine:
     # SingletonThreadPool, which closes other threads' connections once more than five
     # threads have used the engine, under a query running there (GDB crashed in
     # sqlite3_last_insert_rowid when a call's start-up thread read the recording).
-    engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool)
+    # One connection is kept between uses; others (a second thread's) are closed when
+    # given back, so an open recording holds one descriptor on its file.
+    engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool, pool_size=1,
+                           max_overflow=16)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):
