@@ -93,6 +93,7 @@ def parse_snapshot_args(arg: str) -> argparse.Namespace:
     parser = _SnapshotParser(prog="ttd snapshot", add_help=False)
     parser.add_argument("--reason", choices=REASONS, default="manual")
     parser.add_argument("--signal", default=None)
+    parser.add_argument("--tracker", default="auto")  # checked by snapshotdb.capture
     parser.add_argument("note", nargs="*")
     args = parser.parse_args(gdb.string_to_argv(arg))
     args.note = " ".join(args.note) or None
@@ -107,10 +108,14 @@ class _SnapshotParser(argparse.ArgumentParser):
 class TtdSnapshot(gdb.Command):
     """Snapshot the stopped inferior into the open recording: all threads, memory, registers.
 
-Usage: ttd snapshot [--reason REASON] [--signal SIGNAL] [NOTE...]
+Usage: ttd snapshot [--reason REASON] [--signal SIGNAL] [--tracker TRACKER] [NOTE...]
 REASON is manual (the default), breakpoint, signal or exit; "ttd record" sets it.
 NOTE is free text shown by "ttd timeline". The inferior must be a live native
 process (not a core file or a remote target), stopped in all-stop mode.
+TRACKER says how the pages written since the last snapshot are found: auto (the
+default) asks the kernel (userfaultfd write-protection, armed at the first
+snapshot) where it can and reads all memory otherwise; wp-async insists on the
+kernel; scan reads all memory and compares it with the last snapshot's.
 
 Examples:
   ttd snapshot
@@ -130,6 +135,8 @@ Examples:
             stats = snapshot_inferior(recording, pid, args)
         except RecordingError as exc:
             raise gdb.GdbError(str(exc)) from None
+        for note in stats.notes:
+            gdb.write(f"ttd: {note}\n")
         gdb.write(f"Snapshot tick {stats.tick}: {stats.versions_written} pages changed, "
                   f"{stats.bytes_scanned >> 10} KiB scanned.\n")
 
@@ -176,7 +183,7 @@ def snapshot_inferior(recording, pid: int, args):
     function, filename, line = _where()
     return snapshot_live(recording.writer(pid), pid, reason=args.reason, stop_tid=stop_tid,
                          function=function, file=filename, line=line, signal=args.signal,
-                         note=args.note)
+                         note=args.note, tracker=args.tracker)
 
 
 def register() -> None:
