@@ -1,65 +1,65 @@
 /*
- * libttdcapture.so: the bulk path of snapshotdb/capture/bulk_store.py for SQLite recordings.
- * A stopped process's pages, read from /proc/PID/mem, stored at the speed of memory.
+ * ttdcapture: an SQLite loadable extension, the bulk path of snapshotdb/capture/bulk_store.py.
+ * The writer loads it into its own connection and, inside a snapshot's transaction, runs
  *
- *   int ttdcap_store(const char *db_path, int mem_fd,
- *                    const struct ttdcap_run *runs, uint64_t nruns,
- *                    int64_t *ids, struct ttdcap_result *res);
+ *   SELECT ttd_store_pages(MEM_FD, RUNS, PREV, TICK)
  *
- * For every page of the runs, in order (runs are page-aligned [start, end) in the process):
+ *   MEM_FD  an open /proc/PID/mem of the stopped process
+ *   RUNS    blob of u64 pairs: page-aligned [start, end) runs of its memory, in order
+ *   PREV    blob of i64, one per page of the runs: the content id the page has at the
+ *           previous tick (0: zeros)
+ *   TICK    the snapshot's tick
  *
- *   unreadable, or 4096 zeros   ids[i] = 0
- *   any other bytes             ids[i] = the id of the page_content row of its digest
- *                               (sha256 of the 4096 bytes), inserted when there is none:
- *                               data = one zstd frame (ZSTD_LEVEL) when smaller, codec 'zstd',
- *                               else the bytes, codec 'raw' (docs/internals.md)
+ * and for every page of the runs, as SnapshotWriter decides for any page:
  *
- * in one transaction on a connection of its own, committed before it returns; page versions
- * are the caller's (SnapshotWriter, in the snapshot's transaction). Page contents are
- * content-addressed and never change, so rows of a snapshot that is not written in the end
- * are harmless. The caller must not hold a write transaction on the database meanwhile.
- * Returns 0, or -1 with res->error set (res->disk_full when SQLITE_FULL was the cause).
+ *   unreadable, or 4096 zeros   id 0
+ *   any other bytes             the id of the page_content row of its digest (sha256 of the
+ *                               4096 bytes), inserted when there is none: data = one zstd
+ *                               frame (ZSTD_LEVEL) when smaller, codec 'zstd', else the
+ *                               bytes, codec 'raw' (docs/internals.md; see compressible())
+ *   id != PREV's                a page_version row (address, TICK, id or NULL)
  *
- * Threads: ENCODERS workers take batches of BATCH_PAGES pages in turn, read them (pread) and
- * encode them (zero check, SHA256, ZSTD) into a ring of RING slots; the calling thread
- * inserts the batches in order. Memory: the ring (a few MiB), whatever the process's size.
+ * It returns a blob: u64 contents inserted, u64 versions written, then the i64 id of every
+ * page. Errors are SQL errors (SQLITE_FULL for a full disk); the caller's transaction
+ * decides. The function may only be called directly (SQLITE_DIRECTONLY), never from a
+ * trigger or view of a database.
+ *
+ * Threads: ENCODERS workers read batches of BATCH_PAGES pages (pread) and encode them (zero
+ * check, SHA256, ZSTD) into a ring of RING slots, worker k the batches k, k + ENCODERS, ...
+ * so that a slot only ever passes between one worker and the calling thread, which inserts
+ * the batches in order: two semaphores per slot, no lock shared by all (a shared lock held
+ * by a preempted worker cost the inserter a quarter of its time on 2 CPUs). Memory: the
+ * ring (a few MiB), whatever the process's size.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
+#include <semaphore.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
-#include <sqlite3.h>
+#include <sqlite3ext.h>
 #include <zstd.h>
+
+SQLITE_EXTENSION_INIT1
 
 #define PAGE_SIZE 4096
 #define BATCH_PAGES 256 /* 1 MiB: one pread */
-#define RING 8
 #define ENCODERS 2
+#define RING (2 * ENCODERS) /* a multiple of ENCODERS: slot b % RING is worker b % ENCODERS's */
 /* Level 1: 1.3-1.5x faster than 3 on code and data pages for 1-3% more bytes (measured) */
 #define ZSTD_LEVEL 1
-#define BUSY_TIMEOUT_MS 30000
+#define PROBE_BYTES 1024
+#define PROBE_GAIN_BYTES 24 /* a random KiB comes out 1033 bytes long */
 
 struct ttdcap_run {
 	uint64_t start, end; /* rec_addr, page-aligned */
 };
 
-struct ttdcap_result {
-	uint64_t pages_read;	    /* pages of the runs */
-	uint64_t contents_inserted; /* page_content rows added */
-	int32_t disk_full;
-	char error[256];
-};
-
 struct slot {
-	uint64_t batch;		     /* which batch it holds; valid while state == FULL */
-	int state;		     /* EMPTY, BUSY (an encoder fills it), FULL */
+	sem_t empty, full;	     /* posted by the inserter / by the slot's worker */
 	uint32_t npages;
 	uint8_t raw[BATCH_PAGES * PAGE_SIZE];
 	uint8_t kind[BATCH_PAGES];   /* KIND_ZERO, KIND_RAW, KIND_ZSTD */
@@ -68,7 +68,6 @@ struct slot {
 	uint8_t packed[BATCH_PAGES][PAGE_SIZE];
 };
 
-enum { EMPTY, BUSY, FULL };
 enum { KIND_ZERO, KIND_RAW, KIND_ZSTD };
 
 struct job {
@@ -77,23 +76,16 @@ struct job {
 	uint64_t nruns;
 	uint64_t *run_first;  /* batch index where each run starts */
 	uint64_t nbatches;
-	uint64_t next_batch;  /* next batch an encoder takes */
-	int stop;
+	int stop;	      /* set by the inserter when it gives up */
 	struct slot *slots;
-	pthread_mutex_t lock;
-	pthread_cond_t changed;
+};
+
+struct worker {
+	struct job *job;
+	unsigned index;
 };
 
 static const uint8_t zero_page[PAGE_SIZE];
-
-static void set_error(struct ttdcap_result *res, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(res->error, sizeof(res->error), fmt, ap);
-	va_end(ap);
-}
 
 /* The address and page count of batch b (batches never span two runs). */
 static uint64_t batch_span(const struct job *job, uint64_t b, uint32_t *npages)
@@ -131,6 +123,17 @@ static void read_batch(int mem_fd, uint64_t addr, struct slot *s)
 	}
 }
 
+/* Does the page's first PROBE_BYTES compress by PROBE_GAIN_BYTES at least? Random or
+ * already compressed bytes (encrypted data, media) then cost a 1 KiB attempt instead of a
+ * 4 KiB one: zstd spends as long on bytes it cannot compress as on others. A page whose
+ * first KiB does not compress is stored raw even when the rest would. */
+static int compressible(ZSTD_CCtx *cctx, uint8_t *scratch, const uint8_t *page)
+{
+	size_t n = ZSTD_compressCCtx(cctx, scratch, PAGE_SIZE, page, PROBE_BYTES, ZSTD_LEVEL);
+
+	return !ZSTD_isError(n) && n + PROBE_GAIN_BYTES <= PROBE_BYTES;
+}
+
 static void encode_batch(ZSTD_CCtx *cctx, struct slot *s)
 {
 	for (uint32_t i = 0; i < s->npages; i++) {
@@ -141,7 +144,9 @@ static void encode_batch(ZSTD_CCtx *cctx, struct slot *s)
 			continue;
 		}
 		SHA256(page, PAGE_SIZE, s->digest[i]);
-		size_t n = ZSTD_compressCCtx(cctx, s->packed[i], PAGE_SIZE, page, PAGE_SIZE, ZSTD_LEVEL);
+		size_t n = PAGE_SIZE;
+		if (cctx && compressible(cctx, s->packed[i], page))
+			n = ZSTD_compressCCtx(cctx, s->packed[i], PAGE_SIZE, page, PAGE_SIZE, ZSTD_LEVEL);
 		if (!ZSTD_isError(n) && n < PAGE_SIZE) {
 			s->kind[i] = KIND_ZSTD;
 			s->packed_len[i] = (uint32_t)n;
@@ -153,53 +158,31 @@ static void encode_batch(ZSTD_CCtx *cctx, struct slot *s)
 
 static void *encoder(void *arg)
 {
-	struct job *job = arg;
+	struct worker *w = arg;
+	struct job *job = w->job;
 	ZSTD_CCtx *cctx = ZSTD_createCCtx();
 
-	pthread_mutex_lock(&job->lock);
-	for (;;) {
-		if (job->stop || job->next_batch >= job->nbatches)
-			break;
-		uint64_t b = job->next_batch;
+	for (uint64_t b = w->index; b < job->nbatches; b += ENCODERS) {
 		struct slot *s = &job->slots[b % RING];
 
-		if (s->state != EMPTY) { /* the inserter is RING batches behind: wait */
-			pthread_cond_wait(&job->changed, &job->lock);
-			continue;
-		}
-		job->next_batch++;
-		s->state = BUSY;
-		s->batch = b;
-		pthread_mutex_unlock(&job->lock);
-
+		sem_wait(&s->empty);
+		if (__atomic_load_n(&job->stop, __ATOMIC_ACQUIRE))
+			break;
 		uint64_t addr = batch_span(job, b, &s->npages);
 		read_batch(job->mem_fd, addr, s);
-		if (cctx)
-			encode_batch(cctx, s);
-
-		pthread_mutex_lock(&job->lock);
-		s->state = FULL;
-		pthread_cond_broadcast(&job->changed);
+		encode_batch(cctx, s); /* without a context (no memory): stored raw */
+		sem_post(&s->full);
 	}
-	pthread_mutex_unlock(&job->lock);
 	ZSTD_freeCCtx(cctx);
 	return NULL;
 }
 
 struct store {
 	sqlite3 *db;
-	sqlite3_stmt *insert, *lookup;
-	struct ttdcap_result *res;
+	sqlite3_stmt *insert, *lookup, *version;
+	int64_t tick;
+	uint64_t contents_inserted, versions_written;
 };
-
-static int sql_failed(struct store *st, const char *what)
-{
-	int code = sqlite3_extended_errcode(st->db);
-
-	st->res->disk_full = (code & 0xff) == SQLITE_FULL;
-	set_error(st->res, "%s: %s", what, sqlite3_errmsg(st->db));
-	return -1;
-}
 
 /* The id of a content: inserted when new, else the existing row's. */
 static int content_id(struct store *st, const struct slot *s, uint32_t i, int64_t *id)
@@ -214,133 +197,171 @@ static int content_id(struct store *st, const struct slot *s, uint32_t i, int64_
 	int rc = sqlite3_step(st->insert);
 	sqlite3_reset(st->insert);
 	if (rc != SQLITE_DONE)
-		return sql_failed(st, "insert page_content");
+		return rc;
 	if (sqlite3_changes(st->db) == 1) {
 		*id = sqlite3_last_insert_rowid(st->db);
-		st->res->contents_inserted++;
-		return 0;
+		st->contents_inserted++;
+		return SQLITE_OK;
 	}
 	sqlite3_bind_blob(st->lookup, 1, s->digest[i], SHA256_DIGEST_LENGTH, SQLITE_STATIC);
 	rc = sqlite3_step(st->lookup);
 	*id = rc == SQLITE_ROW ? sqlite3_column_int64(st->lookup, 0) : 0;
 	sqlite3_reset(st->lookup);
-	if (rc != SQLITE_ROW)
-		return sql_failed(st, "look up page_content");
-	return 0;
+	return rc == SQLITE_ROW ? SQLITE_OK : (rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
 }
 
-static int open_store(struct store *st, const char *db_path)
+static int add_version(struct store *st, uint64_t addr, int64_t id)
 {
-	if (sqlite3_open_v2(db_path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-		return sql_failed(st, "open");
-	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-	/* The caller's connection and this one are in one process: no fsync per snapshot, as
-	 * gcore does none; a killed recorder still leaves a consistent database (rollback journal). */
-	if (sqlite3_exec(st->db, "PRAGMA synchronous=OFF; PRAGMA cache_size=-16384", NULL, NULL, NULL) != SQLITE_OK)
-		return sql_failed(st, "configure");
-	if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO page_content (digest, codec, data) "
-			       "VALUES (?, ?, ?)", -1, &st->insert, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(st->db, "SELECT id FROM page_content WHERE digest = ?", -1,
-			       &st->lookup, NULL) != SQLITE_OK)
-		return sql_failed(st, "prepare");
-	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return sql_failed(st, "begin");
-	return 0;
+	sqlite3_bind_int64(st->version, 1, (sqlite3_int64)addr);
+	sqlite3_bind_int64(st->version, 2, st->tick);
+	if (id)
+		sqlite3_bind_int64(st->version, 3, id);
+	else
+		sqlite3_bind_null(st->version, 3);
+	int rc = sqlite3_step(st->version);
+	sqlite3_reset(st->version);
+	st->versions_written++;
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void close_store(struct store *st, int commit)
+static int prepare(struct store *st)
 {
-	if (st->db && !sqlite3_get_autocommit(st->db)) {
-		if (!commit || sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-			if (commit)
-				sql_failed(st, "commit");
-			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-		}
+	static const char *const sql[] = {
+		"INSERT OR IGNORE INTO page_content (digest, codec, data) VALUES (?, ?, ?)",
+		"SELECT id FROM page_content WHERE digest = ?",
+		"INSERT INTO page_version (address, first_tick, content_id) VALUES (?, ?, ?)",
+	};
+	sqlite3_stmt **stmt[] = { &st->insert, &st->lookup, &st->version };
+
+	for (int i = 0; i < 3; i++) {
+		int rc = sqlite3_prepare_v2(st->db, sql[i], -1, stmt[i], NULL);
+		if (rc != SQLITE_OK)
+			return rc;
 	}
-	sqlite3_finalize(st->insert);
-	sqlite3_finalize(st->lookup);
-	sqlite3_close(st->db);
+	return SQLITE_OK;
 }
 
 /* Insert the batches in order as the encoders fill them; ids[] gets every page's id. */
-static int insert_batches(struct job *job, struct store *st, int64_t *ids)
+static int insert_batches(struct job *job, struct store *st, const int64_t *prev, int64_t *ids)
 {
 	uint64_t page = 0;
 
 	for (uint64_t b = 0; b < job->nbatches; b++) {
 		struct slot *s = &job->slots[b % RING];
+		uint32_t npages;
+		uint64_t addr = batch_span(job, b, &npages);
 
-		pthread_mutex_lock(&job->lock);
-		while (!(s->state == FULL && s->batch == b))
-			pthread_cond_wait(&job->changed, &job->lock);
-		pthread_mutex_unlock(&job->lock);
+		sem_wait(&s->full);
 
 		for (uint32_t i = 0; i < s->npages; i++, page++) {
-			ids[page] = 0;
-			if (s->kind[i] != KIND_ZERO && content_id(st, s, i, &ids[page]) < 0)
-				return -1;
-		}
-		st->res->pages_read += s->npages;
+			int rc = SQLITE_OK;
 
-		pthread_mutex_lock(&job->lock);
-		s->state = EMPTY;
-		pthread_cond_broadcast(&job->changed);
-		pthread_mutex_unlock(&job->lock);
+			ids[page] = 0;
+			if (s->kind[i] != KIND_ZERO)
+				rc = content_id(st, s, i, &ids[page]);
+			if (rc == SQLITE_OK && ids[page] != prev[page])
+				rc = add_version(st, addr + (uint64_t)i * PAGE_SIZE, ids[page]);
+			if (rc != SQLITE_OK)
+				return rc;
+		}
+
+		sem_post(&s->empty);
 	}
-	return 0;
+	return SQLITE_OK;
 }
 
-int ttdcap_store(const char *db_path, int mem_fd, const struct ttdcap_run *runs, uint64_t nruns,
-		 int64_t *ids, struct ttdcap_result *res)
+/* Run the encoders and insert what they make; an SQLite result code. */
+static int run_job(struct job *job, struct store *st, const int64_t *prev, int64_t *ids)
 {
-	struct job job = { .mem_fd = mem_fd, .runs = runs, .nruns = nruns };
-	struct store st = { .res = res };
 	pthread_t threads[ENCODERS];
-	int started = 0, ret = -1;
+	struct worker workers[ENCODERS];
+	int started = 0, rc = SQLITE_NOMEM;
 
-	memset(res, 0, sizeof(*res));
-	job.run_first = calloc(nruns + 1, sizeof(*job.run_first));
-	job.slots = calloc(RING, sizeof(*job.slots));
-	if (!job.run_first || !job.slots) {
-		set_error(res, "out of memory");
-		goto out;
+	for (int i = 0; i < RING; i++) {
+		sem_init(&job->slots[i].empty, 0, 1);
+		sem_init(&job->slots[i].full, 0, 0);
 	}
-	for (uint64_t r = 0; r < nruns; r++) {
-		if (runs[r].start % PAGE_SIZE || runs[r].end % PAGE_SIZE || runs[r].end <= runs[r].start) {
-			set_error(res, "bad run %#llx-%#llx", (unsigned long long)runs[r].start,
-				  (unsigned long long)runs[r].end);
-			goto out;
+	for (; started < ENCODERS; started++) {
+		workers[started] = (struct worker){ .job = job, .index = started };
+		if (pthread_create(&threads[started], NULL, encoder, &workers[started]) != 0)
+			break;
+	}
+	if (started == ENCODERS)
+		rc = insert_batches(job, st, prev, ids);
+	/* wake workers waiting for a slot the inserter will not give back */
+	__atomic_store_n(&job->stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < RING; i++)
+		sem_post(&job->slots[i].empty);
+	for (int t = 0; t < started; t++)
+		pthread_join(threads[t], NULL);
+	for (int i = 0; i < RING; i++) {
+		sem_destroy(&job->slots[i].empty);
+		sem_destroy(&job->slots[i].full);
+	}
+	return rc;
+}
+
+/* ttd_store_pages(MEM_FD, RUNS, PREV, TICK): see the head of this file. */
+static void store_pages(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct job job = { .mem_fd = sqlite3_value_int(argv[0]) };
+	struct store st = { .db = sqlite3_context_db_handle(ctx), .tick = sqlite3_value_int64(argv[3]) };
+	const int64_t *prev = sqlite3_value_blob(argv[2]);
+	uint64_t npages = 0;
+	int64_t *out = NULL;
+	int rc = SQLITE_NOMEM;
+
+	job.nruns = (uint64_t)sqlite3_value_bytes(argv[1]) / sizeof(struct ttdcap_run);
+	job.runs = sqlite3_value_blob(argv[1]);
+	for (uint64_t r = 0; r < job.nruns; r++) {
+		if (job.runs[r].start % PAGE_SIZE || job.runs[r].end % PAGE_SIZE ||
+		    job.runs[r].end <= job.runs[r].start) {
+			sqlite3_result_error(ctx, "ttd_store_pages: a run is not page-aligned", -1);
+			return;
 		}
-		uint64_t pages = (runs[r].end - runs[r].start) / PAGE_SIZE;
+		npages += (job.runs[r].end - job.runs[r].start) / PAGE_SIZE;
+	}
+	if ((uint64_t)sqlite3_value_bytes(argv[2]) != npages * sizeof(int64_t)) {
+		sqlite3_result_error(ctx, "ttd_store_pages: PREV does not have one id per page", -1);
+		return;
+	}
+	job.run_first = calloc(job.nruns + 1, sizeof(*job.run_first));
+	job.slots = calloc(RING, sizeof(*job.slots));
+	out = malloc((npages + 2) * sizeof(int64_t));
+	if (!job.run_first || !job.slots || !out)
+		goto out;
+	for (uint64_t r = 0; r < job.nruns; r++) {
+		uint64_t pages = (job.runs[r].end - job.runs[r].start) / PAGE_SIZE;
 
 		job.run_first[r] = job.nbatches;
 		job.nbatches += (pages + BATCH_PAGES - 1) / BATCH_PAGES;
 	}
-	if (open_store(&st, db_path) < 0)
-		goto out;
-	pthread_mutex_init(&job.lock, NULL);
-	pthread_cond_init(&job.changed, NULL);
-	for (; started < ENCODERS; started++) {
-		if (pthread_create(&threads[started], NULL, encoder, &job) != 0) {
-			set_error(res, "cannot start a thread: %s", strerror(errno));
-			break;
-		}
-	}
-	if (started == ENCODERS)
-		ret = insert_batches(&job, &st, ids);
-	pthread_mutex_lock(&job.lock);
-	job.stop = 1;
-	pthread_cond_broadcast(&job.changed);
-	pthread_mutex_unlock(&job.lock);
-	for (int t = 0; t < started; t++)
-		pthread_join(threads[t], NULL);
-	pthread_cond_destroy(&job.changed);
-	pthread_mutex_destroy(&job.lock);
+	rc = prepare(&st);
+	if (rc == SQLITE_OK)
+		rc = run_job(&job, &st, prev, out + 2);
 out:
-	close_store(&st, ret == 0);
-	if (ret == 0 && res->error[0])
-		ret = -1; /* the commit failed */
+	sqlite3_finalize(st.insert);
+	sqlite3_finalize(st.lookup);
+	sqlite3_finalize(st.version);
+	if (rc == SQLITE_OK) {
+		out[0] = (int64_t)st.contents_inserted;
+		out[1] = (int64_t)st.versions_written;
+		sqlite3_result_blob64(ctx, out, (npages + 2) * sizeof(int64_t), free);
+		out = NULL;
+	} else if (rc == SQLITE_NOMEM) {
+		sqlite3_result_error_nomem(ctx);
+	} else {
+		sqlite3_result_error(ctx, sqlite3_errmsg(st.db), -1);
+		sqlite3_result_error_code(ctx, rc);
+	}
+	free(out);
 	free(job.run_first);
 	free(job.slots);
-	return ret;
+}
+
+int sqlite3_ttdcapture_init(sqlite3 *db, char **errmsg, const sqlite3_api_routines *api)
+{
+	SQLITE_EXTENSION_INIT2(api);
+	return sqlite3_create_function(db, "ttd_store_pages", 4, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+				       NULL, store_pages, NULL, NULL);
 }

@@ -3,9 +3,10 @@
 The writer keeps no table of digests in memory (a 1 GiB process has 262144 of them): the
 unique index on page_content.digest is the table. On SQLite a batch is one
 `INSERT OR IGNORE` executemany; when every row went in (the usual case: new contents),
-their ids are the next ones in order (an INTEGER PRIMARY KEY takes max(id) + 1) and nothing
-is looked up; otherwise the batch's ids are read back by digest. Other databases look the
-digests up first and insert what is missing.
+their ids are the next ones in order (an INTEGER PRIMARY KEY takes max(id) + 1, read just
+before: the native bulk path inserts in the same transaction) and nothing is looked up;
+otherwise the batch's ids are read back by digest. Other databases look the digests up
+first and insert what is missing.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ class ContentStore:
     def __init__(self, conn: Connection):
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
-        self.next_id = (conn.scalar(select(func.max(PageContent.id))) or 0) + 1
         self.inserted = 0
 
     def ids(self, rows: list[tuple[bytes, str, bytes]]) -> list[int]:
@@ -33,15 +33,13 @@ class ContentStore:
         if not rows:
             return []
         if self.sqlite:
+            first = (self.conn.scalar(select(func.max(PageContent.id))) or 0) + 1
             cursor = self.conn.exec_driver_sql(
                 "INSERT OR IGNORE INTO page_content (digest, codec, data) VALUES (?, ?, ?)",
                 rows)
-            if cursor.rowcount == len(rows):
-                first, self.next_id = self.next_id, self.next_id + len(rows)
-                self.inserted += len(rows)
-                return list(range(first, self.next_id))
             self.inserted += max(cursor.rowcount, 0)
-            self.next_id = (self.conn.scalar(select(func.max(PageContent.id))) or 0) + 1
+            if cursor.rowcount == len(rows):
+                return list(range(first, first + len(rows)))
             found = self._lookup([r[0] for r in rows])
             return [found[r[0]] for r in rows]
         found = self._lookup([r[0] for r in rows])

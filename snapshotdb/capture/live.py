@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from ..elf import build_id
 from ..errors import CaptureError
+from ..pages import PAGE_SIZE
 from ..regs import gpreg
 from .memory_scan import MemoryScan
 from .proc import MemoryReader, read_layout, read_proc, thread_ids
@@ -77,10 +78,13 @@ class LiveRecorder:
                 except BaseException:
                     self._abort()
                     raise
+            scan = self.tracked.scan if self.tracked else self.scan
             self._commit(stats.tick)
             stats.tracker = way
-            stats.chunks_skipped = (self.tracked.scan if self.tracked else self.scan) \
-                .chunks_skipped
+            stats.chunks_skipped = scan.chunks_skipped
+            # what the scan compared was read, not only what it passed on
+            stats.bytes_scanned += scan.bytes_compared - scan.bytes_passed
+            stats.pages_scanned = stats.bytes_scanned // PAGE_SIZE
             return stats
         raise AssertionError("a delta made afresh cannot be stale")
 

@@ -24,12 +24,16 @@ class MemoryScan:
         self._bytes: dict[int, bytes] = {}  # chunk start -> its bytes at the last snapshot
         self._next: dict[int, bytes] = {}
         self.chunks_skipped = 0
+        self.bytes_compared = 0  # read and compared, of the last changes()
+        self.bytes_passed = 0  # ... passed on as changed
 
     def changes(self, chunks: Iterable[tuple[int, bytes]],
                 kept: list[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
         """The parts of `chunks` that differ from last time; appends to `kept` the ranges
         that do not, as it goes (complete once the iterator is exhausted)."""
+        self.bytes_compared = self.bytes_passed = 0
         for rec_addr, data in chunks:
+            self.bytes_compared += len(data)
             self._next[rec_addr] = data
             prev = self._bytes.get(rec_addr)
             if prev == data:
@@ -37,8 +41,11 @@ class MemoryScan:
                 kept.append((rec_addr, rec_addr + len(data)))
                 self.chunks_skipped += 1
             elif prev is not None and len(prev) == len(data):
-                yield from _changed_pages(rec_addr, prev, data, kept)
+                for piece in _changed_pages(rec_addr, prev, data, kept):
+                    self.bytes_passed += len(piece[1])
+                    yield piece
             else:
+                self.bytes_passed += len(data)
                 yield rec_addr, data
 
     def commit(self) -> None:

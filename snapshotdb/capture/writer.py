@@ -25,10 +25,9 @@ Per page the writer decides, against the page map it holds (page_map.py):
                                   a version when the id differs from the map's
 
 Chunks go through in batches (BATCH_BYTES): hashed and compressed (page_codec.py), their
-contents and versions inserted with one executemany each; reads are stored first, outside
-the snapshot's transaction (contents only: they are content-addressed, so contents of a
-snapshot that fails are harmless), and get their versions with the chunks'. Nothing of the
-process's memory is kept after a batch. Writes are not synced to disk (synchronous=OFF, as
+contents and versions inserted with one executemany each; reads are stored by the native
+SQLite extension in the same transaction (bulk_store.py), or read here as chunks. Nothing
+of the process's memory is kept after a batch. Writes are not synced to disk (synchronous=OFF, as
 gcore does not sync): a recorder killed at any moment leaves a consistent database (the
 rollback journal); a machine that loses power may not. A delta made against an older tick
 than the database's latest (another writer wrote meanwhile) is refused with StaleBase: its
@@ -185,7 +184,6 @@ class SnapshotWriter:
             raise CaptureError("Cannot take a snapshot of a process without threads.")
         _check_threads(threads)
         try:
-            stored = self._store_reads(delta)
             with Session(self.engine) as session, session.begin():
                 _write_settings(session)
                 tick = self._sync(session, delta.base_tick) + 1
@@ -193,25 +191,14 @@ class SnapshotWriter:
                 self._insert_threads(session, snap_id, threads)
                 self._insert_mappings(session, snap_id, mappings)
                 pages = _PageWrite(session.connection(), self.map, tick)
-                pages.write(delta, stored)
+                pages.write(delta)
         except OperationalError as exc:
             if "full" in str(exc.orig):  # SQLITE_FULL: "database or disk is full"
                 raise self._disk_full() from None
             raise
-        except bulk_store.BulkFailed as exc:
-            if exc.disk_full:
-                raise self._disk_full() from None
-            raise CaptureError(f"Cannot store the snapshot's pages: {exc}.") from None
         pages.apply(self.map)
         self.tick = tick
         return pages.stats
-
-    def _store_reads(self, delta: PageDelta):
-        """The content ids of the delta's reads, stored by the bulk path; None when the
-        writer reads them itself (no SQLite file, no native library)."""
-        if not delta.reads or self.path is None or not bulk_store.available():
-            return None
-        return bulk_store.store(self.path, delta.reader.mem_fd, delta.reads)
 
     def _disk_full(self) -> DiskFull:
         return DiskFull(f"The disk is full: tick {(self.tick or 0) + 1} could not be written "
@@ -271,10 +258,10 @@ class _PageWrite:
         self.covered: list[tuple[int, int]] = []
         self.stats = WriteStats(tick=tick)
 
-    def write(self, delta: PageDelta, stored) -> None:
+    def write(self, delta: PageDelta) -> None:
         chunks = delta.chunks
-        if stored is not None:
-            self._write_stored(delta.reads, *stored)
+        if delta.reads and bulk_store.usable(self.conn):
+            self._store_reads(delta.reads, delta.reader.mem_fd)
         elif delta.reads:
             chunks = chain((c for start, end in delta.reads
                             for c in delta.reader.run_chunks(start, end)), chunks)
@@ -290,24 +277,22 @@ class _PageWrite:
         for rec_addr, content_id in self.changes.items():
             page_map.set(rec_addr, content_id)
 
-    def _write_stored(self, reads: list[tuple[int, int]], ids: array, inserted: int) -> None:
-        """Versions of the pages the bulk path stored: where the id differs from the map's."""
-        versions, pos = [], 0
+    def _store_reads(self, reads: list[tuple[int, int]], mem_fd: int) -> None:
+        """The reads stored by the native extension: contents and versions."""
+        prev = array("q")
+        for start, end in reads:
+            prev.extend(self.map.ids(start, end))
+        ids, contents, versions = bulk_store.store(self.conn, mem_fd, reads, prev, self.tick)
+        pos = 0
         for start, end in reads:
             count = (end - start) // PAGE_SIZE
-            new = ids[pos:pos + count]
-            pos += count
-            old = self.map.ids(start, end)
-            if new != old:
-                versions += [(start + i * PAGE_SIZE, self.tick, new[i] or None)
-                             for i in range(count) if new[i] != old[i]]
-            self.run_changes.append((start, new))
+            self.run_changes.append((start, ids[pos:pos + count]))
             self.covered.append((start, end))
+            pos += count
         self.stats.pages_scanned += pos
         self.stats.bytes_scanned += pos * PAGE_SIZE
-        self.stats.contents_written += inserted
-        self.stats.versions_written += len(versions)
-        self._insert_versions(versions)
+        self.stats.contents_written += contents
+        self.stats.versions_written += versions
 
     def _write_batch(self, batch: list[tuple[int, bytes]]) -> None:
         """Version every page of the batch whose content id differs from the map's."""

@@ -12,20 +12,26 @@ import pytest
 from sqlalchemy import select
 
 from snapshotdb import queries
+from snapshotdb.capture import bulk_store
 from snapshotdb.db import open_recording
 from snapshotdb.models import PageContent, PageVersion
-from tests.conftest import PLUGIN, TOP
+from tests.conftest import PLUGIN, TOP, require
 
 ROUNDS = 6
 GDB_TIMEOUT = 300
 
 
-@pytest.fixture(scope="module")
-def both_ways(build_target, tmp_path_factory):
+@pytest.fixture(scope="module", params=["native", "python"])
+def both_ways(request, build_target, tmp_path_factory):
+    """The run recorded both ways; the tracked way's big reads stored by the native SQLite
+    extension (native/capture), or read in Python (TTD_NO_NATIVE_CAPTURE=1)."""
+    if request.param == "native":
+        require(bulk_store.LIBRARY.exists(), "make -C native/capture")
     exe = build_target("tests/record/ways.c", "-pthread")
     out = tmp_path_factory.mktemp("ways")
     env = dict(os.environ, TTD_SCAN=str(out / "scan.db"), TTD_TRACKED=str(out / "tracked.db"),
-               TTD_OUT=str(out / "log.json"))
+               TTD_OUT=str(out / "log.json"),
+               TTD_NO_NATIVE_CAPTURE="1" if request.param == "python" else "0")
     proc = subprocess.run(["gdb", "--nx", "-q", "-batch", "-ex", f"source {PLUGIN}", "-x",
                            str(TOP / "tests/record/gdb_ways.py"), "--args", str(exe),
                            str(out / "scratch")],
