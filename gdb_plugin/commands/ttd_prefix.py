@@ -94,6 +94,7 @@ def parse_snapshot_args(arg: str) -> argparse.Namespace:
     parser.add_argument("--reason", choices=REASONS, default="manual")
     parser.add_argument("--signal", default=None)
     parser.add_argument("--tracker", default="auto")  # checked by snapshotdb.capture
+    parser.add_argument("--stop-tracking", action="store_true")
     parser.add_argument("note", nargs="*")
     args = parser.parse_args(gdb.string_to_argv(arg))
     args.note = " ".join(args.note) or None
@@ -109,6 +110,7 @@ class TtdSnapshot(gdb.Command):
     """Snapshot the stopped inferior into the open recording: all threads, memory, registers.
 
 Usage: ttd snapshot [--reason REASON] [--signal SIGNAL] [--tracker TRACKER] [NOTE...]
+       ttd snapshot --stop-tracking
 REASON is manual (the default), breakpoint, signal or exit; "ttd record" sets it.
 NOTE is free text shown by "ttd timeline". The inferior must be a live native
 process (not a core file or a remote target), stopped in all-stop mode.
@@ -116,6 +118,9 @@ TRACKER says how the pages written since the last snapshot are found: auto (the
 default) asks the kernel (userfaultfd write-protection, armed at the first
 snapshot) where it can and reads all memory otherwise; wp-async insists on the
 kernel; scan reads all memory and compares it with the last snapshot's.
+--stop-tracking takes no snapshot: it releases the kernel's tracking of this
+process for good, before the program makes a userfaultfd of its own ("ttd
+record" does it when the program calls userfaultfd).
 
 Examples:
   ttd snapshot
@@ -132,6 +137,10 @@ Examples:
         recording = state.current_recording()
         pid = _live_native_pid()
         try:
+            if args.stop_tracking:
+                recording.writer(pid).stop_tracking("the program uses userfaultfd itself")
+                gdb.write(f"Write tracking of process {pid} stopped.\n")
+                return
             stats = snapshot_inferior(recording, pid, args)
         except RecordingError as exc:
             raise gdb.GdbError(str(exc)) from None

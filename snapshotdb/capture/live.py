@@ -140,6 +140,13 @@ class LiveRecorder:
         self._say(notes, f"writes of process {self.pid} are not tracked "
                          f"({self.untrackable}): every snapshot reads all its memory")
 
+    def stop_tracking(self, why: str) -> None:
+        """Release the kernel's write tracking for good and scan from now on: `why` the
+        program is about to use userfaultfd itself (a mapping our userfaultfd holds would
+        refuse its registration)."""
+        self._disarm()
+        self.untrackable = why
+
     def _disarm(self) -> None:
         if self.tracked is not None:
             self.tracked.tracker.close()

@@ -12,7 +12,7 @@ import pytest
 
 from snapshotdb import queries
 from snapshotdb.db import open_recording
-from tests.cli.conftest import one_line_error, read_only_dir, symlink_loop
+from tests.cli.conftest import one_line_error, read_only_dir, symlink_loop, timeline
 from tests.conftest import require, run_ttd
 
 TIMEOUT = 60
@@ -216,3 +216,27 @@ def test_import_into_a_read_only_directory(kernel_core, tmp_path):
     assert done.returncode == 2
     assert one_line_error(done) == (f"ttd: Cannot create '{ro}/k.db': the directory '{ro}' "
                                     "does not take new files (Read-only file system).")
+
+
+def test_core_of_an_abort_names_the_function_it_stopped_in(build_target, tmp_path):
+    """The stop is inside libc (raise/pthread_kill): its function is named as GDB names it,
+    from libc's separate debug file (libc6-dbg) when libc itself does not say."""
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    require(not pattern.startswith("|") and "/" not in pattern,
+            f"kernel core_pattern {pattern!r} does not write a core file beside the process")
+    exits = build_target("tests/record/exits.c")
+    shutil.copy(exits, tmp_path / "exits")
+    proc = subprocess.run(["./exits", "abort"], cwd=tmp_path, preexec_fn=_unlimited_core,
+                          capture_output=True, timeout=TIMEOUT)
+    assert proc.returncode == -6
+    core = sorted(tmp_path.glob("core*"))[0]
+    gdb = subprocess.run(["gdb", "--nx", "-batch", "-ex", "frame 0", str(tmp_path / "exits"),
+                          str(core)], capture_output=True, text=True, timeout=TIMEOUT)
+    frame = next(line for line in gdb.stdout.splitlines() if line.startswith("#0"))
+    gdb_function = frame.split(" in ", 1)[1].split(" (")[0] if " in " in frame else \
+        frame.split()[1]
+    db = tmp_path / "a.db"
+    assert run_ttd("import-core", str(db), str(core), timeout=TIMEOUT).returncode == 0
+    row = timeline(db)[0]
+    assert row["signal"] == "SIGABRT"
+    assert row["function"] == gdb_function != "??"
