@@ -192,3 +192,16 @@ def test_a_program_that_uses_userfaultfd_itself(build_target, tmp_path):
     with open_recording(db) as recording, recording.session() as session:
         values = [global_value(session, prog, "value", t, 4) for t in (1, 2, 3)]
     assert values == [1, 2, 3]
+
+
+def test_a_program_that_runs_exec_of_itself(build_target, tmp_path):
+    """The memory the tracking was armed on goes away with exec: the next snapshot reads
+    everything, and the tracking is armed again on the new image."""
+    prog = build_target("tests/record/reexec.c")
+    db = tmp_path / "x.db"
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(prog),
+                   timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "not tracked" not in done.stderr
+    with open_recording(db) as recording, recording.session() as session:
+        assert [global_value(session, prog, "value", t) for t in (1, 2, 3)] == [1, 2, 3]

@@ -3,7 +3,8 @@
  * maps and unmaps a region, drops pages with MADV_DONTNEED, grows the heap with sbrk,
  * moves a mapping with mremap, write-protects and unprotects a page, writes a shared and a
  * private file mapping, forks a child that writes its own copy of the heap and exits 7,
- * and has its thread write its own page. Prints "ways ok" when everything went as it must.
+ * has its thread write its own page, and in round 3 starts another thread that writes its
+ * stack and a global and ends. Prints "ways ok" when everything went as it must.
  * argv[1]: a scratch file for the file mapping. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -23,6 +24,7 @@ static char *heap, *moving, *shared, *filemap;
 static size_t moving_pages = 4;
 static int to_thread[2], from_thread[2];
 static char thread_page[PAGE] __attribute__((aligned(PAGE)));
+static volatile long late_sum;
 
 __attribute__((noinline)) void checkpoint(int round)
 {
@@ -39,6 +41,16 @@ static void *worker(void *arg)
 		if (write(from_thread[1], &round, 1) != 1)
 			break;
 	}
+	return NULL;
+}
+
+static void *late(void *arg)
+{
+	volatile char stack[3 * PAGE];
+
+	for (int i = 0; i < (int)sizeof(stack); i += 512)
+		stack[i] = (char)i;
+	late_sum = (long)arg + stack[512];
 	return NULL;
 }
 
@@ -80,6 +92,12 @@ static int one_round(int round)
 	filemap[PAGE + round] = 'f';
 	ok &= in_child();
 	ok &= write(to_thread[1], &token, 1) == 1 && read(from_thread[0], &back, 1) == 1;
+	if (round == 3) {  /* a thread that starts after the tracking was armed */
+		pthread_t t;
+
+		ok &= pthread_create(&t, NULL, late, (void *)40L) == 0 && pthread_join(t, NULL) == 0;
+		ok &= late_sum == 40 + (char)512;
+	}
 	return ok;
 }
 
