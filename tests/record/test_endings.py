@@ -16,6 +16,7 @@ from snapshotdb.db import open_recording
 from tests.cli.conftest import descendants, stat_fields, timeline
 from tests.conftest import TTD, require, run_ttd
 from tests.record.memory import global_value
+from tests.record.runs import record_checkpoints
 
 WAIT_S = 60  # a ceiling that only catches hangs
 
@@ -179,10 +180,7 @@ def test_full_disk(build_target, tmp_path):
 
 
 def test_a_program_that_uses_userfaultfd_itself(build_target, tmp_path):
-    prog = build_target("tests/record/own_uffd.c")
-    db = tmp_path / "u.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(prog),
-                   timeout=120)
+    done, db, prog = record_checkpoints(build_target, tmp_path, "tests/record/own_uffd.c")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "own userfaultfd ok\n"
     assert done.stderr.splitlines()[0] == (
@@ -197,10 +195,7 @@ def test_a_program_that_uses_userfaultfd_itself(build_target, tmp_path):
 def test_a_program_that_runs_exec_of_itself(build_target, tmp_path):
     """The memory the tracking was armed on goes away with exec: the next snapshot reads
     everything, and the tracking is armed again on the new image."""
-    prog = build_target("tests/record/reexec.c")
-    db = tmp_path / "x.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(prog),
-                   timeout=120)
+    done, db, prog = record_checkpoints(build_target, tmp_path, "tests/record/reexec.c")
     assert done.returncode == 0, done.stderr
     assert "not tracked" not in done.stderr
     with open_recording(db) as recording, recording.session() as session:

@@ -11,14 +11,7 @@ import pytest
 from snapshotdb.db import open_recording
 from tests.conftest import run_ttd
 from tests.record.memory import global_value
-
-
-def record(build_target, tmp_path, source: str, **env):
-    prog = build_target(source)
-    db = tmp_path / "f.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(prog), "3",
-                   env=dict(os.environ, **env), timeout=120)
-    return done, db, prog
+from tests.record.runs import record_checkpoints
 
 
 @pytest.mark.parametrize("source, variable, env, why", [
@@ -29,7 +22,7 @@ def record(build_target, tmp_path, source: str, **env):
     ("tests/record/seccomp_user.c", "value", {}, "the program runs under a seccomp filter"),
 ], ids=["no-pagemap-scan", "no-wp-async", "seccomp"])
 def test_said_once_and_recorded_by_reading(build_target, tmp_path, source, variable, env, why):
-    done, db, prog = record(build_target, tmp_path, source, **env)
+    done, db, prog = record_checkpoints(build_target, tmp_path, source, "3", env=env)
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if "are not tracked" in line]
     assert len(notes) == 1, done.stderr
@@ -40,8 +33,9 @@ def test_said_once_and_recorded_by_reading(build_target, tmp_path, source, varia
 
 
 def test_insisting_on_the_kernel_fails(build_target, tmp_path):
-    done, db, _ = record(build_target, tmp_path, "tests/record/grows.c",
-                         TTD_NO_PAGEMAP_SCAN="1", TTD_RECORD_TRACKER="wp-async")
+    done, _, _ = record_checkpoints(build_target, tmp_path, "tests/record/grows.c", "3",
+                                    env={"TTD_NO_PAGEMAP_SCAN": "1",
+                                         "TTD_RECORD_TRACKER": "wp-async"})
     assert done.returncode == 2
     pid = done.stderr.split("writes of process ")[1].split(":")[0]
     assert done.stderr.splitlines()[-1] == (

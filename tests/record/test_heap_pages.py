@@ -6,17 +6,15 @@ from sqlalchemy import select
 
 from snapshotdb.db import open_recording
 from snapshotdb.models import PageVersion
-from tests.conftest import run_ttd
+from tests.record.runs import record_checkpoints
 
 PAGE = 4096
 HEAP = 256 << 20
 
 
 def test_ten_written_pages_of_a_256_mib_heap(build_target, tmp_path):
-    big = build_target("tests/record/big_heap.c")
-    db = tmp_path / "h.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(big),
-                   timeout=300)
+    done, db, _ = record_checkpoints(build_target, tmp_path, "tests/record/big_heap.c",
+                                     timeout=300)
     assert done.returncode == 0, done.stderr
     words = done.stdout.split()  # heap 0x... pages N N N ...
     heap, written = int(words[1], 16), [int(w) for w in words[3:]]
