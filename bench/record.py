@@ -2,17 +2,20 @@
 
 Prints one JSON object. For each size (BENCH_SIZES_MIB, default 64 and 1024 MiB of random
 heap, every page resident; SNAPSHOTS rounds with about 10 pages written between
-snapshots), on one process:
+snapshots), each part in a benchmark process of its own on a target process of its own
+(what one part leaves held, SQLite caches and the allocator's arenas, does not count in
+the next one's memory, nor its files in the next one's time):
 
-    tracked   the kernel's write tracking (ttd's default): the first snapshot, then the
-              incremental ones; what the recorder process holds beyond its baseline
+    first     a first snapshot (ttd's default way) and GDB's `gcore` of the same process
+              (the command's time in an attached GDB, to a new file, as the first
+              snapshot writes a new database) alternate REPEATS times, each after a sync
+              (dirty pages of the one before would slow the next down); medians, as
+              machines of this kind differ from one minute to the next
+    tracked   the kernel's write tracking (the default): a first snapshot, then the
+              incremental ones; what the recorder holds beyond its baseline after them,
+              and at its peak
     scan      today's way, forced (reads all memory, compares it with the last bytes)
-    gcore     GDB's `gcore` of the same process (the command's time in an attached GDB,
-              to a new file, as the first snapshot writes a new database)
-
-The first snapshot and gcore alternate REPEATS times, each after a sync (both write 1 GiB
-to a new file; dirty pages of the one before would slow the next down), medians: machines
-of this kind differ from one minute to the next. The 1 GiB figures are repeated at the top level:
+ The 1 GiB figures are repeated at the top level:
 incremental_ms_1gib (goal <= 15 and >= 20x faster than incremental_ms_1gib_scan),
 first_snapshot_s_1gib (goal <= gcore_s_1gib), recorder_extra_rss_mib (goal <= 64).
 Then page lookup latency at 1M stored page versions (bench/page_lookup.py).
@@ -38,7 +41,7 @@ from snapshotdb.db import open_engine  # noqa: E402
 from ttd_cli.mi import MiGdb  # noqa: E402
 
 SNAPSHOTS = 10
-REPEATS = 3
+REPEATS = 5
 
 
 def build_target(tmp: str) -> str:
@@ -85,6 +88,8 @@ def series(target: Target, db: str, tracker: str) -> dict:
     """A first snapshot and SNAPSHOTS incremental ones into a new recording."""
     engine = open_engine(db, create=True)
     recorder = writer_for_pid(engine, target.pid)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # the peak RSS (VmHWM) starts again from here
     rss_before = status_kib("self", "VmRSS")
     first, stats = snapshot(recorder, target, tracker)
     sizes, times = [os.path.getsize(db)], []
@@ -98,6 +103,7 @@ def series(target: Target, db: str, tracker: str) -> dict:
         "incremental_ms_median": round(statistics.median(times) * 1000, 2),
         "tracker": stats.tracker,
         "extra_rss_mib": round((status_kib("self", "VmRSS") - rss_before) / 1024, 1),
+        "extra_rss_mib_peak": round((status_kib("self", "VmHWM") - rss_before) / 1024, 1),
         "db_bytes_first": sizes[0],
         "db_bytes_per_incremental_snapshot": (sizes[-1] - sizes[0]) // SNAPSHOTS,
         "last_snapshot": {k: v for k, v in vars(stats).items() if isinstance(v, int)},
@@ -131,32 +137,45 @@ def gcore_s(target: Target, core: str) -> float:
     return seconds
 
 
-def measure(exe: str, mib: int, tmp: str) -> dict:
+PARTS = ("tracked", "scan", "first")
+
+
+def measure_part(part: str, exe: str, mib: int, tmp: str) -> dict:
     target = Target(exe, mib)
     try:
-        resident = status_kib(target.pid, "VmRSS") / 1024
-        tracked = series(target, os.path.join(tmp, f"tracked{mib}.db"), "auto")
-        scan = series(target, os.path.join(tmp, f"scan{mib}.db"), "scan")
+        if part != "first":
+            return series(target, os.path.join(tmp, f"{part}{mib}.db"),
+                          "auto" if part == "tracked" else "scan")
         firsts, gcores = [], []
         for i in range(REPEATS):
             firsts.append(first_snapshot_s(target, os.path.join(tmp, f"first{mib}-{i}.db")))
             gcores.append(gcore_s(target, os.path.join(tmp, f"core{mib}-{i}")))
+        return {"resident_mib": round(status_kib(target.pid, "VmRSS") / 1024, 1),
+                "first_snapshot_s": [round(s, 3) for s in firsts],
+                "gcore_s": [round(s, 3) for s in gcores]}
     finally:
         target.close()
-    return {
-        "resident_mib": round(resident, 1),
-        "tracked": tracked,
-        "scan": scan,
-        "first_snapshot_s": [round(s, 3) for s in firsts],
-        "gcore_s": [round(s, 3) for s in gcores],
-        "first_snapshot_s_median": round(statistics.median(firsts), 3),
-        "gcore_s_median": round(statistics.median(gcores), 3),
-        "speedup_incremental": round(scan["incremental_ms_median"]
-                                     / tracked["incremental_ms_median"], 1),
-    }
+
+
+def measure(exe: str, mib: int, tmp: str) -> dict:
+    parts = {}
+    for part in PARTS:
+        done = subprocess.run([sys.executable, __file__, "--part", part, exe, str(mib), tmp],
+                              stdout=subprocess.PIPE, check=True, text=True)
+        parts[part] = json.loads(done.stdout)
+    first = parts.pop("first")
+    return {**first, **parts,
+            "first_snapshot_s_median": statistics.median(first["first_snapshot_s"]),
+            "gcore_s_median": statistics.median(first["gcore_s"]),
+            "speedup_incremental": round(parts["scan"]["incremental_ms_median"]
+                                         / parts["tracked"]["incremental_ms_median"], 1)}
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--part"]:
+        part, exe, mib, tmp = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+        print(json.dumps(measure_part(part, exe, mib, tmp)))
+        return
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES_MIB", "64,1024").split(",")]
     lookups = int(os.environ.get("BENCH_LOOKUP_PAGES", "1000000"))
     result = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}

@@ -79,12 +79,12 @@ class LiveRecorder:
                     self._abort()
                     raise
             scan = self.tracked.scan if self.tracked else self.scan
-            self._commit(stats.tick)
             stats.tracker = way
             stats.chunks_skipped = scan.chunks_skipped
             # what the scan compared was read, not only what it passed on
             stats.bytes_scanned += scan.bytes_compared - scan.bytes_passed
             stats.pages_scanned = stats.bytes_scanned // PAGE_SIZE
+            self._commit(stats.tick)
             return stats
         raise AssertionError("a delta made afresh cannot be stale")
 

@@ -23,15 +23,18 @@ class MemoryScan:
     def __init__(self):
         self._bytes: dict[int, bytes] = {}  # chunk start -> its bytes at the last snapshot
         self._next: dict[int, bytes] = {}
-        self.chunks_skipped = 0
-        self.bytes_compared = 0  # read and compared, of the last changes()
-        self.bytes_passed = 0  # ... passed on as changed
+        self._count()
+
+    def _count(self) -> None:
+        """Counters of the snapshot being taken (reset when it is committed or not)."""
+        self.chunks_skipped = 0  # equal to last time
+        self.bytes_compared = 0  # read and compared
+        self.bytes_passed = 0  # ... and passed on as changed
 
     def changes(self, chunks: Iterable[tuple[int, bytes]],
                 kept: list[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
         """The parts of `chunks` that differ from last time; appends to `kept` the ranges
         that do not, as it goes (complete once the iterator is exhausted)."""
-        self.bytes_compared = self.bytes_passed = 0
         for rec_addr, data in chunks:
             self.bytes_compared += len(data)
             self._next[rec_addr] = data
@@ -50,9 +53,11 @@ class MemoryScan:
 
     def commit(self) -> None:
         self._bytes, self._next = self._next, {}
+        self._count()
 
     def abort(self) -> None:
         self._bytes, self._next = {}, {}
+        self._count()
 
 
 def _changed_pages(rec_addr: int, prev: bytes, data: bytes,
