@@ -179,8 +179,9 @@ def parse_open(arg: str) -> tuple[str, bool]:
 
 
 def parse_snapshot(arg: str):
-    """reason, signal and note (an argparse.Namespace) of
-    `ttd snapshot [--reason R] [--signal S] [NOTE...]`."""
+    """reason, signal, tracker, stop_tracking and note (an argparse.Namespace) of
+    `ttd snapshot [--reason R] [--signal S] [--tracker auto|wp-async|scan]
+    [--stop-tracking] [NOTE...]`."""
     import argparse  # here: sourcing the plugin does not pay for it
 
     class _SnapshotParser(argparse.ArgumentParser):
@@ -190,6 +191,8 @@ def parse_snapshot(arg: str):
     parser = _SnapshotParser(prog="ttd snapshot", add_help=False)
     parser.add_argument("--reason", choices=SNAPSHOT_REASONS, default="manual")
     parser.add_argument("--signal", default=None)
+    parser.add_argument("--tracker", choices=("auto", "wp-async", "scan"), default="auto")
+    parser.add_argument("--stop-tracking", action="store_true")
     parser.add_argument("note", nargs="*")
     args = parser.parse_args(split_argv(arg))
     args.note = " ".join(args.note) or None

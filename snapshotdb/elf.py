@@ -308,7 +308,8 @@ def load_perms(path: str, file_offset: int) -> str | None:
 
 def where_in_file(path: str, file_offset: int) -> tuple[str | None, str | None, int | None]:
     """(function, source file, line) of the code at `file_offset` of an ELF file, as far
-    as its symbol tables and DWARF line table tell; Nones where they do not."""
+    as its symbol tables and DWARF line table tell, or those of its separate debug file
+    (debug_file_of: libc's comes with libc6-dbg); Nones where they do not."""
     from elftools.common.exceptions import DWARFError, ELFError
     from elftools.elf.elffile import ELFFile
     try:
@@ -317,9 +318,54 @@ def where_in_file(path: str, file_offset: int) -> tuple[str | None, str | None, 
             vaddr = _vaddr_of(elf, file_offset)
             if vaddr is None:
                 return None, None, None
-            return (_function_at(elf, vaddr), *_line_at(elf, vaddr))
+            function, (source, line) = _function_at(elf, vaddr), _line_at(elf, vaddr)
+        debug = debug_file_of(path) if function is None or source is None else None
+        if debug is not None:  # the same addresses: it is the same link's other half
+            with open(debug, "rb") as f:
+                elf = ELFFile(f)
+                function = function or _function_at(elf, vaddr)
+                if source is None:
+                    source, line = _line_at(elf, vaddr)
+        return function, source, line
     except (OSError, ELFError, DWARFError):
         return None, None, None
+
+
+DEBUG_ROOT = "/usr/lib/debug"
+
+
+def debug_file_of(path: str) -> str | None:
+    """The separate debug file of an ELF file, where GDB looks for it: by build-id under
+    /usr/lib/debug/.build-id, else by its .gnu_debuglink name beside it, in .debug/ beside
+    it, or under /usr/lib/debug; None when there is none."""
+    found = build_id(path)
+    if found:
+        candidate = os.path.join(DEBUG_ROOT, ".build-id", found[:2], found[2:] + ".debug")
+        if os.path.isfile(candidate):
+            return candidate
+    link = _debuglink(path)
+    if link:
+        here = os.path.dirname(os.path.realpath(path))
+        for directory in (here, os.path.join(here, ".debug"), DEBUG_ROOT + here):
+            candidate = os.path.join(directory, link)
+            if os.path.isfile(candidate) and candidate != os.path.realpath(path):
+                return candidate
+    return None
+
+
+def _debuglink(path: str) -> str | None:
+    """The file name a .gnu_debuglink section names, or None."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    try:
+        with open(path, "rb") as f:
+            section = ELFFile(f).get_section_by_name(".gnu_debuglink")
+            if section is None:
+                return None
+            name = section.data().split(b"\0", 1)[0].decode(errors="replace")
+    except (OSError, ELFError):
+        return None
+    return name if name and "/" not in name else None
 
 
 def _vaddr_of(elf, file_offset: int) -> int | None:

@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="snapshot at every hit of LOCATION (repeatable)")
     p.add_argument("--hits", type=positive_int, default=None, metavar="N",
                    help="at most N snapshots per breakpoint")
+    p.add_argument("--tracker", choices=("auto", "wp-async", "scan"), default=None,
+                   help="how the pages written between snapshots are found: the kernel's "
+                   "write tracking (wp-async) or reading all memory (scan); auto: the "
+                   "kernel's where it can (default)")
     p.add_argument("--timeout", type=positive_seconds, default=600.0, metavar="S",
                    help="give up when the program runs longer than S seconds (default 600)")
     p.add_argument("program", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS...")

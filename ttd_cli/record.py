@@ -1,4 +1,4 @@
-"""`ttd record -o DB [--break LOCATION]... [--hits N] -- PROGRAM ARGS...`
+"""`ttd record -o DB [--break LOCATION]... [--hits N] [--tracker T] -- PROGRAM ARGS...`
 
 Runs PROGRAM under GDB, driven through GDB/MI (ttd_cli.mi), and snapshots it with
 the plugin's `ttd snapshot`:
@@ -6,6 +6,8 @@ the plugin's `ttd snapshot`:
     breakpoint hit          -> reason breakpoint (at most N per breakpoint, then deleted)
     fatal signal arrives    -> reason signal, before delivery; then it is delivered
     exit_group entered      -> reason exit, just before the process goes away
+    userfaultfd entered     -> no snapshot: the kernel's write tracking is released first
+                               (the program's own registrations would collide with ours)
 
 GDB runs the program through the shell (startup-with-shell), so it gets the
 environment `ttd record` was given, as GDB's `run` does. The program's stdin,
@@ -13,9 +15,16 @@ stdout and stderr are ours: GDB receives them as extra descriptors and the
 shell redirects the program's 0/1/2 to them, so its output is not mixed into MI.
 What the user gave (program, arguments, locations, DB) reaches GDB quoted as one
 argument each (MI C strings, shell words), never as a line of its own.
+
+A location that does not resolve yet (a function of a library the program loads with
+dlopen later) is a pending breakpoint; one that never resolved is an error at the end.
+The exit status is the program's (128 + the signal that killed it). SIGINT and SIGTERM
+stop the recording: the snapshot being taken is finished, the program is killed, GDB
+ends, what was recorded stays, and the status is 128 + that signal.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -30,6 +39,10 @@ from .mi import GdbFailed, GdbTimeout, MiGdb, argv_quote, mi_quote
 from .plugin import open_command, source_command
 
 COMMAND_TIMEOUT = 60.0  # seconds for one MI command (a snapshot of a large process included)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# What no function or file of a library loaded later can be called.
+_NEVER_A_NAME = re.compile(r"^-|[\x00-\x1f\x7f]")
 
 # Signals whose default action is not to terminate the process.
 NOT_FATAL = {"SIGCHLD", "SIGCONT", "SIGURG", "SIGWINCH", "SIGSTOP", "SIGTSTP", "SIGTTIN",
@@ -40,15 +53,37 @@ class RecordError(CliError):
     pass
 
 
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived: the recording ends."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def run(args) -> int:
     program = args.program[1:] if args.program[:1] == ["--"] else args.program
     if not program:
         raise RecordError("No program to record. Usage: ttd record -o DB [--break LOCATION]... "
                           "[--hits N] -- PROGRAM ARGS...")
-    recorder = Recorder(args.output, program, args.breaks, args.hits, args.timeout)
-    summary = recorder.run()
+    recorder = Recorder(args.output, program, args.breaks, args.hits, args.timeout,
+                        tracker_of(args))
+    summary, status = recorder.run()
     print(summary, file=sys.stderr)
-    return 0
+    return status
+
+
+TRACKERS = ("auto", "wp-async", "scan")  # snapshotdb.capture.TRACKERS, without SQLAlchemy
+
+
+def tracker_of(args) -> str:
+    """How changed pages are found: --tracker, else TTD_RECORD_TRACKER (taken out of the
+    environment the program gets), else auto."""
+    from_env = os.environ.pop("TTD_RECORD_TRACKER", None)
+    tracker = getattr(args, "tracker", None) or from_env or "auto"
+    if tracker not in TRACKERS:
+        raise RecordError(f"Unknown tracker '{tracker}': choose from {', '.join(TRACKERS)}.")
+    return tracker
 
 
 def find_program(name: str) -> str:
@@ -78,35 +113,75 @@ def check_output(output: str) -> str:
 
 class Recorder:
     def __init__(self, output: str, program: list[str], breaks: list[str],
-                 hits: int | None, timeout: float):
+                 hits: int | None, timeout: float, tracker: str = "auto"):
         self.output = check_output(output)
         self.program = [find_program(program[0]), *program[1:]]
-        self.breaks, self.hits, self.timeout = breaks, hits, timeout
+        self.breaks, self.hits, self.timeout, self.tracker = breaks, hits, timeout, tracker
         self.hit_counts: dict[str, int] = {}  # breakpoint number -> snapshots taken
+        self.pending: dict[str, tuple[str, str]] = {}  # number -> (location, GDB's reason)
         self.ticks = 0
         self.progress = sys.stderr.isatty()
+        self.in_snapshot = False
+        self.closing = False
+        self.stop_signal: int | None = None  # arrived while a snapshot was being taken
 
-    def run(self) -> str:
-        # The program's stdin/stdout/stderr: copies of ours that GDB inherits (pass_fds
-        # keeps their numbers) and the shell moves to 0/1/2 (see _setup).
-        self.fds = tuple(os.dup(fd) for fd in (0, 1, 2))
+    def run(self) -> tuple[str, int]:
+        """Record; (the summary line, the exit status)."""
+        gdb = None
         try:
-            gdb = MiGdb(pass_fds=self.fds)
-        finally:
-            for fd in self.fds:
-                os.close(fd)
-        try:
-            self._setup(gdb)
-            status = self._drive(gdb, time.monotonic() + self.timeout)
+            with self._stop_signals():
+                # The program's stdin/stdout/stderr: copies of ours that GDB inherits
+                # (pass_fds keeps their numbers) and the shell moves to 0/1/2 (_setup).
+                self.fds = tuple(os.dup(fd) for fd in (0, 1, 2))
+                try:
+                    gdb = MiGdb(pass_fds=self.fds)
+                finally:
+                    for fd in self.fds:
+                        os.close(fd)
+                try:
+                    self._setup(gdb)
+                    how, status = self._drive(gdb, time.monotonic() + self.timeout)
+                    self._check_pending(gdb, how)
+                finally:
+                    self.closing = True  # a signal now changes nothing: it all ends
+                    self._end_progress()
+                    self._end_program(gdb)
+                    gdb.close()
+        except Stopped as stop:
+            if gdb is not None:
+                gdb.close()  # done already unless the signal came before it was driven
+            return (f"ttd: recording stopped by {stop}; {self._snapshots()} recorded into "
+                    f"'{self.output}'; the program was killed.", 128 + stop.signum)
         except GdbFailed as exc:  # GDB ended or hangs: say what is kept
             if self.ticks:
                 raise RecordError(f"{exc} {self._snapshots()} recorded into "
                                   f"'{self.output}'.") from exc
             raise
+        return f"ttd: recorded {self._snapshots()} into '{self.output}'; {how}.", status
+
+    @contextlib.contextmanager
+    def _stop_signals(self):
+        """SIGINT and SIGTERM end the recording (Stopped), also where a shell left SIGINT
+        ignored (a job started in the background); a snapshot being taken is finished
+        first."""
+        def on_signal(signum, _frame):
+            if self.in_snapshot:
+                self.stop_signal = signum
+            elif not self.closing:
+                raise Stopped(signum)
+
+        previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+        try:
+            yield
         finally:
-            self._end_progress()
-            gdb.close()
-        return f"ttd: recorded {self._snapshots()} into '{self.output}'; {status}."
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _end_program(self, gdb: MiGdb) -> None:
+        """Kill the program GDB still runs (GDB then ends at once when closed)."""
+        for pid in gdb.inferior_pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _snapshots(self) -> str:
         return f"{self.ticks} snapshot{'s' if self.ticks != 1 else ''}"
@@ -126,12 +201,8 @@ class Recorder:
         except GdbFailed as exc:
             raise RecordError(f"gdb cannot load '{self.program[0]}': {exc}") from None
         for location in self.breaks:
-            try:  # "--": a location that starts with "-" is not an option of -break-insert
-                gdb.mi(f"-break-insert -- {mi_quote(location)}")
-            except GdbFailed as exc:
-                raise RecordError(
-                    f"Breakpoint location '{location}' does not resolve: {exc}") from None
-        gdb.cli("catch syscall exit_group")
+            self._break(gdb, location)
+        gdb.cli("catch syscall exit_group userfaultfd")
         # Create the recording last, so that a bad program or location leaves no file.
         gdb.cli(open_command(self.output, create=True))
         fd_in, fd_out, fd_err = self.fds
@@ -140,8 +211,41 @@ class Recorder:
         # the shell reads these words; a newline inside a quoted word stays in the word
         gdb.cli(f"set args {args} {redirect}")
 
-    def _drive(self, gdb: MiGdb, deadline: float) -> str:
-        """Run to the end, snapshotting at each stop that asks for it; return how it ended."""
+    def _break(self, gdb: MiGdb, location: str) -> None:
+        """A breakpoint at `location`; pending when it does not resolve yet (code of a
+        library loaded later). A location GDB cannot parse, or one no library could ever
+        define (control characters, a leading "-"), is an error now."""
+        quoted = mi_quote(location)  # "--": a location starting with "-" is not an option
+        try:
+            gdb.mi(f"-break-insert -- {quoted}")
+            return
+        except GdbFailed as exc:
+            reason = str(exc)
+        bkpt = None
+        if not _NEVER_A_NAME.search(location):
+            with contextlib.suppress(GdbFailed):
+                bkpt = gdb.mi(f"-break-insert -f -- {quoted}").get("bkpt", {})
+        if bkpt is None:
+            raise RecordError(f"Breakpoint location '{location}' does not resolve: {reason}")
+        self.pending[bkpt.get("number", "")] = (location, reason)
+
+    def _check_pending(self, gdb: MiGdb, how: str) -> None:
+        """RecordError for a pending breakpoint that never resolved, said after what was
+        recorded."""
+        resolved = {n for n in self.pending if self.hit_counts.get(n)}
+        if self.pending.keys() - resolved:
+            table = gdb.mi("-break-list").get("BreakpointTable", {}).get("body", [])
+            resolved |= {b.get("number") for b in table if b.get("addr") != "<PENDING>"}
+        unresolved = [self.pending[n] for n in self.pending if n not in resolved]
+        if unresolved:
+            location, reason = unresolved[0]
+            raise RecordError(
+                f"Breakpoint location '{location}' never resolved ({reason}); "
+                f"{self._snapshots()} recorded into '{self.output}'; {how}.")
+
+    def _drive(self, gdb: MiGdb, deadline: float) -> tuple[str, int]:
+        """Run to the end, snapshotting at each stop that asks for it; return how it ended
+        and the exit status that says so."""
         gdb.mi("-exec-run")
         while True:
             try:
@@ -152,11 +256,13 @@ class Recorder:
                     f"killed; {self._snapshots()} recorded into '{self.output}'.") from None
             reason = stop.get("reason", "")
             if reason == "exited-normally":
-                return "the program exited with status 0"
+                return "the program exited with status 0", 0
             if reason == "exited":
-                return f"the program exited with status {int(stop.get('exit-code', '0'), 8)}"
+                code = int(stop.get("exit-code", "0"), 8)
+                return f"the program exited with status {code}", code
             if reason == "exited-signalled":
-                return f"the program was killed by {stop.get('signal-name')}"
+                name = stop.get("signal-name", "")
+                return f"the program was killed by {name}", 128 + _number(name)
             self._on_stop(gdb, stop)
             gdb.mi("-exec-continue")
 
@@ -168,6 +274,8 @@ class Recorder:
             self.hit_counts[number] = self.hit_counts.get(number, 0) + 1
             if self.hits is not None and self.hit_counts[number] >= self.hits:
                 gdb.mi(f"-break-delete {number}")
+        elif reason == "syscall-entry" and stop.get("syscall-name") == "userfaultfd":
+            self._command(gdb, "ttd snapshot --stop-tracking")
         elif reason == "syscall-entry":
             self._snapshot(gdb, "exit")
         elif reason == "signal-received":
@@ -177,18 +285,47 @@ class Recorder:
                 self._snapshot(gdb, "signal", name)
 
     def _snapshot(self, gdb: MiGdb, reason: str, signal_name: str | None = None) -> None:
-        cmd = f"ttd snapshot --reason {reason}"
+        cmd = f"ttd snapshot --reason {reason} --tracker {self.tracker}"
         if signal_name:
             cmd += f" --signal {signal_name}"
-        try:
-            said = gdb.cli(cmd, COMMAND_TIMEOUT).strip().splitlines()
-        except GdbFailed as exc:
-            raise RecordError(f"Snapshot failed: {exc}") from None
+        said = self._command(gdb, cmd).strip().splitlines()
         self.ticks += 1
+        for line in said[:-1]:
+            if line.startswith("ttd: "):  # a note of the capture, said once
+                self._say(line)
         if self.progress:
             from gdb_plugin.report import printable
             line = printable(said[-1] if said else f"tick {self.ticks}", keep="")
             print(f"\r\033[Kttd record: {line}", end="", file=sys.stderr, flush=True)
+
+    def _command(self, gdb: MiGdb, cmd: str) -> str:
+        """A snapshot command, finished even when SIGINT or SIGTERM arrives meanwhile (the
+        recording then stops after it)."""
+        self.in_snapshot = True
+        try:
+            return gdb.cli(cmd, COMMAND_TIMEOUT)
+        except GdbFailed as exc:
+            message = str(exc)
+            if self.ticks:
+                message = (message.rstrip(".") + f"; {self._snapshots()} recorded into "
+                           f"'{self.output}' before it.")
+            raise RecordError(f"Snapshot failed: {message}") from None
+        finally:
+            self.in_snapshot = False
+            if self.stop_signal is not None:
+                raise Stopped(self.stop_signal)
+
+    def _say(self, line: str) -> None:
+        from gdb_plugin.report import printable
+        self._end_progress()
+        print(printable(line, keep=""), file=sys.stderr, flush=True)
+
+
+def _number(name: str) -> int:
+    try:
+        return signal.Signals[name].value
+    except KeyError:
+        return 0
 
 
 def _is_fatal(name: str, pid: int | None) -> bool:

@@ -117,10 +117,18 @@ One line per snapshot: TICK REASON THREAD PC WHERE."""
 class TtdSnapshot(gdb.Command):
     """Snapshot the stopped inferior into the open recording: all threads, memory, registers.
 
-Usage: ttd snapshot [--reason REASON] [--signal SIGNAL] [NOTE...]
+Usage: ttd snapshot [--reason REASON] [--signal SIGNAL] [--tracker TRACKER] [NOTE...]
+       ttd snapshot --stop-tracking
 REASON is manual (the default), breakpoint, signal or exit; "ttd record" sets it.
 NOTE is free text shown by "ttd timeline". The inferior must be a live native
 process (not a core file or a remote target), stopped in all-stop mode.
+TRACKER says how the pages written since the last snapshot are found: auto (the
+default) asks the kernel (userfaultfd write-protection, armed at the first
+snapshot) where it can and reads all memory otherwise; wp-async insists on the
+kernel; scan reads all memory and compares it with the last snapshot's.
+--stop-tracking takes no snapshot: it releases the kernel's tracking of this
+process for good, before the program makes a userfaultfd of its own ("ttd
+record" does it when the program calls userfaultfd).
 
 Examples:
   ttd snapshot
@@ -136,7 +144,13 @@ Examples:
             self.ctx.require_recording()
         pid = _live_native_pid()
         with user_errors():
+            if options.stop_tracking:
+                self.ctx.writer(pid).stop_tracking("the program uses userfaultfd itself")
+                gdb.write(f"Write tracking of process {pid} stopped.\n")
+                return
             stats = snapshot_inferior(self.ctx.writer(pid), pid, options)
+        for note in stats.notes:
+            gdb.write(printable(f"ttd: {note}") + "\n")
         gdb.write(f"Snapshot tick {stats.tick}: {stats.versions_written} pages changed, "
                   f"{stats.bytes_scanned >> 10} KiB scanned.\n")
 
@@ -184,7 +198,7 @@ def snapshot_inferior(writer, pid: int, options):
     function, filename, line = _where()
     return snapshot_live(writer, pid, reason=options.reason, stop_tid=stop_tid,
                          function=function, file=filename, line=line, signal=options.signal,
-                         note=options.note)
+                         note=options.note, tracker=options.tracker)
 
 
 def register(ctx) -> None:

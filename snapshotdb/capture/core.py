@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from ..elf import Core, CoreError, FileRange, build_id, load_perms, read_core, where_in_file
 from ..pages import PAGE_SIZE
 from ..regs import FPREGS_SIZE, gpreg
-from .proc import KERNEL_SPACE
+from .proc import KERNEL_SPACE, canonical
 from .writer import CHUNK_SIZE, MappingInfo, SnapshotInfo, SnapshotWriter, ThreadState, WriteStats
 
 AT_PHDR = 3
@@ -59,8 +59,10 @@ def import_core(engine, core: Core | str, exe: str | None = None) -> ImportResul
     exe_path = importer.exe_file or core.notes.fname or "?"
     writer = SnapshotWriter(engine, exe_path=exe_path,
                             build_id=build_id(exe_path) if os.path.isfile(exe_path) else None,
-                            cmdline=importer.argv, keep_bytes=False)
-    stats = writer.write(importer.info(mappings), importer.threads(), mappings,
+                            cmdline=importer.argv)
+    heap = next((m.start for m in mappings if m.path == "[heap]"), KERNEL_SPACE)
+    rows = canonical(mappings, heap)  # as live snapshots keep them
+    stats = writer.write(importer.info(rows), importer.threads(), rows,
                          importer.chunks(mappings))
     return ImportResult(stats, importer.warnings)
 

@@ -15,7 +15,7 @@ from ..pages import PAGE_SIZE
 from .writer import CHUNK_SIZE, MappingInfo
 
 _MAPS_LINE = re.compile(
-    r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ \d+\s*(.*)$")
+    r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ (\d+)\s*(.*)$")
 
 
 def parse_maps(text: str) -> list[MappingInfo]:
@@ -25,7 +25,8 @@ def parse_maps(text: str) -> list[MappingInfo]:
         m = _MAPS_LINE.match(line)
         if m is None:
             raise CaptureError(f"Cannot parse a line of /proc/PID/maps: {line!r}")
-        out.append(MappingInfo(int(m[1], 16), int(m[2], 16), m[3], int(m[4], 16), m[5]))
+        out.append(MappingInfo(int(m[1], 16), int(m[2], 16), m[3], int(m[4], 16), m[6],
+                               inode=int(m[5])))
     return out
 
 
@@ -50,8 +51,8 @@ def read_proc(pid: int, name: str) -> bytes:
                            "to run as root or with the ptrace capability.") from None
 
 
-def mm_fields(pid: int, mappings: list[MappingInfo]) -> dict[str, int]:
-    """The mm fields of /proc/PID/stat, and brk = the [heap] end (start_brk without a heap)."""
+def read_layout(pid: int) -> tuple[list[MappingInfo], dict[str, int]]:
+    """The process's mappings as a recording keeps them (canonical) and its mm fields."""
     stat = read_proc(pid, "stat").decode()
     fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is stat field 3
     value = lambda n: int(fields[n - 3])  # noqa: E731 (1-based stat field number)
@@ -59,9 +60,37 @@ def mm_fields(pid: int, mappings: list[MappingInfo]) -> dict[str, int]:
           "start_data": value(45), "end_data": value(46), "start_brk": value(47),
           "arg_start": value(48), "arg_end": value(49), "env_start": value(50),
           "env_end": value(51)}
+    mappings = canonical(read_maps(pid), mm["start_brk"])
     heap = [m for m in mappings if m.path == "[heap]"]
-    mm["brk"] = heap[-1].end if heap else mm["start_brk"]
-    return mm
+    mm["brk"] = heap[-1].end if heap else mm["start_brk"]  # /proc shows no brk
+    return mappings, mm
+
+
+def canonical(mappings: list[MappingInfo], start_brk: int) -> list[MappingInfo]:
+    """The mappings as rows of a recording: the same whatever way the kernel happens to
+    split or merge anonymous memory. Adjacent private anonymous mappings with the same
+    permissions and name are one row (the kernel keeps them apart when they grew apart,
+    and the write tracker's registration merges them), and no part below start_brk is
+    [heap] (the kernel names a whole mapping [heap] when it reaches into the brk area:
+    the tail of a program's .bss merged with its heap would be)."""
+    pieces = []
+    for m in mappings:
+        if m.path == "[heap]" and m.start < start_brk:
+            below = MappingInfo(m.start, min(m.end, start_brk), m.perms, m.offset, "")
+            pieces.append(below)
+            if m.end > start_brk:
+                pieces.append(MappingInfo(start_brk, m.end, m.perms, m.offset, m.path))
+        else:
+            pieces.append(m)
+    out: list[MappingInfo] = []
+    for m in pieces:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.end == m.start and prev.perms == m.perms
+                and prev.path == m.path and m.perms[3] == "p" and is_anonymous(m)):
+            out[-1] = MappingInfo(prev.start, m.end, prev.perms, prev.offset, prev.path)
+        else:
+            out.append(m)
+    return out
 
 
 def thread_ids(pid: int) -> list[int]:
@@ -104,27 +133,69 @@ def populated_runs(pagemap_fd: int, start: int, end: int) -> list[tuple[int, int
 
 
 def live_chunks(pid: int, mappings: list[MappingInfo]) -> Iterator[tuple[int, bytes]]:
-    """Yield (rec_addr, bytes) of a stopped process's memory, CHUNK_SIZE at most each.
-
-    Readable mappings are read whole, except anonymous ones, of which only the
-    populated pages are read. Unreadable mappings ('---p' guards and reserves)
-    are read only where populated: their content survives an mprotect back.
-    Special mappings that the kernel refuses to read ([vvar], [vsyscall]) give
-    no pages.
-    """
-    mem_fd = _open_proc(pid, "mem")
-    pagemap_fd = _open_proc(pid, "pagemap")
-    try:
+    """Yield (rec_addr, bytes) of a stopped process's memory, CHUNK_SIZE at most each:
+    every mapping as MemoryReader.mapping_chunks reads it."""
+    with MemoryReader(pid) as reader:
         for m in mappings:
-            if is_anonymous(m) or "r" not in m.perms:
-                runs = populated_runs(pagemap_fd, m.start, m.end)
+            yield from reader.mapping_chunks(m)
+
+
+class MemoryReader:
+    """/proc/PID/mem and /proc/PID/pagemap of a stopped process, open for reading."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.mem_fd = _open_proc(pid, "mem")
+        try:
+            self.pagemap_fd = _open_proc(pid, "pagemap")
+        except BaseException:
+            os.close(self.mem_fd)
+            raise
+
+    def close(self) -> None:
+        os.close(self.mem_fd)
+        os.close(self.pagemap_fd)
+
+    def __enter__(self) -> MemoryReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def populated_runs(self, start: int, end: int) -> list[tuple[int, int]]:
+        return populated_runs(self.pagemap_fd, start, end)
+
+    def mapping_runs(self, m: MappingInfo) -> list[tuple[int, int]]:
+        """The runs of a mapping that hold its bytes. Readable mappings are read whole,
+        except anonymous ones, of which only the populated pages are read. Unreadable
+        mappings ('---p' guards and reserves) are read only where populated: their content
+        survives an mprotect back."""
+        if is_anonymous(m) or "r" not in m.perms:
+            return self.populated_runs(m.start, m.end)
+        return [(m.start, m.end)]
+
+    def mapping_chunks(self, m: MappingInfo) -> Iterator[tuple[int, bytes]]:
+        """The mapping's bytes (mapping_runs). Special mappings that the kernel refuses to
+        read ([vvar], [vsyscall]) give no pages."""
+        for start, end in self.mapping_runs(m):
+            yield from self.run_chunks(start, end, special=is_special(m))
+
+    def run_chunks(self, start: int, end: int, *,
+                   special: bool = False) -> Iterator[tuple[int, bytes]]:
+        """The bytes of [start, end), leaving out pages the kernel cannot read.
+        Chunks are aligned to CHUNK_SIZE in the address space, so the same addresses fall
+        into the same chunk at every snapshot (MemoryScan compares them by start)."""
+        rec_addr = start
+        while rec_addr < end:
+            stop = min(end, (rec_addr // CHUNK_SIZE + 1) * CHUNK_SIZE)
+            data = _pread(self.mem_fd, rec_addr, stop - rec_addr)
+            if data is not None:
+                yield rec_addr, data
+            elif special:
+                return  # the kernel keeps it to itself ([vvar], [vsyscall], ...)
             else:
-                runs = [(m.start, m.end)]
-            for start, end in runs:
-                yield from _read_run(mem_fd, m, start, end)
-    finally:
-        os.close(mem_fd)
-        os.close(pagemap_fd)
+                yield from _read_pages(self.mem_fd, rec_addr, stop)
+            rec_addr = stop
 
 
 def _open_proc(pid: int, name: str) -> int:
@@ -135,22 +206,6 @@ def _open_proc(pid: int, name: str) -> int:
     except PermissionError as exc:
         raise CaptureError(f"Cannot open /proc/{pid}/{name}: {exc.strerror}. Please make sure "
                            "to run as root or with the ptrace capability.") from None
-
-
-def _read_run(mem_fd: int, m: MappingInfo, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    # Chunks are aligned to CHUNK_SIZE in the address space so the same addresses
-    # fall into the same chunk at every snapshot (the writer's cache is keyed by start).
-    rec_addr = start
-    while rec_addr < end:
-        stop = min(end, (rec_addr // CHUNK_SIZE + 1) * CHUNK_SIZE)
-        data = _pread(mem_fd, rec_addr, stop - rec_addr)
-        if data is not None:
-            yield rec_addr, data
-        elif is_special(m):
-            return  # the kernel keeps it to itself ([vvar], [vsyscall], ...)
-        else:
-            yield from _read_pages(mem_fd, rec_addr, stop)
-        rec_addr = stop
 
 
 def _pread(mem_fd: int, rec_addr: int, length: int) -> bytes | None:

@@ -1,52 +1,68 @@
 """The snapshot writer shared by every way to record.
 
-    source of state                  SnapshotWriter.write(...)
-    ───────────────                  ─────────────────────────
+    source of state                  SnapshotWriter.write(info, threads, mappings, delta)
+    ───────────────                  ─────────────────────────────────────────────────────
     live process (live.py: GDB's  ─┐  snapshot row (tick = max + 1), thread rows,
       `ttd snapshot`, ttd record,  ├▶ mapping rows, and a page_version row only for
       a benchmark under ptrace)    │  each page that differs from the page map in
-    core file (core.py)           ─┘  force at the previous tick
+    core file (core.py)           ─┘  force at the previous tick; all in one transaction
 
-A page source yields (rec_addr, data) chunks: contiguous, page-aligned bytes of
-the recorded process. Pages no chunk covers read as zeros (never populated).
-Per page the writer decides, against the page map it holds (address -> content id):
+What the memory is now comes as a PageDelta against the writer's previous tick:
+
+    chunks   (rec_addr, bytes): contiguous, page-aligned bytes read from the process
+    reads    whole runs still to read from the process (`reader`): big ones, stored by the
+             bulk path (bulk_store.py) for SQLite files, else read here as chunks
+    zero     ranges whose pages no chunk or read covers read as zeros now (unmapped,
+             dropped); None: the whole address space (a full description, as a first
+             snapshot is)
+    kept     ranges known unchanged, which `zero` does not touch
+    outside chunks, reads, `zero` and `kept`, a page is as it was at the previous tick
+
+Per page the writer decides, against the page map it holds (page_map.py):
 
     zero now, had content      -> version with content NULL
-    zero now, had none         -> nothing
-    content now (digest D)     -> reuse the page_content row of D, or insert it;
-                                  version only when the id differs from the map's
-    had content, not covered   -> version with content NULL (unmapped or unpopulated)
+    content now                -> its page_content id (content_store.py: stored once);
+                                  a version when the id differs from the map's
 
-Incremental speed: the writer keeps the bytes of every chunk it wrote last time
-(memory = the recorded process's resident size) and skips a chunk whose bytes
-compare equal (a memcmp) without hashing it; only chunks that changed are split
-into pages and hashed. A writer that sees another writer's tick in the database
-drops this cache and reloads the page map.
+Chunks go through in batches (BATCH_BYTES): hashed and compressed (page_codec.py), their
+contents and versions inserted with one executemany each; reads are stored by the native
+SQLite extension in the same transaction (bulk_store.py), or read here as chunks. Nothing
+of the process's memory is kept after a batch. Writes are not synced to disk (synchronous=OFF, as
+gcore does not sync): a recorder killed at any moment leaves a consistent database (the
+rollback journal); a machine that loses power may not. A delta made against an older tick
+than the database's latest (another writer wrote meanwhile) is refused with StaleBase: its
+maker reads again.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from .. import queries
 from ..errors import CaptureError
-from ..models import Mapping, PageContent, PageVersion, Recording, Snapshot, Thread
-from ..pages import PAGE_SIZE, ZERO_PAGE, compress, digest_of
+from ..models import Mapping, PageVersion, Recording, Snapshot, Thread
+from ..pages import PAGE_SIZE
 from ..regs import FPREGS_SIZE, GPREGS_SIZE
+from . import bulk_store
+from .content_store import ContentStore
+from .page_codec import PageCodec
+from .page_map import PageMap
+from .ranges import merged, subtract
 
-# Bytes read from /proc/PID/mem per pread, and the unit of "did this change" checks.
+# Bytes read from /proc/PID/mem per pread, and the granule of the scan's "did it change".
 CHUNK_SIZE = 1 << 20
-DIGEST_BATCH = 500  # digests per "IN (...)" lookup, well under SQLite's variable limit
-ZERO_CHUNK = bytes(CHUNK_SIZE)
+BATCH_BYTES = 4 << 20  # pages hashed, compressed and inserted together
+ALL = (0, 1 << 64)
 
 MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
              "start_stack", "arg_start", "arg_end", "env_start", "env_end")
-
 
 
 @dataclass
@@ -65,6 +81,7 @@ class MappingInfo:
     perms: str
     offset: int
     path: str
+    inode: int = field(default=0, compare=False)  # of the mapped file (not recorded)
 
 
 @dataclass
@@ -83,6 +100,18 @@ class SnapshotInfo:
 
 
 @dataclass
+class PageDelta:
+    """The memory of a snapshot as a change from the writer's previous tick (see above).
+    base_tick: the tick it was made against; None when it describes everything afresh."""
+    chunks: Iterable[tuple[int, bytes]]
+    zero: list[tuple[int, int]] | None = None
+    kept: list[tuple[int, int]] = field(default_factory=list)
+    base_tick: int | None = None
+    reads: list[tuple[int, int]] = field(default_factory=list)
+    reader: object = None  # with mem_fd and run_chunks(start, end), when there are reads
+
+
+@dataclass
 class WriteStats:
     tick: int
     pages_scanned: int = 0
@@ -90,12 +119,16 @@ class WriteStats:
     versions_written: int = 0
     contents_written: int = 0
     chunks_skipped: int = 0
+    tracker: str = "scan"  # how the changed pages were found: "wp-async" or "scan"
+    notes: list[str] = field(default_factory=list)  # one line each, for the user, once
 
 
-@dataclass
-class _Chunk:
-    data: bytes
-    pages: dict[int, int] = field(default_factory=dict)  # rec_addr -> content id (non-zero)
+class StaleBase(CaptureError):
+    """The delta was made against an older tick than the database's latest."""
+
+
+class DiskFull(CaptureError):
+    """The database's disk (or its size limit) is full; the snapshot was not written."""
 
 
 class SnapshotWriter:
@@ -106,16 +139,13 @@ class SnapshotWriter:
     """
 
     def __init__(self, engine: Engine, *, exe_path: str, build_id: str | None,
-                 cmdline: list[str], keep_bytes: bool = True):
+                 cmdline: list[str]):
         self.engine = engine
-        self.keep_bytes = keep_bytes
         with Session(engine) as session, session.begin():
             self.recording_id = self._recording(session, exe_path, build_id, cmdline)
-            self._digests: dict[bytes, int] = dict(
-                session.execute(select(PageContent.digest, PageContent.id)).all())
-        self._last_tick: int | None = None
-        self._map: dict[int, int] = {}
-        self._chunks: dict[int, _Chunk] = {}
+        self.tick: int | None = None  # the latest tick this writer knows the page map of
+        self.map = PageMap()
+        self.path = database_name(engine) if engine.dialect.name == "sqlite" else None
 
     @staticmethod
     def _recording(session: Session, exe_path: str, build_id: str | None,
@@ -131,39 +161,48 @@ class SnapshotWriter:
                 f"'{exe_path}'. Use a new database.")
         return rec.id
 
-    def _sync(self, session: Session) -> int:
-        """Bring the page map up to the database's latest tick; return that tick (0: none)."""
+    def _sync(self, session: Session, base_tick: int | None) -> int:
+        """Bring the page map up to the database's latest tick; return that tick (0: none).
+        StaleBase when the delta was made against another tick."""
         latest = session.scalar(select(func.max(Snapshot.tick))) or 0
-        if latest != self._last_tick:
-            self._map = queries.page_map(session, latest) if latest else {}
-            self._chunks = {}
-            self._last_tick = latest
+        if latest != self.tick:
+            from .. import queries
+            self.map = PageMap(queries.page_map(session, latest).items() if latest else ())
+            self.tick = latest
+        if base_tick is not None and base_tick != latest:
+            raise StaleBase(f"the recording moved on to tick {latest} meanwhile")
         return latest
 
     def write(self, info: SnapshotInfo, threads: list[ThreadState],
-              mappings: list[MappingInfo], chunks: Iterable[tuple[int, bytes]]) -> WriteStats:
-        """Write one snapshot in one transaction and return its statistics."""
+              mappings: list[MappingInfo],
+              delta: PageDelta | Iterable[tuple[int, bytes]]) -> WriteStats:
+        """Write one snapshot in one transaction and return its statistics. `delta` may be
+        plain chunks: a full description."""
+        if not isinstance(delta, PageDelta):
+            delta = PageDelta(delta)
         if not threads:
             raise CaptureError("Cannot take a snapshot of a process without threads.")
-        with Session(self.engine) as session, session.begin():
-            _large_cache(session)
-            tick = self._sync(session) + 1
-            stats = WriteStats(tick=tick)
-            snap_id = self._insert_snapshot(session, info, tick)
-            self._insert_threads(session, snap_id, threads)
-            self._insert_mappings(session, snap_id, mappings)
-            diff = _Diff(dict(self._map))
-            self._diff(chunks, diff, stats)
-            self._insert_contents(session, diff)
-            if diff.versions:
-                _bulk_insert(session.connection(), PageVersion.__table__,
-                             ("address", "first_tick", "content_id"),
-                             [(a, tick, c) for a, c in diff.versions.items()])
-            stats.versions_written = len(diff.versions)
-            stats.contents_written = len(diff.contents)
-        self._map, self._last_tick = diff.new_map, tick
-        self._chunks = diff.new_chunks if self.keep_bytes else {}
-        return stats
+        _check_threads(threads)
+        try:
+            with Session(self.engine) as session, session.begin():
+                _write_settings(session)
+                tick = self._sync(session, delta.base_tick) + 1
+                snap_id = self._insert_snapshot(session, info, tick)
+                self._insert_threads(session, snap_id, threads)
+                self._insert_mappings(session, snap_id, mappings)
+                pages = _PageWrite(session.connection(), self.map, tick)
+                pages.write(delta)
+        except OperationalError as exc:
+            if "full" in str(exc.orig):  # SQLITE_FULL: "database or disk is full"
+                raise self._disk_full() from None
+            raise
+        pages.apply(self.map)
+        self.tick = tick
+        return pages.stats
+
+    def _disk_full(self) -> DiskFull:
+        return DiskFull(f"The disk is full: tick {(self.tick or 0) + 1} could not be written "
+                        f"into '{self.path or database_name(self.engine)}'.")
 
     def _insert_snapshot(self, session: Session, info: SnapshotInfo, tick: int) -> int:
         row = {"recording_id": self.recording_id, "tick": tick, "reason": info.reason,
@@ -175,11 +214,6 @@ class SnapshotWriter:
 
     @staticmethod
     def _insert_threads(session: Session, snap_id: int, threads: list[ThreadState]) -> None:
-        for t in threads:
-            if len(t.gpregs) != GPREGS_SIZE or len(t.fpregs) != FPREGS_SIZE:
-                raise CaptureError(
-                    f"Thread {t.tid}: register sets have {len(t.gpregs)}/{len(t.fpregs)} bytes, "
-                    f"expected {GPREGS_SIZE}/{FPREGS_SIZE}.")
         session.execute(insert(Thread), [
             {"snapshot_id": snap_id, "tid": t.tid, "name": t.name, "gpregs": t.gpregs,
              "fpregs": t.fpregs, "xstate": t.xstate} for t in threads])
@@ -191,84 +225,145 @@ class SnapshotWriter:
                 {"snapshot_id": snap_id, "start": m.start, "end": m.end, "perms": m.perms,
                  "offset": m.offset, "path": m.path} for m in mappings])
 
-    def _diff(self, chunks, diff: _Diff, stats: WriteStats) -> None:
-        """Compare the chunks with the page map and fill `diff` with what to write."""
-        covered: set[int] = set()
-        for rec_addr, data in chunks:
-            if rec_addr % PAGE_SIZE or len(data) % PAGE_SIZE:
-                raise CaptureError(f"Unaligned memory chunk at {rec_addr:#x} ({len(data)} bytes).")
-            stats.bytes_scanned += len(data)
-            covered.update(range(rec_addr, rec_addr + len(data), PAGE_SIZE))
-            prev = self._chunks.get(rec_addr)
-            if prev is not None and prev.data == data:
-                stats.chunks_skipped += 1
-                diff.new_chunks[rec_addr] = prev
-                continue
-            chunk = _Chunk(data)
-            self._diff_chunk(rec_addr, data, prev, chunk, diff)
-            diff.new_chunks[rec_addr] = chunk
-        stats.pages_scanned = stats.bytes_scanned // PAGE_SIZE
-        for rec_addr in set(diff.new_map) - covered:
-            diff.set_zero(rec_addr)
 
-    def _diff_chunk(self, rec_addr: int, data: bytes, prev: _Chunk | None, chunk: _Chunk,
-                    diff: _Diff) -> None:
-        if len(data) <= CHUNK_SIZE and data == ZERO_CHUNK[:len(data)]:
-            for page_addr in range(rec_addr, rec_addr + len(data), PAGE_SIZE):
-                diff.set_zero(page_addr)
-            return
-        same_shape = prev is not None and len(prev.data) == len(data)
-        for off in range(0, len(data), PAGE_SIZE):
-            page_addr = rec_addr + off
-            page = data[off:off + PAGE_SIZE]
-            if same_shape and page == prev.data[off:off + PAGE_SIZE]:
-                cid = prev.pages.get(page_addr)
-                if cid is not None:
-                    chunk.pages[page_addr] = cid
-                    continue
-                if page_addr not in diff.new_map:
-                    continue  # was zero, still zero
-            if page == ZERO_PAGE:
-                diff.set_zero(page_addr)
-                continue
-            digest = digest_of(page)
-            cid = self._digests.get(digest)
-            if cid is None:
-                diff.contents.setdefault(digest, page)
-                diff.pending.append((page_addr, chunk, digest))
-                continue
-            chunk.pages[page_addr] = cid
-            if diff.new_map.get(page_addr) != cid:
-                diff.versions[page_addr] = diff.new_map[page_addr] = cid
+def _check_threads(threads: list[ThreadState]) -> None:
+    for t in threads:
+        if len(t.gpregs) != GPREGS_SIZE or len(t.fpregs) != FPREGS_SIZE:
+            raise CaptureError(
+                f"Thread {t.tid}: register sets have {len(t.gpregs)}/{len(t.fpregs)} bytes, "
+                f"expected {GPREGS_SIZE}/{FPREGS_SIZE}.")
 
-    def _insert_contents(self, session: Session, diff: _Diff) -> None:
-        """Insert new page contents and point their pages at the new ids."""
-        if not diff.contents:
-            return
-        rows = [(digest, *compress(raw)) for digest, raw in diff.contents.items()]
-        # executemany without RETURNING (SQLite would insert row by row to return ids
-        # in order), then look the new ids up by digest, which is unique.
-        conn = session.connection()
-        _bulk_insert(conn, PageContent.__table__, ("digest", "codec", "data"), rows)
-        digests = list(diff.contents)
-        for i in range(0, len(digests), DIGEST_BATCH):
-            batch = digests[i:i + DIGEST_BATCH]
-            self._digests.update(tuple(row) for row in conn.execute(
-                select(PageContent.digest, PageContent.id).where(PageContent.digest.in_(batch))))
-        for page_addr, chunk, digest in diff.pending:
-            cid = self._digests[digest]
-            chunk.pages[page_addr] = diff.versions[page_addr] = diff.new_map[page_addr] = cid
+
+def database_name(engine: Engine) -> str:
+    """The file behind a SQLite engine, or the URL of any other database (no password)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            for row in conn.exec_driver_sql("PRAGMA database_list"):
+                if row[1] == "main" and row[2]:
+                    return row[2]
+    return engine.url.render_as_string(hide_password=True)
+
+
+class _PageWrite:
+    """The pages of one snapshot, written inside the snapshot's transaction."""
+
+    def __init__(self, conn, page_map: PageMap, tick: int):
+        self.conn = conn
+        self.map = page_map
+        self.tick = tick
+        self.contents = ContentStore(conn)
+        self.codec = PageCodec()
+        self.changes: dict[int, int] = {}  # rec_addr -> content id (0: zero) once committed
+        self.run_changes: list[tuple[int, array]] = []  # (start, ids) of stored reads
+        self.covered: list[tuple[int, int]] = []
+        self.stats = WriteStats(tick=tick)
+
+    def write(self, delta: PageDelta) -> None:
+        chunks = delta.chunks
+        if delta.reads and bulk_store.usable(self.conn):
+            self._store_reads(delta.reads, delta.reader.mem_fd)
+        elif delta.reads:
+            chunks = chain((c for start, end in delta.reads
+                            for c in delta.reader.run_chunks(start, end)), chunks)
+        for batch in _batches(chunks, self.stats):
+            self._write_batch(batch)
+        self._zero(delta.zero, list(delta.kept))
+        self.stats.contents_written += self.contents.inserted
+
+    def apply(self, page_map: PageMap) -> None:
+        """Bring the page map to this snapshot (once it is committed)."""
+        for start, ids in self.run_changes:
+            page_map.assign(start, ids)
+        for rec_addr, content_id in self.changes.items():
+            page_map.set(rec_addr, content_id)
+
+    def _store_reads(self, reads: list[tuple[int, int]], mem_fd: int) -> None:
+        """The reads stored by the native extension: contents and versions."""
+        prev = array("q")
+        for start, end in reads:
+            prev.extend(self.map.ids(start, end))
+        ids, contents, versions = bulk_store.store(self.conn, mem_fd, reads, prev, self.tick)
+        pos = 0
+        for start, end in reads:
+            count = (end - start) // PAGE_SIZE
+            self.run_changes.append((start, ids[pos:pos + count]))
+            self.covered.append((start, end))
+            pos += count
+        self.stats.pages_scanned += pos
+        self.stats.bytes_scanned += pos * PAGE_SIZE
+        self.stats.contents_written += contents
+        self.stats.versions_written += versions
+
+    def _write_batch(self, batch: list[tuple[int, bytes]]) -> None:
+        """Version every page of the batch whose content id differs from the map's."""
+        for rec_addr, data in batch:
+            self.covered.append((rec_addr, rec_addr + len(data)))
+        encoded = self.codec.encode(batch)  # [(rec_addr, digest or None)], zero pages None
+        rows, index = [], {}
+        for _, digest in encoded:
+            if digest is not None and digest not in index:
+                index[digest] = len(rows)
+                rows.append(digest)
+        ids = self.contents.ids(self.codec.rows(rows)) if rows else []
+        versions = []
+        for rec_addr, digest in encoded:
+            content_id = 0 if digest is None else ids[index[digest]]
+            if self.map.get(rec_addr) != content_id:
+                versions.append((rec_addr, self.tick, content_id or None))
+                self.changes[rec_addr] = content_id
+        self.stats.versions_written += len(versions)
+        self._insert_versions(versions)
+
+    def _zero(self, zero: list[tuple[int, int]] | None, kept: list[tuple[int, int]]) -> None:
+        """NULL versions for pages with content in `zero` that no chunk covered and that
+        are not kept."""
+        versions = []
+        for start, end in subtract(merged(zero if zero is not None else [ALL]),
+                                   merged(self.covered + kept)):
+            for rec_addr in self.map.with_content(start, end):
+                versions.append((rec_addr, self.tick, None))
+                self.changes[rec_addr] = 0
+        self.stats.versions_written += len(versions)
+        self._insert_versions(versions)
+
+    def _insert_versions(self, versions: list[tuple]) -> None:
+        if versions:
+            _bulk_insert(self.conn, PageVersion.__table__,
+                         ("address", "first_tick", "content_id"), versions)
+
+
+def _batches(chunks: Iterable[tuple[int, bytes]],
+             stats: WriteStats) -> Iterator[list[tuple[int, bytes]]]:
+    """The chunks in batches of about BATCH_BYTES, checked for alignment, counted."""
+    batch, size = [], 0
+    for rec_addr, data in chunks:
+        if rec_addr % PAGE_SIZE or len(data) % PAGE_SIZE:
+            raise CaptureError(f"Unaligned memory chunk at {rec_addr:#x} ({len(data)} bytes).")
+        stats.bytes_scanned += len(data)
+        stats.pages_scanned += len(data) // PAGE_SIZE
+        batch.append((rec_addr, data))
+        size += len(data)
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 # SQLite page cache for a write, in KiB: the unique digest index takes random inserts,
-# which thrash the 2 MiB default once a recording holds a few hundred MiB.
-WRITE_CACHE_KIB = 256 * 1024
+# which thrash the 2 MiB default once a recording holds a few hundred MiB; more is memory
+# the recorder keeps (the pooled connection keeps its cache).
+WRITE_CACHE_KIB = 16 * 1024
 
 
-def _large_cache(session: Session) -> None:
+def _write_settings(session: Session) -> None:
+    """A larger page cache, no sync to disk (see the module's docstring). Both are settings
+    of the connection, which SQLite takes outside a transaction: pysqlite opens it at the
+    first INSERT."""
     conn = session.connection()
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
+        conn.exec_driver_sql("PRAGMA synchronous=OFF")
 
 
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
@@ -284,23 +379,3 @@ def _bulk_insert(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> No
     sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
            f"VALUES ({', '.join([mark] * len(columns))})")
     conn.exec_driver_sql(sql, rows)
-
-
-@dataclass
-class _Diff:
-    """What one write changes: the page map after it, and the rows to insert.
-
-    versions: rec_addr -> content id, or None for a page that reads as zeros now.
-    contents: digest -> raw bytes of contents not stored yet; pending: the pages
-    (address, chunk, digest) that wait for those contents' ids.
-    """
-    new_map: dict[int, int]
-    new_chunks: dict[int, _Chunk] = field(default_factory=dict)
-    versions: dict[int, int | None] = field(default_factory=dict)
-    contents: dict[bytes, bytes] = field(default_factory=dict)
-    pending: list[tuple[int, _Chunk, bytes]] = field(default_factory=list)
-
-    def set_zero(self, page_addr: int) -> None:
-        if page_addr in self.new_map:
-            del self.new_map[page_addr]
-            self.versions[page_addr] = None

@@ -32,3 +32,15 @@ class TickMemory:
         """rec_addr -> sha256 of every page with content at this tick."""
         by_id = dict(self.session.execute(select(PageContent.id, PageContent.digest)).all())
         return {a: by_id[c] for a, c in self.map.items()}
+
+
+def global_value(session: Session, exe, name: str, tick: int, size: int = 8) -> int:
+    """The little-endian value of the executable's global `name` at `tick` (a PIE's
+    address: the .symtab value from the mapping of the executable's offset 0)."""
+    from elftools.elf.elffile import ELFFile
+    with open(exe, "rb") as f:
+        offset = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)[0][
+            "st_value"]
+    snap = queries.snapshot_at(session, tick)
+    base = next(m.start for m in snap.mappings if m.offset == 0 and m.path == str(exe))
+    return int.from_bytes(queries.read_memory(session, base + offset, size, tick), "little")

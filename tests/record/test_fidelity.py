@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from snapshotdb import queries
+from snapshotdb.capture import MappingInfo
 from snapshotdb.capture.core import import_core
+from snapshotdb.capture.proc import canonical
 from snapshotdb.db import open_engine, open_recording
 from snapshotdb.regs import GPREG_NAMES
 from tests.conftest import PLUGIN, TOP
@@ -53,10 +55,16 @@ def test_every_readable_byte_matches_gdb(stopped):
 
 
 def test_mappings_match_proc_maps(stopped):
-    recorded = [(m.start, m.end, m.perms, m.path) for m in stopped["snap"].mappings]
-    live = [(m["start"], m["end"], m["perms"], m["path"]) for m in stopped["dump"]["mappings"]
-            if m["start"] < 1 << 63]
+    """The recorded rows are /proc/PID/maps in canonical form (proc.canonical: adjacent
+    anonymous mappings alike are one row, [heap] starts at start_brk)."""
+    snap = stopped["snap"]
+    recorded = [(m.start, m.end, m.perms, m.path) for m in snap.mappings]
+    maps = [MappingInfo(m["start"], m["end"], m["perms"], 0, m["path"])
+            for m in stopped["dump"]["mappings"] if m["start"] < 1 << 63]
+    live = [(m.start, m.end, m.perms, m.path) for m in canonical(maps, snap.start_brk)]
     assert recorded == live
+    heap = next(m for m in snap.mappings if m.path == "[heap]")
+    assert heap.start == snap.start_brk
 
 
 def test_every_thread_is_captured(stopped):

@@ -2,6 +2,8 @@
 (A gcore of the same moment as a live snapshot is compared in test_fidelity.py.)"""
 from __future__ import annotations
 
+import glob
+import re
 import resource
 import shutil
 import struct
@@ -12,7 +14,7 @@ import pytest
 
 from snapshotdb import queries
 from snapshotdb.db import open_recording
-from tests.cli.conftest import one_line_error, read_only_dir, symlink_loop
+from tests.cli.conftest import one_line_error, read_only_dir, symlink_loop, timeline
 from tests.conftest import require, run_ttd
 
 TIMEOUT = 60
@@ -22,21 +24,35 @@ def _unlimited_core():
     resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 
 
+def dump_core(argv: list[str], cwd: Path, **run) -> tuple[subprocess.Popen, Path]:
+    """Run `argv` in `cwd` until it dies with a core: (the process, its core moved into
+    `cwd`), wherever the system's core_pattern had the kernel write it (beside the
+    process, or a directory with %e/%p in the name; not a pipe to a program)."""
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    require(not pattern.startswith("|"), f"kernel core_pattern {pattern!r} pipes cores away")
+    proc = subprocess.Popen(argv, cwd=cwd, preexec_fn=_unlimited_core, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **run)
+    proc.stdout_text, proc.stderr_text = proc.communicate(timeout=TIMEOUT)
+    names = {"p": str(proc.pid), "e": Path(argv[0]).name[:15], "%": "%"}
+    wanted = re.sub(r"%(.)", lambda m: glob.escape(names.get(m[1], "*")) if m[1] in names
+                    else "*", glob.escape(pattern).replace("[%]", "%"))
+    found = sorted(glob.glob(str(cwd / wanted) + ("*" if "%" not in pattern else "")))
+    assert found, f"the kernel wrote no core ({pattern!r})"
+    core = cwd / Path(found[0]).name
+    if Path(found[0]) != core:
+        shutil.move(found[0], core)
+    return proc, core
+
+
 @pytest.fixture(scope="module")
 def kernel_core(build_target, tmp_path_factory):
     """A core the kernel writes when tests/record/crash.c dies of SIGSEGV."""
-    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
-    require(not pattern.startswith("|") and "/" not in pattern,
-            f"kernel core_pattern {pattern!r} does not write a core file beside the process")
     crash = build_target("tests/record/crash.c")
     work = tmp_path_factory.mktemp("kcore")
     shutil.copy(crash, work / "crash")
-    proc = subprocess.run(["./crash", "first-arg"], cwd=work, preexec_fn=_unlimited_core,
-                          capture_output=True, timeout=TIMEOUT)
+    proc, core = dump_core(["./crash", "first-arg"], work)
     assert proc.returncode == -11
-    cores = sorted(work.glob("core*"))
-    assert cores, "the kernel wrote no core"
-    return work, cores[0]
+    return work, core
 
 
 def test_kernel_core_of_a_crash(kernel_core, tmp_path):
@@ -142,14 +158,11 @@ def core_with_many_mappings(kernel_core, build_target, tmp_path_factory):
     try:
         if limit <= MANY + 1000:
             MAX_MAP_COUNT.write_text(str(2 * MANY))
-        proc = subprocess.run([str(program), str(MANY)], cwd=work, preexec_fn=_unlimited_core,
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        proc, core = dump_core([str(program), str(MANY)], work)
     finally:
         MAX_MAP_COUNT.write_text(str(limit))
-    assert proc.returncode == -11, proc.stderr
-    cores = sorted(work.glob("core*"))
-    assert cores, "the kernel wrote no core"
-    return cores[0], int(proc.stdout.strip(), 16)
+    assert proc.returncode == -11, proc.stderr_text
+    return core, int(proc.stdout_text.strip(), 16)
 
 
 def _writable(path: Path) -> bool:
@@ -216,3 +229,22 @@ def test_import_into_a_read_only_directory(kernel_core, tmp_path):
     assert done.returncode == 2
     assert one_line_error(done) == (f"ttd: Cannot create '{ro}/k.db': the directory '{ro}' "
                                     "does not take new files (Read-only file system).")
+
+
+def test_core_of_an_abort_names_the_function_it_stopped_in(build_target, tmp_path):
+    """The stop is inside libc (raise/pthread_kill): its function is named as GDB names it,
+    from libc's separate debug file (libc6-dbg) when libc itself does not say."""
+    exits = build_target("tests/record/exits.c")
+    shutil.copy(exits, tmp_path / "exits")
+    proc, core = dump_core(["./exits", "abort"], tmp_path)
+    assert proc.returncode == -6
+    gdb = subprocess.run(["gdb", "--nx", "-batch", "-ex", "frame 0", str(tmp_path / "exits"),
+                          str(core)], capture_output=True, text=True, timeout=TIMEOUT)
+    frame = next(line for line in gdb.stdout.splitlines() if line.startswith("#0"))
+    gdb_function = frame.split(" in ", 1)[1].split(" (")[0] if " in " in frame else \
+        frame.split()[1]
+    db = tmp_path / "a.db"
+    assert run_ttd("import-core", str(db), str(core), timeout=TIMEOUT).returncode == 0
+    row = timeline(db)[0]
+    assert row["signal"] == "SIGABRT"
+    assert row["function"] == gdb_function != "??"

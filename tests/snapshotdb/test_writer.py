@@ -27,8 +27,8 @@ def engine(tmp_path):
     engine.dispose()
 
 
-def writer(engine, **kw) -> SnapshotWriter:
-    return SnapshotWriter(engine, exe_path="/bin/prog", build_id="ab", cmdline=["prog"], **kw)
+def writer(engine) -> SnapshotWriter:
+    return SnapshotWriter(engine, exe_path="/bin/prog", build_id="ab", cmdline=["prog"])
 
 
 def page(byte: int) -> bytes:
@@ -96,11 +96,10 @@ def test_a_new_writer_continues_from_the_stored_page_map(engine):
     assert stats.tick == 2 and list(versions(engine, 2)) == [BASE + PAGE_SIZE]
 
 
-@pytest.mark.parametrize("keep_bytes", [True, False])
-def test_every_tick_reads_back(engine, keep_bytes):
+def test_every_tick_reads_back(engine):
     """A random walk over 3 regions for 25 ticks; each tick reads back as written."""
     rng = random.Random(7)
-    w = writer(engine, keep_bytes=keep_bytes)
+    w = writer(engine)
     regions = [(BASE, 40), (BASE + 0x100000, 300), (BASE + 0x800000, 8)]
     memory = {r + i * PAGE_SIZE: ZERO_PAGE for r, n in regions for i in range(n)}
     history = []
