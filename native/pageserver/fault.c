@@ -90,14 +90,14 @@ int pager_read_recorded(void *ctx, uint64_t rec_page, uint8_t *dst, struct err *
 
 /* One zero page: for a removed range (mode 0: written), or for memory the process
  * added to a registered mapping after the tick (the tracker's mode: fresh memory
- * reads as zeros and counts as written once written). */
+ * reads as zeros and counts as written once written). Not woken (handle_fault). */
 static long serve_zero(struct pager *p, uint64_t page, uint64_t mode, struct err *e)
 {
 	p->serving_lo = page;
 	p->serving_hi = page + PAGE_SIZE;
 	memset(p->buf, 0, PAGE_SIZE);
-	long done = pager_copy(p, page, page + PAGE_SIZE, mode, e);
-	if (done == -1 || (done == 0 && pager_wake(p, page, PAGE_SIZE, e)))
+	long done = pager_copy(p, page, page + PAGE_SIZE, mode | UFFDIO_COPY_MODE_DONTWAKE, e);
+	if (done == -1)
 		return -1;
 	p->serving_hi = 0;
 	return done;
@@ -117,8 +117,8 @@ static uint64_t fill_end(struct pager *p, struct region *r, uint64_t page)
 	return hi;
 }
 
-/* Fill [page, hi) of r from the recording: the end of what was installed (page when
- * nothing), or COPY_RETRY, or -1. */
+/* Fill [page, hi) of r from the recording, not woken yet (handle_fault): the end of
+ * what was installed (page when nothing), or COPY_RETRY, or -1. */
 static long fill_from_recording(struct pager *p, struct region *r, uint64_t page, uint64_t hi,
 				struct err *e)
 {
@@ -126,14 +126,13 @@ static long fill_from_recording(struct pager *p, struct region *r, uint64_t page
 	p->serving_hi = hi;
 	if (fetch(p, page + r->rec_delta, hi + r->rec_delta, p->buf, e))
 		return -1;	/* serving_hi stays: the caller poisons the range */
-	long done = pager_copy(p, page, hi, p->tracker->ops->copy_mode, e);
+	long done = pager_copy(p, page, hi, p->tracker->ops->copy_mode | UFFDIO_COPY_MODE_DONTWAKE,
+			       e);
 	if (done == -1)
 		return -1;
 	p->serving_hi = 0;
 	if (done == COPY_RETRY)
 		return done;
-	if (done == 0 && pager_wake(p, page, PAGE_SIZE, e))	/* there already: wake the faulter */
-		return -1;
 	hi = done > 0 ? page + done : page;
 	if (p->tracker->ops->on_fill(p->tracker, r, page, hi, p->buf, e))
 		return -1;
@@ -146,9 +145,10 @@ static long fill_from_recording(struct pager *p, struct region *r, uint64_t page
  * fault_around_pages - 1 unfilled neighbours after it. bench/lazy_fill.py: in
  * order, 16 pages per fault cost a third per page of one page per fault; at
  * random, a window triples the fault's latency for neighbours that may never
- * be touched, so random faults get one page. 0, COPY_RETRY or -1.
+ * be touched, so random faults get one page. The end of the range installed
+ * (page itself when it was there already), COPY_RETRY or -1; nobody is woken yet.
  */
-static int serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
+static long serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 {
 	uint64_t page = page_down(fault_addr);
 	struct region *r = region_find(&p->regions, page);
@@ -165,7 +165,7 @@ static int serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 		if (done == COPY_RETRY || done == -1)
 			return done;
 		p->stats.pages_served++;
-		return 0;
+		return page + PAGE_SIZE;
 	}
 #ifdef TTD_BENCH
 	if (p->bench)
@@ -180,7 +180,7 @@ static int serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 	p->last_fill_end = hi;
 	p->stats.pages_served += (hi - page) / PAGE_SIZE;
 	p->stats.bytes += hi - page;
-	return 0;
+	return hi;
 }
 
 static void record_latency(struct fault_stats *s, uint64_t ns)
@@ -216,18 +216,24 @@ static int fault_later(struct pager *p, uint64_t fault_addr, struct err *e)
 	return 0;
 }
 
+/*
+ * Serve a fault, then wake whoever waits on it. The serve time ends before the
+ * wake: on one CPU the woken process runs inside the waking call until it
+ * blocks again (its next fault), which is not the page server's time.
+ */
 static int handle_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 {
-	uint64_t t0 = now_ns();
-	int ret = serve_fault(p, fault_addr, e);
+	uint64_t t0 = now_ns(), page = page_down(fault_addr);
+	long hi = serve_fault(p, fault_addr, e);
 
-	if (ret == COPY_RETRY)
+	if (hi == COPY_RETRY)
 		return fault_later(p, fault_addr, e);
-	if (ret)
-		return ret;
+	if (hi < 0)
+		return -1;
 	record_latency(&p->stats, now_ns() - t0);
 	p->stats.faults++;
-	return 0;
+	/* hi == page: it was there already (EEXIST) */
+	return pager_wake(p, page, hi > (long)page ? (uint64_t)hi - page : PAGE_SIZE, e);
 }
 
 static int handle_event(struct pager *p, const struct uffd_msg *msg, struct err *e)
