@@ -17,6 +17,7 @@ int pager_init(struct pager *p, const struct stub_map *maps, uint32_t nr_maps, s
 	p->buf = aligned_alloc(PAGE_SIZE, MAX_FILL_PAGES * PAGE_SIZE);
 	if (!p->buf)
 		return err_set(e, ERR_INTERNAL, "out of memory for the fill buffer");
+	verifier_open(p->verifier, p->store->location, p->tick);	/* the page map, meanwhile */
 	return regions_init(&p->regions, maps, nr_maps, e);
 }
 
@@ -117,6 +118,21 @@ static uint64_t fill_end(struct pager *p, struct region *r, uint64_t page)
 	return hi;
 }
 
+/*
+ * A sequential reader's next windows, prepared on the helper while we install
+ * this one and the reader goes through it: its next fault finds them verified.
+ */
+#define READ_AHEAD_WINDOWS 4
+
+static void read_ahead(struct pager *p, struct region *r, uint64_t target_addr)
+{
+	uint64_t end = target_addr + READ_AHEAD_WINDOWS * p->fault_around_pages * PAGE_SIZE;
+
+	if (end > r->target_end)
+		end = r->target_end;
+	verifier_readahead(p->verifier, target_addr + r->rec_delta, end + r->rec_delta);
+}
+
 /* Fill [page, hi) of r from the recording, not woken yet (handle_fault): the end of
  * what was installed (page when nothing), or COPY_RETRY, or -1. */
 static long fill_from_recording(struct pager *p, struct region *r, uint64_t page, uint64_t hi,
@@ -126,6 +142,8 @@ static long fill_from_recording(struct pager *p, struct region *r, uint64_t page
 	p->serving_hi = hi;
 	if (fetch(p, page + r->rec_delta, hi + r->rec_delta, p->buf, e))
 		return -1;	/* serving_hi stays: the caller poisons the range */
+	if (hi - page > PAGE_SIZE)
+		read_ahead(p, r, hi);
 	long done = pager_copy(p, page, hi, p->tracker->ops->copy_mode | UFFDIO_COPY_MODE_DONTWAKE,
 			       e);
 	if (done == -1)

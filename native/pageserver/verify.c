@@ -1,25 +1,43 @@
 /*
- * verify.h: verifying pages on two cores.
+ * verify.h: verifying pages, on two cores.
  *
- * sha256 of a page costs 2.4 us here, more than half of a fill. While a fault
- * is served its reader sleeps, so the second core is free: the main thread
- * steps the store's query and decodes pages into the staging buffer,
- * publishing each; the main thread and a helper thread claim published pages
- * one at a time and hash them. Nothing is installed before every page of the
- * range has been hashed and matched (verify_wait), so a page is never served
- * unverified.
+ * Where a page's microseconds go here (2 vCPUs, bench/lazy_fill.py's pages,
+ * clock_gettime around each stage): sha256 2.1 (OpenSSL with the CPU's SHA
+ * instructions: EVP with the algorithm fetched once 2.1, the low-level calls
+ * 2.1, one-shot SHA256() 2.4: it fetches the algorithm each call), zstd 0.5,
+ * the range query for one page at random 2.5-3.0 (one content row by id
+ * 1.3-1.7: the page map saves the search), UFFDIO_COPY of the page 1.7.
  *
- * Claims and publications carry the job's generation in their upper 32 bits,
- * so a helper that looked at an old job can never claim a page of a new one
- * (a compare-and-swap on the whole word fails). The helper spins a little
- * after each job (the next fault of a sequential reader comes within tens of
- * microseconds) and then sleeps on a futex. It works only on ranges of
- * HELP_MIN_PAGES pages or more (fault-around, eager fills): a one-page fault
- * is not worth a wake-up, and a helper spinning through a stream of one-page
- * faults took the core the woken reader needed (fault p50 13 -> 50 us).
+ * Two ways to a page:
+ * - before the page map is loaded (the first milliseconds, or never when the
+ *   recording's map cannot be read): the store's range query, each page
+ *   hashed on the calling thread as it is decoded;
+ * - with the map: each page is looked up (a binary search), fetched by its
+ *   content reference, decoded and hashed, independently of the others, so
+ *   the serving thread and the helper can share a range page by page.
+ *
+ * Prepared pages: the helper works into slots (NR_SLOTS pages, a page in the
+ * slot of its page number modulo NR_SLOTS). A slot's state, the page it holds
+ * and the generation of the map it came from change together, by
+ * compare-and-swap on one word:
+ *
+ *   FREE -> BUSY (claimed by whoever prepares it) -> READY | ZERO | BAD (corrupt, why)
+ *   READY -> TAKEN (the serving thread copies it out) -> FREE
+ *
+ * The serving thread takes prepared pages, claims the others and prepares
+ * them itself straight into its buffer (top down, while the helper goes bottom
+ * up), then waits for the pages the helper is still on. A page is installed
+ * only from a slot that passed the hash, or from the buffer after the hash:
+ * never unverified. A corrupt page is reported when it is needed, not when the
+ * helper meets it ahead of time.
+ *
+ * The helper spins a little after its work (the next request of a sequential
+ * reader comes within tens of microseconds) and then sleeps on a futex. It
+ * works only on ranges of HELP_MIN_PAGES pages or more and on readahead: a
+ * one-page fault is not worth a wake-up, and a helper spinning through a
+ * stream of one-page faults took the core the woken reader needed.
  */
 #define _GNU_SOURCE
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <inttypes.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -29,6 +47,7 @@
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #define LOG_PREFIX "ttd-pageserver: verify: "
@@ -39,58 +58,205 @@
 
 #define HELP_MIN_PAGES 4
 #define HELPER_SPIN_NS 50000ULL
+#define NR_SLOTS 512	/* 2 MiB: a whole fill (MAX_FILL_PAGES) and the readahead after it */
 
 _Static_assert(SHA256_DIGEST_LENGTH == PAGE_DIGEST_SIZE, "a page's digest is its sha256");
+_Static_assert(NR_SLOTS >= 2 * MAX_FILL_PAGES, "a fill and its readahead fit in the slots");
 
-struct verifier {
-	_Atomic uint64_t claim;		/* gen << 32 | next page index to claim */
-	_Atomic uint64_t published;	/* gen << 32 | pages decoded so far */
-	_Atomic uint32_t done;		/* pages hashed in this job */
-	_Atomic uint32_t bad;		/* 1 + index of a page whose hash mismatched */
-	_Atomic uint32_t wake_seq;	/* futex word the helper sleeps on */
-	_Atomic int sleeping;
-	_Atomic uint32_t help_gen;	/* the latest job the helper may work on */
-	_Atomic uint64_t helper_pages;	/* statistics */
-	uint32_t gen;
-	uint32_t nr_published;
-	uint8_t *dst;
-	uint32_t offset[MAX_FILL_PAGES];	/* of each page in dst */
-	uint8_t digest[MAX_FILL_PAGES][PAGE_DIGEST_SIZE];
+enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_READY, SLOT_ZERO, SLOT_BAD, SLOT_TAKEN };
+
+/* A slot's word: rec page number (36 bits: addresses below 2^48), generation (25), state (3). */
+#define GEN_MASK ((1U << 25) - 1)
+#define SLOT_WORD(pfn, gen, state) ((pfn) << 28 | (uint64_t)((gen) & GEN_MASK) << 3 | (state))
+#define SLOT_KEY(word) ((word) >> 3)
+#define SLOT_STATE(word) ((enum slot_state)((word) & 7))
+
+enum map_state { MAP_NONE, MAP_LOADING, MAP_READY, MAP_FAILED };
+
+struct slot {
+	_Atomic uint64_t word;
+	char why[sizeof(((struct err *)0)->msg)];	/* SLOT_BAD: the error */
 };
 
-static int page_matches(struct verifier *v, uint32_t i)
+/* What one thread needs to prepare pages: its store and its hashing context. */
+struct worker {
+	struct store *store;
+	EVP_MD_CTX *md_ctx;
+	uint8_t digest[PAGE_DIGEST_SIZE];
+};
+
+struct verifier {
+	_Atomic int map_state;
+	struct pagemap map;		/* read by both threads; changed only with the helper quiet */
+	uint32_t gen;			/* of the map: bumped when it moves to another tick */
+	char *location;
+	const EVP_MD *sha256;
+	struct worker main, helper;
+
+	pthread_mutex_t want_lock;	/* the range the helper is asked to prepare */
+	uint64_t want_lo, want_hi;
+	_Atomic int quiet;		/* the serving thread changes the map: touch nothing */
+	_Atomic int working;		/* the helper is preparing a page */
+	_Atomic uint32_t wake_seq;	/* futex word the helper sleeps on */
+	_Atomic int sleeping;
+	int have_helper;
+	_Atomic uint64_t helper_pages;	/* statistics */
+
+	uint8_t *slot_bytes;		/* NR_SLOTS pages */
+	struct slot slots[NR_SLOTS];
+};
+
+/* sha256 of the page at `bytes` matches `digest`. */
+static int page_matches(const struct verifier *v, struct worker *w, const uint8_t *bytes,
+			const uint8_t *digest)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256_CTX ctx;
+	unsigned int len = 0;
 
-	/* the low-level calls: OpenSSL 3's SHA256() fetches the algorithm on every call */
-	SHA256_Init(&ctx);
-	SHA256_Update(&ctx, v->dst + v->offset[i], PAGE_SIZE);
-	SHA256_Final(md, &ctx);
-	return memcmp(md, v->digest[i], sizeof(md)) == 0;
+	if (!EVP_DigestInit_ex(w->md_ctx, v->sha256, NULL) ||
+	    !EVP_DigestUpdate(w->md_ctx, bytes, PAGE_SIZE) ||
+	    !EVP_DigestFinal_ex(w->md_ctx, md, &len))
+		return 0;
+	return len == sizeof(md) && memcmp(md, digest, sizeof(md)) == 0;
 }
 
-/* Claim and hash one published page; 0 when none is available now. */
-static int verify_one(struct verifier *v, int helper)
+static int mismatch(struct err *e, uint64_t rec_addr, uint64_t tick)
 {
-	uint64_t c = atomic_load_explicit(&v->claim, memory_order_acquire);
-	uint64_t pub = atomic_load_explicit(&v->published, memory_order_acquire);
+	return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt (its "
+		       "sha256 does not match the recorded digest)", rec_addr, tick);
+}
 
-	if (pub >> 32 != c >> 32 || (uint32_t)c >= (uint32_t)pub)
+/* The page at rec_addr, at the map's tick, into dst, verified: 1 when it is zeros (dst
+ * untouched), 0 when stored, -1 with the error. */
+static int prepare_page(struct verifier *v, struct worker *w, uint64_t rec_addr, uint8_t *dst,
+			struct err *e)
+{
+	store_ref ref = pagemap_ref(&v->map, rec_addr);
+
+	if (!ref)
+		return 1;
+	if (store_content(w->store, ref, rec_addr, v->map.tick, dst, w->digest, e))
+		return -1;
+	if (!page_matches(v, w, dst, w->digest))
+		return mismatch(e, rec_addr, v->map.tick);
+	return 0;
+}
+
+static struct slot *slot_of(struct verifier *v, uint64_t rec_addr)
+{
+	return &v->slots[rec_addr / PAGE_SIZE % NR_SLOTS];
+}
+
+static uint64_t key_of(const struct verifier *v, uint64_t rec_addr)
+{
+	return SLOT_KEY(SLOT_WORD(rec_addr / PAGE_SIZE, v->gen, 0));
+}
+
+/* Claim the slot of rec_addr for preparing it: 1, or 0 when it is busy with another
+ * page or has seen this one already (prepared, or taken: installed, not wanted again). */
+static int claim(struct verifier *v, uint64_t rec_addr)
+{
+	struct slot *s = slot_of(v, rec_addr);
+	uint64_t word = atomic_load(&s->word), key = key_of(v, rec_addr);
+
+	if (SLOT_KEY(word) == key && word)
 		return 0;
-	if (helper && atomic_load(&v->help_gen) != c >> 32)
-		return 0;	/* a small job: not worth a second core */
-	if (!atomic_compare_exchange_weak(&v->claim, &c, c + 1))
-		return 1;	/* lost the race: try again */
-	uint32_t i = (uint32_t)c;
-	if (!page_matches(v, i)) {
-		uint32_t none = 0;
-		atomic_compare_exchange_strong(&v->bad, &none, i + 1);
+	if (SLOT_STATE(word) == SLOT_BUSY || SLOT_STATE(word) == SLOT_TAKEN)
+		return 0;
+	return atomic_compare_exchange_strong(&s->word, &word, key << 3 | SLOT_BUSY);
+}
+
+static void slot_set(struct verifier *v, uint64_t rec_addr, enum slot_state state)
+{
+	atomic_store(&slot_of(v, rec_addr)->word, key_of(v, rec_addr) << 3 | state);
+}
+
+/* ---- the helper thread ---------------------------------------------------------------- */
+
+static void wake_helper(struct verifier *v)
+{
+	if (atomic_load(&v->sleeping)) {
+		atomic_fetch_add(&v->wake_seq, 1);
+		syscall(SYS_futex, &v->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	}
-	if (helper)
+}
+
+/* Ask the helper to prepare [lo, hi) (replacing what it was asked before). */
+static void want(struct verifier *v, uint64_t lo, uint64_t hi)
+{
+	pthread_mutex_lock(&v->want_lock);
+	v->want_lo = lo;
+	v->want_hi = hi;
+	pthread_mutex_unlock(&v->want_lock);
+	wake_helper(v);
+}
+
+/* The next page the helper should prepare, or 0. */
+static uint64_t next_wanted(struct verifier *v)
+{
+	uint64_t rec_addr = 0;
+
+	pthread_mutex_lock(&v->want_lock);
+	if (v->want_lo < v->want_hi) {
+		rec_addr = v->want_lo;
+		v->want_lo += PAGE_SIZE;
+	}
+	pthread_mutex_unlock(&v->want_lock);
+	return rec_addr;
+}
+
+/* Prepare one wanted page into its slot: 1 when there was one, 0 when none. */
+static int helper_prepare(struct verifier *v)
+{
+	struct err e = { 0 };
+	int ret = 1;
+
+	atomic_store(&v->working, 1);
+	uint64_t rec_addr = atomic_load(&v->quiet) ? 0 : next_wanted(v);
+	if (!rec_addr) {
+		ret = 0;
+	} else if (claim(v, rec_addr)) {
+		struct slot *s = slot_of(v, rec_addr);
+		int got = prepare_page(v, &v->helper, rec_addr,
+				       v->slot_bytes + (s - v->slots) * PAGE_SIZE, &e);
+		if (got < 0 && e.kind == ERR_CORRUPT)
+			memcpy(s->why, e.msg, sizeof(s->why));
+		else if (got < 0)
+			pr_debug("%s", e.msg);	/* the serving thread will try it itself */
+		slot_set(v, rec_addr, got == 1 ? SLOT_ZERO : got == 0 ? SLOT_READY :
+				      e.kind == ERR_CORRUPT ? SLOT_BAD : SLOT_FREE);
 		atomic_fetch_add_explicit(&v->helper_pages, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&v->done, 1, memory_order_release);
-	return 1;
+	}
+	atomic_store(&v->working, 0);
+	return ret;
+}
+
+static void load_map(struct verifier *v)
+{
+	struct err e = { 0 };
+	uint64_t t0 = now_ns();
+
+	v->helper.store = store_open(v->location, &e);
+	if (!v->helper.store || pagemap_load(&v->map, v->helper.store, v->map.tick, &e)) {
+		pr_debug("no page map, range queries only: %s", e.msg);
+		atomic_store(&v->map_state, MAP_FAILED);
+		return;
+	}
+	pr_debug("page map of tick %" PRIu64 ": %zu pages in %.1f ms", v->map.tick, v->map.n,
+		 (now_ns() - t0) / 1e6);
+	atomic_store(&v->map_state, MAP_READY);
+}
+
+static int has_work(struct verifier *v)
+{
+	int some;
+
+	if (atomic_load(&v->map_state) == MAP_LOADING)
+		return 1;
+	pthread_mutex_lock(&v->want_lock);
+	some = v->want_lo < v->want_hi;
+	pthread_mutex_unlock(&v->want_lock);
+	return some && !atomic_load(&v->quiet);
 }
 
 static void *helper_main(void *arg)
@@ -100,18 +266,28 @@ static void *helper_main(void *arg)
 	for (;;) {
 		uint64_t idle_since = now_ns();
 		while (now_ns() - idle_since < HELPER_SPIN_NS) {
-			if (verify_one(v, 1))
+			if (atomic_load(&v->map_state) == MAP_LOADING)
+				load_map(v);
+			if (atomic_load(&v->map_state) == MAP_READY && helper_prepare(v))
 				idle_since = now_ns();
 			else
 				sched_yield();	/* on a busy machine the main thread may share our core */
 		}
+		if (v->helper.store)
+			store_idle(v->helper.store);	/* let writers in while we sleep */
 		uint32_t seq = atomic_load(&v->wake_seq);
 		atomic_store(&v->sleeping, 1);
-		if (!verify_one(v, 1))	/* re-check after announcing the sleep */
+		if (!has_work(v))	/* re-check after announcing the sleep */
 			syscall(SYS_futex, &v->wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
 		atomic_store(&v->sleeping, 0);
 	}
 	return NULL;
+}
+
+static int worker_init(struct worker *w)
+{
+	w->md_ctx = EVP_MD_CTX_new();
+	return w->md_ctx ? 0 : -1;
 }
 
 struct verifier *verifier_start(void)
@@ -120,15 +296,32 @@ struct verifier *verifier_start(void)
 	pthread_t thread;
 	sigset_t all, old;
 
-	if (!v)
+	if (!v || !(v->slot_bytes = aligned_alloc(PAGE_SIZE, NR_SLOTS * PAGE_SIZE)) ||
+	    worker_init(&v->main) || worker_init(&v->helper))
 		return NULL;
+	/* fetched once: EVP_sha256() and SHA256() look the algorithm up on every use */
+	v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!v->sha256)
+		return NULL;
+	pthread_mutex_init(&v->want_lock, NULL);
 	/* the helper takes no signals: they belong to the main thread */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&thread, NULL, helper_main, v))
+	v->have_helper = pthread_create(&thread, NULL, helper_main, v) == 0;
+	if (!v->have_helper)
 		pr_debug("no helper thread: pages are verified on one core");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return v;
+}
+
+void verifier_open(struct verifier *v, const char *location, uint64_t tick)
+{
+	v->map.tick = tick;
+	v->location = strdup(location);
+	if (!v->have_helper || !v->location)
+		return;	/* range queries only */
+	atomic_store(&v->map_state, MAP_LOADING);
+	wake_helper(v);
 }
 
 uint64_t verifier_helper_pages(struct verifier *v)
@@ -136,63 +329,164 @@ uint64_t verifier_helper_pages(struct verifier *v)
 	return atomic_load(&v->helper_pages);
 }
 
-static void verify_begin(struct verifier *v, uint8_t *dst, uint32_t npages)
+void verifier_readahead(struct verifier *v, uint64_t rec_lo, uint64_t rec_hi)
 {
-	v->gen++;
-	v->dst = dst;
-	v->nr_published = 0;
-	atomic_store(&v->done, 0);
-	atomic_store(&v->bad, 0);
-	atomic_store_explicit(&v->published, (uint64_t)v->gen << 32, memory_order_release);
-	atomic_store_explicit(&v->claim, (uint64_t)v->gen << 32, memory_order_release);
-	if (npages < HELP_MIN_PAGES)
-		return;
-	atomic_store(&v->help_gen, v->gen);
-	if (atomic_load(&v->sleeping)) {
-		atomic_fetch_add(&v->wake_seq, 1);
-		syscall(SYS_futex, &v->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	/* beyond the slots a fill leaves, pages would push out each other */
+	if (rec_hi - rec_lo > (NR_SLOTS - MAX_FILL_PAGES) * PAGE_SIZE)
+		rec_hi = rec_lo + (NR_SLOTS - MAX_FILL_PAGES) * PAGE_SIZE;
+	if (atomic_load(&v->map_state) == MAP_READY && rec_lo < rec_hi)
+		want(v, rec_lo, rec_hi);
+}
+
+/* ---- the serving thread ------------------------------------------------------------- */
+
+/* What the serving thread found in a page's slot. */
+enum taken { TOOK, TOOK_ZERO, HELPER_ON_IT, NOT_THERE, CORRUPT };
+
+/* Copy the page out of its slot when it is prepared (then the slot is free again). */
+static enum taken take(struct verifier *v, uint64_t rec_addr, uint8_t *dst, struct err *e)
+{
+	struct slot *s = slot_of(v, rec_addr);
+	uint64_t key = key_of(v, rec_addr);
+
+	for (;;) {
+		uint64_t word = atomic_load(&s->word);
+		if (SLOT_KEY(word) != key)
+			return NOT_THERE;
+		switch (SLOT_STATE(word)) {
+		case SLOT_FREE: case SLOT_TAKEN:
+			return NOT_THERE;
+		case SLOT_BUSY:
+			return HELPER_ON_IT;
+		case SLOT_BAD:
+			err_set(e, ERR_CORRUPT, "%s", s->why);
+			return CORRUPT;
+		case SLOT_ZERO: case SLOT_READY:
+			if (!atomic_compare_exchange_strong(&s->word, &word, key << 3 | SLOT_TAKEN))
+				continue;	/* the helper moved on meanwhile: look again */
+			if (SLOT_STATE(word) == SLOT_READY)
+				memcpy(dst, v->slot_bytes + (s - v->slots) * PAGE_SIZE, PAGE_SIZE);
+			else
+				memset(dst, 0, PAGE_SIZE);
+			atomic_store(&s->word, key << 3 | SLOT_FREE);
+			return SLOT_STATE(word) == SLOT_READY ? TOOK : TOOK_ZERO;
+		}
 	}
 }
 
-/* The store decoded a page at dst + offset (struct store_request's `stored`). */
-static void verify_publish(void *ctx, uint32_t offset, const uint8_t *digest)
+/* Prepare the page here, into dst: 1 zeros (dst zeroed), 0 stored, -1 error. */
+static int prepare_here(struct verifier *v, uint64_t rec_addr, uint8_t *dst, struct err *e)
 {
-	struct verifier *v = ctx;
-	uint32_t k = v->nr_published++;
+	int claimed = claim(v, rec_addr);	/* so that the helper leaves it */
+	int got = prepare_page(v, &v->main, rec_addr, dst, e);
 
-	v->offset[k] = offset;
-	memcpy(v->digest[k], digest, PAGE_DIGEST_SIZE);
-	atomic_store_explicit(&v->published, ((uint64_t)v->gen << 32) | (k + 1), memory_order_release);
+	if (got == 1)
+		memset(dst, 0, PAGE_SIZE);
+	if (claimed)
+		slot_set(v, rec_addr, SLOT_FREE);
+	return got;
 }
 
-/* Hash along until every published page is verified (also after a store error: the
- * helper must be done with dst before anyone reuses it). The offset of a page whose
- * hash did not match, or UINT32_MAX. */
-static uint32_t verify_wait(struct verifier *v)
+static int fetch_mapped(struct verifier *v, struct store *s, uint64_t rec_lo, uint64_t rec_hi,
+			uint8_t *dst, uint32_t *nr_zero, struct err *e)
 {
-	while ((uint32_t)atomic_load(&v->claim) < v->nr_published)
-		verify_one(v, 0);
-	while (atomic_load_explicit(&v->done, memory_order_acquire) < v->nr_published)
-		sched_yield();	/* the helper hashes its last page */
-	uint32_t bad = atomic_load(&v->bad);
-	return bad ? v->offset[bad - 1] : UINT32_MAX;
+	uint32_t npages = (rec_hi - rec_lo) / PAGE_SIZE, waiting[MAX_FILL_PAGES], nr_waiting = 0;
+
+	v->main.store = s;
+	if (npages >= HELP_MIN_PAGES && v->have_helper)
+		want(v, rec_lo, rec_hi);	/* it starts at the bottom, we at the top */
+	for (uint32_t k = npages; k-- > 0;) {
+		uint64_t rec_addr = rec_lo + k * PAGE_SIZE;
+		enum taken t = take(v, rec_addr, dst + k * PAGE_SIZE, e);
+		int got = 0;
+		if (t == CORRUPT)
+			return -1;
+		if (t == HELPER_ON_IT)
+			waiting[nr_waiting++] = k;
+		else if (t == NOT_THERE && (got = prepare_here(v, rec_addr, dst + k * PAGE_SIZE, e)) < 0)
+			return -1;
+		*nr_zero += t == TOOK_ZERO || got == 1;
+	}
+	for (uint32_t i = 0; i < nr_waiting; i++) {
+		uint64_t rec_addr = rec_lo + waiting[i] * PAGE_SIZE;
+		uint8_t *page = dst + waiting[i] * PAGE_SIZE;
+		enum taken t;
+		while ((t = take(v, rec_addr, page, e)) == HELPER_ON_IT)
+			sched_yield();	/* a page takes the helper microseconds */
+		int got = 0;
+		if (t == CORRUPT || (t == NOT_THERE && (got = prepare_here(v, rec_addr, page, e)) < 0))
+			return -1;
+		*nr_zero += t == TOOK_ZERO || got == 1;
+	}
+	return 0;
+}
+
+/* Range queries (no map): each page hashed as the store decodes it. */
+struct ranged {
+	struct verifier *v;
+	uint8_t *dst;
+	uint32_t bad;	/* 1 + offset of the first page that does not match, or 0 */
+};
+
+static void verify_stored(void *ctx, uint32_t offset, const uint8_t *digest)
+{
+	struct ranged *r = ctx;
+
+	if (!r->bad && !page_matches(r->v, &r->v->main, r->dst + offset, digest))
+		r->bad = offset + 1;
+}
+
+static int fetch_ranged(struct verifier *v, struct store *s, uint64_t tick, uint64_t rec_lo,
+			uint64_t rec_hi, uint8_t *dst, uint32_t *nr_zero, struct err *e)
+{
+	struct ranged r = { .v = v, .dst = dst };
+	struct store_request req = { .rec_lo = rec_lo, .rec_hi = rec_hi, .tick = tick, .dst = dst,
+				     .stored = verify_stored, .ctx = &r };
+
+	if (store_fetch(s, &req, e))
+		return -1;
+	if (r.bad)
+		return mismatch(e, rec_lo + r.bad - 1, tick);
+	*nr_zero = (rec_hi - rec_lo) / PAGE_SIZE - req.nr_stored;
+	return 0;
 }
 
 int fetch_verified(struct verifier *v, struct store *s, uint64_t tick, uint64_t rec_lo,
 		   uint64_t rec_hi, uint8_t *dst, uint32_t *nr_zero, struct err *e)
 {
-	struct store_request req = { .rec_lo = rec_lo, .rec_hi = rec_hi, .tick = tick, .dst = dst,
-				     .stored = verify_publish, .ctx = v };
-	uint32_t npages = (rec_hi - rec_lo) / PAGE_SIZE;
+	*nr_zero = 0;
+	if (atomic_load(&v->map_state) == MAP_READY && v->map.tick == tick)
+		return fetch_mapped(v, s, rec_lo, rec_hi, dst, nr_zero, e);
+	return fetch_ranged(v, s, tick, rec_lo, rec_hi, dst, nr_zero, e);
+}
 
-	verify_begin(v, dst, npages);
-	int ret = store_fetch(s, &req, e);
-	uint32_t bad = verify_wait(v);
-	if (ret)
-		return ret;
-	if (bad != UINT32_MAX)
-		return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt "
-			       "(its sha256 does not match the recorded digest)", rec_lo + bad, tick);
-	*nr_zero = npages - req.nr_stored;
-	return 0;
+/* The helper finishes its page and touches nothing until quiet is cleared. */
+static void quieten(struct verifier *v)
+{
+	atomic_store(&v->quiet, 1);
+	while (atomic_load(&v->working))
+		sched_yield();
+	pthread_mutex_lock(&v->want_lock);
+	v->want_lo = v->want_hi = 0;
+	pthread_mutex_unlock(&v->want_lock);
+}
+
+int verifier_set_tick(struct verifier *v, struct store *s, uint64_t tick,
+		      pagemap_differ_fn differ, void *ctx, struct err *e)
+{
+	int ret;
+
+	while (atomic_load(&v->map_state) == MAP_LOADING)
+		sched_yield();	/* its first job: a bounded query */
+	quieten(v);
+	if (atomic_load(&v->map_state) == MAP_READY)
+		ret = pagemap_set_tick(&v->map, s, tick, differ, ctx, e);
+	else
+		ret = pagemap_differ(s, v->map.tick, tick, differ, ctx, e);
+	if (ret == 0) {
+		v->map.tick = tick;
+		v->gen++;	/* what was prepared for the old tick is stale */
+	}
+	atomic_store(&v->quiet, 0);
+	return ret;
 }
