@@ -403,3 +403,38 @@ size_t pager_read_target(struct pager *p, void *dst, uint64_t target_addr, size_
 	}
 	return done;
 }
+
+struct moving {
+	struct pager *p;
+	struct range_list *differ;
+};
+
+/* A recorded page whose content differs at the new tick: where the process has it. */
+static int forget_page(void *ctx, uint64_t rec_addr, struct err *e)
+{
+	struct moving *m = ctx;
+	struct regions *rs = &m->p->regions;
+
+	(void)e;
+	for (uint32_t i = 0; i < rs->n; i++) {
+		struct region *r = &rs->r[i];
+		uint64_t target_addr = rec_addr - r->rec_delta;
+		if (target_addr < r->target_start || target_addr >= r->target_end)
+			continue;
+		region_mark_unfilled(r, target_addr);
+		ranges_add(m->differ, target_addr, target_addr + PAGE_SIZE);
+	}
+	return 0;
+}
+
+int pager_set_tick(struct pager *p, uint64_t tick, struct range_list *differ, struct err *e)
+{
+	struct moving m = { p, differ };
+
+	if (verifier_set_tick(p->verifier, p->store, tick, forget_page, &m, e))
+		return -1;
+	p->tick = tick;
+	p->last_fill_end = 0;
+	ranges_normalize(differ);
+	return ranges_check(differ, e);
+}

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "ranges.h"
 #include "region.h"
 #include "store.h"
 #include "target.h"
@@ -69,6 +70,18 @@ size_t pager_read_target(struct pager *p, void *dst, uint64_t target_addr, size_
  * access retry as plain anonymous memory, which reads zeros.
  */
 void pager_poison_serving(struct pager *p);
+
+/*
+ * Serve the pages of tick from now on (moving the process between ticks, issue
+ * 10). The pages whose content differs between the tick served so far and this
+ * one are added to `differ` as target ranges (where the process has them now,
+ * sorted and merged) and forgotten as filled: once the caller has dropped them
+ * from the process (the process still holds the old contents), their next
+ * access faults and gets the new ones. Pages the process wrote, dropped or
+ * added are the caller's business. The recorded addresses that differ, without
+ * moving: pagemap_differ() (pagemap.h).
+ */
+int pager_set_tick(struct pager *p, uint64_t tick, struct range_list *differ, struct err *e);
 
 /* struct tracker_env's read_recorded: one verified recorded page. */
 int pager_read_recorded(void *ctx, uint64_t rec_page, uint8_t *dst, struct err *e);

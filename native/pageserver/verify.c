@@ -471,13 +471,19 @@ static void quieten(struct verifier *v)
 	pthread_mutex_unlock(&v->want_lock);
 }
 
+int verifier_wait_map(struct verifier *v)
+{
+	while (atomic_load(&v->map_state) == MAP_LOADING)
+		sched_yield();	/* the helper's first job: a bounded query */
+	return atomic_load(&v->map_state) == MAP_READY;
+}
+
 int verifier_set_tick(struct verifier *v, struct store *s, uint64_t tick,
 		      pagemap_differ_fn differ, void *ctx, struct err *e)
 {
 	int ret;
 
-	while (atomic_load(&v->map_state) == MAP_LOADING)
-		sched_yield();	/* its first job: a bounded query */
+	verifier_wait_map(v);
 	quieten(v);
 	if (atomic_load(&v->map_state) == MAP_READY)
 		ret = pagemap_set_tick(&v->map, s, tick, differ, ctx, e);

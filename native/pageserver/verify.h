@@ -27,6 +27,10 @@ struct verifier *verifier_start(void);
  * the page map; until it has, pages come from range queries. */
 void verifier_open(struct verifier *v, const char *location, uint64_t tick);
 
+/* Wait for the page map verifier_open() asked for (its load is one query): 1 when it
+ * is there, 0 when pages come from range queries. */
+int verifier_wait_map(struct verifier *v);
+
 /*
  * The contents of [rec_lo, rec_hi) (page-aligned, at most MAX_FILL_PAGES) at tick
  * into dst, every stored page verified; pages with no content are zero and counted

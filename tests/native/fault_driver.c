@@ -1,0 +1,153 @@
+/*
+ * fault_driver: the page server's fault path without a process, for
+ * test_fault_pagemap.py. Linked with ttd-pageserver's own objects (store, page
+ * map, verifier, regions, fault path) and run on a real recording:
+ *
+ *   fault_driver DB fetch TICK REC_LO NPAGES map|ranged
+ *       every page of [REC_LO, +NPAGES) at TICK, one fetch_verified() per page,
+ *       through the page map (loaded first) or through range queries
+ *   fault_driver DB window TICK REC_LO NPAGES
+ *       the same pages in one fetch_verified() through the page map
+ *   fault_driver DB ahead TICK REC_LO NPAGES
+ *       the helper prepares the pages first (readahead), then each is fetched
+ *   fault_driver DB move TICK_A TICK_B REC_LO NPAGES
+ *       pager_set_tick() from A to B on a region [REC_LO, +NPAGES) recorded at its
+ *       address: the ranges that differ, then every page fetched at B
+ *
+ * Prints one line per page: "0x... <sha256 hex>", "0x... zero" or "0x... ERROR <msg>"
+ * (then stops); "differ 0x...-0x..." per range for move.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+
+#include "pageserver/fault.h"
+#include "pageserver/io.h"
+#include "pageserver/page.h"
+#include "pageserver/verify.h"
+
+int log_debug_enabled;
+
+static uint8_t buf[MAX_FILL_PAGES * PAGE_SIZE] __attribute__((aligned(4096)));
+
+static int print_pages(uint64_t rec_lo, uint32_t npages, const uint8_t *pages)
+{
+	static const uint8_t zeros[PAGE_SIZE];
+
+	for (uint32_t k = 0; k < npages; k++) {
+		const uint8_t *page = pages + (size_t)k * PAGE_SIZE;
+		unsigned char md[32];
+		unsigned int len;
+
+		printf("%#" PRIx64, rec_lo + (uint64_t)k * PAGE_SIZE);
+		if (!memcmp(page, zeros, PAGE_SIZE)) {
+			puts(" zero");
+			continue;
+		}
+		EVP_Digest(page, PAGE_SIZE, md, &len, EVP_sha256(), NULL);
+		putchar(' ');
+		for (unsigned int i = 0; i < len; i++)
+			printf("%02x", md[i]);
+		putchar('\n');
+	}
+	return 0;
+}
+
+static int fail(struct err *e)
+{
+	printf("ERROR %s\n", e->msg);
+	return 0;
+}
+
+/* Each page alone; stops at the first error. */
+static int fetch_each(struct verifier *v, struct store *s, uint64_t tick, uint64_t rec_lo,
+		      uint32_t npages)
+{
+	for (uint32_t k = 0; k < npages; k++) {
+		uint64_t rec_addr = rec_lo + (uint64_t)k * PAGE_SIZE;
+		struct err e = { 0 };
+		uint32_t nr_zero;
+		if (fetch_verified(v, s, tick, rec_addr, rec_addr + PAGE_SIZE, buf, &nr_zero, &e)) {
+			printf("%#" PRIx64 " ", rec_addr);
+			return fail(&e);
+		}
+		print_pages(rec_addr, 1, buf);
+	}
+	return 0;
+}
+
+/* Wait (bounded: only a hang exceeds it) until the helper has prepared n more pages. */
+static int wait_helper(struct verifier *v, uint64_t before, uint32_t n)
+{
+	uint64_t t0 = now_ns();
+
+	while (verifier_helper_pages(v) < before + n)
+		if (now_ns() - t0 > 20000000000ULL)
+			return -1;
+		else
+			usleep(100);
+	return 0;
+}
+
+static int move(struct verifier *v, struct store *s, uint64_t tick_a, uint64_t tick_b,
+		uint64_t rec_lo, uint32_t npages)
+{
+	struct stub_map map = { .rec_start = rec_lo, .rec_end = rec_lo + npages * PAGE_SIZE,
+				.register_uffd = 1 };
+	struct pager p = { .store = s, .verifier = v, .tick = tick_a };
+	struct range_list differ = { 0 };
+	struct err e = { 0 };
+
+	if (pager_init(&p, &map, 1, &e) || pager_set_tick(&p, tick_b, &differ, &e))
+		return fail(&e);
+	for (size_t i = 0; i < differ.n; i++)
+		printf("differ %#" PRIx64 "-%#" PRIx64 "\n", differ.r[i][0], differ.r[i][1]);
+	ranges_free(&differ);
+	return fetch_each(v, s, tick_b, rec_lo, npages);
+}
+
+int main(int argc, char **argv)
+{
+	struct err e = { 0 };
+	struct store *s;
+	struct verifier *v;
+
+	if (argc < 6)
+		return 2;
+	log_debug_enabled = getenv("TTD_DEBUG") != NULL;
+	const char *mode = argv[2];
+	uint64_t tick = strtoull(argv[3], NULL, 0), rec_lo = strtoull(argv[4], NULL, 0);
+	uint32_t npages = strtoul(argv[5], NULL, 0);
+	if (!(s = store_open(argv[1], &e)) || !(v = verifier_start()))
+		return fail(&e) + 1;
+	if (!strcmp(mode, "move") && argc == 7) {
+		uint64_t tick_b = strtoull(argv[4], NULL, 0);
+		rec_lo = strtoull(argv[5], NULL, 0);
+		npages = strtoul(argv[6], NULL, 0);
+		verifier_open(v, argv[1], tick);
+		return move(v, s, tick, tick_b, rec_lo, npages);
+	}
+	if (strcmp(mode, "fetch") || argc < 7 || strcmp(argv[6], "ranged")) {
+		verifier_open(v, argv[1], tick);
+		if (!verifier_wait_map(v))
+			return puts("ERROR no page map") == EOF;
+	}
+	if (!strcmp(mode, "window")) {
+		uint32_t nr_zero;
+		if (npages > MAX_FILL_PAGES ||
+		    fetch_verified(v, s, tick, rec_lo, rec_lo + npages * PAGE_SIZE, buf, &nr_zero, &e))
+			return fail(&e);
+		return print_pages(rec_lo, npages, buf);
+	}
+	if (!strcmp(mode, "ahead")) {
+		uint64_t before = verifier_helper_pages(v);
+		verifier_readahead(v, rec_lo, rec_lo + npages * PAGE_SIZE);
+		if (wait_helper(v, before, npages))
+			return puts("ERROR the helper did not prepare the pages") == EOF;
+	}
+	return fetch_each(v, s, tick, rec_lo, npages);
+}
