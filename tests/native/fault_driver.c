@@ -13,6 +13,9 @@
  *   fault_driver DB move TICK_A TICK_B REC_LO NPAGES
  *       pager_set_tick() from A to B on a region [REC_LO, +NPAGES) recorded at its
  *       address: the ranges that differ, then every page fetched at B
+ *   fault_driver - sha SEED ROUNDS
+ *       sha256x16_pages() of 1 to 16 pseudo-random pages, ROUNDS times each, against
+ *       OpenSSL: "ok N" (digests compared), "unavailable" (no AVX-512), or "MISMATCH ..."
  *
  * Prints one line per page: "0x... <sha256 hex>", "0x... zero" or "0x... ERROR <msg>"
  * (then stops); "differ 0x...-0x..." per range for move.
@@ -28,6 +31,7 @@
 #include "pageserver/fault.h"
 #include "pageserver/io.h"
 #include "pageserver/page.h"
+#include "pageserver/sha256x16.h"
 #include "pageserver/verify.h"
 
 int log_debug_enabled;
@@ -110,8 +114,39 @@ static int move(struct verifier *v, struct store *s, uint64_t tick_a, uint64_t t
 	return fetch_each(v, s, tick_b, rec_lo, npages);
 }
 
+/* sha256x16 against OpenSSL on every batch size, pages of random, zero and 0xff bytes. */
+static int sha_check(uint64_t seed, int rounds)
+{
+	static uint8_t pages[SHA256X16_LANES][PAGE_SIZE];
+	uint8_t digests[SHA256X16_LANES][PAGE_DIGEST_SIZE], md[32];
+	const uint8_t *p[SHA256X16_LANES];
+	unsigned int len, compared = 0;
+
+	if (!sha256x16_available())
+		return puts("unavailable") == EOF;
+	for (int r = 0; r < rounds; r++)
+		for (int n = 1; n <= SHA256X16_LANES; n++) {
+			for (int j = 0; j < n; j++) {
+				for (size_t i = 0; i < PAGE_SIZE; i++) {
+					seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+					pages[j][i] = (j + r) % 5 == 3 ? 0 : (j + r) % 5 == 4 ? 0xff : seed >> 56;
+				}
+				p[j] = pages[j];
+			}
+			sha256x16_pages(p, n, digests);
+			for (int j = 0; j < n; j++, compared++) {
+				EVP_Digest(pages[j], PAGE_SIZE, md, &len, EVP_sha256(), NULL);
+				if (memcmp(md, digests[j], sizeof(md)))
+					return printf("MISMATCH round %d batch %d page %d\n", r, n, j) < 0;
+			}
+		}
+	return printf("ok %u\n", compared) < 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[2], "sha"))
+		return sha_check(strtoull(argv[3], NULL, 0), atoi(argv[4]));
 	struct err e = { 0 };
 	struct store *s;
 	struct verifier *v;

@@ -7,20 +7,18 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
-import subprocess
 
 import pytest
 
 from snapshotdb.db import open_engine
 from snapshotdb.pages import PAGE_SIZE, encode
-from tests.conftest import TOP
+from tests.native.fault_driver import build_driver, run_driver
 
 pytestmark = pytest.mark.timeout(120)
 
 REC = 0x200000000000
 NPAGES = 8
 TICKS = (1, 2, 3, 4)
-OBJECTS = ("store_sqlite", "codec", "pagemap", "verify", "err", "io", "region", "fault", "ranges")
 
 # tick -> {page index: content name, or None: recorded as zeros}; a name is the same
 # bytes wherever it appears (one content row: "A0" at tick 3 is tick 1's row again)
@@ -87,19 +85,11 @@ def ticks_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def driver(native_build, tmp_path_factory):
-    out = tmp_path_factory.mktemp("driver") / "fault_driver"
-    objects = [str(native_build / "build" / "lazy" / f"{name}.o") for name in OBJECTS]
-    subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(native_build),
-                    "-o", str(out), str(TOP / "tests" / "native" / "fault_driver.c"), *objects,
-                    "-lsqlite3", "-lzstd", "-lcrypto", "-pthread"], check=True, timeout=120)
-    return out
+    return build_driver(native_build, tmp_path_factory.mktemp("driver"))
 
 
 def run(driver, db, *args) -> list[str]:
-    result = subprocess.run([str(driver), str(db), *map(str, args)], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
+    return run_driver(driver, db, *args)
 
 
 @pytest.mark.parametrize("tick", TICKS)
