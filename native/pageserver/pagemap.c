@@ -7,69 +7,137 @@
 #include "page.h"
 #include "pagemap.h"
 
-static int grow(struct pagemap *m, size_t need, struct err *e)
+#define RUN_GAP_PAGES 16	/* a gap up to this long stays inside a run (slots of zeros) */
+
+static int grow_slots(struct pagemap *m, size_t need, struct err *e)
 {
 	if (need <= m->cap)
 		return 0;
 	size_t cap = m->cap ? m->cap : 4096;
 	while (cap < need)
 		cap *= 2;
-	uint64_t *pfn = realloc(m->rec_pfn, cap * sizeof(*pfn));
-	if (pfn)
-		m->rec_pfn = pfn;
-	store_ref *ref = pfn ? realloc(m->ref, cap * sizeof(*ref)) : NULL;
+	store_ref *ref = realloc(m->ref, cap * sizeof(*ref));
+	if (ref)
+		m->ref = ref;
+	if (ref && m->with_digests) {
+		void *digest = realloc(m->digest, cap * sizeof(*m->digest));
+		if (!digest)
+			ref = NULL;
+		else
+			m->digest = digest;
+	}
 	if (!ref)
 		return err_set(e, ERR_INTERNAL, "out of memory for the page map (%zu pages)", need);
-	m->ref = ref;
 	m->cap = cap;
 	return 0;
 }
 
-/* store_map's emit: pages come in ascending order. */
-static int append(void *ctx, uint64_t rec_addr, store_ref ref, struct err *e)
+static int grow_runs(struct pagemap *m, struct err *e)
 {
-	struct pagemap *m = ctx;
-
-	if (grow(m, m->n + 1, e))
-		return -1;
-	m->rec_pfn[m->n] = rec_addr / PAGE_SIZE;
-	m->ref[m->n++] = ref;
+	if (m->nr_runs < m->cap_runs)
+		return 0;
+	size_t cap = m->cap_runs ? 2 * m->cap_runs : 64;
+	struct pagemap_run *runs = realloc(m->runs, cap * sizeof(*runs));
+	if (!runs)
+		return err_set(e, ERR_INTERNAL, "out of memory for the page map's runs");
+	m->runs = runs;
+	m->cap_runs = cap;
 	return 0;
 }
 
-int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, struct err *e)
+/* Append a page after every page the map has (ref 0: zeros, skipped). */
+static int append(struct pagemap *m, uint64_t pfn, store_ref ref, const uint8_t *digest,
+		  struct err *e)
 {
-	m->n = 0;
+	struct pagemap_run *last = m->nr_runs ? &m->runs[m->nr_runs - 1] : NULL;
+	uint64_t gap = last ? pfn - (last->first_pfn + last->n) : UINT64_MAX;
+
+	if (!ref)
+		return 0;
+	if (gap > RUN_GAP_PAGES || last->n + gap + 1 > UINT32_MAX) {
+		if (grow_runs(m, e))
+			return -1;
+		last = &m->runs[m->nr_runs++];
+		*last = (struct pagemap_run){ .first_pfn = pfn, .at = m->n };
+		gap = 0;
+	}
+	if (grow_slots(m, m->n + gap + 1, e))
+		return -1;
+	for (uint64_t i = 0; i <= gap; i++) {
+		m->ref[m->n] = i == gap ? ref : 0;
+		if (m->with_digests) {
+			if (i == gap && digest)
+				memcpy(m->digest[m->n], digest, PAGE_DIGEST_SIZE);
+			else
+				memset(m->digest[m->n], 0, PAGE_DIGEST_SIZE);
+		}
+		m->n++;
+	}
+	last->n += gap + 1;
+	return 0;
+}
+
+/* store_map's emit: pages come in ascending order. */
+static int take_page(void *ctx, uint64_t rec_addr, store_ref ref, const uint8_t *digest,
+		     struct err *e)
+{
+	return append(ctx, rec_addr / PAGE_SIZE, ref, digest, e);
+}
+
+static void clear(struct pagemap *m)
+{
+	m->n = m->nr_runs = 0;
+}
+
+int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, int with_digests,
+		 struct err *e)
+{
+	clear(m);
 	m->tick = tick;
-	if (store_map(s, tick, append, m, e)) {
-		m->n = 0;
+	m->with_digests = with_digests;
+	if (store_map(s, tick, with_digests, take_page, m, e)) {
+		clear(m);
 		return -1;
 	}
-	pr_debug("tick %" PRIu64 ": %zu pages with content", tick, m->n);
+	pr_debug("tick %" PRIu64 ": %zu slots in %zu runs", tick, m->n, m->nr_runs);
 	return 0;
 }
 
-/* The index of the first page >= pfn. */
-static size_t lower_bound(const struct pagemap *m, uint64_t pfn)
+/* The slot of pfn, or -1. */
+static long slot_of_pfn(const struct pagemap *m, uint64_t pfn)
 {
-	size_t lo = 0, hi = m->n;
+	size_t lo = 0, hi = m->nr_runs;
 
-	while (lo < hi) {
+	while (lo < hi) {	/* the last run starting at or before pfn */
 		size_t mid = lo + (hi - lo) / 2;
-		if (m->rec_pfn[mid] < pfn)
+		if (m->runs[mid].first_pfn <= pfn)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo;
+	if (lo == 0)
+		return -1;
+	const struct pagemap_run *r = &m->runs[lo - 1];
+	return pfn - r->first_pfn < r->n ? (long)(r->at + (pfn - r->first_pfn)) : -1;
 }
 
-store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr)
+static int digest_known(const uint8_t *digest)
 {
-	uint64_t pfn = rec_addr / PAGE_SIZE;
-	size_t i = lower_bound(m, pfn);
+	static const uint8_t none[PAGE_DIGEST_SIZE];
 
-	return i < m->n && m->rec_pfn[i] == pfn ? m->ref[i] : 0;
+	return memcmp(digest, none, PAGE_DIGEST_SIZE) != 0;
+}
+
+store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr, const uint8_t **digest)
+{
+	long i = slot_of_pfn(m, rec_addr / PAGE_SIZE);
+
+	*digest = NULL;
+	if (i < 0)
+		return 0;
+	if (m->with_digests && digest_known(m->digest[i]))
+		*digest = m->digest[i];
+	return m->ref[i];
 }
 
 struct changes {
@@ -83,43 +151,53 @@ static int take_change(void *ctx, uint64_t rec_addr, store_ref ref_a, store_ref 
 		       struct err *e)
 {
 	struct changes *c = ctx;
+	struct pagemap *changed = c->changed;
 
 	if (ref_a == ref_b)
 		return 0;	/* changed and changed back */
 	if (c->differ && c->differ(c->ctx, rec_addr, e))
 		return -1;
-	if (!c->changed)
+	if (!changed)
 		return 0;
-	if (grow(c->changed, c->changed->n + 1, e))
+	/* kept as runs of one page each: zeros too (they replace a page) */
+	if (grow_runs(changed, e) || grow_slots(changed, changed->n + 1, e))
 		return -1;
-	c->changed->rec_pfn[c->changed->n] = rec_addr / PAGE_SIZE;
-	c->changed->ref[c->changed->n++] = ref_b;
+	changed->runs[changed->nr_runs++] = (struct pagemap_run){ rec_addr / PAGE_SIZE, 1,
+								  changed->n };
+	changed->ref[changed->n++] = ref_b;
 	return 0;
 }
 
-/* m with the changed pages merged in (both sorted), pages that became zeros dropped. */
+/* m with the changed pages in their place (their digests not known), rebuilt. */
 static int merge(struct pagemap *m, const struct pagemap *changed, struct err *e)
 {
-	struct pagemap out = { .tick = m->tick };
-	size_t i = 0, j = 0;
+	struct pagemap out = { .tick = m->tick, .with_digests = m->with_digests };
+	size_t j = 0;
 
-	if (grow(&out, m->n + changed->n, e))
-		return -1;
-	while (i < m->n || j < changed->n) {
-		int take_changed = j < changed->n &&
-				   (i == m->n || changed->rec_pfn[j] <= m->rec_pfn[i]);
-		if (take_changed && i < m->n && changed->rec_pfn[j] == m->rec_pfn[i])
-			i++;	/* replaced */
-		const struct pagemap *from = take_changed ? changed : m;
-		size_t k = take_changed ? j++ : i++;
-		if (from->ref[k]) {
-			out.rec_pfn[out.n] = from->rec_pfn[k];
-			out.ref[out.n++] = from->ref[k];
+	for (size_t i = 0; i < m->nr_runs; i++) {
+		const struct pagemap_run *r = &m->runs[i];
+		for (uint64_t k = 0; k < r->n; k++) {
+			uint64_t pfn = r->first_pfn + k;
+			for (; j < changed->nr_runs && changed->runs[j].first_pfn < pfn; j++)
+				if (append(&out, changed->runs[j].first_pfn, changed->ref[j], NULL, e))
+					goto fail;
+			int replaced = j < changed->nr_runs && changed->runs[j].first_pfn == pfn;
+			store_ref ref = replaced ? changed->ref[j++] : m->ref[r->at + k];
+			const uint8_t *digest = replaced || !m->with_digests ? NULL :
+						m->digest[r->at + k];
+			if (append(&out, pfn, ref, digest, e))
+				goto fail;
 		}
 	}
+	for (; j < changed->nr_runs; j++)
+		if (append(&out, changed->runs[j].first_pfn, changed->ref[j], NULL, e))
+			goto fail;
 	pagemap_free(m);
 	*m = out;
 	return 0;
+fail:
+	pagemap_free(&out);
+	return -1;
 }
 
 int pagemap_differ(struct store *s, uint64_t tick_a, uint64_t tick_b, pagemap_differ_fn differ,
@@ -141,8 +219,8 @@ int pagemap_set_tick(struct pagemap *m, struct store *s, uint64_t tick, pagemap_
 				merge(m, &changed, e)))
 		ret = -1;
 	if (ret == 0) {
-		pr_debug("tick %" PRIu64 " -> %" PRIu64 ": %zu pages differ, %zu with content",
-			 m->tick, tick, changed.n, m->n);
+		pr_debug("tick %" PRIu64 " -> %" PRIu64 ": %zu pages differ, %zu slots",
+			 m->tick, tick, changed.nr_runs, m->n);
 		m->tick = tick;
 	}
 	pagemap_free(&changed);
@@ -151,9 +229,11 @@ int pagemap_set_tick(struct pagemap *m, struct store *s, uint64_t tick, pagemap_
 
 void pagemap_free(struct pagemap *m)
 {
-	free(m->rec_pfn);
+	free(m->runs);
 	free(m->ref);
-	m->rec_pfn = NULL;
+	free(m->digest);
+	m->runs = NULL;
 	m->ref = NULL;
-	m->n = m->cap = 0;
+	m->digest = NULL;
+	m->n = m->cap = m->nr_runs = m->cap_runs = 0;
 }

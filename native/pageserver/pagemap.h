@@ -1,12 +1,17 @@
 /*
  * The page map of a tick: for every recorded page with content at the tick, its
- * content reference (store.h; a page not in the map is zeros then). Loaded in
- * one query (store_map) when the process is built, looked up per fault (a
- * binary search instead of a query), and moved to another tick by the pages
- * that changed in between (store_changes), not reloaded.
+ * content reference (store.h; a page not in the map is zeros then) and, when
+ * asked for, its digest (the key of the verified-page cache, pagecache.h).
+ * Loaded in one query (store_map) when the process is built, looked up per
+ * fault, and moved to another tick by the pages that changed in between
+ * (store_changes), not reloaded.
  *
- *   rec_pfn: 0x100000 0x100001 0x100005 ...    (rec_addr / PAGE_SIZE, ascending)
- *   ref:     17       18       4         ...    (page_content ids)
+ * Pages come in runs of nearby page numbers (a mapping's pages), so a lookup is
+ * a binary search among the runs and an index into its slots; a gap of a few
+ * pages inside a run is slots with reference 0 (zeros):
+ *
+ *   runs:  {first_pfn 0x100000, n 3, at 0}  {first_pfn 0x7ff000, n 2, at 3}
+ *   ref:   17  0  4 | 9  12                  (0x100001 is zeros)
  */
 #ifndef TTD_PAGEMAP_H
 #define TTD_PAGEMAP_H
@@ -17,18 +22,29 @@
 #include "err.h"
 #include "store.h"
 
-struct pagemap {
-	uint64_t tick;
-	uint64_t *rec_pfn;	/* sorted */
-	store_ref *ref;		/* of each rec_pfn; never 0 */
-	size_t n, cap;
+struct pagemap_run {
+	uint64_t first_pfn;	/* rec_addr / PAGE_SIZE */
+	uint32_t n;		/* pages */
+	uint32_t at;		/* index of its first slot */
 };
 
-/* The map of tick from the store; on error m is empty. */
-int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, struct err *e);
+struct pagemap {
+	uint64_t tick;
+	int with_digests;	/* digest[] is kept (pagemap_load's choice) */
+	struct pagemap_run *runs;	/* ascending, disjoint */
+	size_t nr_runs, cap_runs;
+	store_ref *ref;		/* of each slot; 0: zeros */
+	uint8_t (*digest)[PAGE_DIGEST_SIZE];	/* of each slot (all zero: not known) */
+	size_t n, cap;		/* slots */
+};
 
-/* The content of the page at rec_addr at the map's tick; 0: zeros. */
-store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr);
+/* The map of tick from the store, with each page's digest or not; on error m is empty. */
+int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, int with_digests,
+		 struct err *e);
+
+/* The content of the page at rec_addr at the map's tick (0: zeros), and where its
+ * digest is (NULL when not known). */
+store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr, const uint8_t **digest);
 
 /* The pages whose content differs between two ticks, ascending, to differ (a page
  * that changed and changed back is left out). */
@@ -38,8 +54,9 @@ int pagemap_differ(struct store *s, uint64_t tick_a, uint64_t tick_b, pagemap_di
 
 /*
  * Move the map to tick. Every page whose content differs between the two ticks is
- * passed to differ (ascending rec_addr), before the map changes. On error the map
- * is as it was (differ may have seen some of the pages).
+ * passed to differ (ascending rec_addr), before the map changes; their digests are
+ * not known afterwards. On error the map is as it was (differ may have seen some of
+ * the pages).
  */
 int pagemap_set_tick(struct pagemap *m, struct store *s, uint64_t tick, pagemap_differ_fn differ,
 		     void *ctx, struct err *e);

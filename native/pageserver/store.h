@@ -15,9 +15,10 @@
  *   store_fetch(store, request)     -> the pages of [rec_lo, rec_hi) at a tick, decoded into
  *                                      the request's buffer, each with the digest it must
  *                                      have (checking it is verify.c's job): one range query
- *   store_map(store, tick, emit)    -> every page with content at the tick, with its
- *                                      reference, in address order: the page map of a tick,
- *                                      in one query (pagemap.c)
+ *   store_map(store, tick, digests, emit) -> every page with content at the tick, with its
+ *                                      reference (and digest, when asked: a join, three
+ *                                      times the work), in address order: the page map of
+ *                                      a tick, in one query (pagemap.c)
  *   store_changes(store, a, b, emit) -> every page that has a version after the earlier of
  *                                      two ticks and up to the later, with its reference at
  *                                      each (a page that changed and changed back has equal
@@ -52,9 +53,10 @@ struct store_request {
 	uint32_t nr_stored;		/* out: pages with content */
 };
 
-/* One page of a map (store_map) or of the changes between two ticks (store_changes):
- * 0 to go on, -1 (with e set) to stop. */
-typedef int (*store_map_fn)(void *ctx, uint64_t rec_addr, store_ref ref, struct err *e);
+/* One page of a map (store_map; digest NULL unless asked for) or of the changes between
+ * two ticks (store_changes): 0 to go on, -1 (with e set) to stop. */
+typedef int (*store_map_fn)(void *ctx, uint64_t rec_addr, store_ref ref, const uint8_t *digest,
+			    struct err *e);
 typedef int (*store_change_fn)(void *ctx, uint64_t rec_addr, store_ref ref_a, store_ref ref_b,
 			       struct err *e);
 
@@ -64,7 +66,8 @@ struct store;
  * (why)", or a malformed row) or ERR_INTERNAL (the store cannot be read). */
 struct store_ops {
 	int (*fetch)(struct store *s, struct store_request *req, struct err *e);
-	int (*map)(struct store *s, uint64_t tick, store_map_fn emit, void *ctx, struct err *e);
+	int (*map)(struct store *s, uint64_t tick, int digests, store_map_fn emit, void *ctx,
+		   struct err *e);
 	int (*changes)(struct store *s, uint64_t tick_a, uint64_t tick_b, store_change_fn emit,
 		       void *ctx, struct err *e);
 	/* ref's bytes into dst (PAGE_SIZE) and its digest; rec_addr and tick name the
@@ -89,10 +92,10 @@ static inline int store_fetch(struct store *s, struct store_request *req, struct
 	return s->ops->fetch(s, req, e);
 }
 
-static inline int store_map(struct store *s, uint64_t tick, store_map_fn emit, void *ctx,
-			    struct err *e)
+static inline int store_map(struct store *s, uint64_t tick, int digests, store_map_fn emit,
+			    void *ctx, struct err *e)
 {
-	return s->ops->map(s, tick, emit, ctx, e);
+	return s->ops->map(s, tick, digests, emit, ctx, e);
 }
 
 static inline int store_changes(struct store *s, uint64_t tick_a, uint64_t tick_b,

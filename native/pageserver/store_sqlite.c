@@ -37,6 +37,10 @@ static const char RANGE_SQL[] =
 static const char MAP_SQL[] =
 	"SELECT address, content_id FROM page_version WHERE first_tick <= ?1 "
 	"ORDER BY address, first_tick";
+static const char MAP_DIGESTS_SQL[] =
+	"SELECT v.address, v.content_id, c.digest FROM page_version v "
+	"LEFT JOIN page_content c ON c.id = v.content_id WHERE v.first_tick <= ?1 "
+	"ORDER BY v.address, v.first_tick";
 
 /* The addresses with a version in (?3, ?4] (the first_tick index), with their
  * content at ?1 and at ?2 (the (address, first_tick) index; NULL: zeros). */
@@ -201,12 +205,23 @@ static int finish(struct store_sqlite *s, sqlite3_stmt *st, int rc, int ret, str
 	return ret;
 }
 
-static int sqlite_map(struct store *base, uint64_t tick, store_map_fn emit, void *ctx,
-		      struct err *e)
+/* A map row's digest: NULL unless asked for and 32 bytes (a bad one is found when
+ * the page is read). */
+static const uint8_t *row_digest(sqlite3_stmt *st, int digests)
+{
+	if (!digests || sqlite3_column_bytes(st, 2) != PAGE_DIGEST_SIZE)
+		return NULL;
+	return sqlite3_column_blob(st, 2);
+}
+
+static int sqlite_map(struct store *base, uint64_t tick, int digests, store_map_fn emit,
+		      void *ctx, struct err *e)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
-	sqlite3_stmt *st = prepare_ticks(s, MAP_SQL, &tick, 1, e);
+	sqlite3_stmt *st = prepare_ticks(s, digests ? MAP_DIGESTS_SQL : MAP_SQL, &tick, 1, e);
 	uint64_t last = UINT64_MAX;
+	uint8_t digest[PAGE_DIGEST_SIZE];
+	const uint8_t *has_digest = NULL;
 	store_ref ref = 0;
 	int rc, ret = 0;
 
@@ -218,13 +233,17 @@ static int sqlite_map(struct store *base, uint64_t tick, store_map_fn emit, void
 			ret = unaligned(e, rec_addr);
 			break;
 		}
-		if (rec_addr != last && last != UINT64_MAX && ref && (ret = emit(ctx, last, ref, e)))
+		if (rec_addr != last && last != UINT64_MAX && ref &&
+		    (ret = emit(ctx, last, ref, has_digest, e)))
 			break;
-		last = rec_addr;
+		last = rec_addr;	/* the last version of an address is its version at tick */
 		ref = (store_ref)sqlite3_column_int64(st, 1);	/* NULL: 0, zeros */
+		has_digest = row_digest(st, digests);
+		if (has_digest)
+			has_digest = memcpy(digest, has_digest, PAGE_DIGEST_SIZE);
 	}
 	if (ret == 0 && rc == SQLITE_DONE && last != UINT64_MAX && ref)
-		ret = emit(ctx, last, ref, e);
+		ret = emit(ctx, last, ref, has_digest, e);
 	return finish(s, st, rc, ret, e);
 }
 

@@ -54,6 +54,7 @@
 #include "log.h"
 #include "io.h"
 #include "page.h"
+#include "pagecache.h"
 #include "sha256x16.h"
 #include "verify.h"
 
@@ -61,6 +62,9 @@
 #define HELPER_SPIN_NS 50000ULL
 #define NR_SLOTS 512	/* 2 MiB: a whole fill (MAX_FILL_PAGES) and the readahead after it */
 #define BATCH_PAGES SHA256X16_LANES	/* prepared together */
+#define PUT_WAKE_NS 1000000ULL
+#define DRAIN_WAIT_NS 5000000000ULL
+#define PUT_RING 256	/* pages waiting to be put in the cache by the helper (1 MiB) */
 #define X16_MIN_PAGES 7	/* from here 16 lanes (14 us) beat the SHA instructions (2.1 us a page) */
 
 _Static_assert(SHA256_DIGEST_LENGTH == PAGE_DIGEST_SIZE, "a page's digest is its sha256");
@@ -88,6 +92,13 @@ struct worker {
 	uint8_t digest[PAGE_DIGEST_SIZE];
 };
 
+/* Pages to put in the cache: one thread pushes, the helper takes. */
+struct put_ring {
+	_Atomic uint32_t head, tail;
+	uint8_t digest[PUT_RING][PAGE_DIGEST_SIZE];
+	uint8_t *pages;			/* PUT_RING pages */
+};
+
 struct verifier {
 	_Atomic int map_state;
 	struct pagemap map;		/* read by both threads; changed only with the helper quiet */
@@ -95,6 +106,7 @@ struct verifier {
 	char *location;
 	const EVP_MD *sha256;
 	int x16;			/* sha256x16 can run here */
+	struct pagecache *cache;	/* verified pages shared with other page servers, or NULL */
 	struct worker main, helper;
 
 	pthread_mutex_t want_lock;	/* the range the helper is asked to prepare */
@@ -108,6 +120,11 @@ struct verifier {
 
 	uint8_t *slot_bytes;		/* NR_SLOTS pages */
 	struct slot slots[NR_SLOTS];
+
+	/* pages verified (by the serving thread, by the helper), for the cache */
+	struct put_ring main_puts, helper_puts;
+	uint64_t put_woken_ns;		/* when the serving thread last woke the helper for them */
+	pid_t main_tid;			/* the serving thread */
 };
 
 /* sha256 of the page at `bytes` matches `digest`. */
@@ -175,15 +192,79 @@ static void verify_batch(const struct verifier *v, struct worker *w, struct batc
 						    v->map.tick);
 }
 
-/* The pages of b at the map's tick into their dst, verified (see struct batch). */
-static void prepare_batch(const struct verifier *v, struct worker *w, struct batch *b)
+static void wake_helper(struct verifier *v);
+
+/*
+ * A page just verified, for the cache: the helper puts it in once it has nothing
+ * to prepare (a write to a page of the cache file not written before costs 3 us
+ * on tmpfs and 5 on ext4: neither a fault nor the readahead should wait for it).
+ * Dropped when the ring is full. The serving thread wakes the helper for them
+ * when the ring is half full or at most once per PUT_WAKE_NS, not per page.
+ */
+static void push_put(struct verifier *v, struct put_ring *r, const uint8_t *digest,
+		     const uint8_t *page)
+{
+	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+
+	if (head - atomic_load(&r->tail) >= PUT_RING || !v->have_helper)
+		return;
+	memcpy(r->digest[head % PUT_RING], digest, PAGE_DIGEST_SIZE);
+	memcpy(r->pages + head % PUT_RING * PAGE_SIZE, page, PAGE_SIZE);
+	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	if (r != &v->main_puts)
+		return;
+	uint64_t now = now_ns();
+	if (head + 1 - atomic_load(&r->tail) >= PUT_RING / 2 || now - v->put_woken_ns > PUT_WAKE_NS) {
+		v->put_woken_ns = now;
+		wake_helper(v);
+	}
+}
+
+/* The helper: put what r holds in the cache. 1 when there was something. */
+static int drain_puts(struct pagecache *c, struct put_ring *r)
+{
+	uint32_t tail = atomic_load(&r->tail), head = atomic_load_explicit(&r->head,
+									   memory_order_acquire);
+	int some = tail != head;
+
+	for (; tail != head; tail++) {
+		pagecache_put(c, r->digest[tail % PUT_RING], r->pages + tail % PUT_RING * PAGE_SIZE);
+		atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+	}
+	return some;
+}
+
+static int puts_waiting(struct verifier *v)
+{
+	return atomic_load(&v->main_puts.head) != atomic_load(&v->main_puts.tail) ||
+	       atomic_load(&v->helper_puts.head) != atomic_load(&v->helper_puts.tail);
+}
+
+#define CACHED 2	/* struct batch's got, inside prepare_batch: from the verified-page cache */
+
+/* The pages of b at the map's tick into their dst, verified (see struct batch): from the
+ * verified-page cache, or from the store, hashed, and then put in the cache. */
+static void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
 {
 	for (int k = 0; k < b->n; k++) {
-		store_ref ref = pagemap_ref(&v->map, b->rec_addr[k]);
-		b->got[k] = !ref ? 1 : store_content(w->store, ref, b->rec_addr[k], v->map.tick,
-						     b->dst[k], b->digest[k], &b->err[k]);
+		const uint8_t *digest;
+		store_ref ref = pagemap_ref(&v->map, b->rec_addr[k], &digest);
+		if (!ref)
+			b->got[k] = 1;
+		else if (v->cache && digest && pagecache_get(v->cache, digest, b->dst[k]))
+			b->got[k] = CACHED;
+		else
+			b->got[k] = store_content(w->store, ref, b->rec_addr[k], v->map.tick,
+						  b->dst[k], b->digest[k], &b->err[k]);
 	}
 	verify_batch(v, w, b);
+	for (int k = 0; k < b->n; k++) {
+		if (b->got[k] == 0 && v->cache)
+			push_put(v, w == &v->helper ? &v->helper_puts : &v->main_puts, b->digest[k],
+				 b->dst[k]);
+		if (b->got[k] == CACHED)
+			b->got[k] = 0;
+	}
 }
 
 static struct slot *slot_of(struct verifier *v, uint64_t rec_addr)
@@ -289,8 +370,10 @@ static void load_map(struct verifier *v)
 	struct err e = { 0 };
 	uint64_t t0 = now_ns();
 
+	v->cache = pagecache_open(v->location);	/* its key, the digest, comes with the map */
 	v->helper.store = store_open(v->location, &e);
-	if (!v->helper.store || pagemap_load(&v->map, v->helper.store, v->map.tick, &e)) {
+	if (!v->helper.store ||
+	    pagemap_load(&v->map, v->helper.store, v->map.tick, v->cache != NULL, &e)) {
 		pr_debug("no page map, range queries only: %s", e.msg);
 		atomic_store(&v->map_state, MAP_FAILED);
 		return;
@@ -304,12 +387,34 @@ static int has_work(struct verifier *v)
 {
 	int some;
 
-	if (atomic_load(&v->map_state) == MAP_LOADING)
+	if (atomic_load(&v->map_state) == MAP_LOADING || puts_waiting(v))
 		return 1;
 	pthread_mutex_lock(&v->want_lock);
 	some = v->want_lo < v->want_hi;
 	pthread_mutex_unlock(&v->want_lock);
 	return some && !atomic_load(&v->quiet);
+}
+
+/*
+ * Work on a CPU other than the serving thread's: main.c pins it and the process to
+ * one CPU, where a spinning helper would take turns with the process (a
+ * sequential reader's fault took twice as long). Looked at after each sleep:
+ * the pinning comes after the helper has started.
+ */
+static void keep_off_the_serving_cpu(struct verifier *v)
+{
+	cpu_set_t serving, others;
+	int nr_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (sched_getaffinity(v->main_tid, sizeof(serving), &serving) ||
+	    CPU_COUNT(&serving) != 1 || nr_cpus < 2)
+		return;
+	CPU_ZERO(&others);
+	for (int cpu = 0; cpu < nr_cpus && cpu < CPU_SETSIZE; cpu++)
+		if (!CPU_ISSET(cpu, &serving))
+			CPU_SET(cpu, &others);
+	if (sched_setaffinity(0, sizeof(others), &others))
+		pr_debug("helper affinity: %s", strerror(errno));
 }
 
 static void *helper_main(void *arg)
@@ -318,10 +423,17 @@ static void *helper_main(void *arg)
 
 	for (;;) {
 		uint64_t idle_since = now_ns();
+		keep_off_the_serving_cpu(v);
 		while (now_ns() - idle_since < HELPER_SPIN_NS) {
+			int worked = 0;
 			if (atomic_load(&v->map_state) == MAP_LOADING)
 				load_map(v);
-			if (atomic_load(&v->map_state) == MAP_READY && helper_prepare(v))
+			if (atomic_load(&v->map_state) == MAP_READY)
+				worked = helper_prepare(v);
+			if (!worked && v->cache)	/* nothing to prepare: now the cache */
+				worked = drain_puts(v->cache, &v->main_puts) |
+					 drain_puts(v->cache, &v->helper_puts);
+			if (worked)
 				idle_since = now_ns();
 			else
 				sched_yield();	/* on a busy machine the main thread may share our core */
@@ -350,8 +462,11 @@ struct verifier *verifier_start(void)
 	sigset_t all, old;
 
 	if (!v || !(v->slot_bytes = aligned_alloc(PAGE_SIZE, NR_SLOTS * PAGE_SIZE)) ||
+	    !(v->main_puts.pages = aligned_alloc(PAGE_SIZE, PUT_RING * PAGE_SIZE)) ||
+	    !(v->helper_puts.pages = aligned_alloc(PAGE_SIZE, PUT_RING * PAGE_SIZE)) ||
 	    worker_init(&v->main) || worker_init(&v->helper))
 		return NULL;
+	v->main_tid = gettid();
 	/* fetched once: EVP_sha256() and SHA256() look the algorithm up on every use */
 	v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (!v->sha256)
@@ -544,6 +659,15 @@ static void quieten(struct verifier *v)
 	pthread_mutex_lock(&v->want_lock);
 	v->want_lo = v->want_hi = 0;
 	pthread_mutex_unlock(&v->want_lock);
+}
+
+void verifier_drain(struct verifier *v)
+{
+	uint64_t t0 = now_ns();
+
+	wake_helper(v);
+	while (v->have_helper && puts_waiting(v) && now_ns() - t0 < DRAIN_WAIT_NS)
+		usleep(100);
 }
 
 int verifier_wait_map(struct verifier *v)

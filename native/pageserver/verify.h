@@ -52,6 +52,10 @@ void verifier_readahead(struct verifier *v, uint64_t rec_lo, uint64_t rec_hi);
 int verifier_set_tick(struct verifier *v, struct store *s, uint64_t tick,
 		      pagemap_differ_fn differ, void *ctx, struct err *e);
 
+/* Wait (at most 5 s) until the pages verified so far are in the verified-page cache
+ * (pagecache.h; the helper puts them in when it has nothing else to do). */
+void verifier_drain(struct verifier *v);
+
 /* Pages verified by the helper thread so far (statistics). */
 uint64_t verifier_helper_pages(struct verifier *v);
 

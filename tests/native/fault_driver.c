@@ -13,15 +13,22 @@
  *   fault_driver DB move TICK_A TICK_B REC_LO NPAGES
  *       pager_set_tick() from A to B on a region [REC_LO, +NPAGES) recorded at its
  *       address: the ranges that differ, then every page fetched at B
+ *   fault_driver FILE cache-stress SECONDS
+ *       two threads put and get 64 pages in a tiny verified-page cache (its tag from
+ *       FILE; run it twice at once for two processes): every page a get returns must
+ *       hash to its key: "ok <hits>", or "TORN ..."
  *   fault_driver - sha SEED ROUNDS
  *       sha256x16_pages() of 1 to 16 pseudo-random pages, ROUNDS times each, against
  *       OpenSSL: "ok N" (digests compared), "unavailable" (no AVX-512), or "MISMATCH ..."
  *
  * Prints one line per page: "0x... <sha256 hex>", "0x... zero" or "0x... ERROR <msg>"
- * (then stops); "differ 0x...-0x..." per range for move.
+ * (then stops); "differ 0x...-0x..." per range for move. Before it exits, what it
+ * verified is in the verified-page cache (TTD_PAGE_CACHE, pagecache.h).
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +38,7 @@
 #include "pageserver/fault.h"
 #include "pageserver/io.h"
 #include "pageserver/page.h"
+#include "pageserver/pagecache.h"
 #include "pageserver/sha256x16.h"
 #include "pageserver/verify.h"
 
@@ -143,8 +151,65 @@ static int sha_check(uint64_t seed, int rounds)
 	return printf("ok %u\n", compared) < 0;
 }
 
+struct stress {
+	struct pagecache *cache;
+	uint64_t until_ns;
+	_Atomic uint64_t hits, torn;
+	int seed;
+};
+
+static void stress_page(int i, int version, uint8_t *page, uint8_t *digest)
+{
+	unsigned int len;
+
+	for (size_t k = 0; k < PAGE_SIZE; k++)
+		page[k] = (uint8_t)(i * 31 + version * 7 + k * (i | 1));
+	EVP_Digest(page, PAGE_SIZE, digest, &len, EVP_sha256(), NULL);
+}
+
+static void *stress_thread(void *arg)
+{
+	struct stress *st = arg;
+	static _Thread_local uint8_t page[PAGE_SIZE], got[PAGE_SIZE];
+	uint8_t digest[32], md[32];
+	unsigned int len, x = st->seed;
+
+	while (now_ns() < st->until_ns) {
+		x = x * 1103515245 + 12345;
+		stress_page(x % 64, (x >> 8) % 4, page, digest);
+		if (x & 0x10000) {
+			pagecache_put(st->cache, digest, page);
+		} else if (pagecache_get(st->cache, digest, got)) {
+			EVP_Digest(got, PAGE_SIZE, md, &len, EVP_sha256(), NULL);
+			atomic_fetch_add(memcmp(md, digest, 32) ? &st->torn : &st->hits, 1);
+		}
+	}
+	return NULL;
+}
+
+static int cache_stress(const char *tag_file, int seconds)
+{
+	struct stress st = { .cache = pagecache_open(tag_file),
+			     .until_ns = now_ns() + seconds * 1000000000ULL };
+	pthread_t threads[2];
+
+	if (!st.cache)
+		return puts("ERROR no cache") == EOF;
+	for (int i = 0; i < 2; i++) {
+		st.seed = getpid() * 2 + i;
+		pthread_create(&threads[i], NULL, stress_thread, &st);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(threads[i], NULL);
+	if (atomic_load(&st.torn))
+		return printf("TORN %lu of %lu\n", atomic_load(&st.torn), atomic_load(&st.hits)) < 0;
+	return printf("ok %lu\n", atomic_load(&st.hits)) < 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[2], "cache-stress"))
+		return cache_stress(argv[1], atoi(argv[3]));
 	if (argc == 5 && !strcmp(argv[2], "sha"))
 		return sha_check(strtoull(argv[3], NULL, 0), atoi(argv[4]));
 	struct err e = { 0 };
@@ -164,7 +229,9 @@ int main(int argc, char **argv)
 		rec_lo = strtoull(argv[5], NULL, 0);
 		npages = strtoul(argv[6], NULL, 0);
 		verifier_open(v, argv[1], tick);
-		return move(v, s, tick, tick_b, rec_lo, npages);
+		move(v, s, tick, tick_b, rec_lo, npages);
+		verifier_drain(v);
+		return 0;
 	}
 	if (strcmp(mode, "fetch") || argc < 7 || strcmp(argv[6], "ranged")) {
 		verifier_open(v, argv[1], tick);
@@ -176,7 +243,9 @@ int main(int argc, char **argv)
 		if (npages > MAX_FILL_PAGES ||
 		    fetch_verified(v, s, tick, rec_lo, rec_lo + npages * PAGE_SIZE, buf, &nr_zero, &e))
 			return fail(&e);
-		return print_pages(rec_lo, npages, buf);
+		print_pages(rec_lo, npages, buf);
+		verifier_drain(v);
+		return 0;
 	}
 	if (!strcmp(mode, "ahead")) {
 		uint64_t before = verifier_helper_pages(v);
@@ -184,5 +253,7 @@ int main(int argc, char **argv)
 		if (wait_helper(v, before, npages))
 			return puts("ERROR the helper did not prepare the pages") == EOF;
 	}
-	return fetch_each(v, s, tick, rec_lo, npages);
+	fetch_each(v, s, tick, rec_lo, npages);
+	verifier_drain(v);
+	return 0;
 }

@@ -4,54 +4,24 @@ with pages that change, vanish, come back and come late across four ticks, and e
 answer is checked against the recording as Python reads it."""
 from __future__ import annotations
 
-import hashlib
 import shutil
-import sqlite3
 
 import pytest
 
-from snapshotdb.db import open_engine
-from snapshotdb.pages import PAGE_SIZE, encode
-from tests.native.fault_driver import build_driver, run_driver
+from snapshotdb.pages import PAGE_SIZE
+from tests.native.fault_driver import (
+    NPAGES,
+    REC,
+    TICKS,
+    at,
+    build_driver,
+    damage,
+    expected_lines,
+    make_ticks_db,
+    run_driver,
+)
 
 pytestmark = pytest.mark.timeout(120)
-
-REC = 0x200000000000
-NPAGES = 8
-TICKS = (1, 2, 3, 4)
-
-# tick -> {page index: content name, or None: recorded as zeros}; a name is the same
-# bytes wherever it appears (one content row: "A0" at tick 3 is tick 1's row again)
-SCHEDULE = {
-    1: {0: "A0", 1: "B0", 3: "D0", 5: "F0", 6: "G0", 7: "H0"},
-    2: {0: "A1", 4: "E0", 5: "F1"},
-    3: {0: "A0", 1: None, 5: "F2"},
-    4: {2: "C0", 5: "F1", 7: None},
-}
-
-
-def content(name: str) -> bytes:
-    return (name.encode() * (PAGE_SIZE // len(name) + 1))[:PAGE_SIZE - 8] + bytes(8)
-
-
-def at(tick: int) -> dict[int, str | None]:
-    """Each page's content at tick (None: zeros)."""
-    pages: dict[int, str | None] = {}
-    for t in TICKS:
-        if t <= tick:
-            pages.update(SCHEDULE[t])
-    return pages
-
-
-def expected_lines(tick: int) -> list[str]:
-    pages = at(tick)
-    lines = []
-    for k in range(NPAGES):
-        name = pages.get(k)
-        digest = hashlib.sha256(content(name)).hexdigest() if name else "zero"
-        lines.append(f"{REC + k * PAGE_SIZE:#x} {digest}")
-    return lines
-
 
 def differing(tick_a: int, tick_b: int) -> list[str]:
     """The pages whose content differs, as merged ranges."""
@@ -65,22 +35,17 @@ def differing(tick_a: int, tick_b: int) -> list[str]:
     return [f"differ {REC + lo * PAGE_SIZE:#x}-{REC + hi * PAGE_SIZE:#x}" for lo, hi in ranges]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_cache():
+    """Every page read from the recording (the cache has its own tests: test_fault_cache.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TTD_PAGE_CACHE", "off")
+        yield
+
+
 @pytest.fixture(scope="module")
 def ticks_db(tmp_path_factory):
-    db = tmp_path_factory.mktemp("pagemap") / "ticks.db"
-    open_engine(str(db), create=True).dispose()
-    ids: dict[str, int] = {}
-    with sqlite3.connect(db) as conn:
-        for tick in TICKS:
-            for k, name in SCHEDULE[tick].items():
-                if name is not None and name not in ids:
-                    digest, codec, data = encode(content(name))
-                    ids[name] = conn.execute("INSERT INTO page_content (digest, codec, data) "
-                                             "VALUES (?, ?, ?)", (digest, codec, data)).lastrowid
-                conn.execute("INSERT INTO page_version (address, first_tick, content_id) "
-                             "VALUES (?, ?, ?)", (REC + k * PAGE_SIZE, tick, ids.get(name)))
-    conn.close()
-    return db
+    return make_ticks_db(tmp_path_factory.mktemp("pagemap") / "ticks.db")
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +87,7 @@ def corrupt(db, tmp_path, name: str):
     """A copy of db whose content `name` has other bytes under the same digest."""
     bad = tmp_path / "corrupt.db"
     shutil.copy(db, bad)
-    with sqlite3.connect(bad) as conn:
-        conn.execute("UPDATE page_content SET codec = ?, data = ? WHERE digest = ?",
-                     (*encode(content("ZZ"))[1:], encode(content(name))[0]))
-    conn.close()
+    damage(bad, name)
     return bad
 
 
