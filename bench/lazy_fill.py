@@ -35,6 +35,11 @@ Prints one JSON object. Every figure comes from this run on this machine:
   serving from an in-memory image, with ttd's window rule and pinning; each
   headline figure comes with the baseline's and their ratio (the issue 12 goals:
   fault_over_baseline <= 1.5, page_over_baseline <= 1.3, server_serve_us_p50 <= 5);
+- cold and cached: the headline figures are the page server's as a recording's
+  next calls see it, with the verified-page cache (native/pageserver/pagecache.h)
+  filled by a first unmeasured run (the bench keeps its own cache in its temporary
+  directory); the _cold ones (every page read from the recording, decoded and
+  verified, as a first call sees it) come with TTD_PAGE_CACHE=off, in the same turns;
 - serve: the page server's own time per fault (STATS serve_us_p50), from reading
   the fault to the end of its UFFDIO_COPY; the process is woken after (on one CPU
   the woken process runs inside the waking call); the baseline's serve is its copy;
@@ -47,6 +52,7 @@ Prints one JSON object. Every figure comes from this run on this machine:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -259,12 +265,13 @@ def run_touch(db: str, tool: str, npages: int, randomly: bool, window: int,
 
 
 def run_baseline(tools: Tools, npages: int, randomly: bool, window: int,
-                 pinned: bool = True) -> dict:
+                 pinned: bool = True, missing: bool = False) -> dict:
     """The same touches on bench/uffd_baseline.c's process: a bare userfaultfd handler
-    serving from memory, with ttd's window rule and pinning."""
+    serving from memory, with ttd's window rule and pinning (missing: registered and
+    filled without write protection, as the diff tracker does)."""
     cmd = [tools.baseline, hex(REGION_START), str(npages * PAGE_SIZE), str(window)]
-    with subprocess.Popen(cmd + ([] if pinned else ["--no-pin"]), stdout=subprocess.PIPE,
-                          text=True) as handler:
+    cmd += ([] if pinned else ["--no-pin"]) + (["--missing"] if missing else [])
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as handler:
         try:
             ready = handler.stdout.readline().split()  # it exits on any error: EOF
             if ready[:1] != ["READY"]:
@@ -340,50 +347,83 @@ def ready_ms(db: str, mode: str = "lazy", runs: int = 5, tick: int = 1) -> float
     return statistics.median(times)
 
 
+@contextlib.contextmanager
+def env(**values: str):
+    """Environment variables for the page servers started inside."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+
+
 def median_runs(db: str, tools: Tools, npages: int, randomly: bool, window: int,
-                key: str) -> tuple[dict, dict]:
-    """ttd's and the baseline's median of three runs by `key`, taking turns: on this shared
-    2-core machine a run can lose a core, and a busy moment falls on both alike."""
-    ttd, bare = [], []
+                key: str) -> tuple[dict, dict, dict]:
+    """ttd cold (no cache: every page read, decoded and verified), ttd with the
+    verified-page cache (filled by one run first, as by a previous call) and the
+    baseline: each the median of three runs by `key`, taking turns: on this shared
+    2-core machine a run can lose a core, and a busy moment falls on all alike."""
+    cold, cached, bare = [], [], []
+    run_touch(db, tools.touch, npages, randomly, window)  # fills the cache
     for _ in range(3):
-        ttd.append(run_touch(db, tools.touch, npages, randomly, window))
+        with env(TTD_PAGE_CACHE="off"):
+            cold.append(run_touch(db, tools.touch, npages, randomly, window))
+        cached.append(run_touch(db, tools.touch, npages, randomly, window))
         bare.append(run_baseline(tools, npages, randomly, window))
-    return sorted(ttd, key=lambda r: r[key])[1], sorted(bare, key=lambda r: r[key])[1]
+    return tuple(sorted(runs, key=lambda r: r[key])[1] for runs in (cold, cached, bare))
 
 
 def r2(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
+def sequential(seq: dict, seq_one: dict) -> dict:
+    return {
+        "page_us_p50_fault_around_64k": r2(seq["per_page_us_p50"]),
+        "fault_us_p50_fault_around_64k": r2(seq["fault_us_p50"]),
+        "page_us_p50_one_page_per_fault": r2(seq_one["per_page_us_p50"]),
+        "touch_us_mean_fault_around_64k": r2(seq["all_touches_us_mean"]),
+        "touch_us_mean_one_page_per_fault": r2(seq_one["all_touches_us_mean"]),
+        "hit_us_p50": r2(seq["hit_us_p50"]),
+        "server_serve_us_p50_64k": seq["server_serve_us_p50"],
+    }
+
+
+def random_order(rnd: dict) -> dict:
+    return {
+        "fault_us_p50": r2(rnd["fault_us_p50"]), "fault_us_p99": r2(rnd["fault_us_p99"]),
+        "page_us_p50": r2(rnd["per_page_us_p50"]),
+        "touch_us_mean": r2(rnd["all_touches_us_mean"]),
+        "server_serve_us_p50": rnd["server_serve_us_p50"],
+    }
+
+
 def measure_size(db: str, tools: Tools, size: int, workaround_samples: int) -> dict:
     npages = size // PAGE_SIZE
-    seq_one = run_touch(db, tools.touch, npages, False, 1)
-    seq, seq_bare = median_runs(db, tools, npages, False, FAULT_AROUND_PAGES, "per_page_us_p50")
+    seq, seq_cached, seq_bare = median_runs(db, tools, npages, False, FAULT_AROUND_PAGES,
+                                            "per_page_us_p50")
     # at random the server serves one page per fault (no window: not sequential)
-    rnd, rnd_bare = median_runs(db, tools, npages, True, FAULT_AROUND_PAGES, "fault_us_p50")
-    os.environ["TTD_NO_PIN"] = "1"  # the scheduler places server and process
-    try:
-        loose = run_touch(db, tools.touch, npages, True, FAULT_AROUND_PAGES)
-    finally:
-        del os.environ["TTD_NO_PIN"]
+    rnd, rnd_cached, rnd_bare = median_runs(db, tools, npages, True, FAULT_AROUND_PAGES,
+                                            "fault_us_p50")
+    with env(TTD_PAGE_CACHE="off"):
+        seq_one = run_touch(db, tools.touch, npages, False, 1)
+        with env(TTD_NO_PIN="1"):  # the scheduler places server and process
+            loose = run_touch(db, tools.touch, npages, True, FAULT_AROUND_PAGES)
+        workaround = run_workaround(db, tools.touch, npages, workaround_samples)
+    with env(TTD_NO_PIN="1"):
+        loose_cached = run_touch(db, tools.touch, npages, True, FAULT_AROUND_PAGES)
     loose_bare = run_baseline(tools, npages, True, FAULT_AROUND_PAGES, pinned=False)
     return {
-        "sequential": {
-            "page_us_p50_fault_around_64k": r2(seq["per_page_us_p50"]),
-            "fault_us_p50_fault_around_64k": r2(seq["fault_us_p50"]),
-            "page_us_p50_one_page_per_fault": r2(seq_one["per_page_us_p50"]),
-            "touch_us_mean_fault_around_64k": r2(seq["all_touches_us_mean"]),
-            "touch_us_mean_one_page_per_fault": r2(seq_one["all_touches_us_mean"]),
-            "hit_us_p50": r2(seq["hit_us_p50"]),
-            "server_serve_us_p50_64k": seq["server_serve_us_p50"],
-        },
-        "random": {
-            "fault_us_p50": r2(rnd["fault_us_p50"]), "fault_us_p99": r2(rnd["fault_us_p99"]),
-            "page_us_p50": r2(rnd["per_page_us_p50"]),
-            "touch_us_mean": r2(rnd["all_touches_us_mean"]),
-            "server_serve_us_p50": rnd["server_serve_us_p50"],
-            "fault_us_p50_unpinned": r2(loose["fault_us_p50"]),
-        },
+        "sequential": sequential(seq_cached, seq_one),
+        "sequential_cold": sequential(seq, seq_one),
+        "random": {**random_order(rnd_cached),
+                   "fault_us_p50_unpinned": r2(loose_cached["fault_us_p50"])},
+        "random_cold": {**random_order(rnd), "fault_us_p50_unpinned": r2(loose["fault_us_p50"])},
         "baseline": {
             "fault_us_p50": r2(rnd_bare["fault_us_p50"]),
             "fault_us_p99": r2(rnd_bare["fault_us_p99"]),
@@ -394,8 +434,7 @@ def measure_size(db: str, tools: Tools, size: int, workaround_samples: int) -> d
             "serve_us_p50": r2(rnd_bare["server_serve_us_p50"]),
             "serve_us_p50_64k": r2(seq_bare["server_serve_us_p50"]),
         },
-        "workaround_us_per_page_p50": round(
-            run_workaround(db, tools.touch, npages, workaround_samples), 1),
+        "workaround_us_per_page_p50": round(workaround, 1),
         "workaround_samples": workaround_samples,
     }
 
@@ -423,28 +462,38 @@ def main() -> None:
     samples = {"4mib": 300, "256mib": 200, "1gib": 100}  # workaround faults timed per size
     load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
+        cache = os.path.join(tmp, "page-cache")  # the bench's own verified-page cache
+        os.mkdir(cache, 0o700)
         tools = build_tools(tmp)
         per_size = {}
-        for name, size in sizes.items():
-            db = os.path.join(tmp, f"{name}.db")
-            make_recording(db, size)
-            per_size[name] = measure_size(db, tools, size, samples[name])
-            if name == "256mib":
-                eager = ready_ms(db, mode="eager", runs=3)
-            os.unlink(db)
-        ready = measure_ready(tmp)
+        with env(TTD_PAGE_CACHE=cache):
+            for name, size in sizes.items():
+                db = os.path.join(tmp, f"{name}.db")
+                make_recording(db, size)
+                per_size[name] = measure_size(db, tools, size, samples[name])
+                if name == "256mib":
+                    with env(TTD_PAGE_CACHE="off"):
+                        eager = ready_ms(db, mode="eager", runs=3)
+                os.unlink(db)
+            ready = measure_ready(tmp)
     head = per_size["256mib"]
     rnd, seq, bare = head["random"], head["sequential"], head["baseline"]
+    rnd_cold, seq_cold = head["random_cold"], head["sequential_cold"]
+    bare_page = bare["page_us_p50_fault_around_64k"]
     result = {
         "wp_async_us_per_fault_p50": rnd["fault_us_p50"],
         "baseline_us_per_fault_p50": bare["fault_us_p50"],
         "fault_over_baseline": r2(rnd["fault_us_p50"] / bare["fault_us_p50"]),
         "wp_async_us_per_page_p50": seq["page_us_p50_fault_around_64k"],
-        "baseline_us_per_page_p50": bare["page_us_p50_fault_around_64k"],
-        "page_over_baseline": r2(seq["page_us_p50_fault_around_64k"]
-                                 / bare["page_us_p50_fault_around_64k"]),
+        "baseline_us_per_page_p50": bare_page,
+        "page_over_baseline": r2(seq["page_us_p50_fault_around_64k"] / bare_page),
         "server_serve_us_p50": rnd["server_serve_us_p50"],
         "baseline_serve_us_p50": bare["serve_us_p50"],
+        "wp_async_us_per_fault_p50_cold": rnd_cold["fault_us_p50"],
+        "fault_over_baseline_cold": r2(rnd_cold["fault_us_p50"] / bare["fault_us_p50"]),
+        "wp_async_us_per_page_p50_cold": seq_cold["page_us_p50_fault_around_64k"],
+        "page_over_baseline_cold": r2(seq_cold["page_us_p50_fault_around_64k"] / bare_page),
+        "server_serve_us_p50_cold": rnd_cold["server_serve_us_p50"],
         "wp_async_us_per_fault_p99": rnd["fault_us_p99"],
         "wp_async_us_per_fault_p50_unpinned": rnd["fault_us_p50_unpinned"],
         "baseline_us_per_fault_p50_unpinned": bare["fault_us_p50_unpinned"],
@@ -453,7 +502,7 @@ def main() -> None:
         "workaround_us_per_page_p50": head["workaround_us_per_page_p50"],
         "workaround_is_lower_bound": True,
         "workaround_over_wp_async_per_page": round(
-            head["workaround_us_per_page_p50"] / seq["page_us_p50_fault_around_64k"], 1),
+            head["workaround_us_per_page_p50"] / seq_cold["page_us_p50_fault_around_64k"], 1),
         "eager_ms_256mib": round(eager, 1),
         **ready,
         "headline_size": "256mib",
@@ -471,6 +520,9 @@ METHOD = ("touches from outside with process_vm_readv (8 bytes per page) by a C 
           "latency / pages that fault filled, p50, sequential order, 64 KiB window, median of 3 "
           "runs; baseline = the same touches on bench/uffd_baseline.c (a bare userfaultfd "
           "handler serving from memory, same window rule and pinning), taking turns with ttd; "
+          "headline figures with the verified-page cache filled by a first unmeasured run (a "
+          "recording's next calls), _cold ones with TTD_PAGE_CACHE=off (a first call: every "
+          "page read, decoded, verified); "
           "serve = the server's own time per fault, from reading the fault to the end of its "
           "UFFDIO_COPY (the process is woken after); workaround = per fault pagemap read + "
           "UFFDIO_COPY(DONTWAKE) + clear_refs 4 + UFFDIO_WAKE, no soft-dirty on this kernel: "

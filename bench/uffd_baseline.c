@@ -2,7 +2,7 @@
  * uffd_baseline: the kernel's own price of a userfaultfd fault, for bench/lazy_fill.py
  * to print beside ttd's figures from the same run (issue 12).
  *
- *   uffd_baseline BASE SIZE WINDOW [--no-pin]
+ *   uffd_baseline BASE SIZE WINDOW [--no-pin] [--missing]
  *
  * A target process maps SIZE bytes of anonymous memory at BASE, registers it
  * with userfaultfd exactly as ttd-stub does (UFFD_FEATURE_WP_ASYNC |
@@ -15,7 +15,8 @@
  * comes where the previous fill ended (ttd's fault-around rule: from the
  * faulting page up to the first filled page), one page otherwise. Unless
  * --no-pin, it pins itself and the target to the CPU it runs on, as
- * ttd-pageserver does (main.c pin_to_one_cpu()).
+ * ttd-pageserver does (main.c pin_to_one_cpu()). --missing registers MISSING
+ * only and copies without write protection, as ttd's diff tracker does.
  *
  * Prints "READY <target pid>" once the target can be touched (bench/lazy_fill.py's
  * toucher reads it with process_vm_readv). On SIGTERM it prints
@@ -89,12 +90,12 @@ static int recv_fd(int sock)
 }
 
 /* The target: the registered region, then sleep until the handler is gone. */
-static void target_main(int sock, uint64_t base, uint64_t size)
+static void target_main(int sock, uint64_t base, uint64_t size, int missing)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = NEED_UFFD_API_FEATURES };
+	struct uffdio_api api = { .api = UFFD_API, .features = missing ? 0 : NEED_UFFD_API_FEATURES };
 	struct uffdio_register reg = {
 		.range = { .start = base, .len = size },
-		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+		.mode = UFFDIO_REGISTER_MODE_MISSING | (missing ? 0 : UFFDIO_REGISTER_MODE_WP),
 	};
 	int uffd;
 	char c;
@@ -141,9 +142,15 @@ static void on_term(int sig)
 
 int main(int argc, char **argv)
 {
+	int pinned = 1, missing = 0;
+
 	if (argc < 4) {
-		fprintf(stderr, "usage: uffd_baseline BASE SIZE WINDOW [--no-pin]\n");
+		fprintf(stderr, "usage: uffd_baseline BASE SIZE WINDOW [--no-pin] [--missing]\n");
 		return 2;
+	}
+	for (int i = 4; i < argc; i++) {
+		pinned &= strcmp(argv[i], "--no-pin") != 0;
+		missing |= strcmp(argv[i], "--missing") == 0;
 	}
 	uint64_t base = strtoull(argv[1], NULL, 0), size = strtoull(argv[2], NULL, 0);
 	uint64_t window = strtoull(argv[3], NULL, 0), npages = size / PAGE, last_end = 0;
@@ -154,11 +161,11 @@ int main(int argc, char **argv)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(sv[0]);
-		target_main(sv[1], base, size);
+		target_main(sv[1], base, size, missing);
 	}
 	close(sv[1]);
 	int uffd = recv_fd(sv[0]);
-	if (argc < 5 || strcmp(argv[4], "--no-pin"))
+	if (pinned)
 		pin(pid);
 
 	/* the image: every page distinct, touched now so serving never faults here */
@@ -192,7 +199,8 @@ int main(int argc, char **argv)
 			filled[j++] = 1;
 		struct uffdio_copy copy = { .dst = page, .src = (uint64_t)(image + k * PAGE),
 					    .len = (j - k) * PAGE,
-					    .mode = UFFDIO_COPY_MODE_WP | UFFDIO_COPY_MODE_DONTWAKE };
+					    .mode = (missing ? 0 : UFFDIO_COPY_MODE_WP) |
+						    UFFDIO_COPY_MODE_DONTWAKE };
 		struct uffdio_range woken = { .start = page, .len = PAGE };
 		if (ioctl(uffd, UFFDIO_COPY, &copy) && errno != EEXIST)
 			err("UFFDIO_COPY at %#lx", (unsigned long)page);

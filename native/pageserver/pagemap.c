@@ -89,17 +89,61 @@ static void clear(struct pagemap *m)
 	m->n = m->nr_runs = 0;
 }
 
-int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, int with_digests,
-		 struct err *e)
+int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, struct err *e)
 {
 	clear(m);
 	m->tick = tick;
-	m->with_digests = with_digests;
-	if (store_map(s, tick, with_digests, take_page, m, e)) {
+	m->with_digests = 0;
+	if (store_map(s, tick, 0, take_page, m, e)) {
 		clear(m);
 		return -1;
 	}
 	pr_debug("tick %" PRIu64 ": %zu slots in %zu runs", tick, m->n, m->nr_runs);
+	return 0;
+}
+
+static long slot_of_pfn(const struct pagemap *m, uint64_t pfn);
+
+struct digests {
+	struct pagemap *m;
+	void (*meanwhile)(void *ctx);
+	void *ctx;
+	uint32_t rows;
+};
+
+#define MEANWHILE_ROWS 2048
+
+/* store_map's emit for the digests: into the slot of the page, when it is the same
+ * content (it is: the same tick; a page the map lacks is left out). */
+static int take_digest(void *ctx, uint64_t rec_addr, store_ref ref, const uint8_t *digest,
+		       struct err *e)
+{
+	struct digests *d = ctx;
+	long i = slot_of_pfn(d->m, rec_addr / PAGE_SIZE);
+
+	(void)e;
+	if (i >= 0 && d->m->ref[i] == ref && digest)
+		memcpy(d->m->digest[i], digest, PAGE_DIGEST_SIZE);
+	if (d->meanwhile && ++d->rows % MEANWHILE_ROWS == 0)
+		d->meanwhile(d->ctx);
+	return 0;
+}
+
+int pagemap_load_digests(struct pagemap *m, struct store *s, void (*meanwhile)(void *ctx),
+			 void *ctx, struct err *e)
+{
+	struct digests d = { m, meanwhile, ctx, 0 };
+
+	free(m->digest);
+	m->digest = calloc(m->cap ? m->cap : 1, sizeof(*m->digest));	/* zeros: not known */
+	if (!m->digest)
+		return err_set(e, ERR_INTERNAL, "out of memory for the page map's digests");
+	if (store_map(s, m->tick, 1, take_digest, &d, e)) {
+		free(m->digest);
+		m->digest = NULL;
+		return -1;
+	}
+	m->with_digests = 1;
 	return 0;
 }
 
@@ -132,12 +176,9 @@ store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr, const uint8_t 
 {
 	long i = slot_of_pfn(m, rec_addr / PAGE_SIZE);
 
-	*digest = NULL;
-	if (i < 0)
-		return 0;
-	if (m->with_digests && digest_known(m->digest[i]))
-		*digest = m->digest[i];
-	return m->ref[i];
+	if (digest)
+		*digest = i >= 0 && m->with_digests && digest_known(m->digest[i]) ? m->digest[i] : NULL;
+	return i < 0 ? 0 : m->ref[i];
 }
 
 struct changes {

@@ -30,7 +30,7 @@ struct pagemap_run {
 
 struct pagemap {
 	uint64_t tick;
-	int with_digests;	/* digest[] is kept (pagemap_load's choice) */
+	int with_digests;	/* digest[] is there (pagemap_load_digests) */
 	struct pagemap_run *runs;	/* ascending, disjoint */
 	size_t nr_runs, cap_runs;
 	store_ref *ref;		/* of each slot; 0: zeros */
@@ -38,12 +38,17 @@ struct pagemap {
 	size_t n, cap;		/* slots */
 };
 
-/* The map of tick from the store, with each page's digest or not; on error m is empty. */
-int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, int with_digests,
-		 struct err *e);
+/* The map of tick from the store (without digests); on error m is empty. */
+int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, struct err *e);
 
-/* The content of the page at rec_addr at the map's tick (0: zeros), and where its
- * digest is (NULL when not known). */
+/* The digests of the map's pages, in a second query (three times the work of the
+ * first: the map is of use before they come), calling meanwhile (if not NULL) every
+ * few thousand pages. On error the map has none. */
+int pagemap_load_digests(struct pagemap *m, struct store *s, void (*meanwhile)(void *ctx),
+			 void *ctx, struct err *e);
+
+/* The content of the page at rec_addr at the map's tick (0: zeros); with digest not
+ * NULL, where its digest is (NULL when not known). */
 store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr, const uint8_t **digest);
 
 /* The pages whose content differs between two ticks, ascending, to differ (a page

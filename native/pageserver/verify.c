@@ -107,6 +107,8 @@ struct verifier {
 	const EVP_MD *sha256;
 	int x16;			/* sha256x16 can run here */
 	struct pagecache *cache;	/* verified pages shared with other page servers, or NULL */
+	_Atomic int loading_digests;	/* the helper loads the map's digests (the cache's keys) */
+	_Atomic int digests_ready;	/* they are there: look in the cache */
 	struct worker main, helper;
 
 	pthread_mutex_t want_lock;	/* the range the helper is asked to prepare */
@@ -247,8 +249,9 @@ static int puts_waiting(struct verifier *v)
 static void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
 {
 	for (int k = 0; k < b->n; k++) {
-		const uint8_t *digest;
-		store_ref ref = pagemap_ref(&v->map, b->rec_addr[k], &digest);
+		const uint8_t *digest = NULL;
+		store_ref ref = pagemap_ref(&v->map, b->rec_addr[k],
+					    atomic_load(&v->digests_ready) ? &digest : NULL);
 		if (!ref)
 			b->got[k] = 1;
 		else if (v->cache && digest && pagecache_get(v->cache, digest, b->dst[k]))
@@ -365,22 +368,43 @@ static int helper_prepare(struct verifier *v)
 	return some;
 }
 
+static int helper_prepare(struct verifier *v);
+
+/* While the digests load: the pages a sequential reader will want meanwhile. */
+static void prepare_meanwhile(void *ctx)
+{
+	while (helper_prepare(ctx))
+		;
+}
+
+/*
+ * The helper's first job: its own store, the page map (then the serving thread
+ * uses it), and with the verified-page cache the map's digests, its keys (then
+ * the cache is looked in).
+ */
 static void load_map(struct verifier *v)
 {
 	struct err e = { 0 };
 	uint64_t t0 = now_ns();
 
-	v->cache = pagecache_open(v->location);	/* its key, the digest, comes with the map */
 	v->helper.store = store_open(v->location, &e);
-	if (!v->helper.store ||
-	    pagemap_load(&v->map, v->helper.store, v->map.tick, v->cache != NULL, &e)) {
+	if (!v->helper.store || pagemap_load(&v->map, v->helper.store, v->map.tick, &e)) {
 		pr_debug("no page map, range queries only: %s", e.msg);
 		atomic_store(&v->map_state, MAP_FAILED);
 		return;
 	}
 	pr_debug("page map of tick %" PRIu64 ": %zu pages in %.1f ms", v->map.tick, v->map.n,
 		 (now_ns() - t0) / 1e6);
+	v->cache = pagecache_open(v->location);
+	atomic_store(&v->loading_digests, v->cache != NULL);
 	atomic_store(&v->map_state, MAP_READY);
+	if (!v->cache)
+		return;
+	if (pagemap_load_digests(&v->map, v->helper.store, prepare_meanwhile, v, &e))
+		pr_debug("no digests, no cache: %s", e.msg);
+	else
+		atomic_store(&v->digests_ready, 1);
+	atomic_store(&v->loading_digests, 0);
 }
 
 static int has_work(struct verifier *v)
@@ -672,8 +696,8 @@ void verifier_drain(struct verifier *v)
 
 int verifier_wait_map(struct verifier *v)
 {
-	while (atomic_load(&v->map_state) == MAP_LOADING)
-		sched_yield();	/* the helper's first job: a bounded query */
+	while (atomic_load(&v->map_state) == MAP_LOADING || atomic_load(&v->loading_digests))
+		sched_yield();	/* the helper's first job: bounded queries */
 	return atomic_load(&v->map_state) == MAP_READY;
 }
 
