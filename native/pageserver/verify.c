@@ -31,103 +31,22 @@
  * never unverified. A corrupt page is reported when it is needed, not when the
  * helper meets it ahead of time.
  *
- * The helper spins a little after its work (the next request of a sequential
- * reader comes within tens of microseconds) and then sleeps on a futex. It
- * works only on ranges of HELP_MIN_PAGES pages or more and on readahead: a
- * one-page fault is not worth a wake-up, and a helper spinning through a
- * stream of one-page faults took the core the woken reader needed.
+ * The helper thread is verify_helper.c; the state both share, verify_state.h.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <linux/futex.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #define LOG_PREFIX "ttd-pageserver: verify: "
 #include "log.h"
 #include "io.h"
-#include "page.h"
-#include "pagecache.h"
-#include "sha256x16.h"
 #include "verify.h"
-
-#define HELP_MIN_PAGES 4
-#define HELPER_SPIN_NS 50000ULL
-#define NR_SLOTS 512	/* 2 MiB: a whole fill (MAX_FILL_PAGES) and the readahead after it */
-#define BATCH_PAGES SHA256X16_LANES	/* prepared together */
-#define PUT_WAKE_NS 1000000ULL
-#define DRAIN_WAIT_NS 5000000000ULL
-#define PUT_RING 256	/* pages waiting to be put in the cache by the helper (1 MiB) */
-#define X16_MIN_PAGES 7	/* from here 16 lanes (14 us) beat the SHA instructions (2.1 us a page) */
-
-_Static_assert(SHA256_DIGEST_LENGTH == PAGE_DIGEST_SIZE, "a page's digest is its sha256");
-_Static_assert(NR_SLOTS >= 2 * MAX_FILL_PAGES, "a fill and its readahead fit in the slots");
-
-enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_READY, SLOT_ZERO, SLOT_BAD, SLOT_TAKEN };
-
-/* A slot's word: rec page number (36 bits: addresses below 2^48), generation (25), state (3). */
-#define GEN_MASK ((1U << 25) - 1)
-#define SLOT_WORD(pfn, gen, state) ((pfn) << 28 | (uint64_t)((gen) & GEN_MASK) << 3 | (state))
-#define SLOT_KEY(word) ((word) >> 3)
-#define SLOT_STATE(word) ((enum slot_state)((word) & 7))
-
-enum map_state { MAP_NONE, MAP_LOADING, MAP_READY, MAP_FAILED };
-
-struct slot {
-	_Atomic uint64_t word;
-	char why[sizeof(((struct err *)0)->msg)];	/* SLOT_BAD: the error */
-};
-
-/* What one thread needs to prepare pages: its store and its hashing context. */
-struct worker {
-	struct store *store;
-	EVP_MD_CTX *md_ctx;
-	uint8_t digest[PAGE_DIGEST_SIZE];
-};
-
-/* Pages to put in the cache: one thread pushes, the helper takes. */
-struct put_ring {
-	_Atomic uint32_t head, tail;
-	uint8_t digest[PUT_RING][PAGE_DIGEST_SIZE];
-	uint8_t *pages;			/* PUT_RING pages */
-};
-
-struct verifier {
-	_Atomic int map_state;
-	struct pagemap map;		/* read by both threads; changed only with the helper quiet */
-	uint32_t gen;			/* of the map: bumped when it moves to another tick */
-	char *location;
-	const EVP_MD *sha256;
-	int x16;			/* sha256x16 can run here */
-	struct pagecache *cache;	/* verified pages shared with other page servers, or NULL */
-	_Atomic int loading_digests;	/* the helper loads the map's digests (the cache's keys) */
-	_Atomic int digests_ready;	/* they are there: look in the cache */
-	struct worker main, helper;
-
-	pthread_mutex_t want_lock;	/* the range the helper is asked to prepare */
-	uint64_t want_lo, want_hi;
-	_Atomic int quiet;		/* the serving thread changes the map: touch nothing */
-	_Atomic int working;		/* the helper is preparing a page */
-	_Atomic uint32_t wake_seq;	/* futex word the helper sleeps on */
-	_Atomic int sleeping;
-	int have_helper;
-	_Atomic uint64_t helper_pages;	/* statistics */
-
-	uint8_t *slot_bytes;		/* NR_SLOTS pages */
-	struct slot slots[NR_SLOTS];
-
-	/* pages verified (by the serving thread, by the helper), for the cache */
-	struct put_ring main_puts, helper_puts;
-	uint64_t put_woken_ns;		/* when the serving thread last woke the helper for them */
-	pid_t main_tid;			/* the serving thread */
-};
+#include "verify_state.h"
 
 /* sha256 of the page at `bytes` matches `digest`. */
 static int page_matches(const struct verifier *v, struct worker *w, const uint8_t *bytes,
@@ -149,17 +68,7 @@ static int mismatch(struct err *e, uint64_t rec_addr, uint64_t tick)
 		       "sha256 does not match the recorded digest)", rec_addr, tick);
 }
 
-/* Pages prepared together: fetched and decoded one by one, then hashed together. */
-struct batch {
-	int n;
-	uint64_t rec_addr[BATCH_PAGES];
-	uint8_t *dst[BATCH_PAGES];
-	int got[BATCH_PAGES];		/* out: 1 zeros (dst untouched), 0 verified, -1 err[k] */
-	struct err err[BATCH_PAGES];
-	uint8_t digest[BATCH_PAGES][PAGE_DIGEST_SIZE];
-};
-
-static void batch_add(struct batch *b, uint64_t rec_addr, uint8_t *dst)
+void batch_add(struct batch *b, uint64_t rec_addr, uint8_t *dst)
 {
 	b->rec_addr[b->n] = rec_addr;
 	b->dst[b->n] = dst;
@@ -194,8 +103,6 @@ static void verify_batch(const struct verifier *v, struct worker *w, struct batc
 						    v->map.tick);
 }
 
-static void wake_helper(struct verifier *v);
-
 /*
  * A page just verified, for the cache: the helper puts it in once it has nothing
  * to prepare (a write to a page of the cache file not written before costs 3 us
@@ -223,7 +130,7 @@ static void push_put(struct verifier *v, struct put_ring *r, const uint8_t *dige
 }
 
 /* The helper: put what r holds in the cache. 1 when there was something. */
-static int drain_puts(struct pagecache *c, struct put_ring *r)
+int drain_puts(struct pagecache *c, struct put_ring *r)
 {
 	uint32_t tail = atomic_load(&r->tail), head = atomic_load_explicit(&r->head,
 									   memory_order_acquire);
@@ -236,7 +143,7 @@ static int drain_puts(struct pagecache *c, struct put_ring *r)
 	return some;
 }
 
-static int puts_waiting(struct verifier *v)
+int puts_waiting(struct verifier *v)
 {
 	return atomic_load(&v->main_puts.head) != atomic_load(&v->main_puts.tail) ||
 	       atomic_load(&v->helper_puts.head) != atomic_load(&v->helper_puts.tail);
@@ -244,9 +151,7 @@ static int puts_waiting(struct verifier *v)
 
 #define CACHED 2	/* struct batch's got, inside prepare_batch: from the verified-page cache */
 
-/* The pages of b at the map's tick into their dst, verified (see struct batch): from the
- * verified-page cache, or from the store, hashed, and then put in the cache. */
-static void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
+void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
 {
 	for (int k = 0; k < b->n; k++) {
 		const uint8_t *digest = NULL;
@@ -268,267 +173,6 @@ static void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
 		if (b->got[k] == CACHED)
 			b->got[k] = 0;
 	}
-}
-
-static struct slot *slot_of(struct verifier *v, uint64_t rec_addr)
-{
-	return &v->slots[rec_addr / PAGE_SIZE % NR_SLOTS];
-}
-
-static uint64_t key_of(const struct verifier *v, uint64_t rec_addr)
-{
-	return SLOT_KEY(SLOT_WORD(rec_addr / PAGE_SIZE, v->gen, 0));
-}
-
-/* Claim the slot of rec_addr for preparing it: 1, or 0 when it is busy with another
- * page or has seen this one already (prepared, or taken: installed, not wanted again). */
-static int claim(struct verifier *v, uint64_t rec_addr)
-{
-	struct slot *s = slot_of(v, rec_addr);
-	uint64_t word = atomic_load(&s->word), key = key_of(v, rec_addr);
-
-	if (SLOT_KEY(word) == key && word)
-		return 0;
-	if (SLOT_STATE(word) == SLOT_BUSY || SLOT_STATE(word) == SLOT_TAKEN)
-		return 0;
-	return atomic_compare_exchange_strong(&s->word, &word, key << 3 | SLOT_BUSY);
-}
-
-static void slot_set(struct verifier *v, uint64_t rec_addr, enum slot_state state)
-{
-	atomic_store(&slot_of(v, rec_addr)->word, key_of(v, rec_addr) << 3 | state);
-}
-
-/* ---- the helper thread ---------------------------------------------------------------- */
-
-static void wake_helper(struct verifier *v)
-{
-	if (atomic_load(&v->sleeping)) {
-		atomic_fetch_add(&v->wake_seq, 1);
-		syscall(SYS_futex, &v->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	}
-}
-
-/* Ask the helper to prepare [lo, hi) (replacing what it was asked before). */
-static void want(struct verifier *v, uint64_t lo, uint64_t hi)
-{
-	pthread_mutex_lock(&v->want_lock);
-	v->want_lo = lo;
-	v->want_hi = hi;
-	pthread_mutex_unlock(&v->want_lock);
-	wake_helper(v);
-}
-
-/* The next page the helper should prepare, or 0. */
-static uint64_t next_wanted(struct verifier *v)
-{
-	uint64_t rec_addr = 0;
-
-	pthread_mutex_lock(&v->want_lock);
-	if (v->want_lo < v->want_hi) {
-		rec_addr = v->want_lo;
-		v->want_lo += PAGE_SIZE;
-	}
-	pthread_mutex_unlock(&v->want_lock);
-	return rec_addr;
-}
-
-static uint8_t *slot_page(struct verifier *v, uint64_t rec_addr)
-{
-	return v->slot_bytes + (slot_of(v, rec_addr) - v->slots) * PAGE_SIZE;
-}
-
-/* Prepare up to a batch of wanted pages into their slots: 1 when there were some. */
-static int helper_prepare(struct verifier *v)
-{
-	struct batch b;
-	uint64_t rec_addr;
-	int some = 0;
-
-	b.n = 0;
-	atomic_store(&v->working, 1);
-	while (b.n < BATCH_PAGES && !atomic_load(&v->quiet) && (rec_addr = next_wanted(v))) {
-		some = 1;
-		if (claim(v, rec_addr))
-			batch_add(&b, rec_addr, slot_page(v, rec_addr));
-	}
-	prepare_batch(v, &v->helper, &b);
-	for (int k = 0; k < b.n; k++) {
-		struct slot *s = slot_of(v, b.rec_addr[k]);
-		int corrupt = b.got[k] < 0 && b.err[k].kind == ERR_CORRUPT;
-		if (corrupt)
-			memcpy(s->why, b.err[k].msg, sizeof(s->why));
-		else if (b.got[k] < 0)
-			pr_debug("%s", b.err[k].msg);	/* the serving thread will try it itself */
-		slot_set(v, b.rec_addr[k], b.got[k] == 1 ? SLOT_ZERO : b.got[k] == 0 ? SLOT_READY :
-					   corrupt ? SLOT_BAD : SLOT_FREE);
-	}
-	atomic_fetch_add_explicit(&v->helper_pages, b.n, memory_order_relaxed);
-	atomic_store(&v->working, 0);
-	return some;
-}
-
-static int helper_prepare(struct verifier *v);
-
-/* While the digests load: the pages a sequential reader will want meanwhile. */
-static void prepare_meanwhile(void *ctx)
-{
-	while (helper_prepare(ctx))
-		;
-}
-
-/*
- * The helper's first job: its own store, the page map (then the serving thread
- * uses it), and with the verified-page cache the map's digests, its keys (then
- * the cache is looked in).
- */
-static void load_map(struct verifier *v)
-{
-	struct err e = { 0 };
-	uint64_t t0 = now_ns();
-
-	v->helper.store = store_open(v->location, &e);
-	if (!v->helper.store || pagemap_load(&v->map, v->helper.store, v->map.tick, &e)) {
-		pr_debug("no page map, range queries only: %s", e.msg);
-		atomic_store(&v->map_state, MAP_FAILED);
-		return;
-	}
-	pr_debug("page map of tick %" PRIu64 ": %zu pages in %.1f ms", v->map.tick, v->map.n,
-		 (now_ns() - t0) / 1e6);
-	v->cache = pagecache_open(v->location);
-	atomic_store(&v->loading_digests, v->cache != NULL);
-	atomic_store(&v->map_state, MAP_READY);
-	if (!v->cache)
-		return;
-	if (pagemap_load_digests(&v->map, v->helper.store, prepare_meanwhile, v, &e))
-		pr_debug("no digests, no cache: %s", e.msg);
-	else
-		atomic_store(&v->digests_ready, 1);
-	atomic_store(&v->loading_digests, 0);
-}
-
-static int has_work(struct verifier *v)
-{
-	int some;
-
-	if (atomic_load(&v->map_state) == MAP_LOADING || puts_waiting(v))
-		return 1;
-	pthread_mutex_lock(&v->want_lock);
-	some = v->want_lo < v->want_hi;
-	pthread_mutex_unlock(&v->want_lock);
-	return some && !atomic_load(&v->quiet);
-}
-
-/*
- * Work on a CPU other than the serving thread's: main.c pins it and the process to
- * one CPU, where a spinning helper would take turns with the process (a
- * sequential reader's fault took twice as long). Looked at after each sleep:
- * the pinning comes after the helper has started.
- */
-static void keep_off_the_serving_cpu(struct verifier *v)
-{
-	cpu_set_t serving, others;
-	int nr_cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-	if (sched_getaffinity(v->main_tid, sizeof(serving), &serving) ||
-	    CPU_COUNT(&serving) != 1 || nr_cpus < 2)
-		return;
-	CPU_ZERO(&others);
-	for (int cpu = 0; cpu < nr_cpus && cpu < CPU_SETSIZE; cpu++)
-		if (!CPU_ISSET(cpu, &serving))
-			CPU_SET(cpu, &others);
-	if (sched_setaffinity(0, sizeof(others), &others))
-		pr_debug("helper affinity: %s", strerror(errno));
-}
-
-static void *helper_main(void *arg)
-{
-	struct verifier *v = arg;
-
-	for (;;) {
-		uint64_t idle_since = now_ns();
-		keep_off_the_serving_cpu(v);
-		while (now_ns() - idle_since < HELPER_SPIN_NS) {
-			int worked = 0;
-			if (atomic_load(&v->map_state) == MAP_LOADING)
-				load_map(v);
-			if (atomic_load(&v->map_state) == MAP_READY)
-				worked = helper_prepare(v);
-			if (!worked && v->cache)	/* nothing to prepare: now the cache */
-				worked = drain_puts(v->cache, &v->main_puts) |
-					 drain_puts(v->cache, &v->helper_puts);
-			if (worked)
-				idle_since = now_ns();
-			else
-				sched_yield();	/* on a busy machine the main thread may share our core */
-		}
-		if (v->helper.store)
-			store_idle(v->helper.store);	/* let writers in while we sleep */
-		uint32_t seq = atomic_load(&v->wake_seq);
-		atomic_store(&v->sleeping, 1);
-		if (!has_work(v))	/* re-check after announcing the sleep */
-			syscall(SYS_futex, &v->wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
-		atomic_store(&v->sleeping, 0);
-	}
-	return NULL;
-}
-
-static int worker_init(struct worker *w)
-{
-	w->md_ctx = EVP_MD_CTX_new();
-	return w->md_ctx ? 0 : -1;
-}
-
-struct verifier *verifier_start(void)
-{
-	struct verifier *v = calloc(1, sizeof(*v));
-	pthread_t thread;
-	sigset_t all, old;
-
-	if (!v || !(v->slot_bytes = aligned_alloc(PAGE_SIZE, NR_SLOTS * PAGE_SIZE)) ||
-	    !(v->main_puts.pages = aligned_alloc(PAGE_SIZE, PUT_RING * PAGE_SIZE)) ||
-	    !(v->helper_puts.pages = aligned_alloc(PAGE_SIZE, PUT_RING * PAGE_SIZE)) ||
-	    worker_init(&v->main) || worker_init(&v->helper))
-		return NULL;
-	v->main_tid = gettid();
-	/* fetched once: EVP_sha256() and SHA256() look the algorithm up on every use */
-	v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (!v->sha256)
-		return NULL;
-	v->x16 = sha256x16_available();
-	pthread_mutex_init(&v->want_lock, NULL);
-	/* the helper takes no signals: they belong to the main thread */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	v->have_helper = pthread_create(&thread, NULL, helper_main, v) == 0;
-	if (!v->have_helper)
-		pr_debug("no helper thread: pages are verified on one core");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return v;
-}
-
-void verifier_open(struct verifier *v, const char *location, uint64_t tick)
-{
-	v->map.tick = tick;
-	v->location = strdup(location);
-	if (!v->have_helper || !v->location)
-		return;	/* range queries only */
-	atomic_store(&v->map_state, MAP_LOADING);
-	wake_helper(v);
-}
-
-uint64_t verifier_helper_pages(struct verifier *v)
-{
-	return atomic_load(&v->helper_pages);
-}
-
-void verifier_readahead(struct verifier *v, uint64_t rec_lo, uint64_t rec_hi)
-{
-	/* beyond the slots a fill leaves, pages would push out each other */
-	if (rec_hi - rec_lo > (NR_SLOTS - MAX_FILL_PAGES) * PAGE_SIZE)
-		rec_hi = rec_lo + (NR_SLOTS - MAX_FILL_PAGES) * PAGE_SIZE;
-	if (atomic_load(&v->map_state) == MAP_READY && rec_lo < rec_hi)
-		want(v, rec_lo, rec_hi);
 }
 
 /* ---- the serving thread ------------------------------------------------------------- */

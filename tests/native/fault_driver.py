@@ -14,8 +14,8 @@ from snapshotdb.pages import PAGE_SIZE, encode
 from tests.conftest import TOP
 
 # the page server's objects the driver links with (native/build/lazy/)
-OBJECTS = ("store_sqlite", "codec", "pagemap", "pagecache", "verify", "sha256x16", "err", "io",
-           "region", "fault", "ranges")
+OBJECTS = ("store_sqlite", "codec", "pagemap", "pagecache", "verify", "verify_helper", "sha256x16",
+           "err", "io", "region", "fault", "ranges")
 
 REC = 0x200000000000
 NPAGES = 8
