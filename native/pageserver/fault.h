@@ -6,6 +6,14 @@
  * the tracker's copy mode, so a fill never counts as a write (wp-async); a page
  * the process dropped since the tick, or memory it grew, gets zeros. Events of
  * the userfaultfd (remove, remap) update the regions (region.h).
+ *
+ * A fault is installed without waking its waiters (UFFDIO_COPY_MODE_DONTWAKE),
+ * its serve time is taken, then they are woken: on one CPU the woken process
+ * runs inside the waking call. After a sequential fault the next windows are
+ * prepared ahead on the verifier's helper thread while the process reads this
+ * one. The userfaultfd is read again after each fault before the serve loop
+ * polls (the next fault is usually there). A page is served at the tick of the
+ * page map; pager_set_tick() moves it.
  */
 #ifndef TTD_FAULT_H
 #define TTD_FAULT_H

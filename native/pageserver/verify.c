@@ -136,6 +136,8 @@ int drain_puts(struct pagecache *c, struct put_ring *r)
 									   memory_order_acquire);
 	int some = tail != head;
 
+	if (head - tail > PUTS_AT_ONCE)
+		head = tail + PUTS_AT_ONCE;
 	for (; tail != head; tail++) {
 		pagecache_put(c, r->digest[tail % PUT_RING], r->pages + tail % PUT_RING * PAGE_SIZE);
 		atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
