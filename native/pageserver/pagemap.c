@@ -111,7 +111,7 @@ struct digests {
 	uint32_t rows;
 };
 
-#define MEANWHILE_ROWS 2048
+#define MEANWHILE_ROWS 128	/* about 50 us of the join between looks at wanted pages */
 
 /* store_map's emit for the digests: into the slot of the page, when it is the same
  * content (it is: the same tick; a page the map lacks is left out). */
