@@ -30,14 +30,29 @@ Prints one JSON object. Every figure comes from this run on this machine:
   soft-dirty, so the bits are no-ops but the page-table walks still happen: a
   lower bound;
 - eager: mode "eager" fills every page (1 MiB copies) before handing out the process;
+- baseline: the same touches, in the same run (taking turns with ttd's), on the
+  process of bench/uffd_baseline.c: a bare userfaultfd handler in another process
+  serving from an in-memory image, with ttd's window rule and pinning; each
+  headline figure comes with the baseline's and their ratio (the issue 12 goals:
+  fault_over_baseline <= 1.5, page_over_baseline <= 1.3, server_serve_us_p50 <= 5);
+- cold and cached: the headline figures are the page server's as a recording's
+  next calls see it, with the verified-page cache (native/pageserver/pagecache.h)
+  filled by a first unmeasured run (the bench keeps its own cache in its temporary
+  directory); the _cold ones (every page read from the recording, decoded and
+  verified, as a first call sees it) come with TTD_PAGE_CACHE=off, in the same turns;
+- serve: the page server's own time per fault (STATS serve_us_p50), from reading
+  the fault to the end of its UFFDIO_COPY; the process is woken after (on one CPU
+  the woken process runs inside the waking call); the baseline's serve is its copy;
 - ready: from rematerialize() being called to a stopped process ready for
   gdbserver --attach (median of 5). The 4 GiB recording stores one page per MiB
   (ready time does no per-page work, so the page count does not matter; the
-  64 MiB one stores every page).
+  64 MiB one stores every page); ready_ms_1000_ticks: 64 MiB recorded at 1000 ticks
+  (16 pages changed per tick), at its last tick.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -49,6 +64,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
@@ -113,6 +129,22 @@ int main(int argc, char **argv) {
 """
 
 
+class Tools(NamedTuple):
+    touch: str     # TOUCH_C: touches pages of another process, timing each
+    baseline: str  # bench/uffd_baseline.c: the bare userfaultfd handler
+
+
+def build_tools(tmp: str) -> Tools:
+    """Compile the toucher and the baseline handler into tmp."""
+    tools = Tools(os.path.join(tmp, "touch"), os.path.join(tmp, "uffd_baseline"))
+    with open(tools.touch + ".c", "w") as f:
+        f.write(TOUCH_C)
+    subprocess.run(["gcc", "-O2", "-o", tools.touch, tools.touch + ".c"], check=True)
+    subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(TOP / "native"),
+                    "-o", tools.baseline, str(TOP / "bench" / "uffd_baseline.c")], check=True)
+    return tools
+
+
 # ---- synthetic recordings ---------------------------------------------------------------
 
 
@@ -132,42 +164,53 @@ def page_bytes(index: int) -> bytes:
     return os.urandom(1024) + struct.pack("<Q", index) * 384
 
 
-def make_recording(path: str, size: int, store_every: int = 1) -> None:
+def make_recording(path: str, size: int, store_every: int = 1, ticks: int = 1,
+                   changed_per_tick: int = 16) -> None:
+    """A recording of one region of `size` bytes at ticks 1..`ticks`: tick 1 stores every
+    `store_every`-th page, each later tick a new version of `changed_per_tick` pages."""
     engine = open_engine(path, create=True)
     with Session(engine) as s, s.begin():
         rec = Recording(exe_path="/synthetic", build_id=None, cmdline='["/synthetic"]')
         s.add(rec)
         s.flush()
-        snap = Snapshot(recording_id=rec.id, tick=1, reason="manual", stop_tid=0, pc=CODE_START,
-                        auxv=bytes(16), start_code=CODE_START, end_code=CODE_START + 0x1000,
-                        start_data=DATA_START, end_data=DATA_START + 0x1000,
-                        start_brk=DATA_START + 0x2000, brk=DATA_START + 0x2000,
-                        start_stack=STACK_START + 0xFF000, arg_start=STACK_START + 0xFF100,
-                        arg_end=STACK_START + 0xFF200, env_start=STACK_START + 0xFF200,
-                        env_end=STACK_START + 0xFF300)
-        s.add(snap)
-        s.flush()
-        s.add(Thread(snapshot_id=snap.id, tid=0, name="synthetic", gpregs=gpregs(),
-                     fpregs=fpregs()))
-        for start, end, perms, name in ((CODE_START, CODE_START + 0x1000, "r-xp", ""),
-                                        (DATA_START, DATA_START + 0x2000, "rw-p", ""),
-                                        (REGION_START, REGION_START + size, "rw-p", ""),
-                                        (STACK_START, STACK_START + 0x100000, "rw-p", "[stack]")):
-            s.add(Mapping(snapshot_id=snap.id, start=start, end=end, perms=perms, offset=0,
-                          path=name))
+        for tick in range(1, ticks + 1):
+            add_snapshot(s, rec.id, tick, size)
     engine.dispose()
+    npages = size // PAGE_SIZE
+    stored = [(i, 1) for i in range(0, npages, store_every)]
+    for tick in range(2, ticks + 1):
+        stored += [((tick * 37 + k * 1021) % npages, tick) for k in range(changed_per_tick)]
     conn = sqlite3.connect(path)
     with conn:
         contents, versions = [], []
-        for i in range(0, size // PAGE_SIZE, store_every):
+        for content_id, (i, tick) in enumerate(stored, 1):
             digest, codec, data = encode(page_bytes(i))
-            contents.append((i + 1, digest, codec, data))
-            versions.append((REGION_START + i * PAGE_SIZE, 1, i + 1))
+            contents.append((content_id, digest, codec, data))
+            versions.append((REGION_START + i * PAGE_SIZE, tick, content_id))
         conn.executemany("INSERT INTO page_content (id, digest, codec, data) "
                          "VALUES (?, ?, ?, ?)", contents)
         conn.executemany("INSERT INTO page_version (address, first_tick, content_id) "
                          "VALUES (?, ?, ?)", versions)
     conn.close()
+
+
+def add_snapshot(s: Session, recording_id: int, tick: int, size: int) -> None:
+    snap = Snapshot(recording_id=recording_id, tick=tick, reason="manual", stop_tid=0,
+                    pc=CODE_START, auxv=bytes(16), start_code=CODE_START,
+                    end_code=CODE_START + 0x1000, start_data=DATA_START,
+                    end_data=DATA_START + 0x1000, start_brk=DATA_START + 0x2000,
+                    brk=DATA_START + 0x2000, start_stack=STACK_START + 0xFF000,
+                    arg_start=STACK_START + 0xFF100, arg_end=STACK_START + 0xFF200,
+                    env_start=STACK_START + 0xFF200, env_end=STACK_START + 0xFF300)
+    s.add(snap)
+    s.flush()
+    s.add(Thread(snapshot_id=snap.id, tid=0, name="synthetic", gpregs=gpregs(), fpregs=fpregs()))
+    for start, end, perms, name in ((CODE_START, CODE_START + 0x1000, "r-xp", ""),
+                                    (DATA_START, DATA_START + 0x2000, "rw-p", ""),
+                                    (REGION_START, REGION_START + size, "rw-p", ""),
+                                    (STACK_START, STACK_START + 0x100000, "rw-p", "[stack]")):
+        s.add(Mapping(snapshot_id=snap.id, start=start, end=end, perms=perms, offset=0,
+                      path=name))
 
 
 # ---- measuring ----------------------------------------------------------------------------
@@ -196,27 +239,52 @@ def touch(tool: str, pid: int, npages: int, randomly: bool,
     return lat, list(out[4 * npages:])
 
 
+def summarize(lat: list[int], faulted: list[int], npages: int, randomly: bool,
+              window: int) -> dict:
+    """Fault and hit latencies of one run of the toucher."""
+    fault_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if f]
+    hit_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if not f]
+    # pages filled by each fault, from the fault order (same rule as the server)
+    idx = [k for k, f in enumerate(faulted) if f]
+    filled_counts = _pages_per_fault(npages, randomly, window)
+    per_page = [lat[k] / 1e3 / count for k, count in zip(idx, filled_counts, strict=False)]
+    return {"faults": len(fault_us), "fault_us_p50": pct(fault_us, 0.5),
+            "fault_us_p99": pct(fault_us, 0.99),
+            "per_page_us_p50": pct(per_page, 0.5), "hit_us_p50": pct(hit_us, 0.5),
+            "all_touches_us_mean": sum(lat) / len(lat) / 1e3}
+
+
 def run_touch(db: str, tool: str, npages: int, randomly: bool, window: int,
               mode: str = "lazy") -> dict:
     with rematerialize(db, 1, mode=mode, fault_around_pages=window) as proc:
         lat, faulted = touch(tool, proc.pid, npages, randomly, window)
         stats = proc.stats()
         assert proc.written_pages() == [], "reads must never count as writes"
-    fault_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if f]
-    hit_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if not f]
-    # pages filled by each fault, from the fault order (same rule as the server)
-    per_page = []
-    fill = [0] * len(lat)
-    idx = [k for k, f in enumerate(faulted) if f]
-    filled_counts = _pages_per_fault(npages, randomly, window)
-    for k, count in zip(idx, filled_counts, strict=False):
-        per_page.append(lat[k] / 1e3 / count)
-    del fill
-    return {"faults": len(fault_us), "fault_us_p50": pct(fault_us, 0.5),
-            "fault_us_p99": pct(fault_us, 0.99),
-            "per_page_us_p50": pct(per_page, 0.5), "hit_us_p50": pct(hit_us, 0.5),
-            "all_touches_us_mean": sum(lat) / len(lat) / 1e3,
+    return {**summarize(lat, faulted, npages, randomly, window),
             "server_serve_us_p50": stats["serve_us_p50"], "pages_served": stats["pages_served"]}
+
+
+def run_baseline(tools: Tools, npages: int, randomly: bool, window: int,
+                 pinned: bool = True, missing: bool = False) -> dict:
+    """The same touches on bench/uffd_baseline.c's process: a bare userfaultfd handler
+    serving from memory, with ttd's window rule and pinning (missing: registered and
+    filled without write protection, as the diff tracker does)."""
+    cmd = [tools.baseline, hex(REGION_START), str(npages * PAGE_SIZE), str(window)]
+    cmd += ([] if pinned else ["--no-pin"]) + (["--missing"] if missing else [])
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as handler:
+        try:
+            ready = handler.stdout.readline().split()  # it exits on any error: EOF
+            if ready[:1] != ["READY"]:
+                raise RuntimeError(f"uffd_baseline did not start: {ready}")
+            lat, faulted = touch(tools.touch, int(ready[1]), npages, randomly, window)
+            handler.terminate()
+            stats = handler.communicate(timeout=60)[0].split()
+        finally:
+            if handler.poll() is None:
+                handler.kill()
+    assert stats[0] == "STATS" and int(stats[2]) == npages, stats
+    return {**summarize(lat, faulted, npages, randomly, window),
+            "server_serve_us_p50": int(stats[3]) / 1e3}
 
 
 def _pages_per_fault(npages: int, randomly: bool, window: int) -> list[int]:
@@ -270,55 +338,119 @@ def touch_one(tool: str, pid: int, page: int) -> tuple[int, int]:
     return struct.unpack("<I", out[:4])[0], out[4]
 
 
-def ready_ms(db: str, mode: str = "lazy", runs: int = 5) -> float:
+def ready_ms(db: str, mode: str = "lazy", runs: int = 5, tick: int = 1) -> float:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        with rematerialize(db, 1, mode=mode):
+        with rematerialize(db, tick, mode=mode):
             times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
 
 
-def median_run(db: str, tool: str, npages: int, randomly: bool, window: int, key: str) -> dict:
-    """The median of three runs by `key`: on this shared 2-core machine a run can lose a core."""
-    runs = sorted((run_touch(db, tool, npages, randomly, window) for _ in range(3)),
-                  key=lambda r: r[key])
-    return runs[1]
-
-
-def measure_size(db: str, tool: str, size: int, workaround_samples: int) -> dict:
-    npages = size // PAGE_SIZE
-    seq_one = run_touch(db, tool, npages, False, 1)
-    seq = median_run(db, tool, npages, False, FAULT_AROUND_PAGES, "per_page_us_p50")
-    # at random the server serves one page per fault (no window: not sequential)
-    rnd = median_run(db, tool, npages, True, FAULT_AROUND_PAGES, "fault_us_p50")
-    os.environ["TTD_NO_PIN"] = "1"  # the scheduler places server and process
+@contextlib.contextmanager
+def env(**values: str):
+    """Environment variables for the page servers started inside."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        loose = run_touch(db, tool, npages, True, FAULT_AROUND_PAGES)
+        yield
     finally:
-        del os.environ["TTD_NO_PIN"]
-    r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+
+
+def median_runs(db: str, tools: Tools, npages: int, randomly: bool, window: int,
+                key: str) -> tuple[dict, dict, dict]:
+    """ttd cold (no cache: every page read, decoded and verified), ttd with the
+    verified-page cache (filled by one run first, as by a previous call) and the
+    baseline: each the median of three runs by `key`, taking turns: on this shared
+    2-core machine a run can lose a core, and a busy moment falls on all alike."""
+    cold, cached, bare = [], [], []
+    run_touch(db, tools.touch, npages, randomly, window)  # fills the cache
+    for _ in range(3):
+        with env(TTD_PAGE_CACHE="off"):
+            cold.append(run_touch(db, tools.touch, npages, randomly, window))
+        cached.append(run_touch(db, tools.touch, npages, randomly, window))
+        bare.append(run_baseline(tools, npages, randomly, window))
+    return tuple(sorted(runs, key=lambda r: r[key])[1] for runs in (cold, cached, bare))
+
+
+def r2(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def sequential(seq: dict, seq_one: dict) -> dict:
     return {
-        "sequential": {
-            "page_us_p50_fault_around_64k": r2(seq["per_page_us_p50"]),
-            "fault_us_p50_fault_around_64k": r2(seq["fault_us_p50"]),
-            "page_us_p50_one_page_per_fault": r2(seq_one["per_page_us_p50"]),
-            "touch_us_mean_fault_around_64k": r2(seq["all_touches_us_mean"]),
-            "touch_us_mean_one_page_per_fault": r2(seq_one["all_touches_us_mean"]),
-            "hit_us_p50": r2(seq["hit_us_p50"]),
-            "server_serve_us_p50_64k": seq["server_serve_us_p50"],
+        "page_us_p50_fault_around_64k": r2(seq["per_page_us_p50"]),
+        "fault_us_p50_fault_around_64k": r2(seq["fault_us_p50"]),
+        "page_us_p50_one_page_per_fault": r2(seq_one["per_page_us_p50"]),
+        "touch_us_mean_fault_around_64k": r2(seq["all_touches_us_mean"]),
+        "touch_us_mean_one_page_per_fault": r2(seq_one["all_touches_us_mean"]),
+        "hit_us_p50": r2(seq["hit_us_p50"]),
+        "server_serve_us_p50_64k": seq["server_serve_us_p50"],
+    }
+
+
+def random_order(rnd: dict) -> dict:
+    return {
+        "fault_us_p50": r2(rnd["fault_us_p50"]), "fault_us_p99": r2(rnd["fault_us_p99"]),
+        "page_us_p50": r2(rnd["per_page_us_p50"]),
+        "touch_us_mean": r2(rnd["all_touches_us_mean"]),
+        "server_serve_us_p50": rnd["server_serve_us_p50"],
+    }
+
+
+def measure_size(db: str, tools: Tools, size: int, workaround_samples: int) -> dict:
+    npages = size // PAGE_SIZE
+    seq, seq_cached, seq_bare = median_runs(db, tools, npages, False, FAULT_AROUND_PAGES,
+                                            "per_page_us_p50")
+    # at random the server serves one page per fault (no window: not sequential)
+    rnd, rnd_cached, rnd_bare = median_runs(db, tools, npages, True, FAULT_AROUND_PAGES,
+                                            "fault_us_p50")
+    with env(TTD_PAGE_CACHE="off"):
+        seq_one = run_touch(db, tools.touch, npages, False, 1)
+        with env(TTD_NO_PIN="1"):  # the scheduler places server and process
+            loose = run_touch(db, tools.touch, npages, True, FAULT_AROUND_PAGES)
+        workaround = run_workaround(db, tools.touch, npages, workaround_samples)
+    with env(TTD_NO_PIN="1"):
+        loose_cached = run_touch(db, tools.touch, npages, True, FAULT_AROUND_PAGES)
+    loose_bare = run_baseline(tools, npages, True, FAULT_AROUND_PAGES, pinned=False)
+    return {
+        "sequential": sequential(seq_cached, seq_one),
+        "sequential_cold": sequential(seq, seq_one),
+        "random": {**random_order(rnd_cached),
+                   "fault_us_p50_unpinned": r2(loose_cached["fault_us_p50"])},
+        "random_cold": {**random_order(rnd), "fault_us_p50_unpinned": r2(loose["fault_us_p50"])},
+        "baseline": {
+            "fault_us_p50": r2(rnd_bare["fault_us_p50"]),
+            "fault_us_p99": r2(rnd_bare["fault_us_p99"]),
+            "fault_us_p50_unpinned": r2(loose_bare["fault_us_p50"]),
+            "page_us_p50_fault_around_64k": r2(seq_bare["per_page_us_p50"]),
+            "fault_us_p50_fault_around_64k": r2(seq_bare["fault_us_p50"]),
+            "hit_us_p50": r2(seq_bare["hit_us_p50"]),
+            "serve_us_p50": r2(rnd_bare["server_serve_us_p50"]),
+            "serve_us_p50_64k": r2(seq_bare["server_serve_us_p50"]),
         },
-        "random": {
-            "fault_us_p50": r2(rnd["fault_us_p50"]), "fault_us_p99": r2(rnd["fault_us_p99"]),
-            "page_us_p50": r2(rnd["per_page_us_p50"]),
-            "touch_us_mean": r2(rnd["all_touches_us_mean"]),
-            "server_serve_us_p50": rnd["server_serve_us_p50"],
-            "fault_us_p50_unpinned": r2(loose["fault_us_p50"]),
-        },
-        "workaround_us_per_page_p50": round(
-            run_workaround(db, tool, npages, workaround_samples), 1),
+        "workaround_us_per_page_p50": round(workaround, 1),
         "workaround_samples": workaround_samples,
     }
+
+
+def measure_ready(tmp: str) -> dict:
+    """Time to ready: 64 MiB every page stored, 4 GiB one page per MiB, and 64 MiB over
+    1000 ticks (16 pages changed per tick) at its last tick."""
+    dbs = {"ready_ms_64mib": (64 * MiB, 1, 1), "ready_ms_4gib": (4096 * MiB, 256, 1),
+           "ready_ms_1000_ticks": (64 * MiB, 1, 1000)}
+    result = {}
+    for key, (size, store_every, ticks) in dbs.items():
+        db = os.path.join(tmp, f"{key}.db")
+        make_recording(db, size, store_every=store_every, ticks=ticks)
+        result[key] = round(ready_ms(db, tick=ticks), 1)
+        os.unlink(db)
+    return result
 
 
 def main() -> None:
@@ -330,52 +462,72 @@ def main() -> None:
     samples = {"4mib": 300, "256mib": 200, "1gib": 100}  # workaround faults timed per size
     load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
-        tool = os.path.join(tmp, "touch")
-        with open(tool + ".c", "w") as f:
-            f.write(TOUCH_C)
-        subprocess.run(["gcc", "-O2", "-o", tool, tool + ".c"], check=True)
+        cache = os.path.join(tmp, "page-cache")  # the bench's own verified-page cache
+        os.mkdir(cache, 0o700)
+        tools = build_tools(tmp)
         per_size = {}
-        for name, size in sizes.items():
-            db = os.path.join(tmp, f"{name}.db")
-            make_recording(db, size)
-            per_size[name] = measure_size(db, tool, size, samples[name])
-            if name == "256mib":
-                eager = ready_ms(db, mode="eager", runs=3)
-            os.unlink(db)
-        db64, db4g = os.path.join(tmp, "64mib.db"), os.path.join(tmp, "4gib.db")
-        make_recording(db64, 64 * MiB)
-        make_recording(db4g, 4096 * MiB, store_every=256)
-        ready64, ready4g = ready_ms(db64), ready_ms(db4g)
+        with env(TTD_PAGE_CACHE=cache):
+            for name, size in sizes.items():
+                db = os.path.join(tmp, f"{name}.db")
+                make_recording(db, size)
+                per_size[name] = measure_size(db, tools, size, samples[name])
+                if name == "256mib":
+                    with env(TTD_PAGE_CACHE="off"):
+                        eager = ready_ms(db, mode="eager", runs=3)
+                os.unlink(db)
+            ready = measure_ready(tmp)
     head = per_size["256mib"]
+    rnd, seq, bare = head["random"], head["sequential"], head["baseline"]
+    rnd_cold, seq_cold = head["random_cold"], head["sequential_cold"]
+    bare_page = bare["page_us_p50_fault_around_64k"]
     result = {
-        "wp_async_us_per_fault_p50": head["random"]["fault_us_p50"],
-        "wp_async_us_per_fault_p99": head["random"]["fault_us_p99"],
-        "wp_async_us_per_fault_p50_unpinned": head["random"]["fault_us_p50_unpinned"],
-        "wp_async_us_per_page_p50": head["sequential"]["page_us_p50_fault_around_64k"],
-        "wp_async_us_per_page_p50_random": head["random"]["page_us_p50"],
+        "wp_async_us_per_fault_p50": rnd["fault_us_p50"],
+        "baseline_us_per_fault_p50": bare["fault_us_p50"],
+        "fault_over_baseline": r2(rnd["fault_us_p50"] / bare["fault_us_p50"]),
+        "wp_async_us_per_page_p50": seq["page_us_p50_fault_around_64k"],
+        "baseline_us_per_page_p50": bare_page,
+        "page_over_baseline": r2(seq["page_us_p50_fault_around_64k"] / bare_page),
+        "server_serve_us_p50": rnd["server_serve_us_p50"],
+        "baseline_serve_us_p50": bare["serve_us_p50"],
+        "wp_async_us_per_fault_p50_cold": rnd_cold["fault_us_p50"],
+        "fault_over_baseline_cold": r2(rnd_cold["fault_us_p50"] / bare["fault_us_p50"]),
+        "wp_async_us_per_page_p50_cold": seq_cold["page_us_p50_fault_around_64k"],
+        "page_over_baseline_cold": r2(seq_cold["page_us_p50_fault_around_64k"] / bare_page),
+        "server_serve_us_p50_cold": rnd_cold["server_serve_us_p50"],
+        "wp_async_us_per_fault_p99": rnd["fault_us_p99"],
+        "wp_async_us_per_fault_p50_unpinned": rnd["fault_us_p50_unpinned"],
+        "baseline_us_per_fault_p50_unpinned": bare["fault_us_p50_unpinned"],
+        "wp_async_us_per_page_p50_random": rnd["page_us_p50"],
         "fault_around_pages": FAULT_AROUND_PAGES,
         "workaround_us_per_page_p50": head["workaround_us_per_page_p50"],
         "workaround_is_lower_bound": True,
         "workaround_over_wp_async_per_page": round(
-            head["workaround_us_per_page_p50"]
-            / head["sequential"]["page_us_p50_fault_around_64k"], 1),
+            head["workaround_us_per_page_p50"] / seq_cold["page_us_p50_fault_around_64k"], 1),
         "eager_ms_256mib": round(eager, 1),
-        "ready_ms_64mib": round(ready64, 1),
-        "ready_ms_4gib": round(ready4g, 1),
+        **ready,
         "headline_size": "256mib",
         "per_size": per_size,
-        "method": ("touches from outside with process_vm_readv (8 bytes per page) by a C "
-                   "helper running on the CPU the page server pins the process to (it stands in "
-                   "for the process's own thread; _unpinned: TTD_NO_PIN=1, the scheduler places "
-                   "them); per fault = touches that faulted, one page per fault, random order, "
-                   "median of 3 runs; per page = fault latency / pages that fault filled, p50, "
-                   "sequential order, 64 KiB window, median of 3 runs; workaround = per fault "
-                   "pagemap read + UFFDIO_COPY(DONTWAKE) + clear_refs 4 + UFFDIO_WAKE, no "
-                   "soft-dirty on this kernel: lower bound; pages 1 KiB random + 3 KiB pattern, "
-                   "zstd + sha256 verified on every fill"),
+        "method": METHOD,
         "machine": machine(load_at_start),
     }
     print(json.dumps(result))
+
+
+METHOD = ("touches from outside with process_vm_readv (8 bytes per page) by a C helper running "
+          "on the CPU the page server pins the process to (it stands in for the process's own "
+          "thread; _unpinned: TTD_NO_PIN=1, the scheduler places them); per fault = touches "
+          "that faulted, one page per fault, random order, median of 3 runs; per page = fault "
+          "latency / pages that fault filled, p50, sequential order, 64 KiB window, median of 3 "
+          "runs; baseline = the same touches on bench/uffd_baseline.c (a bare userfaultfd "
+          "handler serving from memory, same window rule and pinning), taking turns with ttd; "
+          "headline figures with the verified-page cache filled by a first unmeasured run (a "
+          "recording's next calls), _cold ones with TTD_PAGE_CACHE=off (a first call: every "
+          "page read, decoded, verified); "
+          "serve = the server's own time per fault, from reading the fault to the end of its "
+          "UFFDIO_COPY (the process is woken after); workaround = per fault pagemap read + "
+          "UFFDIO_COPY(DONTWAKE) + clear_refs 4 + UFFDIO_WAKE, no soft-dirty on this kernel: "
+          "lower bound; pages 1 KiB random + 3 KiB pattern, zstd + sha256 verified on every "
+          "fill")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ page stored: 1 KiB random + 3 KiB pattern, zstd + sha256 verified on every fill)
   (19-50 us on this busy 2-core machine), which no run controls; the server's
   own time is the steadier comparison. The diff tracker also keeps a copy of each page
   it fills (its baseline);
+- baseline: the same random faults on bench/uffd_baseline.c's process (a bare
+  userfaultfd handler serving from memory), filling as each tracker does: with write
+  protection (wp-async) and without (diff, --missing), taking turns with the trackers;
+- every page read from the recording, decoded and verified (TTD_PAGE_CACHE=off: the
+  trackers' costs, not the verified-page cache's);
 - fill, per page: proc.prefill() of the whole region (1 MiB copies, no fault
   round trip), divided by the pages: what the fill itself costs per page;
 - written set: written_pages() with the whole region filled, nothing written
@@ -31,7 +36,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,13 +45,22 @@ TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "bench"))
 
-from lazy_fill import REGION_START, TOUCH_C, make_recording, pct, touch  # noqa: E402
+from lazy_fill import (  # noqa: E402
+    REGION_START,
+    build_tools,
+    env,
+    make_recording,
+    pct,
+    run_baseline,
+    touch,
+)
 from machine import load_average, machine  # noqa: E402
 
 from gdb_plugin.remat import PAGE_SIZE, rematerialize  # noqa: E402
 
 MiB = 1 << 20
 TRACKERS = ("wp-async", "diff")
+BASELINES = {"baseline_wp": False, "baseline_missing": True}  # name -> missing
 
 
 def r2(x: float | None) -> float | None:
@@ -66,14 +79,17 @@ def random_faults(db: str, tool: str, npages: int, tracker: str) -> dict:
             "server_serve_us_p50": stats["serve_us_p50"], "faults": len(fault_us)}
 
 
-def median_of_three(db: str, tool: str, npages: int) -> dict[str, dict]:
-    """Per tracker, the median of three runs by p50; the trackers take turns, so a
-    moment when this shared 2-core machine is busy falls on both alike."""
-    runs: dict[str, list[dict]] = {tracker: [] for tracker in TRACKERS}
+def median_of_three(db: str, tools, npages: int) -> dict[str, dict]:
+    """Per tracker, and for the bare userfaultfd baseline filling the same way (with write
+    protection as wp-async, without as diff), the median of three runs by p50; they
+    take turns, so a moment when this shared 2-core machine is busy falls on all alike."""
+    runs: dict[str, list[dict]] = {name: [] for name in (*TRACKERS, *BASELINES)}
     for _ in range(3):
         for tracker in TRACKERS:
-            runs[tracker].append(random_faults(db, tool, npages, tracker))
-    return {tracker: sorted(r, key=lambda x: x["fault_us_p50"])[1] for tracker, r in runs.items()}
+            runs[tracker].append(random_faults(db, tools.touch, npages, tracker))
+        for name, missing in BASELINES.items():
+            runs[name].append(run_baseline(tools, npages, True, 1, missing=missing))
+    return {name: sorted(r, key=lambda x: x["fault_us_p50"])[1] for name, r in runs.items()}
 
 
 def timed_ms(fn, runs: int = 5) -> tuple[float, object]:
@@ -127,15 +143,12 @@ def main() -> None:
     size = (64 if args.quick else 256) * MiB
     npages = size // PAGE_SIZE
     load_at_start = load_average()
-    with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
-        tool = os.path.join(tmp, "touch")
-        with open(tool + ".c", "w") as f:
-            f.write(TOUCH_C)
-        subprocess.run(["gcc", "-O2", "-o", tool, tool + ".c"], check=True)
+    with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp, env(TTD_PAGE_CACHE="off"):
+        tools = build_tools(tmp)
         db = os.path.join(tmp, "region.db")
         make_recording(db, size)
         per_tracker = {}
-        all_faults = median_of_three(db, tool, npages)
+        all_faults = median_of_three(db, tools, npages)
         for tracker in TRACKERS:
             faults = all_faults[tracker]
             per_tracker[tracker] = {
@@ -155,6 +168,9 @@ def main() -> None:
             f"clear_written_ms_{name}_filled": diff["clear_written_ms"],
             f"baseline_mib_{name}_filled": diff["baseline_mib"],
             "fault_over_wp_async": r2(diff["fault_us_p50"] / wp["fault_us_p50"]),
+            "baseline_us_per_fault_p50": r2(all_faults["baseline_missing"]["fault_us_p50"]),
+            "fault_over_baseline": r2(diff["fault_us_p50"]
+                                      / all_faults["baseline_missing"]["fault_us_p50"]),
             "serve_over_wp_async": r2(diff["server_serve_us_p50"] / wp["server_serve_us_p50"]),
             "written_set_over_wp_async": r2(diff["written_set_ms"] / wp["written_set_ms"]),
         },
@@ -162,6 +178,9 @@ def main() -> None:
             "us_per_fault_p50": wp["fault_us_p50"],
             "us_per_fault_p99": wp["fault_us_p99"],
             "server_serve_us_p50": wp["server_serve_us_p50"],
+            "baseline_us_per_fault_p50": r2(all_faults["baseline_wp"]["fault_us_p50"]),
+            "fault_over_baseline": r2(wp["fault_us_p50"]
+                                      / all_faults["baseline_wp"]["fault_us_p50"]),
             "fill_us_per_page": wp["prefill_us_per_page"],
             f"written_set_ms_{name}_filled": wp["written_set_ms"],
             f"clear_written_ms_{name}_filled": wp["clear_written_ms"],
@@ -170,9 +189,10 @@ def main() -> None:
         "size": name,
         "method": ("faults: random order, one page per fault, touched from outside with "
                    "process_vm_readv by a C helper on the process's CPU (as bench/lazy_fill.py), "
-                   "median of 3 runs; fill per page: prefill of the whole region in 1 MiB "
-                   "copies / pages; written set and clear: whole region filled, 1% of its pages "
-                   "written through /proc/PID/mem, median of 5; pages 1 KiB random + 3 KiB "
+                   "median of 3 runs, taking turns with bench/uffd_baseline.c filling the same "
+                   "way; no verified-page cache; fill per page: prefill of the whole region in "
+                   "1 MiB copies / pages; written set and clear: whole region filled, 1% of its "
+                   "pages written through /proc/PID/mem, median of 5; pages 1 KiB random + 3 KiB "
                    "pattern, zstd + sha256 verified on every fill"),
         "machine": machine(load_at_start),
     }

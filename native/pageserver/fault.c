@@ -17,6 +17,7 @@ int pager_init(struct pager *p, const struct stub_map *maps, uint32_t nr_maps, s
 	p->buf = aligned_alloc(PAGE_SIZE, MAX_FILL_PAGES * PAGE_SIZE);
 	if (!p->buf)
 		return err_set(e, ERR_INTERNAL, "out of memory for the fill buffer");
+	verifier_open(p->verifier, p->store->location, p->tick);	/* the page map, meanwhile */
 	return regions_init(&p->regions, maps, nr_maps, e);
 }
 
@@ -90,14 +91,14 @@ int pager_read_recorded(void *ctx, uint64_t rec_page, uint8_t *dst, struct err *
 
 /* One zero page: for a removed range (mode 0: written), or for memory the process
  * added to a registered mapping after the tick (the tracker's mode: fresh memory
- * reads as zeros and counts as written once written). */
+ * reads as zeros and counts as written once written). Not woken (handle_fault). */
 static long serve_zero(struct pager *p, uint64_t page, uint64_t mode, struct err *e)
 {
 	p->serving_lo = page;
 	p->serving_hi = page + PAGE_SIZE;
 	memset(p->buf, 0, PAGE_SIZE);
-	long done = pager_copy(p, page, page + PAGE_SIZE, mode, e);
-	if (done == -1 || (done == 0 && pager_wake(p, page, PAGE_SIZE, e)))
+	long done = pager_copy(p, page, page + PAGE_SIZE, mode | UFFDIO_COPY_MODE_DONTWAKE, e);
+	if (done == -1)
 		return -1;
 	p->serving_hi = 0;
 	return done;
@@ -117,8 +118,23 @@ static uint64_t fill_end(struct pager *p, struct region *r, uint64_t page)
 	return hi;
 }
 
-/* Fill [page, hi) of r from the recording: the end of what was installed (page when
- * nothing), or COPY_RETRY, or -1. */
+/*
+ * A sequential reader's next windows, prepared on the helper while we install
+ * this one and the reader goes through it: its next fault finds them verified.
+ */
+#define READ_AHEAD_WINDOWS 4
+
+static void read_ahead(struct pager *p, struct region *r, uint64_t target_addr)
+{
+	uint64_t end = target_addr + READ_AHEAD_WINDOWS * p->fault_around_pages * PAGE_SIZE;
+
+	if (end > r->target_end)
+		end = r->target_end;
+	verifier_readahead(p->verifier, target_addr + r->rec_delta, end + r->rec_delta);
+}
+
+/* Fill [page, hi) of r from the recording, not woken yet (handle_fault): the end of
+ * what was installed (page when nothing), or COPY_RETRY, or -1. */
 static long fill_from_recording(struct pager *p, struct region *r, uint64_t page, uint64_t hi,
 				struct err *e)
 {
@@ -126,14 +142,15 @@ static long fill_from_recording(struct pager *p, struct region *r, uint64_t page
 	p->serving_hi = hi;
 	if (fetch(p, page + r->rec_delta, hi + r->rec_delta, p->buf, e))
 		return -1;	/* serving_hi stays: the caller poisons the range */
-	long done = pager_copy(p, page, hi, p->tracker->ops->copy_mode, e);
+	if (hi - page > PAGE_SIZE)
+		read_ahead(p, r, hi);
+	long done = pager_copy(p, page, hi, p->tracker->ops->copy_mode | UFFDIO_COPY_MODE_DONTWAKE,
+			       e);
 	if (done == -1)
 		return -1;
 	p->serving_hi = 0;
 	if (done == COPY_RETRY)
 		return done;
-	if (done == 0 && pager_wake(p, page, PAGE_SIZE, e))	/* there already: wake the faulter */
-		return -1;
 	hi = done > 0 ? page + done : page;
 	if (p->tracker->ops->on_fill(p->tracker, r, page, hi, p->buf, e))
 		return -1;
@@ -146,9 +163,10 @@ static long fill_from_recording(struct pager *p, struct region *r, uint64_t page
  * fault_around_pages - 1 unfilled neighbours after it. bench/lazy_fill.py: in
  * order, 16 pages per fault cost a third per page of one page per fault; at
  * random, a window triples the fault's latency for neighbours that may never
- * be touched, so random faults get one page. 0, COPY_RETRY or -1.
+ * be touched, so random faults get one page. The end of the range installed
+ * (page itself when it was there already), COPY_RETRY or -1; nobody is woken yet.
  */
-static int serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
+static long serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 {
 	uint64_t page = page_down(fault_addr);
 	struct region *r = region_find(&p->regions, page);
@@ -165,7 +183,7 @@ static int serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 		if (done == COPY_RETRY || done == -1)
 			return done;
 		p->stats.pages_served++;
-		return 0;
+		return page + PAGE_SIZE;
 	}
 #ifdef TTD_BENCH
 	if (p->bench)
@@ -180,7 +198,7 @@ static int serve_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 	p->last_fill_end = hi;
 	p->stats.pages_served += (hi - page) / PAGE_SIZE;
 	p->stats.bytes += hi - page;
-	return 0;
+	return hi;
 }
 
 static void record_latency(struct fault_stats *s, uint64_t ns)
@@ -216,18 +234,24 @@ static int fault_later(struct pager *p, uint64_t fault_addr, struct err *e)
 	return 0;
 }
 
+/*
+ * Serve a fault, then wake whoever waits on it. The serve time ends before the
+ * wake: on one CPU the woken process runs inside the waking call until it
+ * blocks again (its next fault), which is not the page server's time.
+ */
 static int handle_fault(struct pager *p, uint64_t fault_addr, struct err *e)
 {
-	uint64_t t0 = now_ns();
-	int ret = serve_fault(p, fault_addr, e);
+	uint64_t t0 = now_ns(), page = page_down(fault_addr);
+	long hi = serve_fault(p, fault_addr, e);
 
-	if (ret == COPY_RETRY)
+	if (hi == COPY_RETRY)
 		return fault_later(p, fault_addr, e);
-	if (ret)
-		return ret;
+	if (hi < 0)
+		return -1;
 	record_latency(&p->stats, now_ns() - t0);
 	p->stats.faults++;
-	return 0;
+	/* hi == page: it was there already (EEXIST) */
+	return pager_wake(p, page, hi > (long)page ? (uint64_t)hi - page : PAGE_SIZE, e);
 }
 
 static int handle_event(struct pager *p, const struct uffd_msg *msg, struct err *e)
@@ -250,7 +274,8 @@ static int handle_event(struct pager *p, const struct uffd_msg *msg, struct err 
 	return 0;
 }
 
-int pager_handle_uffd(struct pager *p, struct err *e)
+/* Read what the userfaultfd has and handle it: the messages read, or -1. */
+static ssize_t read_messages(struct pager *p, struct err *e)
 {
 	struct uffd_msg msgs[64];
 	ssize_t n = read(p->target->uffd, msgs, sizeof(msgs));
@@ -258,18 +283,42 @@ int pager_handle_uffd(struct pager *p, struct err *e)
 	if (n < 0 && errno != EAGAIN && errno != EINTR)
 		return err_set(e, ERR_INTERNAL, "reading the userfaultfd of process %d: %s",
 			       p->target->pid, strerror(errno));
-	if (n > 0 && n % sizeof(msgs[0]))
+	if (n <= 0)
+		return 0;
+	if (n % sizeof(msgs[0]))
 		return err_set(e, ERR_INTERNAL, "reading the userfaultfd of process %d: a short "
 			       "message", p->target->pid);
-	for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msgs[0]); i++)
+	n /= sizeof(msgs[0]);
+	for (ssize_t i = 0; i < n; i++)
 		if (handle_event(p, &msgs[i], e))
 			return -1;
-	/* retry the faults that met an event, now that it has been read */
-	size_t pending = p->nr_retry;
-	p->nr_retry = 0;
-	for (size_t i = 0; i < pending; i++)
-		if (handle_fault(p, p->retry[i], e))
+	return n;
+}
+
+/*
+ * Rounds of reading before the serve loop polls again. A process reading its
+ * memory faults again as soon as it is woken: on one CPU it runs inside our
+ * wake until it blocks on its next fault, so that fault is there to read at
+ * once, and a poll before each read would only add a system call. The bound
+ * lets the control socket and the sandbox in.
+ */
+#define READ_ROUNDS 64
+
+int pager_handle_uffd(struct pager *p, struct err *e)
+{
+	for (int round = 0; round < READ_ROUNDS; round++) {
+		ssize_t n = read_messages(p, e);
+		if (n < 0)
 			return -1;
+		/* retry the faults that met an event, now that it has been read */
+		size_t pending = p->nr_retry;
+		p->nr_retry = 0;
+		for (size_t i = 0; i < pending; i++)
+			if (handle_fault(p, p->retry[i], e))
+				return -1;
+		if (n == 0)
+			break;
+	}
 	return 0;
 }
 
@@ -353,4 +402,39 @@ size_t pager_read_target(struct pager *p, void *dst, uint64_t target_addr, size_
 		done += got;
 	}
 	return done;
+}
+
+struct moving {
+	struct pager *p;
+	struct range_list *differ;
+};
+
+/* A recorded page whose content differs at the new tick: where the process has it. */
+static int forget_page(void *ctx, uint64_t rec_addr, struct err *e)
+{
+	struct moving *m = ctx;
+	struct regions *rs = &m->p->regions;
+
+	(void)e;
+	for (uint32_t i = 0; i < rs->n; i++) {
+		struct region *r = &rs->r[i];
+		uint64_t target_addr = rec_addr - r->rec_delta;
+		if (target_addr < r->target_start || target_addr >= r->target_end)
+			continue;
+		region_mark_unfilled(r, target_addr);
+		ranges_add(m->differ, target_addr, target_addr + PAGE_SIZE);
+	}
+	return 0;
+}
+
+int pager_set_tick(struct pager *p, uint64_t tick, struct range_list *differ, struct err *e)
+{
+	struct moving m = { p, differ };
+
+	if (verifier_set_tick(p->verifier, p->store, tick, forget_page, &m, e))
+		return -1;
+	p->tick = tick;
+	p->last_fill_end = 0;
+	ranges_normalize(differ);
+	return ranges_check(differ, e);
 }

@@ -6,6 +6,14 @@
  * the tracker's copy mode, so a fill never counts as a write (wp-async); a page
  * the process dropped since the tick, or memory it grew, gets zeros. Events of
  * the userfaultfd (remove, remap) update the regions (region.h).
+ *
+ * A fault is installed without waking its waiters (UFFDIO_COPY_MODE_DONTWAKE),
+ * its serve time is taken, then they are woken: on one CPU the woken process
+ * runs inside the waking call. After a sequential fault the next windows are
+ * prepared ahead on the verifier's helper thread while the process reads this
+ * one. The userfaultfd is read again after each fault before the serve loop
+ * polls (the next fault is usually there). A page is served at the tick of the
+ * page map; pager_set_tick() moves it.
  */
 #ifndef TTD_FAULT_H
 #define TTD_FAULT_H
@@ -14,6 +22,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "ranges.h"
 #include "region.h"
 #include "store.h"
 #include "target.h"
@@ -69,6 +78,18 @@ size_t pager_read_target(struct pager *p, void *dst, uint64_t target_addr, size_
  * access retry as plain anonymous memory, which reads zeros.
  */
 void pager_poison_serving(struct pager *p);
+
+/*
+ * Serve the pages of tick from now on (moving the process between ticks, issue
+ * 10). The pages whose content differs between the tick served so far and this
+ * one are added to `differ` as target ranges (where the process has them now,
+ * sorted and merged) and forgotten as filled: once the caller has dropped them
+ * from the process (the process still holds the old contents), their next
+ * access faults and gets the new ones. Pages the process wrote, dropped or
+ * added are the caller's business. The recorded addresses that differ, without
+ * moving: pagemap_differ() (pagemap.h).
+ */
+int pager_set_tick(struct pager *p, uint64_t tick, struct range_list *differ, struct err *e);
 
 /* struct tracker_env's read_recorded: one verified recorded page. */
 int pager_read_recorded(void *ctx, uint64_t rec_page, uint8_t *dst, struct err *e);

@@ -61,6 +61,14 @@ int region_mark_filled(struct region *r, uint64_t lo, uint64_t hi, struct err *e
 	return 0;
 }
 
+void region_mark_unfilled(struct region *r, uint64_t target_addr)
+{
+	uint64_t i = (target_addr - r->target_start) / PAGE_SIZE;
+
+	if (r->filled)
+		r->filled[i / 8] &= ~(1 << (i % 8));
+}
+
 int regions_note_removed(struct regions *rs, uint64_t lo, uint64_t hi, struct err *e)
 {
 	struct target_range *more = realloc(rs->removed, (rs->nr_removed + 1) * sizeof(*more));

@@ -41,6 +41,8 @@ int regions_init(struct regions *rs, const struct stub_map *maps, uint32_t nr_ma
 struct region *region_find(struct regions *rs, uint64_t target_addr);
 int region_page_filled(const struct region *r, uint64_t target_addr);
 int region_mark_filled(struct region *r, uint64_t lo, uint64_t hi, struct err *e);
+/* The page at target_addr of r is not filled any more (its content at the tick changed). */
+void region_mark_unfilled(struct region *r, uint64_t target_addr);
 
 /* The process moved [from, from + len) to `to` (UFFD_EVENT_REMAP). */
 int regions_remap(struct regions *rs, uint64_t from, uint64_t to, uint64_t len, struct err *e);

@@ -1,18 +1,36 @@
 /*
  * The page store: where the recorded pages come from. Today a SQLite file
  * (store_sqlite.c: the recording itself, its page_version/page_content
- * tables, see docs/internals.md); a server database (PostgreSQL) plugs in as a
- * second implementation of struct store_ops, chosen by store_open().
+ * tables, see docs/internals.md); a server database (PostgreSQL through libpq)
+ * plugs in as a second implementation of struct store_ops, chosen by
+ * store_open() from the location.
  *
- *   store_open(location)          -> a store, or NULL with the error
- *   store_fetch(store, request)   -> the pages of [rec_lo, rec_hi) at a tick, decoded
- *                                    into the request's buffer, each with the digest it
- *                                    must have (checking it is verify.c's job)
- *   store_idle(store)             -> nothing asked for a while: release what a writer
- *                                    may wait for (SQLite: the read transaction)
+ * A page's content at a tick is either stored (a content row: codec, data, and
+ * the sha256 digest of the 4096 bytes) or zeros (never stored, or recorded as
+ * zero then). A store names each stored content by a reference (store_ref, its
+ * row id: equal references are equal contents, and different ones differ);
+ * 0 means zeros.
+ *
+ *   store_open(location)            -> a store, or NULL with the error
+ *   store_fetch(store, request)     -> the pages of [rec_lo, rec_hi) at a tick, decoded into
+ *                                      the request's buffer, each with the digest it must
+ *                                      have (checking it is verify.c's job): one range query
+ *   store_map(store, tick, digests, emit) -> every page with content at the tick, with its
+ *                                      reference (and digest, when asked: a join, three
+ *                                      times the work), in address order: the page map of
+ *                                      a tick, in one query (pagemap.c)
+ *   store_changes(store, a, b, emit) -> every page that has a version after the earlier of
+ *                                      two ticks and up to the later, with its reference at
+ *                                      each (a page that changed and changed back has equal
+ *                                      ones): what moving between the ticks may change
+ *   store_content(store, ref, ...)  -> one content by reference, decoded, with its digest
+ *   store_idle(store)               -> nothing asked for a while: release what a writer may
+ *                                      wait for (SQLite: the read transaction)
  *   store_close(store)
  *
- * A store never installs anything and never sees the process: it reads.
+ * A store instance belongs to one thread; another thread opens its own with
+ * store_open(store->location). A store never installs anything and never sees
+ * the process: it reads.
  */
 #ifndef TTD_STORE_H
 #define TTD_STORE_H
@@ -20,6 +38,9 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "page.h"
+
+typedef uint64_t store_ref;	/* a stored content; 0: zeros */
 
 struct store_request {
 	uint64_t rec_lo, rec_hi;	/* page-aligned, in the recorded process; at most MAX_FILL_PAGES */
@@ -32,17 +53,34 @@ struct store_request {
 	uint32_t nr_stored;		/* out: pages with content */
 };
 
+/* One page of a map (store_map; digest NULL unless asked for) or of the changes between
+ * two ticks (store_changes): 0 to go on, -1 (with e set) to stop. */
+typedef int (*store_map_fn)(void *ctx, uint64_t rec_addr, store_ref ref, const uint8_t *digest,
+			    struct err *e);
+typedef int (*store_change_fn)(void *ctx, uint64_t rec_addr, store_ref ref_a, store_ref ref_b,
+			       struct err *e);
+
 struct store;
 
+/* Every operation returns 0, or -1 with ERR_CORRUPT ("page 0x... at tick T is corrupt
+ * (why)", or a malformed row) or ERR_INTERNAL (the store cannot be read). */
 struct store_ops {
-	/* 0; or -1 with ERR_CORRUPT ("page 0x... at tick T is corrupt (why)") or ERR_INTERNAL */
 	int (*fetch)(struct store *s, struct store_request *req, struct err *e);
+	int (*map)(struct store *s, uint64_t tick, int digests, store_map_fn emit, void *ctx,
+		   struct err *e);
+	int (*changes)(struct store *s, uint64_t tick_a, uint64_t tick_b, store_change_fn emit,
+		       void *ctx, struct err *e);
+	/* ref's bytes into dst (PAGE_SIZE) and its digest; rec_addr and tick name the
+	 * page in an error */
+	int (*content)(struct store *s, store_ref ref, uint64_t rec_addr, uint64_t tick,
+		       uint8_t *dst, uint8_t digest[PAGE_DIGEST_SIZE], struct err *e);
 	void (*idle)(struct store *s);
 	void (*close)(struct store *s);
 };
 
 struct store {
 	const struct store_ops *ops;
+	const char *location;	/* what store_open() was given */
 	int holding;	/* something is held that idle() releases (the caller polls for idleness) */
 };
 
@@ -52,6 +90,24 @@ struct store *store_sqlite_open(const char *path, struct err *e);
 static inline int store_fetch(struct store *s, struct store_request *req, struct err *e)
 {
 	return s->ops->fetch(s, req, e);
+}
+
+static inline int store_map(struct store *s, uint64_t tick, int digests, store_map_fn emit,
+			    void *ctx, struct err *e)
+{
+	return s->ops->map(s, tick, digests, emit, ctx, e);
+}
+
+static inline int store_changes(struct store *s, uint64_t tick_a, uint64_t tick_b,
+				store_change_fn emit, void *ctx, struct err *e)
+{
+	return s->ops->changes(s, tick_a, tick_b, emit, ctx, e);
+}
+
+static inline int store_content(struct store *s, store_ref ref, uint64_t rec_addr, uint64_t tick,
+				uint8_t *dst, uint8_t digest[PAGE_DIGEST_SIZE], struct err *e)
+{
+	return s->ops->content(s, ref, rec_addr, tick, dst, digest, e);
 }
 
 static inline void store_idle(struct store *s)

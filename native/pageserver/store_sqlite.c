@@ -4,7 +4,10 @@
  * "page at (A, T)" is the newest page_version of A with first_tick <= T; its
  * content row holds codec, data and digest (NULL content: zero at T). One
  * range query serves a whole fetch: every version of every page in the range
- * up to the tick, newest first per address (docs/internals.md).
+ * up to the tick, newest first per address (docs/internals.md). The page map
+ * of a tick is one query through the (address, first_tick) index; a content by
+ * reference is its page_content row id (unique per digest: equal ids, equal
+ * contents). A version whose content row is missing is a corrupt page.
  *
  * One read transaction per burst of fetches instead of one per query: each
  * transaction costs a lock, an unlock and a header check (fcntl, fstat,
@@ -24,16 +27,39 @@
 #include "store.h"
 
 static const char RANGE_SQL[] =
-	"SELECT v.address, c.codec, c.data, c.digest FROM page_version v "
+	"SELECT v.address, c.codec, c.data, c.digest, v.content_id FROM page_version v "
 	"LEFT JOIN page_content c ON c.id = v.content_id "
 	"WHERE v.address >= ?1 AND v.address < ?2 AND v.first_tick <= ?3 "
 	"ORDER BY v.address DESC, v.first_tick DESC";
+
+/* Every version up to the tick through the (address, first_tick) index: the last one
+ * of each address is its version at the tick. */
+static const char MAP_SQL[] =
+	"SELECT address, content_id FROM page_version WHERE first_tick <= ?1 "
+	"ORDER BY address, first_tick";
+static const char MAP_DIGESTS_SQL[] =
+	"SELECT v.address, v.content_id, c.digest FROM page_version v "
+	"LEFT JOIN page_content c ON c.id = v.content_id WHERE v.first_tick <= ?1 "
+	"ORDER BY v.address, v.first_tick";
+
+/* The addresses with a version in (?3, ?4] (the first_tick index), with their
+ * content at ?1 and at ?2 (the (address, first_tick) index; NULL: zeros). */
+static const char CHANGES_SQL[] =
+	"SELECT a.address, "
+	"(SELECT content_id FROM page_version WHERE address = a.address AND first_tick <= ?1 "
+	" ORDER BY first_tick DESC LIMIT 1), "
+	"(SELECT content_id FROM page_version WHERE address = a.address AND first_tick <= ?2 "
+	" ORDER BY first_tick DESC LIMIT 1) "
+	"FROM (SELECT DISTINCT address FROM page_version WHERE first_tick > ?3 AND first_tick <= ?4) a "
+	"ORDER BY a.address";
+
+static const char CONTENT_SQL[] = "SELECT codec, data, digest FROM page_content WHERE id = ?1";
 
 struct store_sqlite {
 	struct store base;
 	char *path;
 	sqlite3 *db;
-	sqlite3_stmt *range_stmt;
+	sqlite3_stmt *range_stmt, *content_stmt;
 	ZSTD_DCtx *dctx;
 };
 
@@ -63,25 +89,55 @@ static void sqlite_idle(struct store *base)
 	s->base.holding = 0;
 }
 
+static int corrupt(struct err *e, uint64_t rec_addr, uint64_t tick, const char *why)
+{
+	return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt (%s)",
+		       rec_addr, tick, why);
+}
+
+/*
+ * A content row's columns from `col` on (codec, data, digest): its page decoded into
+ * dst and its digest; -1 when it is corrupt. A NULL codec is a content row that is
+ * missing (the LEFT JOIN found none for the version's content_id).
+ */
+static int take_content(struct store_sqlite *s, sqlite3_stmt *st, int col, uint64_t rec_addr,
+			uint64_t tick, uint8_t *dst, const uint8_t **digest, struct err *e)
+{
+	const char *codec = (const char *)sqlite3_column_text(st, col);
+	int digest_len = sqlite3_column_bytes(st, col + 2);
+	char why[160];
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return corrupt(e, rec_addr, tick, "its content row is missing");
+	if (page_decode(s->dctx, codec, sqlite3_column_blob(st, col + 1),
+			sqlite3_column_bytes(st, col + 1), dst, why, sizeof(why)))
+		return corrupt(e, rec_addr, tick, why);
+	if (digest_len != PAGE_DIGEST_SIZE) {
+		snprintf(why, sizeof(why), "a digest of %d bytes", digest_len);
+		return corrupt(e, rec_addr, tick, why);
+	}
+	*digest = sqlite3_column_blob(st, col + 2);
+	return 0;
+}
+
 /* One row of the range query: decode its page into place; -1 when it is corrupt. */
 static int take_row(struct store_sqlite *s, struct store_request *req, sqlite3_stmt *st,
 		    uint64_t rec_addr, struct err *e)
 {
-	const char *codec = (const char *)sqlite3_column_text(st, 1);
-	int digest_len = sqlite3_column_bytes(st, 3);
 	uint32_t offset = rec_addr - req->rec_lo;
-	char why[160];
+	const uint8_t *digest;
 
-	if (page_decode(s->dctx, codec, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2),
-			req->dst + offset, why, sizeof(why)))
-		return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt (%s)",
-			       rec_addr, req->tick, why);
-	if (digest_len != PAGE_DIGEST_SIZE)
-		return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt "
-			       "(a digest of %d bytes)", rec_addr, req->tick, digest_len);
-	req->stored(req->ctx, offset, sqlite3_column_blob(st, 3));
+	if (take_content(s, st, 1, rec_addr, req->tick, req->dst + offset, &digest, e))
+		return -1;
+	req->stored(req->ctx, offset, digest);
 	req->nr_stored++;
 	return 0;
+}
+
+static int unaligned(struct err *e, uint64_t rec_addr)
+{
+	return err_set(e, ERR_CORRUPT, "page version at unaligned address %#" PRIx64
+		       " in the recording", rec_addr);
 }
 
 static int sqlite_fetch(struct store *base, struct store_request *req, struct err *e)
@@ -105,11 +161,10 @@ static int sqlite_fetch(struct store *base, struct store_request *req, struct er
 			continue;	/* an older version of the same page */
 		last = rec_addr;
 		if (rec_addr & (PAGE_SIZE - 1)) {
-			ret = err_set(e, ERR_CORRUPT, "page version at unaligned address %#" PRIx64
-				      " in the recording", rec_addr);
+			ret = unaligned(e, rec_addr);
 			break;
 		}
-		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+		if (sqlite3_column_type(st, 4) == SQLITE_NULL)
 			continue;	/* zero at this tick */
 		ret = take_row(s, req, st, rec_addr, e);
 		uint32_t k = (rec_addr - req->rec_lo) / PAGE_SIZE;
@@ -124,12 +179,128 @@ static int sqlite_fetch(struct store *base, struct store_request *req, struct er
 	return ret;
 }
 
+/* A one-off statement (map, changes: once per process or per move) bound to ticks. */
+static sqlite3_stmt *prepare_ticks(struct store_sqlite *s, const char *sql, const uint64_t *ticks,
+				   int nr_ticks, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (begin_read(s, e))
+		return NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_error(s, e);
+		return NULL;
+	}
+	for (int i = 0; i < nr_ticks; i++)
+		sqlite3_bind_int64(st, i + 1, (sqlite3_int64)ticks[i]);
+	return st;
+}
+
+/* The end of a one-off statement's rows: 0, or -1 with the error. */
+static int finish(struct store_sqlite *s, sqlite3_stmt *st, int rc, int ret, struct err *e)
+{
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_error(s, e);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* A map row's digest: NULL unless asked for and 32 bytes (a bad one is found when
+ * the page is read). */
+static const uint8_t *row_digest(sqlite3_stmt *st, int digests)
+{
+	if (!digests || sqlite3_column_bytes(st, 2) != PAGE_DIGEST_SIZE)
+		return NULL;
+	return sqlite3_column_blob(st, 2);
+}
+
+static int sqlite_map(struct store *base, uint64_t tick, int digests, store_map_fn emit,
+		      void *ctx, struct err *e)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+	sqlite3_stmt *st = prepare_ticks(s, digests ? MAP_DIGESTS_SQL : MAP_SQL, &tick, 1, e);
+	uint64_t last = UINT64_MAX;
+	uint8_t digest[PAGE_DIGEST_SIZE];
+	const uint8_t *has_digest = NULL;
+	store_ref ref = 0;
+	int rc, ret = 0;
+
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t rec_addr = (uint64_t)sqlite3_column_int64(st, 0);
+		if (rec_addr & (PAGE_SIZE - 1)) {
+			ret = unaligned(e, rec_addr);
+			break;
+		}
+		if (rec_addr != last && last != UINT64_MAX && ref &&
+		    (ret = emit(ctx, last, ref, has_digest, e)))
+			break;
+		last = rec_addr;	/* the last version of an address is its version at tick */
+		ref = (store_ref)sqlite3_column_int64(st, 1);	/* NULL: 0, zeros */
+		has_digest = row_digest(st, digests);
+		if (has_digest)
+			has_digest = memcpy(digest, has_digest, PAGE_DIGEST_SIZE);
+	}
+	if (ret == 0 && rc == SQLITE_DONE && last != UINT64_MAX && ref)
+		ret = emit(ctx, last, ref, has_digest, e);
+	return finish(s, st, rc, ret, e);
+}
+
+static int sqlite_changes(struct store *base, uint64_t tick_a, uint64_t tick_b,
+			  store_change_fn emit, void *ctx, struct err *e)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+	uint64_t ticks[4] = { tick_a, tick_b, tick_a < tick_b ? tick_a : tick_b,
+			      tick_a < tick_b ? tick_b : tick_a };
+	sqlite3_stmt *st = prepare_ticks(s, CHANGES_SQL, ticks, 4, e);
+	int rc, ret = 0;
+
+	if (!st)
+		return -1;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t rec_addr = (uint64_t)sqlite3_column_int64(st, 0);
+		if (rec_addr & (PAGE_SIZE - 1))
+			ret = unaligned(e, rec_addr);
+		else
+			ret = emit(ctx, rec_addr, (store_ref)sqlite3_column_int64(st, 1),
+				   (store_ref)sqlite3_column_int64(st, 2), e);
+	}
+	return finish(s, st, rc, ret, e);
+}
+
+static int sqlite_content(struct store *base, store_ref ref, uint64_t rec_addr, uint64_t tick,
+			  uint8_t *dst, uint8_t digest[PAGE_DIGEST_SIZE], struct err *e)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+	sqlite3_stmt *st = s->content_stmt;
+	const uint8_t *stored_digest;
+	int rc, ret;
+
+	if (begin_read(s, e))
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ref);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret = take_content(s, st, 0, rec_addr, tick, dst, &stored_digest, e);
+		if (ret == 0)
+			memcpy(digest, stored_digest, PAGE_DIGEST_SIZE);
+	} else if (rc == SQLITE_DONE) {
+		ret = corrupt(e, rec_addr, tick, "its content row is missing");
+	} else {
+		ret = db_error(s, e);
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
 static void sqlite_close(struct store *base)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
 
 	sqlite_idle(base);
 	sqlite3_finalize(s->range_stmt);
+	sqlite3_finalize(s->content_stmt);
 	sqlite3_close(s->db);
 	ZSTD_freeDCtx(s->dctx);
 	free(s->path);
@@ -138,6 +309,9 @@ static void sqlite_close(struct store *base)
 
 static const struct store_ops sqlite_ops = {
 	.fetch = sqlite_fetch,
+	.map = sqlite_map,
+	.changes = sqlite_changes,
+	.content = sqlite_content,
 	.idle = sqlite_idle,
 	.close = sqlite_close,
 };
@@ -152,6 +326,7 @@ struct store *store_sqlite_open(const char *path, struct err *e)
 		goto fail;
 	}
 	s->base.ops = &sqlite_ops;
+	s->base.location = s->path;
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	/* Reads through a memory map: no pread per b-tree page on the fault path. */
 	if (rc == SQLITE_OK)
@@ -161,6 +336,9 @@ struct store *store_sqlite_open(const char *path, struct err *e)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(s->db, RANGE_SQL, -1, SQLITE_PREPARE_PERSISTENT,
 					&s->range_stmt, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(s->db, CONTENT_SQL, -1, SQLITE_PREPARE_PERSISTENT,
+					&s->content_stmt, NULL);
 	if (rc != SQLITE_OK) {
 		err_set(e, ERR_INTERNAL, "cannot read the recording '%s': %s", path,
 			s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

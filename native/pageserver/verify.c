@@ -1,198 +1,367 @@
 /*
- * verify.h: verifying pages on two cores.
+ * verify.h: verifying pages, on two cores.
  *
- * sha256 of a page costs 2.4 us here, more than half of a fill. While a fault
- * is served its reader sleeps, so the second core is free: the main thread
- * steps the store's query and decodes pages into the staging buffer,
- * publishing each; the main thread and a helper thread claim published pages
- * one at a time and hash them. Nothing is installed before every page of the
- * range has been hashed and matched (verify_wait), so a page is never served
- * unverified.
+ * Where a page's microseconds go here (2 vCPUs, bench/lazy_fill.py's pages,
+ * clock_gettime around each stage): sha256 2.1 (OpenSSL with the CPU's SHA
+ * instructions: EVP with the algorithm fetched once 2.1, the low-level calls
+ * 2.1, one-shot SHA256() 2.4: it fetches the algorithm each call), zstd 0.5,
+ * the range query for one page at random 2.5-3.0 (one content row by id
+ * 1.3-1.7: the page map saves the search), UFFDIO_COPY of the page 1.7.
  *
- * Claims and publications carry the job's generation in their upper 32 bits,
- * so a helper that looked at an old job can never claim a page of a new one
- * (a compare-and-swap on the whole word fails). The helper spins a little
- * after each job (the next fault of a sequential reader comes within tens of
- * microseconds) and then sleeps on a futex. It works only on ranges of
- * HELP_MIN_PAGES pages or more (fault-around, eager fills): a one-page fault
- * is not worth a wake-up, and a helper spinning through a stream of one-page
- * faults took the core the woken reader needed (fault p50 13 -> 50 us).
+ * Two ways to a page:
+ * - before the page map is loaded (the first milliseconds, or never when the
+ *   recording's map cannot be read): the store's range query, each page
+ *   hashed on the calling thread as it is decoded;
+ * - with the map: each page is looked up (a binary search), fetched by its
+ *   content reference, decoded and hashed, independently of the others, so
+ *   the serving thread and the helper can share a range page by page.
+ *
+ * Prepared pages: the helper works into slots (NR_SLOTS pages, a page in the
+ * slot of its page number modulo NR_SLOTS). A slot's state, the page it holds
+ * and the generation of the map it came from change together, by
+ * compare-and-swap on one word:
+ *
+ *   FREE -> BUSY (claimed by whoever prepares it) -> READY | ZERO | BAD (corrupt, why)
+ *   READY -> TAKEN (the serving thread copies it out) -> FREE
+ *
+ * The serving thread takes prepared pages, claims the others and prepares
+ * them itself straight into its buffer (top down, while the helper goes bottom
+ * up), then waits for the pages the helper is still on. A page is installed
+ * only from a slot that passed the hash, or from the buffer after the hash:
+ * never unverified. A corrupt page is reported when it is needed, not when the
+ * helper meets it ahead of time.
+ *
+ * The helper thread is verify_helper.c; the state both share, verify_state.h.
  */
 #define _GNU_SOURCE
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <inttypes.h>
 #include <linux/futex.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <openssl/sha.h>
 
 #define LOG_PREFIX "ttd-pageserver: verify: "
 #include "log.h"
 #include "io.h"
-#include "page.h"
 #include "verify.h"
+#include "verify_state.h"
 
-#define HELP_MIN_PAGES 4
-#define HELPER_SPIN_NS 50000ULL
-
-_Static_assert(SHA256_DIGEST_LENGTH == PAGE_DIGEST_SIZE, "a page's digest is its sha256");
-
-struct verifier {
-	_Atomic uint64_t claim;		/* gen << 32 | next page index to claim */
-	_Atomic uint64_t published;	/* gen << 32 | pages decoded so far */
-	_Atomic uint32_t done;		/* pages hashed in this job */
-	_Atomic uint32_t bad;		/* 1 + index of a page whose hash mismatched */
-	_Atomic uint32_t wake_seq;	/* futex word the helper sleeps on */
-	_Atomic int sleeping;
-	_Atomic uint32_t help_gen;	/* the latest job the helper may work on */
-	_Atomic uint64_t helper_pages;	/* statistics */
-	uint32_t gen;
-	uint32_t nr_published;
-	uint8_t *dst;
-	uint32_t offset[MAX_FILL_PAGES];	/* of each page in dst */
-	uint8_t digest[MAX_FILL_PAGES][PAGE_DIGEST_SIZE];
-};
-
-static int page_matches(struct verifier *v, uint32_t i)
+/* sha256 of the page at `bytes` matches `digest`. */
+static int page_matches(const struct verifier *v, struct worker *w, const uint8_t *bytes,
+			const uint8_t *digest)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256_CTX ctx;
+	unsigned int len = 0;
 
-	/* the low-level calls: OpenSSL 3's SHA256() fetches the algorithm on every call */
-	SHA256_Init(&ctx);
-	SHA256_Update(&ctx, v->dst + v->offset[i], PAGE_SIZE);
-	SHA256_Final(md, &ctx);
-	return memcmp(md, v->digest[i], sizeof(md)) == 0;
-}
-
-/* Claim and hash one published page; 0 when none is available now. */
-static int verify_one(struct verifier *v, int helper)
-{
-	uint64_t c = atomic_load_explicit(&v->claim, memory_order_acquire);
-	uint64_t pub = atomic_load_explicit(&v->published, memory_order_acquire);
-
-	if (pub >> 32 != c >> 32 || (uint32_t)c >= (uint32_t)pub)
+	if (!EVP_DigestInit_ex(w->md_ctx, v->sha256, NULL) ||
+	    !EVP_DigestUpdate(w->md_ctx, bytes, PAGE_SIZE) ||
+	    !EVP_DigestFinal_ex(w->md_ctx, md, &len))
 		return 0;
-	if (helper && atomic_load(&v->help_gen) != c >> 32)
-		return 0;	/* a small job: not worth a second core */
-	if (!atomic_compare_exchange_weak(&v->claim, &c, c + 1))
-		return 1;	/* lost the race: try again */
-	uint32_t i = (uint32_t)c;
-	if (!page_matches(v, i)) {
-		uint32_t none = 0;
-		atomic_compare_exchange_strong(&v->bad, &none, i + 1);
-	}
-	if (helper)
-		atomic_fetch_add_explicit(&v->helper_pages, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&v->done, 1, memory_order_release);
-	return 1;
+	return len == sizeof(md) && memcmp(md, digest, sizeof(md)) == 0;
 }
 
-static void *helper_main(void *arg)
+static int mismatch(struct err *e, uint64_t rec_addr, uint64_t tick)
 {
-	struct verifier *v = arg;
+	return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt (its "
+		       "sha256 does not match the recorded digest)", rec_addr, tick);
+}
+
+void batch_add(struct batch *b, uint64_t rec_addr, uint8_t *dst)
+{
+	b->rec_addr[b->n] = rec_addr;
+	b->dst[b->n] = dst;
+	b->err[b->n].kind = ERR_NONE;
+	b->n++;
+}
+
+/* Hash the stored pages of b (got == 0) and check them: 16 at a time when there are
+ * enough for the lanes to beat the SHA instructions page by page. */
+static void verify_batch(const struct verifier *v, struct worker *w, struct batch *b)
+{
+	const uint8_t *pages[BATCH_PAGES];
+	uint8_t digests[BATCH_PAGES][PAGE_DIGEST_SIZE];
+	int which[BATCH_PAGES], n = 0;
+
+	for (int k = 0; k < b->n; k++)
+		if (b->got[k] == 0) {
+			which[n] = k;
+			pages[n++] = b->dst[k];
+		}
+	if (n >= X16_MIN_PAGES && v->x16) {
+		sha256x16_pages(pages, n, digests);
+		for (int i = 0; i < n; i++)
+			if (memcmp(digests[i], b->digest[which[i]], PAGE_DIGEST_SIZE))
+				b->got[which[i]] = mismatch(&b->err[which[i]], b->rec_addr[which[i]],
+							    v->map.tick);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		if (!page_matches(v, w, pages[i], b->digest[which[i]]))
+			b->got[which[i]] = mismatch(&b->err[which[i]], b->rec_addr[which[i]],
+						    v->map.tick);
+}
+
+/*
+ * A page just verified, for the cache: the helper puts it in once it has nothing
+ * to prepare (a write to a page of the cache file not written before costs 3 us
+ * on tmpfs and 5 on ext4: neither a fault nor the readahead should wait for it).
+ * Dropped when the ring is full. The serving thread wakes the helper for them
+ * when the ring is half full or at most once per PUT_WAKE_NS, not per page.
+ */
+static void push_put(struct verifier *v, struct put_ring *r, const uint8_t *digest,
+		     const uint8_t *page)
+{
+	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+
+	if (head - atomic_load(&r->tail) >= PUT_RING || !v->have_helper)
+		return;
+	memcpy(r->digest[head % PUT_RING], digest, PAGE_DIGEST_SIZE);
+	memcpy(r->pages + head % PUT_RING * PAGE_SIZE, page, PAGE_SIZE);
+	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	if (r != &v->main_puts)
+		return;
+	uint64_t now = now_ns();
+	if (head + 1 - atomic_load(&r->tail) >= PUT_RING / 2 || now - v->put_woken_ns > PUT_WAKE_NS) {
+		v->put_woken_ns = now;
+		wake_helper(v);
+	}
+}
+
+/* The helper: put what r holds in the cache. 1 when there was something. */
+int drain_puts(struct pagecache *c, struct put_ring *r)
+{
+	uint32_t tail = atomic_load(&r->tail), head = atomic_load_explicit(&r->head,
+									   memory_order_acquire);
+	int some = tail != head;
+
+	if (head - tail > PUTS_AT_ONCE)
+		head = tail + PUTS_AT_ONCE;
+	for (; tail != head; tail++) {
+		pagecache_put(c, r->digest[tail % PUT_RING], r->pages + tail % PUT_RING * PAGE_SIZE);
+		atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+	}
+	return some;
+}
+
+int puts_waiting(struct verifier *v)
+{
+	return atomic_load(&v->main_puts.head) != atomic_load(&v->main_puts.tail) ||
+	       atomic_load(&v->helper_puts.head) != atomic_load(&v->helper_puts.tail);
+}
+
+#define CACHED 2	/* struct batch's got, inside prepare_batch: from the verified-page cache */
+
+void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
+{
+	for (int k = 0; k < b->n; k++) {
+		const uint8_t *digest = NULL;
+		store_ref ref = pagemap_ref(&v->map, b->rec_addr[k],
+					    atomic_load(&v->digests_ready) ? &digest : NULL);
+		if (!ref)
+			b->got[k] = 1;
+		else if (v->cache && digest && pagecache_get(v->cache, digest, b->dst[k]))
+			b->got[k] = CACHED;
+		else
+			b->got[k] = store_content(w->store, ref, b->rec_addr[k], v->map.tick,
+						  b->dst[k], b->digest[k], &b->err[k]);
+	}
+	verify_batch(v, w, b);
+	for (int k = 0; k < b->n; k++) {
+		if (b->got[k] == 0 && v->cache)
+			push_put(v, w == &v->helper ? &v->helper_puts : &v->main_puts, b->digest[k],
+				 b->dst[k]);
+		if (b->got[k] == CACHED)
+			b->got[k] = 0;
+	}
+}
+
+/* ---- the serving thread ------------------------------------------------------------- */
+
+/* What the serving thread found in a page's slot. */
+enum taken { TOOK, TOOK_ZERO, HELPER_ON_IT, NOT_THERE, CORRUPT };
+
+/* Copy the page out of its slot when it is prepared (then the slot is free again). */
+static enum taken take(struct verifier *v, uint64_t rec_addr, uint8_t *dst, struct err *e)
+{
+	struct slot *s = slot_of(v, rec_addr);
+	uint64_t key = key_of(v, rec_addr);
 
 	for (;;) {
-		uint64_t idle_since = now_ns();
-		while (now_ns() - idle_since < HELPER_SPIN_NS) {
-			if (verify_one(v, 1))
-				idle_since = now_ns();
+		uint64_t word = atomic_load(&s->word);
+		if (SLOT_KEY(word) != key)
+			return NOT_THERE;
+		switch (SLOT_STATE(word)) {
+		case SLOT_FREE: case SLOT_TAKEN:
+			return NOT_THERE;
+		case SLOT_BUSY:
+			return HELPER_ON_IT;
+		case SLOT_BAD:
+			err_set(e, ERR_CORRUPT, "%s", s->why);
+			return CORRUPT;
+		case SLOT_ZERO: case SLOT_READY:
+			if (!atomic_compare_exchange_strong(&s->word, &word, key << 3 | SLOT_TAKEN))
+				continue;	/* the helper moved on meanwhile: look again */
+			if (SLOT_STATE(word) == SLOT_READY)
+				memcpy(dst, v->slot_bytes + (s - v->slots) * PAGE_SIZE, PAGE_SIZE);
 			else
-				sched_yield();	/* on a busy machine the main thread may share our core */
+				memset(dst, 0, PAGE_SIZE);
+			atomic_store(&s->word, key << 3 | SLOT_FREE);
+			return SLOT_STATE(word) == SLOT_READY ? TOOK : TOOK_ZERO;
 		}
-		uint32_t seq = atomic_load(&v->wake_seq);
-		atomic_store(&v->sleeping, 1);
-		if (!verify_one(v, 1))	/* re-check after announcing the sleep */
-			syscall(SYS_futex, &v->wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
-		atomic_store(&v->sleeping, 0);
-	}
-	return NULL;
-}
-
-struct verifier *verifier_start(void)
-{
-	struct verifier *v = calloc(1, sizeof(*v));
-	pthread_t thread;
-	sigset_t all, old;
-
-	if (!v)
-		return NULL;
-	/* the helper takes no signals: they belong to the main thread */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&thread, NULL, helper_main, v))
-		pr_debug("no helper thread: pages are verified on one core");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return v;
-}
-
-uint64_t verifier_helper_pages(struct verifier *v)
-{
-	return atomic_load(&v->helper_pages);
-}
-
-static void verify_begin(struct verifier *v, uint8_t *dst, uint32_t npages)
-{
-	v->gen++;
-	v->dst = dst;
-	v->nr_published = 0;
-	atomic_store(&v->done, 0);
-	atomic_store(&v->bad, 0);
-	atomic_store_explicit(&v->published, (uint64_t)v->gen << 32, memory_order_release);
-	atomic_store_explicit(&v->claim, (uint64_t)v->gen << 32, memory_order_release);
-	if (npages < HELP_MIN_PAGES)
-		return;
-	atomic_store(&v->help_gen, v->gen);
-	if (atomic_load(&v->sleeping)) {
-		atomic_fetch_add(&v->wake_seq, 1);
-		syscall(SYS_futex, &v->wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	}
 }
 
-/* The store decoded a page at dst + offset (struct store_request's `stored`). */
-static void verify_publish(void *ctx, uint32_t offset, const uint8_t *digest)
+/* Prepare the pages of b here, straight into their dst (claimed, so that the helper
+ * leaves them); zero pages zeroed. 0, or -1 with the first page's error. */
+static int prepare_here(struct verifier *v, struct batch *b, uint32_t *nr_zero, struct err *e)
 {
-	struct verifier *v = ctx;
-	uint32_t k = v->nr_published++;
+	int claimed[BATCH_PAGES], ret = 0;
 
-	v->offset[k] = offset;
-	memcpy(v->digest[k], digest, PAGE_DIGEST_SIZE);
-	atomic_store_explicit(&v->published, ((uint64_t)v->gen << 32) | (k + 1), memory_order_release);
+	for (int k = 0; k < b->n; k++)
+		claimed[k] = claim(v, b->rec_addr[k]);
+	prepare_batch(v, &v->main, b);
+	for (int k = 0; k < b->n; k++) {
+		if (claimed[k])
+			slot_set(v, b->rec_addr[k], SLOT_FREE);
+		if (b->got[k] == 1) {
+			memset(b->dst[k], 0, PAGE_SIZE);
+			++*nr_zero;
+		}
+		if (b->got[k] < 0 && ret == 0)
+			ret = err_set(e, b->err[k].kind, "%s", b->err[k].msg);
+	}
+	b->n = 0;
+	return ret;
 }
 
-/* Hash along until every published page is verified (also after a store error: the
- * helper must be done with dst before anyone reuses it). The offset of a page whose
- * hash did not match, or UINT32_MAX. */
-static uint32_t verify_wait(struct verifier *v)
+/*
+ * The pages of [rec_lo, rec_hi) into dst: the prepared ones copied out of their
+ * slots, the others prepared here (top down, while the helper goes bottom up),
+ * then the ones the helper was on when we came to them.
+ */
+static int fetch_mapped(struct verifier *v, struct store *s, uint64_t rec_lo, uint64_t rec_hi,
+			uint8_t *dst, uint32_t *nr_zero, struct err *e)
 {
-	while ((uint32_t)atomic_load(&v->claim) < v->nr_published)
-		verify_one(v, 0);
-	while (atomic_load_explicit(&v->done, memory_order_acquire) < v->nr_published)
-		sched_yield();	/* the helper hashes its last page */
-	uint32_t bad = atomic_load(&v->bad);
-	return bad ? v->offset[bad - 1] : UINT32_MAX;
+	uint32_t npages = (rec_hi - rec_lo) / PAGE_SIZE, waiting[MAX_FILL_PAGES], nr_waiting = 0;
+	struct batch b;
+
+	b.n = 0;
+	v->main.store = s;
+	if (npages >= HELP_MIN_PAGES && v->have_helper)
+		want(v, rec_lo, rec_hi);	/* it starts at the bottom, we at the top */
+	for (uint32_t k = npages; k-- > 0;) {
+		uint64_t rec_addr = rec_lo + k * PAGE_SIZE;
+		enum taken t = take(v, rec_addr, dst + k * PAGE_SIZE, e);
+		if (t == CORRUPT)
+			return -1;
+		*nr_zero += t == TOOK_ZERO;
+		if (t == HELPER_ON_IT)
+			waiting[nr_waiting++] = k;
+		if (t == NOT_THERE)
+			batch_add(&b, rec_addr, dst + k * PAGE_SIZE);
+		if ((b.n == BATCH_PAGES || (k == 0 && b.n)) && prepare_here(v, &b, nr_zero, e))
+			return -1;
+	}
+	for (uint32_t i = 0; i < nr_waiting; i++) {
+		uint64_t rec_addr = rec_lo + waiting[i] * PAGE_SIZE;
+		enum taken t;
+		while ((t = take(v, rec_addr, dst + waiting[i] * PAGE_SIZE, e)) == HELPER_ON_IT)
+			sched_yield();	/* a batch takes the helper tens of microseconds */
+		if (t == CORRUPT)
+			return -1;
+		*nr_zero += t == TOOK_ZERO;
+		if (t == NOT_THERE) {	/* the helper could not read it: here */
+			batch_add(&b, rec_addr, dst + waiting[i] * PAGE_SIZE);
+			if (prepare_here(v, &b, nr_zero, e))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Range queries (no map): each page hashed as the store decodes it. */
+struct ranged {
+	struct verifier *v;
+	uint8_t *dst;
+	uint32_t bad;	/* 1 + offset of the first page that does not match, or 0 */
+};
+
+static void verify_stored(void *ctx, uint32_t offset, const uint8_t *digest)
+{
+	struct ranged *r = ctx;
+
+	if (!r->bad && !page_matches(r->v, &r->v->main, r->dst + offset, digest))
+		r->bad = offset + 1;
+}
+
+static int fetch_ranged(struct verifier *v, struct store *s, uint64_t tick, uint64_t rec_lo,
+			uint64_t rec_hi, uint8_t *dst, uint32_t *nr_zero, struct err *e)
+{
+	struct ranged r = { .v = v, .dst = dst };
+	struct store_request req = { .rec_lo = rec_lo, .rec_hi = rec_hi, .tick = tick, .dst = dst,
+				     .stored = verify_stored, .ctx = &r };
+
+	if (store_fetch(s, &req, e))
+		return -1;
+	if (r.bad)
+		return mismatch(e, rec_lo + r.bad - 1, tick);
+	*nr_zero = (rec_hi - rec_lo) / PAGE_SIZE - req.nr_stored;
+	return 0;
 }
 
 int fetch_verified(struct verifier *v, struct store *s, uint64_t tick, uint64_t rec_lo,
 		   uint64_t rec_hi, uint8_t *dst, uint32_t *nr_zero, struct err *e)
 {
-	struct store_request req = { .rec_lo = rec_lo, .rec_hi = rec_hi, .tick = tick, .dst = dst,
-				     .stored = verify_publish, .ctx = v };
-	uint32_t npages = (rec_hi - rec_lo) / PAGE_SIZE;
+	*nr_zero = 0;
+	if (atomic_load(&v->map_state) == MAP_READY && v->map.tick == tick)
+		return fetch_mapped(v, s, rec_lo, rec_hi, dst, nr_zero, e);
+	return fetch_ranged(v, s, tick, rec_lo, rec_hi, dst, nr_zero, e);
+}
 
-	verify_begin(v, dst, npages);
-	int ret = store_fetch(s, &req, e);
-	uint32_t bad = verify_wait(v);
-	if (ret)
-		return ret;
-	if (bad != UINT32_MAX)
-		return err_set(e, ERR_CORRUPT, "page %#" PRIx64 " at tick %" PRIu64 " is corrupt "
-			       "(its sha256 does not match the recorded digest)", rec_lo + bad, tick);
-	*nr_zero = npages - req.nr_stored;
-	return 0;
+/* The helper finishes its page and touches nothing until quiet is cleared. */
+static void quieten(struct verifier *v)
+{
+	atomic_store(&v->quiet, 1);
+	while (atomic_load(&v->working))
+		sched_yield();
+	pthread_mutex_lock(&v->want_lock);
+	v->want_lo = v->want_hi = 0;
+	pthread_mutex_unlock(&v->want_lock);
+}
+
+void verifier_drain(struct verifier *v)
+{
+	uint64_t t0 = now_ns();
+
+	wake_helper(v);
+	while (v->have_helper && puts_waiting(v) && now_ns() - t0 < DRAIN_WAIT_NS)
+		usleep(100);
+}
+
+int verifier_wait_map(struct verifier *v)
+{
+	while (atomic_load(&v->map_state) == MAP_LOADING || atomic_load(&v->loading_digests))
+		sched_yield();	/* the helper's first job: bounded queries */
+	return atomic_load(&v->map_state) == MAP_READY;
+}
+
+int verifier_set_tick(struct verifier *v, struct store *s, uint64_t tick,
+		      pagemap_differ_fn differ, void *ctx, struct err *e)
+{
+	int ret;
+
+	verifier_wait_map(v);
+	quieten(v);
+	if (atomic_load(&v->map_state) == MAP_READY)
+		ret = pagemap_set_tick(&v->map, s, tick, differ, ctx, e);
+	else
+		ret = pagemap_differ(s, v->map.tick, tick, differ, ctx, e);
+	if (ret == 0) {
+		v->map.tick = tick;
+		v->gen++;	/* what was prepared for the old tick is stale */
+	}
+	atomic_store(&v->quiet, 0);
+	return ret;
 }
