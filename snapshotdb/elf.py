@@ -266,6 +266,12 @@ class _ImageStream(io.RawIOBase):
 
     def __init__(self, read: Callable[[int, int], bytes], base: int):
         self._read, self._base, self._pos = read, base, 0
+        self._pages: dict[int, bytes] = {}  # pyelftools reads a few bytes at a time
+
+    def _page(self, rec_page: int) -> bytes:
+        if rec_page not in self._pages:
+            self._pages[rec_page] = self._read(rec_page, PAGE_SIZE)
+        return self._pages[rec_page]
 
     def readable(self) -> bool:
         return True
@@ -282,10 +288,20 @@ class _ImageStream(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer) -> int:
-        data = self._read(self._base + self._pos, len(buffer))[:len(buffer)]
-        buffer[:len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        """Reads whole pages of the memory once each (a read of a recording is a query)."""
+        at, done = self._base + self._pos, 0
+        while done < len(buffer):
+            rec_page = (at + done) & ~(PAGE_SIZE - 1)
+            page = self._page(rec_page)
+            chunk = page[at + done - rec_page:][:len(buffer) - done]
+            if not chunk:
+                break
+            buffer[done:done + len(chunk)] = chunk
+            done += len(chunk)
+            if len(page) < PAGE_SIZE:
+                break
+        self._pos += done
+        return done
 
 
 # ─── a file's own program headers and symbols ───────────────────────────────
