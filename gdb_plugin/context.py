@@ -28,7 +28,7 @@ class Context:
         self.last_result = None  # CallResult
         self._sessions = None
         self._writable = None  # the recording opened read-write by `ttd snapshot`
-        self._writers: dict = {}  # pid -> SnapshotWriter
+        self._writers: dict = {}  # pid -> snapshotdb.capture.LiveRecorder
 
     # -- the open recording ---------------------------------------------------------
     def open(self, name: str, create: bool = False) -> bool:
@@ -65,12 +65,18 @@ class Context:
             self.sessions.close_all()
         finally:
             self.ticks = None
-            self._writers.clear()
+            self._close_writers()
             if self._writable is not None:
                 self._writable.close()
                 self._writable = None
             recording.close()
         return True
+
+    def _close_writers(self) -> None:
+        """Release every live recorder's write tracking (its userfaultfd) now."""
+        writers, self._writers = list(self._writers.values()), {}
+        for writer in writers:
+            writer.close()
 
     def require_recording(self):
         """The open recording, or NoRecordingOpen."""
@@ -88,7 +94,7 @@ class Context:
         if self._writable is None:
             self._writable = open_recording(recording.name, readonly=False)
         if pid not in self._writers:
-            self._writers.clear()  # a new process: drop the old one's page cache
+            self._close_writers()  # a new process: release the old one's tracking
             self._writers[pid] = writer_for_pid(self._writable.engine, pid)
         return self._writers[pid]
 
