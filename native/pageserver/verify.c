@@ -7,6 +7,12 @@
  * 2.1, one-shot SHA256() 2.4: it fetches the algorithm each call), zstd 0.5,
  * the range query for one page at random 2.5-3.0 (one content row by id
  * 1.3-1.7: the page map saves the search), UFFDIO_COPY of the page 1.7.
+ * The content row through SQLite's API, at random in a 256 MiB recording:
+ * the prepared statement 1.4-1.6, sqlite3_blob_reopen on data alone 1.3, on
+ * data and digest 1.45, on the three columns 1.6 (a seek each), with
+ * SQLITE_CONFIG_MEMSTATUS off no change in the server; a walk of the file's
+ * b-tree outside SQLite 0.9, not done: it must read under SQLite's lock and
+ * mapping and leave WAL, overflow pages and damage to SQLite.
  *
  * Two ways to a page:
  * - before the page map is loaded (the first milliseconds, or never when the
