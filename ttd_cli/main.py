@@ -58,6 +58,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_thread_and_timeout(p: argparse.ArgumentParser, thread_help: str) -> None:
+    """--thread TID and --timeout S of the verbs that call (call, sweep)."""
+    p.add_argument("--thread", type=int, default=None, metavar="TID",
+                   help=f"the thread whose registers and TLS {thread_help}")
+    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
+                   help="interrupt a call still running after S seconds (default 10)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ttd", description="Time-travel debugging for GDB: record a process, then call "
@@ -93,11 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("db", metavar="DB", help="the recording")
     p.add_argument("--at", type=int, required=True, metavar="TICK",
                    help="the tick to call at (see ttd timeline)")
-    p.add_argument("--thread", type=int, default=None, metavar="TID",
-                   help="the thread whose registers and TLS the call uses "
-                        "(default: the thread that stopped at TICK)")
-    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
-                   help="interrupt a call still running after S seconds (default 10)")
+    add_thread_and_timeout(p, "the call uses (default: the thread that stopped at TICK)")
     p.add_argument("--tracker", choices=("auto", "wp-async", "diff"), default="auto",
                    help="how written pages are found: diff compares pages with the "
                    "recording, for kernels without WP_ASYNC (default auto)")
@@ -117,11 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="3, 3-40, 3- (to the last), 1,5,9 or all (default)")
     p.add_argument("--changes", action="store_true",
                    help="only the ticks whose value differs from the previous tick's")
-    p.add_argument("--thread", type=int, default=None, metavar="TID",
-                   help="the thread whose registers and TLS each call uses "
-                        "(default: the thread that stopped at each tick)")
-    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
-                   help="interrupt a call still running after S seconds (default 10)")
+    add_thread_and_timeout(p, "each call uses (default: the thread that stopped at each "
+                              "tick)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help="a JSON list, one `ttd call --json` object per tick")
