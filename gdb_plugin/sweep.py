@@ -84,7 +84,8 @@ def sweep(call: Callable, ticks: list[int], expr: str, changes_only: bool = Fals
           progress: Callable | None = None) -> Iterator[Row]:
     """The rows of EXPR at each tick in order; changes_only: only the ticks whose value
     (or status) differs from the previous tick's, the first always. progress(i, tick)
-    is told before each call."""
+    is told before each call. A call stopped by SIGINT that no timeout sent is the
+    user's Ctrl-C (it reaches the called process): its row, then KeyboardInterrupt."""
     previous = None
     for i, tick in enumerate(ticks):
         if progress is not None:
@@ -93,6 +94,8 @@ def sweep(call: Callable, ticks: list[int], expr: str, changes_only: bool = Fals
         if not changes_only or row.key != previous:
             yield row
         previous = row.key
+        if row.status == "signalled" and row.json["signal"] == "SIGINT":
+            raise KeyboardInterrupt
 
 
 def table(rows: list[Row]) -> list[str]:

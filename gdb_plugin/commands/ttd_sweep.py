@@ -19,7 +19,8 @@ For each tick, EXPR is called as "call-at-time TICK EXPR" calls it, each call
 starting from that tick's recorded state (what the call at one tick wrote is never
 seen at the next). Prints a table TICK | VALUE | PAGES CHANGED, one row per tick;
 a call that did not return shows its status (crashed, timed out, exited, error)
-and why, and the sweep goes on. On a terminal a progress line shows the tick.
+and why, and the sweep goes on. On a terminal a progress line shows the tick;
+Ctrl-C ends the sweep, with the rows of the ticks swept so far.
 SPEC: 3, 3-40, 3- (to the last tick), 1,5,9 (items may be ranges), or all (the
 default). --changes prints only the ticks whose value differs from the previous
 tick's: when did this change? TID: the thread whose registers and TLS each call
@@ -42,15 +43,31 @@ Examples:
                            opts.ticks)
         progress = Progress(len(ticks)) if from_tty and _terminal() else None
         rows: list[sweep.Row] = []
+        visited = [0]  # ticks whose call was made or begun
+
+        def told(i: int, tick: int) -> None:
+            visited[0] = i + 1
+            if progress is not None:
+                progress(i, tick)
+
+        interrupted = False
         try:
             for row in sweep.sweep(lambda tick: self.ctx.call(tick, opts.expr, opts.tid),
-                                   ticks, opts.expr, opts.changes, progress):
+                                   ticks, opts.expr, opts.changes, told):
                 rows.append(row)
-        except KeyboardInterrupt:
-            raise gdb.GdbError(f"Sweep interrupted after {len(rows)} rows.") from None
+        except KeyboardInterrupt:  # Ctrl-C: what was swept is shown all the same
+            interrupted = True
         finally:
             if progress is not None:
                 progress.clear()
+        self._show(rows, opts, visited[0])
+        if interrupted:
+            at = f" at tick {ticks[visited[0] - 1]}" if visited[0] else ""
+            raise gdb.GdbError(f"Sweep interrupted (Ctrl-C){at}: {visited[0]} of {len(ticks)} "
+                               "ticks swept.")
+
+    @staticmethod
+    def _show(rows: list[sweep.Row], opts, swept: int) -> None:
         if opts.json:
             gdb.write(json.dumps([row.json for row in rows]) + "\n")
             return
@@ -58,7 +75,7 @@ Examples:
             gdb.write(printable(warning, keep="") + "\n", gdb.STDERR)
         for line in sweep.table(rows):
             gdb.write(line + "\n")
-        gdb.write(sweep.summary(rows, len(ticks), opts.changes) + "\n")
+        gdb.write(sweep.summary(rows, swept, opts.changes) + "\n")
 
 
 class Progress:

@@ -87,16 +87,16 @@ def test_sweep_bad_args(text, message):
     assert str(info.value) == message
 
 
-def _obj(tick, status="returned", value="", error=None, changed=0):
+def _obj(tick, status="returned", value="", error=None, changed=0, signal=None):
     obj = sweep.failed_json(tick, "f()", error)
-    obj.update(status=status, value=value,
+    obj.update(status=status, value=value, signal=signal,
                dirtied_pages=[{"changed": True}] * changed + [{"changed": False}])
     return obj
 
 
 def test_table_and_changes():
     results = {1: _obj(1, value="1", changed=2), 2: _obj(2, value="1"),
-               3: _obj(3, "signalled", error="The call received SIGSEGV.\nmore"),
+               3: _obj(3, "signalled", error="The call received SIGSEGV.\nmore", signal="SIGSEGV"),
                4: _obj(4, value="\x1b[2J4", changed=1)}
 
     class Result:
@@ -119,6 +119,27 @@ def test_table_and_changes():
     assert [r.tick for r in changed] == [1, 3, 4]
     assert sweep.summary(changed, 4, True) == "Swept 4 ticks: the value changed at 3."
     assert sweep.table([]) == []
+
+
+def test_ctrl_c_in_a_call_ends_the_sweep_after_its_row():
+    """A call stopped by SIGINT that no timeout sent: the user's Ctrl-C reached it."""
+    class Result:
+        warnings: list = []
+
+        def __init__(self, tick):
+            self.tick = tick
+
+        def to_json(self):
+            if self.tick == 2:
+                return _obj(2, "signalled", error="The program being debugged was signaled",
+                            signal="SIGINT")
+            return _obj(self.tick, value="1")
+
+    rows = []
+    with pytest.raises(KeyboardInterrupt):
+        for row in sweep.sweep(Result, [1, 2, 3], "f()"):
+            rows.append(row)
+    assert [r.tick for r in rows] == [1, 2]
 
 
 def test_a_tick_that_cannot_be_called_is_a_row():
