@@ -15,7 +15,8 @@ CALL_USAGE = ("Usage: call-at-time [--thread TID] [--timeout S] [--tracker auto|
 GOTO_USAGE = "Usage: ttd goto [--thread TID] TICK"
 DIRTIED_USAGE = "Usage: info dirtied-pages [ADDRESS] [--all]"
 OPEN_USAGE = "Usage: ttd open [--create] DB"
-SWEEP_USAGE = "Usage: ttd sweep [--ticks SPEC] [--changes] [--thread TID] [--json] EXPR"
+SWEEP_USAGE = ("Usage: ttd sweep [--ticks SPEC] [--changes] [--thread TID] [--json] [--progress] "
+               "EXPR")
 SNAPSHOT_REASONS = ("manual", "breakpoint", "signal", "exit")
 
 
@@ -100,6 +101,7 @@ class SweepArgs:
     changes: bool = False
     tid: int | None = None
     json: bool = False
+    progress: bool = False  # a line per tick, for front ends (ttd sweep on a terminal)
 
 
 def parse_sweep(arg: str) -> SweepArgs:
@@ -112,7 +114,7 @@ def parse_sweep(arg: str) -> SweepArgs:
     while rest.startswith("--"):
         word, _, rest = rest.partition(" ")
         rest = rest.lstrip()
-        if word in ("--changes", "--json"):
+        if word in ("--changes", "--json", "--progress"):
             opts[word[2:]] = True
         elif word in ("--ticks", "--thread"):
             value, _, rest = rest.partition(" ")

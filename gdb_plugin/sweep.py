@@ -21,6 +21,7 @@ from gdb_plugin.report import printable
 # how the table names a call that did not return
 STATUS_WORDS = {"returned": "returned", "signalled": "crashed", "timeout": "timed out",
                 "exited": "exited", "error": "error"}
+PROGRESS_MARK = "ttd-sweep-progress"  # ttd sweep --progress: "MARK I N TICK" before each call
 CSV_HEADER = ("tick", "status", "value", "pages_changed", "error")
 
 

@@ -19,6 +19,7 @@ from gdb_plugin.report import printable
 
 from . import call
 from .errors import CliError
+from .mi import GdbFailed, mi_quote
 from .plugin import gdb_with_recording
 
 GDB_MARGIN_S = 60  # per tick: how much longer than the call's timeout GDB may take
@@ -69,16 +70,60 @@ def sweep_json(db: str, expr: str, spec: str, ticks: list[int], changes: bool,
     options = f"--json --ticks {''.join(spec.split())}" + (" --changes" if changes else "")
     if tid is not None:
         options += f" --thread {tid}"
+    progress = Progress() if sys.stderr.isatty() else None
+    if progress is not None:
+        options += " --progress"
     with gdb_with_recording(db) as gdb:
         gdb.cli(f"set ttd timeout {timeout_s!r}")
-        text = gdb.cli(f"ttd sweep {options} -- {expr}",
-                       len(ticks) * (timeout_s + GDB_MARGIN_S))
+        try:
+            text = cli_streaming(gdb, f"ttd sweep {options} -- {expr}",
+                                 len(ticks) * (timeout_s + GDB_MARGIN_S), progress)
+        finally:
+            if progress is not None:
+                progress.clear()
     for warning in dict.fromkeys(call.file_warnings(text)):
         print(f"ttd: {printable(warning)}", file=sys.stderr)
     for line in text.splitlines():
         if line.startswith(('[{"tick"', "[]")):
             return json.loads(line)
     raise CliError("ttd sweep printed no result.")
+
+
+def cli_streaming(gdb, command: str, timeout_s: float, progress) -> str:
+    """gdb.cli(command), each progress line of the plugin's --progress shown by
+    progress(I, N, TICK) as it arrives (None: as gdb.cli)."""
+    if progress is None:
+        return gdb.cli(command, timeout_s)
+
+    def done(record: dict) -> bool:
+        payload = record["payload"]
+        if record["type"] == "console" and str(payload).startswith(sweep.PROGRESS_MARK + " "):
+            progress(*str(payload).split()[1:4])
+        return record["type"] == "result"
+
+    gdb.send(f"-interpreter-exec console {mi_quote(command)}")
+    record, text = gdb.wait(done, "'ttd'", timeout_s)
+    if record["message"] == "error":
+        raise GdbFailed((record["payload"] or {}).get("msg", "ttd sweep failed"))
+    return text
+
+
+class Progress:
+    """'Sweeping: tick 12 (3/50)' on one line of the terminal (stderr), rewritten."""
+
+    def __init__(self) -> None:
+        self.width = 0
+
+    def __call__(self, i: str, total: str, tick: str) -> None:
+        text = f"Sweeping: tick {tick} ({i}/{total})"
+        self.width = max(self.width, len(text))
+        sys.stderr.write("\r" + text.ljust(self.width))
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
 
 
 def check_plot_path(path: str | None) -> None:

@@ -14,7 +14,7 @@ from gdb_plugin.report import printable
 class TtdSweep(gdb.Command):
     """Call an expression at every tick of the recording: how a value went through time.
 
-Usage: ttd sweep [--ticks SPEC] [--changes] [--thread TID] [--json] EXPR
+Usage: ttd sweep [--ticks SPEC] [--changes] [--thread TID] [--json] [--progress] EXPR
 For each tick, EXPR is called as "call-at-time TICK EXPR" calls it, each call
 starting from that tick's recorded state (what the call at one tick wrote is never
 seen at the next). Prints a table TICK | VALUE | PAGES CHANGED, one row per tick;
@@ -25,6 +25,8 @@ SPEC: 3, 3-40, 3- (to the last tick), 1,5,9 (items may be ranges), or all (the
 default). --changes prints only the ticks whose value differs from the previous
 tick's: when did this change? TID: the thread whose registers and TLS each call
 uses. --json prints a JSON list instead, one call-at-time --json object per tick.
+--progress prints a line "ttd-sweep-progress I N TICK" before each call, for front
+ends that show their own progress.
 The settings of "set ttd" (sandbox, timeout, tracker) hold for every call.
 
 Examples:
@@ -41,7 +43,11 @@ Examples:
             recording = self.ctx.require_recording()
             ticks = parsed(lambda spec: tick_spec.ticks(spec, sweep.recorded_ticks(recording)),
                            opts.ticks)
-        progress = Progress(len(ticks)) if from_tty and _terminal() else None
+        progress = None
+        if from_tty and _terminal():
+            progress = Progress(len(ticks))
+        elif opts.progress:
+            progress = ProgressLines(len(ticks))
         rows: list[sweep.Row] = []
         visited = [0]  # ticks whose call was made or begun
 
@@ -95,6 +101,17 @@ class Progress:
         if self.width:
             gdb.write("\r" + " " * self.width + "\r", gdb.STDERR)
             gdb.flush(gdb.STDERR)
+
+
+class ProgressLines(Progress):
+    """sweep.PROGRESS_MARK I N TICK on a line of its own before each call (--progress)."""
+
+    def __call__(self, i: int, tick: int) -> None:
+        gdb.write(f"{sweep.PROGRESS_MARK} {i + 1} {self.total} {tick}\n")
+        gdb.flush()
+
+    def clear(self) -> None:
+        pass
 
 
 def _terminal() -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pty
 import subprocess
 
 import pytest
@@ -46,6 +48,7 @@ def test_table_csv_and_changes(target_db):
     assert lines[0].split() == ["TICK", "VALUE", "PAGES", "CHANGED"]
     assert [line.split()[:2] for line in lines[1:3]] == [["1", "100"], ["2", "200"]]
     assert lines[3] == "Swept 2 ticks: 2 returned."
+    assert "Sweeping" not in text.stderr  # not a terminal: no progress line
     done = run_ttd("sweep", db, "--ticks", "2,4", "--csv", "value()", timeout=300)
     assert done.returncode == 0, done.stderr
     rows = list(csv.reader(io.StringIO(done.stdout)))
@@ -114,3 +117,31 @@ def test_head_ends_it_quietly(target_db, verb):
     ttd.wait(timeout=60)
     assert head.stdout.decode().count("\n") == 1
     assert err == b""
+
+
+def test_a_progress_line_on_a_terminal(target_db):
+    """stderr a terminal: one line rewritten at each tick, cleared at the end; stdout as
+    without it."""
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([str(TTD), "sweep", str(target_db[0]), "--ticks", "1-2", "value()"],
+                              stdout=subprocess.PIPE, stderr=follower, text=True, timeout=300)
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    assert done.returncode == 0
+    assert b"\rSweeping: tick 1 (1/2)\rSweeping: tick 2 (2/2)\r" in shown
+    assert shown.endswith(b"\r")  # cleared: the table starts on a clean line
+    assert done.stdout.splitlines()[1].split()[:2] == ["1", "100"]

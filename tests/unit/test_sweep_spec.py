@@ -68,6 +68,7 @@ def test_empty_recording():
     ("--ticks 3-  --changes f( \"a  b\" )", SweepArgs('f( "a  b" )', ticks="3-", changes=True)),
     ("--thread 42 --json g()", SweepArgs("g()", tid=42, json=True)),
     ("-- --changes", SweepArgs("--changes")),
+    ("--progress --json f()", SweepArgs("f()", json=True, progress=True)),
 ])
 def test_sweep_args(text, expected):
     assert args.parse_sweep(text) == expected
