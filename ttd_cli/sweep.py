@@ -44,7 +44,8 @@ def run(args) -> int:
         print(sweep.summary(rows, len(ticks), args.changes))
     if args.plot:
         plot(rows, args.plot, expr)
-        print(f"ttd: wrote the plot of {printable(expr, keep='')} to {args.plot}",
+        print(f"ttd: wrote the plot of {printable(expr, keep='')} to "
+              f"{printable(args.plot, keep='')}",
               file=sys.stderr)
     return 0 if all(row.status == "returned" for row in rows) else 1
 
