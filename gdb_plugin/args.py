@@ -15,6 +15,8 @@ CALL_USAGE = ("Usage: call-at-time [--thread TID] [--timeout S] [--tracker auto|
 GOTO_USAGE = "Usage: ttd goto [--thread TID] TICK"
 DIRTIED_USAGE = "Usage: info dirtied-pages [ADDRESS] [--all]"
 OPEN_USAGE = "Usage: ttd open [--create] DB"
+SWEEP_USAGE = ("Usage: ttd sweep [--ticks SPEC] [--changes] [--thread TID] [--json] [--progress] "
+               "EXPR")
 SNAPSHOT_REASONS = ("manual", "breakpoint", "signal", "exit")
 
 
@@ -88,6 +90,49 @@ def parse_call(arg: str) -> CallArgs:
     if not tick_text or not expr.strip():
         raise ValueError(CALL_USAGE)
     return CallArgs(tick=_tick(tick_text, CALL_USAGE), expr=expr.strip(), **opts)
+
+
+@dataclass
+class SweepArgs:
+    """ttd sweep's arguments: SPEC as typed (gdb_plugin/tick_spec.py checks it)."""
+
+    expr: str  # verbatim: GDB parses it
+    ticks: str = "all"
+    changes: bool = False
+    tid: int | None = None
+    json: bool = False
+    progress: bool = False  # a line per tick, for front ends (ttd sweep on a terminal)
+
+
+def parse_sweep(arg: str) -> SweepArgs:
+    """Options and EXPR of ttd sweep; EXPR is kept verbatim. SPEC is checked here (its
+    text), the ticks it names when the recording is known."""
+    from gdb_plugin import tick_spec
+
+    opts: dict = {}
+    rest = arg.strip()
+    while rest.startswith("--"):
+        word, _, rest = rest.partition(" ")
+        rest = rest.lstrip()
+        if word in ("--changes", "--json", "--progress"):
+            opts[word[2:]] = True
+        elif word in ("--ticks", "--thread"):
+            value, _, rest = rest.partition(" ")
+            rest = rest.lstrip()
+            if not value:
+                raise ValueError(f"Option {word} needs a value. {SWEEP_USAGE}")
+            if word == "--thread":
+                opts["tid"] = parse_thread(value, SWEEP_USAGE)
+            else:
+                tick_spec.parse(value)
+                opts["ticks"] = value
+        elif word == "--":
+            break
+        else:
+            raise ValueError(f"Unknown option '{word}'. {SWEEP_USAGE}")
+    if not rest.strip():
+        raise ValueError(SWEEP_USAGE)
+    return SweepArgs(expr=rest.strip(), **opts)
 
 
 def _option_value(word: str, value: str) -> dict:

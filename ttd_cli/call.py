@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
-from gdb_plugin.report import DirtiedPage, blocked_summary, printable, report_json, summary
+from gdb_plugin.report import DirtiedPage, blocked_summary, printable, summary
+from gdb_plugin.sweep import failed_json
 from snapshotdb.errors import RecordingError
 
 from .errors import CliError
@@ -29,7 +30,7 @@ def run(args) -> int:
                         sandbox=not args.allow_side_effects, tracker=args.tracker)
     except (RecordingError, CliError) as exc:
         if args.json:
-            print(json.dumps(error_json(args.at, " ".join(args.expr), str(exc))))
+            print(json.dumps(failed_json(args.at, " ".join(args.expr), str(exc))))
         raise
     if args.json:
         print(json.dumps(obj))
@@ -118,13 +119,6 @@ def file_warnings(text: str) -> list[str]:
     return [line for line in text.splitlines()
             if line.startswith("warning: ") and ("build-id" in line or "is missing" in line
                                                  or "sandbox" in line or "tracker" in line)]
-
-
-def error_json(tick: int, expr: str, message: str) -> dict:
-    """The JSON object of a call that failed before or around it (status error)."""
-    return report_json(tick=tick, expr=expr, status="error", value="", signal=None, pages=[],
-                       stdout="", stderr="", blocked_syscalls=[], error=message,
-                       timings_ms={}, faults={}, tracker=None)
 
 
 def format_result(obj: dict) -> str:

@@ -1,6 +1,6 @@
 """The `ttd` command line: the parser, and the dispatch to one module per verb.
 
-Each verb module (record, call, timeline, import_core, gdb) has run(args) -> exit status
+Each verb module (record, call, sweep, timeline, import_core, gdb) has run(args) -> exit status
 and imports what it needs when it runs: building the parser loads argparse and nothing
 heavy, so `ttd --help` starts at once. Errors of the library (snapshotdb's
 RecordingError) and of the command line (CliError) become one line on stderr, "ttd: ...",
@@ -18,8 +18,8 @@ import signal
 import sys
 
 VERBS = {"record": "record", "import-core": "import_core", "timeline": "timeline",
-         "call": "call", "gdb": "gdb"}
-RUN_GDB = {"record", "call"}  # verbs that drive a GDB of their own
+         "call": "call", "sweep": "sweep", "gdb": "gdb"}
+RUN_GDB = {"record", "call", "sweep"}  # verbs that drive a GDB of their own
 
 CALL_EXIT_STATUS = """\
 exit status:
@@ -27,6 +27,12 @@ exit status:
   1  the call did not return: it was signalled, it exited, or it timed out
   2  an error before or around the call (bad input, no such recording, GDB failed)
 With --json the JSON object is printed in all three cases."""
+
+SWEEP_EXIT_STATUS = """\
+exit status:
+  0  every call returned
+  1  some call did not return (its row says how it ended)
+  2  an error before or around the sweep (bad input, no such recording, GDB failed)"""
 
 
 def positive_seconds(text: str) -> float:
@@ -50,6 +56,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def add_thread_and_timeout(p: argparse.ArgumentParser, thread_help: str) -> None:
+    """--thread TID and --timeout S of the verbs that call (call, sweep)."""
+    p.add_argument("--thread", type=int, default=None, metavar="TID",
+                   help=f"the thread whose registers and TLS {thread_help}")
+    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
+                   help="interrupt a call still running after S seconds (default 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,11 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("db", metavar="DB", help="the recording")
     p.add_argument("--at", type=int, required=True, metavar="TICK",
                    help="the tick to call at (see ttd timeline)")
-    p.add_argument("--thread", type=int, default=None, metavar="TID",
-                   help="the thread whose registers and TLS the call uses "
-                        "(default: the thread that stopped at TICK)")
-    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
-                   help="interrupt a call still running after S seconds (default 10)")
+    add_thread_and_timeout(p, "the call uses (default: the thread that stopped at TICK)")
     p.add_argument("--tracker", choices=("auto", "wp-async", "diff"), default="auto",
                    help="how written pages are found: diff compares pages with the "
                    "recording, for kernels without WP_ASYNC (default auto)")
@@ -100,6 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     # nargs="+", not REMAINDER: options may follow DB (ttd call DB --at 3 EXPR); the words
     # of EXPR are joined with spaces; put "--" before an EXPR that starts with "-"
+    p.add_argument("expr", nargs="+", metavar="EXPR",
+                   help="any expression GDB's call accepts; its words are joined with spaces")
+
+    p = sub.add_parser("sweep", help="call EXPR at every tick (or those of --ticks)",
+                       epilog=SWEEP_EXIT_STATUS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("db", metavar="DB", help="the recording")
+    p.add_argument("--ticks", default="all", metavar="SPEC",
+                   help="3, 3-40, 3- (to the last), 1,5,9 or all (default)")
+    p.add_argument("--changes", action="store_true",
+                   help="only the ticks whose value differs from the previous tick's")
+    add_thread_and_timeout(p, "each call uses (default: the thread that stopped at each "
+                              "tick)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help="a JSON list, one `ttd call --json` object per tick")
+    out.add_argument("--csv", action="store_true",
+                     help="CSV: tick,status,value,pages_changed,error")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="draw the value against the tick into FILE.png (numeric values)")
     p.add_argument("expr", nargs="+", metavar="EXPR",
                    help="any expression GDB's call accepts; its words are joined with spaces")
 

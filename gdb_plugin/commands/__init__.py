@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "gdb_plugin.commands.info_dirtied_pages",
     "gdb_plugin.commands.ttd_goto",
     "gdb_plugin.commands.ttd_settings",
+    "gdb_plugin.commands.ttd_sweep",
 ]
 
 _context: Context | None = None

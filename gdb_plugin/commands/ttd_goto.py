@@ -19,7 +19,8 @@ of "set ttd sandbox" keeps its system calls from reaching outside). It stays unt
 the next "ttd goto" or "ttd close"; then your own inferior is selected again.
 Meanwhile "set sysroot /", "set unwindonsignal on" and "handle SIGSTOP nostop
 noprint nopass" hold (the process starts in a group stop); your settings come back
-when it closes.
+when it closes. next, step, finish, continue, up, down and frame print what they
+print on a live program.
 TID picks the thread whose registers are used (default: the one that stopped).
 
 Examples:
@@ -32,13 +33,35 @@ Examples:
 
     def invoke(self, arg, from_tty):
         tick, tid = parsed(args.parse_goto, arg)
+        users = _users_own()
         with user_errors():
             goto = self.ctx.goto(tick, tid)
+        _give_back(users)
         for warning in goto.warnings:
             gdb.write(printable(warning, keep="") + "\n", gdb.STDERR)
         gdb.write(f"Tick {tick}: process {goto.proc.pid} as inferior {goto.inferior.num} "
                   f"(thread {goto.info.tid}).\n")
         gdb.execute("frame")
+
+
+# Set while the goto inferior is made; the user's values come back as soon as it is
+# selected, so that next, step, finish, up, down and frame print what they print on a
+# live program (suppress-cli-notifications on silences their stop and frame lines) and
+# kill or run ask as they do live. The inferior's close puts its own settings again.
+USER_VISIBLE = ("suppress-cli-notifications", "confirm")
+
+
+def _users_own() -> list[tuple[str, str]]:
+    values = []
+    for name in USER_VISIBLE:
+        value = gdb.parameter(name)
+        values.append((name, ("on" if value else "off") if isinstance(value, bool) else value))
+    return values
+
+
+def _give_back(values: list[tuple[str, str]]) -> None:
+    for name, value in values:
+        gdb.execute(f"set {name} {value}", to_string=True)
 
 
 def register(ctx) -> None:

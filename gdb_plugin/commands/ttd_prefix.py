@@ -100,7 +100,8 @@ class TtdTimeline(gdb.Command):
     """List the snapshots of the open recording.
 
 Usage: ttd timeline
-One line per snapshot: TICK REASON THREAD PC WHERE."""
+One line per snapshot: TICK REASON THREAD THREADS PC WHERE (THREAD: the one that
+stopped; THREADS: how many were recorded)."""
 
     def __init__(self, ctx):
         super().__init__("ttd timeline", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE)

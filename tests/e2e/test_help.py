@@ -10,7 +10,7 @@ from tests.conftest import PLUGIN
 
 pytestmark = pytest.mark.timeout(60)
 
-OURS = ["call-at-time", "info dirtied-pages", "ttd goto"]
+OURS = ["call-at-time", "info dirtied-pages", "ttd goto", "ttd sweep"]
 
 
 def test_every_registered_command_has_help():

@@ -71,7 +71,7 @@ def test_snapshot_timeline_and_bad_arguments(tmp_path, build_target):
     assert any(line.startswith("Snapshot tick 2: ") for line in lines)
     assert f"Opened recording '{db}'." in lines
     header = [i for i, line in enumerate(lines) if line.split() == ["TICK", "REASON", "THREAD",
-                                                                    "PC", "WHERE"]]
+                                                                    "THREADS", "PC", "WHERE"]]
     assert len(header) == 2  # before and after reopening
     rows = lines[header[1] + 1:header[1] + 3]
     assert rows[0].split()[:2] == ["1", "manual"] and "transfer at " in rows[0]
