@@ -17,6 +17,7 @@
 
 struct store {
 	sqlite3 *db;
+	int foreign_keys; /* the connection's setting, restored by store_close() */
 	sqlite3_stmt *insert_contents, *insert_versions, *lookup, *max_id;
 	int64_t tick;
 	int64_t next_id; /* the id SQLite gives the next page_content row */

@@ -14,6 +14,7 @@ from array import array
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from snapshotdb.capture import bulk_store
 from snapshotdb.db import open_engine
@@ -148,3 +149,17 @@ def test_unreadable_pages_are_zeros(conn, tmp_path):
         os.close(fd)
     assert ids[2:] == array("q", [0, 0]) and all(ids[:2])
     assert (contents, versions) == (2, 2)
+
+
+def test_foreign_keys_are_checked_after_the_call(conn, tmp_path):
+    """The extension stores without foreign key checks and turns them back on: a version
+    naming a content that does not exist is still refused in the same transaction."""
+    fd = memory_file(tmp_path / "mem", [page_of("text", 1)])
+    try:
+        bulk_store.store(conn, fd, [(0, PAGE_SIZE)], array("q", [0]), 1)
+    finally:
+        os.close(fd)
+    assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        conn.execute(text("INSERT INTO page_version (address, first_tick, content_id) "
+                          "VALUES (4096, 1, 999)"))
