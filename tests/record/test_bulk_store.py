@@ -14,7 +14,7 @@ from array import array
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from snapshotdb.capture import bulk_store
 from snapshotdb.db import open_engine
@@ -163,3 +163,27 @@ def test_foreign_keys_are_checked_after_the_call(conn, tmp_path):
     with pytest.raises(IntegrityError, match="FOREIGN KEY"):
         conn.execute(text("INSERT INTO page_version (address, first_tick, content_id) "
                           "VALUES (4096, 1, 999)"))
+
+
+def test_a_full_database_fails_the_call_and_keeps_the_checks(tmp_path):
+    """A database that cannot grow (max_page_count) fails the call with SQLite's error; the
+    foreign key checks are back on and the rolled-back transaction left no page row."""
+    require(bulk_store.LIBRARY.exists(), "make -C native/capture")
+    engine = open_engine(tmp_path / "rec.db", create=True)
+    pages = [page_of("random", n) for n in range(2 * BATCH)]
+    fd = memory_file(tmp_path / "mem", pages)
+    try:
+        with engine.connect() as conn:
+            with pytest.raises(OperationalError, match="full"), conn.begin():
+                assert bulk_store.usable(conn)
+                size = conn.execute(text("PRAGMA page_count")).scalar()
+                conn.execute(text(f"PRAGMA max_page_count={size + 8}"))
+                bulk_store.store(conn, fd, [(0, len(pages) * PAGE_SIZE)],
+                                 array("q", [0] * len(pages)), 1)
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            counts = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                      for t in ("page_content", "page_version")]
+            assert counts == [0, 0]
+    finally:
+        os.close(fd)
+        engine.dispose()
