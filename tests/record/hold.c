@@ -12,7 +12,7 @@ char marker[32] = "hold-marker";
 static uint64_t state = 88172645463325252ull;
 static uint64_t *heap;
 static size_t heap_bytes;
-static volatile sig_atomic_t pending;
+static int wake[2]; /* the handler writes a byte: a signal is never lost, as with pause() */
 
 static uint64_t next(void)
 {
@@ -25,7 +25,8 @@ static uint64_t next(void)
 static void on_usr1(int sig)
 {
 	(void)sig;
-	pending = 1;
+	char c = 'w';
+	write(wake[1], &c, 1);
 }
 
 int main(int argc, char **argv)
@@ -34,12 +35,14 @@ int main(int argc, char **argv)
 	heap = aligned_alloc(PAGE, heap_bytes);
 	for (size_t i = 0; i < heap_bytes / 8; i++)
 		heap[i] = next();
+	if (pipe(wake))
+		return 1;
 	signal(SIGUSR1, on_usr1);
 	write(1, "r", 1);
 	for (;;) {
-		while (!pending)
-			pause();
-		pending = 0;
+		char c;
+		if (read(wake[0], &c, 1) != 1)
+			continue;
 		for (int k = 0; k < 10; k++) {
 			uint64_t *page = heap + (next() % (heap_bytes / PAGE)) * (PAGE / 8);
 			for (size_t j = 0; j < PAGE / 8; j++)
