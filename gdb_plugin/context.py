@@ -86,7 +86,7 @@ class Context:
 
         recording = self.require_recording()
         if self._writable is None:
-            self._writable = open_recording(recording.name, readonly=False)
+            self._writable = open_recording(recording.location, readonly=False)
         if pid not in self._writers:
             self._writers.clear()  # a new process: drop the old one's page cache
             self._writers[pid] = writer_for_pid(self._writable.engine, pid)

@@ -1,0 +1,125 @@
+"""A throwaway PostgreSQL cluster of a test (or a benchmark): initdb and pg_ctl in a
+temporary directory, listening on a Unix socket only, stopped at the end.
+
+Root cannot run the server: when we are root the cluster belongs to the `postgres`
+user (runuser), in a directory it owns; root still reaches the socket. One role
+with a password (PASSWORD_ROLE, scram-sha-256) tests credentials; everyone else is
+trusted on the socket.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PASSWORD_ROLE = "ttd_pw"
+PASSWORD = "s3cr3t-Pa55word"
+START_LIMIT_S = 60
+
+
+def available() -> str | None:
+    """None when a cluster can be made here, else why not."""
+    for tool in ("initdb", "pg_ctl", "postgres"):
+        if not (PG_BIN / tool).exists():
+            return f"{PG_BIN / tool} is missing (apt-get install postgresql)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "no 'postgres' user to run the server as"
+    return None
+
+
+class PgCluster:
+    """A cluster in its own directory; url() names a database in it."""
+
+    def __init__(self, prefix: str = "ttd-pg-"):
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.data = self.dir / "data"
+        self.log = self.dir / "server.log"
+        self._owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        if self._owner is not None:
+            os.chown(self.dir, self._owner.pw_uid, self._owner.pw_gid)
+        os.chmod(self.dir, 0o711)  # root and the page server reach the socket
+        self.running = False
+
+    def _as_owner(self, *argv: str, timeout: float = START_LIMIT_S):
+        prefix = ["runuser", "-u", "postgres", "--"] if self._owner is not None else []
+        return subprocess.run([*prefix, *argv], capture_output=True, text=True,
+                              timeout=timeout, cwd=self.dir, check=True)
+
+    def init(self) -> None:
+        self._as_owner(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
+                       "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+        hba = self.data / "pg_hba.conf"
+        rules = (f"local all {PASSWORD_ROLE} scram-sha-256\n"
+                 "local all all trust\n")
+        hba.write_text(rules)  # ours now: root writes, the server only reads
+        if self._owner is not None:
+            os.chown(hba, self._owner.pw_uid, self._owner.pw_gid)
+
+    def start(self) -> None:
+        opts = (f"-c listen_addresses='' -c unix_socket_directories='{self.dir}' "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=100")
+        self._as_owner(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                       "-w", "-t", str(START_LIMIT_S), "-o", opts, "start",
+                       timeout=START_LIMIT_S + 10)
+        self.running = True
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.running:
+            self._as_owner(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
+                           "-t", str(START_LIMIT_S), "stop", timeout=START_LIMIT_S + 10)
+            self.running = False
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, database: str = "postgres", recording: str | None = None,
+            user: str = "postgres", password: str | None = None) -> str:
+        auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+        query = f"host={self.dir}"
+        if recording is not None:
+            query += f"&recording={recording}"
+        return f"postgresql://{auth}@/{database}?{query}"
+
+    def sql(self, statement: str, database: str = "postgres", params=None) -> list[tuple]:
+        """Run one statement as the superuser (autocommit); its rows, if any."""
+        import psycopg
+
+        with psycopg.connect(host=str(self.dir), user="postgres", dbname=database,
+                             autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
+    def create_database(self, name: str) -> str:
+        """A new database (its URL); the password role may use it."""
+        self.sql(f'CREATE DATABASE "{name}"')
+        self.sql(f'GRANT ALL ON DATABASE "{name}" TO {PASSWORD_ROLE}')
+        self.sql(f"GRANT ALL ON SCHEMA public TO {PASSWORD_ROLE}", database=name)
+        return self.url(name)
+
+    def add_password_role(self) -> None:
+        self.sql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+
+
+@contextlib.contextmanager
+def running_cluster(prefix: str = "ttd-pg-"):
+    """A started cluster with the password role; stopped and removed at the end."""
+    cluster = PgCluster(prefix)
+    try:
+        cluster.init()
+        cluster.start()
+        cluster.add_password_role()
+        yield cluster
+    finally:
+        cluster.remove()
