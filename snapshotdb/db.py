@@ -98,10 +98,14 @@ def _check_schema(engine: Engine, name: str) -> None:
             raise NotARecording(f"'{name}' is {kind} but not a ttd recording (no 'meta' table).")
         with Session(engine) as session:
             row = session.get(Meta, "schema_version")
+            copying = session.get(Meta, "copy_state")
     except (DatabaseError, OperationalError) as exc:
         raise NotARecording(f"'{name}' cannot be read as a ttd recording: {exc.orig}") from exc
     if row is None:
         raise NotARecording(f"'{name}' is not a ttd recording (no schema version).")
+    if copying is not None:
+        raise IncompleteRecording(f"'{name}' is incomplete: a copy into it was interrupted. "
+                                  "Run the same ttd copy again to finish it.")
     if row.value != str(SCHEMA_VERSION):
         raise SchemaVersionMismatch(
             f"'{name}' is a ttd recording of schema version {row.value}; "
@@ -305,3 +309,26 @@ def open_recording(name: str | os.PathLike | Location, *, readonly: bool = True,
     loc = _location(name)
     engine = open_engine(loc, readonly=readonly, create=create)
     return Recording(loc.display, engine, readonly=readonly and not create, location=loc)
+
+
+def check_new(name: str | os.PathLike | Location) -> Location:
+    """The Location of a recording about to be made on a server: BadLocation when the URL
+    names none, CannotCreate when that recording exists already (a file's checks are
+    its maker's: the file must not exist)."""
+    loc = _location(name)
+    if not loc.is_server:
+        return loc
+    if loc.recording is None:
+        raise location.BadLocation(_no_name_message(loc))
+    from . import server
+
+    admin = server.admin_engine(loc, readonly=True)
+    try:
+        with _server_errors(loc), admin.connect() as conn:
+            there = server.find(conn, loc.recording)
+    finally:
+        admin.dispose()
+    if there is not None:
+        raise CannotCreate(f"The recording '{loc.recording}' exists already at '{loc.display}'; "
+                           "name a new one.")
+    return loc

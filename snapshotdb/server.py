@@ -148,6 +148,9 @@ def ensure_shared(conn: Connection) -> None:
     from .models import Base
 
     Base.metadata.create_all(conn, tables=shared_tables())
+    for table in shared_tables():  # zstd frames already: no pglz attempt, stored aside
+        conn.execute(text(f"ALTER TABLE {SHARED_SCHEMA}.{table.name} "
+                          "ALTER COLUMN data SET STORAGE EXTERNAL"))
 
 
 def create(conn: Connection, name: str, state: str, source: str | None = None) -> Entry:

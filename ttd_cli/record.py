@@ -99,10 +99,16 @@ def find_program(name: str) -> str:
 
 
 def check_output(output: str) -> str:
-    """The recording to create: a URL as it is, a path made absolute, which must not
-    exist yet (the plugin creates it once everything else is known to work)."""
+    """The recording to create, as messages name it: a server's recording, which must not
+    exist yet (its URL's password masked), a path made absolute, which must not exist yet
+    (the plugin creates it once everything else is known to work)."""
     if "://" in output:
-        return output
+        from snapshotdb.db import check_new
+
+        loc = check_new(output)
+        if loc.is_server:
+            return loc.display
+        output = loc.path
     path = Path(output)
     if os.path.lexists(path):
         raise RecordError(f"'{output}' already exists; ttd record writes a new recording.")
@@ -114,7 +120,8 @@ def check_output(output: str) -> str:
 class Recorder:
     def __init__(self, output: str, program: list[str], breaks: list[str],
                  hits: int | None, timeout: float, tracker: str = "auto"):
-        self.output = check_output(output)
+        self.output = check_output(output)  # as messages show it
+        self.target = output if "://" in output else self.output  # what the plugin opens
         self.program = [find_program(program[0]), *program[1:]]
         self.breaks, self.hits, self.timeout, self.tracker = breaks, hits, timeout, tracker
         self.hit_counts: dict[str, int] = {}  # breakpoint number -> snapshots taken
@@ -204,7 +211,7 @@ class Recorder:
             self._break(gdb, location)
         gdb.cli("catch syscall exit_group userfaultfd")
         # Create the recording last, so that a bad program or location leaves no file.
-        gdb.cli(open_command(self.output, create=True))
+        gdb.cli(open_command(self.target, create=True))
         fd_in, fd_out, fd_err = self.fds
         redirect = f"0<&{fd_in} 1>&{fd_out} 2>&{fd_err} {fd_in}<&- {fd_out}>&- {fd_err}>&-"
         args = " ".join(shlex.quote(a) for a in self.program[1:])
