@@ -223,6 +223,8 @@ def _translate_server_errors(engine: Engine, loc: Location) -> None:
 
     @event.listens_for(engine, "handle_error")
     def _lost(ctx):
+        if ctx.is_pre_ping:  # a pooled connection the server dropped: the pool reconnects
+            return
         if ctx.is_disconnect or isinstance(ctx.original_exception, _driver_connection_errors()):
             raise server_unavailable(loc, ctx.original_exception) from None
 

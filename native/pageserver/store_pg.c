@@ -120,7 +120,7 @@ static int connected(struct store_pg *s, struct err *e)
 		PGresult *r = PQprepare(s->conn, name, PREPARED[i], NR_PARAMS[i], INT8_PARAMS);
 		int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
 		if (!ok)
-			pg_error(s, "prepare the recording's queries",
+			pg_error(s, "read the recording",
 				 r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn), e);
 		PQclear(r);
 		if (!ok)
