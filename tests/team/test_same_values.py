@@ -3,8 +3,12 @@
 file, at every tick."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from tests.e2e.harness import call, gdb_with_recording
 from tests.team.calls import comparable, gdb_calls, ttd_call
 from tests.team.conftest import BANK_TICKS
 
@@ -39,3 +43,21 @@ def test_ttd_call_as_on_the_file(bank_sqlite, which, request):
         on_file = comparable(ttd_call(bank_sqlite, tick, "transfer(1, 3, 50)"))
         assert on_file["status"] == "returned" and on_file["pages"]
         assert comparable(ttd_call(url, tick, "transfer(1, 3, 50)")) == on_file
+
+
+def test_four_gdb_sessions_at_once(reference, bank_pg):
+    """Four GDBs call on one PostgreSQL recording at the same time, each in its own order
+    of ticks: every result is the file's."""
+    start = threading.Barrier(4, timeout=120)
+
+    def session(shift: int) -> list[dict]:
+        order = CALLS[shift * len(EXPRS):] + CALLS[:shift * len(EXPRS)]
+        with gdb_with_recording(bank_pg) as gdb:
+            start.wait()
+            results = [call(gdb, tick, expr) for tick, expr in order]
+        return results[-shift * len(EXPRS):] + results[:-shift * len(EXPRS)] if shift else results
+
+    with ThreadPoolExecutor(4) as pool:
+        sessions = list(pool.map(session, range(4)))
+    for results in sessions:
+        assert [comparable(r) for r in results] == reference
