@@ -5,6 +5,13 @@ Root cannot run the server: when we are root the cluster belongs to the `postgre
 user (runuser), in a directory it owns; root still reaches the socket. One role
 with a password (PASSWORD_ROLE, scram-sha-256) tests credentials; everyone else is
 trusted on the socket.
+
+Several test sessions (other worktrees) run clusters at once: each has a directory of
+its own (mkdtemp), which holds its socket and lock, so none shares a port or a socket.
+The directory is under /tmp unless TMPDIR is short enough for a socket path (108 bytes
+with ".s.PGSQL.5432") and open to the postgres user. A session killed before its end
+leaves its cluster behind: the next one stops and removes those whose owner (the
+process named in the directory's `owner` file) is gone.
 """
 from __future__ import annotations
 
@@ -21,6 +28,9 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD_ROLE = "ttd_pw"
 PASSWORD = "s3cr3t-Pa55word"
 START_LIMIT_S = 60
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the NUL
+SOCKET_NAME = ".s.PGSQL.5432"
+OWNER_FILE = "owner"
 
 
 def available() -> str | None:
@@ -39,15 +49,24 @@ def available() -> str | None:
 class PgCluster:
     """A cluster in its own directory; url() names a database in it."""
 
-    def __init__(self, prefix: str = "ttd-pg-"):
-        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+    def __init__(self, directory: Path, running: bool = False):
+        self.dir = directory
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
         self._owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-        if self._owner is not None:
-            os.chown(self.dir, self._owner.pw_uid, self._owner.pw_gid)
-        os.chmod(self.dir, 0o711)  # root and the page server reach the socket
-        self.running = False
+        self.running = running
+
+    @classmethod
+    def new(cls, prefix: str = "ttd-pg-") -> PgCluster:
+        """A cluster in a new directory (not made yet: init())."""
+        base = _base_dir()
+        reap_orphans(base)
+        cluster = cls(Path(tempfile.mkdtemp(prefix=prefix, dir=base)))
+        (cluster.dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
+        if cluster._owner is not None:
+            os.chown(cluster.dir, cluster._owner.pw_uid, cluster._owner.pw_gid)
+        os.chmod(cluster.dir, 0o711)  # root and the page server reach the socket
+        return cluster
 
     def _as_owner(self, *argv: str, timeout: float = START_LIMIT_S):
         prefix = ["runuser", "-u", "postgres", "--"] if self._owner is not None else []
@@ -68,9 +87,14 @@ class PgCluster:
         opts = (f"-c listen_addresses='' -c unix_socket_directories='{self.dir}' "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 "-c max_connections=100")
-        self._as_owner(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                       "-w", "-t", str(START_LIMIT_S), "-o", opts, "start",
-                       timeout=START_LIMIT_S + 10)
+        try:
+            self._as_owner(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                           "-w", "-t", str(START_LIMIT_S), "-o", opts, "start",
+                           timeout=START_LIMIT_S + 10)
+        except subprocess.CalledProcessError as exc:
+            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start in {self.dir}: {exc.stderr}\n{log}") \
+                from None
         self.running = True
 
     def stop(self, mode: str = "fast") -> None:
@@ -112,10 +136,42 @@ class PgCluster:
         self.sql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
 
 
+def _base_dir() -> str:
+    """Where clusters' directories go: TMPDIR when a socket path fits and the postgres
+    user can reach it, else /tmp."""
+    base = tempfile.gettempdir()
+    fits = len(base) + len("/ttd-pg-stop-12345678/") + len(SOCKET_NAME) <= SOCKET_PATH_MAX
+    reachable = all(os.stat(p).st_mode & 0o001 for p in [base, *map(str, Path(base).parents)])
+    return base if fits and reachable else "/tmp"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans(base: str) -> None:
+    """Stop and remove the clusters of test sessions that ended without doing so."""
+    for owner in Path(base).glob(f"ttd-pg-*/{OWNER_FILE}"):
+        try:
+            pid = int(owner.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if _alive(pid):
+            continue
+        directory = owner.parent
+        PgCluster(directory, running=(directory / "data/postmaster.pid").exists()).remove()
+
+
 @contextlib.contextmanager
 def running_cluster(prefix: str = "ttd-pg-"):
     """A started cluster with the password role; stopped and removed at the end."""
-    cluster = PgCluster(prefix)
+    cluster = PgCluster.new(prefix)
     try:
         cluster.init()
         cluster.start()
