@@ -86,7 +86,7 @@ class PgCluster:
     def start(self) -> None:
         opts = (f"-c listen_addresses='' -c unix_socket_directories='{self.dir}' "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=100")
+                "-c max_connections=100 -c max_wal_size=4GB")
         try:
             self._as_owner(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
                            "-w", "-t", str(START_LIMIT_S), "-o", opts, "start",
