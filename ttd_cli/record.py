@@ -295,8 +295,7 @@ class Recorder:
         cmd = f"ttd snapshot --reason {reason} --tracker {self.tracker}"
         if signal_name:
             cmd += f" --signal {signal_name}"
-        said = self._command(gdb, cmd).strip().splitlines()
-        self.ticks += 1
+        said = self._command(gdb, cmd, counted=True).strip().splitlines()
         for line in said[:-1]:
             if line.startswith("ttd: "):  # a note of the capture, said once
                 self._say(line)
@@ -305,12 +304,15 @@ class Recorder:
             line = printable(said[-1] if said else f"tick {self.ticks}", keep="")
             print(f"\r\033[Kttd record: {line}", end="", file=sys.stderr, flush=True)
 
-    def _command(self, gdb: MiGdb, cmd: str) -> str:
+    def _command(self, gdb: MiGdb, cmd: str, counted: bool = False) -> str:
         """A snapshot command, finished even when SIGINT or SIGTERM arrives meanwhile (the
-        recording then stops after it)."""
+        recording then stops after it); counted: a snapshot, in self.ticks once taken
+        (before such a signal stops the recording)."""
         self.in_snapshot = True
         try:
-            return gdb.cli(cmd, COMMAND_TIMEOUT)
+            said = gdb.cli(cmd, COMMAND_TIMEOUT)
+            self.ticks += counted
+            return said
         except GdbFailed as exc:
             message = str(exc)
             if self.ticks:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from .. import recorded_files
 from ..elf import build_id
@@ -57,14 +58,22 @@ class FileKeeper:
         if not todo:
             return []
         notes: list[str] = []
-        with self.engine.begin() as conn:
-            if not recorded_files.has_files(conn):
-                return []  # a read-only or older store: nothing to keep into
-            exe = self._exe(conn)
-            for m in todo:
-                is_exe = m.path == (exe_mapped or exe)
-                self._keep_one(conn, m, exe if is_exe else m.path, opener(m),
-                               "exe" if is_exe else "library", notes)
+        try:
+            with self.engine.begin() as conn:
+                if not recorded_files.has_files(conn):
+                    return []  # a read-only or older store: nothing to keep into
+                exe = self._exe(conn)
+                for m in todo:
+                    is_exe = m.path == (exe_mapped or exe)
+                    self._keep_one(conn, m, exe if is_exe else m.path, opener(m),
+                                   "exe" if is_exe else "library", notes)
+        except OperationalError as exc:
+            if "full" not in str(exc.orig):  # SQLITE_FULL: "database or disk is full"
+                raise
+            # the snapshot is whole; its files are tried again with the next one
+            self.seen.difference_update((m.path, m.inode) for m in todo)
+            return [f"warning: the disk is full: {len(todo)} mapped files were not kept in "
+                    "the recording (calls read the local ones)."]
         return notes
 
     def _exe(self, conn) -> str | None:
