@@ -24,7 +24,15 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """The newest installed PostgreSQL's programs (Debian: /usr/lib/postgresql/N/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 PASSWORD_ROLE = "ttd_pw"
 PASSWORD = "s3cr3t-Pa55word"
 START_LIMIT_S = 60
