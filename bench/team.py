@@ -5,9 +5,11 @@
 A throwaway cluster (tests/team/pg_cluster.py: Unix socket, fsync off as in the tests)
 holds the recordings. The target (bench/targets/team_heap.c) fills a heap of SIZE MiB
 with random bytes and stops at ready(); `ttd record --break ready` records it into a
-SQLite file and straight into PostgreSQL (record_s_*), `ttd copy` copies the file to
-the server (copy_s_1gib, MiB/s). Then `ttd call --json 'probe(K)'` (K heap pages spread
-over the heap, each in a fault-around window of its own) in fresh processes:
+SQLite file and straight into PostgreSQL (record_s_*); `ttd copy` copies the file into
+an empty database on the server (copy_s_1gib, MiB/s), and again beside the recording of
+the same pages (what is there already is not sent). Then `ttd call --json 'probe(K)'`
+(K heap pages spread over the heap, each in a fault-around window of its own) in fresh
+processes:
 
     first_call_ms_*     nothing cached: the page cache (TTD_PAGE_CACHE) is a new
                         directory for each call; median of --first calls; the sum of
@@ -171,12 +173,19 @@ def main() -> None:
             _, seconds = ttd("record", "-o", pg.url("bench", "recorded"), *record)
             out["record_s_pg"] = round(seconds, 2)
             out["sqlite_file_mib"] = round(os.path.getsize(db) / MIB, 1)
-            copied = pg.url("bench", "copied")
+            # into a database of its own: every page is sent (the recording made above
+            # holds the same random pages, which a copy beside it would share)
+            pg.create_database("copy")
+            copied = pg.url("copy", "copied")
             _, seconds = ttd("copy", db, copied)
             out["copy_s_1gib"] = round(seconds * 1024 / args.size_mib, 2)
             out["copy_mib_s"] = round(out["sqlite_file_mib"] / seconds, 1)
+            _, seconds = ttd("copy", db, pg.url("bench", "shared"))
+            out["copy_s_beside_a_recording_of_the_same_pages"] = round(seconds, 2)
+            note(out)
             expr = f"probe({args.probe_pages})"
             on_file = calls(db, expr, args.first, tmp)
+            note(on_file)
             on_server = calls(copied, expr, args.first, tmp)
             if on_file["value"] != on_server["value"]:
                 raise RuntimeError(f"{expr}: {on_file['value']} on the file, "
@@ -189,7 +198,7 @@ def main() -> None:
             out["faults_served"] = on_server["faults"]
             proxy = CountingProxy(pg.dir, tmp)
             try:
-                through = pg.url("bench", "copied").replace(str(pg.dir), str(proxy.dir))
+                through = copied.replace(str(pg.dir), str(proxy.dir))
                 proxy.reset()
                 call(through, expr, tempfile.mkdtemp(dir=tmp))
                 with proxy.lock:
@@ -202,6 +211,11 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(out, indent=1))
+
+
+def note(out: dict) -> None:
+    """What is measured so far, on stderr (a long run that fails later keeps it)."""
+    print(json.dumps(out), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
