@@ -24,7 +24,7 @@ import time
 
 import gdb
 
-from gdb_plugin import report, symbolize
+from gdb_plugin import files, report, symbolize
 from gdb_plugin.errors import SessionError
 from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
 from gdb_plugin.inferior import TempInferior
@@ -206,15 +206,7 @@ class CallSession:
                                  f"{report.printable(self.info.exe_path, keep='')!r} holds "
                                  "control characters: its symbols are not loaded.")
             return None
-        exe = self.info.exe_path if os.path.exists(self.info.exe_path) else None
-        if exe is None:
-            self.warnings.append(f"warning: {self.info.exe_path} is missing: "
-                                 "no symbols for the executable, memory is the recorded one.")
-            return None
-        if self.info.file_warnings is None:
-            self.info.file_warnings = symbolize.build_id_warnings(self.info)
-        self.warnings.extend(self.info.file_warnings)
-        return exe
+        return files.choose(self.info, self.inferior, self.warnings)  # local or recorded
 
     def close(self) -> None:
         """Remove the temporary inferior, end the process and the page server, remove

@@ -92,7 +92,7 @@ class Context:
 
         recording = self.require_recording()
         if self._writable is None:
-            self._writable = open_recording(recording.name, readonly=False)
+            self._writable = open_recording(recording.location, readonly=False)
         if pid not in self._writers:
             self._close_writers()  # a new process: release the old one's tracking
             self._writers[pid] = writer_for_pid(self._writable.engine, pid)

@@ -60,6 +60,9 @@ class TempInferior:
         self.gdbserver = ""
         self.gdbserver_log = ""
         self.resumed = False  # the first resume after attach reports the pending SIGSTOP
+        # where GDB finds the recorded libraries and debug files (gdb_plugin/files.py):
+        # applied with ATTACH_SETTINGS, put back with them
+        self.symbol_settings: list[tuple[str, str]] = []
 
     def _save_user(self) -> None:
         self._user = Selection()
@@ -88,7 +91,8 @@ class TempInferior:
         self._lifetime = [call]  # until the end of connect, or of the goto inferior
         self.num = _add_inferior()
         gdb.execute(f"inferior {self.num}", to_string=True)
-        attach = GdbSettings(ATTACH_SETTINGS)  # set here: the user's libraries stay as read
+        # set here: the user's libraries stay as read
+        attach = GdbSettings(ATTACH_SETTINGS + self.symbol_settings)
         attach.apply()
         self._lifetime.append(attach)
         t0 = time.perf_counter()
@@ -129,7 +133,7 @@ class TempInferior:
     def _restore_settings(self) -> None:
         while self._lifetime:
             group = self._lifetime.pop()
-            if group.values is ATTACH_SETTINGS:
+            if group.values[:len(ATTACH_SETTINGS)] == ATTACH_SETTINGS:
                 _in_scratch_inferior(group.restore)
             else:
                 group.restore()

@@ -1,23 +1,36 @@
 """Opening, creating and checking recording databases.
 
-A recording is named by a path (an SQLite file) or by any SQLAlchemy URL.
-`open_recording` checks what it opens and raises one narrow error per problem,
-each with a one-line message; read-only opens cannot write at all.
+A recording is named by a path (an SQLite file) or a URL (location.py): sqlite:///PATH,
+or postgresql://...?recording=NAME for one of the recordings of a PostgreSQL database
+(server.py). `open_recording` checks what it opens and raises one narrow error per
+problem, each with a one-line message that never shows a password; read-only opens
+cannot write at all (SQLite: query_only; PostgreSQL: read-only transactions).
 """
 from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.pool import QueuePool
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
-from .errors import CannotCreate, NotARecording, RecordingNotFound, SchemaVersionMismatch
+from . import location
+from .errors import (
+    CannotCreate,
+    IncompleteRecording,
+    NotARecording,
+    RecordingError,
+    RecordingNotFound,
+    SchemaVersionMismatch,
+    ServerUnavailable,
+)
+from .location import Location, is_url  # noqa: F401 (is_url: snapshotdb.db's, as before)
 from .models import SCHEMA_VERSION, Base, Meta
 from .paths import NOT_FOUND, path_problem
 
@@ -25,10 +38,6 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 # Measured: 7 raw 4 KiB pages per database page; 16 KiB pages fit 3 (99 MB against ~81 MB
 # for 64 MiB of random heap), lookups within 1 us.
 SQLITE_PAGE_SIZE = 32768
-
-
-def is_url(name: str) -> bool:
-    return "://" in name
 
 
 def _sqlite_engine(path: Path, readonly: bool) -> Engine:
@@ -85,15 +94,18 @@ def _check_schema(engine: Engine, name: str) -> None:
     try:
         tables = set(inspect(engine).get_table_names())
         if "meta" not in tables:
-            raise NotARecording(
-                f"'{name}' is an SQLite database but not a ttd recording (no 'meta' table)."
-            )
+            kind = "an SQLite database" if engine.dialect.name == "sqlite" else "a database"
+            raise NotARecording(f"'{name}' is {kind} but not a ttd recording (no 'meta' table).")
         with Session(engine) as session:
             row = session.get(Meta, "schema_version")
+            copying = session.get(Meta, "copy_state")
     except (DatabaseError, OperationalError) as exc:
         raise NotARecording(f"'{name}' cannot be read as a ttd recording: {exc.orig}") from exc
     if row is None:
         raise NotARecording(f"'{name}' is not a ttd recording (no schema version).")
+    if copying is not None:
+        raise IncompleteRecording(f"'{name}' is incomplete: a copy into it was interrupted. "
+                                  "Run the same ttd copy again to finish it.")
     if row.value != str(SCHEMA_VERSION):
         raise SchemaVersionMismatch(
             f"'{name}' is a ttd recording of schema version {row.value}; "
@@ -101,21 +113,25 @@ def _check_schema(engine: Engine, name: str) -> None:
         )
 
 
-def open_engine(name: str | os.PathLike, *, readonly: bool = True, create: bool = False) -> Engine:
+def open_engine(name: str | os.PathLike | Location, *, readonly: bool = True,
+                create: bool = False) -> Engine:
     """Open a recording and return its engine, checked.
 
-    create=True makes a new, empty recording when the file does not exist
-    (or the URL's database has no tables), and implies readonly=False.
+    create=True makes a new, empty recording when the file does not exist (or the
+    server database has no recording of that name), and implies readonly=False.
     """
-    name = os.fspath(name)
-    if create:
-        readonly = False
-    if is_url(name):
-        engine = create_engine(name)
-        if create and "meta" not in inspect(engine).get_table_names():
-            _initialize(engine)
+    return _open(_location(name), readonly=readonly and not create, create=create)
+
+
+def _location(name: str | os.PathLike | Location) -> Location:
+    return name if isinstance(name, Location) else location.parse(name)
+
+
+def _open(loc: Location, *, readonly: bool, create: bool) -> Engine:
+    if loc.is_server:
+        engine = _open_server(loc, readonly=readonly, create=create)
     else:
-        path = Path(name)
+        path = Path(loc.path)
         problem = path_problem(path)
         if create and (problem == NOT_FOUND or (problem is None and path.stat().st_size == 0)):
             _create_file(path)
@@ -124,8 +140,99 @@ def open_engine(name: str | os.PathLike, *, readonly: bool = True, create: bool 
         else:
             _check_sqlite_file(path)
             engine = _sqlite_engine(path, readonly)
-    _check_schema(engine, name)
+    _check_schema(engine, loc.display)
+    if not readonly and not loc.is_server:
+        Base.metadata.create_all(engine)  # tables a recording of an older ttd lacks
     return engine
+
+
+def _open_server(loc: Location, *, readonly: bool, create: bool) -> Engine:
+    """The engine of the recording `loc` names in its server database (made when missing
+    and create); one line for every way that fails."""
+    from . import server
+
+    if loc.recording is None:
+        raise location.BadLocation(_no_name_message(loc))
+    admin = server.admin_engine(loc, readonly=readonly)
+    try:
+        with _server_errors(loc), admin.begin() as conn:
+            if create:
+                server.ensure_shared(conn)
+            entry = server.find(conn, loc.recording)
+            if entry is None and create:
+                entry = server.create(conn, loc.recording, server.COMPLETE)
+            if entry is None:
+                raise RecordingNotFound(_not_found_message(conn, loc))
+            if entry.state != server.COMPLETE:
+                raise IncompleteRecording(
+                    f"The recording '{loc.recording}' in '{loc.display}' is incomplete: a copy "
+                    "into it was interrupted. Run the same ttd copy again to finish it.")
+            if not readonly:
+                server.add_missing_tables(conn, entry.schema_name)
+    finally:
+        admin.dispose()
+    engine = server.recording_engine(loc, entry.schema_name, readonly=readonly)
+    _translate_server_errors(engine, loc)
+    return engine
+
+
+def _no_name_message(loc: Location) -> str:
+    return (f"'{loc.display}' names no recording: add ?recording=NAME to the URL "
+            "(ttd list URL shows the recordings there).")
+
+
+def _not_found_message(conn, loc: Location) -> str:
+    from . import server
+
+    names = [e.name for e in server.entries(conn)]
+    where = loc.with_recording(loc.recording).display
+    if not names:
+        return f"No recording '{loc.recording}' at '{where}': the database holds none."
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"No recording '{loc.recording}' at '{where}': the database holds {shown}."
+
+
+def server_unavailable(loc: Location, exc: BaseException) -> ServerUnavailable:
+    """The error for a server that cannot be reached or went away: the URL (no password)
+    and the driver's first line."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    why = location.mask(lines[0] if lines else type(orig).__name__)
+    why = why.removeprefix("connection failed: ").replace("FATAL:  ", "")
+    return ServerUnavailable(f"The PostgreSQL server of '{loc.display}' cannot be reached: "
+                             f"{why.rstrip('.')}.")
+
+
+@contextmanager
+def _server_errors(loc: Location):
+    """A connection that fails or breaks becomes ServerUnavailable, one line; any other
+    refusal (no permission) a RecordingError, one line."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise server_unavailable(loc, exc) from None
+    except DatabaseError as exc:
+        lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+        raise RecordingError(f"Cannot open the recording at '{loc.display}': "
+                             f"{location.mask(lines[0]).rstrip('.')}.") from None
+
+
+def _translate_server_errors(engine: Engine, loc: Location) -> None:
+    """Every use of the engine: a lost or refused connection is ServerUnavailable (one
+    line naming the server) instead of the driver's traceback."""
+
+    @event.listens_for(engine, "handle_error")
+    def _lost(ctx):
+        if ctx.is_pre_ping:  # a pooled connection the server dropped: the pool reconnects
+            return
+        if ctx.is_disconnect or isinstance(ctx.original_exception, _driver_connection_errors()):
+            raise server_unavailable(loc, ctx.original_exception) from None
+
+
+def _driver_connection_errors() -> tuple:
+    import psycopg
+
+    return (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def _create_file(path: Path) -> None:
@@ -151,18 +258,39 @@ class Recording:
     """One open recording: the handle every part of ttd passes down (the GDB plugin,
     rematerialization, the CLI), instead of each opening its own engine.
 
-    name is an SQLite file's absolute path or a server URL as given; engine is
-    checked (schema version) and read-only unless opened with readonly=False.
+    name is what messages show: an SQLite file's absolute path, or a server URL with its
+    password masked; location is where it is (open_recording(location) opens it again,
+    credentials included). engine is checked (schema version) and read-only unless
+    opened with readonly=False.
     """
 
     name: str
     engine: Engine
     readonly: bool = True
+    location: Location | None = field(default=None, repr=False)
+    _pageserver_uri: str | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.location is None:
+            self.location = location.parse(self.name)
 
     @property
     def path(self) -> str | None:
         """The local SQLite file, or None for a recording on a server."""
-        return None if is_url(self.name) else self.name
+        return self.location.path
+
+    @property
+    def pageserver_location(self) -> str:
+        """What native/ttd-pageserver opens (store_open): the SQLite file, or a libpq
+        connection URI (credentials included: never print it) whose sessions read this
+        recording's schema and cannot write."""
+        if not self.location.is_server:
+            return self.location.path
+        if self._pageserver_uri is None:
+            from . import server
+
+            self._pageserver_uri = server.pageserver_uri(self.location, self.engine)
+        return self._pageserver_uri
 
     def session(self) -> Session:
         return Session(self.engine)
@@ -177,11 +305,32 @@ class Recording:
         self.close()
 
 
-def open_recording(name: str | os.PathLike, *, readonly: bool = True,
+def open_recording(name: str | os.PathLike | Location, *, readonly: bool = True,
                    create: bool = False) -> Recording:
     """Open (create=True: make when missing) and check a recording; see open_engine."""
-    name = os.fspath(name)
-    if not is_url(name):
-        name = os.path.abspath(os.path.expanduser(name))
-    engine = open_engine(name, readonly=readonly, create=create)
-    return Recording(name, engine, readonly=readonly and not create)
+    loc = _location(name)
+    engine = open_engine(loc, readonly=readonly, create=create)
+    return Recording(loc.display, engine, readonly=readonly and not create, location=loc)
+
+
+def check_new(name: str | os.PathLike | Location) -> Location:
+    """The Location of a recording about to be made on a server: BadLocation when the URL
+    names none, CannotCreate when that recording exists already (a file's checks are
+    its maker's: the file must not exist)."""
+    loc = _location(name)
+    if not loc.is_server:
+        return loc
+    if loc.recording is None:
+        raise location.BadLocation(_no_name_message(loc))
+    from . import server
+
+    admin = server.admin_engine(loc, readonly=True)
+    try:
+        with _server_errors(loc), admin.connect() as conn:
+            there = server.find(conn, loc.recording)
+    finally:
+        admin.dispose()
+    if there is not None:
+        raise CannotCreate(f"The recording '{loc.recording}' exists already at '{loc.display}'; "
+                           "name a new one.")
+    return loc

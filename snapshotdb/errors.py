@@ -36,3 +36,11 @@ class CorruptPage(RecordingError):
 
 class CaptureError(RecordingError):
     pass
+
+
+class IncompleteRecording(RecordingError):
+    """A recording that a copy has not finished (`ttd copy` again finishes it)."""
+
+
+class ServerUnavailable(RecordingError):
+    """The database server of a recording cannot be reached, or went away."""

@@ -9,6 +9,8 @@ One database holds one recording: the state of one process at many ticks.
 
     page_version (address, first_tick) ──> page_content (digest, codec, data)
 
+    recorded_file (path, build_id, role) ──> file_content (digest, size, codec, data)
+
 Pages are content-addressed and versioned, not owned by snapshots:
 
     address A   tick 1        tick 2      tick 3         tick 7
@@ -21,7 +23,18 @@ A snapshot writes a version only for the pages that differ from the previous
 snapshot, so it costs the pages that changed. Identical contents (zero pages
 are never stored, but a libc page mapped twice is) share one page_content row.
 
-The C page server (native/ttd-pageserver.c) reads page_version and page_content
+The recording keeps the ELF files its process mapped (role "exe", "library") and their
+separate debug files ("debug", when the machine had them), each stored once per
+distinct content (zstd frames of the file, digest = sha256 of the file): GDB reads
+symbols from them where the local file is missing or another (gdb_plugin/files.py).
+These two tables came after schema version 1 without changing it: an older ttd ignores
+them, and a recording without them has no recorded files (writers add them).
+
+On a PostgreSQL server a database holds many recordings (snapshotdb/server.py):
+page_content and file_content are shared by all of them, the other tables are one
+schema per recording.
+
+The C page server (native/pageserver/store_*.c) reads page_version and page_content
 directly with libsqlite3: keep these two tables' names, columns and encoding stable
 (codec 'zstd' = one zstd frame of the 4096 bytes, 'raw' = the bytes; digest =
 sha256 of the uncompressed bytes).
@@ -30,7 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, MetaData, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .types import blob, page_digest, rec_addr
@@ -180,3 +193,33 @@ class PageVersion(Base):
 
     def __repr__(self) -> str:
         return f"PageVersion({self.address:#x} @{self.first_tick} -> {self.content_id})"
+
+
+class FileContent(Base):
+    """An ELF file's bytes, stored once per distinct content."""
+
+    __tablename__ = "file_content"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[page_digest]  # sha256 of the file's bytes
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes of the file
+    codec: Mapped[str] = mapped_column(String(8))  # 'zstd' (frames) | 'raw'
+    data: Mapped[blob]
+
+    def __repr__(self) -> str:
+        return _repr(self, "id", "size", "codec")
+
+
+class RecordedFile(Base):
+    """A file of the recorded process: what was mapped at `path` (or, role "debug", the
+    separate debug file of the ELF file with that build-id)."""
+
+    __tablename__ = "recorded_file"
+    __table_args__ = (UniqueConstraint("path", "build_id", "role"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str]
+    build_id: Mapped[str | None] = mapped_column(String(128))  # hex, as the note holds it
+    role: Mapped[str] = mapped_column(String(8))  # 'exe' | 'library' | 'debug'
+    content_id: Mapped[int] = mapped_column(ForeignKey("file_content.id"))
+
+    def __repr__(self) -> str:
+        return _repr(self, "path", "build_id", "role")

@@ -18,7 +18,7 @@ import signal
 import sys
 
 VERBS = {"record": "record", "import-core": "import_core", "timeline": "timeline",
-         "call": "call", "sweep": "sweep", "gdb": "gdb"}
+         "call": "call", "sweep": "sweep", "gdb": "gdb", "copy": "copy", "list": "list"}
 RUN_GDB = {"record", "call", "sweep"}  # verbs that drive a GDB of their own
 
 CALL_EXIT_STATUS = """\
@@ -136,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gdb", help="start gdb with the plugin loaded and DB open")
     p.add_argument("db", metavar="DB")
     p.add_argument("--at", type=int, default=None, metavar="TICK")
+
+    p = sub.add_parser("copy", help="copy a recording between a SQLite file and a server "
+                       "database (postgresql://...?recording=NAME), either way")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST", help="a new file or recording; an interrupted copy "
+                   "to DST is finished by the same command")
+
+    p = sub.add_parser("list", help="list the recordings of a server database")
+    p.add_argument("url", metavar="URL", help="postgresql://... (or a SQLite file)")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
 
 

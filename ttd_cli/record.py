@@ -99,10 +99,16 @@ def find_program(name: str) -> str:
 
 
 def check_output(output: str) -> str:
-    """The recording to create: a URL as it is, a path made absolute, which must not
-    exist yet (the plugin creates it once everything else is known to work)."""
+    """The recording to create, as messages name it: a server's recording, which must not
+    exist yet (its URL's password masked), a path made absolute, which must not exist yet
+    (the plugin creates it once everything else is known to work)."""
     if "://" in output:
-        return output
+        from snapshotdb.db import check_new
+
+        loc = check_new(output)
+        if loc.is_server:
+            return loc.display
+        output = loc.path
     path = Path(output)
     if os.path.lexists(path):
         raise RecordError(f"'{output}' already exists; ttd record writes a new recording.")
@@ -114,7 +120,8 @@ def check_output(output: str) -> str:
 class Recorder:
     def __init__(self, output: str, program: list[str], breaks: list[str],
                  hits: int | None, timeout: float, tracker: str = "auto"):
-        self.output = check_output(output)
+        self.output = check_output(output)  # as messages show it
+        self.target = output if "://" in output else self.output  # what the plugin opens
         self.program = [find_program(program[0]), *program[1:]]
         self.breaks, self.hits, self.timeout, self.tracker = breaks, hits, timeout, tracker
         self.hit_counts: dict[str, int] = {}  # breakpoint number -> snapshots taken
@@ -204,7 +211,7 @@ class Recorder:
             self._break(gdb, location)
         gdb.cli("catch syscall exit_group userfaultfd")
         # Create the recording last, so that a bad program or location leaves no file.
-        gdb.cli(open_command(self.output, create=True))
+        gdb.cli(open_command(self.target, create=True))
         fd_in, fd_out, fd_err = self.fds
         redirect = f"0<&{fd_in} 1>&{fd_out} 2>&{fd_err} {fd_in}<&- {fd_out}>&- {fd_err}>&-"
         args = " ".join(shlex.quote(a) for a in self.program[1:])
@@ -288,8 +295,7 @@ class Recorder:
         cmd = f"ttd snapshot --reason {reason} --tracker {self.tracker}"
         if signal_name:
             cmd += f" --signal {signal_name}"
-        said = self._command(gdb, cmd).strip().splitlines()
-        self.ticks += 1
+        said = self._command(gdb, cmd, counted=True).strip().splitlines()
         for line in said[:-1]:
             if line.startswith("ttd: "):  # a note of the capture, said once
                 self._say(line)
@@ -298,12 +304,15 @@ class Recorder:
             line = printable(said[-1] if said else f"tick {self.ticks}", keep="")
             print(f"\r\033[Kttd record: {line}", end="", file=sys.stderr, flush=True)
 
-    def _command(self, gdb: MiGdb, cmd: str) -> str:
+    def _command(self, gdb: MiGdb, cmd: str, counted: bool = False) -> str:
         """A snapshot command, finished even when SIGINT or SIGTERM arrives meanwhile (the
-        recording then stops after it)."""
+        recording then stops after it); counted: a snapshot, in self.ticks once taken
+        (before such a signal stops the recording)."""
         self.in_snapshot = True
         try:
-            return gdb.cli(cmd, COMMAND_TIMEOUT)
+            said = gdb.cli(cmd, COMMAND_TIMEOUT)
+            self.ticks += counted
+            return said
         except GdbFailed as exc:
             message = str(exc)
             if self.ticks:

@@ -69,7 +69,8 @@ This module does not import gdb. The work is done by native/ttd-pageserver (see
 native/pageserver/main.c for the control protocol): this side reads the layout and
 the registers from snapshotdb, sends them in one binary spec (spec.py, the contract),
 and talks to the server over a socket. The server reads page contents from the
-SQLite file itself. Modes other than "lazy" run native/ttd-pageserver-bench.
+recording itself: the SQLite file, or the PostgreSQL database (libpq). Modes other
+than "lazy" run native/ttd-pageserver-bench.
 """
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def _build_spec(recording: Recording, tick: int,
             f"Corrupt recording: thread {thread.tid} at tick {tick} has {len(gpregs)} bytes of "
             f"general registers and {len(fpregs)} of FP registers "
             f"({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
-    path = os.fsencode(recording.path)
+    path = os.fsencode(recording.pageserver_location)  # a file, or a server's libpq URI
     flags = (spec.FLAGS["SPEC_SANDBOX"] if opts.sandbox else 0) | SPEC_TRACKER[opts.tracker]
     head = spec.pack_head(tick=tick, nr_maps=len(regions), auxv_size=len(auxv),
                           xstate_size=len(xstate), db_path_size=len(path),
@@ -437,10 +438,10 @@ def _open(recording: Recording | str, tick: int, opts: Options) -> Rematerialize
     name = recording.name if isinstance(recording, Recording) else recording
     try:
         if isinstance(recording, Recording):
-            spec_bytes, growth = _build_local(recording, tick, opts)
+            spec_bytes, growth = _build_spec(recording, tick, opts)
         else:
             with open_recording(recording) as opened:
-                spec_bytes, growth = _build_local(opened, tick, opts)
+                spec_bytes, growth = _build_spec(opened, tick, opts)
     except RematerializeError:
         raise
     except RecordingError as exc:
@@ -450,16 +451,6 @@ def _open(recording: Recording | str, tick: int, opts: Options) -> Rematerialize
     proc = _start(server, spec_bytes, opts.output_keep)
     proc._stack_growth = growth
     return proc
-
-
-def _build_local(recording: Recording, tick: int,
-                 opts: Options) -> tuple[bytes, tuple[int, int] | None]:
-    """_build_spec for a recording in a local SQLite file: the page server reads that file."""
-    if recording.path is None:
-        raise RematerializeError(
-            f"'{recording.name}' is not a local SQLite file: the page server reads SQLite only; "
-            "copy the recording to a local file first.")
-    return _build_spec(recording, tick, opts)
 
 
 def _start(server_path: Path, spec_bytes: bytes, output_keep: int) -> RematerializedProcess:

@@ -1,9 +1,8 @@
 /*
- * The page store: where the recorded pages come from. Today a SQLite file
+ * The page store: where the recorded pages come from: a SQLite file
  * (store_sqlite.c: the recording itself, its page_version/page_content
- * tables, see docs/internals.md); a server database (PostgreSQL through libpq)
- * plugs in as a second implementation of struct store_ops, chosen by
- * store_open() from the location.
+ * tables, see docs/internals.md) or a PostgreSQL database (store_pg.c, through
+ * libpq), chosen by store_open() from the location.
  *
  * A page's content at a tick is either stored (a content row: codec, data, and
  * the sha256 digest of the 4096 bytes) or zeros (never stored, or recorded as
@@ -86,6 +85,8 @@ struct store {
 
 struct store *store_open(const char *location, struct err *e);
 struct store *store_sqlite_open(const char *path, struct err *e);
+/* A libpq connection URI ("postgresql://..."): store_pg.c */
+struct store *store_pg_open(const char *uri, struct err *e);
 
 static inline int store_fetch(struct store *s, struct store_request *req, struct err *e)
 {

@@ -356,13 +356,15 @@ fail:
 	return NULL;
 }
 
-/* The store for a location: a URL names a server database (not served yet), anything
- * else a SQLite file. */
+/* The store for a location: a libpq URI names a PostgreSQL database (store_pg.c), a path
+ * a SQLite file; another URL is refused (without quoting it: it may hold a password). */
 struct store *store_open(const char *location, struct err *e)
 {
+	if (!strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11))
+		return store_pg_open(location, e);
 	if (strstr(location, "://")) {
-		err_set(e, ERR_INTERNAL, "'%s' is not a local SQLite file: the page server reads "
-			"SQLite files only", location);
+		err_set(e, ERR_INTERNAL, "the recording is at a URL the page server cannot read "
+			"(SQLite files and PostgreSQL only)");
 		return NULL;
 	}
 	return store_sqlite_open(location, e);

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from ..elf import Core, CoreError, FileRange, build_id, load_perms, read_core, where_in_file
 from ..pages import PAGE_SIZE
 from ..regs import FPREGS_SIZE, gpreg
+from .elf_files import FileKeeper
 from .proc import KERNEL_SPACE, canonical
 from .writer import CHUNK_SIZE, MappingInfo, SnapshotInfo, SnapshotWriter, ThreadState, WriteStats
 
@@ -64,6 +65,8 @@ def import_core(engine, core: Core | str, exe: str | None = None) -> ImportResul
     rows = canonical(mappings, heap)  # as live snapshots keep them
     stats = writer.write(importer.info(rows), importer.threads(), rows,
                          importer.chunks(mappings))
+    importer.warnings += FileKeeper(engine).keep(rows, importer.file_opener,
+                                                 exe_mapped=importer.exe_recorded)
     return ImportResult(stats, importer.warnings)
 
 
@@ -94,6 +97,11 @@ class _Importer:
     def local_path(self, recorded: str) -> str:
         """Where to read a mapped file on this machine (--exe replaces the executable)."""
         return self.exe_file if recorded == self.exe_recorded and self.exe_file else recorded
+
+    def file_opener(self, m: MappingInfo) -> str | None:
+        """The local file to keep for a mapped one: when it agrees with the core."""
+        path = self.local_path(m.path)
+        return None if self._file_mismatch(m.path, path) else path
 
     def mappings(self) -> list[MappingInfo]:
         by_start = {s.vaddr: MappingInfo(s.vaddr, s.vaddr + s.memsz, s.perms, 0, "")

@@ -27,6 +27,7 @@ from ..elf import build_id
 from ..errors import CaptureError
 from ..pages import PAGE_SIZE
 from ..regs import gpreg
+from .elf_files import FileKeeper, live_opener
 from .memory_scan import MemoryScan
 from .proc import MemoryReader, read_layout, read_proc, thread_ids
 from .ptrace import read_thread
@@ -51,6 +52,7 @@ class LiveRecorder:
         self.untrackable: str | None = None  # why the kernel cannot track it (said once)
         self._last_tick: int | None = None  # the tick our tracking or scan is relative to
         self._said: set[str] = set()
+        self.files = FileKeeper(writer.engine)  # the ELF files it maps, kept once
 
     def snapshot(self, info: SnapshotInfo, threads: list[ThreadState], mappings,
                  tracker: str = "auto") -> WriteStats:
@@ -63,7 +65,7 @@ class LiveRecorder:
             self._arm(threads, info.stop_tid, mappings, required=tracker == "wp-async",
                       notes=notes)
         stats = self._write(info, threads, mappings)
-        stats.notes = notes
+        stats.notes = notes + self.files.keep(mappings, live_opener(self.pid))
         return stats
 
     def _write(self, info, threads, mappings) -> WriteStats:

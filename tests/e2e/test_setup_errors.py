@@ -91,5 +91,6 @@ def test_missing_executable_warns_and_works_from_memory(tmp_path):
         gdb.cli(f"source {PLUGIN}")
         gdb.cli(f"ttd open {db}")
         text = gdb.cli("call-at-time 1 (int)abs(-5) + $rdi")   # libc, and the registers
-    assert f"warning: {exe} is missing: no symbols for the executable" in text
+    # the recording keeps the executable's file: its symbols are the recorded ones
+    assert f"warning: {exe} is missing: symbols from the recorded copy." in text
     assert "$1 = 6" in text

@@ -14,8 +14,8 @@ from snapshotdb.pages import PAGE_SIZE, encode
 from tests.conftest import TOP
 
 # the page server's objects the driver links with (native/build/lazy/)
-OBJECTS = ("store_sqlite", "codec", "pagemap", "pagecache", "verify", "verify_helper", "sha256x16",
-           "err", "io", "region", "fault", "ranges")
+OBJECTS = ("store_sqlite", "store_pg", "codec", "pagemap", "pagecache", "verify",
+           "verify_helper", "sha256x16", "err", "io", "region", "fault", "ranges")
 
 REC = 0x200000000000
 NPAGES = 8
@@ -36,7 +36,8 @@ def build_driver(native_build: Path, out_dir: Path) -> Path:
     objects = [str(native_build / "build" / "lazy" / f"{name}.o") for name in OBJECTS]
     subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(native_build),
                     "-o", str(out), str(TOP / "tests" / "native" / "fault_driver.c"), *objects,
-                    "-lsqlite3", "-lzstd", "-lcrypto", "-pthread"], check=True, timeout=120)
+                    "-lsqlite3", "-lpq", "-lzstd", "-lcrypto", "-pthread"], check=True,
+                   timeout=120)
     return out
 
 

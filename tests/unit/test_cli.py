@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import run_ttd
 
-SUBCOMMANDS = ["record", "import-core", "timeline", "call", "sweep", "gdb"]
+SUBCOMMANDS = ["record", "import-core", "timeline", "call", "sweep", "gdb", "copy", "list"]
 
 
 def test_top_level_help_lists_every_subcommand():
