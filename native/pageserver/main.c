@@ -142,7 +142,8 @@ static void open_store(struct server *s, const struct host *h)
 
 static void start_process(struct server *s, const struct host *h)
 {
-	uint64_t events = UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP;
+	uint64_t events = UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP |
+			  UFFD_FEATURE_EVENT_UNMAP;
 	struct stub_args args = {
 		.path = s->stub_path, .out_fd = s->out_fd, .err_fd = s->err_fd, .spec = &s->spec,
 		.uffd_features = (s->tracker->ops->register_wp ? NEED_UFFD_API_FEATURES : 0) |
