@@ -27,6 +27,7 @@ import gdb
 from gdb_plugin import report, symbolize
 from gdb_plugin.errors import SessionError
 from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
+from gdb_plugin.gdb_settings import GdbSettings
 from gdb_plugin.inferior import TempInferior
 from gdb_plugin.per_call import PerCall
 from gdb_plugin.procmem import read_runs, write_pages
@@ -34,6 +35,8 @@ from gdb_plugin.procstate import ProcessState
 from gdb_plugin.result import CallResult
 from gdb_plugin.settings import SANDBOX_OFF_WARNING
 from gdb_plugin.ticks import TickInfo, page_reader
+
+LOCKED = [("scheduler-locking", "on")]  # a call runs on its thread alone
 
 
 def _rematerialize(info: TickInfo, sandbox: bool, tracker: str):
@@ -138,6 +141,9 @@ class CallSession:
         self._state: ProcessState | None = None  # as built, read before the first call
         self._registers: tuple | None = None
         self.reusable = False
+        self.movable = False  # a move to any tick gives the recorded state (replay.py)
+        self.reg_layout = None  # GDB's g packet layout, read at the first move
+        self._move_ms: float | None = None  # the move before the next call
 
     def matches(self, recording, tick: int, tid: int | None, sandbox: bool,
                 tracker: str) -> bool:
@@ -216,6 +222,39 @@ class CallSession:
         self.warnings.extend(self.info.file_warnings)
         return exe
 
+    def move_to(self, info: TickInfo, requested_tid: int | None) -> None:
+        """The process becomes the recording at info's tick (replay.movable() said it
+        can); what this session knew of the old tick is forgotten. Raises MoveRefused
+        (the process is as it was) or SessionError and RecordingError (it is not to be
+        used any more)."""
+        from gdb_plugin import replay
+
+        self.reusable = self.movable = False
+        self._move_ms = replay.move(self, info)
+        self.info, self.requested_tid = info, requested_tid
+        self.regions = info.regions
+        growth = self.proc.stack_growth_range()
+        if growth is not None:
+            self.regions = sorted(info.regions + [report.Region(*growth, "rw-p", "[stack]")],
+                                  key=lambda r: r.start)
+        self._old_pages = {}
+        self.symbol_cache = {}
+        self._state = self._registers = None
+        self._clean = True  # the page server re-armed the tracking
+        self.reusable = self.movable = True
+
+    def _call_thread(self):
+        """The GDB thread the call runs on: the recorded thread info.tid, or None."""
+        from gdb_plugin.replay import thread_of
+
+        layout = self.proc.layout
+        if layout is None or self.inferior.num is None:
+            return None
+        for lwp, thread in zip(self.proc.threads(), layout.threads, strict=False):
+            if thread.tid == self.info.tid:
+                return thread_of(self.inferior.num, lwp)
+        return None
+
     def close(self) -> None:
         """Remove the temporary inferior, end the process and the page server, remove
         the session's directory."""
@@ -242,18 +281,28 @@ class CallSession:
         """
         timings = dict(self.open_ms) if self.calls == 0 else {
             "rematerialize": 0.0, "attach": 0.0, "symbols": 0.0}
+        if self._move_ms is not None:
+            timings["move"], self._move_ms = self._move_ms, None
         self.calls += 1
-        self.reusable = False
+        self.reusable = self.movable = False
         with self.inferior.selected():
+            thread = self._call_thread()
+            if thread is not None:
+                thread.switch()
             if self._state is None:  # as built: what every later call must find again
                 self._state, self._registers = ProcessState.read(self.proc.pid), _registers()
             if not self._clean:
                 self.proc.clear_written()
             self._clean = False
             t0 = time.perf_counter()
-            with UserBreakpointsDisabled():
-                outcome = evaluate(expr, self.proc.pid, timeout_s,
-                                   on_resumed=self.inferior.mark_resumed)
+            locked = GdbSettings(LOCKED)  # the other threads stay stopped
+            locked.apply()
+            try:
+                with UserBreakpointsDisabled():
+                    outcome = evaluate(expr, self.proc.pid, timeout_s,
+                                       on_resumed=self.inferior.mark_resumed)
+            finally:
+                locked.restore()
             t1 = time.perf_counter()
             pages, server_error = self._report()
             if server_error is not None:  # the page server is gone or refused a page
@@ -261,9 +310,14 @@ class CallSession:
             if outcome.status == "exited":
                 outcome = _with_wait_status(outcome, self._wait_status())
             t2 = time.perf_counter()
+            clean_end = outcome.status in ("returned", "error") and not outcome.signals_sent
+            changed = self.changes(expr, outcome.resumed) if clean_end else ["ended"]
             if (self._can_reset(outcome.status, pages, outcome.signals_sent)
-                    and not self.changes(expr, outcome.resumed)):
+                    and not changed):
                 self._reset(pages)
+            # a move puts back memory, mappings, break and registers, not the rest
+            self.movable = clean_end and not [c for c in changed
+                                              if c not in ("registers", "mappings")]
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
         out, err = self.per_call.take_output(self.proc)

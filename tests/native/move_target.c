@@ -62,6 +62,28 @@ static void *worker(void *arg)
 	}
 }
 
+/* What the travel tests call at a tick (tests/e2e/test_travel.py): the sum of data's
+ * bytes; and the same after writing data and growing the heap (brk) by 64 KiB. */
+__attribute__((used, noinline)) long sum_data(void)
+{
+	long sum = 0;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		sum += data[i];
+	return sum;
+}
+
+__attribute__((used, noinline)) long grow(void)
+{
+	char *more = sbrk(16 * PAGE);
+
+	if (more == (void *)-1)
+		return -1;
+	memset(more, 7, 16 * PAGE);
+	memset(data + 50 * PAGE, 9, 3 * PAGE);
+	return sum_data() + more[100];
+}
+
 static void fill(char *at, int pages, int value)
 {
 	memset(at, value, (size_t)pages * PAGE);

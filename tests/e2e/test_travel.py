@@ -1,0 +1,79 @@
+"""One process per open recording, moved between ticks through GDB (issue 10): a call at
+another tick moves the kept process instead of building a new one, and what a call sees
+there is what a fresh process at that tick shows: memory, the break, every thread's
+registers. tests/native/test_move.py checks the same page by page without GDB.
+
+Ticks of tests/native/move_target.c: 1-4 with the same three threads (a mapping added
+and removed, the break grown and shrunk, data changed), 5 with a thread ended."""
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.harness import gdb_with_recording, require_tools, result_json
+from tests.native.move_tracer import record_steps
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def recording(build_target, tmp_path_factory):
+    require_tools()
+    binary = build_target("tests/native/move_target.c", "-pthread", "-mavx2")
+    db = tmp_path_factory.mktemp("travel") / "move.db"
+    return db, record_steps(binary, db)
+
+
+def call(gdb, tick: int, expr: str, thread: int | None = None) -> dict:
+    option = f"--thread {thread} " if thread is not None else ""
+    result = result_json(gdb.cli(f"call-at-time --json {option}{tick} {expr}"))
+    assert result["status"] == "returned", result
+    return result
+
+
+def fresh(db, tick: int, expr: str) -> dict:
+    with gdb_with_recording(db) as gdb:
+        return call(gdb, tick, expr)
+
+
+def changed_pages(result: dict) -> list:
+    return sorted((p["address"], p.get("changed")) for p in result["dirtied_pages"])
+
+
+def test_calls_at_other_ticks_move_the_process_and_see_each_tick(recording):
+    db, tids = recording
+    expected = {tick: int(fresh(db, tick, "sum_data()")["value"]) for tick in (2, 3)}
+    assert expected[2] != expected[3]
+    with gdb_with_recording(db) as gdb:
+        first = call(gdb, 2, "sum_data()")
+        assert "move" not in first["timings_ms"] and int(first["value"]) == expected[2]
+        for tick in (3, 2, 3, 2):  # A -> B -> A ..., each a move
+            result = call(gdb, tick, "sum_data()")
+            assert "move" in result["timings_ms"] and "rebuilt" not in result["timings_ms"]
+            assert result["timings_ms"]["attach"] == 0.0
+            assert int(result["value"]) == expected[tick]
+        # every thread's registers are the tick's: r12 holds the step in each
+        for tick, tags in ((3, [3, 300, 301]), (2, [2, 200, 201])):
+            got = [int(call(gdb, tick, "$r12", thread=tid)["value"]) for tid in tids[tick - 1]]
+            assert got == tags, (tick, got)
+
+
+def test_a_call_at_b_after_a_call_at_a_that_grew_the_heap_is_a_fresh_call_at_b(recording):
+    db, _ = recording
+    want = fresh(db, 3, "grow()")
+    with gdb_with_recording(db) as gdb:
+        at_a = call(gdb, 2, "grow()")
+        assert any(p["kind"] == "new-mapping" for p in at_a["dirtied_pages"])
+        at_b = call(gdb, 3, "grow()")
+        assert "move" in at_b["timings_ms"]
+    assert at_b["value"] == want["value"]
+    assert changed_pages(at_b) == changed_pages(want)
+
+
+def test_a_tick_with_other_threads_is_rebuilt(recording):
+    db, _ = recording
+    want = fresh(db, 5, "sum_data()")
+    with gdb_with_recording(db) as gdb:
+        call(gdb, 4, "sum_data()")
+        result = call(gdb, 5, "sum_data()")
+        assert "rebuilt" in result["timings_ms"] and "move" not in result["timings_ms"]
+        assert result["value"] == want["value"]
