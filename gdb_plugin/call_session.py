@@ -27,16 +27,15 @@ import gdb
 from gdb_plugin import report, symbolize
 from gdb_plugin.errors import SessionError
 from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
-from gdb_plugin.gdb_settings import GdbSettings
 from gdb_plugin.inferior import TempInferior
 from gdb_plugin.per_call import PerCall
 from gdb_plugin.procmem import read_runs, write_pages
 from gdb_plugin.procstate import ProcessState
+from gdb_plugin.replay import this_thread_only
 from gdb_plugin.result import CallResult
 from gdb_plugin.settings import SANDBOX_OFF_WARNING
 from gdb_plugin.ticks import TickInfo, page_reader
-
-LOCKED = [("scheduler-locking", "on")]  # a call runs on its thread alone
+from gdb_plugin.watchdog import kill_gdbserver
 
 
 def _rematerialize(info: TickInfo, sandbox: bool, tracker: str):
@@ -181,6 +180,9 @@ class CallSession:
             self._note_process()
             self.open_ms.update(self.inferior.connect(
                 self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected))
+            self.movable = True  # as built: a move gives any tick of the same threads
+            if keep_selected:  # ttd goto: what the user may change by running it
+                self._state = ProcessState.read(self.proc.pid)
         except BaseException:
             starting.wait()
             self.close()
@@ -239,7 +241,9 @@ class CallSession:
                                   key=lambda r: r.start)
         self._old_pages = {}
         self.symbol_cache = {}
-        self._state = self._registers = None
+        self._registers = None
+        if self._state is not None:  # as moved: what the next call must find again
+            self._state = ProcessState.read(self.proc.pid)
         self._clean = True  # the page server re-armed the tracking
         self.reusable = self.movable = True
 
@@ -254,6 +258,27 @@ class CallSession:
             if thread.tid == self.info.tid:
                 return thread_of(self.inferior.num, lwp)
         return None
+
+    def moves_back(self) -> bool:
+        """Whether a move undoes what was done in the process since it was built or
+        moved (its memory, mappings and registers only changed: read from /proc)."""
+        if not self.movable:
+            return False
+        if self._state is None:
+            return True
+        try:
+            changed = self._state.changes(ProcessState.read(self.proc.pid))
+        except OSError:
+            return False
+        return not [c for c in changed if c != "mappings"]
+
+    def select_call_thread(self) -> None:
+        """Select the temporary inferior's thread of the recorded thread info.tid (ttd
+        goto: it stays selected)."""
+        self.inferior._select()
+        thread = self._call_thread()
+        if thread is not None:
+            thread.switch()
 
     def close(self) -> None:
         """Remove the temporary inferior, end the process and the page server, remove
@@ -295,15 +320,13 @@ class CallSession:
                 self.proc.clear_written()
             self._clean = False
             t0 = time.perf_counter()
-            locked = GdbSettings(LOCKED)  # the other threads stay stopped
-            locked.apply()
-            try:
-                with UserBreakpointsDisabled():
-                    outcome = evaluate(expr, self.proc.pid, timeout_s,
-                                       on_resumed=self.inferior.mark_resumed)
-            finally:
-                locked.restore()
+            nr_threads = len(self.proc.layout.threads) if self.proc.layout else 1
+            with this_thread_only(nr_threads), UserBreakpointsDisabled():
+                outcome = evaluate(expr, self.proc.pid, timeout_s,
+                                   on_resumed=self.inferior.mark_resumed)
             t1 = time.perf_counter()
+            if nr_threads > 1 and outcome.status != "returned" and _ended(self.proc.pid):
+                outcome = _exited(outcome, self.proc.pid)
             pages, server_error = self._report()
             if server_error is not None:  # the page server is gone or refused a page
                 outcome = Outcome("error", error=server_error)
@@ -431,7 +454,28 @@ class CallSession:
 
 
 _PROCESS_ENDED = "The process has ended"
+EXITED = "The program being debugged exited while in a function called from GDB."
 SERVER_ENDED = "ttd-pageserver ended"  # how remat's messages start when the server is gone
+
+
+def _ended(pid: int) -> bool:
+    """The process has ended (a zombie, or reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def _exited(outcome: Outcome, pid: int) -> Outcome:
+    """A process of several threads that ended in a call: the threads kept stopped
+    (scheduler-locking) end as zombies that gdbserver, their tracer, never reaps, and
+    GDB may tell "signaled" without a signal. Without gdbserver they are reaped: the
+    page server learns how the process ended (_with_wait_status says it)."""
+    kill_gdbserver(pid)
+    if outcome.status == "exited" or outcome.signal is not None:
+        return outcome
+    return Outcome("exited", error=EXITED, resumed=outcome.resumed)
 
 
 def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
@@ -446,6 +490,8 @@ def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
                        error=f"The process was killed by {name} during the call.")
     if outcome.exit_code is None and os.WIFEXITED(wait_status):
         outcome.exit_code = os.WEXITSTATUS(wait_status)
+        if outcome.error == EXITED:
+            outcome.error += f" (exit code {outcome.exit_code})"
     return outcome
 
 

@@ -14,6 +14,7 @@ stopped for the routine's call (scheduler-locking on).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
@@ -69,21 +70,40 @@ def _packet(text: str) -> str:
     return match.group(1)
 
 
-def _call_apply(pid: int, fn: int, arg: int) -> None:
+@contextlib.contextmanager
+def this_thread_only(nr_threads: int):
+    """scheduler-locking on for a call in the selected thread of a process of several
+    threads (the others stay stopped), the user's setting back afterwards. GDB cannot
+    set it (and turns it off) once the process has ended in the call: no target to
+    lock then."""
+    locked = GdbSettings(LOCKED) if nr_threads > 1 else None
+    if locked is not None:
+        try:
+            locked.apply()
+        except gdb.error:
+            locked = None
+    try:
+        yield
+    finally:
+        if locked is not None:
+            try:
+                locked.restore()
+            except gdb.error:
+                pass
+
+
+def _call_apply(pid: int, nr_threads: int, fn: int, arg: int) -> None:
     """ttd_stub_apply(arg) in the process, on the selected thread alone."""
-    locked = GdbSettings(LOCKED)
-    locked.apply()
     try:  # its result is in the process: the page server reads it (MOVED)
-        with UserBreakpointsDisabled(), CallStopper(pid, APPLY_TIMEOUT_S):
+        with this_thread_only(nr_threads), UserBreakpointsDisabled(), \
+                CallStopper(pid, APPLY_TIMEOUT_S):
             gdb.parse_and_eval(f"((long(*)(void*)){fn:#x})({arg:#x})")
     except gdb.error as exc:
         raise SessionError(f"Moving the process: the stub's routine failed: {exc}") from None
-    finally:
-        locked.restore()
 
 
 def _write_registers(session, layout) -> None:
-    """Every thread's recorded registers, one G packet each; GDB's caches flushed."""
+    """Every thread's recorded registers, one G packet each."""
     from gdb_plugin.remat.gpacket import build_g_packet, parse_remote_registers, recorded_values
 
     if session.reg_layout is None:
@@ -104,8 +124,7 @@ def _write_registers(session, layout) -> None:
         if _packet("G" + packet.hex()) != "OK":
             raise SessionError(f"Moving the process: gdbserver refused thread {lwp}'s "
                                "registers.")
-    gdb.execute("maintenance flush register-cache", to_string=True)
-    gdb.execute("maintenance flush dcache", to_string=True)
+    gdb.execute("maintenance flush register-cache", to_string=True)  # GDB read them before
 
 
 def move(session, info) -> float:
@@ -118,10 +137,14 @@ def move(session, info) -> float:
     ran = session.calls > 0 or session.inferior.resumed
 
     def call_apply(fn: int, arg: int) -> None:
-        _call_apply(proc.pid, fn, arg)
+        _call_apply(proc.pid, len(layout.threads), fn, arg)
         session.inferior.mark_resumed()
 
     with session.inferior.selected():
-        proc.move(layout, ran, call_apply)
+        # the registers first: the stub's routine then runs on the new tick's stack (the
+        # call may have left the old one unusable: $rsp = 0)
         _write_registers(session, layout)
+        proc.move(layout, ran, call_apply)
+        gdb.execute("maintenance flush register-cache", to_string=True)
+        gdb.execute("maintenance flush dcache", to_string=True)
     return (time.perf_counter() - t0) * 1e3

@@ -110,10 +110,29 @@ class Sessions:
         return result
 
     def start_goto(self, info: TickInfo, sandbox: bool, tracker: str) -> CallSession:
-        """A session at the tick whose inferior stays selected, until close_goto()."""
+        """A session at the tick whose inferior stays selected, until close_goto(): the
+        goto one moved there when it can be (the user did not resume it), else a new
+        one; the recorded thread info.tid selected."""
+        from gdb_plugin import replay
+        from gdb_plugin.remat.errors import MoveRefused
+
+        session = self.goto
+        if (session is not None and session.info.recording is info.recording
+                and (session.sandbox, session.tracker) == (sandbox, tracker)
+                and session.moves_back() and replay.movable(session, info) is None):
+            try:
+                session.move_to(info, info.tid)
+            except MoveRefused:
+                pass
+            except (SessionError, _recording_error()):
+                session.movable = False
+            else:
+                session.select_call_thread()
+                return session
         self.close_goto()
         session = CallSession(info, sandbox, tracker, info.tid)
         session.open(keep_selected=True)
+        session.select_call_thread()
         self.goto = session
         return session
 
