@@ -7,6 +7,8 @@ Ticks of tests/native/move_target.c: 1-4 with the same three threads (a mapping 
 and removed, the break grown and shrunk, data changed), 5 with a thread ended."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.e2e.harness import gdb_with_recording, require_tools, result_json
@@ -77,3 +79,20 @@ def test_a_tick_with_other_threads_is_rebuilt(recording):
         result = call(gdb, 5, "sum_data()")
         assert "rebuilt" in result["timings_ms"] and "move" not in result["timings_ms"]
         assert result["value"] == want["value"]
+
+
+def test_goto_moves_its_process_and_gdb_sees_the_new_tick(recording):
+    db, tids = recording
+    with gdb_with_recording(db) as gdb:
+        first = gdb.cli("ttd goto 2")
+        inferior = re.search(r"as inferior (\d+)", first).group(1)
+        assert gdb.cli("p $r12").strip().endswith("= 2")
+        moved = gdb.cli("ttd goto 3")
+        assert re.search(r"as inferior (\d+)", moved).group(1) == inferior  # not rebuilt
+        assert gdb.cli("p $r12").strip().endswith("= 3")
+        threads = gdb.cli("info threads")
+        assert re.findall(r'"(mover-\d)"', threads) == ["mover-1", "mover-2"]
+        for number, tag in ((2, 300), (3, 301)):  # no stale registers in any thread
+            gdb.cli(f"thread {inferior}.{number}")
+            assert gdb.cli("p $r12").strip().endswith(f"= {tag}")
+            assert "tagged_read" in gdb.cli("bt")
