@@ -4,8 +4,11 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -392,6 +395,44 @@ static int open_proc(const struct target *t, const char *name, int flags, struct
 	return fd;
 }
 
+/* Thread tid's state letter in /proc (R, S, T, t, Z...), or 0 when it cannot be read. */
+static char thread_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *end;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	end = strrchr(buf, ')');
+	return end && end[1] == ' ' ? end[2] : 0;
+}
+
+/* Every thread in the group stop (T). A detached thread passes through "running" in
+ * the kernel on its way into it (woken from its ptrace stop, it stops again before
+ * returning to user space): READY promises them all stopped. */
+static int wait_all_stopped(const struct target *t, struct err *e)
+{
+	uint64_t deadline = now_ns() + STUB_SETUP_MS * 1000000ULL;
+
+	for (uint32_t i = 0; i < t->nr_threads; i++) {
+		while (thread_state(t->pid, t->tids[i]) != 'T') {
+			if (now_ns() > deadline)
+				return err_set(e, ERR_INTERNAL, "thread %d of ttd-stub did not stay "
+					       "stopped", t->tids[i]);
+			sched_yield();
+		}
+	}
+	return 0;
+}
+
 /*
  * Detach leaving one group stop: every thread stopped, untraced, ready for
  * gdbserver --attach. Our thread, resumed with SIGSTOP, starts the group stop and
@@ -419,7 +460,7 @@ static int detach_stopped(struct target *t, struct err *e)
 	if (!WIFSTOPPED(status))
 		return err_set(e, ERR_INTERNAL, "ttd-stub did not stay stopped (wait status 0x%x)",
 			       status);
-	return 0;
+	return wait_all_stopped(t, e);
 }
 
 int stub_start(struct target *t, const struct stub_args *a, struct err *e)

@@ -19,7 +19,7 @@ from pathlib import Path
 from snapshotdb.capture import ptrace_stopped, snapshot_live, writer_for_pid
 from snapshotdb.db import open_engine
 from snapshotdb.regs import GPREG_NAMES, GPREGS_SIZE, gpregs_dict, pack_gpregs
-from tests.native.recording_fixture import process_vm_writev
+from tests.native.recording_fixture import _IoVec, _libc, process_vm_writev, ptrace
 
 PTRACE_CONT, PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_SETFPREGS = 7, 12, 13, 15
 PTRACE_DETACH, PTRACE_GETREGSET, PTRACE_SETREGSET = 17, 0x4204, 0x4205
@@ -29,22 +29,6 @@ PTRACE_EVENT_STOP = 128
 WALL = 0x40000000
 XSTATE_MAX = 16384
 STEPS = 6
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-_libc.ptrace.restype = ctypes.c_long
-
-
-class _IoVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-def ptrace(request: int, tid: int, addr: int = 0, data=None) -> int:
-    ret = _libc.ptrace(request, tid, addr, data)
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"ptrace({request:#x}, {tid}): {os.strerror(err)}")
-    return ret
 
 
 def in_read(pid: int) -> bool:

@@ -14,7 +14,7 @@ from gdb_plugin.remat.client import STUB, MoveRefused
 from gdb_plugin.remat.layout import read_layout
 from snapshotdb.db import open_recording
 from snapshotdb.regs import gpregs_dict
-from tests.native.helpers import db_bytes, proc_maps, stopped, wait_for
+from tests.native.helpers import db_bytes, proc_maps, stopped
 from tests.native.move_tracer import (
     Tracer,
     describe_regs,
@@ -91,9 +91,7 @@ def test_every_recorded_thread_comes_back(steps):
         names = [comm(proc.pid, tid) for tid in proc.threads()]
         assert names == [t.name for t in layout.threads]
         assert names[0].startswith("move_target") and names[1:] == ["mover-1", "mover-2"]
-        # all in one group stop (a thread detached last passes through "running" on its
-        # way into it, in the kernel)
-        wait_for(lambda: all(stopped(tid) for tid in proc.threads()), "the group stop")
+        assert all(stopped(tid) for tid in proc.threads())  # all in one group stop
         assert proc.stats()["same_tid"] is True
         with Tracer(proc.threads()) as tracer:
             assert_at(proc, tracer, db, layout)
