@@ -34,6 +34,11 @@
  *                 "blocked_syscalls_left_out": {"distinct": 0, "calls": 0}}": what the
  *                 sandbox refused since the last TAKE_BLOCKED (STATS shows the same);
  *                 the list starts again
+ *      THREADS -> "OK tid ..." the id each recorded thread got, in the spec's order
+ *      MOVE tick nr_maps brk ran + nr_maps x struct stub_map -> "OK fn arg" (hex: the
+ *                 caller, the process's tracer, calls fn(arg) in it when fn is not 0),
+ *                 or "NO <why>" (refused, the process as it was); then
+ *      MOVED   -> "OK {json}" once the process is the recording at the tick (move.h)
  *      KILL    -> "OK" after killing and reaping the process; then exits
  *    Unasked: "GONE <wait status> {json}" when the process ended (then exits 0),
  *    "ERROR <message>" on a fatal error (then exits 2; the process is killed).
