@@ -31,9 +31,11 @@ from gdb_plugin.inferior import TempInferior
 from gdb_plugin.per_call import PerCall
 from gdb_plugin.procmem import read_runs, write_pages
 from gdb_plugin.procstate import ProcessState
+from gdb_plugin.replay import this_thread_only
 from gdb_plugin.result import CallResult
 from gdb_plugin.settings import SANDBOX_OFF_WARNING
 from gdb_plugin.ticks import TickInfo, page_reader
+from gdb_plugin.watchdog import kill_gdbserver
 
 
 def _rematerialize(info: TickInfo, sandbox: bool, tracker: str):
@@ -138,6 +140,9 @@ class CallSession:
         self._state: ProcessState | None = None  # as built, read before the first call
         self._registers: tuple | None = None
         self.reusable = False
+        self.movable = False  # a move to any tick gives the recorded state (replay.py)
+        self.reg_layout = None  # GDB's g packet layout, read at the first move
+        self._move_ms: float | None = None  # the move before the next call
 
     def matches(self, recording, tick: int, tid: int | None, sandbox: bool,
                 tracker: str) -> bool:
@@ -175,6 +180,9 @@ class CallSession:
             self._note_process()
             self.open_ms.update(self.inferior.connect(
                 self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected))
+            self.movable = True  # as built: a move gives any tick of the same threads
+            if keep_selected:  # ttd goto: what the user may change by running it
+                self._state = ProcessState.read(self.proc.pid)
         except BaseException:
             starting.wait()
             self.close()
@@ -208,6 +216,62 @@ class CallSession:
             return None
         return files.choose(self.info, self.inferior, self.warnings)  # local or recorded
 
+    def move_to(self, info: TickInfo, requested_tid: int | None) -> None:
+        """The process becomes the recording at info's tick (replay.movable() said it
+        can); what this session knew of the old tick is forgotten. Raises MoveRefused
+        (the process is as it was) or SessionError and RecordingError (it is not to be
+        used any more)."""
+        from gdb_plugin import replay
+
+        self.reusable = self.movable = False
+        self._move_ms = replay.move(self, info)
+        self.info, self.requested_tid = info, requested_tid
+        self.regions = info.regions
+        growth = self.proc.stack_growth_range()
+        if growth is not None:
+            self.regions = sorted(info.regions + [report.Region(*growth, "rw-p", "[stack]")],
+                                  key=lambda r: r.start)
+        self._old_pages = {}
+        self.symbol_cache = {}
+        self._registers = None
+        if self._state is not None:  # as moved: what the next call must find again
+            self._state = ProcessState.read(self.proc.pid)
+        self._clean = True  # the page server re-armed the tracking
+        self.reusable = self.movable = True
+
+    def _call_thread(self):
+        """The GDB thread the call runs on: the recorded thread info.tid, or None."""
+        from gdb_plugin.replay import thread_of
+
+        layout = self.proc.layout
+        if layout is None or self.inferior.num is None:
+            return None
+        for lwp, thread in zip(self.proc.threads(), layout.threads, strict=False):
+            if thread.tid == self.info.tid:
+                return thread_of(self.inferior.num, lwp)
+        return None
+
+    def moves_back(self) -> bool:
+        """Whether a move undoes what was done in the process since it was built or
+        moved (its memory, mappings and registers only changed: read from /proc)."""
+        if not self.movable:
+            return False
+        if self._state is None:
+            return True
+        try:
+            changed = self._state.changes(ProcessState.read(self.proc.pid))
+        except OSError:
+            return False
+        return not [c for c in changed if c != "mappings"]
+
+    def select_call_thread(self) -> None:
+        """Select the temporary inferior's thread of the recorded thread info.tid (ttd
+        goto: it stays selected)."""
+        self.inferior._select()
+        thread = self._call_thread()
+        if thread is not None:
+            thread.switch()
+
     def close(self) -> None:
         """Remove the temporary inferior, end the process and the page server, remove
         the session's directory."""
@@ -234,28 +298,41 @@ class CallSession:
         """
         timings = dict(self.open_ms) if self.calls == 0 else {
             "rematerialize": 0.0, "attach": 0.0, "symbols": 0.0}
+        if self._move_ms is not None:
+            timings["move"], self._move_ms = self._move_ms, None
         self.calls += 1
-        self.reusable = False
+        self.reusable = self.movable = False
         with self.inferior.selected():
+            thread = self._call_thread()
+            if thread is not None:
+                thread.switch()
             if self._state is None:  # as built: what every later call must find again
                 self._state, self._registers = ProcessState.read(self.proc.pid), _registers()
             if not self._clean:
                 self.proc.clear_written()
             self._clean = False
             t0 = time.perf_counter()
-            with UserBreakpointsDisabled():
+            nr_threads = len(self.proc.layout.threads) if self.proc.layout else 1
+            with this_thread_only(nr_threads), UserBreakpointsDisabled():
                 outcome = evaluate(expr, self.proc.pid, timeout_s,
                                    on_resumed=self.inferior.mark_resumed)
             t1 = time.perf_counter()
+            if nr_threads > 1 and outcome.status != "returned" and _ended(self.proc.pid):
+                outcome = _exited(outcome, self.proc.pid)
             pages, server_error = self._report()
             if server_error is not None:  # the page server is gone or refused a page
                 outcome = Outcome("error", error=server_error)
             if outcome.status == "exited":
                 outcome = _with_wait_status(outcome, self._wait_status())
             t2 = time.perf_counter()
+            clean_end = outcome.status in ("returned", "error") and not outcome.signals_sent
+            changed = self.changes(expr, outcome.resumed) if clean_end else ["ended"]
             if (self._can_reset(outcome.status, pages, outcome.signals_sent)
-                    and not self.changes(expr, outcome.resumed)):
+                    and not changed):
                 self._reset(pages)
+            # a move puts back memory, mappings, break and registers, not the rest
+            self.movable = clean_end and not [c for c in changed
+                                              if c not in ("registers", "mappings")]
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
         out, err = self.per_call.take_output(self.proc)
@@ -369,7 +446,28 @@ class CallSession:
 
 
 _PROCESS_ENDED = "The process has ended"
+EXITED = "The program being debugged exited while in a function called from GDB."
 SERVER_ENDED = "ttd-pageserver ended"  # how remat's messages start when the server is gone
+
+
+def _ended(pid: int) -> bool:
+    """The process has ended (a zombie, or reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def _exited(outcome: Outcome, pid: int) -> Outcome:
+    """A process of several threads that ended in a call: the threads kept stopped
+    (scheduler-locking) end as zombies that gdbserver, their tracer, never reaps, and
+    GDB may tell "signaled" without a signal. Without gdbserver they are reaped: the
+    page server learns how the process ended (_with_wait_status says it)."""
+    kill_gdbserver(pid)
+    if outcome.status == "exited" or outcome.signal is not None:
+        return outcome
+    return Outcome("exited", error=EXITED, resumed=outcome.resumed)
 
 
 def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
@@ -384,6 +482,8 @@ def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
                        error=f"The process was killed by {name} during the call.")
     if outcome.exit_code is None and os.WIFEXITED(wait_status):
         outcome.exit_code = os.WEXITSTATUS(wait_status)
+        if outcome.error == EXITED:
+            outcome.error += f" (exit code {outcome.exit_code})"
     return outcome
 
 

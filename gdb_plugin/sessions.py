@@ -7,7 +7,10 @@ call runs in and when a process ends.
 """
 from __future__ import annotations
 
-from gdb_plugin.call_session import CallSession
+import time
+
+from gdb_plugin.call_session import CallSession, _recording_error
+from gdb_plugin.errors import SessionError
 from gdb_plugin.result import CallResult
 from gdb_plugin.ticks import TickInfo
 
@@ -33,15 +36,25 @@ class Sessions:
         SIGPROF in a reused process: interval timers cannot be seen from outside) is
         made again in a new process."""
         session = self.kept
-        reused = session is not None and session.matches(
+        reused = session is not None and session.reusable and session.matches(
             info.recording, info.tick, requested_tid, sandbox, tracker)
-        if reused and session.pending_signals():  # a timer it was left fired meanwhile
+        if session is not None and session.pending_signals():  # a timer it left fired
             reused = False
+            session.movable = False
+        rebuilt_ms = None
         if not reused:
+            reused, rebuilt_ms = self._moved(info, requested_tid, sandbox, tracker)
+        if not reused:
+            t0 = time.perf_counter()
             self.drop_kept()
             session = self._new_session(info, sandbox, tracker, requested_tid)
+            if rebuilt_ms is not None:
+                rebuilt_ms = (time.perf_counter() - t0) * 1e3
+        session = self.kept if reused else session
         self.kept = None
         result = self._call_in(session, expr, timeout_s)
+        if rebuilt_ms is not None:  # a kept process could not be moved here
+            result.timings_ms["rebuilt"] = round(rebuilt_ms, 3)
         if reused and result.status == "signalled" and result.signal in TIMER_SIGNALS:
             if not sandbox:  # its side effects would happen twice: said, not redone
                 result.notes.append(TIMER_SANDBOX_OFF_NOTE.format(signal=result.signal))
@@ -52,6 +65,29 @@ class Sessions:
             result = self._call_in(session, expr, timeout_s)
             result.notes.append(TIMER_NOTE.format(signal=first))
         return result
+
+    def _moved(self, info: TickInfo, requested_tid: int | None, sandbox: bool,
+               tracker: str) -> tuple[bool, float | None]:
+        """Move the kept process to info's tick when it can be (replay.py). (True, None)
+        when it was moved, (False, 0.0) when a kept process had to be given up,
+        (False, None) when there was none to move."""
+        from gdb_plugin import replay
+        from gdb_plugin.remat.errors import MoveRefused
+
+        session = self.kept
+        if session is None:
+            return False, None
+        if (session.info.recording is not info.recording
+                or (session.sandbox, session.tracker) != (sandbox, tracker)
+                or replay.movable(session, info) is not None):
+            return False, 0.0
+        try:
+            session.move_to(info, requested_tid)
+        except MoveRefused:
+            return False, 0.0
+        except (SessionError, _recording_error()):
+            return False, 0.0  # not to be used any more: drop_kept() ends it
+        return True, None
 
     @staticmethod
     def _new_session(info: TickInfo, sandbox: bool, tracker: str,
@@ -67,17 +103,36 @@ class Sessions:
         except BaseException:
             session.close()
             raise
-        if session.reusable:
+        if session.reusable or session.movable:
             self.kept = session
         else:
             session.close()
         return result
 
     def start_goto(self, info: TickInfo, sandbox: bool, tracker: str) -> CallSession:
-        """A session at the tick whose inferior stays selected, until close_goto()."""
+        """A session at the tick whose inferior stays selected, until close_goto(): the
+        goto one moved there when it can be (the user did not resume it), else a new
+        one; the recorded thread info.tid selected."""
+        from gdb_plugin import replay
+        from gdb_plugin.remat.errors import MoveRefused
+
+        session = self.goto
+        if (session is not None and session.info.recording is info.recording
+                and (session.sandbox, session.tracker) == (sandbox, tracker)
+                and session.moves_back() and replay.movable(session, info) is None):
+            try:
+                session.move_to(info, info.tid)
+            except MoveRefused:
+                pass
+            except (SessionError, _recording_error()):
+                session.movable = False
+            else:
+                session.select_call_thread()
+                return session
         self.close_goto()
         session = CallSession(info, sandbox, tracker, info.tid)
         session.open(keep_selected=True)
+        session.select_call_thread()
         self.goto = session
         return session
 

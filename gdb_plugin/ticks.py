@@ -26,6 +26,7 @@ class TickInfo:
     fs_base: int
     libraries: list[tuple[int, str]] = field(default_factory=list)  # (load address, path)
     file_warnings: list[str] | None = None  # build-id checks, made once per tick
+    layout: object = field(default=None, repr=False)  # remat's TickLayout (replay.layout_of)
 
     @property
     def db_path(self) -> str:

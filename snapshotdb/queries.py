@@ -49,6 +49,18 @@ def thread_at(snap: Snapshot, tid: int | None) -> Thread:
     raise ThreadNotFound(f"No thread {want} at tick {snap.tick}: threads are {tids}.")
 
 
+def threads_leader_first(snap: Snapshot) -> list[Thread]:
+    """The threads of a snapshot, the thread-group leader first, then the others by id
+    (the order they were most likely created in: GDB numbers them so). The leader is the
+    first thread recorded (a live capture lists it first), or for a core, whose first
+    thread is the one that stopped, the lowest id."""
+    threads = list(snap.threads)
+    if not threads:
+        return threads
+    leader = min(threads, key=lambda t: t.tid) if snap.reason == "core" else threads[0]
+    return [leader] + sorted((t for t in threads if t is not leader), key=lambda t: t.tid)
+
+
 def _latest_versions(tick: int):
     """Subquery: for each address, the first_tick of its version in force at `tick`."""
     return (

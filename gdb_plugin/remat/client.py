@@ -2,7 +2,7 @@
 filled lazily from the recording and whose written pages are tracked exactly.
 
     from gdb_plugin.remat import rematerialize, RematerializeError
-    with rematerialize(recording, tick, tid=None, sandbox=True, tracker="auto") as proc:
+    with rematerialize(recording, tick, sandbox=True, tracker="auto") as proc:
         proc.pid              # stopped (SIGSTOP), untraced: ready for `gdbserver --attach`
         proc.tracker          # "wp-async" or "diff": how written pages are found
         proc.notice           # one line when "auto" fell back to the diff tracker, else None
@@ -19,6 +19,9 @@ filled lazily from the recording and whose written pages are tracked exactly.
         proc.take_output()    # (Captured, Captured) since the last take: one call's output
                               # with its dropped count; output() starts again
         proc.stack_growth_range()  # (lo, hi) mapped below the recorded [stack], or None
+        proc.layout           # the TickLayout it is at (layout.py): threads, map, break
+        proc.threads()        # the id of each of layout.threads (the recorded one when free)
+        proc.move(layout, ran, call_apply)  # to another tick (see move())
         proc.mem_preload      # native/libttdmem.so: LD_PRELOAD it into gdbserver
         proc.prefill(lo, hi)  # fill [lo, hi) now, clean (e.g. the stack before a call)
         proc.wait_exit(s)     # after someone continued it: its wait status
@@ -56,6 +59,11 @@ filled on demand, down to 8 MiB in all or a guard page above the next mapping
 below. stack_growth_range() says where: pages written there are stack, though no
 recorded mapping holds them.
 
+Every recorded thread of the tick is there, stopped, with its recorded registers
+and name, the thread-group leader as the process itself; each has its recorded id
+when that id is free. The called code cannot make threads (the sandbox refuses
+clone).
+
 Errors (RematerializeError, one line) come from the `with` statement, or from a
 request once the server has stopped the process (e.g. a corrupt page).
 The process is in a group stop: after `gdbserver --attach` the first resume
@@ -82,11 +90,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gdb_plugin.remat import spec
+from gdb_plugin.remat.errors import MoveRefused, RematerializeError
+from gdb_plugin.remat.layout import (
+    TickLayout,
+    _stack_growth,  # noqa: F401 (its tests import it from here)
+    pack_maps,
+    read_layout,
+)
 from gdb_plugin.remat.output import KEEP_HEAD, Captured, Drain
-from snapshotdb import queries
 from snapshotdb.db import Recording, open_recording
 from snapshotdb.errors import RecordingError
-from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE
 
 NATIVE = Path(__file__).resolve().parents[2] / "native"
 PAGESERVER = NATIVE / "ttd-pageserver"
@@ -95,47 +108,22 @@ STUB = NATIVE / "ttd-stub"
 MEM_PRELOAD = NATIVE / "libttdmem.so"
 
 PAGE_SIZE = 4096
-VSYSCALL_START = 0xFFFFFFFFFF600000  # the kernel's [vsyscall] page: not restorable, skipped
 MODES = spec.MODES
 DEFAULT_FAULT_AROUND_PAGES = 16  # 64 KiB; bench/lazy_fill.py measures whether it pays
 DEFAULT_MEM_MARGIN = 1 << 30  # bytes the process may map past the recording's size
 READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
-PROT = {"r": 1, "w": 2, "x": 4}
-
-
-class RematerializeError(RecordingError):
-    """The process could not be rebuilt or served; the message says what to do."""
-
-
-def _prot(perms: str) -> int:
-    return sum(PROT[c] for c in perms[:3] if c in PROT)
-
 
 SPEC_TRACKER = spec.TRACKER_FLAGS  # the tracker asked for: auto, diff, wp-async
-STACK_MAX = 8 << 20  # a live stack's usual limit (ulimit -s 8192)
 NOTICE = ("ttd: this kernel lacks {missing} (Linux >= 6.7); using the diff tracker: "
           "writes that leave bytes unchanged are not seen.")
-
-
-def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
-    """Room below the recorded [stack] for it to grow into: down to STACK_MAX in all,
-    leaving a guard page above the next mapping below. None when there is none."""
-    stack = next((m for m in maps if m.path == "[stack]"), None) or next(
-        (m for m in maps if m.start <= start_stack < m.end), None)
-    if stack is None:
-        return None
-    below = max((m.end for m in maps if m.end <= stack.start), default=0)
-    lo = max(stack.end - STACK_MAX, below + PAGE_SIZE, PAGE_SIZE * 16)
-    lo = (lo + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-    return (lo, stack.start) if lo < stack.start else None
 
 
 @dataclass(frozen=True)
 class Options:
     """How rematerialize() builds the process (see its docstring)."""
 
-    tid: int | None = None
+    tid: int | None = None  # no longer picks anything: every thread is there
     mode: str = "lazy"
     fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES
     sandbox: bool = True
@@ -144,33 +132,18 @@ class Options:
     output_keep: int = KEEP_HEAD
 
 
-def _build_spec(recording: Recording, tick: int,
-                opts: Options) -> tuple[bytes, tuple[int, int] | None]:
-    """The layout and registers at `tick`, packed for ttd-pageserver; the stack's room to grow."""
-    with recording.session() as session:
-        snap = queries.snapshot_at(session, tick)
-        thread = queries.thread_at(snap, opts.tid)
-        maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
-        mm = [getattr(snap, name) for name in spec.MM_FIELDS]
-        growth = _stack_growth(maps, snap.start_stack)
-        regions = sorted([(m.start, m.end, _prot(m.perms)) for m in maps]
-                         + ([(*growth, PROT["r"] | PROT["w"])] if growth else []))
-        auxv, gpregs, fpregs = bytes(snap.auxv), bytes(thread.gpregs), bytes(thread.fpregs)
-        xstate = bytes(thread.xstate) if thread.xstate else b""
-    if len(gpregs) != GPREGS_SIZE or len(fpregs) != FPREGS_SIZE:
-        raise RematerializeError(
-            f"Corrupt recording: thread {thread.tid} at tick {tick} has {len(gpregs)} bytes of "
-            f"general registers and {len(fpregs)} of FP registers "
-            f"({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
+def _build_spec(recording: Recording, layout: TickLayout, opts: Options) -> bytes:
+    """The layout and every thread's registers, packed for ttd-pageserver."""
     path = os.fsencode(recording.pageserver_location)  # a file, or a server's libpq URI
     flags = (spec.FLAGS["SPEC_SANDBOX"] if opts.sandbox else 0) | SPEC_TRACKER[opts.tracker]
-    head = spec.pack_head(tick=tick, nr_maps=len(regions), auxv_size=len(auxv),
-                          xstate_size=len(xstate), db_path_size=len(path),
-                          mode=MODES[opts.mode], fault_around_pages=opts.fault_around_pages,
-                          rec_tid=thread.tid, flags=flags, mem_margin=opts.mem_margin, mm=mm,
-                          gpregs=gpregs, fpregs=fpregs)
-    body = b"".join(spec.pack_map(start, end, prot) for start, end, prot in regions)
-    return head + body + auxv + xstate + path, growth
+    head = spec.pack_head(tick=layout.tick, nr_maps=len(layout.regions),
+                          auxv_size=len(layout.auxv), nr_threads=len(layout.threads),
+                          db_path_size=len(path), mode=MODES[opts.mode],
+                          fault_around_pages=opts.fault_around_pages, flags=flags,
+                          mem_margin=opts.mem_margin, mm=layout.mm)
+    threads = b"".join(spec.pack_thread(t.tid, t.name, t.gpregs, t.fpregs, t.xstate)
+                       for t in layout.threads)
+    return head + pack_maps(layout) + layout.auxv + threads + path
 
 
 class RematerializedProcess:
@@ -189,7 +162,8 @@ class RematerializedProcess:
         self._error: str | None = None
         self.tracker: str = ""  # "wp-async" or "diff", once ready
         self.notice: str | None = None  # why "auto" fell back to the diff tracker
-        self._stack_growth: tuple[int, int] | None = None
+        self.layout: TickLayout | None = None  # the tick it is at
+        self._tids: list[int] | None = None
 
     @property
     def server_pid(self) -> int:
@@ -227,16 +201,22 @@ class RematerializedProcess:
     def _ended(self) -> str:
         return f"The process has ended ({_describe_status(self.exit_status)})."
 
-    def _request(self, what: str, timeout: float = REQUEST_TIMEOUT_S) -> str:
+    def _request(self, what: str, timeout: float = REQUEST_TIMEOUT_S,
+                 payload: bytes = b"", refusal: str | None = None) -> str:
+        """The payload of the OK reply to `what`; MoveRefused for a reply starting with
+        `refusal` (a request the server declined, nothing changed)."""
         if self._error:
             raise RematerializeError(self._error)
         if self.exit_status is not None:
             raise RematerializeError(self._ended())
         try:
-            self._ctl.sendall(what.encode() + b"\n")
+            self._ctl.sendall(what.encode() + b"\n" + payload)
         except OSError:
             pass  # the server is gone: its last line explains why
-        return self._reply(self._readline(timeout))
+        line = self._readline(timeout)
+        if refusal and line.startswith(refusal):
+            raise MoveRefused(line[len(refusal):])
+        return self._reply(line)
 
     def _wait_ready(self) -> None:
         line = self._readline(READY_TIMEOUT_S)
@@ -334,7 +314,34 @@ class RematerializedProcess:
         """[lo, hi) mapped below the recorded [stack] so that it can grow (zero pages,
         filled on demand; hi is the recorded [stack]'s start), or None. Pages written
         there belong to the stack although no recorded mapping holds them."""
-        return self._stack_growth
+        return self.layout.stack_growth if self.layout else None
+
+    def threads(self) -> list[int]:
+        """The id of each thread of self.layout.threads, in that order (the leader's is
+        self.pid); the recorded id where it was free."""
+        if self._tids is None:
+            self._tids = [int(word) for word in self._request("THREADS").split()]
+        return self._tids
+
+    def move(self, layout: TickLayout, ran: bool, call_apply) -> dict:
+        """Make the process what it was at layout.tick (native/pageserver/move.h): its
+        memory map, program break and memory; registers are the tracer's business. `ran`:
+        the process ran code since it was built or last moved (its break may have moved
+        inside a page, where nothing shows it). call_apply(fn, arg) must call fn(arg) in
+        the process, as its tracer (GDB: an inferior call), when the memory map must
+        change; it is not called otherwise. The threads must be the same
+        (layout.same_process_as). Returns the page server's counts. Raises MoveRefused
+        when the server would not move it (the process is as it was: the diff tracker,
+        a layout it cannot make), RematerializeError when the move failed (the process
+        is not to be used any more)."""
+        head = f"MOVE {layout.tick} {len(layout.regions)} {layout.brk:x} {int(ran)}"
+        reply = self._request(head, payload=pack_maps(layout), refusal="NO ")
+        fn, arg = (int(word, 16) for word in reply.split())
+        if fn:
+            call_apply(fn, arg)
+        counts = json.loads(self._request("MOVED"))
+        self.layout = layout
+        return counts
 
     def wait_exit(self, timeout: float) -> int:
         """Wait until the process ends (after someone continued it); return its wait status."""
@@ -399,7 +406,8 @@ def rematerialize(recording: Recording | str | os.PathLike | None = None, tick: 
                   tracker: str = "auto", mem_margin: int = DEFAULT_MEM_MARGIN,
                   output_keep: int = KEEP_HEAD,
                   db_path: str | os.PathLike | None = None) -> Rematerialization:
-    """Rebuild the recorded process at `tick` (thread `tid`, default: the one that stopped).
+    """Rebuild the recorded process at `tick`, every thread of it (`tid`, the thread a
+    caller means to use, changes nothing: they are all there).
 
     Use as `with rematerialize(...) as proc:`. `recording` is an open Recording (it
     stays open) or the path of one. mode "lazy" is what ttd uses; "eager"
@@ -438,10 +446,10 @@ def _open(recording: Recording | str, tick: int, opts: Options) -> Rematerialize
     name = recording.name if isinstance(recording, Recording) else recording
     try:
         if isinstance(recording, Recording):
-            spec_bytes, growth = _build_spec(recording, tick, opts)
+            spec_bytes, layout = _build_local(recording, tick, opts)
         else:
             with open_recording(recording) as opened:
-                spec_bytes, growth = _build_spec(opened, tick, opts)
+                spec_bytes, layout = _build_local(opened, tick, opts)
     except RematerializeError:
         raise
     except RecordingError as exc:
@@ -449,8 +457,15 @@ def _open(recording: Recording | str, tick: int, opts: Options) -> Rematerialize
     except OSError as exc:
         raise RematerializeError(f"Cannot read the recording '{name}': {exc.strerror}.") from exc
     proc = _start(server, spec_bytes, opts.output_keep)
-    proc._stack_growth = growth
+    proc.layout = layout
     return proc
+
+
+def _build_local(recording: Recording, tick: int, opts: Options) -> tuple[bytes, TickLayout]:
+    """The tick's layout and its spec for the page server (which reads the recording's
+    SQLite file or its PostgreSQL server itself)."""
+    layout = read_layout(recording, tick)
+    return _build_spec(recording, layout, opts), layout
 
 
 def _start(server_path: Path, spec_bytes: bytes, output_keep: int) -> RematerializedProcess:

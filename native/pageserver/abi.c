@@ -3,11 +3,11 @@
  * object, from the same definitions the server is built from (spec.h,
  * layout.h, ctl.c), so a test can compare the two sides:
  *
- *   {"spec_magic": "TTDSPEC1",
+ *   {"spec_magic": "TTDSPEC3",
  *    "spec_head": {"size": N, "fields": [{"name": "magic", "offset": 0, "size": 8}, ...]},
- *    "stub_map": {...}, "flags": {"SPEC_SANDBOX": 1, ...}, "modes": {"lazy": 0, ...},
- *    "mm_fields": ["start_code", ...], "requests": ["STATS", ...],
- *    "limits": {"max_maps": 8192, "max_auxv": 1024}}
+ *    "spec_thread": {...}, "stub_map": {...}, "flags": {"SPEC_SANDBOX": 1, ...},
+ *    "modes": {"lazy": 0, ...}, "mm_fields": ["start_code", ...], "requests": ["STATS", ...],
+ *    "limits": {"max_maps": 8192, "max_auxv": 1024, "max_threads": 1024}}
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -23,9 +23,11 @@ struct field {
 
 #define FIELD(STRUCT, name) { #name, offsetof(STRUCT, name), sizeof(((STRUCT *)0)->name) },
 #define SPEC_HEAD_FIELD(type, name, dim) FIELD(struct spec_head, name)
+#define SPEC_THREAD_FIELD(type, name, dim) FIELD(struct spec_thread, name)
 #define STUB_MAP_FIELD(type, name) FIELD(struct stub_map, name)
 
 static const struct field spec_head_fields[] = { SPEC_HEAD_FIELDS(SPEC_HEAD_FIELD) };
+static const struct field spec_thread_fields[] = { SPEC_THREAD_FIELDS(SPEC_THREAD_FIELD) };
 static const struct field stub_map_fields[] = { STUB_MAP_FIELDS(STUB_MAP_FIELD) };
 
 /* {"size": N, "fields": [{"name": ..., "offset": ..., "size": ...}, ...]} */
@@ -46,6 +48,8 @@ void abi_print(FILE *f)
 
 	fprintf(f, "{\"spec_magic\": \"%s\", \"spec_head\": ", SPEC_MAGIC);
 	layout_json(f, sizeof(struct spec_head), spec_head_fields, NELEM(spec_head_fields));
+	fputs(", \"spec_thread\": ", f);
+	layout_json(f, sizeof(struct spec_thread), spec_thread_fields, NELEM(spec_thread_fields));
 	fputs(", \"stub_map\": ", f);
 	layout_json(f, sizeof(struct stub_map), stub_map_fields, NELEM(stub_map_fields));
 	fputs(", \"flags\": {", f);
@@ -66,6 +70,6 @@ void abi_print(FILE *f)
 	fputs("], \"requests\": [", f);
 	for (const char *const *r = ctl_request_names; *r; r++)
 		fprintf(f, "%s\"%s\"", r == ctl_request_names ? "" : ", ", *r);
-	fprintf(f, "], \"limits\": {\"max_maps\": %d, \"max_auxv\": %d}}\n", STUB_MAX_MAPS,
-		STUB_MAX_AUXV);
+	fprintf(f, "], \"limits\": {\"max_maps\": %d, \"max_auxv\": %d, \"max_threads\": %d}}\n",
+		STUB_MAX_MAPS, STUB_MAX_AUXV, STUB_MAX_THREADS);
 }

@@ -244,6 +244,73 @@ static void reply_take_blocked(struct server *s, const char *args)
 	sandbox_forget(&s->sandbox);
 }
 
+/* "OK tid ..." the id of each thread, in the spec's order (the leader first). */
+static void reply_threads(struct server *s, const char *args)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	(void)args;
+	if (!f) {
+		ctl_printf(s, "ERROR out of memory listing the threads\n");
+		return;
+	}
+	fputs("OK", f);
+	for (uint32_t i = 0; i < s->target.nr_threads; i++)
+		fprintf(f, " %d", s->target.tids[i]);
+	fclose(f);
+	ctl_printf(s, "%s\n", out);
+	free(out);
+}
+
+/* "MOVE <tick> <nr_maps> <brk hex> <ran>" + the maps: "OK <fn hex> <arg hex>" (move.h), or
+ * "NO <why>" when the move cannot be made: the process is as it was (no failure). */
+static void reply_move(struct server *s, const char *args)
+{
+	uint64_t tick, brk, fn = 0, arg = 0;
+	uint32_t nr_maps;
+	int ran, n = -1;
+	struct stub_map *maps;
+	struct err e = { 0 };
+
+	if (sscanf(args, "%" SCNu64 " %" SCNu32 " %" SCNx64 " %d%n", &tick, &nr_maps, &brk, &ran,
+		   &n) != 4 || args[n] || nr_maps > STUB_MAX_MAPS) {
+		ctl_printf(s, "ERROR MOVE needs a tick, a count of mappings (at most %d), a break "
+			   "and 0 or 1\n", STUB_MAX_MAPS);
+		return;
+	}
+	maps = malloc(nr_maps * sizeof(*maps) + 1);
+	if (!maps || ctl_read_payload(s, maps, nr_maps * sizeof(*maps))) {
+		free(maps);
+		server_end(s);	/* the caller went away in the middle of its request */
+	}
+	if (move_plan(s, tick, maps, nr_maps, brk, ran, &fn, &arg, &e))
+		ctl_printf(s, "NO %s\n", e.msg);
+	else
+		ctl_printf(s, "OK %" PRIx64 " %" PRIx64 "\n", fn, arg);
+}
+
+/* "OK {json}" once the process is at the tick MOVE planned; an error there leaves it
+ * not as any tick had it: the process is killed (server_fail). */
+static void reply_moved(struct server *s, const char *args)
+{
+	char *json = NULL;
+	struct err e = { 0 };
+
+	(void)args;
+	if (!s->move.pending) {
+		ctl_printf(s, "ERROR MOVED without MOVE\n");
+		return;
+	}
+	if (move_finish(s, &json, &e)) {
+		server_fail(s, &e);
+		return;
+	}
+	ctl_printf(s, "OK %s\n", json ? json : "{}");
+	free(json);
+}
+
 static void reply_kill(struct server *s, const char *args)
 {
 	(void)args;
@@ -259,6 +326,9 @@ static void reply_kill(struct server *s, const char *args)
 	X(CLEAR, 0, reply_clear) \
 	X(FILL, 1, reply_fill) \
 	X(TAKE_BLOCKED, 0, reply_take_blocked) \
+	X(THREADS, 0, reply_threads) \
+	X(MOVE, 1, reply_move) \
+	X(MOVED, 0, reply_moved) \
 	X(KILL, 0, reply_kill)
 
 static const struct request {
@@ -278,8 +348,25 @@ const char *const ctl_request_names[] = {
 	NULL
 };
 
+/* A MOVE not answered (the server failed, the process is gone): its maps are read
+ * and dropped, so that they are not taken for requests. */
+static void skip_move_payload(struct server *s, const char *line)
+{
+	uint32_t nr_maps = 0;
+	char buf[sizeof(struct stub_map)];
+
+	if (strncmp(line, "MOVE ", 5) != 0 || sscanf(line + 5, "%*u %" SCNu32, &nr_maps) != 1 ||
+	    nr_maps > STUB_MAX_MAPS)
+		return;
+	for (uint32_t i = 0; i < nr_maps; i++)
+		if (ctl_read_payload(s, buf, sizeof(buf)))
+			server_end(s);
+}
+
 static void dispatch(struct server *s, const char *line)
 {
+	if (s->failure.kind != ERR_NONE || s->gone_since_ns)
+		skip_move_payload(s, line);
 	if (s->failure.kind != ERR_NONE && strcmp(line, "KILL") != 0) {
 		ctl_printf(s, "ERROR %s\n", s->failure.msg);
 		return;
@@ -303,10 +390,20 @@ static void dispatch(struct server *s, const char *line)
 	ctl_printf(s, "ERROR unknown request '%.64s'\n", line);
 }
 
+int ctl_read_payload(struct server *s, void *buf, size_t len)
+{
+	size_t take = len < s->used ? len : s->used;
+
+	memcpy(buf, s->line, take);
+	s->used -= take;
+	memmove(s->line, s->line + take, s->used);
+	return take == len ? 0 : read_all(s->ctl_fd, (char *)buf + take, len - take);
+}
+
 int ctl_handle(struct server *s)
 {
 	ssize_t n = read(s->ctl_fd, s->line + s->used, sizeof(s->line) - 1 - s->used);
-	char *nl;
+	char line[sizeof(s->line)], *nl;
 
 	if (n < 0 && errno == EINTR)
 		return 0;
@@ -314,10 +411,13 @@ int ctl_handle(struct server *s)
 		return -1;
 	s->used += n;
 	while ((nl = memchr(s->line, '\n', s->used))) {
-		*nl = 0;
-		dispatch(s, s->line);
-		s->used -= nl + 1 - s->line;
+		/* the line out first: its request may read a binary part after it */
+		size_t len = nl - s->line;
+		memcpy(line, s->line, len);
+		line[len] = 0;
+		s->used -= len + 1;
 		memmove(s->line, nl + 1, s->used);
+		dispatch(s, line);
 	}
 	if (s->used == sizeof(s->line) - 1)
 		s->used = 0;	/* an overlong line: drop it */

@@ -146,6 +146,13 @@ static long fill_from_recording(struct pager *p, struct region *r, uint64_t page
 		read_ahead(p, r, hi);
 	long done = pager_copy(p, page, hi, p->tracker->ops->copy_mode | UFFDIO_COPY_MODE_DONTWAKE,
 			       e);
+	if (done == COPY_UNREGISTERED && hi - page > PAGE_SIZE) {
+		/* the window crossed into another mapping (one region, two mappings in
+		 * the process: split by mprotect, or mapped apart by a move): the page */
+		hi = page + PAGE_SIZE;
+		done = pager_copy(p, page, hi, p->tracker->ops->copy_mode |
+				  UFFDIO_COPY_MODE_DONTWAKE, e);
+	}
 	if (done == -1)
 		return -1;
 	p->serving_hi = 0;
@@ -270,6 +277,8 @@ static int handle_event(struct pager *p, const struct uffd_msg *msg, struct err 
 	case UFFD_EVENT_REMAP:
 		return regions_remap(&p->regions, msg->arg.remap.from, msg->arg.remap.to,
 				     msg->arg.remap.len, e);
+	case UFFD_EVENT_UNMAP:
+		return regions_unmap(&p->regions, msg->arg.remove.start, msg->arg.remove.end, e);
 	}
 	return 0;
 }

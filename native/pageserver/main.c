@@ -34,6 +34,11 @@
  *                 "blocked_syscalls_left_out": {"distinct": 0, "calls": 0}}": what the
  *                 sandbox refused since the last TAKE_BLOCKED (STATS shows the same);
  *                 the list starts again
+ *      THREADS -> "OK tid ..." the id each recorded thread got, in the spec's order
+ *      MOVE tick nr_maps brk ran + nr_maps x struct stub_map -> "OK fn arg" (hex: the
+ *                 caller, the process's tracer, calls fn(arg) in it when fn is not 0),
+ *                 or "NO <why>" (refused, the process as it was); then
+ *      MOVED   -> "OK {json}" once the process is the recording at the tick (move.h)
  *      KILL    -> "OK" after killing and reaping the process; then exits
  *    Unasked: "GONE <wait status> {json}" when the process ended (then exits 0),
  *    "ERROR <message>" on a fatal error (then exits 2; the process is killed).
@@ -142,7 +147,8 @@ static void open_store(struct server *s, const struct host *h)
 
 static void start_process(struct server *s, const struct host *h)
 {
-	uint64_t events = UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP;
+	uint64_t events = UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP |
+			  UFFD_FEATURE_EVENT_UNMAP;
 	struct stub_args args = {
 		.path = s->stub_path, .out_fd = s->out_fd, .err_fd = s->err_fd, .spec = &s->spec,
 		.uffd_features = (s->tracker->ops->register_wp ? NEED_UFFD_API_FEATURES : 0) |

@@ -180,3 +180,97 @@ int regions_remap(struct regions *rs, uint64_t from, uint64_t to, uint64_t len, 
 		 from, from + len, to, rs->n);
 	return 0;
 }
+
+int regions_unmap(struct regions *rs, uint64_t lo, uint64_t hi, struct err *e)
+{
+	/* the cut splits at most one region in two */
+	struct region *kept = calloc(rs->n + 2, sizeof(*kept));
+
+	if (!kept)
+		return err_set(e, ERR_INTERNAL, "out of memory following munmap of 0x%" PRIx64
+			       "-0x%" PRIx64, lo, hi);
+	rs->n = cut_regions(rs, kept, lo, hi, 0);
+	free(rs->r);
+	rs->r = kept;
+	pr_debug("munmap 0x%" PRIx64 "-0x%" PRIx64 ": %u regions", lo, hi, rs->n);
+	return 0;
+}
+
+static int in_ranges(const struct target_range *r, size_t n, uint64_t target_addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (target_addr < r[mid].lo)
+			hi = mid;
+		else if (target_addr >= r[mid].hi)
+			lo = mid + 1;
+		else
+			return 1;
+	}
+	return 0;
+}
+
+static int overlaps_fresh(const struct target_range *r, size_t n, const struct region *reg)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].lo < reg->target_end && r[i].hi > reg->target_start)
+			return 1;
+	return 0;
+}
+
+static int overlaps_removed(const struct regions *rs, const struct region *reg)
+{
+	return overlaps_fresh(rs->removed, rs->nr_removed, reg);
+}
+
+/* The filled bits of `to` from the old region `from` (at its recorded address) for
+ * the pages both hold, but those mapped anew or dropped. */
+static int carry_filled(struct region *to, const struct region *from, const struct regions *old,
+			const struct target_range *fresh, size_t nr_fresh, struct err *e)
+{
+	uint64_t lo = to->target_start > from->target_start ? to->target_start : from->target_start;
+	uint64_t hi = to->target_end < from->target_end ? to->target_end : from->target_end;
+
+	for (uint64_t p = lo; p < hi; p += PAGE_SIZE) {
+		if (!region_page_filled(from, p) || in_ranges(fresh, nr_fresh, p) ||
+		    regions_page_removed(old, p))
+			continue;
+		if (region_mark_filled(to, p, p + PAGE_SIZE, e))
+			return -1;
+	}
+	return 0;
+}
+
+int regions_reshape(struct regions *rs, const struct stub_map *maps, uint32_t nr_maps,
+		    const struct target_range *fresh, size_t nr_fresh, struct err *e)
+{
+	struct regions out = { 0 };
+	int ret = 0;
+
+	if (regions_init(&out, maps, nr_maps, e))
+		return -1;
+	for (uint32_t i = 0; i < out.n && !ret; i++) {
+		struct region *to = &out.r[i];
+		for (uint32_t j = 0; j < rs->n && !ret; j++) {
+			struct region *from = &rs->r[j];
+			if (from->rec_delta || !from->filled || from->target_end <= to->target_start ||
+			    from->target_start >= to->target_end)
+				continue;
+			if (from->target_start == to->target_start && from->target_end == to->target_end &&
+			    !overlaps_fresh(fresh, nr_fresh, to) && !overlaps_removed(rs, to)) {
+				to->filled = from->filled;	/* the same region: all it knew holds */
+				from->filled = NULL;
+				continue;
+			}
+			ret = carry_filled(to, from, rs, fresh, nr_fresh, e);
+		}
+	}
+	for (uint32_t j = 0; j < rs->n; j++)
+		free(rs->r[j].filled);
+	free(rs->r);
+	free(rs->removed);
+	*rs = out;
+	return ret;
+}

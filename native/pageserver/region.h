@@ -47,6 +47,19 @@ void region_mark_unfilled(struct region *r, uint64_t target_addr);
 /* The process moved [from, from + len) to `to` (UFFD_EVENT_REMAP). */
 int regions_remap(struct regions *rs, uint64_t from, uint64_t to, uint64_t len, struct err *e);
 
+/* The process unmapped [lo, hi) (UFFD_EVENT_UNMAP). */
+int regions_unmap(struct regions *rs, uint64_t lo, uint64_t hi, struct err *e);
+
+/*
+ * The process was moved to another tick (move.c): the regions become the
+ * registered mappings of maps, at their recorded addresses. A page keeps its
+ * "filled" bit from a region at its recorded address that held it, unless it lies
+ * in one of the sorted ranges of `fresh` (mapped anew) or was dropped (the removed
+ * list, emptied here: its pages are served from the recording again).
+ */
+int regions_reshape(struct regions *rs, const struct stub_map *maps, uint32_t nr_maps,
+		    const struct target_range *fresh, size_t nr_fresh, struct err *e);
+
 /* The process dropped [lo, hi) (UFFD_EVENT_REMOVE); and whether a page is in such a range. */
 int regions_note_removed(struct regions *rs, uint64_t lo, uint64_t hi, struct err *e);
 int regions_page_removed(const struct regions *rs, uint64_t target_addr);

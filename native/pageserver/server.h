@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "fault.h"
+#include "move.h"
 #include "sandbox.h"
 #include "spec.h"
 #include "target.h"
@@ -25,6 +26,7 @@ struct server {
 	struct pager pager;
 	struct tracker *tracker;
 	struct sandbox sandbox;
+	struct move move;	/* the move between MOVE and MOVED, and the break served */
 	const char *fallback;	/* what the kernel lacks when auto chose the diff tracker */
 	struct err failure;	/* the error that stopped the process after READY (server_fail) */
 	uint64_t gone_since_ns;	/* the process ended under an operation: GONE once reaped */
@@ -34,6 +36,9 @@ struct server {
 
 /* Start-up failed: the caller reads ERROR <message>; exit 2 (main.c). */
 __attribute__((noreturn, format(printf, 2, 3))) void die(struct server *s, const char *fmt, ...);
+
+/* len bytes that follow the request line (a request's binary part): 0, or -1 at EOF. */
+int ctl_read_payload(struct server *s, void *buf, size_t len);
 
 /* One line (or more) to the caller. */
 __attribute__((format(printf, 2, 3))) void ctl_printf(struct server *s, const char *fmt, ...);

@@ -22,6 +22,29 @@ static void *read_blob(int fd, size_t len)
 	return p;
 }
 
+/* The threads, each with its XSAVE area. */
+static int read_threads(int fd, struct spec *spec, struct err *e)
+{
+	uint32_t n = spec->head.nr_threads;
+
+	spec->threads = calloc(n, sizeof(*spec->threads));
+	spec->xstate = calloc(n, sizeof(*spec->xstate));
+	if (!spec->threads || !spec->xstate)
+		return err_set(e, ERR_INTERNAL, "out of memory for %u threads", n);
+	for (uint32_t i = 0; i < n; i++) {
+		struct spec_thread *t = &spec->threads[i];
+		if (read_all(fd, t, sizeof(*t)))
+			return -1;
+		if (t->xstate_size > MAX_XSTATE)
+			return err_set(e, ERR_INTERNAL, "ttd-pageserver: bad spec from the caller (%u "
+				       "bytes of xstate)", t->xstate_size);
+		t->name[STUB_COMM_LEN - 1] = 0;
+		if (t->xstate_size && !(spec->xstate[i] = read_blob(fd, t->xstate_size)))
+			return -1;
+	}
+	return 0;
+}
+
 int spec_read(int fd, struct spec *spec, struct err *e)
 {
 	struct spec_head *h = &spec->head;
@@ -35,19 +58,28 @@ int spec_read(int fd, struct spec *spec, struct err *e)
 	if (h->auxv_size > STUB_MAX_AUXV)
 		return err_set(e, ERR_INTERNAL, "the recorded auxv is %u bytes; at most %d are "
 			       "supported", h->auxv_size, STUB_MAX_AUXV);
-	if (h->xstate_size > MAX_XSTATE || h->db_path_size > MAX_DB_PATH)
+	if (h->nr_threads < 1 || h->nr_threads > STUB_MAX_THREADS)
+		return err_set(e, ERR_INTERNAL, "the recording has %u threads at tick %" PRIu64
+			       "; ttd-stub takes 1 to %d", h->nr_threads, h->tick, STUB_MAX_THREADS);
+	if (h->db_path_size > MAX_DB_PATH)
 		return err_set(e, ERR_INTERNAL, "ttd-pageserver: bad spec from the caller (%u bytes "
-			       "of xstate, %u of path)", h->xstate_size, h->db_path_size);
+			       "of path)", h->db_path_size);
 	if (h->mode > MODE_WORKAROUND)
 		return err_set(e, ERR_INTERNAL, "ttd-pageserver: bad spec from the caller (mode %u)",
 			       h->mode);
 	if (h->fault_around_pages < 1 || h->fault_around_pages > MAX_FAULT_AROUND)
 		h->fault_around_pages = 1;
-	spec->maps = read_blob(fd, h->nr_maps * sizeof(struct stub_map));
+	spec->maps = spec_read_maps(fd, h->nr_maps);
 	spec->auxv = read_blob(fd, h->auxv_size);
-	spec->xstate = h->xstate_size ? read_blob(fd, h->xstate_size) : NULL;
+	if (!spec->maps || !spec->auxv || read_threads(fd, spec, e))
+		return err_set(e, ERR_INTERNAL, "ttd-pageserver: short spec from the caller");
 	spec->db_path = read_blob(fd, h->db_path_size);
-	if (!spec->maps || !spec->auxv || (h->xstate_size && !spec->xstate) || !spec->db_path)
+	if (!spec->db_path)
 		return err_set(e, ERR_INTERNAL, "ttd-pageserver: short spec from the caller");
 	return 0;
+}
+
+struct stub_map *spec_read_maps(int fd, uint32_t nr_maps)
+{
+	return nr_maps <= STUB_MAX_MAPS ? read_blob(fd, nr_maps * sizeof(struct stub_map)) : NULL;
 }

@@ -1,8 +1,9 @@
 /*
  * The spec: what gdb_plugin/remat/client.py sends the page server on its control
  * socket to start one process: struct spec_head, then nr_maps x struct stub_map
- * (layout.h), auxv_size bytes of auxv, xstate_size bytes of XSAVE area and
- * db_path_size bytes of the recording's path. Host order, packed.
+ * (layout.h), auxv_size bytes of auxv, nr_threads x (struct spec_thread, then its
+ * xstate_size bytes of XSAVE area; the first thread is the thread-group leader)
+ * and db_path_size bytes of the recording's path. Host order, packed.
  *
  * The Python side (gdb_plugin/remat/spec.py) is checked against this by
  * `ttd-pageserver --abi` (abi.c), which prints every field's offset and size,
@@ -17,7 +18,7 @@
 #include "err.h"
 #include "layout.h"
 
-#define SPEC_MAGIC "TTDSPEC2"
+#define SPEC_MAGIC "TTDSPEC3"
 #define SPEC_GPREGS_SIZE 216	/* struct user_regs_struct (snapshotdb/regs.py) */
 #define SPEC_FPREGS_SIZE 512	/* struct user_fpregs_struct */
 
@@ -51,30 +52,43 @@ enum serve_mode {
 	X(uint64_t, tick, ) \
 	X(uint32_t, nr_maps, ) \
 	X(uint32_t, auxv_size, ) \
-	X(uint32_t, xstate_size, )	/* 0: restore FP/SSE from fpregs only */ \
+	X(uint32_t, nr_threads, )	/* 1 to STUB_MAX_THREADS */ \
 	X(uint32_t, db_path_size, ) \
 	X(uint32_t, mode, )		/* enum serve_mode */ \
 	X(uint32_t, fault_around_pages, )	/* 1 = no fault-around */ \
-	X(uint32_t, rec_tid, )		/* the recorded thread: its id is reused when free */ \
 	X(uint32_t, flags, )		/* SPEC_FLAGS */ \
 	X(uint64_t, mem_margin, )	/* bytes the process may map past the recording's size */ \
-	X(uint64_t, mm, [MM_NR])	/* MM_FIELDS order */ \
+	X(uint64_t, mm, [MM_NR])	/* MM_FIELDS order */
+
+/* One recorded thread: its id is reused when free; its name; its registers */
+#define SPEC_THREAD_FIELDS(X) \
+	X(int32_t, tid, ) \
+	X(uint32_t, xstate_size, )	/* bytes of XSAVE area after it; 0: FP/SSE from fpregs */ \
+	X(char, name, [STUB_COMM_LEN]) \
 	X(uint8_t, gpregs, [SPEC_GPREGS_SIZE]) \
 	X(uint8_t, fpregs, [SPEC_FPREGS_SIZE])
 
-struct spec_head {
 #define SPEC_FIELD(type, name, dim) type name dim;
+struct spec_head {
 	SPEC_HEAD_FIELDS(SPEC_FIELD)
-#undef SPEC_FIELD
 } __attribute__((packed));
+
+struct spec_thread {
+	SPEC_THREAD_FIELDS(SPEC_FIELD)
+} __attribute__((packed));
+#undef SPEC_FIELD
 
 struct spec {
 	struct spec_head head;
 	struct stub_map *maps;
 	uint8_t *auxv;
-	uint8_t *xstate;	/* NULL when xstate_size is 0 */
+	struct spec_thread *threads;	/* nr_threads; [0] is the leader */
+	uint8_t **xstate;		/* of each thread; NULL when its xstate_size is 0 */
 	char *db_path;
 };
+
+/* Read nr_maps x struct stub_map from fd into a malloc'd array (NULL on error). */
+struct stub_map *spec_read_maps(int fd, uint32_t nr_maps);
 
 /* Read and check the spec from fd: 0, or -1 with the error. */
 int spec_read(int fd, struct spec *spec, struct err *e);

@@ -4,8 +4,11 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -32,6 +35,35 @@
 _Static_assert(sizeof(struct user_regs_struct) == SPEC_GPREGS_SIZE, "gpregs layout");
 _Static_assert(sizeof(struct user_fpregs_struct) == SPEC_FPREGS_SIZE, "fpregs layout");
 
+/* The addresses of ttd_stub_apply and stub_apply_args from the image's symbol table
+ * (left 0 when missing: moves are refused then). */
+static void read_apply_symbols(int fd, const Elf64_Ehdr *eh, struct target *t)
+{
+	Elf64_Shdr symtab, strtab;
+	Elf64_Sym sym;
+	char name[32];
+
+	for (int i = 0; i < eh->e_shnum; i++) {
+		if (pread(fd, &symtab, sizeof(symtab), eh->e_shoff + i * eh->e_shentsize) !=
+		    sizeof(symtab) || symtab.sh_type != SHT_SYMTAB)
+			continue;
+		if (pread(fd, &strtab, sizeof(strtab), eh->e_shoff + symtab.sh_link *
+			  eh->e_shentsize) != sizeof(strtab))
+			return;
+		for (uint64_t off = 0; off + sizeof(sym) <= symtab.sh_size; off += sizeof(sym)) {
+			if (pread(fd, &sym, sizeof(sym), symtab.sh_offset + off) != sizeof(sym))
+				return;
+			ssize_t n = pread(fd, name, sizeof(name) - 1, strtab.sh_offset + sym.st_name);
+			name[n > 0 ? n : 0] = 0;
+			if (strcmp(name, "ttd_stub_apply") == 0)
+				t->apply_fn = sym.st_value;
+			else if (strcmp(name, "stub_apply_args") == 0)
+				t->apply_args = sym.st_value;
+		}
+		return;
+	}
+}
+
 int stub_read_image(const char *path, struct target *t, struct err *e)
 {
 	Elf64_Ehdr eh;
@@ -57,6 +89,7 @@ int stub_read_image(const char *path, struct target *t, struct err *e)
 		if (page_up(ph.p_vaddr + ph.p_memsz) > t->image_hi)
 			t->image_hi = page_up(ph.p_vaddr + ph.p_memsz);
 	}
+	read_apply_symbols(fd, &eh, t);
 	ret = 0;
 out:
 	if (fd >= 0)
@@ -92,6 +125,8 @@ static const char *step_name(int step)
 	case STEP_SECCOMP: return "installing the seccomp sandbox";
 	case STEP_RLIMIT: return "setting its memory limit (RLIMIT_AS, RLIMIT_DATA)";
 	case STEP_DROP_PRIVILEGES: return "dropping its privileges (capabilities, uid, gid)";
+	case STEP_CLONE: return "creating a recorded thread (clone3)";
+	case STEP_SEND_TIDS: return "sending its threads' ids";
 	}
 	return "an unknown step";
 }
@@ -147,7 +182,7 @@ static int spawn(struct target *t, const struct stub_args *a, int sock, struct e
 
 	if (devnull < 0)
 		return err_set(e, ERR_INTERNAL, "cannot open /dev/null: %s", strerror(errno));
-	pid = fork_as_recorded((pid_t)a->spec->head.rec_tid, &t->same_tid);
+	pid = fork_as_recorded((pid_t)a->spec->threads[0].tid, &t->same_tid);
 	if (pid == 0)
 		exec_stub(a, devnull, sock);
 	close(devnull);
@@ -197,24 +232,36 @@ static int send_layout(const struct target *t, int sock, const struct stub_args 
 {
 	const struct spec *spec = a->spec;
 	int sandbox = !!(spec->head.flags & SPEC_SANDBOX), root = geteuid() == 0;
-	struct stub_layout l = { .nr_maps = spec->head.nr_maps, .auxv_size = spec->head.auxv_size,
+	struct stub_layout l = { .nr_maps = spec->head.nr_maps, .nr_threads = spec->head.nr_threads,
+				 .auxv_size = spec->head.auxv_size,
 				 .uffd_features = a->uffd_features, .register_wp = a->register_wp,
 				 .as_limit = memory_limit(t, spec),
 				 .run_uid = sandbox && root ? SANDBOX_UID : (uint32_t)-1,
 				 .run_gid = sandbox && root ? SANDBOX_GID : (uint32_t)-1 };
 	struct sock_filter *filter = NULL;
+	struct stub_thread *threads = calloc(l.nr_threads, sizeof(*threads));
 	int ret = 0;
 
-	if (sandbox && sandbox_filter(t->pid, &filter, &l.filter_len, e))
+	if (!threads)
+		return err_set(e, ERR_INTERNAL, "out of memory for %u threads", l.nr_threads);
+	for (uint32_t i = 0; i < l.nr_threads; i++) {
+		threads[i].tid = spec->threads[i].tid;
+		memcpy(threads[i].name, spec->threads[i].name, STUB_COMM_LEN);
+	}
+	if (sandbox && sandbox_filter(t->pid, &filter, &l.filter_len, e)) {
+		free(threads);
 		return -1;
+	}
 	memcpy(l.mm, spec->head.mm, sizeof(l.mm));
 	if (write_all(sock, &l, sizeof(l)) ||
 	    write_all(sock, spec->maps, spec->head.nr_maps * sizeof(struct stub_map)) ||
 	    write_all(sock, spec->auxv, spec->head.auxv_size) ||
+	    write_all(sock, threads, l.nr_threads * sizeof(*threads)) ||
 	    write_all(sock, filter, l.filter_len * sizeof(*filter)))
 		ret = err_set(e, ERR_INTERNAL, "cannot send the layout to ttd-stub: %s",
 			      strerror(errno));
 	free(filter);
+	free(threads);
 	return ret;
 }
 
@@ -232,6 +279,9 @@ static int recv_uffd(struct target *t, int sock, int sandbox, struct err *e)
 
 	if (n != sizeof(reply))
 		return err_set(e, ERR_INTERNAL, "ttd-stub ended before it was set up: run make -C native");
+	if (reply.step == STEP_CLONE)
+		return err_set(e, ERR_INTERNAL, "ttd-stub failed at %s %" PRIu64 ": %s",
+			       step_name(reply.step), reply.rec_start, strerror(reply.err));
 	if (reply.step != STEP_OK && reply.rec_end)
 		return err_set(e, ERR_INTERNAL, "ttd-stub failed at %s recorded mapping 0x%" PRIx64
 			       "-0x%" PRIx64 ": %s", step_name(reply.step), reply.rec_start,
@@ -249,30 +299,88 @@ static int recv_uffd(struct target *t, int sock, int sandbox, struct err *e)
 	return 0;
 }
 
-/* Registers of the chosen thread; orig_rax = -1 so no syscall restarts on resume. */
-static int set_registers(struct target *t, const struct spec *spec, struct err *e)
+/* The id each thread got, in the spec's order; whether all are the recorded ones. */
+static int recv_tids(struct target *t, int sock, const struct spec *spec, struct err *e)
 {
+	int32_t *tids = calloc(spec->head.nr_threads, sizeof(*tids));
+
+	t->tids = calloc(spec->head.nr_threads, sizeof(*t->tids));
+	if (!tids || !t->tids) {
+		free(tids);
+		return err_set(e, ERR_INTERNAL, "out of memory for %u threads", spec->head.nr_threads);
+	}
+	if (read_all(sock, tids, spec->head.nr_threads * sizeof(*tids))) {
+		free(tids);
+		return err_set(e, ERR_INTERNAL, "ttd-stub did not send its threads' ids");
+	}
+	t->nr_threads = spec->head.nr_threads;
+	t->same_tid = t->same_tid && tids[0] == t->pid;
+	for (uint32_t i = 0; i < t->nr_threads; i++) {
+		t->tids[i] = i ? tids[i] : t->pid;
+		t->same_tid = t->same_tid && t->tids[i] == spec->threads[i].tid;
+	}
+	free(tids);
+	return 0;
+}
+
+/*
+ * The recorded registers of thread i, as recorded: orig_rax too, so a thread
+ * recorded inside a system call (rax -ERESTARTSYS) restarts it when it is
+ * resumed, as the live one would (GDB's calls set orig_rax to -1 themselves).
+ */
+static int set_registers(struct target *t, const struct spec *spec, uint32_t i, struct err *e)
+{
+	const struct spec_thread *th = &spec->threads[i];
+	pid_t tid = t->tids[i];
 	struct user_regs_struct regs;
 	struct iovec iov;
 
-	memcpy(&regs, spec->head.gpregs, sizeof(regs));
-	regs.orig_rax = (unsigned long long)-1;
-	if (ptrace(PTRACE_SETREGS, t->pid, NULL, &regs))
-		return err_set(e, ERR_INTERNAL, "cannot set the recorded registers "
-			       "(PTRACE_SETREGS: %s)", strerror(errno));
-	if (spec->xstate) {
-		iov.iov_base = spec->xstate;
-		iov.iov_len = spec->head.xstate_size;
-		if (ptrace(PTRACE_SETREGSET, t->pid, (void *)NT_X86_XSTATE, &iov) == 0) {
-			t->xstate_restored = 1;
+	memcpy(&regs, th->gpregs, sizeof(regs));
+	if (ptrace(PTRACE_SETREGS, tid, NULL, &regs))
+		return err_set(e, ERR_INTERNAL, "cannot set the recorded registers of thread %d "
+			       "(PTRACE_SETREGS: %s)", th->tid, strerror(errno));
+	if (spec->xstate[i]) {
+		iov.iov_base = spec->xstate[i];
+		iov.iov_len = th->xstate_size;
+		if (ptrace(PTRACE_SETREGSET, tid, (void *)NT_X86_XSTATE, &iov) == 0) {
+			t->xstate_restored = i ? t->xstate_restored : 1;
 			return 0;
 		}
-		pr_debug("PTRACE_SETREGSET(NT_X86_XSTATE, %u bytes): %s; FXSAVE area only",
-			 spec->head.xstate_size, strerror(errno));
+		pr_debug("PTRACE_SETREGSET(NT_X86_XSTATE, %u bytes) of %d: %s; FXSAVE area only",
+			 th->xstate_size, tid, strerror(errno));
 	}
-	if (ptrace(PTRACE_SETFPREGS, t->pid, NULL, spec->head.fpregs))
-		return err_set(e, ERR_INTERNAL, "cannot set the recorded FP registers "
-			       "(PTRACE_SETFPREGS: %s)", strerror(errno));
+	if (i == 0)
+		t->xstate_restored = 0;
+	if (ptrace(PTRACE_SETFPREGS, tid, NULL, th->fpregs))
+		return err_set(e, ERR_INTERNAL, "cannot set the recorded FP registers of thread %d "
+			       "(PTRACE_SETFPREGS: %s)", th->tid, strerror(errno));
+	return 0;
+}
+
+/* Trace the threads but ours (which is traced since exec): seized and interrupted
+ * in their futex wait (ptrace stops, no signal). */
+static int seize_threads(struct target *t, struct err *e)
+{
+	int status;
+
+	for (uint32_t i = 1; i < t->nr_threads; i++) {
+		pid_t tid = t->tids[i];
+		if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)PTRACE_O_EXITKILL) ||
+		    ptrace(PTRACE_INTERRUPT, tid, NULL, NULL))
+			return err_set(e, ERR_INTERNAL, "cannot trace thread %d of ttd-stub: %s", tid,
+				       strerror(errno));
+		if (wait_bounded(tid, &status, __WALL, STUB_SETUP_MS) != tid || !WIFSTOPPED(status))
+			return err_set(e, ERR_INTERNAL, "thread %d of ttd-stub did not stop (wait "
+				       "status 0x%x)", tid, status);
+	}
+	return 0;
+}
+
+static int set_all_registers(struct target *t, const struct spec *spec, struct err *e)
+{
+	for (uint32_t i = 0; i < t->nr_threads; i++)
+		if (set_registers(t, spec, i, e))
+			return -1;
 	return 0;
 }
 
@@ -287,12 +395,64 @@ static int open_proc(const struct target *t, const char *name, int flags, struct
 	return fd;
 }
 
-/* Detach leaving a group stop: stopped, untraced, ready for gdbserver --attach. */
+/* Thread tid's state letter in /proc (R, S, T, t, Z...), or 0 when it cannot be read. */
+static char thread_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *end;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	end = strrchr(buf, ')');
+	return end && end[1] == ' ' ? end[2] : 0;
+}
+
+/* Every thread in the group stop (T). A detached thread passes through "running" in
+ * the kernel on its way into it (woken from its ptrace stop, it stops again before
+ * returning to user space): READY promises them all stopped. */
+static int wait_all_stopped(const struct target *t, struct err *e)
+{
+	uint64_t deadline = now_ns() + STUB_SETUP_MS * 1000000ULL;
+
+	for (uint32_t i = 0; i < t->nr_threads; i++) {
+		while (thread_state(t->pid, t->tids[i]) != 'T') {
+			if (now_ns() > deadline)
+				return err_set(e, ERR_INTERNAL, "thread %d of ttd-stub did not stay "
+					       "stopped", t->tids[i]);
+			sched_yield();
+		}
+	}
+	return 0;
+}
+
+/*
+ * Detach leaving one group stop: every thread stopped, untraced, ready for
+ * gdbserver --attach. Our thread, resumed with SIGSTOP, starts the group stop and
+ * reports its part in it; from then on the group stop is in effect, so a thread
+ * detached stays stopped (detached before, a seized thread would run the program
+ * with its recorded registers).
+ */
 static int detach_stopped(struct target *t, struct err *e)
 {
 	int status;
 
-	if (ptrace(PTRACE_DETACH, t->pid, NULL, (void *)SIGSTOP))
+	if (ptrace(PTRACE_CONT, t->pid, NULL, (void *)SIGSTOP))
+		return err_set(e, ERR_INTERNAL, "cannot resume ttd-stub: %s", strerror(errno));
+	if (wait_stop(t, SIGSTOP, "in the group stop", e))
+		return -1;
+	for (uint32_t i = 1; i < t->nr_threads; i++)
+		if (ptrace(PTRACE_DETACH, t->tids[i], NULL, NULL))
+			return err_set(e, ERR_INTERNAL, "cannot detach from thread %d of ttd-stub: %s",
+				       t->tids[i], strerror(errno));
+	if (ptrace(PTRACE_DETACH, t->pid, NULL, NULL))
 		return err_set(e, ERR_INTERNAL, "cannot detach from ttd-stub: %s", strerror(errno));
 	if (wait_bounded(t->pid, &status, WUNTRACED, STUB_SETUP_MS) < 0)
 		return err_set(e, ERR_INTERNAL, "waiting for ttd-stub's group stop: %s",
@@ -300,7 +460,7 @@ static int detach_stopped(struct target *t, struct err *e)
 	if (!WIFSTOPPED(status))
 		return err_set(e, ERR_INTERNAL, "ttd-stub did not stay stopped (wait status 0x%x)",
 			       status);
-	return 0;
+	return wait_all_stopped(t, e);
 }
 
 int stub_start(struct target *t, const struct stub_args *a, struct err *e)
@@ -322,8 +482,8 @@ int stub_start(struct target *t, const struct stub_args *a, struct err *e)
 	}
 	if (send_layout(t, sv[0], a, e) ||
 	    recv_uffd(t, sv[0], !!(a->spec->head.flags & SPEC_SANDBOX), e) ||
-	    wait_stop(t, SIGSTOP, "after setup", e) || set_registers(t, a->spec, e) ||
-	    detach_stopped(t, e))
+	    recv_tids(t, sv[0], a->spec, e) || wait_stop(t, SIGSTOP, "after setup", e) ||
+	    seize_threads(t, e) || set_all_registers(t, a->spec, e) || detach_stopped(t, e))
 		goto out;
 	t->pidfd = syscall(SYS_pidfd_open, t->pid, 0);
 	if (t->pidfd < 0) {

@@ -14,17 +14,31 @@
  *      registers the regions MISSING|WP (MISSING only for the diff tracker);
  *   6. sets auxv and the mm fields (prctl PR_SET_MM_MAP, exe_fd = -1);
  *   7. takes its memory limit (RLIMIT_AS, RLIMIT_DATA: the recording's size plus
- *      a margin) and, with the sandbox, drops what the called code does not need:
- *      every capability (the bounding set too) and root's uid and gid (setresuid
- *      and setresgid to the ids the server names; the page server and gdbserver,
- *      root, still trace it and read its memory);
- *   8. with the sandbox asked for, installs the seccomp filter the server sent
- *      (built with libseccomp: native/pageserver/sandbox_filter.c): what only
- *      affects the process passes, everything else goes to the server
- *      (SECCOMP_RET_USER_NOTIF), which answers EPERM and counts it;
- *   9. sends the userfaultfd (and the filter's listener) to the server
- *      (SCM_RIGHTS), closes every descriptor but 0, 1, 2 and stops itself with SIGSTOP.
- * The server then sets the recorded registers and detaches, leaving it stopped.
+ *      a margin);
+ *   8. creates the other recorded threads (clone3, each with its recorded id when
+ *      it is free: that needs CAP_SYS_ADMIN, so before anything is dropped); each
+ *      takes its recorded name (PR_SET_NAME), with the sandbox drops its own
+ *      privileges (credentials are per thread), says it is ready and waits on a
+ *      futex that never comes, on a small stack in our image; then our own thread
+ *      takes the leader's recorded name;
+ *   9. with the sandbox, drops what the called code does not need: every
+ *      capability (the bounding set too) and root's uid and gid (setresuid and
+ *      setresgid to the ids the server names; the page server and gdbserver, root,
+ *      still trace it and read its memory), and installs the seccomp filter the
+ *      server sent (built with libseccomp: native/pageserver/sandbox_filter.c) on
+ *      every thread (SECCOMP_FILTER_FLAG_TSYNC): what only affects the process
+ *      passes, everything else goes to the server (SECCOMP_RET_USER_NOTIF), which
+ *      answers EPERM and counts it;
+ *  10. sends the userfaultfd (and the filter's listener) to the server
+ *      (SCM_RIGHTS) and the threads' ids, closes every descriptor but 0, 1, 2 and
+ *      stops itself with SIGSTOP.
+ * The server then sets every thread's recorded registers (ptrace: its own thread
+ * was traced from the start, the others it seizes) and detaches, leaving them all
+ * in one group stop.
+ *
+ * ttd_stub_apply() stays in the image for later: moving the process to another
+ * tick may need changes of the memory map that only the process can make (see
+ * struct stub_apply in layout.h); its tracer calls it.
  *
  * Freestanding: no libc, raw syscalls only. Linked at 0x2f0000000000 (Makefile),
  * far from where programs live, so recorded regions rarely collide with it; the
@@ -49,6 +63,15 @@
 #ifndef MADV_NOHUGEPAGE
 #define MADV_NOHUGEPAGE 15
 #endif
+#ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+#define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4)
+#endif
+#define CLONE_THREAD_FLAGS 0x50f00	/* CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM */
+#define FUTEX_WAIT_PRIVATE 128
+#define FUTEX_WAKE_PRIVATE 129
+#define THREAD_STACK_SIZE 4096	/* a thread's few frames (under 1 KiB) until it waits for ever */
+#define APPLY_STACK_SIZE 16384
+#define EEXIST 17
 #define SOL_SOCKET 1
 #define SCM_RIGHTS 1
 #define VSYSCALL_START 0xffffffffff600000UL
@@ -78,6 +101,14 @@ __attribute__((used, aligned(16))) static char stub_stack[65536];
 static struct stub_layout layout;
 static struct stub_map maps[STUB_MAX_MAPS];
 static uint64_t auxv[STUB_MAX_AUXV / 8];
+static struct stub_thread threads[STUB_MAX_THREADS];
+static int32_t thread_ids[STUB_MAX_THREADS];	/* what each got; [0]: ours */
+__attribute__((aligned(16))) static char thread_stacks[STUB_MAX_THREADS][THREAD_STACK_SIZE];
+static volatile int threads_ready;	/* futex: the other threads set up so far */
+static int never;			/* futex the threads wait on for ever */
+/* ttd_stub_apply(): its argument (the server writes it), and the stack it runs on */
+__attribute__((used)) struct stub_apply stub_apply_args;
+__attribute__((used, aligned(16))) static char apply_stack[APPLY_STACK_SIZE];
 static struct sock_filter filter[STUB_MAX_FILTER];
 static char self_maps[16384];
 
@@ -122,9 +153,11 @@ static void read_layout(void)
 {
 	if (read_full(STUB_SOCK_FD, &layout, sizeof(layout)) ||
 	    layout.nr_maps > STUB_MAX_MAPS || layout.auxv_size > STUB_MAX_AUXV ||
+	    layout.nr_threads < 1 || layout.nr_threads > STUB_MAX_THREADS ||
 	    layout.filter_len > STUB_MAX_FILTER ||
 	    read_full(STUB_SOCK_FD, maps, layout.nr_maps * sizeof(maps[0])) ||
 	    read_full(STUB_SOCK_FD, auxv, layout.auxv_size) ||
+	    read_full(STUB_SOCK_FD, threads, layout.nr_threads * sizeof(threads[0])) ||
 	    read_full(STUB_SOCK_FD, filter, layout.filter_len * sizeof(filter[0])))
 		stub_fail(STEP_READ_LAYOUT, -22, 0, 0);
 }
@@ -178,18 +211,24 @@ static void unmap_foreign(void)
 	}
 }
 
+/* [start, end) as private anonymous memory at its address, 4 KiB pages: 0 or -errno. */
+static long map_anonymous(uint64_t start, uint64_t end, uint32_t prot)
+{
+	long ret = sys6(__NR_mmap, start, end - start, prot,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+
+	if (ret != (long)start)
+		return ret < 0 ? ret : -EEXIST;
+	return sys3(__NR_madvise, start, end - start, MADV_NOHUGEPAGE);
+}
+
 static void map_regions(void)
 {
 	for (uint32_t i = 0; i < layout.nr_maps; i++) {
 		struct stub_map *m = &maps[i];
-		unsigned long len = m->rec_end - m->rec_start;
-		long ret = sys6(__NR_mmap, m->rec_start, len, m->prot,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
-		if (ret != (long)m->rec_start)
-			stub_fail(STEP_MMAP, ret < 0 ? ret : -17, m->rec_start, m->rec_end);
-		ret = sys3(__NR_madvise, m->rec_start, len, MADV_NOHUGEPAGE);
+		long ret = map_anonymous(m->rec_start, m->rec_end, m->prot);
 		if (ret)
-			stub_fail(STEP_MADVISE, ret, m->rec_start, m->rec_end);
+			stub_fail(STEP_MMAP, ret, m->rec_start, m->rec_end);
 	}
 }
 
@@ -290,7 +329,8 @@ static void drop_privileges(void)
 		stub_fail(STEP_DROP_PRIVILEGES, ret, 0, 0);
 }
 
-/* The sandbox's filter, sent by the server; sealed with no new privileges. */
+/* The sandbox's filter, sent by the server, on every thread (TSYNC; with a listener
+ * that needs TSYNC_ESRCH); sealed with no new privileges, which TSYNC passes on. */
 static long sandbox_install(void)
 {
 	struct sock_fprog prog = { .len = (unsigned short)layout.filter_len, .filter = filter };
@@ -298,10 +338,103 @@ static long sandbox_install(void)
 
 	if (ret)
 		stub_fail(STEP_SECCOMP, ret, 0, 0);
-	ret = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	ret = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER |
+		   SECCOMP_FILTER_FLAG_TSYNC | SECCOMP_FILTER_FLAG_TSYNC_ESRCH, &prog);
 	if (ret < 0)
 		stub_fail(STEP_SECCOMP, ret, 0, 0);
 	return ret;	/* the listener */
+}
+
+static void set_name(const char *name)
+{
+	char comm[STUB_COMM_LEN];
+
+	for (int i = 0; i < STUB_COMM_LEN; i++)
+		comm[i] = i < STUB_COMM_LEN - 1 ? name[i] : 0;
+	if (comm[0])
+		sys3(__NR_prctl, PR_SET_NAME, comm, 0);
+}
+
+/*
+ * clone3(args) with the child running fn(arg) on args->stack: the child's id, or
+ * -errno. The child starts with the parent's registers on its new stack, so it
+ * must not return into C: fn and arg travel in r8 and r9, which the system call
+ * keeps.
+ */
+#define UNUSED __attribute__((unused))
+__attribute__((naked)) static long clone_thread(UNUSED void *args, UNUSED unsigned long size,
+						UNUSED void (*fn)(void *), UNUSED void *arg)
+{
+	asm volatile("mov %rdx, %r8\n\t"
+		     "mov %rcx, %r9\n\t"
+		     "mov $435, %eax\n\t"	/* __NR_clone3 */
+		     "syscall\n\t"
+		     "test %rax, %rax\n\t"
+		     "jnz 1f\n\t"
+		     "xor %ebp, %ebp\n\t"
+		     "mov %r9, %rdi\n\t"
+		     "call *%r8\n\t"
+		     "hlt\n"
+		     "1:\n\t"
+		     "ret");
+}
+
+static void drop_privileges(void);
+
+/* A recorded thread other than the leader: named, without privileges under the
+ * sandbox, then waiting until the server has set its registers. */
+static __attribute__((noreturn)) void thread_main(void *arg)
+{
+	const struct stub_thread *t = arg;
+
+	set_name(t->name);
+	if (layout.filter_len)
+		drop_privileges();
+	__atomic_add_fetch(&threads_ready, 1, __ATOMIC_SEQ_CST);
+	sys3(__NR_futex, &threads_ready, FUTEX_WAKE_PRIVATE, 1);
+	for (;;)
+		sys6(__NR_futex, (long)&never, FUTEX_WAIT_PRIVATE, 0, 0, 0, 0);
+}
+
+/* Thread i with its recorded id when it is free (EEXIST: taken), else any. */
+static long clone_recorded(uint32_t i)
+{
+	struct clone_args {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+			 tls, set_tid, set_tid_size, cgroup;
+	} args = { .flags = CLONE_THREAD_FLAGS, .stack = (uint64_t)thread_stacks[i],
+		   .stack_size = THREAD_STACK_SIZE };
+	int32_t want = threads[i].tid;
+	long tid = -1;
+
+	if (want > 0) {
+		args.set_tid = (uint64_t)&want;
+		args.set_tid_size = 1;
+		tid = clone_thread(&args, sizeof(args), thread_main, &threads[i]);
+		if (tid > 0)
+			return tid;
+		args.set_tid = args.set_tid_size = 0;
+	}
+	return clone_thread(&args, sizeof(args), thread_main, &threads[i]);
+}
+
+static void create_threads(void)
+{
+	uint32_t others = layout.nr_threads - 1;
+
+	for (uint32_t i = 1; i < layout.nr_threads; i++) {
+		long tid = clone_recorded(i);
+		if (tid < 0)
+			stub_fail(STEP_CLONE, tid, (uint64_t)threads[i].tid, 0);
+		thread_ids[i] = (int32_t)tid;
+	}
+	for (;;) {
+		int ready = __atomic_load_n(&threads_ready, __ATOMIC_SEQ_CST);
+		if ((uint32_t)ready == others)
+			break;
+		sys6(__NR_futex, (long)&threads_ready, FUTEX_WAIT_PRIVATE, ready, 0, 0, 0);
+	}
+	set_name(threads[0].name);
 }
 
 static void send_uffd(long uffd, long listener)
@@ -317,6 +450,9 @@ static void send_uffd(long uffd, long listener)
 
 	if (ret != sizeof(reply))
 		stub_fail(STEP_SEND_UFFD, ret < 0 ? ret : -5, 0, 0);
+	ret = sys3(__NR_write, STUB_SOCK_FD, thread_ids, layout.nr_threads * sizeof(thread_ids[0]));
+	if (ret != (long)(layout.nr_threads * sizeof(thread_ids[0])))
+		stub_fail(STEP_SEND_TIDS, ret < 0 ? ret : -5, 0, 0);
 }
 
 __attribute__((used, noreturn)) static void stub_main(void)
@@ -324,21 +460,126 @@ __attribute__((used, noreturn)) static void stub_main(void)
 	long uffd, listener = -1, pid = sys3(__NR_getpid, 0, 0, 0);
 
 	read_layout();
+	thread_ids[0] = (int32_t)pid;
 	unmap_foreign();
 	map_regions();
 	uffd = create_uffd();
 	set_mm();
 	limit_memory();
+	create_threads();
 	if (layout.filter_len) {
 		drop_privileges();
 		listener = sandbox_install();
 	}
 	send_uffd(uffd, listener);
 	sys3(__NR_close_range, 3, ~0U, 0);
-	/* The server sets the recorded registers while we are stopped here and
-	 * detaches; whoever continues us resumes at the recorded pc. */
-	sys3(__NR_kill, pid, SIGSTOP, 0);
+	/* The server sets the recorded registers while we are stopped here (a signal
+	 * to this thread: only we stop now, traced) and detaches; whoever continues us
+	 * resumes at the recorded pc. */
+	sys3(__NR_tgkill, pid, pid, SIGSTOP);
 	stub_exit(127);	/* continued without registers: never run on */
+}
+
+/* ── ttd_stub_apply(): changes of the memory map for a move (layout.h) ── */
+
+static int apply_brk(struct stub_apply *a)
+{
+	long got = sys3(__NR_brk, a->brk, 0, 0);
+
+	if ((uint64_t)got == a->brk)
+		return 0;
+	a->failed = (int32_t)a->nr_ops;
+	a->err = 12;	/* ENOMEM: brk says no only by keeping the old break */
+	return -1;
+}
+
+/* An OP_MAP range: mapped, but the part brk just mapped [grown_lo, grown_hi) only
+ * protected as asked (and kept at 4 KiB pages). 0 or -errno. */
+static long apply_map(const struct stub_op *op, uint64_t grown_lo, uint64_t grown_hi)
+{
+	uint64_t lo = op->start > grown_lo ? op->start : grown_lo;
+	uint64_t hi = op->end < grown_hi ? op->end : grown_hi;
+	long ret = 0;
+
+	if (lo >= hi)
+		return map_anonymous(op->start, op->end, op->prot);
+	if (op->start < lo)
+		ret = map_anonymous(op->start, lo, op->prot);
+	if (!ret && hi < op->end)
+		ret = map_anonymous(hi, op->end, op->prot);
+	if (!ret)
+		ret = sys3(__NR_mprotect, lo, hi - lo, op->prot);
+	if (!ret)
+		ret = sys3(__NR_madvise, lo, hi - lo, MADV_NOHUGEPAGE);
+	return ret;
+}
+
+static long apply_op(const struct stub_op *op, uint64_t grown_lo, uint64_t grown_hi)
+{
+	switch (op->kind) {
+	case OP_UNMAP:
+		return sys3(__NR_munmap, op->start, op->end - op->start, 0);
+	case OP_MAP:
+		return apply_map(op, grown_lo, grown_hi);
+	case OP_PROTECT:
+		return sys3(__NR_mprotect, op->start, op->end - op->start, op->prot);
+	}
+	return -22;
+}
+
+/* The ops of a kind, in order; 0, or -1 with a->failed and a->err set. */
+static int apply_kind(struct stub_apply *a, uint32_t kind, uint64_t grown_lo, uint64_t grown_hi)
+{
+	for (uint32_t i = 0; i < a->nr_ops && i < STUB_MAX_OPS; i++) {
+		if (a->ops[i].kind != kind)
+			continue;
+		long ret = apply_op(&a->ops[i], grown_lo, grown_hi);
+		if (ret) {
+			a->failed = (int32_t)i;
+			a->err = -ret;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+__attribute__((used)) static long apply_run(struct stub_apply *a)
+{
+	uint64_t grown_lo = 0, grown_hi = 0;
+
+	a->failed = -1;
+	a->err = 0;
+	a->old_brk = (uint64_t)sys3(__NR_brk, 0, 0, 0);
+	if (a->brk && a->brk < a->old_brk && apply_brk(a))
+		return -1;
+	if (apply_kind(a, OP_UNMAP, 0, 0))
+		return -1;
+	if (a->brk > a->old_brk) {
+		if (apply_brk(a))
+			return -1;
+		grown_lo = (a->old_brk + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+		grown_hi = (a->brk + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	}
+	if (apply_kind(a, OP_MAP, grown_lo, grown_hi) || apply_kind(a, OP_PROTECT, 0, 0))
+		return -1;
+	return 0;
+}
+
+/*
+ * long ttd_stub_apply(struct stub_apply *): called by the tracer as a function of
+ * the process, on whatever thread and stack it stopped with; runs apply_run() on
+ * apply_stack (the ops may unmap the stack it was called on) and returns its value.
+ */
+__attribute__((naked, used)) long ttd_stub_apply(UNUSED struct stub_apply *a)
+{
+	asm volatile("mov %rsp, %rax\n\t"
+		     "lea apply_stack+16384(%rip), %rsp\n\t"
+		     "push %rax\n\t"
+		     "sub $8, %rsp\n\t"
+		     "call apply_run\n\t"
+		     "add $8, %rsp\n\t"
+		     "pop %rsp\n\t"
+		     "ret");
 }
 
 __attribute__((naked, noreturn)) void _start(void)

@@ -44,6 +44,12 @@ def stat_fields(pid: int) -> list[str] | None:
 
 
 def comm(pid: int) -> str | None:
+    """The program a process runs: its executable's name (ttd-stub for a rematerialized
+    process, whose command name is its recorded thread's), else its command name."""
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        pass
     try:
         with open(f"/proc/{pid}/comm") as f:
             return f.read().strip()

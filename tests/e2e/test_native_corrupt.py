@@ -90,6 +90,10 @@ def descendants(pid: int) -> list[tuple[int, str]]:
         except OSError:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
+        try:  # a rematerialized process has its recorded thread's name: its program's
+            name = os.path.basename(os.readlink(f"/proc/{entry}/exe"))
+        except OSError:
+            pass
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
         if state != "Z":
             children.setdefault(int(ppid), []).append(int(entry))

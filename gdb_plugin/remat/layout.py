@@ -1,0 +1,108 @@
+"""What the rematerialized process is made of at one tick, read from the recording once:
+its memory map (with room for the stack to grow), the mm fields, the auxv and every
+thread with its registers, the thread-group leader first.
+
+    layout = read_layout(recording, tick)
+    layout.regions        ((start, end, prot), ...) sorted: what the process maps
+    layout.stack_growth   (lo, hi) below the recorded [stack], or None
+    layout.threads        (RecordedThread(tid, name, gpregs, fpregs, xstate), ...)
+    layout.brk            the program break
+    layout.same_process_as(other)   whether a process at `other` can be moved here:
+                          the same threads (ids and names), auxv and mm fields but brk
+
+Does not import gdb.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snapshotdb import queries
+from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE
+
+from . import spec
+from .errors import RematerializeError
+
+PAGE_SIZE = 4096
+VSYSCALL_START = 0xFFFFFFFFFF600000  # the kernel's [vsyscall] page: not restorable, skipped
+STACK_MAX = 8 << 20  # a live stack's usual limit (ulimit -s 8192)
+PROT = {"r": 1, "w": 2, "x": 4}
+
+
+def prot_of(perms: str) -> int:
+    return sum(PROT[c] for c in perms[:3] if c in PROT)
+
+
+@dataclass(frozen=True)
+class RecordedThread:
+    tid: int
+    name: str | None
+    gpregs: bytes
+    fpregs: bytes
+    xstate: bytes  # b"" when not recorded
+
+
+@dataclass(frozen=True)
+class TickLayout:
+    tick: int
+    regions: tuple[tuple[int, int, int], ...]
+    stack_growth: tuple[int, int] | None
+    mm: tuple[int, ...]  # spec.MM_FIELDS order
+    auxv: bytes
+    threads: tuple[RecordedThread, ...]  # the leader first
+
+    @property
+    def brk(self) -> int:
+        return self.mm[spec.MM_FIELDS.index("brk")]
+
+    def thread_names(self) -> tuple[tuple[int, str | None], ...]:
+        return tuple((t.tid, t.name) for t in self.threads)
+
+    def same_process_as(self, other: TickLayout) -> bool:
+        """A process at `other` can become this one by a move: the same threads (a thread
+        cannot be made or ended from outside, nor renamed), auxv and mm fields; only the
+        memory, its map, the break and the registers differ."""
+        brk = spec.MM_FIELDS.index("brk")
+        return (self.thread_names() == other.thread_names() and self.auxv == other.auxv
+                and self.mm[:brk] + self.mm[brk + 1:] == other.mm[:brk] + other.mm[brk + 1:])
+
+
+def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
+    """Room below the recorded [stack] for it to grow into: down to STACK_MAX in all,
+    leaving a guard page above the next mapping below. None when there is none."""
+    stack = next((m for m in maps if m.path == "[stack]"), None) or next(
+        (m for m in maps if m.start <= start_stack < m.end), None)
+    if stack is None:
+        return None
+    below = max((m.end for m in maps if m.end <= stack.start), default=0)
+    lo = max(stack.end - STACK_MAX, below + PAGE_SIZE, PAGE_SIZE * 16)
+    lo = (lo + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    return (lo, stack.start) if lo < stack.start else None
+
+
+def read_layout(recording, tick: int) -> TickLayout:
+    """The layout at `tick` of an open snapshotdb Recording (RecordingError when there is
+    no such tick, RematerializeError when its registers are malformed)."""
+    with recording.session() as session:
+        snap = queries.snapshot_at(session, tick)
+        maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
+        growth = _stack_growth(maps, snap.start_stack)
+        regions = sorted([(m.start, m.end, prot_of(m.perms)) for m in maps]
+                         + ([(*growth, PROT["r"] | PROT["w"])] if growth else []))
+        threads = tuple(RecordedThread(t.tid, t.name, bytes(t.gpregs), bytes(t.fpregs),
+                                       bytes(t.xstate) if t.xstate else b"")
+                        for t in queries.threads_leader_first(snap))
+        mm = tuple(getattr(snap, name) for name in spec.MM_FIELDS)
+        auxv = bytes(snap.auxv)
+    for t in threads:
+        if len(t.gpregs) != GPREGS_SIZE or len(t.fpregs) != FPREGS_SIZE:
+            raise RematerializeError(
+                f"Corrupt recording: thread {t.tid} at tick {tick} has {len(t.gpregs)} bytes of "
+                f"general registers and {len(t.fpregs)} of FP registers "
+                f"({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
+    if not threads:
+        raise RematerializeError(f"Corrupt recording: tick {tick} has no threads.")
+    return TickLayout(tick, tuple(regions), growth, mm, auxv, threads)
+
+
+def pack_maps(layout: TickLayout) -> bytes:
+    return b"".join(spec.pack_map(start, end, prot) for start, end, prot in layout.regions)

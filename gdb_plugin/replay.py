@@ -1,0 +1,150 @@
+"""Moving the kept process of a call session to another tick, in GDB (issue 10).
+
+    movable(session, info)    whether the session's process can become `info`'s tick
+    move(session, info)       do it: memory map, break and memory by the page server
+                              (remat's proc.move, its ttd_stub_apply() called here as an
+                              inferior call), every thread's registers by one `G` packet
+                              each (remat/gpacket.py), GDB's caches flushed
+
+A process moves only to a tick of the same threads (ids and names), auxv, mm fields
+but the break, executable and libraries: a thread cannot be made or ended from
+outside, and GDB's symbols stay right. Otherwise the caller builds a new process
+("rebuilt"). Runs with the temporary inferior selected; the other threads stay
+stopped for the routine's call (scheduler-locking on).
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+
+import gdb
+
+from gdb_plugin.errors import SessionError
+from gdb_plugin.evaluate import CallStopper, UserBreakpointsDisabled
+from gdb_plugin.gdb_settings import GdbSettings
+
+APPLY_TIMEOUT_S = 10.0
+LOCKED = [("scheduler-locking", "on")]
+_RECEIVED = re.compile(r'received: "(.*)"')
+
+
+def layout_of(info):
+    """The TickLayout (remat/layout.py) at info's tick, read once per TickInfo."""
+    if info.layout is None:
+        from gdb_plugin.remat.layout import read_layout
+
+        info.layout = read_layout(info.recording, info.tick)
+    return info.layout
+
+
+def movable(session, info) -> str | None:
+    """None when the session's process can be moved to info's tick, else why not."""
+    proc = session.proc
+    if proc is None or proc.layout is None or session.tracker_used != "wp-async":
+        return "the process cannot be moved (diff tracker)"
+    if not session.movable:
+        return "the last call left what a move cannot undo"
+    if (session.info.exe_path, session.info.libraries) != (info.exe_path, info.libraries):
+        return "the libraries differ"
+    if not layout_of(info).same_process_as(proc.layout):
+        return "the threads differ"
+    return None
+
+
+def thread_of(inferior_num: int, lwp: int):
+    """The GDB thread of the temporary inferior whose LWP is `lwp`, or None."""
+    for inferior in gdb.inferiors():
+        if inferior.num == inferior_num:
+            for thread in inferior.threads():
+                if thread.ptid[1] == lwp:
+                    return thread
+    return None
+
+
+def _packet(text: str) -> str:
+    out = gdb.execute(f"maint packet {text}", to_string=True)
+    match = _RECEIVED.search(out)
+    if match is None:
+        raise SessionError(f"Moving the process: no reply to a {text[:1]} packet.")
+    return match.group(1)
+
+
+@contextlib.contextmanager
+def this_thread_only(nr_threads: int):
+    """scheduler-locking on for a call in the selected thread of a process of several
+    threads (the others stay stopped), the user's setting back afterwards. GDB cannot
+    set it (and turns it off) once the process has ended in the call: no target to
+    lock then."""
+    locked = GdbSettings(LOCKED) if nr_threads > 1 else None
+    if locked is not None:
+        try:
+            locked.apply()
+        except gdb.error:
+            locked = None
+    try:
+        yield
+    finally:
+        if locked is not None:
+            try:
+                locked.restore()
+            except gdb.error:
+                pass
+
+
+def _call_apply(pid: int, nr_threads: int, fn: int, arg: int) -> None:
+    """ttd_stub_apply(arg) in the process, on the selected thread alone."""
+    try:  # its result is in the process: the page server reads it (MOVED)
+        with this_thread_only(nr_threads), UserBreakpointsDisabled(), \
+                CallStopper(pid, APPLY_TIMEOUT_S):
+            gdb.parse_and_eval(f"((long(*)(void*)){fn:#x})({arg:#x})")
+    except gdb.error as exc:
+        raise SessionError(f"Moving the process: the stub's routine failed: {exc}") from None
+
+
+def _write_registers(session, layout) -> None:
+    """Every thread's recorded registers, one G packet each."""
+    from gdb_plugin.remat.gpacket import build_g_packet, parse_remote_registers, recorded_values
+
+    if session.reg_layout is None:
+        session.reg_layout = parse_remote_registers(
+            gdb.execute("maint print remote-registers", to_string=True))
+    for lwp, thread in zip(session.proc.threads(), layout.threads, strict=True):
+        gdb_thread = thread_of(session.inferior.num, lwp)
+        if gdb_thread is None:
+            raise SessionError(f"Moving the process: GDB has no thread {lwp}.")
+        # nothing cached: reading $pc makes GDB select this thread in gdbserver (Hg),
+        # where the raw g and G packets below go
+        gdb.execute("maintenance flush register-cache", to_string=True)
+        gdb_thread.switch()
+        gdb.parse_and_eval("$pc")
+        current = bytes.fromhex(_packet("g").replace("x", "0"))
+        packet = build_g_packet(session.reg_layout, current,
+                                recorded_values(thread.gpregs, thread.fpregs, thread.xstate))
+        if _packet("G" + packet.hex()) != "OK":
+            raise SessionError(f"Moving the process: gdbserver refused thread {lwp}'s "
+                               "registers.")
+    gdb.execute("maintenance flush register-cache", to_string=True)  # GDB read them before
+
+
+def move(session, info) -> float:
+    """Move the session's process to info's tick (movable() said yes); the time in ms.
+    Raises MoveRefused (remat: the process is as it was) or SessionError /
+    RematerializeError (the process is not to be used any more)."""
+    t0 = time.perf_counter()
+    layout = layout_of(info)
+    proc = session.proc
+    ran = session.calls > 0 or session.inferior.resumed
+
+    def call_apply(fn: int, arg: int) -> None:
+        _call_apply(proc.pid, len(layout.threads), fn, arg)
+        session.inferior.mark_resumed()
+
+    with session.inferior.selected():
+        # the registers first: the stub's routine then runs on the new tick's stack (the
+        # call may have left the old one unusable: $rsp = 0)
+        _write_registers(session, layout)
+        proc.move(layout, ran, call_apply)
+        gdb.execute("maintenance flush register-cache", to_string=True)
+        gdb.execute("maintenance flush dcache", to_string=True)
+    return (time.perf_counter() - t0) * 1e3
