@@ -59,7 +59,7 @@ class TempInferior:
         self._lifetime: list[GdbSettings] = []  # settings kept while it exists (ttd goto)
         self.gdbserver = ""
         self.gdbserver_log = ""
-        self.resumed = False  # the first resume after attach reports the pending SIGSTOP
+        self.resumed = False  # resumed by a call or the stub's routine since the attach
         # where GDB finds the recorded libraries and debug files (gdb_plugin/files.py):
         # applied with ATTACH_SETTINGS, put back with them
         self.symbol_settings: list[tuple[str, str]] = []
@@ -160,11 +160,12 @@ class TempInferior:
     def selected(self):
         """The temporary inferior selected, with what a call needs, for a block: only
         unwindonsignal (thread switches from Python print nothing, and nothing asks),
-        SIGINT stopping the call, and the SIGSTOP handling until the process has been
-        resumed once."""
+        SIGINT stopping the call, and the SIGSTOP handling while a thread still holds
+        the SIGSTOP of gdbserver's attach (see attach_stop_pending)."""
         settings = None
         if not self._lifetime:
-            signals = [STOP_ON_SIGINT] + ([] if self.resumed else [SWALLOW_SIGSTOP])
+            swallow = attach_stop_pending(self.pid)
+            signals = [STOP_ON_SIGINT] + ([SWALLOW_SIGSTOP] if swallow else [])
             settings = GdbSettings(STEP_SETTINGS, signals=signals)
             settings.apply()
         try:
@@ -275,3 +276,34 @@ def _log_limit():
 
 def _quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+SIGSTOP_BIT = 1 << (signal.SIGSTOP - 1)
+
+
+def attach_stop_pending(pid: int) -> bool:
+    """Whether a thread of process `pid` (stopped, traced by gdbserver) holds a SIGSTOP
+    that no one has taken yet. The process is in a group stop when gdbserver attaches:
+    the kernel turns each thread's group stop into a ptrace stop at once and the
+    attach's own SIGSTOP stays queued to the thread until it next runs, where GDB
+    would report it as a signal in the call. Each thread holds one until its first
+    resume (a call on another thread, the stub's routine after a move): asked of the
+    kernel, not counted. A process that is gone holds none."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return any(_pending(pid, tid) & SIGSTOP_BIT for tid in tids)
+
+
+def _pending(pid: int, tid: str) -> int:
+    """The thread's own pending signals and the process's shared ones, as a mask."""
+    mask = 0
+    try:
+        with open(f"/proc/{pid}/task/{tid}/status") as status:
+            for line in status:
+                if line.startswith(("SigPnd:", "ShdPnd:")):
+                    mask |= int(line.split()[1], 16)
+    except (OSError, ValueError):
+        return 0
+    return mask
