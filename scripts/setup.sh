@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything ttd needs on a Debian machine, idempotently:
-#   Debian packages (gdb, gdbserver, compiler, libsqlite3/libzstd/libssl headers),
+#   Debian packages (gdb, gdbserver, compiler, libsqlite3/libzstd/libssl/libseccomp/libpq
+#   headers, libc's debug symbols, PostgreSQL for the tests' throwaway clusters),
 #   a virtual environment at .venv/ built from /usr/bin/python3 (GDB embeds the
 #   system Python, so the plugin can import the same packages), and the native build.
 # Quick when everything is already there.
@@ -9,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 debs=(gdb gdbserver gcc make pkg-config libc6-dev libc6-dbg libsqlite3-dev libzstd-dev libssl-dev
-      libseccomp-dev
+      libseccomp-dev libpq-dev postgresql
       python3 python3-venv python3-dev sqlite3)
 missing=()
 for p in "${debs[@]}"; do
