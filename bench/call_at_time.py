@@ -15,6 +15,7 @@ Two settings:
 Each call-at-time goes through the GDB command (`call-at-time --json`), timed inside
 GDB with time.perf_counter, so the MI round trip is not in the times.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,14 +36,17 @@ PARTS = ("rematerialize", "attach", "symbols", "call", "report")
 
 # --- inside GDB -----------------------------------------------------------------------
 
+
 def _emit(obj) -> None:
     import gdb
+
     gdb.write("BENCH " + json.dumps(obj) + "\n")
 
 
 def gdb_live_calls(repeat: int) -> None:
     """GDB's `call` on the live program, stopped at checkpoint (native target)."""
     import gdb
+
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -58,6 +62,7 @@ def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
     at the end."""
     from gdb_plugin.evaluate import evaluate
     from gdb_plugin.inferior import TempInferior
+
     inferior = TempInferior(tempfile.mkdtemp(prefix="ttd-bench-"))
     t0 = time.perf_counter()
     parts = inferior.attach(pid, exe, None, keep_selected=True)  # stays selected: plain calls
@@ -70,22 +75,31 @@ def gdb_gdbserver_attach(pid: int, exe: str, repeat: int) -> None:
         samples.append((time.perf_counter() - t1) * 1e3)
     inferior.close()
     shutil.rmtree(inferior.log_dir)
-    _emit({"first": first, "parts": parts, "repeat": samples, "value": outcome.value,
-           "status": outcome.status})
+    _emit(
+        {
+            "first": first,
+            "parts": parts,
+            "repeat": samples,
+            "value": outcome.value,
+            "status": outcome.status,
+        }
+    )
 
 
 def _timed_command(tick: int) -> tuple[float, dict]:
     import gdb
+
     t0 = time.perf_counter()
     text = gdb.execute(f"call-at-time --json {tick} {EXPR}", to_string=True)
     wall = (time.perf_counter() - t0) * 1e3
-    return wall, json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    return wall, json.loads(text[text.index('{"tick"') :].splitlines()[0])
 
 
 def gdb_call_at_time(tick: int, first: int, repeat: int, tracker: str = "auto") -> None:
     """`first` first calls (nothing of the recording cached), then `repeat` calls reusing
     the process at that tick, with the page tracker `tracker` (`set ttd tracker`)."""
     from gdb_plugin.commands import context
+
     ctx = context()
     ctx.settings.tracker = tracker
     firsts, first_parts = [], []
@@ -101,9 +115,18 @@ def gdb_call_at_time(tick: int, first: int, repeat: int, tracker: str = "auto") 
         repeat_parts.append(obj["timings_ms"])
     ctx.sessions.close_all()
     ctx.settings.tracker = "auto"
-    _emit({"first": firsts, "first_parts": first_parts, "repeat": repeats,
-           "repeat_parts": repeat_parts, "value": obj["value"], "tracker": obj["tracker"],
-           "pages": len(obj["dirtied_pages"]), "faults": obj["faults"]})
+    _emit(
+        {
+            "first": firsts,
+            "first_parts": first_parts,
+            "repeat": repeats,
+            "repeat_parts": repeat_parts,
+            "value": obj["value"],
+            "tracker": obj["tracker"],
+            "pages": len(obj["dirtied_pages"]),
+            "faults": obj["faults"],
+        }
+    )
 
 
 def gdb_cold_call_at_time(tick: int) -> None:
@@ -113,10 +136,11 @@ def gdb_cold_call_at_time(tick: int) -> None:
 
 # --- outside GDB ----------------------------------------------------------------------
 
+
 def _bench_json(text: str):
     for line in text.splitlines():
         if line.startswith("BENCH "):
-            return json.loads(line[len("BENCH "):])
+            return json.loads(line[len("BENCH ") :])
     raise RuntimeError(f"no result in GDB output:\n{text}")
 
 
@@ -130,15 +154,20 @@ def _med(samples) -> float:
 
 def _build(workdir: Path) -> Path:
     exe = workdir / "call_target"
-    subprocess.run(["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" / "call_target.c")],
-                   check=True)
+    subprocess.run(
+        ["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" / "call_target.c")], check=True
+    )
     return exe
 
 
 def _record(exe: Path, db: Path, size_mib: int) -> None:
     ttd = TOP / ".venv" / "bin" / "ttd"
-    done = subprocess.run([str(ttd), "record", "-o", str(db), "--break", "checkpoint", "--",
-                           str(exe), str(size_mib)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(ttd), "record", "-o", str(db), "--break", "checkpoint", "--", str(exe), str(size_mib)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"ttd record failed: {done.stderr.strip()}")
 
@@ -158,6 +187,7 @@ def _stopped_process(exe: Path, size_mib: int) -> subprocess.Popen:
 
 def _fresh_gdb():
     from ttd_cli.mi import MiGdb
+
     gdb = MiGdb()
     gdb.cli("set confirm off")
     gdb.cli(f"python import sys; sys.path[:0] = ['{TOP}', '{TOP / 'bench'}']")
@@ -176,8 +206,11 @@ def _cold(exe: Path, db: Path, size_mib: int, runs: int) -> dict:
         proc = _stopped_process(exe, size_mib)
         try:
             with _fresh_gdb() as gdb:
-                live.append(_bench_json(gdb.cli(
-                    f"python bench.gdb_gdbserver_attach({proc.pid}, '{exe}', 0)", 120)))
+                live.append(
+                    _bench_json(
+                        gdb.cli(f"python bench.gdb_gdbserver_attach({proc.pid}, '{exe}', 0)", 120)
+                    )
+                )
         finally:
             proc.kill()
             proc.wait()
@@ -188,7 +221,8 @@ def _cold(exe: Path, db: Path, size_mib: int, runs: int) -> dict:
         "call_at_time_first_breakdown_ms": _median_parts([c["parts"] for c in cat]),
         "live_gdbserver_attach_and_call_ms": attach_ms,
         "live_gdbserver_attach_breakdown_ms": {
-            k: _med([s["parts"][k] for s in live]) for k in live[0]["parts"]},
+            k: _med([s["parts"][k] for s in live]) for k in live[0]["parts"]
+        },
         "first_vs_live_attach": round(first_ms / attach_ms, 3),
     }
 
@@ -205,13 +239,17 @@ def _warm(exe: Path, db: Path, size_mib: int, first: int, repeat: int) -> dict:
             gdb.wait_stopped(120)
             gdb.cli("delete")
             live = _bench_json(gdb.cli(f"python bench.gdb_live_calls({repeat})", 120))
-            servers = [_bench_json(gdb.cli(
-                f"python bench.gdb_gdbserver_attach({p.pid}, '{exe}', {repeat})", 120))
-                for p in live_procs]
+            servers = [
+                _bench_json(
+                    gdb.cli(f"python bench.gdb_gdbserver_attach({p.pid}, '{exe}', {repeat})", 120)
+                )
+                for p in live_procs
+            ]
             gdb.cli(f"ttd open {db}")
             cat = _bench_json(gdb.cli(f"python bench.gdb_call_at_time(1, {first}, {repeat})", 600))
-            diff = _bench_json(gdb.cli(
-                f"python bench.gdb_call_at_time(1, {first}, {repeat}, 'diff')", 600))
+            diff = _bench_json(
+                gdb.cli(f"python bench.gdb_call_at_time(1, {first}, {repeat}, 'diff')", 600)
+            )
     finally:
         for proc in live_procs:
             proc.kill()
@@ -259,18 +297,23 @@ def main() -> int:
         _record(exe, db, args.size_mib)
         cold = _cold(exe, db, args.size_mib, args.first)
         warm = _warm(exe, db, args.size_mib, args.first, args.repeat)
-    print(json.dumps({
-        "size_mib": args.size_mib,
-        "expr": EXPR,
-        "value": warm.pop("value"),
-        "first_vs_live_attach": cold["first_vs_live_attach"],
-        "repeat_vs_live_gdbserver_call": warm["repeat_vs_live_gdbserver_call"],
-        "goal": "first <= 1.5 x live attach-and-call (cold); "
+    print(
+        json.dumps(
+            {
+                "size_mib": args.size_mib,
+                "expr": EXPR,
+                "value": warm.pop("value"),
+                "first_vs_live_attach": cold["first_vs_live_attach"],
+                "repeat_vs_live_gdbserver_call": warm["repeat_vs_live_gdbserver_call"],
+                "goal": "first <= 1.5 x live attach-and-call (cold); "
                 "repeat <= 1.5 x live call through gdbserver",
-        "cold": cold,
-        "warm": warm,
-        "runs": {"first": args.first, "repeat": args.repeat},
-    }, indent=2))
+                "cold": cold,
+                "warm": warm,
+                "runs": {"first": args.first, "repeat": args.repeat},
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

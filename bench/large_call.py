@@ -9,6 +9,7 @@ one JSON object: wall time of the command as GDB ran it, the call and report par
 of timings_ms (medians), how many pages the report holds and the size of its JSON
 and of its text form.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def _run(gdb, command: str, timeout: float) -> tuple[float, str]:
 
 
 def _json_of(text: str) -> dict:
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    return json.loads(text[text.index('{"tick"') :].splitlines()[0])
 
 
 def main() -> int:
@@ -44,12 +45,26 @@ def main() -> int:
     expr = f"(void)memset(ballast, 1, {args.size_mib} << 20)"
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         exe = Path(tmp) / "call_target"
-        subprocess.run(["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench/call_target.c")],
-                       check=True)
+        subprocess.run(
+            ["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench/call_target.c")], check=True
+        )
         db = Path(tmp) / "large.db"
-        done = subprocess.run([str(TOP / ".venv/bin/ttd"), "record", "-o", str(db), "--break",
-                               "checkpoint", "--", str(exe), str(args.size_mib)],
-                              capture_output=True, text=True, timeout=1200)
+        done = subprocess.run(
+            [
+                str(TOP / ".venv/bin/ttd"),
+                "record",
+                "-o",
+                str(db),
+                "--break",
+                "checkpoint",
+                "--",
+                str(exe),
+                str(args.size_mib),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         if done.returncode != 0:
             raise SystemExit(f"ttd record failed: {done.stderr.strip()}")
         walls, calls, reports, text_walls = [], [], [], []
@@ -67,20 +82,25 @@ def main() -> int:
                 wall, text = _run(gdb, f"call-at-time --timeout 600 1 {expr}", 1200)
                 text_walls.append(wall)
                 text_lines = len(text.splitlines())
-    print(json.dumps({
-        "size_mib": args.size_mib,
-        "expr": expr,
-        "status": obj["status"],
-        "pages": len(obj["dirtied_pages"]),
-        "pages_changed": sum(p["changed"] for p in obj["dirtied_pages"]),
-        "json_command_ms_p50": round(statistics.median(walls), 1),
-        "text_command_ms_p50": round(statistics.median(text_walls), 1),
-        "call_ms_p50": round(statistics.median(calls), 1),
-        "report_ms_p50": round(statistics.median(reports), 1),
-        "json_bytes": json_bytes,
-        "text_lines": text_lines,
-        "runs": args.runs,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "size_mib": args.size_mib,
+                "expr": expr,
+                "status": obj["status"],
+                "pages": len(obj["dirtied_pages"]),
+                "pages_changed": sum(p["changed"] for p in obj["dirtied_pages"]),
+                "json_command_ms_p50": round(statistics.median(walls), 1),
+                "text_command_ms_p50": round(statistics.median(text_walls), 1),
+                "call_ms_p50": round(statistics.median(calls), 1),
+                "report_ms_p50": round(statistics.median(reports), 1),
+                "json_bytes": json_bytes,
+                "text_lines": text_lines,
+                "runs": args.runs,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -49,6 +49,7 @@ Prints one JSON object. Every figure comes from this run on this machine:
   64 MiB one stores every page); ready_ms_1000_ticks: 64 MiB recorded at 1000 ticks
   (16 pages changed per tick), at its last tick.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -130,7 +131,7 @@ int main(int argc, char **argv) {
 
 
 class Tools(NamedTuple):
-    touch: str     # TOUCH_C: touches pages of another process, timing each
+    touch: str  # TOUCH_C: touches pages of another process, timing each
     baseline: str  # bench/uffd_baseline.c: the bare userfaultfd handler
 
 
@@ -140,8 +141,21 @@ def build_tools(tmp: str) -> Tools:
     with open(tools.touch + ".c", "w") as f:
         f.write(TOUCH_C)
     subprocess.run(["gcc", "-O2", "-o", tools.touch, tools.touch + ".c"], check=True)
-    subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(TOP / "native"),
-                    "-o", tools.baseline, str(TOP / "bench" / "uffd_baseline.c")], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(TOP / "native"),
+            "-o",
+            tools.baseline,
+            str(TOP / "bench" / "uffd_baseline.c"),
+        ],
+        check=True,
+    )
     return tools
 
 
@@ -149,8 +163,16 @@ def build_tools(tmp: str) -> Tools:
 
 
 def gpregs() -> bytes:
-    return pack_gpregs({"rip": CODE_START, "cs": 0x33, "eflags": 0x202,
-                        "rsp": STACK_START + 0xFE000, "ss": 0x2B, "orig_rax": 2**64 - 1})
+    return pack_gpregs(
+        {
+            "rip": CODE_START,
+            "cs": 0x33,
+            "eflags": 0x202,
+            "rsp": STACK_START + 0xFE000,
+            "ss": 0x2B,
+            "orig_rax": 2**64 - 1,
+        }
+    )
 
 
 def fpregs() -> bytes:
@@ -164,8 +186,9 @@ def page_bytes(index: int) -> bytes:
     return os.urandom(1024) + struct.pack("<Q", index) * 384
 
 
-def make_recording(path: str, size: int, store_every: int = 1, ticks: int = 1,
-                   changed_per_tick: int = 16) -> None:
+def make_recording(
+    path: str, size: int, store_every: int = 1, ticks: int = 1, changed_per_tick: int = 16
+) -> None:
     """A recording of one region of `size` bytes at ticks 1..`ticks`: tick 1 stores every
     `store_every`-th page, each later tick a new version of `changed_per_tick` pages."""
     engine = open_engine(path, create=True)
@@ -187,30 +210,45 @@ def make_recording(path: str, size: int, store_every: int = 1, ticks: int = 1,
             digest, codec, data = encode(page_bytes(i))
             contents.append((content_id, digest, codec, data))
             versions.append((REGION_START + i * PAGE_SIZE, tick, content_id))
-        conn.executemany("INSERT INTO page_content (id, digest, codec, data) "
-                         "VALUES (?, ?, ?, ?)", contents)
-        conn.executemany("INSERT INTO page_version (address, first_tick, content_id) "
-                         "VALUES (?, ?, ?)", versions)
+        conn.executemany(
+            "INSERT INTO page_content (id, digest, codec, data) VALUES (?, ?, ?, ?)", contents
+        )
+        conn.executemany(
+            "INSERT INTO page_version (address, first_tick, content_id) VALUES (?, ?, ?)", versions
+        )
     conn.close()
 
 
 def add_snapshot(s: Session, recording_id: int, tick: int, size: int) -> None:
-    snap = Snapshot(recording_id=recording_id, tick=tick, reason="manual", stop_tid=0,
-                    pc=CODE_START, auxv=bytes(16), start_code=CODE_START,
-                    end_code=CODE_START + 0x1000, start_data=DATA_START,
-                    end_data=DATA_START + 0x1000, start_brk=DATA_START + 0x2000,
-                    brk=DATA_START + 0x2000, start_stack=STACK_START + 0xFF000,
-                    arg_start=STACK_START + 0xFF100, arg_end=STACK_START + 0xFF200,
-                    env_start=STACK_START + 0xFF200, env_end=STACK_START + 0xFF300)
+    snap = Snapshot(
+        recording_id=recording_id,
+        tick=tick,
+        reason="manual",
+        stop_tid=0,
+        pc=CODE_START,
+        auxv=bytes(16),
+        start_code=CODE_START,
+        end_code=CODE_START + 0x1000,
+        start_data=DATA_START,
+        end_data=DATA_START + 0x1000,
+        start_brk=DATA_START + 0x2000,
+        brk=DATA_START + 0x2000,
+        start_stack=STACK_START + 0xFF000,
+        arg_start=STACK_START + 0xFF100,
+        arg_end=STACK_START + 0xFF200,
+        env_start=STACK_START + 0xFF200,
+        env_end=STACK_START + 0xFF300,
+    )
     s.add(snap)
     s.flush()
     s.add(Thread(snapshot_id=snap.id, tid=0, name="synthetic", gpregs=gpregs(), fpregs=fpregs()))
-    for start, end, perms, name in ((CODE_START, CODE_START + 0x1000, "r-xp", ""),
-                                    (DATA_START, DATA_START + 0x2000, "rw-p", ""),
-                                    (REGION_START, REGION_START + size, "rw-p", ""),
-                                    (STACK_START, STACK_START + 0x100000, "rw-p", "[stack]")):
-        s.add(Mapping(snapshot_id=snap.id, start=start, end=end, perms=perms, offset=0,
-                      path=name))
+    for start, end, perms, name in (
+        (CODE_START, CODE_START + 0x1000, "r-xp", ""),
+        (DATA_START, DATA_START + 0x2000, "rw-p", ""),
+        (REGION_START, REGION_START + size, "rw-p", ""),
+        (STACK_START, STACK_START + 0x100000, "rw-p", "[stack]"),
+    ):
+        s.add(Mapping(snapshot_id=snap.id, start=start, end=end, perms=perms, offset=0, path=name))
 
 
 # ---- measuring ----------------------------------------------------------------------------
@@ -230,17 +268,21 @@ def on_cpus_of(pid: int):
     return lambda: os.sched_setaffinity(0, cpus)
 
 
-def touch(tool: str, pid: int, npages: int, randomly: bool,
-          window: int) -> tuple[list[int], list[int]]:
-    out = subprocess.run([tool, str(pid), hex(REGION_START), str(npages), str(int(randomly)),
-                          "12345", str(window)], capture_output=True, check=True, timeout=600,
-                         preexec_fn=on_cpus_of(pid)).stdout
-    lat = list(struct.unpack(f"<{npages}I", out[:4 * npages]))
-    return lat, list(out[4 * npages:])
+def touch(
+    tool: str, pid: int, npages: int, randomly: bool, window: int
+) -> tuple[list[int], list[int]]:
+    out = subprocess.run(
+        [tool, str(pid), hex(REGION_START), str(npages), str(int(randomly)), "12345", str(window)],
+        capture_output=True,
+        check=True,
+        timeout=600,
+        preexec_fn=on_cpus_of(pid),
+    ).stdout
+    lat = list(struct.unpack(f"<{npages}I", out[: 4 * npages]))
+    return lat, list(out[4 * npages :])
 
 
-def summarize(lat: list[int], faulted: list[int], npages: int, randomly: bool,
-              window: int) -> dict:
+def summarize(lat: list[int], faulted: list[int], npages: int, randomly: bool, window: int) -> dict:
     """Fault and hit latencies of one run of the toucher."""
     fault_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if f]
     hit_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if not f]
@@ -248,24 +290,38 @@ def summarize(lat: list[int], faulted: list[int], npages: int, randomly: bool,
     idx = [k for k, f in enumerate(faulted) if f]
     filled_counts = _pages_per_fault(npages, randomly, window)
     per_page = [lat[k] / 1e3 / count for k, count in zip(idx, filled_counts, strict=False)]
-    return {"faults": len(fault_us), "fault_us_p50": pct(fault_us, 0.5),
-            "fault_us_p99": pct(fault_us, 0.99),
-            "per_page_us_p50": pct(per_page, 0.5), "hit_us_p50": pct(hit_us, 0.5),
-            "all_touches_us_mean": sum(lat) / len(lat) / 1e3}
+    return {
+        "faults": len(fault_us),
+        "fault_us_p50": pct(fault_us, 0.5),
+        "fault_us_p99": pct(fault_us, 0.99),
+        "per_page_us_p50": pct(per_page, 0.5),
+        "hit_us_p50": pct(hit_us, 0.5),
+        "all_touches_us_mean": sum(lat) / len(lat) / 1e3,
+    }
 
 
-def run_touch(db: str, tool: str, npages: int, randomly: bool, window: int,
-              mode: str = "lazy") -> dict:
+def run_touch(
+    db: str, tool: str, npages: int, randomly: bool, window: int, mode: str = "lazy"
+) -> dict:
     with rematerialize(db, 1, mode=mode, fault_around_pages=window) as proc:
         lat, faulted = touch(tool, proc.pid, npages, randomly, window)
         stats = proc.stats()
         assert proc.written_pages() == [], "reads must never count as writes"
-    return {**summarize(lat, faulted, npages, randomly, window),
-            "server_serve_us_p50": stats["serve_us_p50"], "pages_served": stats["pages_served"]}
+    return {
+        **summarize(lat, faulted, npages, randomly, window),
+        "server_serve_us_p50": stats["serve_us_p50"],
+        "pages_served": stats["pages_served"],
+    }
 
 
-def run_baseline(tools: Tools, npages: int, randomly: bool, window: int,
-                 pinned: bool = True, missing: bool = False) -> dict:
+def run_baseline(
+    tools: Tools,
+    npages: int,
+    randomly: bool,
+    window: int,
+    pinned: bool = True,
+    missing: bool = False,
+) -> dict:
     """The same touches on bench/uffd_baseline.c's process: a bare userfaultfd handler
     serving from memory, with ttd's window rule and pinning (missing: registered and
     filled without write protection, as the diff tracker does)."""
@@ -283,8 +339,10 @@ def run_baseline(tools: Tools, npages: int, randomly: bool, window: int,
             if handler.poll() is None:
                 handler.kill()
     assert stats[0] == "STATS" and int(stats[2]) == npages, stats
-    return {**summarize(lat, faulted, npages, randomly, window),
-            "server_serve_us_p50": int(stats[3]) / 1e3}
+    return {
+        **summarize(lat, faulted, npages, randomly, window),
+        "server_serve_us_p50": int(stats[3]) / 1e3,
+    }
 
 
 def _pages_per_fault(npages: int, randomly: bool, window: int) -> list[int]:
@@ -322,7 +380,7 @@ def run_workaround(db: str, tool: str, npages: int, samples: int) -> float:
     rng = random.Random(7)
     pages = list(range(npages))
     rng.shuffle(pages)
-    present, probe = pages[:npages // 2], pages[npages // 2:][:samples]
+    present, probe = pages[: npages // 2], pages[npages // 2 :][:samples]
     with rematerialize(db, 1, mode="workaround", fault_around_pages=1) as proc:
         for p in present:
             rec_addr = REGION_START + p * PAGE_SIZE
@@ -332,9 +390,13 @@ def run_workaround(db: str, tool: str, npages: int, samples: int) -> float:
 
 
 def touch_one(tool: str, pid: int, page: int) -> tuple[int, int]:
-    out = subprocess.run([tool, str(pid), hex(REGION_START + page * PAGE_SIZE), "1", "0", "1", "1"],
-                         capture_output=True, check=True, timeout=60,
-                         preexec_fn=on_cpus_of(pid)).stdout
+    out = subprocess.run(
+        [tool, str(pid), hex(REGION_START + page * PAGE_SIZE), "1", "0", "1", "1"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        preexec_fn=on_cpus_of(pid),
+    ).stdout
     return struct.unpack("<I", out[:4])[0], out[4]
 
 
@@ -362,8 +424,9 @@ def env(**values: str):
                 os.environ[k] = v
 
 
-def median_runs(db: str, tools: Tools, npages: int, randomly: bool, window: int,
-                key: str) -> tuple[dict, dict, dict]:
+def median_runs(
+    db: str, tools: Tools, npages: int, randomly: bool, window: int, key: str
+) -> tuple[dict, dict, dict]:
     """ttd cold (no cache: every page read, decoded and verified), ttd with the
     verified-page cache (filled by one run first, as by a previous call) and the
     baseline: each the median of three runs by `key`, taking turns: on this shared
@@ -396,7 +459,8 @@ def sequential(seq: dict, seq_one: dict) -> dict:
 
 def random_order(rnd: dict) -> dict:
     return {
-        "fault_us_p50": r2(rnd["fault_us_p50"]), "fault_us_p99": r2(rnd["fault_us_p99"]),
+        "fault_us_p50": r2(rnd["fault_us_p50"]),
+        "fault_us_p99": r2(rnd["fault_us_p99"]),
         "page_us_p50": r2(rnd["per_page_us_p50"]),
         "touch_us_mean": r2(rnd["all_touches_us_mean"]),
         "server_serve_us_p50": rnd["server_serve_us_p50"],
@@ -405,11 +469,13 @@ def random_order(rnd: dict) -> dict:
 
 def measure_size(db: str, tools: Tools, size: int, workaround_samples: int) -> dict:
     npages = size // PAGE_SIZE
-    seq, seq_cached, seq_bare = median_runs(db, tools, npages, False, FAULT_AROUND_PAGES,
-                                            "per_page_us_p50")
+    seq, seq_cached, seq_bare = median_runs(
+        db, tools, npages, False, FAULT_AROUND_PAGES, "per_page_us_p50"
+    )
     # at random the server serves one page per fault (no window: not sequential)
-    rnd, rnd_cached, rnd_bare = median_runs(db, tools, npages, True, FAULT_AROUND_PAGES,
-                                            "fault_us_p50")
+    rnd, rnd_cached, rnd_bare = median_runs(
+        db, tools, npages, True, FAULT_AROUND_PAGES, "fault_us_p50"
+    )
     with env(TTD_PAGE_CACHE="off"):
         seq_one = run_touch(db, tools.touch, npages, False, 1)
         with env(TTD_NO_PIN="1"):  # the scheduler places server and process
@@ -421,8 +487,10 @@ def measure_size(db: str, tools: Tools, size: int, workaround_samples: int) -> d
     return {
         "sequential": sequential(seq_cached, seq_one),
         "sequential_cold": sequential(seq, seq_one),
-        "random": {**random_order(rnd_cached),
-                   "fault_us_p50_unpinned": r2(loose_cached["fault_us_p50"])},
+        "random": {
+            **random_order(rnd_cached),
+            "fault_us_p50_unpinned": r2(loose_cached["fault_us_p50"]),
+        },
         "random_cold": {**random_order(rnd), "fault_us_p50_unpinned": r2(loose["fault_us_p50"])},
         "baseline": {
             "fault_us_p50": r2(rnd_bare["fault_us_p50"]),
@@ -442,8 +510,11 @@ def measure_size(db: str, tools: Tools, size: int, workaround_samples: int) -> d
 def measure_ready(tmp: str) -> dict:
     """Time to ready: 64 MiB every page stored, 4 GiB one page per MiB, and 64 MiB over
     1000 ticks (16 pages changed per tick) at its last tick."""
-    dbs = {"ready_ms_64mib": (64 * MiB, 1, 1), "ready_ms_4gib": (4096 * MiB, 256, 1),
-           "ready_ms_1000_ticks": (64 * MiB, 1, 1000)}
+    dbs = {
+        "ready_ms_64mib": (64 * MiB, 1, 1),
+        "ready_ms_4gib": (4096 * MiB, 256, 1),
+        "ready_ms_1000_ticks": (64 * MiB, 1, 1000),
+    }
     result = {}
     for key, (size, store_every, ticks) in dbs.items():
         db = os.path.join(tmp, f"{key}.db")
@@ -457,8 +528,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 MiB and 256 MiB only, fewer samples")
     args = ap.parse_args()
-    sizes = {"4mib": 4 * MiB, "256mib": 256 * MiB} if args.quick else {
-        "4mib": 4 * MiB, "256mib": 256 * MiB, "1gib": 1024 * MiB}
+    sizes = (
+        {"4mib": 4 * MiB, "256mib": 256 * MiB}
+        if args.quick
+        else {"4mib": 4 * MiB, "256mib": 256 * MiB, "1gib": 1024 * MiB}
+    )
     samples = {"4mib": 300, "256mib": 200, "1gib": 100}  # workaround faults timed per size
     load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
@@ -502,7 +576,8 @@ def main() -> None:
         "workaround_us_per_page_p50": head["workaround_us_per_page_p50"],
         "workaround_is_lower_bound": True,
         "workaround_over_wp_async_per_page": round(
-            head["workaround_us_per_page_p50"] / seq_cold["page_us_p50_fault_around_64k"], 1),
+            head["workaround_us_per_page_p50"] / seq_cold["page_us_p50_fault_around_64k"], 1
+        ),
         "eager_ms_256mib": round(eager, 1),
         **ready,
         "headline_size": "256mib",
@@ -513,21 +588,23 @@ def main() -> None:
     print(json.dumps(result))
 
 
-METHOD = ("touches from outside with process_vm_readv (8 bytes per page) by a C helper running "
-          "on the CPU the page server pins the process to (it stands in for the process's own "
-          "thread; _unpinned: TTD_NO_PIN=1, the scheduler places them); per fault = touches "
-          "that faulted, one page per fault, random order, median of 3 runs; per page = fault "
-          "latency / pages that fault filled, p50, sequential order, 64 KiB window, median of 3 "
-          "runs; baseline = the same touches on bench/uffd_baseline.c (a bare userfaultfd "
-          "handler serving from memory, same window rule and pinning), taking turns with ttd; "
-          "headline figures with the verified-page cache filled by a first unmeasured run (a "
-          "recording's next calls), _cold ones with TTD_PAGE_CACHE=off (a first call: every "
-          "page read, decoded, verified); "
-          "serve = the server's own time per fault, from reading the fault to the end of its "
-          "UFFDIO_COPY (the process is woken after); workaround = per fault pagemap read + "
-          "UFFDIO_COPY(DONTWAKE) + clear_refs 4 + UFFDIO_WAKE, no soft-dirty on this kernel: "
-          "lower bound; pages 1 KiB random + 3 KiB pattern, zstd + sha256 verified on every "
-          "fill")
+METHOD = (
+    "touches from outside with process_vm_readv (8 bytes per page) by a C helper running "
+    "on the CPU the page server pins the process to (it stands in for the process's own "
+    "thread; _unpinned: TTD_NO_PIN=1, the scheduler places them); per fault = touches "
+    "that faulted, one page per fault, random order, median of 3 runs; per page = fault "
+    "latency / pages that fault filled, p50, sequential order, 64 KiB window, median of 3 "
+    "runs; baseline = the same touches on bench/uffd_baseline.c (a bare userfaultfd "
+    "handler serving from memory, same window rule and pinning), taking turns with ttd; "
+    "headline figures with the verified-page cache filled by a first unmeasured run (a "
+    "recording's next calls), _cold ones with TTD_PAGE_CACHE=off (a first call: every "
+    "page read, decoded, verified); "
+    "serve = the server's own time per fault, from reading the fault to the end of its "
+    "UFFDIO_COPY (the process is woken after); workaround = per fault pagemap read + "
+    "UFFDIO_COPY(DONTWAKE) + clear_refs 4 + UFFDIO_WAKE, no soft-dirty on this kernel: "
+    "lower bound; pages 1 KiB random + 3 KiB pattern, zstd + sha256 verified on every "
+    "fill"
+)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ exits. Timed: from SIGCONT to the process's end with its output taken (wait_exit
 then drain_output), median of the runs; the pipe's own speed beside it (a child
 writing the same into a pipe that this process reads, no rematerialization).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,15 @@ def drain_once(db: str) -> dict:
 def pipe_once(target: str) -> float:
     """The same writes into a plain pipe read by this process: the pipe's own speed."""
     t0 = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c",
-                              "import os, sys\nb = b'x' * 65536\n"
-                              f"for _ in range({TOTAL // 65536}):\n    os.write(1, b)\n"],
-                             stdout=subprocess.PIPE)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys\nb = b'x' * 65536\n"
+            f"for _ in range({TOTAL // 65536}):\n    os.write(1, b)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
     got = 0
     while chunk := os.read(child.stdout.fileno(), 1 << 20):
         got += len(chunk)
@@ -71,8 +77,9 @@ def main() -> None:
     load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         target = os.path.join(tmp, "output_target")
-        subprocess.run(["gcc", "-O2", "-o", target, str(TOP / "bench" / "output_target.c")],
-                       check=True)
+        subprocess.run(
+            ["gcc", "-O2", "-o", target, str(TOP / "bench" / "output_target.c")], check=True
+        )
         db = os.path.join(tmp, "output.db")
         assert len(record(target, db, max_ticks=1).ticks) == 1
         runs = [drain_once(db) for _ in range(args.runs)]
@@ -86,9 +93,11 @@ def main() -> None:
         "kept_bytes": runs[0]["kept"],
         "dropped_bytes": runs[0]["dropped"],
         "runs": args.runs,
-        "method": ("the rematerialized process writes 16 MiB to stdout in 64 KiB writes; "
-                   "timed from SIGCONT to its end with every byte taken (median); pipe_s: the "
-                   "same writes from a child into a pipe read here, no rematerialization"),
+        "method": (
+            "the rematerialized process writes 16 MiB to stdout in 64 KiB writes; "
+            "timed from SIGCONT to its end with every byte taken (median); pipe_s: the "
+            "same writes from a child into a pipe read here, no rematerialization"
+        ),
         "machine": machine(load_at_start),
     }
     print(json.dumps(result))

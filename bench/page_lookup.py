@@ -5,6 +5,7 @@ distinct contents), then times "page at (A, T)" at random addresses and ticks:
 through snapshotdb's PageReader (SQL + zstd decode + sha256 check) and the SQL
 lookup alone (what the C page server does before decoding).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,10 +33,12 @@ def build(path: str, versions: int, ticks: int = 4) -> None:
         digest, codec, data = encode(bytes(template))
         contents.append((i + 1, digest, codec, data))
         rows.append((BASE + (i % addresses) * 4096, 1 + i // addresses, i + 1))
-    conn.executemany("INSERT INTO page_content (id, digest, codec, data) VALUES (?,?,?,?)",
-                     contents)
-    conn.executemany("INSERT INTO page_version (address, first_tick, content_id) VALUES (?,?,?)",
-                     rows)
+    conn.executemany(
+        "INSERT INTO page_content (id, digest, codec, data) VALUES (?,?,?,?)", contents
+    )
+    conn.executemany(
+        "INSERT INTO page_version (address, first_tick, content_id) VALUES (?,?,?)", rows
+    )
     conn.commit()
     conn.close()
 
@@ -47,8 +50,10 @@ def percentile(samples: list[float], q: float) -> float:
 def measure(path: str, versions: int, ticks: int = 4, lookups: int = 20000) -> dict:
     addresses = versions // ticks
     rng = random.Random(1)
-    probes = [(BASE + rng.randrange(addresses) * 4096, rng.randrange(1, ticks + 1))
-              for _ in range(lookups)]
+    probes = [
+        (BASE + rng.randrange(addresses) * 4096, rng.randrange(1, ticks + 1))
+        for _ in range(lookups)
+    ]
     engine = open_engine(path, readonly=True)
     full, sql_only = [], []
     readers = {t: PageReader(engine, t) for t in range(1, ticks + 1)}
@@ -89,4 +94,5 @@ def run(versions: int = 1_000_000) -> dict:
 if __name__ == "__main__":
     import json
     import sys
+
     print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000), indent=2))

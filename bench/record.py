@@ -20,6 +20,7 @@ incremental_ms_1gib (goal <= 15 and >= 20x faster than incremental_ms_1gib_scan)
 first_snapshot_s_1gib (goal <= gcore_s_1gib), recorder_extra_rss_mib (goal <= 64).
 Then page lookup latency at 1M stored page versions (bench/page_lookup.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,9 @@ class Target:
     """The heap program: `write()` makes it change about 10 pages and answer."""
 
     def __init__(self, exe: str, mib: int):
-        self.proc = subprocess.Popen([exe, str(mib), "10"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [exe, str(mib), "10"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         assert self.proc.stdout.read(1) == b"r"
         self.pid = self.proc.pid
 
@@ -144,15 +146,20 @@ def measure_part(part: str, exe: str, mib: int, tmp: str) -> dict:
     target = Target(exe, mib)
     try:
         if part != "first":
-            return series(target, os.path.join(tmp, f"{part}{mib}.db"),
-                          "auto" if part == "tracked" else "scan")
+            return series(
+                target,
+                os.path.join(tmp, f"{part}{mib}.db"),
+                "auto" if part == "tracked" else "scan",
+            )
         firsts, gcores = [], []
         for i in range(REPEATS):
             firsts.append(first_snapshot_s(target, os.path.join(tmp, f"first{mib}-{i}.db")))
             gcores.append(gcore_s(target, os.path.join(tmp, f"core{mib}-{i}")))
-        return {"resident_mib": round(status_kib(target.pid, "VmRSS") / 1024, 1),
-                "first_snapshot_s": [round(s, 3) for s in firsts],
-                "gcore_s": [round(s, 3) for s in gcores]}
+        return {
+            "resident_mib": round(status_kib(target.pid, "VmRSS") / 1024, 1),
+            "first_snapshot_s": [round(s, 3) for s in firsts],
+            "gcore_s": [round(s, 3) for s in gcores],
+        }
     finally:
         target.close()
 
@@ -160,15 +167,23 @@ def measure_part(part: str, exe: str, mib: int, tmp: str) -> dict:
 def measure(exe: str, mib: int, tmp: str) -> dict:
     parts = {}
     for part in PARTS:
-        done = subprocess.run([sys.executable, __file__, "--part", part, exe, str(mib), tmp],
-                              stdout=subprocess.PIPE, check=True, text=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--part", part, exe, str(mib), tmp],
+            stdout=subprocess.PIPE,
+            check=True,
+            text=True,
+        )
         parts[part] = json.loads(done.stdout)
     first = parts.pop("first")
-    return {**first, **parts,
-            "first_snapshot_s_median": statistics.median(first["first_snapshot_s"]),
-            "gcore_s_median": statistics.median(first["gcore_s"]),
-            "speedup_incremental": round(parts["scan"]["incremental_ms_median"]
-                                         / parts["tracked"]["incremental_ms_median"], 1)}
+    return {
+        **first,
+        **parts,
+        "first_snapshot_s_median": statistics.median(first["first_snapshot_s"]),
+        "gcore_s_median": statistics.median(first["gcore_s"]),
+        "speedup_incremental": round(
+            parts["scan"]["incremental_ms_median"] / parts["tracked"]["incremental_ms_median"], 1
+        ),
+    }
 
 
 def main() -> None:
@@ -184,13 +199,15 @@ def main() -> None:
         result["capture"] = {f"{mib}_mib": measure(exe, mib, tmp) for mib in sizes}
     big = result["capture"].get("1024_mib")
     if big is not None:
-        result.update({
-            "incremental_ms_1gib": big["tracked"]["incremental_ms_median"],
-            "incremental_ms_1gib_scan": big["scan"]["incremental_ms_median"],
-            "first_snapshot_s_1gib": big["first_snapshot_s_median"],
-            "gcore_s_1gib": big["gcore_s_median"],
-            "recorder_extra_rss_mib": big["tracked"]["extra_rss_mib"],
-        })
+        result.update(
+            {
+                "incremental_ms_1gib": big["tracked"]["incremental_ms_median"],
+                "incremental_ms_1gib_scan": big["scan"]["incremental_ms_median"],
+                "first_snapshot_s_1gib": big["first_snapshot_s_median"],
+                "gcore_s_1gib": big["gcore_s_median"],
+                "recorder_extra_rss_mib": big["tracked"]["extra_rss_mib"],
+            }
+        )
     result["lookup"] = page_lookup.run(lookups)
     print(json.dumps(result, indent=2))
 

@@ -22,6 +22,7 @@ libc6-dbg installs them, which scripts/setup.sh installs), timed inside GDB's Py
     cli_sweep_200_s        `ttd sweep DB EXPR --json` over every recorded tick but the exit
     cli_call_s             one `ttd call DB --at 1 EXPR` (median of 3)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,10 @@ TTD = TOP / ".venv" / "bin" / "ttd"
 
 # --- inside GDB -----------------------------------------------------------------------
 
+
 def _emit(obj) -> None:
     import gdb
+
     gdb.write("BENCH " + json.dumps(obj) + "\n")
 
 
@@ -52,21 +55,34 @@ def gdb_sweep(first: int, last: int) -> None:
     timings_ms["move"] where the call path reports one."""
     from gdb_plugin import sweep
     from gdb_plugin.commands import context
+
     ctx = context()
     marks: list[float] = []
-    rows = list(sweep.sweep(lambda tick: ctx.call(tick, EXPR), list(range(first, last + 1)),
-                            EXPR, progress=lambda i, tick: marks.append(time.perf_counter())))
+    rows = list(
+        sweep.sweep(
+            lambda tick: ctx.call(tick, EXPR),
+            list(range(first, last + 1)),
+            EXPR,
+            progress=lambda i, tick: marks.append(time.perf_counter()),
+        )
+    )
     marks.append(time.perf_counter())
     per_tick = [(b - a) * 1e3 for a, b in zip(marks, marks[1:], strict=False)]
     moves = [r.json["timings_ms"]["move"] for r in rows if "move" in r.json["timings_ms"]]
-    _emit({"per_tick": per_tick[1:],  # the first builds the process: not a move
-           "moves": moves[1:], "statuses": sorted({r.status for r in rows}),
-           "values": [r.value for r in rows[:3]]})
+    _emit(
+        {
+            "per_tick": per_tick[1:],  # the first builds the process: not a move
+            "moves": moves[1:],
+            "statuses": sorted({r.status for r in rows}),
+            "values": [r.value for r in rows[:3]],
+        }
+    )
 
 
 def gdb_repeat(tick: int, repeat: int) -> None:
     """`repeat` calls at `tick` after a first one: the process kept between them."""
     from gdb_plugin.commands import context
+
     ctx = context()
     ctx.call(tick, EXPR)
     samples = []
@@ -80,6 +96,7 @@ def gdb_repeat(tick: int, repeat: int) -> None:
 def gdb_rebuild(first: int, last: int) -> None:
     """A call at each tick first..last in a new process: the kept one dropped first."""
     from gdb_plugin.commands import context
+
     ctx = context()
     samples = []
     for tick in range(first, last + 1):
@@ -93,10 +110,11 @@ def gdb_rebuild(first: int, last: int) -> None:
 
 # --- outside GDB ----------------------------------------------------------------------
 
+
 def _bench_json(text: str):
     for line in text.splitlines():
         if line.startswith("BENCH "):
-            return json.loads(line[len("BENCH "):])
+            return json.loads(line[len("BENCH ") :])
     raise RuntimeError(f"no result in GDB output:\n{text}")
 
 
@@ -106,12 +124,28 @@ def _med(samples) -> float | None:
 
 def _record(workdir: Path, size_mib: int, ticks: int, changed: int) -> tuple[Path, Path]:
     exe = workdir / "sweep_target"
-    subprocess.run(["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" / "sweep_target.c")],
-                   check=True)
+    subprocess.run(
+        ["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" / "sweep_target.c")], check=True
+    )
     db = workdir / "sweep.db"
-    done = subprocess.run([str(TTD), "record", "-o", str(db), "--break", "checkpoint", "--",
-                           str(exe), str(size_mib), str(ticks), str(changed)],
-                          capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [
+            str(TTD),
+            "record",
+            "-o",
+            str(db),
+            "--break",
+            "checkpoint",
+            "--",
+            str(exe),
+            str(size_mib),
+            str(ticks),
+            str(changed),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"ttd record failed: {done.stderr.strip()}")
     return exe, db
@@ -121,6 +155,7 @@ def _in_gdb(exe: Path, db: Path, ticks: int, samples: int, repeat: int) -> dict:
     """One GDB as `ttd gdb DB` sets it up, with the executable loaded."""
     from ttd_cli.mi import MiGdb
     from ttd_cli.plugin import open_command, source_command
+
     with MiGdb() as gdb:
         gdb.cli("set confirm off")
         gdb.cli(f"file {exe}")
@@ -155,14 +190,16 @@ def main() -> int:
     args = parser.parse_args()
     samples = min(args.samples, args.ticks // 2)
     from machine import load_average, machine
+
     load_at_start = load_average()
 
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         exe, db = _record(Path(tmp), args.size_mib, args.ticks, args.changed)
         measured = _in_gdb(exe, db, args.ticks, samples, args.repeat)
         cli_call = [_cli_seconds(["call", str(db), "--at", "1", EXPR], 300) for _ in range(3)]
-        cli_sweep = _cli_seconds(["sweep", str(db), "--ticks", f"1-{args.ticks}", "--json",
-                                  EXPR], 60 + args.ticks * 30)
+        cli_sweep = _cli_seconds(
+            ["sweep", str(db), "--ticks", f"1-{args.ticks}", "--json", EXPR], 60 + args.ticks * 30
+        )
 
     sweep_ms = _med(measured["sweep"]["per_tick"])
     repeat_ms = _med(measured["repeat"]["samples"])
@@ -170,10 +207,17 @@ def main() -> int:
     move_ms = _med(measured["sweep"]["moves"])
     cli_call_s = round(statistics.median(cli_call), 3)
     result = {
-        "size_mib": args.size_mib, "ticks": args.ticks, "pages_changed_per_tick": args.changed,
-        "expr": EXPR, "values": measured["sweep"]["values"],
-        "statuses": sorted(set(measured["sweep"]["statuses"] + [measured["repeat"]["status"],
-                                                               measured["rebuild"]["status"]])),
+        "size_mib": args.size_mib,
+        "ticks": args.ticks,
+        "pages_changed_per_tick": args.changed,
+        "expr": EXPR,
+        "values": measured["sweep"]["values"],
+        "statuses": sorted(
+            set(
+                measured["sweep"]["statuses"]
+                + [measured["repeat"]["status"], measured["rebuild"]["status"]]
+            )
+        ),
         "move_ms_p50": move_ms,
         "sweep_ms_per_tick_p50": sweep_ms,
         "repeat_call_ms_p50": repeat_ms,
@@ -184,14 +228,19 @@ def main() -> int:
         "rebuild_vs_sweep": round(rebuild_ms / sweep_ms, 3),
         "cli_sweep_vs_call": round(cli_sweep / cli_call_s, 3),
         "goal": "sweep <= 2 x repeat and >= 20x faster than rebuild; "
-                "cli sweep of every tick <= 3 x one ttd call",
-        "runs": {"sweep_ticks": samples, "repeat": args.repeat,
-                 "rebuild_ticks": min(args.ticks, 2 * samples) - samples, "cli_call": 3},
+        "cli sweep of every tick <= 3 x one ttd call",
+        "runs": {
+            "sweep_ticks": samples,
+            "repeat": args.repeat,
+            "rebuild_ticks": min(args.ticks, 2 * samples) - samples,
+            "cli_call": 3,
+        },
         "machine": machine(load_at_start),
     }
     if move_ms is None:
-        result["move_ms_reason"] = ("the call path reports no move (timings_ms has no "
-                                    "\"move\"): every tick is a new process")
+        result["move_ms_reason"] = (
+            'the call path reports no move (timings_ms has no "move"): every tick is a new process'
+        )
     print(json.dumps(result, indent=2))
     return 0
 

@@ -18,6 +18,7 @@ The kernel caches the filter's answer for calls it allows whatever their argumen
 and cost only seccomp's entry. The program runs for calls allowed on a condition on
 their arguments (kill to itself, fcntl's command): there its shape shows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,9 @@ def main() -> None:
     samples: dict[str, list[dict]] = {kind: [] for kind in FILTERS}
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         target = os.path.join(tmp, "syscall_target")
-        subprocess.run(["gcc", "-O2", "-o", target, str(TOP / "bench" / "syscall_target.c")],
-                       check=True)
+        subprocess.run(
+            ["gcc", "-O2", "-o", target, str(TOP / "bench" / "syscall_target.c")], check=True
+        )
         db = os.path.join(tmp, "syscall.db")
         recorded = record(target, db, max_ticks=1)
         assert len(recorded.ticks) == 1, recorded
@@ -72,21 +74,29 @@ def main() -> None:
                 samples[kind].append(run_once(db, kind))
     os.environ.pop("TTD_FILTER", None)
     calls = list(samples["none"][0])
-    ns = {kind: {call: round(statistics.median(s[call] for s in runs), 1) for call in calls}
-          for kind, runs in samples.items()}
-    over = {kind: {call: round(ns[kind][call] - ns["none"][call], 1) for call in calls}
-            for kind in FILTERS if kind != "none"}
+    ns = {
+        kind: {call: round(statistics.median(s[call] for s in runs), 1) for call in calls}
+        for kind, runs in samples.items()
+    }
+    over = {
+        kind: {call: round(ns[kind][call] - ns["none"][call], 1) for call in calls}
+        for kind in FILTERS
+        if kind != "none"
+    }
     result = {
         "ns_per_call": ns,
         "filter_ns_per_call": over,
-        "tree_over_linear": {call: round(ns["tree"][call] / ns["linear"][call], 3)
-                             for call in calls},
+        "tree_over_linear": {
+            call: round(ns["tree"][call] / ns["linear"][call], 3) for call in calls
+        },
         "runs": args.runs,
-        "method": ("bench/syscall_target.c rematerialized at its int3 (mode eager: no faults), "
-                   "200,000 raw syscalls per call after 20,000 to warm up, timed inside the "
-                   "process with clock_gettime (a raw syscall: no vDSO there); filters take "
-                   "turns, median of the runs; filter_ns_per_call = the filter's ns minus "
-                   "no filter's"),
+        "method": (
+            "bench/syscall_target.c rematerialized at its int3 (mode eager: no faults), "
+            "200,000 raw syscalls per call after 20,000 to warm up, timed inside the "
+            "process with clock_gettime (a raw syscall: no vDSO there); filters take "
+            "turns, median of the runs; filter_ns_per_call = the filter's ns minus "
+            "no filter's"
+        ),
         "machine": machine(load_at_start),
     }
     print(json.dumps(result))

@@ -26,6 +26,7 @@ processes:
 Goals (issue 13): first_call_ms_pg <= 1.5 x first_call_ms_sqlite; fetched_bytes_pg <=
 2 MiB for a call touching fewer than 50 pages; copy >= 100 MiB/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,9 @@ TIMING_PARTS = ("rematerialize", "attach", "symbols", "call", "report")
 def ttd(*args: str, env: dict | None = None, timeout: float = 1800) -> tuple[str, float]:
     """Run ttd; its stdout and wall seconds (a failure raises with its stderr)."""
     t0 = time.perf_counter()
-    done = subprocess.run([str(TTD), *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    done = subprocess.run(
+        [str(TTD), *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"ttd {args[0]} failed: {done.stderr.strip() or done.stdout}")
@@ -65,8 +67,9 @@ def ttd(*args: str, env: dict | None = None, timeout: float = 1800) -> tuple[str
 
 def call(db: str, expr: str, cache_dir: str) -> dict:
     """One `ttd call --at 1 --json EXPR` with the page cache in cache_dir."""
-    out, wall = ttd("call", db, "--at", "1", "--json", expr,
-                    env=dict(os.environ, TTD_PAGE_CACHE=cache_dir))
+    out, wall = ttd(
+        "call", db, "--at", "1", "--json", expr, env=dict(os.environ, TTD_PAGE_CACHE=cache_dir)
+    )
     result = json.loads(out)
     if result["status"] != "returned":
         raise RuntimeError(f"{expr} at {db}: {result['status']}: {result['error']}")
@@ -85,10 +88,13 @@ def calls(db: str, expr: str, first: int, tmp: str) -> dict:
         walls.append(one["wall_ms"])
         warm.append(call(db, expr, cache)["own_ms"])
         shutil.rmtree(cache)
-    return {"first_call_ms": round(statistics.median(cold), 1),
-            "first_call_wall_ms": round(statistics.median(walls), 1),
-            "repeat_call_ms": round(statistics.median(warm), 1),
-            "value": one["value"], "faults": one["faults"]}
+    return {
+        "first_call_ms": round(statistics.median(cold), 1),
+        "first_call_wall_ms": round(statistics.median(walls), 1),
+        "repeat_call_ms": round(statistics.median(warm), 1),
+        "value": one["value"],
+        "faults": one["faults"],
+    }
 
 
 class CountingProxy:
@@ -162,8 +168,9 @@ def main() -> None:
     out: dict = {"size_mib": args.size_mib}
     try:
         exe = os.path.join(tmp, "team_heap")
-        subprocess.run(["gcc", "-g", "-O0", "-o", exe, str(TOP / "bench/targets/team_heap.c")],
-                       check=True)
+        subprocess.run(
+            ["gcc", "-g", "-O0", "-o", exe, str(TOP / "bench/targets/team_heap.c")], check=True
+        )
         with running_cluster("ttd-pg-bench-") as pg:
             pg.create_database("bench")
             db = os.path.join(tmp, "heap.db")
@@ -188,13 +195,15 @@ def main() -> None:
             note(on_file)
             on_server = calls(copied, expr, args.first, tmp)
             if on_file["value"] != on_server["value"]:
-                raise RuntimeError(f"{expr}: {on_file['value']} on the file, "
-                                   f"{on_server['value']} on the server")
+                raise RuntimeError(
+                    f"{expr}: {on_file['value']} on the file, {on_server['value']} on the server"
+                )
             for key in ("first_call_ms", "first_call_wall_ms", "repeat_call_ms"):
                 out[f"{key}_pg"] = on_server[key]
                 out[f"{key}_sqlite"] = on_file[key]
-            out["first_call_ratio"] = round(on_server["first_call_ms"]
-                                            / on_file["first_call_ms"], 2)
+            out["first_call_ratio"] = round(
+                on_server["first_call_ms"] / on_file["first_call_ms"], 2
+            )
             out["faults_served"] = on_server["faults"]
             proxy = CountingProxy(pg.dir, tmp)
             try:

@@ -29,6 +29,7 @@ page stored: 1 KiB random + 3 KiB pattern, zstd + sha256 verified on every fill)
   again; diff: take the current bytes as baseline), median of 5;
 - memory: the diff tracker's baselines (4 KiB per filled page).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,12 @@ def random_faults(db: str, tool: str, npages: int, tracker: str) -> dict:
         stats = proc.stats()
         assert proc.written_pages() == [], "reads must never count as writes"
     fault_us = [x / 1e3 for x, f in zip(lat, faulted, strict=True) if f]
-    return {"fault_us_p50": pct(fault_us, 0.5), "fault_us_p99": pct(fault_us, 0.99),
-            "server_serve_us_p50": stats["serve_us_p50"], "faults": len(fault_us)}
+    return {
+        "fault_us_p50": pct(fault_us, 0.5),
+        "fault_us_p99": pct(fault_us, 0.99),
+        "server_serve_us_p50": stats["serve_us_p50"],
+        "faults": len(fault_us),
+    }
 
 
 def median_of_three(db: str, tools, npages: int) -> dict[str, dict]:
@@ -127,13 +132,17 @@ def filled_session(db: str, npages: int, tracker: str, nwritten: int) -> dict:
         stats = proc.stats()
     region = [p for p in written if REGION_START <= p < REGION_START + size]
     assert [p for p in empty if REGION_START <= p < REGION_START + size] == []
-    assert region == pages, (f"{tracker}: {len(region)} pages written in the region, "
-                             f"{len(pages)} expected")
-    return {"prefill_us_per_page": r2(fill_us_per_page),
-            "written_set_ms_nothing_written": r2(empty_ms),
-            "written_set_ms": r2(written_ms), "written_pages": nwritten,
-            "clear_written_ms": r2(clear_ms),
-            "baseline_mib": round(stats["baseline_pages"] * PAGE_SIZE / MiB, 1)}
+    assert region == pages, (
+        f"{tracker}: {len(region)} pages written in the region, {len(pages)} expected"
+    )
+    return {
+        "prefill_us_per_page": r2(fill_us_per_page),
+        "written_set_ms_nothing_written": r2(empty_ms),
+        "written_set_ms": r2(written_ms),
+        "written_pages": nwritten,
+        "clear_written_ms": r2(clear_ms),
+        "baseline_mib": round(stats["baseline_pages"] * PAGE_SIZE / MiB, 1),
+    }
 
 
 def main() -> None:
@@ -155,7 +164,8 @@ def main() -> None:
                 "fault_us_p50": r2(faults["fault_us_p50"]),
                 "fault_us_p99": r2(faults["fault_us_p99"]),
                 "server_serve_us_p50": faults["server_serve_us_p50"],
-                **filled_session(db, npages, tracker, nwritten=npages // 100)}
+                **filled_session(db, npages, tracker, nwritten=npages // 100),
+            }
     wp, diff = per_tracker["wp-async"], per_tracker["diff"]
     name = f"{size // MiB}mib"
     result = {
@@ -169,8 +179,9 @@ def main() -> None:
             f"baseline_mib_{name}_filled": diff["baseline_mib"],
             "fault_over_wp_async": r2(diff["fault_us_p50"] / wp["fault_us_p50"]),
             "baseline_us_per_fault_p50": r2(all_faults["baseline_missing"]["fault_us_p50"]),
-            "fault_over_baseline": r2(diff["fault_us_p50"]
-                                      / all_faults["baseline_missing"]["fault_us_p50"]),
+            "fault_over_baseline": r2(
+                diff["fault_us_p50"] / all_faults["baseline_missing"]["fault_us_p50"]
+            ),
             "serve_over_wp_async": r2(diff["server_serve_us_p50"] / wp["server_serve_us_p50"]),
             "written_set_over_wp_async": r2(diff["written_set_ms"] / wp["written_set_ms"]),
         },
@@ -179,21 +190,24 @@ def main() -> None:
             "us_per_fault_p99": wp["fault_us_p99"],
             "server_serve_us_p50": wp["server_serve_us_p50"],
             "baseline_us_per_fault_p50": r2(all_faults["baseline_wp"]["fault_us_p50"]),
-            "fault_over_baseline": r2(wp["fault_us_p50"]
-                                      / all_faults["baseline_wp"]["fault_us_p50"]),
+            "fault_over_baseline": r2(
+                wp["fault_us_p50"] / all_faults["baseline_wp"]["fault_us_p50"]
+            ),
             "fill_us_per_page": wp["prefill_us_per_page"],
             f"written_set_ms_{name}_filled": wp["written_set_ms"],
             f"clear_written_ms_{name}_filled": wp["clear_written_ms"],
         },
         "per_tracker": per_tracker,
         "size": name,
-        "method": ("faults: random order, one page per fault, touched from outside with "
-                   "process_vm_readv by a C helper on the process's CPU (as bench/lazy_fill.py), "
-                   "median of 3 runs, taking turns with bench/uffd_baseline.c filling the same "
-                   "way; no verified-page cache; fill per page: prefill of the whole region in "
-                   "1 MiB copies / pages; written set and clear: whole region filled, 1% of its "
-                   "pages written through /proc/PID/mem, median of 5; pages 1 KiB random + 3 KiB "
-                   "pattern, zstd + sha256 verified on every fill"),
+        "method": (
+            "faults: random order, one page per fault, touched from outside with "
+            "process_vm_readv by a C helper on the process's CPU (as bench/lazy_fill.py), "
+            "median of 3 runs, taking turns with bench/uffd_baseline.c filling the same "
+            "way; no verified-page cache; fill per page: prefill of the whole region in "
+            "1 MiB copies / pages; written set and clear: whole region filled, 1% of its "
+            "pages written through /proc/PID/mem, median of 5; pages 1 KiB random + 3 KiB "
+            "pattern, zstd + sha256 verified on every fill"
+        ),
         "machine": machine(load_at_start),
     }
     print(json.dumps(result))

@@ -12,6 +12,7 @@ one GDB set up as a user's (`ttd open DB`). Prints one JSON object (ms, medians)
   process and attach per tick, as before the move existed).
 Each command is timed inside GDB with time.perf_counter (no MI round trip).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,12 +31,14 @@ EXPR = "list_length()"
 
 # --- inside GDB -----------------------------------------------------------------------
 
+
 def _timed(tick: int) -> tuple[float, dict]:
     import gdb
+
     t0 = time.perf_counter()
     text = gdb.execute(f"call-at-time --json {tick} {EXPR}", to_string=True)
     wall = (time.perf_counter() - t0) * 1e3
-    return wall, json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    return wall, json.loads(text[text.index('{"tick"') :].splitlines()[0])
 
 
 def gdb_travel(ticks: int) -> None:
@@ -43,6 +46,7 @@ def gdb_travel(ticks: int) -> None:
     import gdb
 
     from gdb_plugin.commands import context
+
     ctx = context()
     out = {"move": [], "next": [], "repeat": [], "rebuild": [], "values": [], "rebuilt": 0}
     _timed(1)
@@ -63,6 +67,7 @@ def gdb_travel(ticks: int) -> None:
 
 # --- outside GDB ----------------------------------------------------------------------
 
+
 def _med(samples) -> float | None:
     return round(statistics.median(samples), 3) if samples else None
 
@@ -76,11 +81,26 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         exe, db = Path(tmp) / "travel_target", Path(tmp) / "travel.db"
-        subprocess.run(["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" /
-                                                               "travel_target.c")], check=True)
-        done = subprocess.run([str(TOP / ".venv" / "bin" / "ttd"), "record", "-o", str(db),
-                               "--break", "checkpoint", "--", str(exe), str(args.size_mib),
-                               str(args.ticks)], capture_output=True, text=True, timeout=900)
+        subprocess.run(
+            ["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" / "travel_target.c")], check=True
+        )
+        done = subprocess.run(
+            [
+                str(TOP / ".venv" / "bin" / "ttd"),
+                "record",
+                "-o",
+                str(db),
+                "--break",
+                "checkpoint",
+                "--",
+                str(exe),
+                str(args.size_mib),
+                str(args.ticks),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if done.returncode != 0:
             raise SystemExit(f"ttd record failed: {done.stderr.strip()}")
         with MiGdb() as gdb:
@@ -90,19 +110,29 @@ def main() -> int:
             gdb.cli("python import travel as bench")
             gdb.cli(f"ttd open {db}")
             text = gdb.cli(f"python bench.gdb_travel({args.ticks})", 1800)
-    res = json.loads(next(line for line in text.splitlines()
-                          if line.startswith("BENCH "))[len("BENCH "):])
+    res = json.loads(
+        next(line for line in text.splitlines() if line.startswith("BENCH "))[len("BENCH ") :]
+    )
     move, repeat, rebuild = _med(res["move"]), _med(res["repeat"]), _med(res["rebuild"])
-    print(json.dumps({
-        "size_mib": args.size_mib, "ticks": args.ticks,
-        "move_ms_p50": move,
-        "next_tick_call_ms_p50": _med(res["next"]),
-        "repeat_call_ms_p50": repeat,
-        "rebuild_ms_p50": rebuild,
-        "rebuild_vs_next_tick_call": round(rebuild / _med(res["next"]), 1) if res["next"] else None,
-        "moves": len(res["move"]), "rebuilt": res["rebuilt"],
-        "values_in_order": res["values"] == [str(t) for t in range(2, args.ticks + 1)],
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "size_mib": args.size_mib,
+                "ticks": args.ticks,
+                "move_ms_p50": move,
+                "next_tick_call_ms_p50": _med(res["next"]),
+                "repeat_call_ms_p50": repeat,
+                "rebuild_ms_p50": rebuild,
+                "rebuild_vs_next_tick_call": round(rebuild / _med(res["next"]), 1)
+                if res["next"]
+                else None,
+                "moves": len(res["move"]),
+                "rebuilt": res["rebuilt"],
+                "values_in_order": res["values"] == [str(t) for t in range(2, args.ticks + 1)],
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

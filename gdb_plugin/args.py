@@ -3,6 +3,7 @@
 Each parser takes the text GDB hands to invoke() and returns plain values, or raises
 ValueError with the one-line message the command shows (as gdb.GdbError).
 """
+
 from __future__ import annotations
 
 import math
@@ -10,13 +11,16 @@ from dataclasses import dataclass
 
 from gdb_plugin.settings import TRACKERS
 
-CALL_USAGE = ("Usage: call-at-time [--thread TID] [--timeout S] [--tracker auto|wp-async|diff] "
-              "[--allow-side-effects] [--json] TICK EXPR")
+CALL_USAGE = (
+    "Usage: call-at-time [--thread TID] [--timeout S] [--tracker auto|wp-async|diff] "
+    "[--allow-side-effects] [--json] TICK EXPR"
+)
 GOTO_USAGE = "Usage: ttd goto [--thread TID] TICK"
 DIRTIED_USAGE = "Usage: info dirtied-pages [ADDRESS] [--all]"
 OPEN_USAGE = "Usage: ttd open [--create] DB"
-SWEEP_USAGE = ("Usage: ttd sweep [--ticks SPEC] [--changes] [--thread TID] [--json] [--progress] "
-               "EXPR")
+SWEEP_USAGE = (
+    "Usage: ttd sweep [--ticks SPEC] [--changes] [--thread TID] [--json] [--progress] EXPR"
+)
 SNAPSHOT_REASONS = ("manual", "breakpoint", "signal", "exit")
 
 
@@ -152,8 +156,7 @@ def parse_thread(text: str, usage: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"Invalid thread '{text}': a thread is a TID, a number. "
-                         f"{usage}") from None
+        raise ValueError(f"Invalid thread '{text}': a thread is a TID, a number. {usage}") from None
 
 
 TIMEOUT_RULE = "a timeout is a number of seconds greater than 0"

@@ -13,6 +13,7 @@ written set is cleared, so every call starts from the recorded state. When
 that is not possible (the call mapped memory, crashed, or timed out) the
 session is not reusable and its owner closes it (gdb_plugin/sessions.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,16 +43,17 @@ def _rematerialize(info: TickInfo, sandbox: bool, tracker: str):
     """rematerialize() on the open recording's handle."""
     from gdb_plugin.remat import rematerialize
 
-    return rematerialize(info.recording, info.tick, tid=info.tid, sandbox=sandbox,
-                         tracker=tracker)
+    return rematerialize(info.recording, info.tick, tid=info.tid, sandbox=sandbox, tracker=tracker)
 
 
 def _registers() -> tuple:
     """GDB's general registers of the selected (temporary) inferior's newest frame, as
     (name, value): what a call leaves as it found them unless an expression set one."""
     frame = gdb.newest_frame()
-    return tuple((reg.name, int(frame.read_register(reg.name)))
-                 for reg in frame.architecture().registers("general"))
+    return tuple(
+        (reg.name, int(frame.read_register(reg.name)))
+        for reg in frame.architecture().registers("general")
+    )
 
 
 def _recording_error():
@@ -102,8 +104,9 @@ class _Starting(threading.Thread):
     def result(self):
         self.wait()
         if self._abandoned:
-            raise SessionError(f"The page server did not start the process within "
-                               f"{START_LIMIT_S:g} s.")
+            raise SessionError(
+                f"The page server did not start the process within {START_LIMIT_S:g} s."
+            )
         if self.error is not None:
             if isinstance(self.error, _recording_error()):  # RematerializeError and friends
                 raise SessionError(str(self.error)) from self.error
@@ -115,8 +118,9 @@ class CallSession:
     """The rematerialized process at (recording, tick, thread), attached as a temporary
     inferior. requested_tid is the thread asked for (None: the one that stopped)."""
 
-    def __init__(self, info: TickInfo, sandbox: bool, tracker: str,
-                 requested_tid: int | None = None) -> None:
+    def __init__(
+        self, info: TickInfo, sandbox: bool, tracker: str, requested_tid: int | None = None
+    ) -> None:
         self.info = info
         self.sandbox = sandbox
         self.tracker = tracker  # as asked: auto, wp-async or diff
@@ -144,13 +148,15 @@ class CallSession:
         self.reg_layout = None  # GDB's g packet layout, read at the first move
         self._move_ms: float | None = None  # the move before the next call
 
-    def matches(self, recording, tick: int, tid: int | None, sandbox: bool,
-                tracker: str) -> bool:
+    def matches(self, recording, tick: int, tid: int | None, sandbox: bool, tracker: str) -> bool:
         """Same recording, tick and thread (None: the thread that stopped), same sandbox
         and tracker."""
-        return (self.info.recording is recording and self.info.tick == tick
-                and tid in (self.requested_tid, self.info.tid)
-                and (self.sandbox, self.tracker) == (sandbox, tracker))
+        return (
+            self.info.recording is recording
+            and self.info.tick == tick
+            and tid in (self.requested_tid, self.info.tid)
+            and (self.sandbox, self.tracker) == (sandbox, tracker)
+        )
 
     def _old_page(self, reader, rec_page: int) -> bytes:
         """The recorded bytes of a page; the first KEEP_BYTES_PAGES read are kept for the
@@ -178,8 +184,11 @@ class CallSession:
             self.proc = starting.result()
             self.open_ms["rematerialize"] = (time.perf_counter() - t0) * 1e3
             self._note_process()
-            self.open_ms.update(self.inferior.connect(
-                self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected))
+            self.open_ms.update(
+                self.inferior.connect(
+                    self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected
+                )
+            )
             self.movable = True  # as built: a move gives any tick of the same threads
             if keep_selected:  # ttd goto: what the user may change by running it
                 self._state = ProcessState.read(self.proc.pid)
@@ -194,8 +203,10 @@ class CallSession:
         self.tracker_used = self.proc.tracker
         growth = self.proc.stack_growth_range()
         if growth is not None:  # written there: the stack grew, below the recorded rsp
-            self.regions = sorted(self.info.regions + [report.Region(*growth, "rw-p", "[stack]")],
-                                  key=lambda r: r.start)
+            self.regions = sorted(
+                self.info.regions + [report.Region(*growth, "rw-p", "[stack]")],
+                key=lambda r: r.start,
+            )
         notice = self.proc.notice  # "ttd: this kernel lacks ...": a warning here
         if notice:
             self.warnings.append("warning: " + notice.removeprefix("ttd: "))
@@ -210,9 +221,11 @@ class CallSession:
         """The executable to load symbols from (None when missing); warnings about files
         that are missing or differ from the recorded ones (by build-id)."""
         if report.has_control(self.info.exe_path):  # `file PATH` would run the rest
-            self.warnings.append(f"warning: the recorded executable's path "
-                                 f"{report.printable(self.info.exe_path, keep='')!r} holds "
-                                 "control characters: its symbols are not loaded.")
+            self.warnings.append(
+                f"warning: the recorded executable's path "
+                f"{report.printable(self.info.exe_path, keep='')!r} holds "
+                "control characters: its symbols are not loaded."
+            )
             return None
         return files.choose(self.info, self.inferior, self.warnings)  # local or recorded
 
@@ -229,8 +242,9 @@ class CallSession:
         self.regions = info.regions
         growth = self.proc.stack_growth_range()
         if growth is not None:
-            self.regions = sorted(info.regions + [report.Region(*growth, "rw-p", "[stack]")],
-                                  key=lambda r: r.start)
+            self.regions = sorted(
+                info.regions + [report.Region(*growth, "rw-p", "[stack]")], key=lambda r: r.start
+            )
         self._old_pages = {}
         self.symbol_cache = {}
         self._registers = None
@@ -296,8 +310,11 @@ class CallSession:
         Afterwards self.reusable says whether the next call at this tick may use the
         process again: then the pages the call changed have been put back already.
         """
-        timings = dict(self.open_ms) if self.calls == 0 else {
-            "rematerialize": 0.0, "attach": 0.0, "symbols": 0.0}
+        timings = (
+            dict(self.open_ms)
+            if self.calls == 0
+            else {"rematerialize": 0.0, "attach": 0.0, "symbols": 0.0}
+        )
         if self._move_ms is not None:
             timings["move"], self._move_ms = self._move_ms, None
         self.calls += 1
@@ -314,8 +331,9 @@ class CallSession:
             t0 = time.perf_counter()
             nr_threads = len(self.proc.layout.threads) if self.proc.layout else 1
             with this_thread_only(nr_threads), UserBreakpointsDisabled():
-                outcome = evaluate(expr, self.proc.pid, timeout_s,
-                                   on_resumed=self.inferior.mark_resumed)
+                outcome = evaluate(
+                    expr, self.proc.pid, timeout_s, on_resumed=self.inferior.mark_resumed
+                )
             t1 = time.perf_counter()
             if nr_threads > 1 and outcome.status != "returned" and _ended(self.proc.pid):
                 outcome = _exited(outcome, self.proc.pid)
@@ -327,29 +345,44 @@ class CallSession:
             t2 = time.perf_counter()
             clean_end = outcome.status in ("returned", "error") and not outcome.signals_sent
             changed = self.changes(expr, outcome.resumed) if clean_end else ["ended"]
-            if (self._can_reset(outcome.status, pages, outcome.signals_sent)
-                    and not changed):
+            if self._can_reset(outcome.status, pages, outcome.signals_sent) and not changed:
                 self._reset(pages)
             # a move puts back memory, mappings, break and registers, not the rest
-            self.movable = clean_end and not [c for c in changed
-                                              if c not in ("registers", "mappings")]
+            self.movable = clean_end and not [
+                c for c in changed if c not in ("registers", "mappings")
+            ]
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
         out, err = self.per_call.take_output(self.proc)
         faults, blocked, left_out = self._new_stats()
         if self.sandbox and outcome.signal == "SIGSYS":
             outcome.error = _stopped_by_sandbox(blocked)
-        return CallResult(tick=self.info.tick, expr=expr, status=outcome.status,
-                          value=outcome.value, history=outcome.history, signal=outcome.signal,
-                          error=outcome.error, pages=pages, stdout=out.text, stderr=err.text,
-                          timings_ms={k: round(v, 3) for k, v in timings.items()},
-                          faults=faults, blocked_syscalls=blocked,
-                          warnings=list(self.warnings) if self.calls == 1 else [],
-                          fault_address=outcome.fault_address, backtrace=outcome.backtrace,
-                          exit_code=outcome.exit_code, tracker=self.tracker_used,
-                          notes=self.notes(), stdout_left_out=out.left_out,
-                          stderr_left_out=err.left_out, stdout_cut=out.cut, stderr_cut=err.cut,
-                          blocked_left_out=left_out)
+        return CallResult(
+            tick=self.info.tick,
+            expr=expr,
+            status=outcome.status,
+            value=outcome.value,
+            history=outcome.history,
+            signal=outcome.signal,
+            error=outcome.error,
+            pages=pages,
+            stdout=out.text,
+            stderr=err.text,
+            timings_ms={k: round(v, 3) for k, v in timings.items()},
+            faults=faults,
+            blocked_syscalls=blocked,
+            warnings=list(self.warnings) if self.calls == 1 else [],
+            fault_address=outcome.fault_address,
+            backtrace=outcome.backtrace,
+            exit_code=outcome.exit_code,
+            tracker=self.tracker_used,
+            notes=self.notes(),
+            stdout_left_out=out.left_out,
+            stderr_left_out=err.left_out,
+            stdout_cut=out.cut,
+            stderr_cut=err.cut,
+            blocked_left_out=left_out,
+        )
 
     def _wait_status(self) -> int | None:
         """The ended process's wait status, from the page server (its parent), which may
@@ -359,15 +392,18 @@ class CallSession:
         except _recording_error():
             return self.proc.exit_status
 
-    def _can_reset(self, status: str, pages: list[report.DirtiedPage],
-                   signals_sent: list[str]) -> bool:
+    def _can_reset(
+        self, status: str, pages: list[report.DirtiedPage], signals_sent: list[str]
+    ) -> bool:
         """Whether putting back the changed pages restores the recorded state: not after a
         crash or a timeout (nor when the timeout's signal came as the call returned: it
         may be pending), nor when the call mapped memory (brk, mmap)."""
         if status not in ("returned", "error") or signals_sent:
             return False
-        return all(p.kind != "new-mapping" and p.bytes_kept and len(p.new) == report.PAGE_SIZE
-                   for p in pages)
+        return all(
+            p.kind != "new-mapping" and p.bytes_kept and len(p.new) == report.PAGE_SIZE
+            for p in pages
+        )
 
     def changes(self, expr: str, resumed: bool) -> list[str]:
         """What differs from the process as it was built, besides memory, after a call
@@ -425,9 +461,17 @@ class CallSession:
         try:
             with page_reader(self.info.recording, self.info.tick) as reader:
                 for i, (rec_page, new) in enumerate(read_runs(self.proc.pid, written)):
-                    pages.append(report.build_page(
-                        rec_page, self.regions, self.info.rsp, self._old_page(reader, rec_page),
-                        new, self.info.fs_base, keep_bytes=i < report.KEEP_BYTES_PAGES))
+                    pages.append(
+                        report.build_page(
+                            rec_page,
+                            self.regions,
+                            self.info.rsp,
+                            self._old_page(reader, rec_page),
+                            new,
+                            self.info.fs_base,
+                            keep_bytes=i < report.KEEP_BYTES_PAGES,
+                        )
+                    )
         except OSError:  # the process is gone: the call made it exit
             return [], None
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
@@ -478,8 +522,9 @@ def _with_wait_status(outcome: Outcome, wait_status: int | None) -> Outcome:
         return outcome
     if os.WIFSIGNALED(wait_status):
         name = signal.Signals(os.WTERMSIG(wait_status)).name
-        return Outcome("signalled", signal=name,
-                       error=f"The process was killed by {name} during the call.")
+        return Outcome(
+            "signalled", signal=name, error=f"The process was killed by {name} during the call."
+        )
     if outcome.exit_code is None and os.WIFEXITED(wait_status):
         outcome.exit_code = os.WEXITSTATUS(wait_status)
         if outcome.error == EXITED:
@@ -493,8 +538,10 @@ def _stopped_by_sandbox(blocked: list[dict]) -> str:
     x32), naming them when the page server listed them."""
     other_abi = [e["name"] for e in blocked if e["name"].startswith(("i386 ", "x32 "))]
     what = f" ({', '.join(other_abi)})" if other_abi else " (int $0x80 or x32)"
-    return ("The call was stopped by the sandbox (SIGSYS): it made a system call of "
-            f"another ABI{what}, which the sandbox refuses.")
+    return (
+        "The call was stopped by the sandbox (SIGSYS): it made a system call of "
+        f"another ABI{what}, which the sandbox refuses."
+    )
 
 
 def _server_error(message: str, proc) -> str | None:
@@ -504,6 +551,8 @@ def _server_error(message: str, proc) -> str | None:
     if message.startswith(_PROCESS_ENDED):
         return None
     if message.startswith(SERVER_ENDED):
-        return (f"The page server (pid {getattr(proc, 'server_pid', '?')}) ended during the "
-                "call: what the call wrote is unknown.")
+        return (
+            f"The page server (pid {getattr(proc, 'server_pid', '?')}) ended during the "
+            "call: what the call wrote is unknown."
+        )
     return message

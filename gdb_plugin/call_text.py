@@ -8,6 +8,7 @@ made printable (report.printable): control bytes become visible escapes, so noth
 a call writes can move the cursor, set the clipboard or forge a line of the report;
 the call's output keeps its newlines and tabs.
 """
+
 from __future__ import annotations
 
 from gdb_plugin import report
@@ -20,10 +21,14 @@ def text_lines(result) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = [("err", printable(w, keep="")) for w in result.warnings]
     if result.history:
         out.append(("out", printable(result.history, keep="")))
-    out.extend(("out", text) for text in output_texts(
-        result.stdout, result.stdout_left_out, result.stdout_cut, "stdout"))
-    out.extend(("err", text) for text in output_texts(
-        result.stderr, result.stderr_left_out, result.stderr_cut, "stderr"))
+    out.extend(
+        ("out", text)
+        for text in output_texts(result.stdout, result.stdout_left_out, result.stdout_cut, "stdout")
+    )
+    out.extend(
+        ("err", text)
+        for text in output_texts(result.stderr, result.stderr_left_out, result.stderr_cut, "stderr")
+    )
     out.extend(("out", printable(line, keep="")) for line in fault_lines(result))
     blocked = report.blocked_summary(result.blocked_syscalls, result.blocked_left_out)
     if blocked:
@@ -45,9 +50,11 @@ def output_texts(text: str, left_out: int, cut: int, name: str) -> list[str]:
     if not left_out:
         return [printable(text.removesuffix("\n"))]
     head, tail = text[:cut], text[cut:]
-    return [printable(head.removesuffix("\n")),
-            f"[... {left_out} bytes of {name} left out ...]",
-            printable(tail.removesuffix("\n"))]
+    return [
+        printable(head.removesuffix("\n")),
+        f"[... {left_out} bytes of {name} left out ...]",
+        printable(tail.removesuffix("\n")),
+    ]
 
 
 def fault_lines(result) -> list[str]:

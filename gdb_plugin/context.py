@@ -12,6 +12,7 @@ gdb_plugin/commands/__init__.py makes one and hands it to every command. Closing
 the recording (or opening another) ends its processes first. Importable without GDB
 (the sessions import it when a call is made); SQLAlchemy is imported by `ttd open`.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,10 @@ class Context:
             name = os.path.abspath(os.path.expanduser(name))
         exists = url or os.path.exists(name)
         if not exists and not create:
-            raise RecordingNotFound(f"No recording at '{name}': file not found. "
-                                    'Use "ttd open --create DB" to start a new one.')
+            raise RecordingNotFound(
+                f"No recording at '{name}': file not found. "
+                'Use "ttd open --create DB" to start a new one.'
+            )
         if create and (url or not exists):  # a URL's database gets its tables when it has none
             open_recording(name, create=True).close()
         recording = open_recording(name, readonly=True)
@@ -107,17 +110,28 @@ class Context:
             self._sessions = Sessions()
         return self._sessions
 
-    def call(self, tick: int, expr: str, tid: int | None = None, timeout_s: float | None = None,
-             sandbox: bool | None = None, tracker: str | None = None):
+    def call(
+        self,
+        tick: int,
+        expr: str,
+        tid: int | None = None,
+        timeout_s: float | None = None,
+        sandbox: bool | None = None,
+        tracker: str | None = None,
+    ):
         """Call EXPR at `tick` (None for an option: the setting holds); the CallResult,
         kept as last_result. Raises RecordingError or SessionError (one line)."""
         self.require_recording()
         settings = self.settings
         info = self.ticks.get(tick, tid)
         result = self.sessions.call(
-            info, expr, tid, settings.timeout_s if timeout_s is None else timeout_s,
+            info,
+            expr,
+            tid,
+            settings.timeout_s if timeout_s is None else timeout_s,
             settings.sandbox if sandbox is None else sandbox,
-            settings.tracker if tracker is None else tracker)
+            settings.tracker if tracker is None else tracker,
+        )
         self.last_result = result
         return result
 

@@ -3,6 +3,7 @@
 Commands turn them (and snapshotdb's RecordingError) into gdb.GdbError at the boundary
 (gdb_plugin/commands/__init__.py: user_errors). Importable without GDB or SQLAlchemy.
 """
+
 from __future__ import annotations
 
 NO_RECORDING = 'No recording is open. Use "ttd open DB".'

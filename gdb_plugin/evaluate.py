@@ -4,6 +4,7 @@ error) with the signal, the faulting address and the backtrace where it stopped.
 
 Runs with the temporary inferior selected (gdb_plugin/inferior.py: selected()).
 """
+
 from __future__ import annotations
 
 import re
@@ -18,6 +19,7 @@ from gdb_plugin.watchdog import Watchdog, kill_gdbserver, send, where_in_kernel
 # signals whose siginfo carries the faulting address (si_addr)
 FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP")
 BACKTRACE_FRAMES = 32
+
 
 def _where_stopped() -> str:
     """'at 0x401136 in f' for the newest frame, before GDB unwinds the call."""
@@ -169,10 +171,16 @@ class CallStopper:
         self._saved_sigstop: str | None = None
         steps = []
         if timeout_s:
-            actions = [("SIGINT", self._sigint), ("SIGSTOP", self._sigstop),
-                       ("SIGKILL", self._sigkill), ("gdbserver", self._gdbserver)]
-            steps = [(timeout_s + after, name, action)
-                     for after, (name, action) in zip(STOP_STEPS_S, actions, strict=True)]
+            actions = [
+                ("SIGINT", self._sigint),
+                ("SIGSTOP", self._sigstop),
+                ("SIGKILL", self._sigkill),
+                ("gdbserver", self._gdbserver),
+            ]
+            steps = [
+                (timeout_s + after, name, action)
+                for after, (name, action) in zip(STOP_STEPS_S, actions, strict=True)
+            ]
         self.dog = Watchdog(steps)
 
     @property
@@ -216,17 +224,27 @@ class CallStopper:
             return None
         head = f"The call did not return within {self.timeout_s:g} s"
         if "gdbserver" in self.taken:
-            return Outcome("timeout", error=f"{head}, and gdbserver did not answer GDB: "
-                           f"gdbserver ended ({_place(self.where_killed)}).")
+            return Outcome(
+                "timeout",
+                error=f"{head}, and gdbserver did not answer GDB: "
+                f"gdbserver ended ({_place(self.where_killed)}).",
+            )
         if "SIGKILL" in self.taken:
-            return Outcome("timeout", error=f"{head} and stopped on neither SIGINT nor SIGSTOP: "
-                           f"killed with SIGKILL ({_place(self.where_killed)}).")
+            return Outcome(
+                "timeout",
+                error=f"{head} and stopped on neither SIGINT nor SIGSTOP: "
+                f"killed with SIGKILL ({_place(self.where_killed)}).",
+            )
         if watch.signal == "SIGSTOP":
-            return Outcome("timeout", error=f"{head} and did not stop on SIGINT: stopped with "
-                           f"SIGSTOP {watch.where}.", backtrace=watch.backtrace)
+            return Outcome(
+                "timeout",
+                error=f"{head} and did not stop on SIGINT: stopped with SIGSTOP {watch.where}.",
+                backtrace=watch.backtrace,
+            )
         if watch.signal == "SIGINT":
-            return Outcome("timeout", error=f"{head}: interrupted {watch.where}.",
-                           backtrace=watch.backtrace)
+            return Outcome(
+                "timeout", error=f"{head}: interrupted {watch.where}.", backtrace=watch.backtrace
+            )
         return None
 
 
@@ -272,8 +290,13 @@ def _failed(gdb_message: str, watch: CallWatch) -> Outcome:
             if watch.fault_address is not None:
                 message += f", fault address {watch.fault_address:#x}"
             message += ")"
-        return Outcome("signalled", signal=watch.signal, error=message,
-                       fault_address=watch.fault_address, backtrace=watch.backtrace)
+        return Outcome(
+            "signalled",
+            signal=watch.signal,
+            error=message,
+            fault_address=watch.fault_address,
+            backtrace=watch.backtrace,
+        )
     if "exited while in a function called from GDB" in message:
         if watch.exit_code is not None:
             message += f" (exit code {watch.exit_code})"

@@ -19,6 +19,7 @@ build-id checks of gdb_plugin/symbolize.py, as before. The GDB settings go to th
 temporary inferior (TempInferior.symbol_settings), which applies them while it
 attaches and puts the user's back.
 """
+
 from __future__ import annotations
 
 import os
@@ -101,15 +102,21 @@ def choose(info, inferior, warnings: list[str]) -> str | None:
             recorded.write(row, os.path.join(lib_dir, os.path.basename(path)))
             warnings.append(f"warning: {path} is missing: symbols from the recorded copy.")
         elif local is not None and row.build_id and local != row.build_id:
-            warnings.append(f"warning: {path} has build-id {local}, the recording "
-                            f"{row.build_id}: symbols may be wrong; memory is the recorded one.")
+            warnings.append(
+                f"warning: {path} has build-id {local}, the recording "
+                f"{row.build_id}: symbols may be wrong; memory is the recorded one."
+            )
     settings = []
     if os.path.isdir(lib_dir):
         settings.append(("solib-search-path", lib_dir))
     if _debug_files(recorded, build_ids, os.path.join(workdir, "debug")):
         current = gdb.parameter("debug-file-directory") or ""
-        settings.append(("debug-file-directory",
-                         ":".join(filter(None, (current, os.path.join(workdir, "debug"))))))
+        settings.append(
+            (
+                "debug-file-directory",
+                ":".join(filter(None, (current, os.path.join(workdir, "debug")))),
+            )
+        )
     inferior.symbol_settings = settings
     return exe
 
@@ -120,15 +127,19 @@ def _executable(info, recorded: Files, workdir: str, warnings: list[str]) -> str
     local = local_build_id(path)
     if row is None or (local is not None and local == row.build_id):
         if local is not None and info.build_id and local != info.build_id:
-            warnings.append(f"warning: {path} has build-id {local}, the recording "
-                            f"{info.build_id}: symbols may be wrong; memory is the recorded one.")
+            warnings.append(
+                f"warning: {path} has build-id {local}, the recording "
+                f"{info.build_id}: symbols may be wrong; memory is the recorded one."
+            )
         return _unrecorded_exe(info, warnings)
     copy = recorded.write(row, os.path.join(workdir, "files", path.lstrip("/")))
     if not os.path.exists(path):
         warnings.append(f"warning: {path} is missing: symbols from the recorded copy.")
     else:
-        warnings.append(f"warning: {path} has build-id {local or 'none'}, the recording "
-                        f"{row.build_id}: symbols from the recorded copy.")
+        warnings.append(
+            f"warning: {path} has build-id {local or 'none'}, the recording "
+            f"{row.build_id}: symbols from the recorded copy."
+        )
     return copy
 
 
@@ -149,8 +160,10 @@ def _debug_files(recorded: Files, build_ids, debug_dir: str) -> bool:
 def _unrecorded_exe(info, warnings: list[str]) -> str | None:
     """The local executable (None when missing: a warning), as without recorded files."""
     if not os.path.exists(info.exe_path):
-        warnings.append(f"warning: {info.exe_path} is missing: no symbols for the executable, "
-                        "memory is the recorded one.")
+        warnings.append(
+            f"warning: {info.exe_path} is missing: no symbols for the executable, "
+            "memory is the recorded one."
+        )
         return None
     return info.exe_path
 

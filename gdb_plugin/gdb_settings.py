@@ -4,6 +4,7 @@ A temporary inferior (gdb_plugin/inferior.py) needs some of GDB's global setting
 changed while it is attached or called (see GdbSettings); the user's values come back
 afterwards, in reverse order.
 """
+
 from __future__ import annotations
 
 import gdb
@@ -15,9 +16,11 @@ def signal_handling(name: str) -> str:
     for line in out.splitlines():
         if line.startswith(name + " "):
             flags = line.split()[1:4]
-            words = [("stop" if flags[0] == "Yes" else "nostop"),
-                     ("print" if flags[1] == "Yes" else "noprint"),
-                     ("pass" if flags[2] == "Yes" else "nopass")]
+            words = [
+                ("stop" if flags[0] == "Yes" else "nostop"),
+                ("print" if flags[1] == "Yes" else "noprint"),
+                ("pass" if flags[2] == "Yes" else "nopass"),
+            ]
             return " ".join(words)
     return "stop print pass"
 
@@ -40,8 +43,7 @@ class GdbSettings:
     A `ttd goto` inferior keeps both until it closes: the user resumes it at will.
     """
 
-    def __init__(self, values: list[tuple[str, str]],
-                 signals: list[tuple[str, str]] = ()) -> None:
+    def __init__(self, values: list[tuple[str, str]], signals: list[tuple[str, str]] = ()) -> None:
         self.values = values
         self.signals = list(signals)  # (signal name, "stop print pass" words)
         self.saved: list[tuple[str, str]] = []
@@ -66,8 +68,7 @@ class GdbSettings:
 
 SWALLOW_SIGSTOP = ("SIGSTOP", "nostop noprint nopass")
 STOP_ON_SIGINT = ("SIGINT", "stop print nopass")
-CALL_SETTINGS = [("suppress-cli-notifications", "on"), ("unwindonsignal", "on"),
-                 ("confirm", "off")]
+CALL_SETTINGS = [("suppress-cli-notifications", "on"), ("unwindonsignal", "on"), ("confirm", "off")]
 STEP_SETTINGS = [("unwindonsignal", "on")]  # for each call into a process already set up
 ATTACH_SETTINGS = [("sysroot", "/")]
 
@@ -77,7 +78,6 @@ def _param_text(name: str) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     return "" if value is None else str(value)
-
 
 
 def quietly(command: str) -> None:

@@ -10,6 +10,7 @@ apart from the user's own inferior.
     kill (never detach: gdbserver re-delivers the call's last stop signal on
     detach), remove-inferiors N, back to the user's inferior, thread and frame.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,8 +72,9 @@ class TempInferior:
         if self._user is not None:
             self._user.restore()
 
-    def attach(self, pid: int, exe_path: str | None, preload: str | None,
-               keep_selected: bool = False) -> dict:
+    def attach(
+        self, pid: int, exe_path: str | None, preload: str | None, keep_selected: bool = False
+    ) -> dict:
         """Attach to `pid`; returns timings in ms: {"attach": ..., "symbols": ...}."""
         timings = self.prepare(exe_path)
         timings.update(self.connect(pid, preload, keep_selected))
@@ -98,8 +100,9 @@ class TempInferior:
         t0 = time.perf_counter()
         if exe_path:
             if report.has_control(exe_path):  # the rest of the line would be a command
-                raise SessionError(f"Refused to load {exe_path!r}: its path holds control "
-                                   "characters.")
+                raise SessionError(
+                    f"Refused to load {exe_path!r}: its path holds control characters."
+                )
             gdb.execute(f"file {_quote(exe_path)}", to_string=True)
         return {"symbols": (time.perf_counter() - t0) * 1e3}
 
@@ -117,23 +120,31 @@ class TempInferior:
     def _target_remote(self, gdbserver: str, pid: int, preload: str | None) -> None:
         self.gdbserver_log = os.path.join(self.log_dir, "gdbserver.log")
         env = f"LD_PRELOAD={shlex.quote(preload)} " if preload else ""
-        command = (f"target remote | {env}exec {shlex.quote(gdbserver)} "
-                   f"- --attach {pid} 2>{shlex.quote(self.gdbserver_log)}")
+        command = (
+            f"target remote | {env}exec {shlex.quote(gdbserver)} "
+            f"- --attach {pid} 2>{shlex.quote(self.gdbserver_log)}"
+        )
         self.pid = pid
-        with _log_limit(), Watchdog([(ATTACH_LIMIT_S, "gdbserver",
-                                      lambda: kill_gdbserver(pid))]) as dog:
+        with (
+            _log_limit(),
+            Watchdog([(ATTACH_LIMIT_S, "gdbserver", lambda: kill_gdbserver(pid))]) as dog,
+        ):
             try:
                 gdb.execute(command, to_string=True)
             except gdb.error as exc:
-                reason = (f"gdbserver did not attach within {ATTACH_LIMIT_S:g} s"
-                          if dog.taken else str(exc))
-                raise SessionError(f"Cannot attach to the process at this tick: {reason} "
-                                   f"({self._log_tail()})") from None
+                reason = (
+                    f"gdbserver did not attach within {ATTACH_LIMIT_S:g} s"
+                    if dog.taken
+                    else str(exc)
+                )
+                raise SessionError(
+                    f"Cannot attach to the process at this tick: {reason} ({self._log_tail()})"
+                ) from None
 
     def _restore_settings(self) -> None:
         while self._lifetime:
             group = self._lifetime.pop()
-            if group.values[:len(ATTACH_SETTINGS)] == ATTACH_SETTINGS:
+            if group.values[: len(ATTACH_SETTINGS)] == ATTACH_SETTINGS:
                 _in_scratch_inferior(group.restore)
             else:
                 group.restore()
@@ -198,7 +209,6 @@ class TempInferior:
                 self.num = None
                 settings.restore()
                 self._restore_settings()
-
 
 
 class Selection:

@@ -7,6 +7,7 @@ bytes, with the count of those left out between them (remat keeps no more; for a
 remat that keeps everything, the same cut is made here).
 Importable without GDB.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ def bounded(data: bytes, dropped: int) -> Output:
         data = data[:OUTPUT_KEEP] + data[-OUTPUT_KEEP:]
     if not dropped:
         return Output(data.decode(errors="replace"))
-    head = data[:min(OUTPUT_KEEP, len(data))].decode(errors="replace")
-    tail = data[min(OUTPUT_KEEP, len(data)):].decode(errors="replace")
+    head = data[: min(OUTPUT_KEEP, len(data))].decode(errors="replace")
+    tail = data[min(OUTPUT_KEEP, len(data)) :].decode(errors="replace")
     return Output(head + tail, dropped, len(head))
 
 
@@ -57,7 +58,7 @@ class PerCall:
             out, err = proc.drain_output(timeout=1.0)
         except Exception:  # output capture is best effort
             return Output(), Output()
-        new_out, new_err = out[self._out_seen:], err[self._err_seen:]
+        new_out, new_err = out[self._out_seen :], err[self._err_seen :]
         self._out_seen, self._err_seen = len(out), len(err)
         return bounded(new_out, 0), bounded(new_err, 0)
 
@@ -65,8 +66,10 @@ class PerCall:
         """The faults the page server served during the call: {"served", "bytes"}."""
         served = int(stats.get("faults", stats.get("served", 0)))
         nbytes = int(stats.get("bytes", 0))
-        faults = {"served": served - self._faults_seen["served"],
-                  "bytes": nbytes - self._faults_seen["bytes"]}
+        faults = {
+            "served": served - self._faults_seen["served"],
+            "bytes": nbytes - self._faults_seen["bytes"],
+        }
         self._faults_seen = {"served": served, "bytes": nbytes}
         return faults
 
@@ -77,13 +80,20 @@ class PerCall:
         take = getattr(proc, "take_blocked", None)
         if take is not None:  # the page server's share of one call
             taken = take()
-            return (list(taken.get("blocked_syscalls", [])),
-                    dict(taken.get("blocked_syscalls_left_out") or {}))
+            return (
+                list(taken.get("blocked_syscalls", [])),
+                dict(taken.get("blocked_syscalls_left_out") or {}),
+            )
         now = _blocked_counts(stats.get("blocked_syscalls"))
-        blocked = [{"name": name, "count": count - self._blocked_seen.get((name, detail), 0),
-                    "detail": detail}
-                   for (name, detail), count in now.items()
-                   if count > self._blocked_seen.get((name, detail), 0)]
+        blocked = [
+            {
+                "name": name,
+                "count": count - self._blocked_seen.get((name, detail), 0),
+                "detail": detail,
+            }
+            for (name, detail), count in now.items()
+            if count > self._blocked_seen.get((name, detail), 0)
+        ]
         self._blocked_seen = now
         return blocked, {}
 

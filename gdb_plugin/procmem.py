@@ -3,6 +3,7 @@
 Written pages are present, so reading them never faults; a write through
 /proc/PID/mem works on read-only pages too. Importable without GDB.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ def read_runs(pid: int, rec_pages: list[int]):
                 data = b""
             if len(data) == len(run) * PAGE_SIZE:
                 for i, rec_page in enumerate(run):
-                    yield rec_page, data[i * PAGE_SIZE:(i + 1) * PAGE_SIZE]
+                    yield rec_page, data[i * PAGE_SIZE : (i + 1) * PAGE_SIZE]
                 continue
             for rec_page in run:  # a hole in the run: page by page
                 try:

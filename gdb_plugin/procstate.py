@@ -13,6 +13,7 @@ Not visible here: interval timers (alarm, setitimer); the SIGALRM, SIGVTALRM or 
 they send shows as a pending signal, or ends a later call, which is then made again in
 a new process (gdb_plugin/sessions.py). Importable without GDB.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,9 +38,13 @@ class ProcessState:
         """The state of process `pid` (one thread); OSError when it is gone."""
         status = _status(pid)
         masks = tuple((name, int(status[name], 16)) for name in _MASKS)
-        return cls(maps=_text(f"/proc/{pid}/maps"), masks=masks,
-                   pending=int(status["SigPnd"], 16) | int(status["ShdPnd"], 16),
-                   timers=_text(f"/proc/{pid}/timers"), fds=_fds(pid))
+        return cls(
+            maps=_text(f"/proc/{pid}/maps"),
+            masks=masks,
+            pending=int(status["SigPnd"], 16) | int(status["ShdPnd"], 16),
+            timers=_text(f"/proc/{pid}/timers"),
+            fds=_fds(pid),
+        )
 
     def changes(self, now: ProcessState) -> list[str]:
         """What differs in `now`, in words ("mappings", "signal mask", ...); [] when
@@ -47,8 +52,11 @@ class ProcessState:
         out = []
         if now.maps != self.maps:
             out.append("mappings")
-        out += [_MASKS[name] for (name, mask), (_, was) in zip(now.masks, self.masks,
-                                                                strict=True) if mask != was]
+        out += [
+            _MASKS[name]
+            for (name, mask), (_, was) in zip(now.masks, self.masks, strict=True)
+            if mask != was
+        ]
         if now.pending & ~_IGNORED_PENDING:
             out.append("pending signals")
         if now.timers != self.timers:
@@ -63,11 +71,10 @@ def _text(path: str) -> str:
         return f.read()
 
 
-
-
 def _status(pid: int) -> dict[str, str]:
-    return dict(line.split(":", 1) for line in _text(f"/proc/{pid}/status").splitlines()
-                if ":" in line)
+    return dict(
+        line.split(":", 1) for line in _text(f"/proc/{pid}/status").splitlines() if ":" in line
+    )
 
 
 def _fds(pid: int) -> tuple[tuple[str, str], ...]:

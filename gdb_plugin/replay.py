@@ -12,6 +12,7 @@ outside, and GDB's symbols stay right. Otherwise the caller builds a new process
 ("rebuilt"). Runs with the temporary inferior selected; the other threads stay
 stopped for the routine's call (scheduler-locking on).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -95,8 +96,11 @@ def this_thread_only(nr_threads: int):
 def _call_apply(pid: int, nr_threads: int, fn: int, arg: int) -> None:
     """ttd_stub_apply(arg) in the process, on the selected thread alone."""
     try:  # its result is in the process: the page server reads it (MOVED)
-        with this_thread_only(nr_threads), UserBreakpointsDisabled(), \
-                CallStopper(pid, APPLY_TIMEOUT_S):
+        with (
+            this_thread_only(nr_threads),
+            UserBreakpointsDisabled(),
+            CallStopper(pid, APPLY_TIMEOUT_S),
+        ):
             gdb.parse_and_eval(f"((long(*)(void*)){fn:#x})({arg:#x})")
     except gdb.error as exc:
         raise SessionError(f"Moving the process: the stub's routine failed: {exc}") from None
@@ -108,7 +112,8 @@ def _write_registers(session, layout) -> None:
 
     if session.reg_layout is None:
         session.reg_layout = parse_remote_registers(
-            gdb.execute("maint print remote-registers", to_string=True))
+            gdb.execute("maint print remote-registers", to_string=True)
+        )
     for lwp, thread in zip(session.proc.threads(), layout.threads, strict=True):
         gdb_thread = thread_of(session.inferior.num, lwp)
         if gdb_thread is None:
@@ -119,11 +124,13 @@ def _write_registers(session, layout) -> None:
         gdb_thread.switch()
         gdb.parse_and_eval("$pc")
         current = bytes.fromhex(_packet("g").replace("x", "0"))
-        packet = build_g_packet(session.reg_layout, current,
-                                recorded_values(thread.gpregs, thread.fpregs, thread.xstate))
+        packet = build_g_packet(
+            session.reg_layout,
+            current,
+            recorded_values(thread.gpregs, thread.fpregs, thread.xstate),
+        )
         if _packet("G" + packet.hex()) != "OK":
-            raise SessionError(f"Moving the process: gdbserver refused thread {lwp}'s "
-                               "registers.")
+            raise SessionError(f"Moving the process: gdbserver refused thread {lwp}'s registers.")
     gdb.execute("maintenance flush register-cache", to_string=True)  # GDB read them before
 
 

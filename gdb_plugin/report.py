@@ -17,6 +17,7 @@ Kinds of a written page:
                    and the one below it, x86-64 TLS variant II)
     other          anything else (anonymous mmap, code pages GDB wrote breakpoints to)
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,8 +30,10 @@ RED_ZONE = 128  # x86-64 SysV ABI: 128 bytes below rsp are the leaf function's
 KINDS = ("data", "heap", "stack", "stack-scratch", "new-mapping", "other")
 
 # in the notes of every call the diff tracker watched (kernels without WP_ASYNC)
-DIFF_TRACKER_NOTE = ("Tracker diff: pages are compared with the recording, so writes "
-                     "that leave a page's bytes equal cannot be seen.")
+DIFF_TRACKER_NOTE = (
+    "Tracker diff: pages are compared with the recording, so writes "
+    "that leave a page's bytes equal cannot be seen."
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,9 @@ class DirtiedPage:
 
 def regions_of(mappings) -> list[Region]:
     """Regions from snapshotdb Mapping rows (or anything with start/end/perms/path)."""
-    return sorted((Region(m.start, m.end, m.perms, m.path) for m in mappings),
-                  key=lambda r: r.start)
+    return sorted(
+        (Region(m.start, m.end, m.perms, m.path) for m in mappings), key=lambda r: r.start
+    )
 
 
 def region_at(regions: list[Region], rec_addr: int) -> Region | None:
@@ -111,8 +115,9 @@ def _is_tls(rec_page: int, fs_base: int | None) -> bool:
     return rec_page in (tcb_page, tcb_page - PAGE_SIZE)
 
 
-def classify(regions: list[Region], rec_page: int, rsp: int,
-             fs_base: int | None = None) -> tuple[str, str]:
+def classify(
+    regions: list[Region], rec_page: int, rsp: int, fs_base: int | None = None
+) -> tuple[str, str]:
     """(mapping name, kind) of the page at rec_page, given the recorded rsp."""
     region = region_at(regions, rec_page)
     if region is None:
@@ -135,8 +140,9 @@ _NONZERO = bytes([0] + [1] * 255)  # byte -> 0 when zero, else 1 (bytes.translat
 _RUN = re.compile(rb"\x01+")
 
 
-def diff_ranges(old: bytes, new: bytes, limit: int | None = MAX_RANGES
-                ) -> tuple[list[tuple[int, int]], int]:
+def diff_ranges(
+    old: bytes, new: bytes, limit: int | None = MAX_RANGES
+) -> tuple[list[tuple[int, int]], int]:
     """Maximal runs of differing bytes as (offset, length), the first `limit` of them
     (None: all), and how many more there are. In C speed: XOR of the pages as integers,
     then a regular expression over the bytes that differ."""
@@ -155,25 +161,43 @@ def changed_ranges(old: bytes, new: bytes) -> list[tuple[int, int]]:
     return diff_ranges(old, new, None)[0]
 
 
-def build_page(rec_page: int, regions: list[Region], rsp: int, old: bytes, new: bytes,
-               fs_base: int | None = None, keep_bytes: bool = True) -> DirtiedPage:
+def build_page(
+    rec_page: int,
+    regions: list[Region],
+    rsp: int,
+    old: bytes,
+    new: bytes,
+    fs_base: int | None = None,
+    keep_bytes: bool = True,
+) -> DirtiedPage:
     """The DirtiedPage of one written page from its recorded and final bytes; its bytes
     are dropped unless keep_bytes (the ranges and counts stay)."""
     name, kind = classify(regions, rec_page, rsp, fs_base)
     ranges, left_out = diff_ranges(old, new)
     if not keep_bytes:
         old, new = b"", b""
-    return DirtiedPage(rec_page, name, kind, old, new, ranges, ranges_left_out=left_out,
-                       bytes_kept=keep_bytes)
+    return DirtiedPage(
+        rec_page, name, kind, old, new, ranges, ranges_left_out=left_out, bytes_kept=keep_bytes
+    )
 
 
-def build_pages(written: list[int], regions: list[Region], rsp: int,
-                old_of, new_of, fs_base: int | None = None) -> list[DirtiedPage]:
+def build_pages(
+    written: list[int], regions: list[Region], rsp: int, old_of, new_of, fs_base: int | None = None
+) -> list[DirtiedPage]:
     """One DirtiedPage per written page; old_of/new_of map a page address to its bytes.
     The first KEEP_BYTES_PAGES keep their bytes."""
-    return [build_page(rec_page, regions, rsp, old_of(rec_page), new_of(rec_page), fs_base,
-                       keep_bytes=i < KEEP_BYTES_PAGES)
-            for i, rec_page in enumerate(sorted(written))]
+    return [
+        build_page(
+            rec_page,
+            regions,
+            rsp,
+            old_of(rec_page),
+            new_of(rec_page),
+            fs_base,
+            keep_bytes=i < KEEP_BYTES_PAGES,
+        )
+        for i, rec_page in enumerate(sorted(written))
+    ]
 
 
 def summary(pages: list[DirtiedPage]) -> str:
@@ -199,8 +223,12 @@ ROWS_SHOWN = 20  # pages listed by default (call-at-time, info dirtied-pages)
 MORE = "info dirtied-pages --all"
 
 
-def table(pages: list[DirtiedPage], show_all: bool = False,
-          limit: int | None = None, changed_column: bool = True) -> list[str]:
+def table(
+    pages: list[DirtiedPage],
+    show_all: bool = False,
+    limit: int | None = None,
+    changed_column: bool = True,
+) -> list[str]:
     """Rows for `info dirtied-pages`: header then one line per changed page (show_all:
     per written page), at most `limit` of them and then how many more and where.
     Without changed_column (only changed pages listed) the yes/no column is left out."""
@@ -211,13 +239,14 @@ def table(pages: list[DirtiedPage], show_all: bool = False,
     shown = shown[:limit] if more else shown
     width = max([len("Symbol")] + [len(p.symbol or "-") for p in shown])
     changed = f"{'Changed':<7}  " if changed_column else ""
-    rows = [f"{'Address':<18}  {'Kind':<13}  {changed}{'Bytes':>5}  "
-            f"{'Symbol':<{width}}  Mapping"]
+    rows = [f"{'Address':<18}  {'Kind':<13}  {changed}{'Bytes':>5}  {'Symbol':<{width}}  Mapping"]
     for p in shown:
         nbytes = f"{p.changed_bytes}{'+' if p.ranges_left_out else ''}"
         changed = f"{'yes' if p.changed else 'no':<7}  " if changed_column else ""
-        rows.append(f"{p.rec_addr:#018x}  {p.kind:<13}  {changed}"
-                    f"{nbytes:>5}  {p.symbol or '-':<{width}}  {p.mapping}")
+        rows.append(
+            f"{p.rec_addr:#018x}  {p.kind:<13}  {changed}"
+            f"{nbytes:>5}  {p.symbol or '-':<{width}}  {p.mapping}"
+        )
     if more:
         rows.append(f"{more} more: {MORE}")
     return rows
@@ -291,8 +320,9 @@ def _syscall_text(entry: dict) -> str:
 BLOCKED_SHOWN = 10  # distinct blocked system calls named in the text
 
 
-def blocked_summary(blocked_syscalls: list[dict], left_out: dict | None = None,
-                    limit: int = BLOCKED_SHOWN) -> str | None:
+def blocked_summary(
+    blocked_syscalls: list[dict], left_out: dict | None = None, limit: int = BLOCKED_SHOWN
+) -> str | None:
     """One line naming the system calls the sandbox blocked, or None when none was:
     'Blocked 2 system calls: unlink("/tmp/x"), fork().' The first `limit` distinct
     ones with their counts, then 'and M more' (M distinct ones, those the page server
@@ -308,14 +338,29 @@ def blocked_summary(blocked_syscalls: list[dict], left_out: dict | None = None,
     return f"Blocked {total} system call{'s' if total != 1 else ''}: {calls.strip()}."
 
 
-def report_json(*, tick: int, expr: str, status: str, value: str, signal: str | None,
-                pages: list[DirtiedPage], stdout: str, stderr: str,
-                blocked_syscalls: list[dict], error: str | None,
-                timings_ms: dict, faults: dict, fault_address: int | None = None,
-                backtrace: list[str] | None = None, exit_code: int | None = None,
-                tracker: str = "wp-async", notes: list[str] | None = None,
-                stdout_left_out: int = 0, stderr_left_out: int = 0,
-                blocked_left_out: dict | None = None) -> dict:
+def report_json(
+    *,
+    tick: int,
+    expr: str,
+    status: str,
+    value: str,
+    signal: str | None,
+    pages: list[DirtiedPage],
+    stdout: str,
+    stderr: str,
+    blocked_syscalls: list[dict],
+    error: str | None,
+    timings_ms: dict,
+    faults: dict,
+    fault_address: int | None = None,
+    backtrace: list[str] | None = None,
+    exit_code: int | None = None,
+    tracker: str = "wp-async",
+    notes: list[str] | None = None,
+    stdout_left_out: int = 0,
+    stderr_left_out: int = 0,
+    blocked_left_out: dict | None = None,
+) -> dict:
     """The `ttd call --json` object, keys in DESIGN.md's order, then those of the
     containment work: the faulting address and backtrace of a crash (the backtrace
     also where a timeout interrupted the call), the exit code, the tracker that saw

@@ -4,6 +4,7 @@ the pages it dirtied, its output, what the sandbox blocked, timings and notes.
 to_json() is the `ttd call --json` object of DESIGN.md (report.report_json);
 gdb_plugin/call_text.py gives its text form.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -42,10 +43,24 @@ class CallResult:
 
     def to_json(self) -> dict:
         return report.report_json(
-            tick=self.tick, expr=self.expr, status=self.status, value=self.value,
-            signal=self.signal, pages=self.pages, stdout=self.stdout, stderr=self.stderr,
-            blocked_syscalls=self.blocked_syscalls, error=self.error,
-            timings_ms=self.timings_ms, faults=self.faults, fault_address=self.fault_address,
-            backtrace=self.backtrace, exit_code=self.exit_code, tracker=self.tracker,
-            notes=self.notes, stdout_left_out=self.stdout_left_out,
-            stderr_left_out=self.stderr_left_out, blocked_left_out=self.blocked_left_out)
+            tick=self.tick,
+            expr=self.expr,
+            status=self.status,
+            value=self.value,
+            signal=self.signal,
+            pages=self.pages,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            blocked_syscalls=self.blocked_syscalls,
+            error=self.error,
+            timings_ms=self.timings_ms,
+            faults=self.faults,
+            fault_address=self.fault_address,
+            backtrace=self.backtrace,
+            exit_code=self.exit_code,
+            tracker=self.tracker,
+            notes=self.notes,
+            stdout_left_out=self.stdout_left_out,
+            stderr_left_out=self.stderr_left_out,
+            blocked_left_out=self.blocked_left_out,
+        )

@@ -5,6 +5,7 @@ Each belongs to the Context (gdb_plugin/context.py), which passes the tick's
 TickInfo and the settings of the call in; this module only decides which process a
 call runs in and when a process ends.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,11 +17,15 @@ from gdb_plugin.ticks import TickInfo
 
 # Signals of interval timers (alarm, setitimer): their default action ends the process
 TIMER_SIGNALS = ("SIGALRM", "SIGVTALRM", "SIGPROF")
-TIMER_NOTE = ("The process kept from an earlier call at this tick received {signal} from a "
-              "timer that call set; this call was made again in a new process.")
-TIMER_SANDBOX_OFF_NOTE = ("The process kept from an earlier call at this tick received {signal}, "
-                          "maybe from a timer that call set; with the sandbox off the call is "
-                          "not made again.")
+TIMER_NOTE = (
+    "The process kept from an earlier call at this tick received {signal} from a "
+    "timer that call set; this call was made again in a new process."
+)
+TIMER_SANDBOX_OFF_NOTE = (
+    "The process kept from an earlier call at this tick received {signal}, "
+    "maybe from a timer that call set; with the sandbox off the call is "
+    "not made again."
+)
 
 
 class Sessions:
@@ -28,16 +33,26 @@ class Sessions:
         self.kept: CallSession | None = None  # for repeated calls at the same tick
         self.goto: CallSession | None = None  # the `ttd goto` inferior
 
-    def call(self, info: TickInfo, expr: str, requested_tid: int | None,
-             timeout_s: float | None, sandbox: bool, tracker: str) -> CallResult:
+    def call(
+        self,
+        info: TickInfo,
+        expr: str,
+        requested_tid: int | None,
+        timeout_s: float | None,
+        sandbox: bool,
+        tracker: str,
+    ) -> CallResult:
         """Call EXPR in the kept process when it is at this tick, thread, sandbox and
         tracker and still as recorded, else in a new one; keep the process when it can
         be reset. A call that a timer of an earlier call ended (SIGALRM, SIGVTALRM,
         SIGPROF in a reused process: interval timers cannot be seen from outside) is
         made again in a new process."""
         session = self.kept
-        reused = session is not None and session.reusable and session.matches(
-            info.recording, info.tick, requested_tid, sandbox, tracker)
+        reused = (
+            session is not None
+            and session.reusable
+            and session.matches(info.recording, info.tick, requested_tid, sandbox, tracker)
+        )
         if session is not None and session.pending_signals():  # a timer it left fired
             reused = False
             session.movable = False
@@ -66,8 +81,9 @@ class Sessions:
             result.notes.append(TIMER_NOTE.format(signal=first))
         return result
 
-    def _moved(self, info: TickInfo, requested_tid: int | None, sandbox: bool,
-               tracker: str) -> tuple[bool, float | None]:
+    def _moved(
+        self, info: TickInfo, requested_tid: int | None, sandbox: bool, tracker: str
+    ) -> tuple[bool, float | None]:
         """Move the kept process to info's tick when it can be (replay.py). (True, None)
         when it was moved, (False, 0.0) when a kept process had to be given up,
         (False, None) when there was none to move."""
@@ -77,9 +93,11 @@ class Sessions:
         session = self.kept
         if session is None:
             return False, None
-        if (session.info.recording is not info.recording
-                or (session.sandbox, session.tracker) != (sandbox, tracker)
-                or replay.movable(session, info) is not None):
+        if (
+            session.info.recording is not info.recording
+            or (session.sandbox, session.tracker) != (sandbox, tracker)
+            or replay.movable(session, info) is not None
+        ):
             return False, 0.0
         try:
             session.move_to(info, requested_tid)
@@ -90,8 +108,9 @@ class Sessions:
         return True, None
 
     @staticmethod
-    def _new_session(info: TickInfo, sandbox: bool, tracker: str,
-                     requested_tid: int | None) -> CallSession:
+    def _new_session(
+        info: TickInfo, sandbox: bool, tracker: str, requested_tid: int | None
+    ) -> CallSession:
         session = CallSession(info, sandbox, tracker, requested_tid)
         session.open()
         return session
@@ -117,9 +136,13 @@ class Sessions:
         from gdb_plugin.remat.errors import MoveRefused
 
         session = self.goto
-        if (session is not None and session.info.recording is info.recording
-                and (session.sandbox, session.tracker) == (sandbox, tracker)
-                and session.moves_back() and replay.movable(session, info) is None):
+        if (
+            session is not None
+            and session.info.recording is info.recording
+            and (session.sandbox, session.tracker) == (sandbox, tracker)
+            and session.moves_back()
+            and replay.movable(session, info) is None
+        ):
             try:
                 session.move_to(info, info.tid)
             except MoveRefused:

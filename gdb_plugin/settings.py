@@ -4,6 +4,7 @@ One TtdSettings lives in the Context (gdb_plugin/context.py); the `set ttd` para
 (gdb_plugin/commands/ttd_settings.py) change it, call-at-time's options override it for
 one call. Importable without GDB.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 TRACKERS = ("auto", "wp-async", "diff")
 DEFAULT_TIMEOUT_S = 10.0
 
-SANDBOX_OFF_WARNING = ("warning: the sandbox is off: the called code can change files, "
-                       "signal and start processes, and reach the network.")
+SANDBOX_OFF_WARNING = (
+    "warning: the sandbox is off: the called code can change files, "
+    "signal and start processes, and reach the network."
+)
 
 
 @dataclass

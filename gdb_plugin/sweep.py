@@ -9,6 +9,7 @@ sweep goes on.
     rows = sweep(call, ticks, expr, changes_only)   call(tick) -> CallResult
     table(rows), csv_rows(rows), [row.json for row in rows]
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -19,8 +20,13 @@ from gdb_plugin.errors import TtdError
 from gdb_plugin.report import printable
 
 # how the table names a call that did not return
-STATUS_WORDS = {"returned": "returned", "signalled": "crashed", "timeout": "timed out",
-                "exited": "exited", "error": "error"}
+STATUS_WORDS = {
+    "returned": "returned",
+    "signalled": "crashed",
+    "timeout": "timed out",
+    "exited": "exited",
+    "error": "error",
+}
 PROGRESS_MARK = "ttd-sweep-progress"  # ttd sweep --progress: "MARK I N TICK" before each call
 CSV_HEADER = ("tick", "status", "value", "pages_changed", "error")
 
@@ -53,9 +59,21 @@ class Row:
 
 def failed_json(tick: int, expr: str, message: str) -> dict:
     """The `ttd call --json` object of a call that could not be made (status error)."""
-    return report.report_json(tick=tick, expr=expr, status="error", value="", signal=None,
-                              pages=[], stdout="", stderr="", blocked_syscalls=[],
-                              error=message, timings_ms={}, faults={}, tracker=None)
+    return report.report_json(
+        tick=tick,
+        expr=expr,
+        status="error",
+        value="",
+        signal=None,
+        pages=[],
+        stdout="",
+        stderr="",
+        blocked_syscalls=[],
+        error=message,
+        timings_ms={},
+        faults={},
+        tracker=None,
+    )
 
 
 def row_of(obj: dict) -> Row:
@@ -81,8 +99,13 @@ def one_tick(call: Callable, tick: int, expr: str) -> Row:
     return row
 
 
-def sweep(call: Callable, ticks: list[int], expr: str, changes_only: bool = False,
-          progress: Callable | None = None) -> Iterator[Row]:
+def sweep(
+    call: Callable,
+    ticks: list[int],
+    expr: str,
+    changes_only: bool = False,
+    progress: Callable | None = None,
+) -> Iterator[Row]:
     """The rows of EXPR at each tick in order; changes_only: only the ticks whose value
     (or status) differs from the previous tick's, the first always. progress(i, tick)
     is told before each call. A call stopped by SIGINT that no timeout sent is the

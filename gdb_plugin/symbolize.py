@@ -9,6 +9,7 @@
 
 Called while the temporary inferior is selected; never resumes it.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -57,8 +58,13 @@ class _Lazy:
 NAMED_PAGES = 256  # changed pages named per call (in address order); the rest: no symbol
 
 
-def annotate(pages: list[report.DirtiedPage], pid: int, info, cache: dict | None = None,
-             limit: int = NAMED_PAGES) -> None:
+def annotate(
+    pages: list[report.DirtiedPage],
+    pid: int,
+    info,
+    cache: dict | None = None,
+    limit: int = NAMED_PAGES,
+) -> None:
     """Set .symbol and .range_symbols of the first `limit` changed pages (each name asks
     GDB or reads memory: a call that changed a million pages is not named page by page);
     None for the others and for unchanged pages."""
@@ -94,6 +100,7 @@ def _stack_name(lazy: _Lazy, target_addr: int) -> str:
 
 
 # --- globals and TLS ------------------------------------------------------------------
+
 
 def tls_symbol(target_addr: int, tls: list[tuple[int, int, str]] | None) -> str | None:
     for start, size, name in tls or ():
@@ -171,6 +178,7 @@ def _gdb_address(name: str) -> int | None:
 
 # --- heap -----------------------------------------------------------------------------
 
+
 class _Iovec(ctypes.Structure):
     _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
@@ -205,8 +213,9 @@ class HeapWalk:
         self._broken = False  # a size that cannot be a chunk's: stop walking
 
     def _read(self, target_addr: int, length: int) -> bytes | None:
-        if not (self._buf_at <= target_addr and target_addr + length
-                <= self._buf_at + len(self._buf)):
+        if not (
+            self._buf_at <= target_addr and target_addr + length <= self._buf_at + len(self._buf)
+        ):
             size = min(max(self.READ_BYTES, length), self.end - target_addr)
             try:
                 self._buf = read_remote(self.pid, target_addr, size)
@@ -214,12 +223,16 @@ class HeapWalk:
                 return None
             self._buf_at = target_addr
         off = target_addr - self._buf_at
-        data = self._buf[off:off + length]
+        data = self._buf[off : off + length]
         return data if len(data) == length else None
 
     def _walk_past(self, target_addr: int) -> None:
-        while (not self._broken and self._next <= target_addr and self._next + 16 <= self.end
-               and len(self.starts) < MAX_CHUNKS):
+        while (
+            not self._broken
+            and self._next <= target_addr
+            and self._next + 16 <= self.end
+            and len(self.starts) < MAX_CHUNKS
+        ):
             header = self._read(self._next, 16)
             size = struct.unpack_from("<Q", header, 8)[0] & ~0x7 if header else 0
             if size < 16:
@@ -230,7 +243,7 @@ class HeapWalk:
             self._next += size
 
     def chunk_name(self, target_addr: int) -> str | None:
-        """"chunk 0x55d0c0a2b2c0+8 (32 bytes)" for the chunk holding target_addr."""
+        """ "chunk 0x55d0c0a2b2c0+8 (32 bytes)" for the chunk holding target_addr."""
         self._walk_past(target_addr)
         i = bisect.bisect_right(self.starts, target_addr) - 1
         if i < 0 or target_addr >= self.starts[i] + self.sizes[i]:
@@ -243,6 +256,7 @@ class HeapWalk:
 
 
 # --- stack ----------------------------------------------------------------------------
+
 
 def _frame_spans() -> list[tuple[int, str]]:
     """[(sp, "frame #i name")] from the newest frame outwards."""
@@ -291,6 +305,7 @@ def _local_build_id(path: str) -> str | None:
         return None
     if key not in _local_ids:
         from snapshotdb import elf
+
         _local_ids[key] = elf.build_id(path)
     return _local_ids[key]
 
@@ -309,8 +324,10 @@ def build_id_warnings(info) -> list[str]:
 
 
 def _mismatch(path: str, local: str, recorded: str) -> str:
-    return (f"warning: {path} has build-id {local}, the recording {recorded}: "
-            "symbols may be wrong; memory is the recorded one.")
+    return (
+        f"warning: {path} has build-id {local}, the recording {recorded}: "
+        "symbols may be wrong; memory is the recorded one."
+    )
 
 
 def _library_warnings(info) -> list[str]:
@@ -319,6 +336,7 @@ def _library_warnings(info) -> list[str]:
 
     warnings = []
     with info.recording.session() as session:
+
         def read(rec_addr: int, length: int) -> bytes:
             return queries.read_memory(session, rec_addr, length, info.tick)
 
@@ -330,8 +348,9 @@ def _library_warnings(info) -> list[str]:
             if recorded is None:  # not an ELF image (locale archive, caches, data files)
                 continue
             if not os.path.exists(path):
-                warnings.append(f"warning: {path} is missing: no symbols for it; "
-                                "memory is the recorded one.")
+                warnings.append(
+                    f"warning: {path} is missing: no symbols for it; memory is the recorded one."
+                )
                 continue
             local = _local_build_id(path)
             if local is not None and recorded != local:

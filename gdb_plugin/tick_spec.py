@@ -9,6 +9,7 @@
 parse() checks the text alone; select() picks the recorded ticks it names, in order and
 each once. Both raise ValueError with a one-line message.
 """
+
 from __future__ import annotations
 
 import re

@@ -5,6 +5,7 @@ A snapshot never changes once written, so each TickInfo is read once per open
 recording (TickCache, kept by the Context until the recording closes).
 Importable without GDB; SQLAlchemy is imported when a tick is first read.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,14 +62,22 @@ def read_tick_info(recording, tick: int, tid: int | None) -> TickInfo:
         snap = queries.snapshot_at(session, tick)
         thread = queries.thread_at(snap, tid)
         rec = queries.recording(session)
-        libraries = [(m.start, m.path) for m in snap.mappings
-                     if m.offset == 0 and m.path.startswith("/") and m.path != rec.exe_path]
-        return TickInfo(recording=recording, tick=tick, tid=thread.tid,
-                        exe_path=rec.exe_path, build_id=rec.build_id,
-                        regions=report.regions_of(snap.mappings),
-                        rsp=gpreg(thread.gpregs, "rsp"),
-                        fs_base=gpreg(thread.gpregs, "fs_base"),
-                        libraries=sorted(set(libraries)))
+        libraries = [
+            (m.start, m.path)
+            for m in snap.mappings
+            if m.offset == 0 and m.path.startswith("/") and m.path != rec.exe_path
+        ]
+        return TickInfo(
+            recording=recording,
+            tick=tick,
+            tid=thread.tid,
+            exe_path=rec.exe_path,
+            build_id=rec.build_id,
+            regions=report.regions_of(snap.mappings),
+            rsp=gpreg(thread.gpregs, "rsp"),
+            fs_base=gpreg(thread.gpregs, "fs_base"),
+            libraries=sorted(set(libraries)),
+        )
 
 
 def page_reader(recording, tick: int):

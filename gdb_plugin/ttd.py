@@ -3,6 +3,7 @@
 GDB embeds the system Python (/usr/bin/python3), so put the checkout and the
 virtual environment's site-packages on sys.path before importing anything of ours.
 """
+
 import glob
 import os
 import sys

@@ -10,6 +10,7 @@ it waits for a call to stop.
         gdb.execute(...)          # returns once a step has made GDB give up
     dog.taken                     # the names of the steps that ran
 """
+
 from __future__ import annotations
 
 import heapq
@@ -58,8 +59,7 @@ class _Worker:
                 self._seq += 1
                 heapq.heappush(self._due, (start + after_s, self._seq, dog, name, action))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="ttd-watchdog")
+                self._thread = threading.Thread(target=self._run, daemon=True, name="ttd-watchdog")
                 self._thread.start()
             self._cond.notify()
 

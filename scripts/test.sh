@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run the whole test suite. Fails when a test fails or no test ran.
+# Set up (idempotent), check the style (ruff) and run the whole test suite. Fails when the
+# style is off, a test fails or no test ran.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bash scripts/setup.sh
+# the style the code is kept in (pyproject.toml): a lint error or an unformatted file fails
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

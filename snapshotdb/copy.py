@@ -18,6 +18,7 @@ recording. Running the same copy again resumes: the contents already sent are fo
 digest, the rest is sent, the last transaction is made afresh. A destination that is a
 complete recording, or an incomplete copy of something else, is refused.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,8 +71,11 @@ class CopyFailed(RecordingError):
     pass
 
 
-def copy_recording(src: str | os.PathLike, dst: str | os.PathLike,
-                   progress: Callable[[Progress], None] | None = None) -> CopyResult:
+def copy_recording(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    progress: Callable[[Progress], None] | None = None,
+) -> CopyResult:
     """Copy the recording `src` to `dst` (a new file or a new recording name, or an
     unfinished copy of the same source: resumed). Raises RecordingError (one line)."""
     t0 = time.perf_counter()
@@ -129,17 +133,28 @@ def _copy(source: Recording, dest: Destination, progress) -> CopyResult:
             if KILL_AFTER and batches >= KILL_AFTER:
                 os.kill(os.getpid(), signal.SIGKILL)
     snapshots = _finish(source, dest, maps, has_files)
-    return CopyResult(source.name, dest.location.display, snapshots,
-                      len(maps[PageContent]), sent, len(maps[FileContent]), sent_bytes,
-                      dest.resumed, 0.0)
+    return CopyResult(
+        source.name,
+        dest.location.display,
+        snapshots,
+        len(maps[PageContent]),
+        sent,
+        len(maps[FileContent]),
+        sent_bytes,
+        dest.resumed,
+        0.0,
+    )
 
 
 def _referenced(source: Recording, table, user) -> list[tuple[int, bytes, int]]:
     """(id, digest, stored bytes) of every content of `table` the recording uses."""
     used = select(user.content_id).where(user.content_id.is_not(None)).distinct()
     with source.engine.connect() as conn:
-        rows = conn.execute(select(table.id, table.digest, func.length(table.data))
-                            .where(table.id.in_(used)).order_by(table.id))
+        rows = conn.execute(
+            select(table.id, table.digest, func.length(table.data))
+            .where(table.id.in_(used))
+            .order_by(table.id)
+        )
         return [(i, bytes(d), n) for i, d, n in rows]
 
 
@@ -164,7 +179,7 @@ def _content_rows(source: Recording, table, ids: list[int]) -> list[tuple]:
     found = {}
     with source.engine.connect() as conn:
         for i in range(0, len(ids), 500):
-            for row in conn.execute(select(*columns).where(table.id.in_(ids[i:i + 500]))):
+            for row in conn.execute(select(*columns).where(table.id.in_(ids[i : i + 500]))):
                 found[row[0]] = tuple(row)
     return [found[i] for i in ids]
 
@@ -182,15 +197,24 @@ def _finish(source: Recording, dest: Destination, maps: dict, has_files: bool) -
             if rows:
                 conn.execute(insert(model.__table__), rows)
             snapshots += len(rows) if model is Snapshot else 0
-        versions = src.execute(select(PageVersion.address, PageVersion.first_tick,
-                                      PageVersion.content_id))
-        dest.insert_versions(conn, ((a, t, None if c is None else pages[c])
-                                    for a, t, c in versions))
+        versions = src.execute(
+            select(PageVersion.address, PageVersion.first_tick, PageVersion.content_id)
+        )
+        dest.insert_versions(
+            conn, ((a, t, None if c is None else pages[c]) for a, t, c in versions)
+        )
         if has_files:
-            rows = [{"path": p, "build_id": b, "role": r, "content_id": files[c]}
-                    for p, b, r, c in src.execute(select(
-                        RecordedFile.path, RecordedFile.build_id, RecordedFile.role,
-                        RecordedFile.content_id))]
+            rows = [
+                {"path": p, "build_id": b, "role": r, "content_id": files[c]}
+                for p, b, r, c in src.execute(
+                    select(
+                        RecordedFile.path,
+                        RecordedFile.build_id,
+                        RecordedFile.role,
+                        RecordedFile.content_id,
+                    )
+                )
+            ]
             if rows:
                 conn.execute(insert(RecordedFile.__table__), rows)
         dest.mark_complete(conn)

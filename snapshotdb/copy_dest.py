@@ -12,6 +12,7 @@ it); a server recording while its entry's state is "copying" (server.py). Conten
 with COPY ... BINARY on a server (ids taken from the table's sequence first, so the
 versions can name them in the same run); executemany on a file.
 """
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,10 @@ class _FileDestination(Destination):
         else:
             self.engine = db.open_engine(loc, create=True)
             with self.engine.begin() as conn:
-                conn.execute(insert(Meta), [{"key": COPY_STATE, "value": "copying"},
-                                            {"key": COPY_SOURCE, "value": token}])
+                conn.execute(
+                    insert(Meta),
+                    [{"key": COPY_STATE, "value": "copying"}, {"key": COPY_SOURCE, "value": token}],
+                )
 
     def _check_resumable(self, token: str) -> None:
         try:
@@ -91,22 +94,29 @@ class _FileDestination(Destination):
             meta = {}
         if meta.get(COPY_STATE) != "copying":
             self.engine.dispose()
-            raise CannotCreate(f"'{self.location.display}' exists already; ttd copy writes a "
-                               "new recording.")
+            raise CannotCreate(
+                f"'{self.location.display}' exists already; ttd copy writes a new recording."
+            )
         if meta.get(COPY_SOURCE) != token:
             self.engine.dispose()
-            raise CannotCreate(f"'{self.location.display}' is an unfinished copy of "
-                               f"{meta.get(COPY_SOURCE)}; remove it to copy something else "
-                               "there.")
+            raise CannotCreate(
+                f"'{self.location.display}' is an unfinished copy of "
+                f"{meta.get(COPY_SOURCE)}; remove it to copy something else "
+                "there."
+            )
 
     def lookup(self, table: str, digests: list[bytes]) -> dict[bytes, int]:
         found: dict[bytes, int] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(digests), LOOKUP_BATCH):
-                batch = digests[i:i + LOOKUP_BATCH]
+                batch = digests[i : i + LOOKUP_BATCH]
                 marks = ",".join("?" * len(batch))
-                found.update((bytes(d), n) for d, n in conn.exec_driver_sql(
-                    f"SELECT digest, id FROM {table} WHERE digest IN ({marks})", tuple(batch)))
+                found.update(
+                    (bytes(d), n)
+                    for d, n in conn.exec_driver_sql(
+                        f"SELECT digest, id FROM {table} WHERE digest IN ({marks})", tuple(batch)
+                    )
+                )
         return found
 
     def insert_contents(self, table: str, rows: list[tuple]) -> list[int]:
@@ -115,9 +125,10 @@ class _FileDestination(Destination):
             first = (conn.exec_driver_sql(f"SELECT max(id) FROM {table}").scalar() or 0) + 1
             ids = list(range(first, first + len(rows)))
             marks = ",".join("?" * (len(columns) + 1))
-            conn.exec_driver_sql(f"INSERT INTO {table} (id, {', '.join(columns)}) "
-                                 f"VALUES ({marks})",
-                                 [(i, *row) for i, row in zip(ids, rows, strict=True)])
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
+                [(i, *row) for i, row in zip(ids, rows, strict=True)],
+            )
         return ids
 
     def insert_versions(self, conn, rows) -> None:
@@ -132,8 +143,9 @@ class _FileDestination(Destination):
     @staticmethod
     def _versions(conn, batch: list[tuple]) -> None:
         if batch:
-            conn.exec_driver_sql("INSERT INTO page_version (address, first_tick, content_id) "
-                                 "VALUES (?, ?, ?)", batch)
+            conn.exec_driver_sql(
+                "INSERT INTO page_version (address, first_tick, content_id) VALUES (?, ?, ?)", batch
+            )
 
     def mark_complete(self, conn) -> None:
         conn.execute(delete(Meta).where(Meta.key == COPY_STATE))
@@ -162,11 +174,14 @@ class _ServerDestination(Destination):
     def _check_resumable(self, entry: server.Entry, token: str) -> None:
         where = self.location.display
         if entry.state != server.COPYING:
-            raise CannotCreate(f"The recording '{entry.name}' exists already at '{where}'; "
-                               "name a new one.")
+            raise CannotCreate(
+                f"The recording '{entry.name}' exists already at '{where}'; name a new one."
+            )
         if entry.source != token:
-            raise CannotCreate(f"The recording '{entry.name}' at '{where}' is an unfinished "
-                               f"copy of {entry.source}; name a new one.")
+            raise CannotCreate(
+                f"The recording '{entry.name}' at '{where}' is an unfinished "
+                f"copy of {entry.source}; name a new one."
+            )
 
     def _raw(self):
         return self.engine.raw_connection()
@@ -177,8 +192,10 @@ class _ServerDestination(Destination):
         try:
             with raw.cursor() as cur:
                 for i in range(0, len(digests), PG_LOOKUP_BATCH):
-                    cur.execute(f"SELECT digest, id FROM {table} WHERE digest = ANY(%s)",
-                                (digests[i:i + PG_LOOKUP_BATCH],))
+                    cur.execute(
+                        f"SELECT digest, id FROM {table} WHERE digest = ANY(%s)",
+                        (digests[i : i + PG_LOOKUP_BATCH],),
+                    )
                     found.update((bytes(d), n) for d, n in cur.fetchall())
             raw.commit()
         finally:
@@ -198,8 +215,10 @@ class _ServerDestination(Destination):
                 return [ids[r[0]] for r in rows]
             except psycopg.errors.UniqueViolation:
                 ids.update(self.lookup(table, [r[0] for r in todo]))
-        raise RecordingError(f"Cannot store contents into '{self.location.display}': other "
-                             "writers keep storing the same ones; try again.")
+        raise RecordingError(
+            f"Cannot store contents into '{self.location.display}': other "
+            "writers keep storing the same ones; try again."
+        )
 
     def _copy_in(self, table: str, rows: list[tuple]) -> dict[bytes, int]:
         if not rows:
@@ -209,12 +228,14 @@ class _ServerDestination(Destination):
         raw = self._raw()
         try:
             with raw.cursor() as cur:
-                cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
-                            "FROM generate_series(1, %s)",
-                            (f"{server.SHARED_SCHEMA}.{table}", len(rows)))
+                cur.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    (f"{server.SHARED_SCHEMA}.{table}", len(rows)),
+                )
                 new = [n for (n,) in cur.fetchall()]
-                with cur.copy(f"COPY {table} (id, {', '.join(columns)}) FROM STDIN "
-                              "(FORMAT BINARY)") as copy:
+                with cur.copy(
+                    f"COPY {table} (id, {', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
                     copy.set_types(types)
                     for n, row in zip(new, rows, strict=True):
                         copy.write_row((n, *row))
@@ -228,12 +249,12 @@ class _ServerDestination(Destination):
 
     def insert_versions(self, conn, rows) -> None:
         cur = conn.connection.dbapi_connection.cursor()
-        with cur.copy("COPY page_version (address, first_tick, content_id) FROM STDIN "
-                      "(FORMAT BINARY)") as copy:
+        with cur.copy(
+            "COPY page_version (address, first_tick, content_id) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
             copy.set_types(["int8", "int4", "int4"])
             for row in rows:
                 copy.write_row(row)
 
     def mark_complete(self, conn) -> None:
         server.set_state(conn, self.location.recording, server.COMPLETE)
-

@@ -6,6 +6,7 @@ or postgresql://...?recording=NAME for one of the recordings of a PostgreSQL dat
 problem, each with a one-line message that never shows a password; read-only opens
 cannot write at all (SQLite: query_only; PostgreSQL: read-only transactions).
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,9 @@ def _sqlite_engine(path: Path, readonly: bool) -> Engine:
     # sqlite3_last_insert_rowid when a call's start-up thread read the recording).
     # One connection is kept between uses; others (a second thread's) are closed when
     # given back, so an open recording holds one descriptor on its file.
-    engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool, pool_size=1,
-                           max_overflow=16)
+    engine = create_engine(
+        "sqlite://", creator=connect, poolclass=QueuePool, pool_size=1, max_overflow=16
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):
@@ -104,8 +106,10 @@ def _check_schema(engine: Engine, name: str) -> None:
     if row is None:
         raise NotARecording(f"'{name}' is not a ttd recording (no schema version).")
     if copying is not None:
-        raise IncompleteRecording(f"'{name}' is incomplete: a copy into it was interrupted. "
-                                  "Run the same ttd copy again to finish it.")
+        raise IncompleteRecording(
+            f"'{name}' is incomplete: a copy into it was interrupted. "
+            "Run the same ttd copy again to finish it."
+        )
     if row.value != str(SCHEMA_VERSION):
         raise SchemaVersionMismatch(
             f"'{name}' is a ttd recording of schema version {row.value}; "
@@ -113,8 +117,9 @@ def _check_schema(engine: Engine, name: str) -> None:
         )
 
 
-def open_engine(name: str | os.PathLike | Location, *, readonly: bool = True,
-                create: bool = False) -> Engine:
+def open_engine(
+    name: str | os.PathLike | Location, *, readonly: bool = True, create: bool = False
+) -> Engine:
     """Open a recording and return its engine, checked.
 
     create=True makes a new, empty recording when the file does not exist (or the
@@ -166,7 +171,8 @@ def _open_server(loc: Location, *, readonly: bool, create: bool) -> Engine:
             if entry.state != server.COMPLETE:
                 raise IncompleteRecording(
                     f"The recording '{loc.recording}' in '{loc.display}' is incomplete: a copy "
-                    "into it was interrupted. Run the same ttd copy again to finish it.")
+                    "into it was interrupted. Run the same ttd copy again to finish it."
+                )
             if not readonly:
                 server.add_missing_tables(conn, entry.schema_name)
     finally:
@@ -177,8 +183,10 @@ def _open_server(loc: Location, *, readonly: bool, create: bool) -> Engine:
 
 
 def _no_name_message(loc: Location) -> str:
-    return (f"'{loc.display}' names no recording: add ?recording=NAME to the URL "
-            "(ttd list URL shows the recordings there).")
+    return (
+        f"'{loc.display}' names no recording: add ?recording=NAME to the URL "
+        "(ttd list URL shows the recordings there)."
+    )
 
 
 def _not_found_message(conn, loc: Location) -> str:
@@ -199,8 +207,9 @@ def server_unavailable(loc: Location, exc: BaseException) -> ServerUnavailable:
     lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
     why = location.mask(lines[0] if lines else type(orig).__name__)
     why = why.removeprefix("connection failed: ").replace("FATAL:  ", "")
-    return ServerUnavailable(f"The PostgreSQL server of '{loc.display}' cannot be reached: "
-                             f"{why.rstrip('.')}.")
+    return ServerUnavailable(
+        f"The PostgreSQL server of '{loc.display}' cannot be reached: {why.rstrip('.')}."
+    )
 
 
 @contextmanager
@@ -213,8 +222,9 @@ def _server_errors(loc: Location):
         raise server_unavailable(loc, exc) from None
     except DatabaseError as exc:
         lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
-        raise RecordingError(f"Cannot open the recording at '{loc.display}': "
-                             f"{location.mask(lines[0]).rstrip('.')}.") from None
+        raise RecordingError(
+            f"Cannot open the recording at '{loc.display}': {location.mask(lines[0]).rstrip('.')}."
+        ) from None
 
 
 def _translate_server_errors(engine: Engine, loc: Location) -> None:
@@ -243,8 +253,10 @@ def _create_file(path: Path) -> None:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
     except OSError as exc:
-        raise CannotCreate(f"Cannot create '{path}': the directory '{path.parent}' does not "
-                           f"take new files ({exc.strerror}).") from None
+        raise CannotCreate(
+            f"Cannot create '{path}': the directory '{path.parent}' does not "
+            f"take new files ({exc.strerror})."
+        ) from None
 
 
 def _initialize(engine: Engine) -> None:
@@ -305,8 +317,9 @@ class Recording:
         self.close()
 
 
-def open_recording(name: str | os.PathLike | Location, *, readonly: bool = True,
-                   create: bool = False) -> Recording:
+def open_recording(
+    name: str | os.PathLike | Location, *, readonly: bool = True, create: bool = False
+) -> Recording:
     """Open (create=True: make when missing) and check a recording; see open_engine."""
     loc = _location(name)
     engine = open_engine(loc, readonly=readonly, create=create)
@@ -331,6 +344,7 @@ def check_new(name: str | os.PathLike | Location) -> Location:
     finally:
         admin.dispose()
     if there is not None:
-        raise CannotCreate(f"The recording '{loc.recording}' exists already at '{loc.display}'; "
-                           "name a new one.")
+        raise CannotCreate(
+            f"The recording '{loc.recording}' exists already at '{loc.display}'; name a new one."
+        )
     return loc

@@ -19,6 +19,7 @@ headers (what the loader maps, so what a recording holds in memory), else throug
 SHT_NOTE sections. One definition, for a file (build_id) and for an image in recorded
 memory (image_build_id), so that the two can be compared.
 """
+
 from __future__ import annotations
 
 import io
@@ -107,11 +108,16 @@ class Core:
 
 def perms_of(p_flags: int) -> str:
     """/proc/PID/maps perms ("r-xp") of a program header's flags."""
-    return ("r" if p_flags & PF_R else "-") + ("w" if p_flags & PF_W else "-") + (
-        "x" if p_flags & PF_X else "-") + "p"
+    return (
+        ("r" if p_flags & PF_R else "-")
+        + ("w" if p_flags & PF_W else "-")
+        + ("x" if p_flags & PF_X else "-")
+        + "p"
+    )
 
 
 # ─── core files ──────────────────────────────────────────────────────────────
+
 
 def read_core(path: str) -> Core:
     """Parse an x86_64 ELF core's program headers and notes; CoreError when it is not one."""
@@ -135,8 +141,15 @@ def read_core(path: str) -> Core:
         segments, notes = [], CoreNotes()
         for seg in elf.iter_segments():
             if seg["p_type"] == "PT_LOAD":
-                segments.append(Segment(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"],
-                                        seg["p_filesz"], seg["p_flags"]))
+                segments.append(
+                    Segment(
+                        seg["p_vaddr"],
+                        seg["p_memsz"],
+                        seg["p_offset"],
+                        seg["p_filesz"],
+                        seg["p_flags"],
+                    )
+                )
             elif seg["p_type"] == "PT_NOTE":
                 if seg["p_offset"] + seg["p_filesz"] > size:
                     raise CoreError(f"'{path}' is truncated: its notes are cut short.")
@@ -161,6 +174,7 @@ def _check_header(path: str, head: bytes) -> None:
 def _elf_file(path: str, f):
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
+
     try:
         return ELFFile(f)
     except ELFError as exc:
@@ -179,7 +193,7 @@ def _core_notes(notes_in: Iterable, notes: CoreNotes) -> None:
         if ntype == "NT_PRSTATUS":
             (cursig,) = struct.unpack_from("<h", desc, PRSTATUS_CURSIG)
             (tid,) = struct.unpack_from("<i", desc, PRSTATUS_PID)
-            gpregs = desc[PRSTATUS_REG:PRSTATUS_REG + GPREGS_SIZE]
+            gpregs = desc[PRSTATUS_REG : PRSTATUS_REG + GPREGS_SIZE]
             notes.threads.append(CoreThread(tid, cursig, gpregs))
         elif ntype == "NT_FPREGSET" and notes.threads:
             notes.threads[-1].fpregs = desc
@@ -194,9 +208,9 @@ def _core_notes(notes_in: Iterable, notes: CoreNotes) -> None:
         elif ntype == "NT_FILE":
             table = note["n_desc"]
             notes.files = [
-                FileRange(e.vm_start, e.vm_end, e.page_offset * table.page_size,
-                          _text(name))
-                for e, name in zip(table.Elf_Nt_File_Entry, table.filename, strict=True)]
+                FileRange(e.vm_start, e.vm_end, e.page_offset * table.page_size, _text(name))
+                for e, name in zip(table.Elf_Nt_File_Entry, table.filename, strict=True)
+            ]
 
 
 def _cstr(raw: bytes) -> str:
@@ -205,10 +219,12 @@ def _cstr(raw: bytes) -> str:
 
 # ─── build-ids ───────────────────────────────────────────────────────────────
 
+
 def build_id(path: str | os.PathLike) -> str | None:
     """The GNU build-id of an ELF file as hex; None when it is not ELF or has none."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
@@ -232,6 +248,7 @@ def image_build_id(read: Callable[[int, int], bytes], base: int) -> str | None:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.notes import iter_notes
+
     stream = _ImageStream(read, base)
     head = stream.read(64)
     if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:  # ELFCLASS64 only
@@ -293,10 +310,10 @@ class _ImageStream(io.RawIOBase):
         while done < len(buffer):
             rec_page = (at + done) & ~(PAGE_SIZE - 1)
             page = self._page(rec_page)
-            chunk = page[at + done - rec_page:][:len(buffer) - done]
+            chunk = page[at + done - rec_page :][: len(buffer) - done]
             if not chunk:
                 break
-            buffer[done:done + len(chunk)] = chunk
+            buffer[done : done + len(chunk)] = chunk
             done += len(chunk)
             if len(page) < PAGE_SIZE:
                 break
@@ -306,11 +323,13 @@ class _ImageStream(io.RawIOBase):
 
 # ─── a file's own program headers and symbols ───────────────────────────────
 
+
 def load_perms(path: str, file_offset: int) -> str | None:
     """The perms ("r-xp") the PT_LOAD of ELF file `path` that holds `file_offset` gives
     it; None when the file cannot be read as ELF or no PT_LOAD holds it."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as f:
             for seg in ELFFile(f).iter_segments("PT_LOAD"):
@@ -328,6 +347,7 @@ def where_in_file(path: str, file_offset: int) -> tuple[str | None, str | None, 
     (debug_file_of: libc's comes with libc6-dbg); Nones where they do not."""
     from elftools.common.exceptions import DWARFError, ELFError
     from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
@@ -373,6 +393,7 @@ def _debuglink(path: str) -> str | None:
     """The file name a .gnu_debuglink section names, or None."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as f:
             section = ELFFile(f).get_section_by_name(".gnu_debuglink")
@@ -397,8 +418,9 @@ def _function_at(elf, vaddr: int) -> str | None:
         if section is None:
             continue
         for sym in section.iter_symbols():
-            if (sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] <= vaddr
-                    < sym["st_value"] + max(sym["st_size"], 1)):
+            if sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] <= vaddr < sym[
+                "st_value"
+            ] + max(sym["st_size"], 1):
                 return sym.name
     return None
 

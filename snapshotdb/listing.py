@@ -8,6 +8,7 @@ or the one of a SQLite file, each as a plain dict:
 A copy that has not finished is listed as "copying", never as complete: its rows come
 in the copy's last transaction, so it shows no snapshots either.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,9 +58,15 @@ def _server_list(loc: Location) -> list[dict]:
                 if not _SCHEMA_RE.fullmatch(entry.schema_name):
                     continue  # not one of ours: never interpolated into SQL
                 summary = _summary(conn, entry.schema_name + ".")
-                rows.append(dict(name=entry.name, state=entry.state,
-                                 url=loc.with_recording(entry.name).display,
-                                 source=entry.source, **summary))
+                rows.append(
+                    dict(
+                        name=entry.name,
+                        state=entry.state,
+                        url=loc.with_recording(entry.name).display,
+                        source=entry.source,
+                        **summary,
+                    )
+                )
             return rows
     finally:
         admin.dispose()
@@ -68,9 +75,15 @@ def _server_list(loc: Location) -> list[dict]:
 def _summary(conn, prefix: str) -> dict:
     """Snapshots, ticks, program and time of the recording whose tables are at prefix."""
     count, lo, hi = conn.execute(
-        text(f"SELECT count(*), min(tick), max(tick) FROM {prefix}snapshot")).one()
-    rec = conn.execute(text(f"SELECT exe_path, created FROM {prefix}recording "
-                            "ORDER BY id LIMIT 1")).first()
+        text(f"SELECT count(*), min(tick), max(tick) FROM {prefix}snapshot")
+    ).one()
+    rec = conn.execute(
+        text(f"SELECT exe_path, created FROM {prefix}recording ORDER BY id LIMIT 1")
+    ).first()
     made = None if rec is None or rec[1] is None else str(rec[1])[:19]  # YYYY-MM-DD HH:MM:SS
-    return {"snapshots": count, "ticks": None if lo is None else [lo, hi],
-            "program": None if rec is None else rec[0], "made": made}
+    return {
+        "snapshots": count,
+        "ticks": None if lo is None else [lo, hi],
+        "program": None if rec is None else rec[0],
+        "made": made,
+    }

@@ -11,6 +11,7 @@ the driver's and libpq's (host, port, sslmode, ...). The plain `postgresql://` (
 from the URL, PGPASSFILE or libpq's environment; a Location never shows a password:
 `display` masks it (user:***@, password=***), and every message uses `display`.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,7 +69,8 @@ def check_name(name: str) -> str:
     if not NAME_RE.fullmatch(name):
         raise BadLocation(
             f"Invalid recording name {name!r}: use 1 to 63 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit.")
+            "starting with a letter or digit."
+        )
     return name
 
 
@@ -84,8 +86,10 @@ def parse(name: str | os.PathLike) -> Location:
     try:
         url = make_url(name)
     except (ArgumentError, ValueError):
-        raise BadLocation(f"'{_mask_text(name)}' is not a URL ttd can read: use a path or "
-                          "postgresql://[USER@]HOST/DATABASE?recording=NAME.") from None
+        raise BadLocation(
+            f"'{_mask_text(name)}' is not a URL ttd can read: use a path or "
+            "postgresql://[USER@]HOST/DATABASE?recording=NAME."
+        ) from None
     scheme = url.drivername
     if scheme.split("+")[0] == "sqlite":
         if not url.database:
@@ -94,7 +98,8 @@ def parse(name: str | os.PathLike) -> Location:
     if scheme not in _PG_SCHEMES:
         raise BadLocation(
             f"ttd keeps recordings in SQLite files and PostgreSQL databases, not "
-            f"'{scheme}' ('{_display(url, None)}').")
+            f"'{scheme}' ('{_display(url, None)}')."
+        )
     recording = url.query.get(RECORDING_PARAM)
     if isinstance(recording, tuple):
         raise BadLocation(f"'{_display(url, None)}' names more than one recording.")

@@ -39,6 +39,7 @@ directly with libsqlite3: keep these two tables' names, columns and encoding sta
 (codec 'zstd' = one zstd frame of the 4096 bytes, 'raw' = the bytes; digest =
 sha256 of the uncompressed bytes).
 """
+
 from __future__ import annotations
 
 import datetime as dt

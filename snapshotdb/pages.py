@@ -5,6 +5,7 @@ data = one zstd frame of them (codec 'zstd'), or the bytes as they are when
 they do not compress (codec 'raw'). Every decode checks the digest: a recording
 whose bytes changed on disk must never reach a process.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,9 @@ PAGE_SIZE = 4096
 ZERO_PAGE = bytes(PAGE_SIZE)
 ZSTD_LEVEL = 3
 
-_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False,
-                                       write_content_size=True)
+_compressor = zstandard.ZstdCompressor(
+    level=ZSTD_LEVEL, write_checksum=False, write_content_size=True
+)
 _decompressor = zstandard.ZstdDecompressor()
 
 
@@ -52,7 +54,8 @@ def decode(codec: str, data: bytes, digest: bytes, *, where: str = "") -> bytes:
             raise CorruptPage(f"Corrupt recording: unknown page codec {codec!r} at {where}.")
     except zstandard.ZstdError as exc:
         raise CorruptPage(
-            f"Corrupt recording: page at {where} does not decompress ({exc}).") from exc
+            f"Corrupt recording: page at {where} does not decompress ({exc})."
+        ) from exc
     if len(raw) != PAGE_SIZE or digest_of(raw) != digest:
         raise CorruptPage(f"Corrupt recording: page at {where} does not match its hash.")
     return raw

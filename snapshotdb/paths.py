@@ -1,6 +1,7 @@
 """What is wrong with a path that was named but cannot be used, in the words the
 messages use: `os.path.exists` says False for a symlink loop as for a missing file,
 and "file not found" would send the user looking for the wrong thing."""
+
 from __future__ import annotations
 
 import errno

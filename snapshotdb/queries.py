@@ -2,6 +2,7 @@
 
 Functions take a Session and return plain results; callers own the session.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import and_, func, select
@@ -78,11 +79,15 @@ def page_map(session: Session, tick: int) -> dict[int, int]:
     """
     latest = _latest_versions(tick)
     rows = session.execute(
-        select(PageVersion.address, PageVersion.content_id).join(
+        select(PageVersion.address, PageVersion.content_id)
+        .join(
             latest,
-            and_(PageVersion.address == latest.c.address,
-                 PageVersion.first_tick == latest.c.first_tick),
-        ).where(PageVersion.content_id.is_not(None))
+            and_(
+                PageVersion.address == latest.c.address,
+                PageVersion.first_tick == latest.c.first_tick,
+            ),
+        )
+        .where(PageVersion.content_id.is_not(None))
     )
     return {address: content_id for address, content_id in rows}
 
@@ -117,4 +122,4 @@ def read_memory(session: Session, rec_addr: int, length: int, tick: int) -> byte
         out += page_at(session, page, tick)
         page += 0x1000
     skip = rec_addr & 0xFFF
-    return bytes(out[skip:skip + length])
+    return bytes(out[skip : skip + length])

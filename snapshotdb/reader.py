@@ -4,6 +4,7 @@ queries.page_at builds a SQLAlchemy statement per call; PageReader compiles the
 lookup once and runs it on one DBAPI cursor, which is what "page at (A, T)"
 costs when it matters. Same SQL as the C page server (docs/internals.md).
 """
+
 from __future__ import annotations
 
 from sqlalchemy import text
@@ -51,7 +52,7 @@ class PageReader:
             out += self.page(page)
             page += 0x1000
         skip = rec_addr & 0xFFF
-        return bytes(out[skip:skip + length])
+        return bytes(out[skip : skip + length])
 
     def close(self) -> None:
         self._cursor.close()

@@ -12,6 +12,7 @@ Contents are one zstd frame of the whole file (level 1: a recording's first snap
 pays for its files, 6 MB of libc and its debug file in about 10 ms), or the bytes as
 they are when that is not smaller.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,14 +43,18 @@ def has_files(engine_or_conn) -> bool:
 def store(conn: Connection, path: str, build_id: str | None, role: str, data: bytes) -> bool:
     """Keep `data` as the file at `path` (role exe, library or debug) in this recording,
     inside the caller's transaction; False when it was kept already."""
-    there = conn.execute(select(RecordedFile.id).where(
-        RecordedFile.path == path, RecordedFile.build_id == build_id,
-        RecordedFile.role == role)).first()
+    there = conn.execute(
+        select(RecordedFile.id).where(
+            RecordedFile.path == path, RecordedFile.build_id == build_id, RecordedFile.role == role
+        )
+    ).first()
     if there is not None:
         return False
     content_id = _content_id(conn, data)
-    conn.execute(RecordedFile.__table__.insert(), [{"path": path, "build_id": build_id,
-                                                    "role": role, "content_id": content_id}])
+    conn.execute(
+        RecordedFile.__table__.insert(),
+        [{"path": path, "build_id": build_id, "role": role, "content_id": content_id}],
+    )
     return True
 
 
@@ -65,9 +70,10 @@ def _content_id(conn: Connection, data: bytes) -> int:
     codec, stored = ("zstd", packed) if len(packed) < len(data) else ("raw", data)
     try:
         with conn.begin_nested():
-            return conn.execute(FileContent.__table__.insert().returning(FileContent.id),
-                                [{"digest": digest, "size": len(data), "codec": codec,
-                                  "data": stored}]).scalar_one()
+            return conn.execute(
+                FileContent.__table__.insert().returning(FileContent.id),
+                [{"digest": digest, "size": len(data), "codec": codec, "data": stored}],
+            ).scalar_one()
     except IntegrityError:
         return conn.scalar(query)
 
@@ -83,13 +89,17 @@ def read(session: Session, row: RecordedFile) -> bytes:
     if content is None:
         raise CorruptFile(f"Corrupt recording: the recorded file {row.path} has no content.")
     try:
-        data = (zstandard.ZstdDecompressor().decompress(content.data,
-                                                        max_output_size=content.size)
-                if content.codec == "zstd" else bytes(content.data))
+        data = (
+            zstandard.ZstdDecompressor().decompress(content.data, max_output_size=content.size)
+            if content.codec == "zstd"
+            else bytes(content.data)
+        )
     except zstandard.ZstdError as exc:
-        raise CorruptFile(f"Corrupt recording: the recorded file {row.path} does not "
-                          f"decompress ({exc}).") from None
+        raise CorruptFile(
+            f"Corrupt recording: the recorded file {row.path} does not decompress ({exc})."
+        ) from None
     if len(data) != content.size or hashlib.sha256(data).digest() != content.digest:
-        raise CorruptFile(f"Corrupt recording: the recorded file {row.path} does not match "
-                          "its hash.")
+        raise CorruptFile(
+            f"Corrupt recording: the recorded file {row.path} does not match its hash."
+        )
     return data

@@ -5,13 +5,40 @@ GPREG_NAMES order, fs_base and gs_base included (216 bytes). fpregs is `struct
 user_fpregs_struct` (512 bytes, the FXSAVE area). xstate is the NT_X86_XSTATE
 regset as the kernel gave it (variable size, the CPU's own XSAVE layout).
 """
+
 from __future__ import annotations
 
 import struct
 
-GPREG_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax",
-               "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss",
-               "fs_base", "gs_base", "ds", "es", "fs", "gs")
+GPREG_NAMES = (
+    "r15",
+    "r14",
+    "r13",
+    "r12",
+    "rbp",
+    "rbx",
+    "r11",
+    "r10",
+    "r9",
+    "r8",
+    "rax",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "orig_rax",
+    "rip",
+    "cs",
+    "eflags",
+    "rsp",
+    "ss",
+    "fs_base",
+    "gs_base",
+    "ds",
+    "es",
+    "fs",
+    "gs",
+)
 GPREGS = struct.Struct(f"<{len(GPREG_NAMES)}Q")
 GPREGS_SIZE = GPREGS.size  # 216
 FPREGS_SIZE = 512  # struct user_fpregs_struct

@@ -19,6 +19,7 @@ finished: not opened, listed as incomplete, finished by running the copy again).
 Schema names come from a sequence, never from the recording's name: a name is data,
 not SQL. DDL runs under an advisory lock, so two first writers do not collide.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ DDL_LOCK = 0x74746401  # pg_advisory_xact_lock key: "ttd" 1
 
 _registry_md = MetaData(schema=SHARED_SCHEMA)
 RECORDINGS = Table(
-    "recordings", _registry_md,
+    "recordings",
+    _registry_md,
     Column("name", String(63), primary_key=True),
     Column("schema_name", String(63), nullable=False, unique=True),
     Column("state", String(16), nullable=False),
@@ -83,16 +85,23 @@ def _options(loc: Location, schema_name: str | None, readonly: bool) -> str:
 
 def admin_engine(loc: Location, *, readonly: bool = False) -> Engine:
     """An engine for the list itself (no recording's schema), one connection per use."""
-    return create_engine(loc.url, poolclass=NullPool, connect_args={
-        "options": _options(loc, None, readonly), "application_name": "ttd"})
+    return create_engine(
+        loc.url,
+        poolclass=NullPool,
+        connect_args={"options": _options(loc, None, readonly), "application_name": "ttd"},
+    )
 
 
 def recording_engine(loc: Location, schema_name: str, *, readonly: bool) -> Engine:
     """The engine of one recording: its schema first on the search path, then the shared
     one; read-only sessions when readonly."""
-    return create_engine(loc.url, pool_pre_ping=True, pool_size=1, max_overflow=16,
-                         connect_args={"options": _options(loc, schema_name, readonly),
-                                       "application_name": "ttd"})
+    return create_engine(
+        loc.url,
+        pool_pre_ping=True,
+        pool_size=1,
+        max_overflow=16,
+        connect_args={"options": _options(loc, schema_name, readonly), "application_name": "ttd"},
+    )
 
 
 def schema_of(engine: Engine) -> str:
@@ -106,13 +115,15 @@ def pageserver_uri(loc: Location, engine: Engine) -> str:
     read-only transactions, application_name ttd-pageserver. Holds the credentials the
     URL holds: never print it."""
     query = dict(loc.url.query)
-    query.update(options=_options(loc, schema_of(engine), True),
-                 application_name="ttd-pageserver")
+    query.update(options=_options(loc, schema_of(engine), True), application_name="ttd-pageserver")
     base = loc.url.set(drivername="postgresql", query={})
     # libpq decodes %XX in a URI's values but not "+" (urlencode's space)
     params = [(k, x) for k, v in query.items() for x in (v if isinstance(v, tuple) else (v,))]
-    return (base.render_as_string(hide_password=False) + "?"
-            + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params))
+    return (
+        base.render_as_string(hide_password=False)
+        + "?"
+        + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
+    )
 
 
 def has_registry(conn: Connection) -> bool:
@@ -149,8 +160,9 @@ def ensure_shared(conn: Connection) -> None:
 
     Base.metadata.create_all(conn, tables=shared_tables())
     for table in shared_tables():  # zstd frames already: no pglz attempt, stored aside
-        conn.execute(text(f"ALTER TABLE {SHARED_SCHEMA}.{table.name} "
-                          "ALTER COLUMN data SET STORAGE EXTERNAL"))
+        conn.execute(
+            text(f"ALTER TABLE {SHARED_SCHEMA}.{table.name} ALTER COLUMN data SET STORAGE EXTERNAL")
+        )
 
 
 def create(conn: Connection, name: str, state: str, source: str | None = None) -> Entry:
@@ -167,8 +179,9 @@ def create(conn: Connection, name: str, state: str, source: str | None = None) -
     from .models import SCHEMA_VERSION, Meta
 
     conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-    conn.execute(RECORDINGS.insert().values(name=name, schema_name=schema_name, state=state,
-                                            source=source))
+    conn.execute(
+        RECORDINGS.insert().values(name=name, schema_name=schema_name, state=state, source=source)
+    )
     conn.execute(text(f"SET LOCAL search_path = {SHARED_SCHEMA}"))
     return find(conn, name)
 

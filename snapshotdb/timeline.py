@@ -1,5 +1,6 @@
 """The timeline of a recording: its snapshots in time order, as JSON-ready rows and as
 the table `ttd timeline` prints (the command line's and the GDB plugin's)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -12,10 +13,18 @@ from .models import Snapshot, Thread
 def entry(snap: Snapshot, threads: list[dict] | None = None) -> dict:
     """One snapshot as the JSON timeline shows it; `threads` its recorded threads, each
     {"tid", "name"}, in the order they were recorded (the thread-group leader first)."""
-    return {"tick": snap.tick, "reason": snap.reason, "pc": f"{snap.pc:#x}",
-            "function": snap.function, "file": snap.file, "line": snap.line,
-            "thread": snap.stop_tid, "signal": snap.signal, "note": snap.note,
-            "threads": list(threads or [])}
+    return {
+        "tick": snap.tick,
+        "reason": snap.reason,
+        "pc": f"{snap.pc:#x}",
+        "function": snap.function,
+        "file": snap.file,
+        "line": snap.line,
+        "thread": snap.stop_tid,
+        "signal": snap.signal,
+        "note": snap.note,
+        "threads": list(threads or []),
+    }
 
 
 def where(e: dict) -> str:
@@ -35,12 +44,15 @@ def format_table(entries: list[dict]) -> str:
     if not entries:
         return "No snapshots."
     rows = [("TICK", "REASON", "THREAD", "THREADS", "PC", "WHERE")]
-    rows += [(str(e["tick"]), e["reason"], str(e["thread"]), str(len(e["threads"])), e["pc"],
-              where(e)) for e in entries]
+    rows += [
+        (str(e["tick"]), e["reason"], str(e["thread"]), str(len(e["threads"])), e["pc"], where(e))
+        for e in entries
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True))
-                     + "  " + r[5]
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
+        for r in rows
+    )
 
 
 def load(engine) -> list[dict]:
@@ -52,8 +64,9 @@ def load(engine) -> list[dict]:
 def _threads(session: Session) -> dict[int, list[dict]]:
     """snapshot id -> its threads ({"tid", "name"}), in one query."""
     by_snapshot: dict[int, list[dict]] = {}
-    rows = session.execute(select(Thread.snapshot_id, Thread.tid, Thread.name)
-                           .order_by(Thread.snapshot_id, Thread.id))
+    rows = session.execute(
+        select(Thread.snapshot_id, Thread.tid, Thread.name).order_by(Thread.snapshot_id, Thread.id)
+    )
     for snapshot_id, tid, name in rows:
         by_snapshot.setdefault(snapshot_id, []).append({"tid": tid, "name": name})
     return by_snapshot

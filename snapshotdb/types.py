@@ -1,4 +1,5 @@
 """Reusable column types for the models."""
+
 from typing import Annotated
 
 from sqlalchemy import BigInteger, LargeBinary

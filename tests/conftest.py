@@ -5,6 +5,7 @@ tests/native (userfaultfd, ptrace, the native build), tests/e2e (GDB, gdbserver)
 A test may skip for a missing host feature only outside CI: under CI=true a skip
 would hide a failure, so `require()` fails instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,10 @@ def build_target(build_dir):
     return build
 
 
-def run_ttd(*args: str, timeout: float = 300, check: bool = False,
-            **kw) -> subprocess.CompletedProcess:
+def run_ttd(
+    *args: str, timeout: float = 300, check: bool = False, **kw
+) -> subprocess.CompletedProcess:
     """Run the installed `ttd` console script."""
-    return subprocess.run([str(TTD), *args], capture_output=True, text=True, timeout=timeout,
-                          check=check, **kw)
+    return subprocess.run(
+        [str(TTD), *args], capture_output=True, text=True, timeout=timeout, check=check, **kw
+    )

@@ -7,6 +7,7 @@ the call printed, where it stopped, what the sandbox blocked, one line on the pa
 wrote and a row for each page it changed (at most MAX_ROWS). Text that came from the
 call or the recording goes through report.printable(); JSON escapes by itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ GDB_MARGIN_S = 60  # how much longer than the call's own timeout GDB may take to
 def run(args) -> int:
     try:
         expr = expression(args.expr)
-        obj = call_json(args.db, args.at, expr, args.thread, args.timeout,
-                        sandbox=not args.allow_side_effects, tracker=args.tracker)
+        obj = call_json(
+            args.db,
+            args.at,
+            expr,
+            args.thread,
+            args.timeout,
+            sandbox=not args.allow_side_effects,
+            tracker=args.tracker,
+        )
     except (RecordingError, CliError) as exc:
         if args.json:
             print(json.dumps(failed_json(args.at, " ".join(args.expr), str(exc))))
@@ -56,12 +64,20 @@ def expression(words: list[str]) -> str:
         raise CliError(
             f"EXPR holds the control character {printable(expr[at], keep='')} at offset "
             f"{at}: GDB reads an expression as one line. In a string literal, write it as "
-            "an escape (\"\\n\").")
+            'an escape ("\\n").'
+        )
     return expr
 
 
-def call_json(db: str, tick: int, expr: str, tid: int | None = None,
-              timeout_s: float = 10.0, sandbox: bool = True, tracker: str = "auto") -> dict:
+def call_json(
+    db: str,
+    tick: int,
+    expr: str,
+    tid: int | None = None,
+    timeout_s: float = 10.0,
+    sandbox: bool = True,
+    tracker: str = "auto",
+) -> dict:
     """Run one call-at-time in a fresh GDB; the DESIGN.md JSON object. The warnings
     (local files, sandbox off, tracker fallback) go to stderr."""
     check_recording(db)
@@ -92,9 +108,11 @@ def check_recording(db: str) -> None:
             return  # empty: the plugin says so
     at = first_control(exe_path)
     if at is not None:
-        raise CliError(f"The recording's executable path '{printable(exe_path, keep='')}' "
-                       f"holds the control character {printable(exe_path[at], keep='')}: "
-                       "refused (GDB would run what follows a line break as a command).")
+        raise CliError(
+            f"The recording's executable path '{printable(exe_path, keep='')}' "
+            f"holds the control character {printable(exe_path[at], keep='')}: "
+            "refused (GDB would run what follows a line break as a command)."
+        )
 
 
 def first_control(text: str) -> int | None:
@@ -116,9 +134,12 @@ def parse_json_line(text: str) -> dict:
 def file_warnings(text: str) -> list[str]:
     """call-at-time's warnings in GDB's output: local files (build-id, missing), the
     sandbox off, the tracker's fallback."""
-    return [line for line in text.splitlines()
-            if line.startswith("warning: ") and ("build-id" in line or "is missing" in line
-                                                 or "sandbox" in line or "tracker" in line)]
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith("warning: ")
+        and ("build-id" in line or "is missing" in line or "sandbox" in line or "tracker" in line)
+    ]
 
 
 def format_result(obj: dict) -> str:
@@ -150,16 +171,18 @@ def page_lines(pages: list[dict]) -> list[str]:
     lines = [summary([_page(p) for p in pages])]
     for p in changed[:MAX_ROWS]:
         nbytes = sum(r["length"] for r in p["changed_ranges"])
-        lines.append(f"  {p['address']}  {p['kind']:<13}  {nbytes:>5} bytes  "
-                     f"{p['symbol'] or '-'}  {p['mapping']}")
+        lines.append(
+            f"  {p['address']}  {p['kind']:<13}  {nbytes:>5} bytes  "
+            f"{p['symbol'] or '-'}  {p['mapping']}"
+        )
     if len(changed) > MAX_ROWS:
-        lines.append(f"  {len(changed) - MAX_ROWS} more: use --json or "
-                     "info dirtied-pages --all")
+        lines.append(f"  {len(changed) - MAX_ROWS} more: use --json or info dirtied-pages --all")
     return lines
 
 
 def _page(p: dict) -> DirtiedPage:
     """A page of the JSON as report.summary counts it (kind, changed)."""
     ranges = [(r["offset"], r["length"]) for r in p["changed_ranges"]]
-    return DirtiedPage(int(p["address"], 16), p["mapping"], p["kind"], b"", b"", ranges,
-                       p["symbol"])
+    return DirtiedPage(
+        int(p["address"], 16), p["mapping"], p["kind"], b"", b"", ranges, p["symbol"]
+    )

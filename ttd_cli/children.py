@@ -5,6 +5,7 @@ started (gdbserver, the page server, the rematerialized process, the recorded pr
 is re-parented to `ttd` instead of PID 1 (which reaps late here), and end_descendants()
 kills and reaps all of it, as ttd-pageserver does with its own descendants.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -6,6 +6,7 @@ again. On a terminal a progress line shows what is sent; an interrupted copy (Ct
 a crash, a lost connection) leaves DST incomplete, never listed or opened as a
 recording, and the same command again finishes it (snapshotdb/copy.py).
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,8 +31,13 @@ class ProgressLine:
         self.last = now
         rate = p.done_bytes / MIB / max(now - self.t0, 1e-3)
         share = 100 * p.done_bytes // p.total_bytes if p.total_bytes else 100
-        print(f"\r\033[Kttd copy: {p.done_bytes / MIB:.1f} of {p.total_bytes / MIB:.1f} MiB "
-              f"({share}%), {rate:.1f} MiB/s", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r\033[Kttd copy: {p.done_bytes / MIB:.1f} of {p.total_bytes / MIB:.1f} MiB "
+            f"({share}%), {rate:.1f} MiB/s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
         self.drawn = True
 
     def end(self) -> None:
@@ -48,16 +54,18 @@ def run(args) -> int:
         result = copy_recording(args.src, args.dst, line)
     except KeyboardInterrupt:
         line.end()
-        print("ttd copy: interrupted; run the same ttd copy again to finish it.",
-              file=sys.stderr)
+        print("ttd copy: interrupted; run the same ttd copy again to finish it.", file=sys.stderr)
         raise
     finally:
         line.end()
     there = result.pages - result.pages_sent
-    print(printable(
-        f"Copied '{result.source}' to '{result.destination}'"
-        f"{' (resumed)' if result.resumed else ''}: {result.snapshots} snapshots, "
-        f"{result.pages} pages ({result.pages_sent} sent, {there} there already), "
-        f"{result.files} files, {result.bytes_sent / MIB:.1f} MiB in {result.seconds:.1f} s.",
-        keep=""))
+    print(
+        printable(
+            f"Copied '{result.source}' to '{result.destination}'"
+            f"{' (resumed)' if result.resumed else ''}: {result.snapshots} snapshots, "
+            f"{result.pages} pages ({result.pages_sent} sent, {there} there already), "
+            f"{result.files} files, {result.bytes_sent / MIB:.1f} MiB in {result.seconds:.1f} s.",
+            keep="",
+        )
+    )
     return 0

@@ -1,5 +1,6 @@
 """The command line's own errors. main() prints str(exc) after "ttd: " and exits 2, as it
 does for snapshotdb's RecordingError; each message is one line that names the problem."""
+
 from __future__ import annotations
 
 import os

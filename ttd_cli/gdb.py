@@ -1,5 +1,6 @@
 """`ttd gdb DB [--at TICK]`: an interactive gdb with the plugin loaded and DB open (and,
 with --at, `ttd goto TICK`). This process becomes that gdb (exec)."""
+
 from __future__ import annotations
 
 import os

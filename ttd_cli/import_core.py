@@ -1,6 +1,7 @@
 """`ttd import-core DB CORE [--exe PATH]`: a kernel or gcore core file as one more
 snapshot of DB (created when missing). --exe names the executable on this machine when
 it is not where the core says; it is compared and recorded by its real path."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,10 @@ def run(args) -> int:
         result = import_core(recording.engine, core, exe=exe)
     for warning in result.warnings:
         print(f"ttd: warning: {warning}", file=sys.stderr)
-    print(f"Imported '{args.core}' as tick {result.stats.tick}: "
-          f"{result.stats.versions_written} pages.")
+    print(
+        f"Imported '{args.core}' as tick {result.stats.tick}: "
+        f"{result.stats.versions_written} pages."
+    )
     return 0
 
 

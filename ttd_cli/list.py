@@ -1,6 +1,7 @@
 """`ttd list URL [--json]`: the recordings of a PostgreSQL database (or the one of a SQLite
 file): name, state (complete, or copying: a copy not finished), snapshots, ticks, the
 program, when made; the URL that opens each is the list's URL with ?recording=NAME."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ def run(args) -> int:
     table = [("NAME", "STATE", "SNAPSHOTS", "TICKS", "PROGRAM", "MADE")]
     for r in rows:
         ticks = f"{r['ticks'][0]}-{r['ticks'][1]}" if r["ticks"] else "-"
-        table.append((r["name"], r["state"], str(r["snapshots"]), ticks, r["program"] or "-",
-                      r["made"] or "-"))
+        table.append(
+            (
+                r["name"],
+                r["state"],
+                str(r["snapshots"]),
+                ticks,
+                r["program"] or "-",
+                r["made"] or "-",
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]

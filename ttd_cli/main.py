@@ -8,6 +8,7 @@ and exit status 2; Ctrl-C is 130; a reader that went away (`ttd call ... | head 
 ends the process by SIGPIPE, as it ends other tools. Verbs that run GDB make this
 process a child subreaper and end whatever GDB left behind (ttd_cli.children).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,16 @@ import os
 import signal
 import sys
 
-VERBS = {"record": "record", "import-core": "import_core", "timeline": "timeline",
-         "call": "call", "sweep": "sweep", "gdb": "gdb", "copy": "copy", "list": "list"}
+VERBS = {
+    "record": "record",
+    "import-core": "import_core",
+    "timeline": "timeline",
+    "call": "call",
+    "sweep": "sweep",
+    "gdb": "gdb",
+    "copy": "copy",
+    "list": "list",
+}
 RUN_GDB = {"record", "call", "sweep"}  # verbs that drive a GDB of their own
 
 CALL_EXIT_STATUS = """\
@@ -43,7 +52,8 @@ def positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(
-            f"must be a finite number of seconds above 0, not '{text}'")
+            f"must be a finite number of seconds above 0, not '{text}'"
+        )
     return value
 
 
@@ -60,30 +70,62 @@ def positive_int(text: str) -> int:
 
 def add_thread_and_timeout(p: argparse.ArgumentParser, thread_help: str) -> None:
     """--thread TID and --timeout S of the verbs that call (call, sweep)."""
-    p.add_argument("--thread", type=int, default=None, metavar="TID",
-                   help=f"the thread whose registers and TLS {thread_help}")
-    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
-                   help="interrupt a call still running after S seconds (default 10)")
+    p.add_argument(
+        "--thread",
+        type=int,
+        default=None,
+        metavar="TID",
+        help=f"the thread whose registers and TLS {thread_help}",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="interrupt a call still running after S seconds (default 10)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ttd", description="Time-travel debugging for GDB: record a process, then call "
-        "its functions as they were at a past tick and see which pages they dirty.")
+        prog="ttd",
+        description="Time-travel debugging for GDB: record a process, then call "
+        "its functions as they were at a past tick and see which pages they dirty.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("record", help="run PROGRAM under GDB and snapshot it at breakpoints")
     p.add_argument("-o", "--output", required=True, metavar="DB", help="recording to write")
-    p.add_argument("--break", dest="breaks", action="append", default=[], metavar="LOCATION",
-                   help="snapshot at every hit of LOCATION (repeatable)")
-    p.add_argument("--hits", type=positive_int, default=None, metavar="N",
-                   help="at most N snapshots per breakpoint")
-    p.add_argument("--tracker", choices=("auto", "wp-async", "scan"), default=None,
-                   help="how the pages written between snapshots are found: the kernel's "
-                   "write tracking (wp-async) or reading all memory (scan); auto: the "
-                   "kernel's where it can (default)")
-    p.add_argument("--timeout", type=positive_seconds, default=600.0, metavar="S",
-                   help="give up when the program runs longer than S seconds (default 600)")
+    p.add_argument(
+        "--break",
+        dest="breaks",
+        action="append",
+        default=[],
+        metavar="LOCATION",
+        help="snapshot at every hit of LOCATION (repeatable)",
+    )
+    p.add_argument(
+        "--hits",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="at most N snapshots per breakpoint",
+    )
+    p.add_argument(
+        "--tracker",
+        choices=("auto", "wp-async", "scan"),
+        default=None,
+        help="how the pages written between snapshots are found: the kernel's "
+        "write tracking (wp-async) or reading all memory (scan); auto: the "
+        "kernel's where it can (default)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=600.0,
+        metavar="S",
+        help="give up when the program runs longer than S seconds (default 600)",
+    )
     p.add_argument("program", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS...")
 
     p = sub.add_parser("import-core", help="import a core file as a one-snapshot recording")
@@ -95,53 +137,97 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("db", metavar="DB")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
-    p = sub.add_parser("call", help="call EXPR in the process as it was at TICK",
-                       epilog=CALL_EXIT_STATUS,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "call",
+        help="call EXPR in the process as it was at TICK",
+        epilog=CALL_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("db", metavar="DB", help="the recording")
-    p.add_argument("--at", type=int, required=True, metavar="TICK",
-                   help="the tick to call at (see ttd timeline)")
+    p.add_argument(
+        "--at",
+        type=int,
+        required=True,
+        metavar="TICK",
+        help="the tick to call at (see ttd timeline)",
+    )
     add_thread_and_timeout(p, "the call uses (default: the thread that stopped at TICK)")
-    p.add_argument("--tracker", choices=("auto", "wp-async", "diff"), default="auto",
-                   help="how written pages are found: diff compares pages with the "
-                   "recording, for kernels without WP_ASYNC (default auto)")
-    p.add_argument("--allow-side-effects", action="store_true",
-                   help="no sandbox: the call may change files, signal processes, fork")
+    p.add_argument(
+        "--tracker",
+        choices=("auto", "wp-async", "diff"),
+        default="auto",
+        help="how written pages are found: diff compares pages with the "
+        "recording, for kernels without WP_ASYNC (default auto)",
+    )
+    p.add_argument(
+        "--allow-side-effects",
+        action="store_true",
+        help="no sandbox: the call may change files, signal processes, fork",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     # nargs="+", not REMAINDER: options may follow DB (ttd call DB --at 3 EXPR); the words
     # of EXPR are joined with spaces; put "--" before an EXPR that starts with "-"
-    p.add_argument("expr", nargs="+", metavar="EXPR",
-                   help="any expression GDB's call accepts; its words are joined with spaces")
+    p.add_argument(
+        "expr",
+        nargs="+",
+        metavar="EXPR",
+        help="any expression GDB's call accepts; its words are joined with spaces",
+    )
 
-    p = sub.add_parser("sweep", help="call EXPR at every tick (or those of --ticks)",
-                       epilog=SWEEP_EXIT_STATUS,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "sweep",
+        help="call EXPR at every tick (or those of --ticks)",
+        epilog=SWEEP_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("db", metavar="DB", help="the recording")
-    p.add_argument("--ticks", default="all", metavar="SPEC",
-                   help="3, 3-40, 3- (to the last), 1,5,9 or all (default)")
-    p.add_argument("--changes", action="store_true",
-                   help="only the ticks whose value differs from the previous tick's")
-    add_thread_and_timeout(p, "each call uses (default: the thread that stopped at each "
-                              "tick)")
+    p.add_argument(
+        "--ticks",
+        default="all",
+        metavar="SPEC",
+        help="3, 3-40, 3- (to the last), 1,5,9 or all (default)",
+    )
+    p.add_argument(
+        "--changes",
+        action="store_true",
+        help="only the ticks whose value differs from the previous tick's",
+    )
+    add_thread_and_timeout(p, "each call uses (default: the thread that stopped at each tick)")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true",
-                     help="a JSON list, one `ttd call --json` object per tick")
-    out.add_argument("--csv", action="store_true",
-                     help="CSV: tick,status,value,pages_changed,error")
-    p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="draw the value against the tick into FILE.png (numeric values)")
-    p.add_argument("expr", nargs="+", metavar="EXPR",
-                   help="any expression GDB's call accepts; its words are joined with spaces")
+    out.add_argument(
+        "--json", action="store_true", help="a JSON list, one `ttd call --json` object per tick"
+    )
+    out.add_argument(
+        "--csv", action="store_true", help="CSV: tick,status,value,pages_changed,error"
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        default=None,
+        help="draw the value against the tick into FILE.png (numeric values)",
+    )
+    p.add_argument(
+        "expr",
+        nargs="+",
+        metavar="EXPR",
+        help="any expression GDB's call accepts; its words are joined with spaces",
+    )
 
     p = sub.add_parser("gdb", help="start gdb with the plugin loaded and DB open")
     p.add_argument("db", metavar="DB")
     p.add_argument("--at", type=int, default=None, metavar="TICK")
 
-    p = sub.add_parser("copy", help="copy a recording between a SQLite file and a server "
-                       "database (postgresql://...?recording=NAME), either way")
+    p = sub.add_parser(
+        "copy",
+        help="copy a recording between a SQLite file and a server "
+        "database (postgresql://...?recording=NAME), either way",
+    )
     p.add_argument("src", metavar="SRC")
-    p.add_argument("dst", metavar="DST", help="a new file or recording; an interrupted copy "
-                   "to DST is finished by the same command")
+    p.add_argument(
+        "dst",
+        metavar="DST",
+        help="a new file or recording; an interrupted copy to DST is finished by the same command",
+    )
 
     p = sub.add_parser("list", help="list the recordings of a server database")
     p.add_argument("url", metavar="URL", help="postgresql://... (or a SQLite file)")

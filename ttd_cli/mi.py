@@ -18,6 +18,7 @@ GDB's end is noticed at once, whatever it was doing: a pidfd of GDB is watched b
 output, and a wait ends with GdbEnded, "GDB ended unexpectedly (killed by SIGKILL) during
 'call-at-time'." Every wait has a bound (GdbTimeout).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,7 @@ EXIT_WAIT_S = 10.0  # for GDB to exit after -gdb-exit, or to be gone after SIGKI
 READ_SIZE = 1 << 16
 TEXT_RECORDS = ("console", "log", "target", "output")
 # Characters a buildargv word may hold unescaped; every other ASCII one gets a backslash.
-ARGV_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                      "/._-+,:@=%")
+ARGV_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@=%")
 _C_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -72,8 +72,7 @@ def argv_quote(word: str) -> str:
     backslashes, newlines): every ASCII character outside ARGV_SAFE gets a backslash."""
     if not word:
         return "''"
-    return "".join("\\" + ch if ord(ch) < 0x80 and ch not in ARGV_SAFE else ch
-                   for ch in word)
+    return "".join("\\" + ch if ord(ch) < 0x80 and ch not in ARGV_SAFE else ch for ch in word)
 
 
 def first_word(command: str) -> str:
@@ -85,8 +84,12 @@ class MiGdb:
     """One GDB in MI mode, started in a new session (its own process group), so that
     close() can end whatever it started along with it."""
 
-    def __init__(self, gdb_path: str = "gdb", extra_args: list[str] | None = None,
-                 pass_fds: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        gdb_path: str = "gdb",
+        extra_args: list[str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
         from pygdbmi import gdbmiparser
 
         path = shutil.which(gdb_path)
@@ -96,12 +99,17 @@ class MiGdb:
         self._is_prompt = gdbmiparser.response_is_finished
         self.gdb_process = subprocess.Popen(
             [path, "--nx", "--quiet", "--interpreter=mi3", *(extra_args or [])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=pass_fds, start_new_session=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
         self._pidfd = os.pidfd_open(self.gdb_process.pid)
         # GDB's open output pipes -> the start of a line not complete yet
-        self._partial = {f.fileno(): b"" for f in (self.gdb_process.stdout,
-                                                   self.gdb_process.stderr)}
+        self._partial = {
+            f.fileno(): b"" for f in (self.gdb_process.stdout, self.gdb_process.stderr)
+        }
         self._pending: list[dict] = []  # records read but not consumed yet
         self._token = 0
         self._busy = False  # a command was sent and its result is not read yet
@@ -130,22 +138,27 @@ class MiGdb:
             raise self._ended(first_word(line)) from None
         self._busy = True
 
-    def run(self, command: str, timeout_s: float = 60.0,
-            what: str | None = None) -> tuple[dict, str]:
+    def run(
+        self, command: str, timeout_s: float = 60.0, what: str | None = None
+    ) -> tuple[dict, str]:
         """Send an MI line (or a CLI command GDB takes as one) with a token and wait for
         its result record: (record, the console and log text before it). Messages name
         the command as `what` (default: its first word)."""
         self._token += 1
         token = self._token
         self.send(f"{token}{command}")
-        return self.wait(lambda r: r["type"] == "result" and r.get("token") == token,
-                         what or first_word(command), timeout_s)
+        return self.wait(
+            lambda r: r["type"] == "result" and r.get("token") == token,
+            what or first_word(command),
+            timeout_s,
+        )
 
     def cli(self, command: str, timeout_s: float = 60.0) -> str:
         """Run a CLI command as one MI C string; its console output, or GdbFailed with
         GDB's message (for a Python error, with its cause)."""
-        record, text = self.run(f"-interpreter-exec console {mi_quote(command)}", timeout_s,
-                                first_word(command))
+        record, text = self.run(
+            f"-interpreter-exec console {mi_quote(command)}", timeout_s, first_word(command)
+        )
         if record["message"] == "error":
             raise GdbFailed(_error_message(record, text))
         return text
@@ -159,8 +172,9 @@ class MiGdb:
 
     # ── waiting ──
 
-    def wait(self, done: Callable[[dict], bool], what: str,
-             timeout_s: float = 60.0) -> tuple[dict, str]:
+    def wait(
+        self, done: Callable[[dict], bool], what: str, timeout_s: float = 60.0
+    ) -> tuple[dict, str]:
         """Consume records until done(record): (that record, console and log text before
         it). Records after it stay for the next wait. GdbTimeout after timeout_s, GdbEnded
         as soon as GDB has ended."""
@@ -182,8 +196,9 @@ class MiGdb:
 
     def wait_stopped(self, timeout_s: float = 60.0, what: str = "'*stopped'") -> dict:
         """After run/continue: the next *stopped record's payload."""
-        record, _ = self.wait(lambda r: r["type"] == "notify" and r["message"] == "stopped",
-                              what, timeout_s)
+        record, _ = self.wait(
+            lambda r: r["type"] == "notify" and r["message"] == "stopped", what, timeout_s
+        )
         return record["payload"]
 
     def _read(self, timeout_s: float, what: str) -> list[dict]:
@@ -277,8 +292,7 @@ class MiGdb:
             self.gdb_process.wait(timeout=EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (self.gdb_process.stdin, self.gdb_process.stdout,
-                       self.gdb_process.stderr):
+        for stream in (self.gdb_process.stdin, self.gdb_process.stdout, self.gdb_process.stderr):
             stream.close()
         os.close(self._pidfd)
 

@@ -1,5 +1,6 @@
 """The GDB plugin as the command line loads it: where it is, and the commands that load
 it and open a recording, quoted so that any path reaches GDB as one argument."""
+
 from __future__ import annotations
 
 import contextlib

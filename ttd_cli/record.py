@@ -22,6 +22,7 @@ The exit status is the program's (128 + the signal that killed it). SIGINT and S
 stop the recording: the snapshot being taken is finished, the program is killed, GDB
 ends, what was recorded stays, and the status is 128 + that signal.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _NEVER_A_NAME = re.compile(r"^-|[\x00-\x1f\x7f]")
 
 # Signals whose default action is not to terminate the process.
-NOT_FATAL = {"SIGCHLD", "SIGCONT", "SIGURG", "SIGWINCH", "SIGSTOP", "SIGTSTP", "SIGTTIN",
-             "SIGTTOU"}
+NOT_FATAL = {"SIGCHLD", "SIGCONT", "SIGURG", "SIGWINCH", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU"}
 
 
 class RecordError(CliError):
@@ -64,10 +64,13 @@ class Stopped(Exception):
 def run(args) -> int:
     program = args.program[1:] if args.program[:1] == ["--"] else args.program
     if not program:
-        raise RecordError("No program to record. Usage: ttd record -o DB [--break LOCATION]... "
-                          "[--hits N] -- PROGRAM ARGS...")
-    recorder = Recorder(args.output, program, args.breaks, args.hits, args.timeout,
-                        tracker_of(args))
+        raise RecordError(
+            "No program to record. Usage: ttd record -o DB [--break LOCATION]... "
+            "[--hits N] -- PROGRAM ARGS..."
+        )
+    recorder = Recorder(
+        args.output, program, args.breaks, args.hits, args.timeout, tracker_of(args)
+    )
     summary, status = recorder.run()
     print(summary, file=sys.stderr)
     return status
@@ -118,8 +121,15 @@ def check_output(output: str) -> str:
 
 
 class Recorder:
-    def __init__(self, output: str, program: list[str], breaks: list[str],
-                 hits: int | None, timeout: float, tracker: str = "auto"):
+    def __init__(
+        self,
+        output: str,
+        program: list[str],
+        breaks: list[str],
+        hits: int | None,
+        timeout: float,
+        tracker: str = "auto",
+    ):
         self.output = check_output(output)  # as messages show it
         self.target = output if "://" in output else self.output  # what the plugin opens
         self.program = [find_program(program[0]), *program[1:]]
@@ -157,12 +167,16 @@ class Recorder:
         except Stopped as stop:
             if gdb is not None:
                 gdb.close()  # done already unless the signal came before it was driven
-            return (f"ttd: recording stopped by {stop}; {self._snapshots()} recorded into "
-                    f"'{self.output}'; the program was killed.", 128 + stop.signum)
+            return (
+                f"ttd: recording stopped by {stop}; {self._snapshots()} recorded into "
+                f"'{self.output}'; the program was killed.",
+                128 + stop.signum,
+            )
         except GdbFailed as exc:  # GDB ended or hangs: say what is kept
             if self.ticks:
-                raise RecordError(f"{exc} {self._snapshots()} recorded into "
-                                  f"'{self.output}'.") from exc
+                raise RecordError(
+                    f"{exc} {self._snapshots()} recorded into '{self.output}'."
+                ) from exc
             raise
         return f"ttd: recorded {self._snapshots()} into '{self.output}'; {how}.", status
 
@@ -171,6 +185,7 @@ class Recorder:
         """SIGINT and SIGTERM end the recording (Stopped), also where a shell left SIGINT
         ignored (a job started in the background); a snapshot being taken is finished
         first."""
+
         def on_signal(signum, _frame):
             if self.in_snapshot:
                 self.stop_signal = signum
@@ -198,8 +213,12 @@ class Recorder:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
 
     def _setup(self, gdb: MiGdb) -> None:
-        for cmd in ("-gdb-set confirm off", "-gdb-set pagination off",
-                    "-gdb-set startup-with-shell on", "-gdb-set breakpoint pending off"):
+        for cmd in (
+            "-gdb-set confirm off",
+            "-gdb-set pagination off",
+            "-gdb-set startup-with-shell on",
+            "-gdb-set breakpoint pending off",
+        ):
             gdb.mi(cmd)
         gdb.cli(source_command())
         try:
@@ -248,7 +267,8 @@ class Recorder:
             location, reason = unresolved[0]
             raise RecordError(
                 f"Breakpoint location '{location}' never resolved ({reason}); "
-                f"{self._snapshots()} recorded into '{self.output}'; {how}.")
+                f"{self._snapshots()} recorded into '{self.output}'; {how}."
+            )
 
     def _drive(self, gdb: MiGdb, deadline: float) -> tuple[str, int]:
         """Run to the end, snapshotting at each stop that asks for it; return how it ended
@@ -260,7 +280,8 @@ class Recorder:
             except GdbTimeout:
                 raise RecordError(
                     f"The program ran longer than {self.timeout:g} s (--timeout) and was "
-                    f"killed; {self._snapshots()} recorded into '{self.output}'.") from None
+                    f"killed; {self._snapshots()} recorded into '{self.output}'."
+                ) from None
             reason = stop.get("reason", "")
             if reason == "exited-normally":
                 return "the program exited with status 0", 0
@@ -301,6 +322,7 @@ class Recorder:
                 self._say(line)
         if self.progress:
             from gdb_plugin.report import printable
+
             line = printable(said[-1] if said else f"tick {self.ticks}", keep="")
             print(f"\r\033[Kttd record: {line}", end="", file=sys.stderr, flush=True)
 
@@ -316,8 +338,10 @@ class Recorder:
         except GdbFailed as exc:
             message = str(exc)
             if self.ticks:
-                message = (message.rstrip(".") + f"; {self._snapshots()} recorded into "
-                           f"'{self.output}' before it.")
+                message = (
+                    message.rstrip(".") + f"; {self._snapshots()} recorded into "
+                    f"'{self.output}' before it."
+                )
             raise RecordError(f"Snapshot failed: {message}") from None
         finally:
             self.in_snapshot = False
@@ -326,6 +350,7 @@ class Recorder:
 
     def _say(self, line: str) -> None:
         from gdb_plugin.report import printable
+
         self._end_progress()
         print(printable(line, keep=""), file=sys.stderr, flush=True)
 

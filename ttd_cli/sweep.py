@@ -7,6 +7,7 @@ per tick. Its JSON list (one `ttd call --json` object per tick) is printed as it
 (--json), as CSV (tick,status,value,pages_changed,error) or as the plugin's table;
 --plot draws the numeric values against the tick into a PNG (matplotlib, Agg).
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,7 @@ def run(args) -> int:
     expr = call.expression(args.expr)
     check_plot_path(args.plot)
     ticks = selected_ticks(args.db, args.ticks)
-    objs = sweep_json(args.db, expr, args.ticks, ticks, args.changes, args.thread,
-                      args.timeout)
+    objs = sweep_json(args.db, expr, args.ticks, ticks, args.changes, args.thread, args.timeout)
     rows = [sweep.row_of(obj) for obj in objs]
     if args.json:
         print(json.dumps(objs))
@@ -44,9 +44,10 @@ def run(args) -> int:
         print(sweep.summary(rows, len(ticks), args.changes))
     if args.plot:
         plot(rows, args.plot, expr)
-        print(f"ttd: wrote the plot of {printable(expr, keep='')} to "
-              f"{printable(args.plot, keep='')}",
-              file=sys.stderr)
+        print(
+            f"ttd: wrote the plot of {printable(expr, keep='')} to {printable(args.plot, keep='')}",
+            file=sys.stderr,
+        )
     return 0 if all(row.status == "returned" for row in rows) else 1
 
 
@@ -64,8 +65,15 @@ def selected_ticks(db: str, spec: str) -> list[int]:
         raise CliError(str(exc)) from None
 
 
-def sweep_json(db: str, expr: str, spec: str, ticks: list[int], changes: bool,
-               tid: int | None, timeout_s: float) -> list[dict]:
+def sweep_json(
+    db: str,
+    expr: str,
+    spec: str,
+    ticks: list[int],
+    changes: bool,
+    tid: int | None,
+    timeout_s: float,
+) -> list[dict]:
     """The plugin's `ttd sweep --json` in one fresh GDB: the list of call objects. SPEC
     was checked (digits, commas, dashes or "all"), so it is one word of the command."""
     options = f"--json --ticks {''.join(spec.split())}" + (" --changes" if changes else "")
@@ -77,8 +85,12 @@ def sweep_json(db: str, expr: str, spec: str, ticks: list[int], changes: bool,
     with gdb_with_recording(db) as gdb:
         gdb.cli(f"set ttd timeout {timeout_s!r}")
         try:
-            text = cli_streaming(gdb, f"ttd sweep {options} -- {expr}",
-                                 len(ticks) * (timeout_s + GDB_MARGIN_S), progress)
+            text = cli_streaming(
+                gdb,
+                f"ttd sweep {options} -- {expr}",
+                len(ticks) * (timeout_s + GDB_MARGIN_S),
+                progress,
+            )
         finally:
             if progress is not None:
                 progress.clear()
@@ -132,12 +144,14 @@ def check_plot_path(path: str | None) -> None:
     if path is None:
         return
     if not path.lower().endswith(".png"):
-        raise CliError(f"--plot {printable(path, keep='')}: the plot is a PNG file, "
-                       "its name must end in .png.")
+        raise CliError(
+            f"--plot {printable(path, keep='')}: the plot is a PNG file, its name must end in .png."
+        )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise CliError(f"--plot {printable(path, keep='')}: no directory "
-                       f"{printable(folder, keep='')}.")
+        raise CliError(
+            f"--plot {printable(path, keep='')}: no directory {printable(folder, keep='')}."
+        )
 
 
 def plot(rows: list[sweep.Row], path: str, expr: str) -> None:
@@ -149,8 +163,10 @@ def plot(rows: list[sweep.Row], path: str, expr: str) -> None:
             continue
         number = sweep.numeric(row.value)
         if number is None:
-            raise CliError(f"Cannot plot: the value at tick {row.tick} is "
-                           f"'{printable(row.value, keep='')}', not a number.")
+            raise CliError(
+                f"Cannot plot: the value at tick {row.tick} is "
+                f"'{printable(row.value, keep='')}', not a number."
+            )
         points.append((row.tick, number))
     if not points:
         raise CliError("Cannot plot: no call returned a value.")
@@ -170,7 +186,8 @@ def plot(rows: list[sweep.Row], path: str, expr: str) -> None:
         try:
             figure.savefig(path, format="png")
         except OSError as exc:
-            raise CliError(f"Cannot write the plot to {printable(path, keep='')}: "
-                           f"{exc.strerror}.") from None
+            raise CliError(
+                f"Cannot write the plot to {printable(path, keep='')}: {exc.strerror}."
+            ) from None
     finally:
         pyplot.close(figure)

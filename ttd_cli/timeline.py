@@ -1,6 +1,7 @@
 """`ttd timeline DB [--json]`: the snapshots of a recording, in time order, with the
 threads recorded at each (a THREADS count; --json lists their ids and names) (the rows
 come from snapshotdb.timeline, which the plugin's `ttd timeline` shows too)."""
+
 from __future__ import annotations
 
 import json

@@ -64,8 +64,8 @@ class TtdTimeout(gdb.Parameter):
 
 A call still running after this long is interrupted, unwound and reported with
 status timeout and where it was, whatever it does with its signals: SIGINT first,
-SIGSTOP a second later (it cannot be blocked), SIGKILL as the last resort. S is a number of seconds
-(fractions too), "unlimited" or 0 for no limit.
+SIGSTOP a second later (it cannot be blocked), SIGKILL as the last resort. S is a
+number of seconds (fractions too), "unlimited" or 0 for no limit.
 call-at-time --timeout S overrides it for one call. Default 10."""
 
     set_doc = "Set the seconds a call of the past may run."

@@ -5,6 +5,7 @@
 
 Does not import gdb. See client.py for the process's API.
 """
+
 from gdb_plugin.remat.client import (
     PAGE_SIZE,
     RematerializedProcess,

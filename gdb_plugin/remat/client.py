@@ -80,6 +80,7 @@ and talks to the server over a socket. The server reads page contents from the
 recording itself: the SQLite file, or the PostgreSQL database (libpq). Modes other
 than "lazy" run native/ttd-pageserver-bench.
 """
+
 from __future__ import annotations
 
 import json
@@ -115,8 +116,10 @@ READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 
 SPEC_TRACKER = spec.TRACKER_FLAGS  # the tracker asked for: auto, diff, wp-async
-NOTICE = ("ttd: this kernel lacks {missing} (Linux >= 6.7); using the diff tracker: "
-          "writes that leave bytes unchanged are not seen.")
+NOTICE = (
+    "ttd: this kernel lacks {missing} (Linux >= 6.7); using the diff tracker: "
+    "writes that leave bytes unchanged are not seen."
+)
 
 
 @dataclass(frozen=True)
@@ -136,13 +139,21 @@ def _build_spec(recording: Recording, layout: TickLayout, opts: Options) -> byte
     """The layout and every thread's registers, packed for ttd-pageserver."""
     path = os.fsencode(recording.pageserver_location)  # a file, or a server's libpq URI
     flags = (spec.FLAGS["SPEC_SANDBOX"] if opts.sandbox else 0) | SPEC_TRACKER[opts.tracker]
-    head = spec.pack_head(tick=layout.tick, nr_maps=len(layout.regions),
-                          auxv_size=len(layout.auxv), nr_threads=len(layout.threads),
-                          db_path_size=len(path), mode=MODES[opts.mode],
-                          fault_around_pages=opts.fault_around_pages, flags=flags,
-                          mem_margin=opts.mem_margin, mm=layout.mm)
-    threads = b"".join(spec.pack_thread(t.tid, t.name, t.gpregs, t.fpregs, t.xstate)
-                       for t in layout.threads)
+    head = spec.pack_head(
+        tick=layout.tick,
+        nr_maps=len(layout.regions),
+        auxv_size=len(layout.auxv),
+        nr_threads=len(layout.threads),
+        db_path_size=len(path),
+        mode=MODES[opts.mode],
+        fault_around_pages=opts.fault_around_pages,
+        flags=flags,
+        mem_margin=opts.mem_margin,
+        mm=layout.mm,
+    )
+    threads = b"".join(
+        spec.pack_thread(t.tid, t.name, t.gpregs, t.fpregs, t.xstate) for t in layout.threads
+    )
     return head + pack_maps(layout) + layout.auxv + threads + path
 
 
@@ -175,13 +186,15 @@ class RematerializedProcess:
         try:
             line = self._ctl_file.readline()
         except TimeoutError:
-            raise RematerializeError(f"ttd-pageserver did not answer within {timeout:.0f} s "
-                                     f"(pid {self._server.pid}).") from None
+            raise RematerializeError(
+                f"ttd-pageserver did not answer within {timeout:.0f} s (pid {self._server.pid})."
+            ) from None
         except ConnectionError:  # reset: the server was killed with a request unread
             line = b""
         if not line:
             raise RematerializeError(
-                "ttd-pageserver ended without a word: run it with TTD_DEBUG=1 to see why.")
+                "ttd-pageserver ended without a word: run it with TTD_DEBUG=1 to see why."
+            )
         return line.decode(errors="replace").rstrip("\n")
 
     def _reply(self, line: str) -> str:
@@ -201,8 +214,13 @@ class RematerializedProcess:
     def _ended(self) -> str:
         return f"The process has ended ({_describe_status(self.exit_status)})."
 
-    def _request(self, what: str, timeout: float = REQUEST_TIMEOUT_S,
-                 payload: bytes = b"", refusal: str | None = None) -> str:
+    def _request(
+        self,
+        what: str,
+        timeout: float = REQUEST_TIMEOUT_S,
+        payload: bytes = b"",
+        refusal: str | None = None,
+    ) -> str:
         """The payload of the OK reply to `what`; MoveRefused for a reply starting with
         `refusal` (a request the server declined, nothing changed)."""
         if self._error:
@@ -215,7 +233,7 @@ class RematerializedProcess:
             pass  # the server is gone: its last line explains why
         line = self._readline(timeout)
         if refusal and line.startswith(refusal):
-            raise MoveRefused(line[len(refusal):])
+            raise MoveRefused(line[len(refusal) :])
         return self._reply(line)
 
     def _wait_ready(self) -> None:
@@ -270,10 +288,13 @@ class RematerializedProcess:
         if live is not None:
             return live
         final = self._final_stats
-        taken = {"sandbox": final.get("sandbox", False),
-                 "blocked_syscalls": final.get("blocked_syscalls", []),
-                 "blocked_syscalls_left_out": final.get("blocked_syscalls_left_out",
-                                                        {"distinct": 0, "calls": 0})}
+        taken = {
+            "sandbox": final.get("sandbox", False),
+            "blocked_syscalls": final.get("blocked_syscalls", []),
+            "blocked_syscalls_left_out": final.get(
+                "blocked_syscalls_left_out", {"distinct": 0, "calls": 0}
+            ),
+        }
         final["blocked_syscalls"] = []
         final["blocked_syscalls_left_out"] = {"distinct": 0, "calls": 0}
         return taken
@@ -373,8 +394,9 @@ class RematerializedProcess:
         self._out.join(10.0)
         self._err.join(10.0)
 
+
 def _describe_status(status: int) -> str:
-    """"exited with code 3", "killed by signal 9"."""
+    """ "exited with code 3", "killed by signal 9"."""
     if os.WIFEXITED(status):
         return f"exited with code {os.WEXITSTATUS(status)}"
     if os.WIFSIGNALED(status):
@@ -400,12 +422,19 @@ class Rematerialization:
             self.proc.close()
 
 
-def rematerialize(recording: Recording | str | os.PathLike | None = None, tick: int | None = None,
-                  tid: int | None = None, *, mode: str = "lazy",
-                  fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES, sandbox: bool = True,
-                  tracker: str = "auto", mem_margin: int = DEFAULT_MEM_MARGIN,
-                  output_keep: int = KEEP_HEAD,
-                  db_path: str | os.PathLike | None = None) -> Rematerialization:
+def rematerialize(
+    recording: Recording | str | os.PathLike | None = None,
+    tick: int | None = None,
+    tid: int | None = None,
+    *,
+    mode: str = "lazy",
+    fault_around_pages: int = DEFAULT_FAULT_AROUND_PAGES,
+    sandbox: bool = True,
+    tracker: str = "auto",
+    mem_margin: int = DEFAULT_MEM_MARGIN,
+    output_keep: int = KEEP_HEAD,
+    db_path: str | os.PathLike | None = None,
+) -> Rematerialization:
     """Rebuild the recorded process at `tick`, every thread of it (`tid`, the thread a
     caller means to use, changes nothing: they are all there).
 
@@ -428,15 +457,19 @@ def rematerialize(recording: Recording | str | os.PathLike | None = None, tick: 
         raise TypeError("rematerialize() needs a recording (or db_path) and a tick")
     if tracker not in SPEC_TRACKER:
         raise RematerializeError(
-            f"Unknown tracker '{tracker}': use one of {', '.join(SPEC_TRACKER)}.")
+            f"Unknown tracker '{tracker}': use one of {', '.join(SPEC_TRACKER)}."
+        )
     if mode not in MODES:
         raise RematerializeError(f"Unknown mode '{mode}': use one of {', '.join(MODES)}.")
     if mem_margin < 0:
         raise RematerializeError(f"Invalid memory margin {mem_margin}: a number of bytes >= 0.")
     if not isinstance(recording, Recording):
         recording = os.fspath(recording)
-    return Rematerialization(recording, tick, Options(tid, mode, fault_around_pages, sandbox,
-                                                      tracker, mem_margin, output_keep))
+    return Rematerialization(
+        recording,
+        tick,
+        Options(tid, mode, fault_around_pages, sandbox, tracker, mem_margin, output_keep),
+    )
 
 
 def _open(recording: Recording | str, tick: int, opts: Options) -> RematerializedProcess:
@@ -475,9 +508,12 @@ def _start(server_path: Path, spec_bytes: bytes, output_keep: int) -> Rematerial
     try:
         server = subprocess.Popen(
             [str(server_path), "--out-fd", str(out_w), "--err-fd", str(err_w)],
-            stdin=theirs.fileno(), stdout=subprocess.DEVNULL,
+            stdin=theirs.fileno(),
+            stdout=subprocess.DEVNULL,
             stderr=None if os.environ.get("TTD_DEBUG") else subprocess.DEVNULL,
-            pass_fds=(out_w, err_w), close_fds=True)
+            pass_fds=(out_w, err_w),
+            close_fds=True,
+        )
     finally:
         theirs.close()
         os.close(out_w)

@@ -1,4 +1,5 @@
 """The one error of the remat package (a snapshotdb RecordingError: one line)."""
+
 from __future__ import annotations
 
 from snapshotdb.errors import RecordingError

@@ -11,6 +11,7 @@ their architectural offset (576). What the recording does not give in a form kno
 here (pkru, AVX-512) keeps its current value: GDB reads $pkru at a wrong offset on
 some AMD CPUs (DESIGN.md), so it is never written by name.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,28 @@ from snapshotdb.regs import gpregs_dict
 RegLayout = dict[str, tuple[int, int]]
 
 _ROW = re.compile(r"^\s*(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s*$")
-GP64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
-        "r12", "r13", "r14", "r15", "rip", "fs_base", "gs_base", "orig_rax")
+GP64 = (
+    "rax",
+    "rbx",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "rbp",
+    "rsp",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+    "rip",
+    "fs_base",
+    "gs_base",
+    "orig_rax",
+)
 GP32 = ("eflags", "cs", "ss", "ds", "es", "fs", "gs")
 XSTATE_BV = 512  # offset of XSTATE_BV in the XSAVE header
 AVX_OFFSET = 576  # the AVX upper halves in the standard XSAVE format
@@ -51,7 +72,7 @@ def recorded_values(gpregs: bytes, fpregs: bytes, xstate: bytes) -> dict[str, by
     regs = gpregs_dict(gpregs)
     values = {name: regs[name].to_bytes(8, "little") for name in GP64}
     values.update({name: (regs[name] & 0xFFFFFFFF).to_bytes(4, "little") for name in GP32})
-    u16 = lambda off: int.from_bytes(fpregs[off:off + 2], "little")  # noqa: E731
+    u16 = lambda off: int.from_bytes(fpregs[off : off + 2], "little")  # noqa: E731
     values["fctrl"] = u16(0).to_bytes(4, "little")
     values["fstat"] = u16(2).to_bytes(4, "little")
     values["ftag"] = _abridged_to_full_tag(fpregs[4]).to_bytes(4, "little")
@@ -62,14 +83,17 @@ def recorded_values(gpregs: bytes, fpregs: bytes, xstate: bytes) -> dict[str, by
     values["foseg"] = u16(20).to_bytes(4, "little")
     values["mxcsr"] = fpregs[24:28]
     for i in range(8):
-        values[f"st{i}"] = fpregs[32 + 16 * i:32 + 16 * i + 10]
+        values[f"st{i}"] = fpregs[32 + 16 * i : 32 + 16 * i + 10]
     for i in range(16):
-        values[f"xmm{i}"] = fpregs[160 + 16 * i:176 + 16 * i]
-    avx = len(xstate) >= AVX_OFFSET + 256 and int.from_bytes(
-        xstate[XSTATE_BV:XSTATE_BV + 8], "little") & AVX_BIT
+        values[f"xmm{i}"] = fpregs[160 + 16 * i : 176 + 16 * i]
+    avx = (
+        len(xstate) >= AVX_OFFSET + 256
+        and int.from_bytes(xstate[XSTATE_BV : XSTATE_BV + 8], "little") & AVX_BIT
+    )
     for i in range(16):
-        values[f"ymm{i}h"] = (xstate[AVX_OFFSET + 16 * i:AVX_OFFSET + 16 * (i + 1)] if avx
-                              else bytes(16))
+        values[f"ymm{i}h"] = (
+            xstate[AVX_OFFSET + 16 * i : AVX_OFFSET + 16 * (i + 1)] if avx else bytes(16)
+        )
     return values
 
 
@@ -83,5 +107,5 @@ def build_g_packet(layout: RegLayout, current: bytes, values: dict[str, bytes]) 
             continue
         offset, size = where
         if offset + size <= len(out):
-            out[offset:offset + size] = value[:size].ljust(size, b"\0")
+            out[offset : offset + size] = value[:size].ljust(size, b"\0")
     return bytes(out)

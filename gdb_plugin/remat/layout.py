@@ -12,6 +12,7 @@ thread with its registers, the thread-group leader first.
 
 Does not import gdb.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,15 +63,19 @@ class TickLayout:
         cannot be made or ended from outside, nor renamed), auxv and mm fields; only the
         memory, its map, the break and the registers differ."""
         brk = spec.MM_FIELDS.index("brk")
-        return (self.thread_names() == other.thread_names() and self.auxv == other.auxv
-                and self.mm[:brk] + self.mm[brk + 1:] == other.mm[:brk] + other.mm[brk + 1:])
+        return (
+            self.thread_names() == other.thread_names()
+            and self.auxv == other.auxv
+            and self.mm[:brk] + self.mm[brk + 1 :] == other.mm[:brk] + other.mm[brk + 1 :]
+        )
 
 
 def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
     """Room below the recorded [stack] for it to grow into: down to STACK_MAX in all,
     leaving a guard page above the next mapping below. None when there is none."""
     stack = next((m for m in maps if m.path == "[stack]"), None) or next(
-        (m for m in maps if m.start <= start_stack < m.end), None)
+        (m for m in maps if m.start <= start_stack < m.end), None
+    )
     if stack is None:
         return None
     below = max((m.end for m in maps if m.end <= stack.start), default=0)
@@ -86,11 +91,20 @@ def read_layout(recording, tick: int) -> TickLayout:
         snap = queries.snapshot_at(session, tick)
         maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
         growth = _stack_growth(maps, snap.start_stack)
-        regions = sorted([(m.start, m.end, prot_of(m.perms)) for m in maps]
-                         + ([(*growth, PROT["r"] | PROT["w"])] if growth else []))
-        threads = tuple(RecordedThread(t.tid, t.name, bytes(t.gpregs), bytes(t.fpregs),
-                                       bytes(t.xstate) if t.xstate else b"")
-                        for t in queries.threads_leader_first(snap))
+        regions = sorted(
+            [(m.start, m.end, prot_of(m.perms)) for m in maps]
+            + ([(*growth, PROT["r"] | PROT["w"])] if growth else [])
+        )
+        threads = tuple(
+            RecordedThread(
+                t.tid,
+                t.name,
+                bytes(t.gpregs),
+                bytes(t.fpregs),
+                bytes(t.xstate) if t.xstate else b"",
+            )
+            for t in queries.threads_leader_first(snap)
+        )
         mm = tuple(getattr(snap, name) for name in spec.MM_FIELDS)
         auxv = bytes(snap.auxv)
     for t in threads:
@@ -98,7 +112,8 @@ def read_layout(recording, tick: int) -> TickLayout:
             raise RematerializeError(
                 f"Corrupt recording: thread {t.tid} at tick {tick} has {len(t.gpregs)} bytes of "
                 f"general registers and {len(t.fpregs)} of FP registers "
-                f"({GPREGS_SIZE}/{FPREGS_SIZE} expected).")
+                f"({GPREGS_SIZE}/{FPREGS_SIZE} expected)."
+            )
     if not threads:
         raise RematerializeError(f"Corrupt recording: tick {tick} has no threads.")
     return TickLayout(tick, tuple(regions), growth, mm, auxv, threads)

@@ -6,6 +6,7 @@ A call writing forever drove GDB to 3.4 GB. Of each stream this keeps the first
 was left out between them; the reader says "N bytes left out". A segment runs from
 the process's start, or from the last take() (one call's output).
 """
+
 from __future__ import annotations
 
 import fcntl

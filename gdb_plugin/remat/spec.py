@@ -11,6 +11,7 @@ native/pageserver/spec.h or layout.h, and that test says what to change here.
     MOVE   = "MOVE <tick> <nr_maps> <brk hex> <ran: 0|1>" and a line break, then
            nr_maps x STUB_MAP (native/pageserver/move.c)
 """
+
 from __future__ import annotations
 
 import struct
@@ -21,33 +22,57 @@ SPEC_MAGIC = b"TTDSPEC3"
 
 # The mm fields in struct prctl_mm_map's order (native/layout.h MM_FIELDS): the
 # snapshot's columns of the same names.
-MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
-             "start_stack", "arg_start", "arg_end", "env_start", "env_end")
+MM_FIELDS = (
+    "start_code",
+    "end_code",
+    "start_data",
+    "end_data",
+    "start_brk",
+    "brk",
+    "start_stack",
+    "arg_start",
+    "arg_end",
+    "env_start",
+    "env_end",
+)
 
 # struct spec_head (native/pageserver/spec.h), packed: (name, struct format).
 SPEC_HEAD_FIELDS = (
-    ("magic", "8s"), ("tick", "Q"), ("nr_maps", "I"), ("auxv_size", "I"), ("nr_threads", "I"),
-    ("db_path_size", "I"), ("mode", "I"), ("fault_around_pages", "I"), ("flags", "I"),
-    ("mem_margin", "Q"), ("mm", f"{len(MM_FIELDS)}Q"),
+    ("magic", "8s"),
+    ("tick", "Q"),
+    ("nr_maps", "I"),
+    ("auxv_size", "I"),
+    ("nr_threads", "I"),
+    ("db_path_size", "I"),
+    ("mode", "I"),
+    ("fault_around_pages", "I"),
+    ("flags", "I"),
+    ("mem_margin", "Q"),
+    ("mm", f"{len(MM_FIELDS)}Q"),
 )
 COMM_LEN = 16  # a thread's name with its NUL (TASK_COMM_LEN)
 # struct spec_thread (native/pageserver/spec.h), packed
 SPEC_THREAD_FIELDS = (
-    ("tid", "i"), ("xstate_size", "I"), ("name", f"{COMM_LEN}s"),
-    ("gpregs", f"{GPREGS_SIZE}s"), ("fpregs", f"{FPREGS_SIZE}s"),
+    ("tid", "i"),
+    ("xstate_size", "I"),
+    ("name", f"{COMM_LEN}s"),
+    ("gpregs", f"{GPREGS_SIZE}s"),
+    ("fpregs", f"{FPREGS_SIZE}s"),
 )
 # struct stub_map (native/layout.h)
 STUB_MAP_FIELDS = (("rec_start", "Q"), ("rec_end", "Q"), ("prot", "I"), ("register_uffd", "I"))
 
 FLAGS = {"SPEC_SANDBOX": 1, "SPEC_TRACKER_DIFF": 2, "SPEC_TRACKER_WP_ASYNC": 4}
 MODES = {"lazy": 0, "eager": 1, "workaround": 2}  # all but lazy: ttd-pageserver-bench only
-REQUESTS = ("STATS", "WRITTEN", "CLEAR", "FILL", "TAKE_BLOCKED", "THREADS", "MOVE", "MOVED",
-            "KILL")
+REQUESTS = ("STATS", "WRITTEN", "CLEAR", "FILL", "TAKE_BLOCKED", "THREADS", "MOVE", "MOVED", "KILL")
 LIMITS = {"max_maps": 8192, "max_auxv": 1024, "max_threads": 1024}
 
 # what the `tracker` argument of rematerialize() asks for
-TRACKER_FLAGS = {"auto": 0, "diff": FLAGS["SPEC_TRACKER_DIFF"],
-                 "wp-async": FLAGS["SPEC_TRACKER_WP_ASYNC"]}
+TRACKER_FLAGS = {
+    "auto": 0,
+    "diff": FLAGS["SPEC_TRACKER_DIFF"],
+    "wp-async": FLAGS["SPEC_TRACKER_WP_ASYNC"],
+}
 
 
 def _struct(fields) -> struct.Struct:
@@ -71,10 +96,17 @@ def _layout(fields) -> dict:
 
 def abi() -> dict:
     """This side of the contract, in the shape of `ttd-pageserver --abi`."""
-    return {"spec_magic": SPEC_MAGIC.decode(), "spec_head": _layout(SPEC_HEAD_FIELDS),
-            "spec_thread": _layout(SPEC_THREAD_FIELDS), "stub_map": _layout(STUB_MAP_FIELDS),
-            "flags": dict(FLAGS), "modes": dict(MODES),
-            "mm_fields": list(MM_FIELDS), "requests": list(REQUESTS), "limits": dict(LIMITS)}
+    return {
+        "spec_magic": SPEC_MAGIC.decode(),
+        "spec_head": _layout(SPEC_HEAD_FIELDS),
+        "spec_thread": _layout(SPEC_THREAD_FIELDS),
+        "stub_map": _layout(STUB_MAP_FIELDS),
+        "flags": dict(FLAGS),
+        "modes": dict(MODES),
+        "mm_fields": list(MM_FIELDS),
+        "requests": list(REQUESTS),
+        "limits": dict(LIMITS),
+    }
 
 
 def pack_head(**values) -> bytes:
@@ -87,10 +119,11 @@ def pack_head(**values) -> bytes:
     return SPEC_HEAD.pack(*flat)
 
 
-def pack_thread(tid: int, name: str | None, gpregs: bytes, fpregs: bytes,
-                xstate: bytes = b"") -> bytes:
+def pack_thread(
+    tid: int, name: str | None, gpregs: bytes, fpregs: bytes, xstate: bytes = b""
+) -> bytes:
     """struct spec_thread and its XSAVE area; the name is cut to what the kernel keeps."""
-    raw = (name or "").encode(errors="replace")[:COMM_LEN - 1]
+    raw = (name or "").encode(errors="replace")[: COMM_LEN - 1]
     return SPEC_THREAD.pack(tid, len(xstate), raw, gpregs, fpregs) + xstate
 
 

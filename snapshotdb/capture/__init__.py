@@ -16,6 +16,7 @@
 The names below are what the GDB plugin (`ttd snapshot`), the benchmarks and the tests
 use; importing this package loads SQLAlchemy (the writer), so import it when needed.
 """
+
 from ..errors import CaptureError
 from .live import TRACKERS, LiveRecorder, snapshot_live, writer_for_pid
 from .proc import KERNEL_SPACE, parse_maps, read_maps
@@ -32,8 +33,22 @@ from .writer import (
 )
 
 __all__ = [
-    "CHUNK_SIZE", "KERNEL_SPACE", "TRACKERS", "CaptureError", "DiskFull", "LiveRecorder",
-    "MappingInfo", "PageDelta", "SnapshotInfo", "SnapshotWriter", "ThreadState", "WriteStats",
-    "parse_maps", "ptrace_stopped", "read_maps", "read_thread", "snapshot_live",
+    "CHUNK_SIZE",
+    "KERNEL_SPACE",
+    "TRACKERS",
+    "CaptureError",
+    "DiskFull",
+    "LiveRecorder",
+    "MappingInfo",
+    "PageDelta",
+    "SnapshotInfo",
+    "SnapshotWriter",
+    "ThreadState",
+    "WriteStats",
+    "parse_maps",
+    "ptrace_stopped",
+    "read_maps",
+    "read_thread",
+    "snapshot_live",
     "writer_for_pid",
 ]

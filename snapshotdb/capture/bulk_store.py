@@ -12,6 +12,7 @@ versions, slower; the stored form of a content may differ: zstd level 1 and a 1 
 for bytes that do not compress here, level 3 there). TTD_NO_NATIVE_CAPTURE=1 makes it
 read them in Python (the tests compare both).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,11 @@ _LOADED = "ttd_store_pages"  # key in the pooled connection's info: the extensio
 def usable(conn) -> bool:
     """Can this connection (SQLAlchemy, in a transaction) run ttd_store_pages? Loads the
     extension into it the first time."""
-    if conn.dialect.name != "sqlite" or not LIBRARY.exists() or os.environ.get(
-            "TTD_NO_NATIVE_CAPTURE") == "1":
+    if (
+        conn.dialect.name != "sqlite"
+        or not LIBRARY.exists()
+        or os.environ.get("TTD_NO_NATIVE_CAPTURE") == "1"
+    ):
         return False
     pooled = conn.connection
     if not pooled.info.get(_LOADED):
@@ -44,16 +48,18 @@ def usable(conn) -> bool:
     return True
 
 
-def store(conn, mem_fd: int, runs: list[tuple[int, int]], prev: array,
-          tick: int) -> tuple[array, int, int]:
+def store(
+    conn, mem_fd: int, runs: list[tuple[int, int]], prev: array, tick: int
+) -> tuple[array, int, int]:
     """Store the pages of `runs` (`prev`: their content ids at the previous tick) at `tick`:
     (their content ids now, contents inserted, versions written). SQL errors are raised as
     the connection raises them (a full disk: "database or disk is full")."""
     runs_blob = b"".join(struct.pack("<QQ", start, end) for start, end in runs)
     if not runs:
         return array("q"), 0, 0
-    out = conn.exec_driver_sql("SELECT ttd_store_pages(?, ?, ?, ?)",
-                               (mem_fd, runs_blob, prev.tobytes(), tick)).scalar()
+    out = conn.exec_driver_sql(
+        "SELECT ttd_store_pages(?, ?, ?, ?)", (mem_fd, runs_blob, prev.tobytes(), tick)
+    ).scalar()
     ids = array("q")
     ids.frombytes(out)
     contents, versions = ids[0], ids[1]

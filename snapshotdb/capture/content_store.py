@@ -8,6 +8,7 @@ before: the native bulk path inserts in the same transaction) and nothing is loo
 otherwise the batch's ids are read back by digest. Other databases look the digests up
 first and insert what is missing.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import func, insert, select
@@ -35,8 +36,8 @@ class ContentStore:
         if self.sqlite:
             first = (self.conn.scalar(select(func.max(PageContent.id))) or 0) + 1
             cursor = self.conn.exec_driver_sql(
-                "INSERT OR IGNORE INTO page_content (digest, codec, data) VALUES (?, ?, ?)",
-                rows)
+                "INSERT OR IGNORE INTO page_content (digest, codec, data) VALUES (?, ?, ?)", rows
+            )
             self.inserted += max(cursor.rowcount, 0)
             if cursor.rowcount == len(rows):
                 return list(range(first, first + len(rows)))
@@ -45,8 +46,10 @@ class ContentStore:
         found = self._lookup([r[0] for r in rows])
         missing = [r for r in rows if r[0] not in found]
         if missing:
-            self.conn.execute(insert(PageContent), [
-                {"digest": d, "codec": c, "data": data} for d, c, data in missing])
+            self.conn.execute(
+                insert(PageContent),
+                [{"digest": d, "codec": c, "data": data} for d, c, data in missing],
+            )
             self.inserted += len(missing)
             found.update(self._lookup([r[0] for r in missing]))
         return [found[r[0]] for r in rows]
@@ -54,7 +57,11 @@ class ContentStore:
     def _lookup(self, digests: list[bytes]) -> dict[bytes, int]:
         found: dict[bytes, int] = {}
         for i in range(0, len(digests), LOOKUP_BATCH):
-            batch = digests[i:i + LOOKUP_BATCH]
-            found.update((bytes(d), i) for d, i in self.conn.execute(
-                select(_TABLE.c.digest, _TABLE.c.id).where(_TABLE.c.digest.in_(batch))))
+            batch = digests[i : i + LOOKUP_BATCH]
+            found.update(
+                (bytes(d), i)
+                for d, i in self.conn.execute(
+                    select(_TABLE.c.digest, _TABLE.c.id).where(_TABLE.c.digest.in_(batch))
+                )
+            )
         return found

@@ -24,6 +24,7 @@ What comes from where:
     pc          the stopped thread's rip; function from the ELF symbol tables of the
                 mapped file, file and line from its DWARF line table (NULL without one)
 """
+
 from __future__ import annotations
 
 import os
@@ -58,15 +59,18 @@ def import_core(engine, core: Core | str, exe: str | None = None) -> ImportResul
     importer = _Importer(core, exe)
     mappings = importer.mappings()
     exe_path = importer.exe_file or core.notes.fname or "?"
-    writer = SnapshotWriter(engine, exe_path=exe_path,
-                            build_id=build_id(exe_path) if os.path.isfile(exe_path) else None,
-                            cmdline=importer.argv)
+    writer = SnapshotWriter(
+        engine,
+        exe_path=exe_path,
+        build_id=build_id(exe_path) if os.path.isfile(exe_path) else None,
+        cmdline=importer.argv,
+    )
     heap = next((m.start for m in mappings if m.path == "[heap]"), KERNEL_SPACE)
     rows = canonical(mappings, heap)  # as live snapshots keep them
-    stats = writer.write(importer.info(rows), importer.threads(), rows,
-                         importer.chunks(mappings))
-    importer.warnings += FileKeeper(engine).keep(rows, importer.file_opener,
-                                                 exe_mapped=importer.exe_recorded)
+    stats = writer.write(importer.info(rows), importer.threads(), rows, importer.chunks(mappings))
+    importer.warnings += FileKeeper(engine).keep(
+        rows, importer.file_opener, exe_mapped=importer.exe_recorded
+    )
     return ImportResult(stats, importer.warnings)
 
 
@@ -75,8 +79,9 @@ class _Importer:
         self.core = core
         self.notes = core.notes
         self.warnings: list[str] = []
-        self.segments = sorted((s for s in core.segments if s.vaddr < KERNEL_SPACE),
-                               key=lambda s: s.vaddr)
+        self.segments = sorted(
+            (s for s in core.segments if s.vaddr < KERNEL_SPACE), key=lambda s: s.vaddr
+        )
         self._seg_starts = [s.vaddr for s in self.segments]
         self.exe_recorded = self._exe_recorded_path()
         self.exe_file = exe or self.exe_recorded
@@ -104,13 +109,15 @@ class _Importer:
         return None if self._file_mismatch(m.path, path) else path
 
     def mappings(self) -> list[MappingInfo]:
-        by_start = {s.vaddr: MappingInfo(s.vaddr, s.vaddr + s.memsz, s.perms, 0, "")
-                    for s in self.segments}
+        by_start = {
+            s.vaddr: MappingInfo(s.vaddr, s.vaddr + s.memsz, s.perms, 0, "") for s in self.segments
+        }
         for fr in self.notes.files:
             m = by_start.get(fr.start)
             if m is None:
-                by_start[fr.start] = MappingInfo(fr.start, fr.end, self._file_perms(fr),
-                                                 fr.file_offset, fr.path)
+                by_start[fr.start] = MappingInfo(
+                    fr.start, fr.end, self._file_perms(fr), fr.file_offset, fr.path
+                )
             else:
                 m.offset, m.path = fr.file_offset, fr.path
         mappings = sorted(by_start.values(), key=lambda m: m.start)
@@ -132,8 +139,12 @@ class _Importer:
             elif m.start == vdso:
                 m.path = "[vdso]"
                 j = i - 1
-                while j >= 0 and not mappings[j].path and "w" not in mappings[j].perms and (
-                        mappings[j].end == mappings[j + 1].start):
+                while (
+                    j >= 0
+                    and not mappings[j].path
+                    and "w" not in mappings[j].perms
+                    and (mappings[j].end == mappings[j + 1].start)
+                ):
                     mappings[j].path = "[vvar]"
                     j -= 1
         exe_maps = [m for m in mappings if m.path == self.exe_recorded]
@@ -175,13 +186,23 @@ class _Importer:
             except ValueError:
                 sig = f"SIG{stop.cursig}"
         function, filename, line = self._where(pc, mappings)
-        return SnapshotInfo(reason="core", stop_tid=stop.tid, pc=pc, auxv=self.notes.auxv,
-                            mm=self._mm(mappings), function=function, file=filename, line=line,
-                            signal=sig, note=f"core {os.path.basename(self.core.path)}")
+        return SnapshotInfo(
+            reason="core",
+            stop_tid=stop.tid,
+            pc=pc,
+            auxv=self.notes.auxv,
+            mm=self._mm(mappings),
+            function=function,
+            file=filename,
+            line=line,
+            signal=sig,
+            note=f"core {os.path.basename(self.core.path)}",
+        )
 
     def _mm(self, mappings: list[MappingInfo]) -> dict[str, int]:
-        mm = dict.fromkeys(("start_code", "end_code", "start_data", "end_data", "start_brk",
-                            "brk"), 0)
+        mm = dict.fromkeys(
+            ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk"), 0
+        )
         exe_maps = [m for m in mappings if m.path == self.exe_recorded]
         code = [m for m in exe_maps if "x" in m.perms]
         data = [m for m in exe_maps if "w" in m.perms]
@@ -231,8 +252,11 @@ class _Importer:
         if None in args or None in env:
             return {}
         self.argv = args
-        fields = {"start_stack": stack.start + argc_at, "arg_start": argv[0],
-                  "arg_end": argv[-1] + len(args[-1].encode()) + 1}
+        fields = {
+            "start_stack": stack.start + argc_at,
+            "arg_start": argv[0],
+            "arg_end": argv[-1] + len(args[-1].encode()) + 1,
+        }
         if envp:
             fields.update(env_start=envp[0], env_end=envp[-1] + len(env[-1].encode()) + 1)
         return fields
@@ -246,8 +270,14 @@ class _Importer:
         return None if end < 0 else raw[off:end].decode(errors="replace")
 
     def _where(self, pc: int, mappings: list[MappingInfo]):
-        m = next((m for m in mappings if m.start <= pc < m.end and m.path
-                  and not m.path.startswith("[")), None)
+        m = next(
+            (
+                m
+                for m in mappings
+                if m.start <= pc < m.end and m.path and not m.path.startswith("[")
+            ),
+            None,
+        )
         if m is None:
             return None, None, None
         return where_in_file(self.local_path(m.path), m.offset + (pc - m.start))
@@ -259,14 +289,14 @@ class _Importer:
         out = bytearray(length)
         i = bisect_right(self._seg_starts, target_addr) - 1
         with open(self.core.path, "rb") as f:
-            for seg in self.segments[max(i, 0):]:
+            for seg in self.segments[max(i, 0) :]:
                 if seg.vaddr >= target_addr + length:
                     break
                 lo = max(seg.vaddr, target_addr)
                 hi = min(seg.vaddr + seg.filesz, target_addr + length)
                 if lo < hi:
                     f.seek(seg.offset + lo - seg.vaddr)
-                    out[lo - target_addr:hi - target_addr] = f.read(hi - lo)
+                    out[lo - target_addr : hi - target_addr] = f.read(hi - lo)
         return bytes(out)
 
     def chunks(self, mappings: list[MappingInfo]):
@@ -286,8 +316,8 @@ class _Importer:
         problem = self._file_mismatch(m.path, path)
         if problem:
             self.warnings.append(
-                f"{m.start + dumped:#x}-{m.end:#x} ({m.path}): {problem}; these pages read "
-                "as zeros")
+                f"{m.start + dumped:#x}-{m.end:#x} ({m.path}): {problem}; these pages read as zeros"
+            )
             return
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -333,7 +363,6 @@ class _Importer:
         return None
 
 
-
 # XSAVE standard format: the legacy FXSAVE area (0-511), the header (512-575, its first
 # u64 is XSTATE_BV) and the AVX upper halves (576-831) sit at the same offsets on every
 # CPU; later components (AVX-512, PKRU, ...) sit where CPUID leaf 0xD says.
@@ -361,8 +390,9 @@ def _file_chunks(f, offset: int, rec_addr: int, length: int, pad: bool = False):
         f.seek(offset + done)
         data = f.read(n)
         if len(data) != n and not pad:
-            raise CoreError(f"'{f.name}' is truncated: memory at {rec_addr + done:#x} is cut "
-                            "short.")
+            raise CoreError(
+                f"'{f.name}' is truncated: memory at {rec_addr + done:#x} is cut short."
+            )
         if len(data) % PAGE_SIZE:
             data = data.ljust(len(data) + PAGE_SIZE - len(data) % PAGE_SIZE, b"\0")
         if not data:

@@ -15,6 +15,7 @@ the mapped inode); for a core, the local file when its build-id is the one the c
 memory holds (the core importer's). Files that are not ELF (locale archives, fonts)
 are skipped; a file is kept once per (path, build-id) and its bytes once per database.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ class FileKeeper:
         self.seen: set[tuple[str, int]] = set()  # (path, inode) looked at
         self._exe_path: str | None = None
 
-    def keep(self, mappings: list[MappingInfo], opener: Opener,
-             exe_mapped: str | None = None) -> list[str]:
+    def keep(
+        self, mappings: list[MappingInfo], opener: Opener, exe_mapped: str | None = None
+    ) -> list[str]:
         """Keep the files of `mappings` not looked at yet; notes for the user (a file too
         large to keep, one that cannot be read). exe_mapped: the path the executable is
         mapped at when it is not the recording's executable path (a core imported with
@@ -65,15 +67,23 @@ class FileKeeper:
                 exe = self._exe(conn)
                 for m in todo:
                     is_exe = m.path == (exe_mapped or exe)
-                    self._keep_one(conn, m, exe if is_exe else m.path, opener(m),
-                                   "exe" if is_exe else "library", notes)
+                    self._keep_one(
+                        conn,
+                        m,
+                        exe if is_exe else m.path,
+                        opener(m),
+                        "exe" if is_exe else "library",
+                        notes,
+                    )
         except OperationalError as exc:
             if "full" not in str(exc.orig):  # SQLITE_FULL: "database or disk is full"
                 raise
             # the snapshot is whole; its files are tried again with the next one
             self.seen.difference_update((m.path, m.inode) for m in todo)
-            return [f"warning: the disk is full: {len(todo)} mapped files were not kept in "
-                    "the recording (calls read the local ones)."]
+            return [
+                f"warning: the disk is full: {len(todo)} mapped files were not kept in "
+                "the recording (calls read the local ones)."
+            ]
         return notes
 
     def _exe(self, conn) -> str | None:
@@ -81,8 +91,9 @@ class FileKeeper:
             self._exe_path = conn.scalar(select(Recording.exe_path).order_by(Recording.id))
         return self._exe_path
 
-    def _keep_one(self, conn, m: MappingInfo, path: str, source: str | None, role: str,
-                  notes: list[str]) -> None:
+    def _keep_one(
+        self, conn, m: MappingInfo, path: str, source: str | None, role: str, notes: list[str]
+    ) -> None:
         data = _read_elf(source, m.path, notes) if source else None
         if data is None:
             return
@@ -108,9 +119,11 @@ def _read_elf(source: str, path: str, notes: list[str]) -> bytes | None:
                 return None
             size = os.fstat(f.fileno()).st_size
             if size > recorded_files.MAX_FILE_BYTES:
-                notes.append(f"{path} is larger than "
-                             f"{recorded_files.MAX_FILE_BYTES >> 20} MiB: not kept in the "
-                             "recording")
+                notes.append(
+                    f"{path} is larger than "
+                    f"{recorded_files.MAX_FILE_BYTES >> 20} MiB: not kept in the "
+                    "recording"
+                )
                 return None
             f.seek(0)
             return f.read()
@@ -122,6 +135,7 @@ def _read_elf(source: str, path: str, notes: list[str]) -> bytes | None:
 def live_opener(pid: int) -> Opener:
     """The file a live process maps: /proc/PID/map_files (needs CAP_SYS_ADMIN), else the
     path while it still is the mapped inode."""
+
     def opener(m: MappingInfo) -> str | None:
         mapped = f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}"
         try:
@@ -133,4 +147,5 @@ def live_opener(pid: int) -> Opener:
             return m.path if os.stat(m.path).st_ino == m.inode else None
         except OSError:
             return None
+
     return opener

@@ -17,6 +17,7 @@ Both ways make the same recording, byte for byte. The caller must be the tracer 
 thread and every thread must be stopped (GDB in all-stop mode is; so is a benchmark inside
 ptrace_stopped).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,16 +55,16 @@ class LiveRecorder:
         self._said: set[str] = set()
         self.files = FileKeeper(writer.engine)  # the ELF files it maps, kept once
 
-    def snapshot(self, info: SnapshotInfo, threads: list[ThreadState], mappings,
-                 tracker: str = "auto") -> WriteStats:
+    def snapshot(
+        self, info: SnapshotInfo, threads: list[ThreadState], mappings, tracker: str = "auto"
+    ) -> WriteStats:
         if tracker not in TRACKERS:
             raise CaptureError(f"Unknown tracker '{tracker}': choose from {', '.join(TRACKERS)}.")
         notes: list[str] = []
         if tracker == "scan":
             self._disarm()
         else:
-            self._arm(threads, info.stop_tid, mappings, required=tracker == "wp-async",
-                      notes=notes)
+            self._arm(threads, info.stop_tid, mappings, required=tracker == "wp-async", notes=notes)
         stats = self._write(info, threads, mappings)
         stats.notes = notes + self.files.keep(mappings, live_opener(self.pid))
         return stats
@@ -97,16 +98,14 @@ class LiveRecorder:
         full = base is None or base != self.writer.tick
         if self.tracked is not None:
             try:
-                return self.tracked.delta(reader, mappings, full=full, base_tick=base), \
-                    "wp-async"
+                return self.tracked.delta(reader, mappings, full=full, base_tick=base), "wp-async"
             except TrackerLost:  # it ran exec: read everything, arm again next time
                 self._disarm()
                 full = True
         if full:
             self.scan.abort()
         kept: list[tuple[int, int]] = []
-        chunks = self.scan.changes((c for m in mappings for c in reader.mapping_chunks(m)),
-                                   kept)
+        chunks = self.scan.changes((c for m in mappings for c in reader.mapping_chunks(m)), kept)
         return PageDelta(chunks, None, kept, None if full else base), "scan"
 
     def _commit(self, tick: int) -> None:
@@ -137,10 +136,14 @@ class LiveRecorder:
                 self._last_tick = None  # the first tracked snapshot reads everything
                 return
         if required:
-            raise CaptureError(f"Cannot track the writes of process {self.pid}: "
-                               f"{self.untrackable}.")
-        self._say(notes, f"writes of process {self.pid} are not tracked "
-                         f"({self.untrackable}): every snapshot reads all its memory")
+            raise CaptureError(
+                f"Cannot track the writes of process {self.pid}: {self.untrackable}."
+            )
+        self._say(
+            notes,
+            f"writes of process {self.pid} are not tracked "
+            f"({self.untrackable}): every snapshot reads all its memory",
+        )
 
     def stop_tracking(self, why: str) -> None:
         """Release the kernel's write tracking for good and scan from now on: `why` the
@@ -171,16 +174,26 @@ def writer_for_pid(engine: Engine, pid: int) -> LiveRecorder:
     except FileNotFoundError:
         raise CaptureError(f"No process {pid}: it has exited.") from None
     cmdline = [a.decode(errors="replace") for a in read_proc(pid, "cmdline").split(b"\0")[:-1]]
-    writer = SnapshotWriter(engine, exe_path=exe_path, build_id=build_id(f"/proc/{pid}/exe"),
-                            cmdline=cmdline)
+    writer = SnapshotWriter(
+        engine, exe_path=exe_path, build_id=build_id(f"/proc/{pid}/exe"), cmdline=cmdline
+    )
     return LiveRecorder(writer, pid)
 
 
-def snapshot_live(recorder: LiveRecorder, pid: int, *, reason: str = "manual",
-                  stop_tid: int | None = None, threads: list[ThreadState] | None = None,
-                  function: str | None = None, file: str | None = None,
-                  line: int | None = None, signal: str | None = None,
-                  note: str | None = None, tracker: str = "auto") -> WriteStats:
+def snapshot_live(
+    recorder: LiveRecorder,
+    pid: int,
+    *,
+    reason: str = "manual",
+    stop_tid: int | None = None,
+    threads: list[ThreadState] | None = None,
+    function: str | None = None,
+    file: str | None = None,
+    line: int | None = None,
+    signal: str | None = None,
+    note: str | None = None,
+    tracker: str = "auto",
+) -> WriteStats:
     """Snapshot a stopped live process into the recorder's recording.
 
     threads=None reads every thread's registers with PTRACE_GETREGSET (the caller
@@ -196,7 +209,16 @@ def snapshot_live(recorder: LiveRecorder, pid: int, *, reason: str = "manual",
     if stop is None:
         raise CaptureError(f"Thread {stop_tid} is not a thread of process {pid}.")
     mappings, mm = read_layout(pid)
-    info = SnapshotInfo(reason=reason, stop_tid=stop_tid, pc=gpreg(stop.gpregs, "rip"),
-                        auxv=read_proc(pid, "auxv"), mm=mm,
-                        function=function, file=file, line=line, signal=signal, note=note)
+    info = SnapshotInfo(
+        reason=reason,
+        stop_tid=stop_tid,
+        pc=gpreg(stop.gpregs, "rip"),
+        auxv=read_proc(pid, "auxv"),
+        mm=mm,
+        function=function,
+        file=file,
+        line=line,
+        signal=signal,
+        note=note,
+    )
     return recorder.snapshot(info, threads, mappings, tracker)

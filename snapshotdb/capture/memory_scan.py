@@ -12,6 +12,7 @@ scans) and passes on only what differs:
 The bytes of this snapshot replace last snapshot's on commit(); abort() (the snapshot was
 not written) forgets everything, so that the next comparison starts afresh.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -31,8 +32,9 @@ class MemoryScan:
         self.bytes_compared = 0  # read and compared
         self.bytes_passed = 0  # ... and passed on as changed
 
-    def changes(self, chunks: Iterable[tuple[int, bytes]],
-                kept: list[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
+    def changes(
+        self, chunks: Iterable[tuple[int, bytes]], kept: list[tuple[int, int]]
+    ) -> Iterator[tuple[int, bytes]]:
         """The parts of `chunks` that differ from last time; appends to `kept` the ranges
         that do not, as it goes (complete once the iterator is exhausted)."""
         for rec_addr, data in chunks:
@@ -60,13 +62,14 @@ class MemoryScan:
         self._count()
 
 
-def _changed_pages(rec_addr: int, prev: bytes, data: bytes,
-                   kept: list[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
+def _changed_pages(
+    rec_addr: int, prev: bytes, data: bytes, kept: list[tuple[int, int]]
+) -> Iterator[tuple[int, bytes]]:
     """Runs of pages of `data` that differ from `prev`; the others go to `kept`."""
     view, old = memoryview(data), memoryview(prev)
     run_start = None
     for off in range(0, len(data) + PAGE_SIZE, PAGE_SIZE):
-        differs = off < len(data) and view[off:off + PAGE_SIZE] != old[off:off + PAGE_SIZE]
+        differs = off < len(data) and view[off : off + PAGE_SIZE] != old[off : off + PAGE_SIZE]
         if differs and run_start is None:
             run_start = off
         elif not differs and run_start is not None:

@@ -1,5 +1,6 @@
 """A batch of pages as the store wants them: which are zero, their digests, and for the
 contents to insert, their stored form (pages.compress: one zstd frame or the raw bytes)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,11 +22,11 @@ class PageCodec:
         sha256 = hashlib.sha256
         for rec_addr, data in batch:
             view = memoryview(data)
-            if len(data) <= len(ZERO_RUN) and view == ZERO_RUN[:len(data)]:
+            if len(data) <= len(ZERO_RUN) and view == ZERO_RUN[: len(data)]:
                 out.extend((a, None) for a in range(rec_addr, rec_addr + len(data), PAGE_SIZE))
                 continue
             for off in range(0, len(data), PAGE_SIZE):
-                page = view[off:off + PAGE_SIZE]
+                page = view[off : off + PAGE_SIZE]
                 if page == ZERO_PAGE:
                     out.append((rec_addr + off, None))
                     continue

@@ -6,6 +6,7 @@
 1 GiB process (a dict of ints took 30 MiB). Lookups and updates are O(1); the pages with
 content inside a range are found block by block, so a range never populated costs nothing.
 """
+
 from __future__ import annotations
 
 from array import array
@@ -42,7 +43,7 @@ class PageMap:
         out = array("q")
         for base, lo, hi in _pieces(start, end):
             block = self._blocks.get(base >> BLOCK_SHIFT)
-            out.extend(block[lo:hi] if block is not None else _EMPTY[:hi - lo])
+            out.extend(block[lo:hi] if block is not None else _EMPTY[: hi - lo])
         return out
 
     def assign(self, start: int, ids: array) -> None:
@@ -51,7 +52,7 @@ class PageMap:
         done = 0
         for base, lo, hi in _pieces(start, end):
             key = base >> BLOCK_SHIFT
-            part = ids[done:done + hi - lo]
+            part = ids[done : done + hi - lo]
             done += hi - lo
             block = self._blocks.get(key)
             if block is None:
@@ -62,8 +63,9 @@ class PageMap:
 
     def with_content(self, start: int, end: int) -> Iterator[int]:
         """Addresses in [start, end) of pages that have content, in order."""
-        keys = sorted(k for k in self._blocks
-                      if start >> BLOCK_SHIFT <= k <= (end - 1) >> BLOCK_SHIFT)
+        keys = sorted(
+            k for k in self._blocks if start >> BLOCK_SHIFT <= k <= (end - 1) >> BLOCK_SHIFT
+        )
         for key in keys:
             block = self._blocks[key]
             base = key << BLOCK_SHIFT

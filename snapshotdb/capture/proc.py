@@ -4,6 +4,7 @@ its memory read in big chunks (live_chunks) for the writer.
 Memory comes from big preads of /proc/PID/mem; /proc/PID/pagemap tells which pages of
 anonymous (and unreadable) mappings were ever populated, so the others are not read.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,7 @@ from ..errors import CaptureError
 from ..pages import PAGE_SIZE
 from .writer import CHUNK_SIZE, MappingInfo
 
-_MAPS_LINE = re.compile(
-    r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ (\d+)\s*(.*)$")
+_MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ (\d+)\s*(.*)$")
 
 
 def parse_maps(text: str) -> list[MappingInfo]:
@@ -25,8 +25,9 @@ def parse_maps(text: str) -> list[MappingInfo]:
         m = _MAPS_LINE.match(line)
         if m is None:
             raise CaptureError(f"Cannot parse a line of /proc/PID/maps: {line!r}")
-        out.append(MappingInfo(int(m[1], 16), int(m[2], 16), m[3], int(m[4], 16), m[6],
-                               inode=int(m[5])))
+        out.append(
+            MappingInfo(int(m[1], 16), int(m[2], 16), m[3], int(m[4], 16), m[6], inode=int(m[5]))
+        )
     return out
 
 
@@ -47,19 +48,29 @@ def read_proc(pid: int, name: str) -> bytes:
     except FileNotFoundError:
         raise CaptureError(f"No process {pid}: it has exited.") from None
     except PermissionError as exc:
-        raise CaptureError(f"Cannot read /proc/{pid}/{name}: {exc.strerror}. Please make sure "
-                           "to run as root or with the ptrace capability.") from None
+        raise CaptureError(
+            f"Cannot read /proc/{pid}/{name}: {exc.strerror}. Please make sure "
+            "to run as root or with the ptrace capability."
+        ) from None
 
 
 def read_layout(pid: int) -> tuple[list[MappingInfo], dict[str, int]]:
     """The process's mappings as a recording keeps them (canonical) and its mm fields."""
     stat = read_proc(pid, "stat").decode()
-    fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is stat field 3
+    fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is stat field 3
     value = lambda n: int(fields[n - 3])  # noqa: E731 (1-based stat field number)
-    mm = {"start_code": value(26), "end_code": value(27), "start_stack": value(28),
-          "start_data": value(45), "end_data": value(46), "start_brk": value(47),
-          "arg_start": value(48), "arg_end": value(49), "env_start": value(50),
-          "env_end": value(51)}
+    mm = {
+        "start_code": value(26),
+        "end_code": value(27),
+        "start_stack": value(28),
+        "start_data": value(45),
+        "end_data": value(46),
+        "start_brk": value(47),
+        "arg_start": value(48),
+        "arg_end": value(49),
+        "env_start": value(50),
+        "env_end": value(51),
+    }
     mappings = canonical(read_maps(pid), mm["start_brk"])
     heap = [m for m in mappings if m.path == "[heap]"]
     mm["brk"] = heap[-1].end if heap else mm["start_brk"]  # /proc shows no brk
@@ -85,8 +96,14 @@ def canonical(mappings: list[MappingInfo], start_brk: int) -> list[MappingInfo]:
     out: list[MappingInfo] = []
     for m in pieces:
         prev = out[-1] if out else None
-        if (prev is not None and prev.end == m.start and prev.perms == m.perms
-                and prev.path == m.path and m.perms[3] == "p" and is_anonymous(m)):
+        if (
+            prev is not None
+            and prev.end == m.start
+            and prev.perms == m.perms
+            and prev.path == m.path
+            and m.perms[3] == "p"
+            and is_anonymous(m)
+        ):
             out[-1] = MappingInfo(prev.start, m.end, prev.perms, prev.offset, prev.path)
         else:
             out.append(m)
@@ -116,8 +133,7 @@ def is_special(m: MappingInfo) -> bool:
 
 def is_anonymous(m: MappingInfo) -> bool:
     """Memory whose never-populated pages read as zeros (no file behind them)."""
-    return m.path in ("", "[heap]") or m.path.startswith("[stack") or (
-        m.path.startswith("[anon:"))
+    return m.path in ("", "[heap]") or m.path.startswith("[stack") or (m.path.startswith("[anon:"))
 
 
 _PRESENT_OR_SWAPPED = re.compile(rb"[\x40-\xff]+")  # pagemap bits 62 (swapped), 63 (present)
@@ -128,8 +144,10 @@ def populated_runs(pagemap_fd: int, start: int, end: int) -> list[tuple[int, int
     npages = (end - start) // PAGE_SIZE
     raw = os.pread(pagemap_fd, npages * 8, (start // PAGE_SIZE) * 8)
     top = raw[7::8]  # the high byte of each little-endian u64 entry
-    return [(start + m.start() * PAGE_SIZE, start + m.end() * PAGE_SIZE)
-            for m in _PRESENT_OR_SWAPPED.finditer(top)]
+    return [
+        (start + m.start() * PAGE_SIZE, start + m.end() * PAGE_SIZE)
+        for m in _PRESENT_OR_SWAPPED.finditer(top)
+    ]
 
 
 def live_chunks(pid: int, mappings: list[MappingInfo]) -> Iterator[tuple[int, bytes]]:
@@ -180,8 +198,9 @@ class MemoryReader:
         for start, end in self.mapping_runs(m):
             yield from self.run_chunks(start, end, special=is_special(m))
 
-    def run_chunks(self, start: int, end: int, *,
-                   special: bool = False) -> Iterator[tuple[int, bytes]]:
+    def run_chunks(
+        self, start: int, end: int, *, special: bool = False
+    ) -> Iterator[tuple[int, bytes]]:
         """The bytes of [start, end), leaving out pages the kernel cannot read.
         Chunks are aligned to CHUNK_SIZE in the address space, so the same addresses fall
         into the same chunk at every snapshot (MemoryScan compares them by start)."""
@@ -204,8 +223,10 @@ def _open_proc(pid: int, name: str) -> int:
     except FileNotFoundError:
         raise CaptureError(f"No process {pid}: it has exited.") from None
     except PermissionError as exc:
-        raise CaptureError(f"Cannot open /proc/{pid}/{name}: {exc.strerror}. Please make sure "
-                           "to run as root or with the ptrace capability.") from None
+        raise CaptureError(
+            f"Cannot open /proc/{pid}/{name}: {exc.strerror}. Please make sure "
+            "to run as root or with the ptrace capability."
+        ) from None
 
 
 def _pread(mem_fd: int, rec_addr: int, length: int) -> bytes | None:

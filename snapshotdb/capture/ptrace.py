@@ -5,6 +5,7 @@ process from outside GDB (benchmarks, tools), so that this thread is their trace
 Only the tracer (the thread that attached) may make these requests; GDB's Python runs on
 GDB's main thread, which is the tracer of its native inferiors.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -123,8 +124,13 @@ def rseq_area(tid: int) -> tuple[int, int] | None:
     or a kernel that does not say)."""
     buf = ctypes.create_string_buffer(RSEQ_CONFIGURATION.size)
     try:
-        request(PTRACE_GET_RSEQ_CONFIGURATION, tid, RSEQ_CONFIGURATION.size, buf,
-                what="read the rseq configuration")
+        request(
+            PTRACE_GET_RSEQ_CONFIGURATION,
+            tid,
+            RSEQ_CONFIGURATION.size,
+            buf,
+            what="read the rseq configuration",
+        )
     except PtraceFailed:
         return None
     pointer, size, _, _, _ = RSEQ_CONFIGURATION.unpack(buf.raw)
@@ -137,8 +143,9 @@ def resume_to_syscall_stop(tid: int, signal: int = 0) -> int:
     request(PTRACE_SYSCALL, tid, None, signal, what="resume to a system call stop")
     _, status = os.waitpid(tid, WALL)
     if not os.WIFSTOPPED(status):
-        raise PtraceFailed(f"Thread {tid} ended while it made a system call for the "
-                           "recorder.", 3)  # ESRCH
+        raise PtraceFailed(
+            f"Thread {tid} ended while it made a system call for the recorder.", 3
+        )  # ESRCH
     return status
 
 
@@ -150,8 +157,9 @@ def get_regset(tid: int, note_type: int, size: int) -> bytes:
         err = ctypes.get_errno()
         raise CaptureError(
             f"Cannot read the registers of thread {tid}: {os.strerror(err)}. The thread must be "
-            "stopped and traced by this process (a native GDB inferior in all-stop mode).")
-    return buf.raw[:iov.iov_len]
+            "stopped and traced by this process (a native GDB inferior in all-stop mode)."
+        )
+    return buf.raw[: iov.iov_len]
 
 
 def read_thread(pid: int, tid: int) -> ThreadState:
@@ -198,5 +206,7 @@ class ptrace_stopped:
     def _call(req: int, tid: int, what: str) -> None:
         if _ptrace()(req, tid, None, None) < 0:
             err = ctypes.get_errno()
-            raise CaptureError(f"Cannot {what} thread {tid}: {os.strerror(err)}. Please make "
-                               "sure to run as root or with the ptrace capability.")
+            raise CaptureError(
+                f"Cannot {what} thread {tid}: {os.strerror(err)}. Please make "
+                "sure to run as root or with the ptrace capability."
+            )

@@ -1,4 +1,5 @@
 """Address ranges [start, end) of the recorded process: merged and subtracted."""
+
 from __future__ import annotations
 
 from bisect import bisect_right

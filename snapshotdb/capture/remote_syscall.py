@@ -32,6 +32,7 @@ at a system-call entry/exit stop or a fork/exec/clone event (the pending call wo
 instead of ours); a 64-bit thread; not inside a call that swapped the signal mask
 (sigsuspend, ppoll, pselect, epoll_pwait), whose saved mask PTRACE_SETSIGMASK would lose.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -211,8 +212,9 @@ class RemoteSyscalls:
             ptrace.request(ptrace.PTRACE_CONT, self.tid, None, 0, what="resume")
             _, status = os.waitpid(self.tid, ptrace.WALL)
             if not os.WIFSTOPPED(status):
-                raise ptrace.PtraceFailed(f"Thread {self.tid} ended while it made a system "
-                                          "call for the recorder.", 3)
+                raise ptrace.PtraceFailed(
+                    f"Thread {self.tid} ended while it made a system call for the recorder.", 3
+                )
             if os.WSTOPSIG(status) == signal.SIGSTOP and status >> 16 == 0:
                 return
 

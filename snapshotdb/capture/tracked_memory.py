@@ -18,6 +18,7 @@ and what went away since the last snapshot reads as zeros. delta() reads nothing
 what the kernel reported, what is new and the rescan mappings; big runs (everything at the
 first snapshot, new mappings) are reads for the writer's bulk path.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,14 @@ class TrackedMemory:
         self._static: dict[tuple[int, int], tuple] = {}  # identity of static mappings
         self._pending: tuple | None = None
 
-    def delta(self, reader: MemoryReader, mappings: list[MappingInfo], *,
-              full: bool, base_tick: int | None) -> PageDelta:
+    def delta(
+        self,
+        reader: MemoryReader,
+        mappings: list[MappingInfo],
+        *,
+        full: bool,
+        base_tick: int | None,
+    ) -> PageDelta:
         """What changed since the last committed snapshot; full=True: a description of
         everything (the first snapshot, or after one that was not written). Either way
         the tracking is brought up to date: new parts registered, written pages
@@ -82,16 +89,23 @@ class TrackedMemory:
         self._pending = (now, static)
         kept: list[tuple[int, int]] = []
         if full:
-            return PageDelta(self._rescan_chunks(reader, rescan, kept), None, kept,
-                             reads=reads, reader=reader)
-        zero = (unpopulated + new + [(m.start, m.end) for m in changed_static + rescan]
-                + subtract(merged(self._mapped), merged(now)))
+            return PageDelta(
+                self._rescan_chunks(reader, rescan, kept), None, kept, reads=reads, reader=reader
+            )
+        zero = (
+            unpopulated
+            + new
+            + [(m.start, m.end) for m in changed_static + rescan]
+            + subtract(merged(self._mapped), merged(now))
+        )
         written = subtract(written, merged(new))
         reads += [r for m in changed_static for r in reader.mapping_runs(m)]
         if sum(end - start for start, end in written) >= BULK_MIN_BYTES:
             reads, written = reads + written, []
-        chunks = chain((c for start, end in written for c in reader.run_chunks(start, end)),
-                       self._rescan_chunks(reader, rescan, kept))
+        chunks = chain(
+            (c for start, end in written for c in reader.run_chunks(start, end)),
+            self._rescan_chunks(reader, rescan, kept),
+        )
         return PageDelta(chunks, zero, kept, base_tick, reads=sorted(reads), reader=reader)
 
     def _scan_tracked(self, tracked: list[MappingInfo]):
@@ -135,8 +149,9 @@ class TrackedMemory:
             return None
         return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
-    def _rescan_chunks(self, reader: MemoryReader, rescan: list[MappingInfo],
-                       kept: list) -> Iterator[tuple[int, bytes]]:
+    def _rescan_chunks(
+        self, reader: MemoryReader, rescan: list[MappingInfo], kept: list
+    ) -> Iterator[tuple[int, bytes]]:
         """What changed in the rescan mappings since the scan last read them."""
         for m in rescan:
             yield from self.scan.changes(reader.mapping_chunks(m), kept)

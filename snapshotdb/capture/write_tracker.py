@@ -34,6 +34,7 @@ registration (no UFFD_FEATURE_EVENT_FORK: the kernel drops the context and the u
 in the child); mremap moves a range out of its registration (no UFFD_FEATURE_EVENT_REMAP),
 so it shows as unregistered at its new place.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -80,8 +81,11 @@ class TrackerLost(CaptureError):
 
 
 class _PageRegion(ctypes.Structure):
-    _fields_ = [("start", ctypes.c_uint64), ("end", ctypes.c_uint64),
-                ("categories", ctypes.c_uint64)]
+    _fields_ = [
+        ("start", ctypes.c_uint64),
+        ("end", ctypes.c_uint64),
+        ("categories", ctypes.c_uint64),
+    ]
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -113,14 +117,28 @@ def pagemap_scan_missing() -> str | None:
 _VEC = (_PageRegion * REGIONS_PER_SCAN)()
 
 
-def _scan(pagemap_fd: int, start: int, end: int, flags: int, inverted: int, mask: int,
-          return_mask: int) -> list[tuple[int, int]]:
+def _scan(
+    pagemap_fd: int, start: int, end: int, flags: int, inverted: int, mask: int, return_mask: int
+) -> list[tuple[int, int]]:
     """PAGEMAP_SCAN over [start, end): the runs of matching pages, in address order."""
     runs: list[tuple[int, int]] = []
     while True:  # a full vector: go on from where the walk stopped
-        arg = bytearray(PM_SCAN_ARG.pack(PM_SCAN_ARG.size, flags, start, end, 0,
-                                         ctypes.addressof(_VEC), REGIONS_PER_SCAN, 0,
-                                         inverted, mask, 0, return_mask))
+        arg = bytearray(
+            PM_SCAN_ARG.pack(
+                PM_SCAN_ARG.size,
+                flags,
+                start,
+                end,
+                0,
+                ctypes.addressof(_VEC),
+                REGIONS_PER_SCAN,
+                0,
+                inverted,
+                mask,
+                0,
+                return_mask,
+            )
+        )
         count = fcntl.ioctl(pagemap_fd, PAGEMAP_SCAN, arg)
         for region in _VEC[:count]:
             if runs and runs[-1][1] == region.start:
@@ -150,8 +168,11 @@ def holds_userfaultfd(pid: int) -> bool:
 
 def under_seccomp(pid: int) -> bool:
     status = read_proc(pid, "status").decode()
-    return any(line.split()[1:] not in (["0"], []) for line in status.splitlines()
-               if line.startswith("Seccomp:"))
+    return any(
+        line.split()[1:] not in (["0"], [])
+        for line in status.splitlines()
+        if line.startswith("Seccomp:")
+    )
 
 
 class WriteTracker:
@@ -185,8 +206,7 @@ class WriteTracker:
 
     def unregistered(self, start: int, end: int) -> list[tuple[int, int]]:
         """The parts of [start, end) (within mappings) that are not registered."""
-        return self._scan(start, end, 0, PAGE_IS_WPALLOWED, PAGE_IS_WPALLOWED,
-                          PAGE_IS_WPALLOWED)
+        return self._scan(start, end, 0, PAGE_IS_WPALLOWED, PAGE_IS_WPALLOWED, PAGE_IS_WPALLOWED)
 
     def register(self, start: int, end: int) -> bool:
         """Register [start, end) for write-protection; False when the kernel refuses it
@@ -203,8 +223,9 @@ class WriteTracker:
     def written(self, start: int, end: int) -> list[tuple[int, int]]:
         """Runs of registered pages in [start, end) written since the last call, each
         write-protected again by the same call."""
-        return self._scan(start, end, PM_SCAN_WP_MATCHING, 0,
-                          PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED, PAGE_IS_WRITTEN)
+        return self._scan(
+            start, end, PM_SCAN_WP_MATCHING, 0, PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED, PAGE_IS_WRITTEN
+        )
 
     def unpopulated(self, start: int, end: int) -> list[tuple[int, int]]:
         """Runs of registered pages in [start, end) that are neither present nor swapped
@@ -218,8 +239,9 @@ class WriteTracker:
         except OSError as exc:
             if exc.errno == errno.ESRCH:
                 raise TrackerLost(f"process {self.pid} ran exec or ended") from None
-            raise CaptureError(f"PAGEMAP_SCAN of process {self.pid} failed: "
-                               f"{exc.strerror}.") from None
+            raise CaptureError(
+                f"PAGEMAP_SCAN of process {self.pid} failed: {exc.strerror}."
+            ) from None
 
     def _same_memory(self) -> bool:
         try:

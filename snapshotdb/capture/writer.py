@@ -33,6 +33,7 @@ rollback journal); a machine that loses power may not. A delta made against an o
 than the database's latest (another writer wrote meanwhile) is refused with StaleBase: its
 maker reads again.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,19 @@ CHUNK_SIZE = 1 << 20
 BATCH_BYTES = 4 << 20  # pages hashed, compressed and inserted together
 ALL = (0, 1 << 64)
 
-MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
-             "start_stack", "arg_start", "arg_end", "env_start", "env_end")
+MM_FIELDS = (
+    "start_code",
+    "end_code",
+    "start_data",
+    "end_data",
+    "start_brk",
+    "brk",
+    "start_stack",
+    "arg_start",
+    "arg_end",
+    "env_start",
+    "env_end",
+)
 
 
 @dataclass
@@ -87,6 +99,7 @@ class MappingInfo:
 @dataclass
 class SnapshotInfo:
     """What one snapshot says about its moment, apart from threads, mappings and pages."""
+
     reason: str
     stop_tid: int
     pc: int
@@ -103,6 +116,7 @@ class SnapshotInfo:
 class PageDelta:
     """The memory of a snapshot as a change from the writer's previous tick (see above).
     base_tick: the tick it was made against; None when it describes everything afresh."""
+
     chunks: Iterable[tuple[int, bytes]]
     zero: list[tuple[int, int]] | None = None
     kept: list[tuple[int, int]] = field(default_factory=list)
@@ -138,8 +152,7 @@ class SnapshotWriter:
     database that already holds a recording of another executable is refused.
     """
 
-    def __init__(self, engine: Engine, *, exe_path: str, build_id: str | None,
-                 cmdline: list[str]):
+    def __init__(self, engine: Engine, *, exe_path: str, build_id: str | None, cmdline: list[str]):
         self.engine = engine
         with Session(engine) as session, session.begin():
             self.recording_id = self._recording(session, exe_path, build_id, cmdline)
@@ -148,8 +161,9 @@ class SnapshotWriter:
         self.path = database_name(engine) if engine.dialect.name == "sqlite" else None
 
     @staticmethod
-    def _recording(session: Session, exe_path: str, build_id: str | None,
-                   cmdline: list[str]) -> int:
+    def _recording(
+        session: Session, exe_path: str, build_id: str | None, cmdline: list[str]
+    ) -> int:
         rec = session.scalars(select(Recording).order_by(Recording.id)).first()
         if rec is None:
             rec = Recording(exe_path=exe_path, build_id=build_id, cmdline=json.dumps(cmdline))
@@ -158,7 +172,8 @@ class SnapshotWriter:
         elif rec.exe_path != exe_path or (build_id and rec.build_id and build_id != rec.build_id):
             raise CaptureError(
                 f"This database records '{rec.exe_path}'; it cannot take a snapshot of "
-                f"'{exe_path}'. Use a new database.")
+                f"'{exe_path}'. Use a new database."
+            )
         return rec.id
 
     def _sync(self, session: Session, base_tick: int | None) -> int:
@@ -167,15 +182,20 @@ class SnapshotWriter:
         latest = session.scalar(select(func.max(Snapshot.tick))) or 0
         if latest != self.tick:
             from .. import queries
+
             self.map = PageMap(queries.page_map(session, latest).items() if latest else ())
             self.tick = latest
         if base_tick is not None and base_tick != latest:
             raise StaleBase(f"the recording moved on to tick {latest} meanwhile")
         return latest
 
-    def write(self, info: SnapshotInfo, threads: list[ThreadState],
-              mappings: list[MappingInfo],
-              delta: PageDelta | Iterable[tuple[int, bytes]]) -> WriteStats:
+    def write(
+        self,
+        info: SnapshotInfo,
+        threads: list[ThreadState],
+        mappings: list[MappingInfo],
+        delta: PageDelta | Iterable[tuple[int, bytes]],
+    ) -> WriteStats:
         """Write one snapshot in one transaction and return its statistics. `delta` may be
         plain chunks: a full description."""
         if not isinstance(delta, PageDelta):
@@ -201,29 +221,62 @@ class SnapshotWriter:
         return pages.stats
 
     def _disk_full(self) -> DiskFull:
-        return DiskFull(f"The disk is full: tick {(self.tick or 0) + 1} could not be written "
-                        f"into '{self.path or database_name(self.engine)}'.")
+        return DiskFull(
+            f"The disk is full: tick {(self.tick or 0) + 1} could not be written "
+            f"into '{self.path or database_name(self.engine)}'."
+        )
 
     def _insert_snapshot(self, session: Session, info: SnapshotInfo, tick: int) -> int:
-        row = {"recording_id": self.recording_id, "tick": tick, "reason": info.reason,
-               "stop_tid": info.stop_tid, "pc": info.pc, "function": info.function,
-               "file": info.file, "line": info.line, "signal": info.signal,
-               "note": info.note, "auxv": info.auxv}
+        row = {
+            "recording_id": self.recording_id,
+            "tick": tick,
+            "reason": info.reason,
+            "stop_tid": info.stop_tid,
+            "pc": info.pc,
+            "function": info.function,
+            "file": info.file,
+            "line": info.line,
+            "signal": info.signal,
+            "note": info.note,
+            "auxv": info.auxv,
+        }
         row.update({name: info.mm.get(name, 0) for name in MM_FIELDS})
         return session.execute(insert(Snapshot).returning(Snapshot.id), [row]).scalar_one()
 
     @staticmethod
     def _insert_threads(session: Session, snap_id: int, threads: list[ThreadState]) -> None:
-        session.execute(insert(Thread), [
-            {"snapshot_id": snap_id, "tid": t.tid, "name": t.name, "gpregs": t.gpregs,
-             "fpregs": t.fpregs, "xstate": t.xstate} for t in threads])
+        session.execute(
+            insert(Thread),
+            [
+                {
+                    "snapshot_id": snap_id,
+                    "tid": t.tid,
+                    "name": t.name,
+                    "gpregs": t.gpregs,
+                    "fpregs": t.fpregs,
+                    "xstate": t.xstate,
+                }
+                for t in threads
+            ],
+        )
 
     @staticmethod
     def _insert_mappings(session: Session, snap_id: int, mappings: list[MappingInfo]) -> None:
         if mappings:
-            session.execute(insert(Mapping), [
-                {"snapshot_id": snap_id, "start": m.start, "end": m.end, "perms": m.perms,
-                 "offset": m.offset, "path": m.path} for m in mappings])
+            session.execute(
+                insert(Mapping),
+                [
+                    {
+                        "snapshot_id": snap_id,
+                        "start": m.start,
+                        "end": m.end,
+                        "perms": m.perms,
+                        "offset": m.offset,
+                        "path": m.path,
+                    }
+                    for m in mappings
+                ],
+            )
 
 
 def _check_threads(threads: list[ThreadState]) -> None:
@@ -231,7 +284,8 @@ def _check_threads(threads: list[ThreadState]) -> None:
         if len(t.gpregs) != GPREGS_SIZE or len(t.fpregs) != FPREGS_SIZE:
             raise CaptureError(
                 f"Thread {t.tid}: register sets have {len(t.gpregs)}/{len(t.fpregs)} bytes, "
-                f"expected {GPREGS_SIZE}/{FPREGS_SIZE}.")
+                f"expected {GPREGS_SIZE}/{FPREGS_SIZE}."
+            )
 
 
 def database_name(engine: Engine) -> str:
@@ -263,8 +317,10 @@ class _PageWrite:
         if delta.reads and bulk_store.usable(self.conn):
             self._store_reads(delta.reads, delta.reader.mem_fd)
         elif delta.reads:
-            chunks = chain((c for start, end in delta.reads
-                            for c in delta.reader.run_chunks(start, end)), chunks)
+            chunks = chain(
+                (c for start, end in delta.reads for c in delta.reader.run_chunks(start, end)),
+                chunks,
+            )
         for batch in _batches(chunks, self.stats):
             self._write_batch(batch)
         self._zero(delta.zero, list(delta.kept))
@@ -286,7 +342,7 @@ class _PageWrite:
         pos = 0
         for start, end in reads:
             count = (end - start) // PAGE_SIZE
-            self.run_changes.append((start, ids[pos:pos + count]))
+            self.run_changes.append((start, ids[pos : pos + count]))
             self.covered.append((start, end))
             pos += count
         self.stats.pages_scanned += pos
@@ -318,8 +374,9 @@ class _PageWrite:
         """NULL versions for pages with content in `zero` that no chunk covered and that
         are not kept."""
         versions = []
-        for start, end in subtract(merged(zero if zero is not None else [ALL]),
-                                   merged(self.covered + kept)):
+        for start, end in subtract(
+            merged(zero if zero is not None else [ALL]), merged(self.covered + kept)
+        ):
             for rec_addr in self.map.with_content(start, end):
                 versions.append((rec_addr, self.tick, None))
                 self.changes[rec_addr] = 0
@@ -328,12 +385,14 @@ class _PageWrite:
 
     def _insert_versions(self, versions: list[tuple]) -> None:
         if versions:
-            _bulk_insert(self.conn, PageVersion.__table__,
-                         ("address", "first_tick", "content_id"), versions)
+            _bulk_insert(
+                self.conn, PageVersion.__table__, ("address", "first_tick", "content_id"), versions
+            )
 
 
-def _batches(chunks: Iterable[tuple[int, bytes]],
-             stats: WriteStats) -> Iterator[list[tuple[int, bytes]]]:
+def _batches(
+    chunks: Iterable[tuple[int, bytes]], stats: WriteStats
+) -> Iterator[list[tuple[int, bytes]]]:
     """The chunks in batches of about BATCH_BYTES, checked for alignment, counted."""
     batch, size = [], 0
     for rec_addr, data in chunks:
@@ -376,6 +435,8 @@ def _bulk_insert(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> No
     if mark is None:
         conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-           f"VALUES ({', '.join([mark] * len(columns))})")
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
     conn.exec_driver_sql(sql, rows)

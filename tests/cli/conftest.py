@@ -1,5 +1,6 @@
 """Fixtures and helpers of the command-line tests: a recording of tests/cli/target.c made
 by `ttd record`, and what a test needs to say that nothing was left or escaped."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,7 @@ def target_db(build_target, tmp_path_factory):
     require(shutil.which("gdbserver") is not None, "gdbserver is not installed")
     binary = build_target("tests/cli/target.c")
     db = tmp_path_factory.mktemp("cli") / "target.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
-                   timeout=120)
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary), timeout=120)
     assert done.returncode == 0, done.stderr
     return db, binary
 
@@ -86,8 +86,11 @@ def read_only_dir(path: Path):
     """`path` as the mount point of an empty read-only tmpfs (root writes anywhere a mode
     allows, so a read-only directory must be a read-only file system)."""
     path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     require(mounted.returncode == 0, f"cannot mount a read-only tmpfs: {mounted.stderr}")
     try:
         yield path

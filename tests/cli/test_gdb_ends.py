@@ -1,6 +1,7 @@
 """When GDB dies, the command line notices at once and says how (issue 8, item 8), and
 nothing GDB started is left: not gdbserver, the page server, the rematerialized
 process or the recorded program, not even as a zombie."""
+
 from __future__ import annotations
 
 import os
@@ -32,6 +33,7 @@ def wait_for(condition, what: str):
 def kill_gdb_when(proc: subprocess.Popen, ready) -> dict[int, str]:
     """Once ready(processes below ttd) holds, SIGKILL ttd's GDB; {pid: name} of every
     process that was below ttd then."""
+
     def below_when_ready():
         assert proc.poll() is None, proc.communicate()
         below = descendants(proc.pid)
@@ -52,12 +54,20 @@ def running(pid: int) -> bool:
 
 def test_gdb_killed_during_a_call(target_db):
     db, _ = target_db
-    proc = subprocess.Popen([str(TTD), "call", str(db), "--at", "1", "--timeout", "120",
-                             "spin()"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [str(TTD), "call", str(db), "--at", "1", "--timeout", "120", "spin()"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        below = kill_gdb_when(proc, lambda pids: any(comm(p) == "gdbserver" for p in pids)
-                              and any(comm(p) == "ttd-stub" and running(p) for p in pids))
+        below = kill_gdb_when(
+            proc,
+            lambda pids: (
+                any(comm(p) == "gdbserver" for p in pids)
+                and any(comm(p) == "ttd-stub" and running(p) for p in pids)
+            ),
+        )
         # the call spins (the stub also runs for a moment while it builds the process,
         # before gdbserver is there)
         out, err = proc.communicate(timeout=HANG_S)
@@ -73,9 +83,25 @@ def test_gdb_killed_during_a_call(target_db):
 def test_gdb_killed_during_a_recording(build_target, tmp_path):
     sleeper = build_target("tests/record/sleeper.c")
     db, pid_file = tmp_path / "s.db", tmp_path / "pid"
-    proc = subprocess.Popen([str(TTD), "record", "-o", str(db), "--break", "tick", "--hits",
-                             "1", "--", str(sleeper), str(pid_file)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(TTD),
+            "record",
+            "-o",
+            str(db),
+            "--break",
+            "tick",
+            "--hits",
+            "1",
+            "--",
+            str(sleeper),
+            str(pid_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
     def sleeping_after_the_snapshot(pids) -> bool:  # stopped (t) at the breakpoint before
         if not pid_file.exists() or not pid_file.read_text().endswith("\n"):
             return False
@@ -91,6 +117,8 @@ def test_gdb_killed_during_a_recording(build_target, tmp_path):
     program = int(pid_file.read_text())
     assert program in below
     assert proc.returncode == 2
-    assert err == ("ttd: GDB ended unexpectedly (killed by SIGKILL) during the recording. "
-                   f"1 snapshot recorded into '{db}'.\n")
+    assert err == (
+        "ttd: GDB ended unexpectedly (killed by SIGKILL) during the recording. "
+        f"1 snapshot recorded into '{db}'.\n"
+    )
     assert [p for p in below if stat_fields(p) is not None] == []

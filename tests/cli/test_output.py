@@ -1,6 +1,7 @@
 """What `ttd call` prints: text that came from the call escaped for the terminal (issue 8,
 item 11), JSON as JSON; a short text report (the summary line, the changed pages, at most
 20 rows); the JSON in all three exit statuses; a reader that went away ends ttd quietly."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,7 @@ def test_terminal_escapes_are_shown_escaped(target_db):
     db, _ = target_db
     done = call(db, "--at", "1", "shout()")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[:2] == ["shout() = 7",
-                                            "\\x1b]52;c;ZXZpbA==\\x07\\x1b[2Jout"]
+    assert done.stdout.splitlines()[:2] == ["shout() = 7", "\\x1b]52;c;ZXZpbA==\\x07\\x1b[2Jout"]
     assert done.stderr == "\\x1b[31merr\\x0d\n"
     assert "\x1b" not in done.stdout + done.stderr and "\r" not in done.stderr
 
@@ -36,8 +36,10 @@ def test_json_keeps_the_bytes(target_db):
     done = call(db, "--at", "1", "--json", "shout()")
     assert done.returncode == 0, done.stderr
     obj = json.loads(done.stdout)
-    assert (obj["stdout"], obj["stderr"]) == ("\x1b]52;c;ZXZpbA==\x07\x1b[2Jout\n",
-                                              "\x1b[31merr\r\n")
+    assert (obj["stdout"], obj["stderr"]) == (
+        "\x1b]52;c;ZXZpbA==\x07\x1b[2Jout\n",
+        "\x1b[31merr\r\n",
+    )
     assert "\x1b" not in done.stdout  # JSON escapes it
 
 
@@ -54,11 +56,13 @@ def test_text_lists_at_most_twenty_changed_pages(target_db):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "touch_pages(30) = 30"
-    assert lines[1].startswith(f"The call wrote {len(obj['dirtied_pages'])} pages: "
-                               f"{len(changed)} changed (data ")
+    assert lines[1].startswith(
+        f"The call wrote {len(obj['dirtied_pages'])} pages: {len(changed)} changed (data "
+    )
     assert len(rows(done.stdout)) == MAX_ROWS
-    assert lines[2 + MAX_ROWS] == (f"  {len(changed) - MAX_ROWS} more: use --json or "
-                                   "info dirtied-pages --all")
+    assert lines[2 + MAX_ROWS] == (
+        f"  {len(changed) - MAX_ROWS} more: use --json or info dirtied-pages --all"
+    )
     assert all(row.split()[0] in {p["address"] for p in changed} for row in rows(done.stdout))
 
 
@@ -73,12 +77,26 @@ def test_text_leaves_out_pages_written_back_unchanged(target_db):
     assert not any(row.split()[0] in unchanged for row in rows(done.stdout))
 
 
-@pytest.mark.parametrize("pages, lines", [
-    ([], ["The call wrote no pages."]),
-    ([{"address": "0x1000", "mapping": "[heap]", "kind": "heap", "changed": False,
-       "changed_ranges": [], "symbol": None}],
-     ["The call wrote 1 page: 0 changed, 1 left unchanged."]),
-], ids=["no-pages", "one-unchanged"])
+@pytest.mark.parametrize(
+    "pages, lines",
+    [
+        ([], ["The call wrote no pages."]),
+        (
+            [
+                {
+                    "address": "0x1000",
+                    "mapping": "[heap]",
+                    "kind": "heap",
+                    "changed": False,
+                    "changed_ranges": [],
+                    "symbol": None,
+                }
+            ],
+            ["The call wrote 1 page: 0 changed, 1 left unchanged."],
+        ),
+    ],
+    ids=["no-pages", "one-unchanged"],
+)
 def test_summary_without_rows_has_no_dangling_colon(pages, lines):
     assert page_lines(pages) == lines
 
@@ -108,13 +126,21 @@ def closed_pipe() -> int:
     return write_end
 
 
-@pytest.mark.parametrize("args", [["timeline", "{db}"], ["call", "{db}", "--at", "1", "value()"],
-                                  ["--help"]], ids=["timeline", "call", "help"])
+@pytest.mark.parametrize(
+    "args",
+    [["timeline", "{db}"], ["call", "{db}", "--at", "1", "value()"], ["--help"]],
+    ids=["timeline", "call", "help"],
+)
 def test_a_reader_gone_ends_ttd_by_sigpipe_quietly(target_db, args):
     stdout = closed_pipe()
     try:
-        done = subprocess.run([str(TTD), *(a.format(db=target_db[0]) for a in args)],
-                              stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+        done = subprocess.run(
+            [str(TTD), *(a.format(db=target_db[0]) for a in args)],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(stdout)
     assert (done.returncode, done.stderr) == (-signal.SIGPIPE, "")

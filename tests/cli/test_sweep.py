@@ -1,6 +1,7 @@
 """`ttd sweep DB EXPR`: one GDB calls EXPR at each tick of tests/cli/target.c's recording
 (counter 1, 2, 3 at ticks 1-3, 4 at the exit, tick 4); the table, --json (the objects
 of `ttd call --json`), --csv, --changes, --plot, and the one-line errors."""
+
 from __future__ import annotations
 
 import csv
@@ -31,7 +32,8 @@ def swept(target_db):
 def test_json_is_one_call_object_per_tick(target_db, swept):
     _, objs = swept
     assert [(o["tick"], o["status"], o["value"]) for o in objs] == [
-        (t, "returned", v) for t, v in zip([1, 2, 3, 4], VALUES, strict=True)]
+        (t, "returned", v) for t, v in zip([1, 2, 3, 4], VALUES, strict=True)
+    ]
     call = run_ttd("call", str(target_db[0]), "--at", "2", "--json", "value()", timeout=300)
     assert call.returncode == 0, call.stderr
     alone = json.loads(call.stdout)
@@ -54,14 +56,14 @@ def test_table_csv_and_changes(target_db):
     rows = list(csv.reader(io.StringIO(done.stdout)))
     assert rows[0] == ["tick", "status", "value", "pages_changed", "error"]
     assert [r[:3] for r in rows[1:]] == [["2", "returned", "200"], ["4", "returned", "400"]]
-    done = run_ttd("sweep", db, "--changes", "--ticks", "1-3", "--json", "value() * 0",
-                   timeout=300)
+    done = run_ttd("sweep", db, "--changes", "--ticks", "1-3", "--json", "value() * 0", timeout=300)
     assert [o["tick"] for o in json.loads(done.stdout)] == [1]  # 0 at every tick
 
 
 def test_a_call_that_does_not_return_is_a_row_and_exit_status_1(target_db):
-    done = run_ttd("sweep", str(target_db[0]), "--ticks", "3", "--timeout", "1", "spin()",
-                   timeout=300)
+    done = run_ttd(
+        "sweep", str(target_db[0]), "--ticks", "3", "--timeout", "1", "spin()", timeout=300
+    )
     assert done.returncode == 1, done.stderr
     row = done.stdout.splitlines()[1]
     assert row.startswith("3     timed out: ") and "spin" in row
@@ -70,29 +72,48 @@ def test_a_call_that_does_not_return_is_a_row_and_exit_status_1(target_db):
 
 def test_plot(target_db, swept, tmp_path):
     png = tmp_path / "value.png"
-    done = run_ttd("sweep", str(target_db[0]), "--ticks", "1-2", "--plot", str(png), "value()",
-                   timeout=300)
+    done = run_ttd(
+        "sweep", str(target_db[0]), "--ticks", "1-2", "--plot", str(png), "value()", timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert done.stderr == f"ttd: wrote the plot of value() to {png}\n"
-    done = run_ttd("sweep", str(target_db[0]), "--ticks", "1", "--plot", str(tmp_path / "p.png"),
-                   "&counter", timeout=300)
+    done = run_ttd(
+        "sweep",
+        str(target_db[0]),
+        "--ticks",
+        "1",
+        "--plot",
+        str(tmp_path / "p.png"),
+        "&counter",
+        timeout=300,
+    )
     assert done.returncode == 2
     assert one_line_error(done).startswith("ttd: Cannot plot: the value at tick 1 is '(int *) 0x")
     assert not (tmp_path / "p.png").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--ticks", "0"], "ttd: Invalid tick '0': ticks start at 1."),
-    (["--ticks", "3-1"], "ttd: Invalid range '3-1': it starts after it ends."),
-    (["--ticks", "1,,2"], "ttd: Invalid ticks '1,,2': an empty item between commas; a SPEC is "
-                          "3, 3-40, 3-, 1,5,9 or all."),
-    (["--ticks", "9"], "ttd: No tick 9: valid ticks are 1 to 4."),
-    (["--plot", "out.jpg"], "ttd: --plot out.jpg: the plot is a PNG file, its name must end in "
-                            ".png."),
-    (["--plot", "/nonexistent/dir/p.png"], "ttd: --plot /nonexistent/dir/p.png: no directory "
-                                           "/nonexistent/dir."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--ticks", "0"], "ttd: Invalid tick '0': ticks start at 1."),
+        (["--ticks", "3-1"], "ttd: Invalid range '3-1': it starts after it ends."),
+        (
+            ["--ticks", "1,,2"],
+            "ttd: Invalid ticks '1,,2': an empty item between commas; a SPEC is "
+            "3, 3-40, 3-, 1,5,9 or all.",
+        ),
+        (["--ticks", "9"], "ttd: No tick 9: valid ticks are 1 to 4."),
+        (
+            ["--plot", "out.jpg"],
+            "ttd: --plot out.jpg: the plot is a PNG file, its name must end in .png.",
+        ),
+        (
+            ["--plot", "/nonexistent/dir/p.png"],
+            "ttd: --plot /nonexistent/dir/p.png: no directory /nonexistent/dir.",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_before_gdb(target_db, args, message):
     done = run_ttd("sweep", str(target_db[0]), *args, "value()", timeout=60)
     assert (done.returncode, done.stdout) == (2, "")
@@ -104,9 +125,14 @@ def test_json_and_csv_exclude_each_other(target_db):
     assert done.returncode == 2 and "not allowed with argument" in done.stderr
 
 
-@pytest.mark.parametrize("verb", [["sweep", "{db}", "--ticks", "1-2", "value()"],
-                                  ["call", "{db}", "--at", "1", "touch_pages(30)"]],
-                         ids=["sweep", "call"])
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["sweep", "{db}", "--ticks", "1-2", "value()"],
+        ["call", "{db}", "--at", "1", "touch_pages(30)"],
+    ],
+    ids=["sweep", "call"],
+)
 def test_head_ends_it_quietly(target_db, verb):
     """`ttd ... | head -1`: the first line, then ttd ends by SIGPIPE without a word."""
     argv = [str(TTD), *(a.format(db=target_db[0]) for a in verb)]
@@ -124,8 +150,13 @@ def test_a_progress_line_on_a_terminal(target_db):
     without it."""
     leader, follower = pty.openpty()
     try:
-        done = subprocess.run([str(TTD), "sweep", str(target_db[0]), "--ticks", "1-2", "value()"],
-                              stdout=subprocess.PIPE, stderr=follower, text=True, timeout=300)
+        done = subprocess.run(
+            [str(TTD), "sweep", str(target_db[0]), "--ticks", "1-2", "value()"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=300,
+        )
         os.close(follower)
         follower = -1
         shown = b""

@@ -1,4 +1,5 @@
 """Fixtures of the end-to-end tests: a recording of tests/e2e/targets.c made by `ttd record`."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,7 @@ def targets_db(build_target, tmp_path_factory):
     require_tools()
     binary = build_target("tests/e2e/targets.c", "-pthread")
     db = tmp_path_factory.mktemp("ttd-record") / "targets.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
-                   timeout=120)
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary), timeout=120)
     assert done.returncode == 0, done.stderr
     return db, binary
 
@@ -26,8 +26,7 @@ def escape_recording(build_target, tmp_path_factory):
     require_tools()
     binary = build_target("tests/e2e/escape.c")
     db = tmp_path_factory.mktemp("escape") / "escape.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
-                   timeout=120)
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary), timeout=120)
     assert done.returncode == 0, done.stderr
     return db, binary
 

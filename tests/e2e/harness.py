@@ -2,6 +2,7 @@
 snapshotted at breakpoint hits with `ttd snapshot`, with GDB's own live `call` taken
 as the reference at each hit (tests/e2e/live_ref.py), then call-at-time on the
 recording in the same GDB session."""
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ttd_cli.mi import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, require
+from ttd_cli.mi import GdbFailed, MiGdb
 
 HERE = Path(__file__).resolve().parent
 GDB_TIMEOUT_S = 60
@@ -62,12 +63,13 @@ def result_json(text: str) -> dict:
     called program's own output may precede it on its line)."""
     for line in text.splitlines():
         if '{"tick"' in line:
-            return json.loads(line[line.index('{"tick"'):])
+            return json.loads(line[line.index('{"tick"') :])
     raise AssertionError(f"call-at-time printed no JSON:\n{text}")
 
 
-def call(gdb: MiGdb, tick: int, expr: str, options: str = "",
-         timeout_s: float = GDB_TIMEOUT_S) -> dict:
+def call(
+    gdb: MiGdb, tick: int, expr: str, options: str = "", timeout_s: float = GDB_TIMEOUT_S
+) -> dict:
     """call-at-time [OPTIONS] --json TICK EXPR; its JSON object."""
     return result_json(gdb.cli(f"call-at-time {options} --json {tick} {expr}", timeout_s))
 
@@ -104,8 +106,9 @@ def assert_calls_leave_user_untouched(recorded: Recorded, exprs: list[str]) -> N
     assert user_state(recorded.gdb) == recorded.before
 
 
-def record_with_live_reference(db: Path, argv: list[str], location: str, hits: int,
-                               calls: list[Call]) -> Recorded:
+def record_with_live_reference(
+    db: Path, argv: list[str], location: str, hits: int, calls: list[Call]
+) -> Recorded:
     """Run argv under GDB, snapshot at the first `hits` hits of `location`, and at each hit
     take the live reference of every call. The program stays stopped at the last hit."""
     gdb = MiGdb()
@@ -154,8 +157,10 @@ def end_sessions(gdb: MiGdb, method: str) -> str:
     """Run the plugin's Sessions.METHOD() in GDB's Python: close_all (the kept and the goto
     processes), close_goto, drop_kept (the process kept for repeated calls); what it
     returned, as text."""
-    text = gdb.cli("python from gdb_plugin.commands import context; "
-                   f"print('SESSIONS', context().sessions.{method}())")
+    text = gdb.cli(
+        "python from gdb_plugin.commands import context; "
+        f"print('SESSIONS', context().sessions.{method}())"
+    )
     return text.split("SESSIONS ", 1)[1].split()[0]
 
 
@@ -165,17 +170,27 @@ def user_state(gdb: MiGdb) -> dict:
     before (no warnings about the user's breakpoints). The settings are read while a
     temporary inferior may still be kept for repeated calls (they must be the user's all
     the same); then it is closed."""
-    settings = "".join(gdb.cli(f"show {name}") for name in (
-        "sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications"))
+    settings = "".join(
+        gdb.cli(f"show {name}")
+        for name in ("sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")
+    )
     settings += gdb.cli("info signals SIGSTOP") + gdb.cli("info signals SIGINT")
     end_sessions(gdb, "close_all")
     regs = gdb.cli("info registers rip rsp rbp rax rdi rsi fs_base")
     frame = gdb.cli("frame")
-    text = gdb.cli("python import hashlib, gdb; "
-                   "pages = live_ref.snapshot_pages(gdb.selected_inferior().pid); "
-                   "print('MEMHASH', hashlib.sha256("
-                   "b''.join(pages[a] for a in sorted(pages))).hexdigest())")
+    text = gdb.cli(
+        "python import hashlib, gdb; "
+        "pages = live_ref.snapshot_pages(gdb.selected_inferior().pid); "
+        "print('MEMHASH', hashlib.sha256("
+        "b''.join(pages[a] for a in sorted(pages))).hexdigest())"
+    )
     memhash = [line for line in text.splitlines() if line.startswith("MEMHASH")][0]
-    return {"regs": regs, "frame": frame, "memory": memhash,
-            "inferiors": gdb.cli("info inferiors"), "thread": gdb.cli("thread"),
-            "breakpoints": gdb.cli("info breakpoints"), "settings": settings}
+    return {
+        "regs": regs,
+        "frame": frame,
+        "memory": memhash,
+        "inferiors": gdb.cli("info inferiors"),
+        "thread": gdb.cli("thread"),
+        "breakpoints": gdb.cli("info breakpoints"),
+        "settings": settings,
+    }

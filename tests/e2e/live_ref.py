@@ -2,6 +2,7 @@
 reference for call-at-time. Reads every readable page before and after the call, reports
 the value and the pages whose bytes changed, then writes the old bytes back so the
 program goes on exactly as if the call never happened."""
+
 import json
 
 import gdb
@@ -87,5 +88,6 @@ def call(expr, thread_num=None):
     gdb.execute("maintenance flush dcache", to_string=True)
     before_thread.switch()
     value = out.split(" = ", 1)[1].rstrip("\n") if " = " in out else ""
-    gdb.write(MARK + json.dumps({"value": value, "changed": [hex(a) for a in changed],
-                                 "tid": tid}) + "\n")
+    gdb.write(
+        MARK + json.dumps({"value": value, "changed": [hex(a) for a in changed], "tid": tid}) + "\n"
+    )

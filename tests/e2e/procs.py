@@ -1,5 +1,6 @@
 """What the end-to-end tests read of processes in /proc: state, name, parent, children,
 descendants, and what a GDB process holds (descriptors, children, temporary files)."""
+
 from __future__ import annotations
 
 import glob

@@ -2,6 +2,7 @@
 user's, GDB's default architecture is i386 and cut typed addresses to 32 bits; `ttd open`
 sets the recording's architecture, `ttd close` puts "auto" back, and a user's own
 program keeps its architecture."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,7 +30,7 @@ def test_no_program_loaded_gets_the_recordings_architecture(targets_db):
         counter_b = next(p for p in got["dirtied_pages"] if p["symbol"] == "counter_b")
         page = int(counter_b["address"], 16)
         assert page > 1 << 32
-        text = gdb.cli(f"info dirtied-pages {page + 0x1c0:#x}")
+        text = gdb.cli(f"info dirtied-pages {page + 0x1C0:#x}")
         assert f"Page {page:#x} (data, [anon]) holds counter_b" in text.splitlines()
         gdb.cli("ttd close")
         assert _architecture(gdb) == 'The target architecture is set to "auto" (currently "i386").'

@@ -3,6 +3,7 @@ session survives every one (a later good call works). Tick out of range, thread 
 the snapshot and an expression GDB rejects are in test_call_at_time.py and
 test_cli_call.py; the executable missing or rebuilt and gdbserver missing in
 test_setup_errors.py."""
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,10 @@ import time
 
 import pytest
 
-from ttd_cli.mi import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, run_ttd
 from tests.e2e.harness import result_json
 from tests.e2e.procs import children, comm, descendants, state
+from ttd_cli.mi import GdbFailed, MiGdb
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,6 +55,7 @@ def expect_error(gdb: MiGdb, command: str) -> str:
 
 # --- the recording itself ------------------------------------------------------------------
 
+
 def test_no_recording_open(gdb, escape_rec):
     for command in ("call-at-time 1 step_value()", "ttd goto 1", "ttd timeline"):
         assert expect_error(gdb, command) == 'No recording is open. Use "ttd open DB".'
@@ -64,17 +66,22 @@ def test_file_missing(gdb, escape_rec, tmp_path):
     missing = tmp_path / "no-such-dir" / "rec.db"
     assert expect_error(gdb, f"ttd open {missing}") == (
         f"No recording at '{missing}': file not found. "
-        'Use "ttd open --create DB" to start a new one.')
+        'Use "ttd open --create DB" to start a new one.'
+    )
     assert expect_error(gdb, f"ttd open --create {missing}") == (
-        f"Cannot create '{missing}': directory does not exist.")
+        f"Cannot create '{missing}': directory does not exist."
+    )
     # ttd open --create makes a new recording for ttd snapshot; nothing to call in it yet
     new = tmp_path / "new.db"
     assert f"Created new recording '{new}'." in gdb.cli(f"ttd open --create {new}")
     assert expect_error(gdb, "call-at-time 1 step_value()") == (
-        "No tick 1: the recording has no snapshots.")
+        "No tick 1: the recording has no snapshots."
+    )
     done = run_ttd("call", str(tmp_path / "none.db"), "--at", "1", "step_value()", timeout=60)
     assert (done.returncode, done.stderr) == (
-        2, f"ttd: No recording at '{tmp_path / 'none.db'}': file not found.\n")
+        2,
+        f"ttd: No recording at '{tmp_path / 'none.db'}': file not found.\n",
+    )
     good_call_works(gdb, escape_rec[0])
 
 
@@ -107,8 +114,11 @@ def test_bad_recording_file(gdb, escape_rec, tmp_path, kind):
     else:
         _other_schema(path, escape_rec[0])
         from snapshotdb.models import SCHEMA_VERSION
-        message = (f"'{path}' is a ttd recording of schema version 999; "
-                   f"this ttd reads version {SCHEMA_VERSION}.")
+
+        message = (
+            f"'{path}' is a ttd recording of schema version 999; "
+            f"this ttd reads version {SCHEMA_VERSION}."
+        )
     before = path.read_bytes()
     assert expect_error(gdb, f"ttd open {path}") == message
     done = run_ttd("call", str(path), "--at", "1", "step_value()", timeout=60)
@@ -120,11 +130,11 @@ def test_bad_recording_file(gdb, escape_rec, tmp_path, kind):
 def _table_pages(db, binary) -> list[int]:
     """Recorded addresses of the pages of escape.c's `table` (read only by sum_table)."""
     out = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
-    offset = next(int(line.split()[0], 16) for line in out.splitlines()
-                  if line.endswith(" table"))
+    offset = next(int(line.split()[0], 16) for line in out.splitlines() if line.endswith(" table"))
     with sqlite3.connect(db) as conn:
-        (base,) = conn.execute("SELECT min(start) FROM mapping WHERE path = ?",
-                               (str(binary),)).fetchone()
+        (base,) = conn.execute(
+            "SELECT min(start) FROM mapping WHERE path = ?", (str(binary),)
+        ).fetchone()
     conn.close()
     first = (base + offset + 4095) & ~4095
     return [first + i * 4096 for i in range(15)]
@@ -137,11 +147,13 @@ def _corrupt_copy(db, binary, tmp_path) -> tuple[object, int]:
     shutil.copy(db, copy)
     rec_page = _table_pages(copy, binary)[7]
     with sqlite3.connect(copy) as conn:
-        rows = conn.execute("SELECT content_id FROM page_version WHERE address = ?",
-                            (rec_page,)).fetchall()
+        rows = conn.execute(
+            "SELECT content_id FROM page_version WHERE address = ?", (rec_page,)
+        ).fetchall()
         assert len(rows) == 1  # written once, before tick 1
-        conn.execute("UPDATE page_content SET codec = 'raw', data = zeroblob(4096) WHERE id = ?",
-                     rows[0])
+        conn.execute(
+            "UPDATE page_content SET codec = 'raw', data = zeroblob(4096) WHERE id = ?", rows[0]
+        )
     conn.close()
     return copy, rec_page
 
@@ -176,8 +188,7 @@ def test_corrupt_page_read_by_gdb_is_bounded(gdb, escape_rec, tmp_path):
     copy, rec_page = _corrupt_copy(db, binary, tmp_path)
     gdb.cli(f"ttd open {copy}")
     started = time.monotonic()
-    got = result_json(gdb.cli(f"call-at-time --timeout 1 --json 1 *(long *){rec_page + 96}",
-                              180))
+    got = result_json(gdb.cli(f"call-at-time --timeout 1 --json 1 *(long *){rec_page + 96}", 180))
     assert time.monotonic() - started < 120  # timeout + steps + the page server's 30 s bound
     assert got["status"] == "error" and got["value"] == ""
     _nothing_left(gdb)
@@ -185,6 +196,7 @@ def test_corrupt_page_read_by_gdb_is_bounded(gdb, escape_rec, tmp_path):
 
 
 # --- the page server or the process killed in the middle of a call -------------------------
+
 
 def _server_and_process(gdb: MiGdb) -> tuple[int, int]:
     """(page server pid, rematerialized process pid) of the process kept by the last call."""
@@ -231,11 +243,13 @@ def test_process_killed_during_a_call(gdb, escape_rec):
 
 # --- timeouts that are no timeouts -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "soon"])
 def test_bad_call_timeout_is_refused(gdb, escape_rec, value):
     gdb.cli(f"ttd open {escape_rec[0]}")
     assert expect_error(gdb, f"call-at-time --timeout {value} 2 step_value()").startswith(
-        f"Invalid timeout '{value}': a timeout is a number of seconds greater than 0. Usage: ")
+        f"Invalid timeout '{value}': a timeout is a number of seconds greater than 0. Usage: "
+    )
     good_call_works(gdb, escape_rec[0])
 
 
@@ -243,16 +257,19 @@ def test_bad_call_timeout_is_refused(gdb, escape_rec, value):
 def test_bad_timeout_setting_is_refused(gdb, escape_rec, value):
     assert expect_error(gdb, f"set ttd timeout {value}") == (
         f"Invalid timeout '{value}': a timeout is a number of seconds greater than 0, "
-        'or "unlimited" (or 0) for no limit.')
+        'or "unlimited" (or 0) for no limit.'
+    )
     shown = gdb.cli("show ttd timeout").strip().splitlines()[-1]
     assert shown == "Calls of the past are interrupted after 10 seconds."  # unchanged
     good_call_works(gdb, escape_rec[0])
 
 
 def test_timeout_setting_unlimited_and_fractions(gdb):
-    for value, shown in [("unlimited", "Calls of the past are not interrupted (no time limit)."),
-                         ("2.5", "Calls of the past are interrupted after 2.5 seconds."),
-                         ("0", "Calls of the past are not interrupted (no time limit)."),
-                         ("10", "Calls of the past are interrupted after 10 seconds.")]:
+    for value, shown in [
+        ("unlimited", "Calls of the past are not interrupted (no time limit)."),
+        ("2.5", "Calls of the past are interrupted after 2.5 seconds."),
+        ("0", "Calls of the past are not interrupted (no time limit)."),
+        ("10", "Calls of the past are interrupted after 10 seconds."),
+    ]:
         gdb.cli(f"set ttd timeout {value}")
         assert gdb.cli("show ttd timeout").strip().splitlines()[-1] == shown

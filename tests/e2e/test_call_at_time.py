@@ -3,11 +3,11 @@ same pages whose bytes changed. One GDB session: the program runs as the user's
 inferior, is snapshotted at three hits of `checkpoint`, with the live reference
 taken at each hit; then every call-at-time runs in that same session and the
 user's inferior must come out untouched."""
+
 from __future__ import annotations
 
 import pytest
 
-from ttd_cli.mi import GdbFailed
 from tests.e2e import harness
 from tests.e2e.harness import (
     Call,
@@ -18,6 +18,7 @@ from tests.e2e.harness import (
     user_state,
     value_line,
 )
+from ttd_cli.mi import GdbFailed
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,16 +27,16 @@ CALLS = [
     Call("list_length()"),
     Call("list_sum()"),
     Call("push(7)"),
-    Call("list_length() + push(8) * 100"),     # several calls, the list read after a push
-    Call("bump_all(1)"),                        # counters on several .data/.bss pages
-    Call("make_pair(5)"),                       # struct return
-    Call("average()"),                          # double return
-    Call("bump_tls(1)"),                        # thread-local write, stopped thread
-    Call("bump_tls(1)", WORKER),                # ... and in the second thread
-    Call("say(4) + fflush(0)"),                 # printf (captured, not on our terminal)
-    Call("depth(300)"),                         # deep recursion: many stack pages
-    Call("(long)list_sum() * 2 + $rdi"),        # cast, register as recorded
-    Call("bump_int(&step)"),                    # a write into the recorded frame
+    Call("list_length() + push(8) * 100"),  # several calls, the list read after a push
+    Call("bump_all(1)"),  # counters on several .data/.bss pages
+    Call("make_pair(5)"),  # struct return
+    Call("average()"),  # double return
+    Call("bump_tls(1)"),  # thread-local write, stopped thread
+    Call("bump_tls(1)", WORKER),  # ... and in the second thread
+    Call("say(4) + fflush(0)"),  # printf (captured, not on our terminal)
+    Call("depth(300)"),  # deep recursion: many stack pages
+    Call("(long)list_sum() * 2 + $rdi"),  # cast, register as recorded
+    Call("bump_int(&step)"),  # a write into the recorded frame
 ]
 
 
@@ -52,8 +53,11 @@ def recorded(build_target, tmp_path_factory):
 
 
 def _ids():
-    return [f"tick{hit + 1}-{c.expr}-{'worker' if c.thread else 'main'}"
-            for hit in range(3) for c in CALLS]
+    return [
+        f"tick{hit + 1}-{c.expr}-{'worker' if c.thread else 'main'}"
+        for hit in range(3)
+        for c in CALLS
+    ]
 
 
 @pytest.mark.parametrize("hit, call", [(h, c) for h in range(3) for c in CALLS], ids=_ids())
@@ -90,7 +94,9 @@ def test_three_counters_on_two_pages(recorded):
     data = [p for p in got["dirtied_pages"] if p["changed"] and p["kind"] == "data"]
     # counter_c (.data) and counter_a (.bss) share the first page; counter_b is pages later
     assert [(p["symbol"], len(p["changed_ranges"])) for p in data] == [
-        ("counter_c", 2), ("counter_b", 1)]
+        ("counter_c", 2),
+        ("counter_b", 1),
+    ]
     lines = _from_line(recorded.gdb.cli("info dirtied-pages &counter_a"), "Page ")
     assert lines[0].startswith(f"Page {data[0]['address']} (data, ")
     named = [line.rsplit("(", 1)[1] for line in lines if line.startswith("Changed ")]
@@ -139,7 +145,8 @@ def test_recursion_deeper_than_the_recorded_stack(recorded):
     again = call_json(recorded.gdb, tick, "depth(5000)")
     assert again["timings_ms"]["rematerialize"] == 0
     assert [p["address"] for p in again["dirtied_pages"] if p["changed"]] == [
-        p["address"] for p in changed]
+        p["address"] for p in changed
+    ]
 
 
 def test_void_call_gives_empty_value(recorded):
@@ -154,7 +161,7 @@ def _from_line(text: str, prefix: str) -> list[str]:
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
     assert starts, f"no line starting with {prefix!r} in:\n{text}"
-    return lines[starts[0]:]
+    return lines[starts[0] :]
 
 
 def test_write_into_recorded_frame_is_named_by_frame(recorded):
@@ -162,9 +169,10 @@ def test_write_into_recorded_frame_is_named_by_frame(recorded):
     assert _from_line(text, "$")[0].endswith(" = 3")
     lines = _from_line(recorded.gdb.cli("info dirtied-pages &step"), "Page ")
     assert lines[0].split()[2] == "(stack,"
-    assert any(line.startswith("Changed 1 byte at ")
-               and line.endswith("(frame #0 checkpoint (red zone)).")
-               for line in lines)
+    assert any(
+        line.startswith("Changed 1 byte at ") and line.endswith("(frame #0 checkpoint (red zone)).")
+        for line in lines
+    )
 
 
 def test_value_enters_history(recorded):
@@ -196,15 +204,25 @@ def test_info_dirtied_pages_lists_and_diffs(recorded):
     assert lines[2].split()[1] == "-0c" and lines[3].split()[0] == "+0e"
 
 
-@pytest.mark.parametrize("command, message", [
-    ("call-at-time 99 list_length()", "No tick 99: valid ticks are 1 to 3."),
-    ("call-at-time --thread 1 2 list_length()", "No thread 1 at tick 2: threads are"),
-    ("call-at-time 2 no_such_function()", 'No symbol "no_such_function" in current context.'),
-    ("call-at-time two list_length()", "Invalid tick 'two': a tick is a number."),
-    ("call-at-time 2", "Usage: call-at-time"),
-    ("info dirtied-pages --bogus", "Unknown option '--bogus'."),
-], ids=["tick-out-of-range", "no-such-thread", "gdb-rejects-expression", "bad-tick",
-        "no-expression", "bad-option"])
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        ("call-at-time 99 list_length()", "No tick 99: valid ticks are 1 to 3."),
+        ("call-at-time --thread 1 2 list_length()", "No thread 1 at tick 2: threads are"),
+        ("call-at-time 2 no_such_function()", 'No symbol "no_such_function" in current context.'),
+        ("call-at-time two list_length()", "Invalid tick 'two': a tick is a number."),
+        ("call-at-time 2", "Usage: call-at-time"),
+        ("info dirtied-pages --bogus", "Unknown option '--bogus'."),
+    ],
+    ids=[
+        "tick-out-of-range",
+        "no-such-thread",
+        "gdb-rejects-expression",
+        "bad-tick",
+        "no-expression",
+        "bad-option",
+    ],
+)
 def test_errors_are_one_line(recorded, command, message):
     with pytest.raises(GdbFailed) as info:
         recorded.gdb.cli(command)
@@ -227,8 +245,9 @@ def test_crash_in_call_keeps_session(recorded):
 def test_exit_and_abort_in_call_keep_session(recorded):
     got = call_json(recorded.gdb, recorded.ticks[0], "(void)_exit(3)")
     assert (got["status"], got["dirtied_pages"]) == ("exited", []), got["error"]
-    assert got["error"] == ("The program being debugged exited while in a function called "
-                            "from GDB. (exit code 3)")
+    assert got["error"] == (
+        "The program being debugged exited while in a function called from GDB. (exit code 3)"
+    )
     assert got["exit_code"] == 3
     got = call_json(recorded.gdb, recorded.ticks[0], "(void)abort()")
     assert (got["status"], got["signal"]) == ("signalled", "SIGABRT")
@@ -287,14 +306,17 @@ def test_text_output_is_short(recorded):
     changed = [p for p in got["dirtied_pages"] if p["changed"]]
     assert len(changed) > 20 and len(changed) < len(got["dirtied_pages"])
     lines = _from_line(gdb.cli(f"call-at-time {tick} depth(500)"), "$")
-    assert lines[1].startswith(f"The call wrote {len(got['dirtied_pages'])} pages: "
-                               f"{len(changed)} changed (")
+    assert lines[1].startswith(
+        f"The call wrote {len(got['dirtied_pages'])} pages: {len(changed)} changed ("
+    )
     assert lines[2].split() == ["Address", "Kind", "Bytes", "Symbol", "Mapping"]
     rows = lines[3:23]
     assert [row.split()[0] for row in rows] == [
-        f"{int(p['address'], 16):#018x}" for p in changed[:20]]
+        f"{int(p['address'], 16):#018x}" for p in changed[:20]
+    ]
     assert lines[23] == f"{len(changed) - 20} more: info dirtied-pages --all"
     assert lines[24].startswith("Changed pages by mapping: [stack] ")
     assert len(lines) == 25
     assert _from_line(gdb.cli(f"call-at-time {tick} counter_b"), "$")[1:] == [
-        "The call wrote no pages."]
+        "The call wrote no pages."
+    ]

@@ -1,4 +1,5 @@
 """`ttd call` from a shell: GDB driven through pygdbmi, the JSON exactly as in DESIGN.md."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,37 @@ from tests.e2e.harness import call
 
 pytestmark = pytest.mark.timeout(120)
 
-KEYS = ["tick", "expr", "status", "value", "signal", "dirtied_pages", "stdout", "stderr",
-        "blocked_syscalls", "error", "timings_ms", "faults",
-        "fault_address", "backtrace", "exit_code", "tracker", "notes", "stdout_left_out",
-        "stderr_left_out", "blocked_syscalls_left_out"]
-PAGE_KEYS = ["address", "mapping", "kind", "changed", "changed_ranges", "symbol",
-             "changed_ranges_left_out"]
+KEYS = [
+    "tick",
+    "expr",
+    "status",
+    "value",
+    "signal",
+    "dirtied_pages",
+    "stdout",
+    "stderr",
+    "blocked_syscalls",
+    "error",
+    "timings_ms",
+    "faults",
+    "fault_address",
+    "backtrace",
+    "exit_code",
+    "tracker",
+    "notes",
+    "stdout_left_out",
+    "stderr_left_out",
+    "blocked_syscalls_left_out",
+]
+PAGE_KEYS = [
+    "address",
+    "mapping",
+    "kind",
+    "changed",
+    "changed_ranges",
+    "symbol",
+    "changed_ranges_left_out",
+]
 KINDS = {"data", "heap", "stack", "stack-scratch", "new-mapping", "other"}
 
 
@@ -26,7 +52,11 @@ def test_call_json_shape(targets_db):
     obj = json.loads(done.stdout)
     assert list(obj) == KEYS
     assert (obj["tick"], obj["expr"], obj["status"], obj["value"]) == (
-        2, "push(5)", "returned", "3")
+        2,
+        "push(5)",
+        "returned",
+        "3",
+    )
     assert obj["signal"] is None and obj["error"] is None
     assert (obj["fault_address"], obj["backtrace"], obj["exit_code"]) == (None, [], None)
     assert (obj["tracker"], obj["notes"], obj["blocked_syscalls"]) == ("wp-async", [], [])
@@ -66,11 +96,18 @@ def test_call_human_output(targets_db):
     assert any("counter_b" in line for line in lines[1:])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--at", "99", "list_length()"], "ttd: No tick 99: valid ticks are 1 to 4."),
-    (["--at", "2", "--thread", "1", "list_length()"], "ttd: No thread 1 at tick 2: threads are"),
-    (["--at", "2", "nosuch()"], 'ttd: No symbol "nosuch" in current context.'),
-], ids=["tick-out-of-range", "no-such-thread", "gdb-rejects-expression"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--at", "99", "list_length()"], "ttd: No tick 99: valid ticks are 1 to 4."),
+        (
+            ["--at", "2", "--thread", "1", "list_length()"],
+            "ttd: No thread 1 at tick 2: threads are",
+        ),
+        (["--at", "2", "nosuch()"], 'ttd: No symbol "nosuch" in current context.'),
+    ],
+    ids=["tick-out-of-range", "no-such-thread", "gdb-rejects-expression"],
+)
 def test_call_errors(targets_db, args, message):
     done = run_ttd("call", str(targets_db[0]), *args, timeout=60)
     assert done.returncode == 2

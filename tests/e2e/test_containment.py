@@ -7,6 +7,7 @@ The target is tests/e2e/escape.c, recorded at three hits of `checkpoint` (ticks 
 `step` 1-3). Tests in this file share one GDB session; each sets up what it checks, in
 any order.
 """
+
 from __future__ import annotations
 
 import errno
@@ -60,6 +61,7 @@ def detail_of(obj: dict, names: set[str]) -> str | None:
 
 
 # --- escape attempts: each blocked, reported, without effect -----------------------------
+
 
 def test_unlink_is_blocked(gdb, tmp_path):
     victim = tmp_path / "victim"
@@ -153,6 +155,7 @@ def test_blocked_calls_in_the_text_report(gdb, tmp_path):
 
 # --- output, crash, hang, exit -----------------------------------------------------------
 
+
 def test_output_is_captured(gdb):
     got = call(gdb, 2, "write_both(7)")
     assert (got["value"], got["stdout"], got["stderr"]) == ("7", "out 7\n", "err 7\n")
@@ -173,10 +176,14 @@ def test_crash_reports_signal_address_backtrace_and_pages(gdb):
     assert call(gdb, 2, "touched")["value"] == "0"  # a new process: the recorded state
 
 
-@pytest.mark.parametrize("expr, sig, function", [
-    ("divide(1, 0)", "SIGFPE", "divide"),
-    ("crash_trap()", "SIGILL", "crash_trap"),
-], ids=["sigfpe", "sigill"])
+@pytest.mark.parametrize(
+    "expr, sig, function",
+    [
+        ("divide(1, 0)", "SIGFPE", "divide"),
+        ("crash_trap()", "SIGILL", "crash_trap"),
+    ],
+    ids=["sigfpe", "sigill"],
+)
 def test_other_faults(gdb, expr, sig, function):
     got = call(gdb, 1, expr)
     assert (got["status"], got["signal"]) == ("signalled", sig)
@@ -186,10 +193,14 @@ def test_other_faults(gdb, expr, sig, function):
     assert call(gdb, 1, "divide(9, 3)")["value"] == "3"
 
 
-@pytest.mark.parametrize("expr, function", [
-    ("(unsigned)sleep(100)", "nanosleep"),
-    ("(int)pause()", "pause"),
-], ids=["sleep", "pause"])
+@pytest.mark.parametrize(
+    "expr, function",
+    [
+        ("(unsigned)sleep(100)", "nanosleep"),
+        ("(int)pause()", "pause"),
+    ],
+    ids=["sleep", "pause"],
+)
 def test_hang_in_a_system_call_is_interrupted(gdb, expr, function):
     got = call(gdb, 2, expr, "--timeout 1")
     assert got["status"] == "timeout"
@@ -214,7 +225,8 @@ def test_hang_is_interrupted_with_the_timeout_setting(gdb):
     gdb.cli("set ttd timeout 1")
     try:
         assert last_line(gdb.cli("show ttd timeout")) == (
-            "Calls of the past are interrupted after 1 seconds.")
+            "Calls of the past are interrupted after 1 seconds."
+        )
         got = call(gdb, 1, "spin()")
     finally:
         gdb.cli("set ttd timeout 10")
@@ -225,11 +237,15 @@ def test_hang_is_interrupted_with_the_timeout_setting(gdb):
     assert call(gdb, 1, "step_value()")["value"] == "10"
 
 
-@pytest.mark.parametrize("expr, status, code, signal", [
-    ("do_exit(5)", "exited", 5, None),
-    ("(void)_exit(6)", "exited", 6, None),
-    ("(void)abort()", "signalled", None, "SIGABRT"),
-], ids=["exit", "_exit", "abort"])
+@pytest.mark.parametrize(
+    "expr, status, code, signal",
+    [
+        ("do_exit(5)", "exited", 5, None),
+        ("(void)_exit(6)", "exited", 6, None),
+        ("(void)abort()", "signalled", None, "SIGABRT"),
+    ],
+    ids=["exit", "_exit", "abort"],
+)
 def test_ending_the_process_is_reported(gdb, expr, status, code, signal):
     got = call(gdb, 3, expr)
     assert (got["status"], got["exit_code"], got["signal"]) == (status, code, signal)
@@ -238,14 +254,16 @@ def test_ending_the_process_is_reported(gdb, expr, status, code, signal):
 
 # --- the sandbox off ---------------------------------------------------------------------
 
+
 def test_sandbox_setting_off_lets_calls_through_with_a_warning(gdb, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("goes")
     assert last_line(gdb.cli("show ttd sandbox")) == "The ttd sandbox is on."
     text = gdb.cli("set ttd sandbox off")
     try:
-        assert last_line(text).startswith("warning: the sandbox is off: the called code can "
-                                          "change files")
+        assert last_line(text).startswith(
+            "warning: the sandbox is off: the called code can change files"
+        )
         assert last_line(gdb.cli("show ttd sandbox")) == "The ttd sandbox is off."
         got = call(gdb, 1, f'try_unlink("{victim}")')
     finally:
@@ -268,14 +286,23 @@ def test_allow_side_effects_option(gdb, tmp_path):
 def test_cli_allow_side_effects(escape_recording, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("goes")
-    done = run_ttd("call", str(escape_recording[0]), "--at", "1", "--allow-side-effects", "--json",
-                   f'try_unlink("{victim}")', timeout=60)
+    done = run_ttd(
+        "call",
+        str(escape_recording[0]),
+        "--at",
+        "1",
+        "--allow-side-effects",
+        "--json",
+        f'try_unlink("{victim}")',
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["value"] == "0" and not victim.exists()
     assert done.stderr.startswith("ttd: warning: the sandbox is off")
     victim.write_text("stays")
-    done = run_ttd("call", str(escape_recording[0]), "--at", "1", f'try_unlink("{victim}")',
-                   timeout=60)
+    done = run_ttd(
+        "call", str(escape_recording[0]), "--at", "1", f'try_unlink("{victim}")', timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert f'Blocked 1 system call: unlink("{victim}").' in done.stdout.splitlines()
     assert victim.exists()
@@ -294,6 +321,7 @@ def test_goto_is_sandboxed(gdb, tmp_path):
 
 
 # --- the recording never changes ----------------------------------------------------------
+
 
 def test_recording_is_byte_identical(gdb, escape_recording, tmp_path):
     """Calls of every kind (blocked, output, crash, exit, timeout, the sandbox off, goto)
@@ -316,6 +344,7 @@ def test_recording_is_byte_identical(gdb, escape_recording, tmp_path):
 
 # --- what a call writes is shown, never obeyed by the terminal -------------------------------
 
+
 def test_terminal_escapes_are_shown_not_obeyed(gdb):
     text = gdb.cli("call-at-time 1 write_escapes()")
     assert not any(c in text for c in "\x1b\x07\r")
@@ -323,8 +352,10 @@ def test_terminal_escapes_are_shown_not_obeyed(gdb):
     assert "\\x1b]52;c;aGVsbG8=\\x07\\x1b[2Jcleared\\x07" in lines  # OSC 52, clear, bell
     assert "progress\\x0ddone" in lines
     got = call(gdb, 1, "write_escapes()")  # JSON escapes by itself: the bytes as written
-    assert (got["stdout"], got["stderr"]) == ("\x1b]52;c;aGVsbG8=\x07\x1b[2Jcleared\x07\n",
-                                              "progress\rdone\n")
+    assert (got["stdout"], got["stderr"]) == (
+        "\x1b]52;c;aGVsbG8=\x07\x1b[2Jcleared\x07\n",
+        "progress\rdone\n",
+    )
 
 
 def test_a_path_cannot_forge_a_line_of_the_report(gdb, tmp_path):
@@ -368,8 +399,11 @@ def test_many_blocked_calls_are_named_ten_then_counted(gdb):
     assert details == [f"/tmp/ttd-no-such-file-{i}" for i in range(30)]
     text = gdb.cli("call-at-time 3 unlink_many(30)")
     [line] = [line for line in text.splitlines() if line.startswith("Blocked ")]
-    assert line == ("Blocked 30 system calls: " + ", ".join(
-        f'unlink("/tmp/ttd-no-such-file-{i}")' for i in range(10)) + ", and 20 more.")
+    assert line == (
+        "Blocked 30 system calls: "
+        + ", ".join(f'unlink("/tmp/ttd-no-such-file-{i}")' for i in range(10))
+        + ", and 20 more."
+    )
 
 
 def test_an_i386_system_call_is_refused_and_said(gdb):
@@ -383,7 +417,8 @@ def test_an_i386_system_call_is_refused_and_said(gdb):
         assert other_abi == ["i386 system call 20 (getpid)"]
     else:
         assert (got["status"], got["signal"]) == ("signalled", "SIGSYS")
-        assert got["error"].startswith("The call was stopped by the sandbox (SIGSYS): it made "
-                                       "a system call of another ABI (")
+        assert got["error"].startswith(
+            "The call was stopped by the sandbox (SIGSYS): it made a system call of another ABI ("
+        )
         assert all(name in got["error"] for name in other_abi)
     assert call(gdb, 1, "step_value()")["value"] == "10"

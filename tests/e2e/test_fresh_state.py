@@ -3,6 +3,7 @@ process besides memory (mappings, the brk, registers, the signal mask and handle
 timers, descriptors 0-2) is never seen by the next call at that tick. The process is
 kept between calls while nothing of that changed (memory is written back), and
 replaced when something did."""
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,14 @@ def gdb(escape_recording):
 def fresh(gdb):
     """What each probe gives in a process no call has touched: {expr: (value, stdout)}."""
     out = {}
-    for expr in ("table_page_value()", "sigint_blocked()", "sigterm_handled()",
-                 "write_both(5)", "brk_now()", "step_value()"):
+    for expr in (
+        "table_page_value()",
+        "sigint_blocked()",
+        "sigterm_handled()",
+        "write_both(5)",
+        "brk_now()",
+        "step_value()",
+    ):
         end_sessions(gdb, "drop_kept")
         got = call(gdb, 1, expr)
         out[expr] = (got["value"], got["stdout"])
@@ -46,17 +53,29 @@ def _after(gdb, change: str, probe: str, wait_s: float = 0.0) -> dict:
 MOVED_BACK = ("unmap_table_page()", "protect_table_page()", "move_brk(1 << 20)", "$rsp = 16")
 
 
-@pytest.mark.parametrize("change, probe", [
-    ("unmap_table_page()", "table_page_value()"),       # munmap of a recorded page
-    ("protect_table_page()", "table_page_value()"),     # mprotect PROT_NONE
-    ("move_brk(1 << 20)", "brk_now()"),                 # the brk moved
-    ("$rsp = 16", "step_value()"),                      # a register set by the expression
-    ("block_sigint()", "sigint_blocked()"),             # the signal mask
-    ("handle_sigterm()", "sigterm_handled()"),          # a signal handler
-    ("close_stdout()", "write_both(5)"),                # descriptor 1 closed
-    ("set_timer(300)", "step_value()"),                 # a POSIX timer
-], ids=["munmap", "mprotect", "brk", "register", "signal-mask", "signal-handler",
-        "stdout-closed", "posix-timer"])
+@pytest.mark.parametrize(
+    "change, probe",
+    [
+        ("unmap_table_page()", "table_page_value()"),  # munmap of a recorded page
+        ("protect_table_page()", "table_page_value()"),  # mprotect PROT_NONE
+        ("move_brk(1 << 20)", "brk_now()"),  # the brk moved
+        ("$rsp = 16", "step_value()"),  # a register set by the expression
+        ("block_sigint()", "sigint_blocked()"),  # the signal mask
+        ("handle_sigterm()", "sigterm_handled()"),  # a signal handler
+        ("close_stdout()", "write_both(5)"),  # descriptor 1 closed
+        ("set_timer(300)", "step_value()"),  # a POSIX timer
+    ],
+    ids=[
+        "munmap",
+        "mprotect",
+        "brk",
+        "register",
+        "signal-mask",
+        "signal-handler",
+        "stdout-closed",
+        "posix-timer",
+    ],
+)
 def test_the_next_call_sees_the_recording(gdb, fresh, change, probe):
     got = _after(gdb, change, probe, wait_s=0.5 if "timer" in change else 0.0)
     assert got["status"] == "returned", got["error"]
@@ -80,15 +99,21 @@ def test_an_alarm_that_fires_during_the_next_call(gdb):
     the kept process, and is made again in a new one, which says so."""
     got = _after(gdb, "set_alarm(1)", "(unsigned)sleep(2)")
     assert (got["status"], got["value"]) == ("returned", "0")
-    assert got["notes"] == ["The process kept from an earlier call at this tick received "
-                            "SIGALRM from a timer that call set; this call was made again "
-                            "in a new process."]
+    assert got["notes"] == [
+        "The process kept from an earlier call at this tick received "
+        "SIGALRM from a timer that call set; this call was made again "
+        "in a new process."
+    ]
 
 
 def test_calls_that_change_nothing_else_keep_the_process(gdb):
     end_sessions(gdb, "drop_kept")
-    for expr, value in [("step_value()", "10"), ("touched = 5", "5"), ("write_both(3)", "3"),
-                        ("touched", "0")]:
+    for expr, value in [
+        ("step_value()", "10"),
+        ("touched = 5", "5"),
+        ("write_both(3)", "3"),
+        ("touched", "0"),
+    ]:
         got = call(gdb, 1, expr)
         assert got["value"] == value
     assert got["timings_ms"]["rematerialize"] == 0

@@ -1,11 +1,12 @@
 """`ttd goto TICK`: the recorded process as an inferior to explore with GDB's own commands."""
+
 from __future__ import annotations
 
 import pytest
 
-from ttd_cli.mi import GdbFailed
 from tests.e2e.harness import end_sessions, value_line
 from tests.e2e.procs import living_children_names
+from ttd_cli.mi import GdbFailed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,8 +47,9 @@ def test_goto_needs_a_tick(plugin_gdb):
 
 
 def test_no_recording_open():
-    from ttd_cli.mi import MiGdb
     from tests.conftest import PLUGIN
+    from ttd_cli.mi import MiGdb
+
     with MiGdb() as gdb:
         gdb.cli(f"source {PLUGIN}")
         for command in ("call-at-time 1 f()", "ttd goto 1"):
@@ -59,13 +61,16 @@ def test_no_recording_open():
 
 def _inferior_rows(gdb) -> list[str]:
     """The rows of `info inferiors`, without its header."""
-    return [line for line in gdb.cli("info inferiors").splitlines()
-            if line.strip()[:1] in "*123456789"]
+    return [
+        line for line in gdb.cli("info inferiors").splitlines() if line.strip()[:1] in "*123456789"
+    ]
 
 
 def _settings(gdb) -> list[str]:
-    return [gdb.cli(f"show {name}").splitlines()[-1]
-            for name in ("sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")]
+    return [
+        gdb.cli(f"show {name}").splitlines()[-1]
+        for name in ("sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")
+    ]
 
 
 def test_call_at_time_while_at_a_goto_tick(plugin_gdb):
@@ -104,8 +109,12 @@ def test_no_process_left_behind(plugin_gdb):
     gdb_pid = gdb.pid
     assert living_children_names(gdb_pid) == []
     gdb.cli("ttd goto 2")
-    gdb.cli("call-at-time 1 list_length()")   # kept for repeated calls, beside the goto one
-    assert living_children_names(gdb_pid) == ["gdbserver", "gdbserver",
-                                              "ttd-pageserver", "ttd-pageserver"]
+    gdb.cli("call-at-time 1 list_length()")  # kept for repeated calls, beside the goto one
+    assert living_children_names(gdb_pid) == [
+        "gdbserver",
+        "gdbserver",
+        "ttd-pageserver",
+        "ttd-pageserver",
+    ]
     gdb.cli("ttd close")
     assert living_children_names(gdb_pid) == []

@@ -1,12 +1,13 @@
 """Every registered ttd command has GDB-style help: a one-line summary, Usage:, details."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from ttd_cli.mi import MiGdb
 from tests.conftest import PLUGIN
+from ttd_cli.mi import MiGdb
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -19,7 +20,8 @@ def test_every_registered_command_has_help():
         text = gdb.cli(
             "python import gc, gdb, json; print('DOCS', json.dumps({type(o).__name__: "
             "type(o).__doc__ for o in gc.get_objects() if isinstance(o, gdb.Command) "
-            "and type(o).__module__.startswith('gdb_plugin')}))")
+            "and type(o).__module__.startswith('gdb_plugin')}))"
+        )
         docs = json.loads(text.split("DOCS ", 1)[1].splitlines()[0])
         assert len(docs) >= len(OURS)
         for name, doc in docs.items():
@@ -42,6 +44,8 @@ def test_settings_have_help_and_show_their_values():
         assert "system calls that reach outside" in gdb.cli("help set ttd sandbox")
         assert "writes that leave a page's bytes" in gdb.cli("help set ttd tracker")
         lines = gdb.cli("show ttd").strip().splitlines()[-3:]
-        assert lines == ["The ttd sandbox is on.",
-                         "Calls of the past are interrupted after 10 seconds.",
-                         "The ttd tracker is auto."]
+        assert lines == [
+            "The ttd sandbox is on.",
+            "Calls of the past are interrupted after 10 seconds.",
+            "The ttd tracker is auto.",
+        ]

@@ -2,6 +2,7 @@
 what changed and is bounded: every page is listed with its address, mapping, kind and
 whether it changed, its changed ranges capped with a count of the rest, bytes kept for
 the first pages only (the hex diff is for them), names for the first changed pages."""
+
 from __future__ import annotations
 
 import time
@@ -22,7 +23,7 @@ def gdb(escape_recording):
 
 def _page_text(gdb, address: int) -> list[str]:
     lines = gdb.cli(f"info dirtied-pages {address:#x}").splitlines()
-    return lines[[i for i, line in enumerate(lines) if line.startswith("Page ")][0]:]
+    return lines[[i for i, line in enumerate(lines) if line.startswith("Page ")][0] :]
 
 
 def test_many_pages_are_all_listed_and_bytes_kept_for_the_first(gdb):
@@ -39,9 +40,10 @@ def test_many_pages_are_all_listed_and_bytes_kept_for_the_first(gdb):
     late = int(full[-1]["address"], 16)  # past the KEEP_BYTES_PAGES first pages
     lines = _page_text(gdb, late + 100)
     assert lines[0] == f"Page {late:#x} (new-mapping, no recorded mapping)"
-    assert lines[1:] == [f"Changed {PAGE_SIZE} bytes at {late:#x}, offset 0.",
-                         f"Its bytes were not kept: the call wrote more than "
-                         f"{KEEP_BYTES_PAGES} pages."]
+    assert lines[1:] == [
+        f"Changed {PAGE_SIZE} bytes at {late:#x}, offset 0.",
+        f"Its bytes were not kept: the call wrote more than {KEEP_BYTES_PAGES} pages.",
+    ]
     early = int(full[0]["address"], 16)
     assert _page_text(gdb, early)[2].split()[1] == "-00"  # hex diff: zero before the call
     # so much changed (memory mapped) that the process is not reset: the next call
@@ -53,8 +55,7 @@ def test_many_pages_are_all_listed_and_bytes_kept_for_the_first(gdb):
 def test_changed_ranges_are_capped_per_page(gdb):
     got = call(gdb, 2, "stripes()")
     [page] = [p for p in got["dirtied_pages"] if len(p["changed_ranges"]) == MAX_RANGES]
-    assert page["changed_ranges"][:2] == [{"offset": 0, "length": 1},
-                                          {"offset": 2, "length": 1}]
+    assert page["changed_ranges"][:2] == [{"offset": 0, "length": 1}, {"offset": 2, "length": 1}]
     assert page["changed_ranges_left_out"] == 2048 - MAX_RANGES
     assert page["symbol"].startswith("table+")
     lines = _page_text(gdb, int(page["address"], 16))

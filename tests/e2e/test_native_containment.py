@@ -2,6 +2,7 @@
 real GDB on a recording of tests/e2e/native_holes.c. Each attempt fails inside the call
 and is listed in blocked_syscalls with its detail; GDB, gdbserver and the page server
 (all root) still work on the process that runs without privileges."""
+
 from __future__ import annotations
 
 import errno
@@ -10,10 +11,10 @@ import os
 
 import pytest
 
-from ttd_cli.mi import MiGdb
 from tests.conftest import run_ttd
 from tests.e2e.harness import gdb_with_recording, require_tools
 from tests.native.helpers import bystander
+from ttd_cli.mi import MiGdb
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,8 +26,7 @@ def holes_db(build_target, tmp_path_factory):
     require_tools()
     binary = build_target("tests/e2e/native_holes.c")
     db = tmp_path_factory.mktemp("holes") / "holes.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary),
-                   timeout=120)
+    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(binary), timeout=120)
     assert done.returncode == 0, done.stderr
     return db
 
@@ -39,7 +39,7 @@ def gdb(holes_db):
 
 def call(gdb: MiGdb, expr: str, tick: int = 1) -> dict:
     text = gdb.cli(f"call-at-time --json {tick} {expr}", 60)
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    return json.loads(text[text.index('{"tick"') :].splitlines()[0])
 
 
 def blocked(got: dict, name: str) -> list:
@@ -51,8 +51,11 @@ def test_a_pipe_cannot_signal_other_processes(gdb):
         got = call(gdb, f"try_fsetown({-other.pid})")
         assert other.poll() is None
     assert (got["status"], got["value"]) == ("returned", "3")  # all three refused
-    assert blocked(got, "fcntl") == [f"F_SETOWN process group {other.pid} on fd 3",
-                                     "F_SETSIG SIGKILL on fd 3", "F_SETFL O_ASYNC on fd 3"]
+    assert blocked(got, "fcntl") == [
+        f"F_SETOWN process group {other.pid} on fd 3",
+        "F_SETSIG SIGKILL on fd 3",
+        "F_SETFL O_ASYNC on fd 3",
+    ]
     got = call(gdb, f"try_fsetown({os.getpid()})")  # this test's own pid
     assert got["value"] == "3" and f"F_SETOWN pid {os.getpid()} on fd 3" in blocked(got, "fcntl")
 

@@ -3,6 +3,7 @@ reports "page 0x... at tick T is corrupt (why)" at once, GDB's session makes a g
 call next, and no process is left (page server, process, gdbserver). The corruption
 kinds themselves are tested without GDB in tests/native/test_corrupt.py; the time
 bound only catches hangs."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,9 +17,9 @@ import time
 
 import pytest
 
-from ttd_cli.mi import MiGdb
 from tests.conftest import run_ttd
 from tests.e2e.harness import gdb_with_recording
+from ttd_cli.mi import MiGdb
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,25 +37,31 @@ def _flip_a_byte(conn, content_id):
 CORRUPTIONS = {
     "flipped-byte": _flip_a_byte,
     "wrong-digest": lambda conn, cid: conn.execute(
-        "UPDATE page_content SET digest = ? WHERE id = ?", (hashlib.sha256(b"x").digest(), cid)),
+        "UPDATE page_content SET digest = ? WHERE id = ?", (hashlib.sha256(b"x").digest(), cid)
+    ),
     "bad-codec": lambda conn, cid: conn.execute(
-        "UPDATE page_content SET codec = 'lz4' WHERE id = ?", (cid,)),
+        "UPDATE page_content SET codec = 'lz4' WHERE id = ?", (cid,)
+    ),
     "short-blob": lambda conn, cid: conn.execute(
-        "UPDATE page_content SET codec = 'raw', data = zeroblob(100) WHERE id = ?", (cid,)),
+        "UPDATE page_content SET codec = 'raw', data = zeroblob(100) WHERE id = ?", (cid,)
+    ),
 }
-WHY = {"flipped-byte": r"its sha256 does not match the recorded digest|zstd blob of \d+ bytes: .+",
-       "wrong-digest": "its sha256 does not match the recorded digest",
-       "bad-codec": "unknown codec 'lz4'", "short-blob": "raw blob of 100 bytes"}
+WHY = {
+    "flipped-byte": r"its sha256 does not match the recorded digest|zstd blob of \d+ bytes: .+",
+    "wrong-digest": "its sha256 does not match the recorded digest",
+    "bad-codec": "unknown codec 'lz4'",
+    "short-blob": "raw blob of 100 bytes",
+}
 
 
 def table_page(db, binary) -> int:
     """A page of escape.c's `table` (read only by sum_table), as recorded."""
     out = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
-    offset = next(int(line.split()[0], 16) for line in out.splitlines()
-                  if line.endswith(" table"))
+    offset = next(int(line.split()[0], 16) for line in out.splitlines() if line.endswith(" table"))
     with sqlite3.connect(db) as conn:
-        (base,) = conn.execute("SELECT min(start) FROM mapping WHERE path = ?",
-                               (str(binary),)).fetchone()
+        (base,) = conn.execute(
+            "SELECT min(start) FROM mapping WHERE path = ?", (str(binary),)
+        ).fetchone()
     conn.close()
     return ((base + offset + 4095) & ~4095) + 7 * 4096
 
@@ -65,8 +72,9 @@ def corrupt_copy(escape_recording, tmp_path, kind: str):
     shutil.copy(db, copy)
     page = table_page(copy, binary)
     with sqlite3.connect(copy) as conn:
-        rows = conn.execute("SELECT content_id FROM page_version WHERE address = ?",
-                            (page,)).fetchall()
+        rows = conn.execute(
+            "SELECT content_id FROM page_version WHERE address = ?", (page,)
+        ).fetchall()
         assert len(rows) == 1  # written once, before tick 1
         CORRUPTIONS[kind](conn, rows[0][0])
     conn.close()
@@ -74,7 +82,7 @@ def corrupt_copy(escape_recording, tmp_path, kind: str):
 
 
 def json_of(text: str) -> dict:
-    return json.loads(text[text.index('{"tick"'):].splitlines()[0])
+    return json.loads(text[text.index('{"tick"') :].splitlines()[0])
 
 
 def descendants(pid: int) -> list[tuple[int, str]]:
@@ -89,7 +97,7 @@ def descendants(pid: int) -> list[tuple[int, str]]:
                 stat = f.read()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
         try:  # a rematerialized process has its recorded thread's name: its program's
             name = os.path.basename(os.readlink(f"/proc/{entry}/exe"))
         except OSError:
@@ -111,8 +119,9 @@ def ours_left(gdb: MiGdb) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
-def test_call_at_time_names_the_corrupt_page_and_the_session_goes_on(escape_recording, tmp_path,
-                                                                    kind):
+def test_call_at_time_names_the_corrupt_page_and_the_session_goes_on(
+    escape_recording, tmp_path, kind
+):
     db, page = corrupt_copy(escape_recording, tmp_path, kind)
     with gdb_with_recording(db) as gdb:
         session_goes_on(gdb, page, kind)

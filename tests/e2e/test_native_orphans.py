@@ -1,6 +1,7 @@
 """When GDB dies, nothing of a call is left (issue 8 item 4): gdbserver ends with it
 (libttdmem.so sets PR_SET_PDEATHSIG), the page server sees its control socket close
 and kills the process. An orphaned gdbserver spun at 100% CPU, growing its log."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 them, leave no process, zombie, descriptor or temporary file behind; 4 GDB sessions
 calling at once on one recording all get the right answers; the recording is
 byte-identical after all of it."""
+
 from __future__ import annotations
 
 import errno
@@ -36,11 +37,18 @@ def _plan() -> list[tuple[int, str, str, dict]]:
         elif i == 77:
             plan.append((tick, "", "do_exit(4)", {"status": "exited", "exit_code": 4}))
         elif i % 4 == 1:
-            plan.append((tick, "", f"write_both({i})",
-                         {"value": str(i), "stdout": f"out {i}\n", "stderr": f"err {i}\n"}))
+            plan.append(
+                (
+                    tick,
+                    "",
+                    f"write_both({i})",
+                    {"value": str(i), "stdout": f"out {i}\n", "stderr": f"err {i}\n"},
+                )
+            )
         elif i % 4 == 2:
-            plan.append((tick, "", f'try_unlink("/tmp/ttd-no-leak-{i}")',
-                         {"value": str(errno.EPERM)}))
+            plan.append(
+                (tick, "", f'try_unlink("/tmp/ttd-no-leak-{i}")', {"value": str(errno.EPERM)})
+            )
         else:
             plan.append((tick, "", "step_value()", {"value": str(10 * tick)}))
     return plan
@@ -76,10 +84,15 @@ def _session_calls(db, worker: int) -> list[tuple[dict, dict]]:
             tick = 1 + (i + worker) % 3
             n = worker * 100 + i
             results.append((call(gdb, tick, "step_value()"), {"value": str(10 * tick)}))
-            results.append((call(gdb, tick, f"write_both({n})"),
-                            {"value": str(n), "stdout": f"out {n}\n", "stderr": f"err {n}\n"}))
-            results.append((call(gdb, tick, "touched = step, touched * 2"),
-                            {"value": str(2 * tick)}))
+            results.append(
+                (
+                    call(gdb, tick, f"write_both({n})"),
+                    {"value": str(n), "stdout": f"out {n}\n", "stderr": f"err {n}\n"},
+                )
+            )
+            results.append(
+                (call(gdb, tick, "touched = step, touched * 2"), {"value": str(2 * tick)})
+            )
     return results
 
 
@@ -131,9 +144,11 @@ def test_every_end_removes_the_session_directory(escape_recording):
         assert _file_size_limit(gdb_pid) == "unlimited"  # GDB's own limit is put back
         assert call(gdb, 2, "step_value()")["value"] == "20"  # another tick: moved there
         assert temp_files(gdb_pid) == [kept]  # the same session, nothing more
-        for expr, options, status in [("crash_null()", "", "signalled"),
-                                      ("do_exit(1)", "", "exited"),
-                                      ("spin()", "--timeout 0.5", "timeout")]:
+        for expr, options, status in [
+            ("crash_null()", "", "signalled"),
+            ("do_exit(1)", "", "exited"),
+            ("spin()", "--timeout 0.5", "timeout"),
+        ]:
             assert call(gdb, 3, expr, options)["status"] == status
             assert temp_files(gdb_pid) == []  # not kept: closed with its directory
         gdb.cli("ttd goto 1")

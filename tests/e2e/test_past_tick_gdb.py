@@ -3,6 +3,7 @@ next, step, up, down, frame, finish and continue print what they print on the li
 program stopped at the same place (GDB's CLI, as a user types them), the user's own
 settings hold during the goto and after it, and a breakpoint of the user's brings no
 warning into any call."""
+
 from __future__ import annotations
 
 import subprocess
@@ -25,8 +26,9 @@ def bank(build_target, tmp_path_factory):
     require_tools()
     binary = build_target("examples/bank.c")
     db = tmp_path_factory.mktemp("bank") / "bank.db"
-    done = run_ttd("record", "-o", str(db), "--break", "transfer", "--", str(binary), "5",
-                   timeout=120)
+    done = run_ttd(
+        "record", "-o", str(db), "--break", "transfer", "--", str(binary), "5", timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return binary, db
 
@@ -40,8 +42,9 @@ def gdb_cli(setup: list[str], commands: list[str]) -> list[str]:
     for command in commands:
         argv += ["-ex", f"echo {MARK}\\n", "-ex", command]
     argv += ["-ex", f"echo {MARK}\\n"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=240,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL
+    )
     text = done.stdout + done.stderr
     parts = text.split(MARK + "\n")
     assert len(parts) == len(commands) + 2, text
@@ -74,22 +77,36 @@ def test_continue_stops_at_the_next_breakpoint_as_live(bank):
     assert where in live, live
     # the stop and the source line as live; GDB names the inferior's thread ("Thread 2.1
     # hit Breakpoint 1.1, ") when there are two inferiors, the user's and this one
-    assert [_from(line, where) for line in past.splitlines()[-2:]] == \
-        [_from(line, where) for line in live.splitlines()[-2:]], past
+    assert [_from(line, where) for line in past.splitlines()[-2:]] == [
+        _from(line, where) for line in live.splitlines()[-2:]
+    ], past
 
 
 def _from(line: str, where: str) -> str:
-    return line[line.index(where):] if where in line else line
+    return line[line.index(where) :] if where in line else line
 
 
 @pytest.mark.parametrize("users", ["off", "on"])
 def test_users_settings_hold_during_and_after_the_goto(bank, users):
     _, db = bank
-    shown = gdb_cli([f"set suppress-cli-notifications {users}", "set confirm on",
-                     f"source {PLUGIN}", f"ttd open {db}"],
-                    ["ttd goto 2", "show suppress-cli-notifications", "show confirm",
-                     "ttd goto 4", "show suppress-cli-notifications", "ttd close",
-                     "show suppress-cli-notifications", "show confirm"])
+    shown = gdb_cli(
+        [
+            f"set suppress-cli-notifications {users}",
+            "set confirm on",
+            f"source {PLUGIN}",
+            f"ttd open {db}",
+        ],
+        [
+            "ttd goto 2",
+            "show suppress-cli-notifications",
+            "show confirm",
+            "ttd goto 4",
+            "show suppress-cli-notifications",
+            "ttd close",
+            "show suppress-cli-notifications",
+            "show confirm",
+        ],
+    )
     for i in (1, 4, 6):
         assert shown[i].strip() == f"Suppression of printing CLI notifications is {users}."
     for i in (2, 7):
@@ -98,11 +115,22 @@ def test_users_settings_hold_during_and_after_the_goto(bank, users):
 
 def test_a_users_breakpoint_brings_no_warning(bank):
     binary, db = bank
-    printed = gdb_cli(_live_setup(binary) + [f"source {PLUGIN}", f"ttd open {db}"],
-                      ["call-at-time 3 balance_of(1)", "call-at-time 2 balance_of(1)",
-                       "call-at-time 2 total_cents()", "next", "ttd goto 4", "next",
-                       "call-at-time 5 balance_of(2)", "frame", "ttd close", "next",
-                       "info breakpoints"])
+    printed = gdb_cli(
+        _live_setup(binary) + [f"source {PLUGIN}", f"ttd open {db}"],
+        [
+            "call-at-time 3 balance_of(1)",
+            "call-at-time 2 balance_of(1)",
+            "call-at-time 2 total_cents()",
+            "next",
+            "ttd goto 4",
+            "next",
+            "call-at-time 5 balance_of(2)",
+            "frame",
+            "ttd close",
+            "next",
+            "info breakpoints",
+        ],
+    )
     text = "".join(printed)
     assert "warning" not in text.lower(), text
     assert printed[0].splitlines()[0] == "$1 = 9900"

@@ -1,6 +1,7 @@
 """call-at-time on a second real Debian program: the python3.11 interpreter, stopped at
 three hits of PyObject_Repr (the GIL held), against GDB's own live call at the same hits.
 Garbage collection and running code touch many pages: every one must match."""
+
 from __future__ import annotations
 
 import shutil
@@ -24,8 +25,8 @@ CALLS = [
     Call("(char *)Py_GetVersion()"),
     Call("(int)Py_IsInitialized()"),
     Call("(long)PyLong_AsLong(((void *(*)(long))PyLong_FromLong)(12345))"),  # allocates
-    Call("(long)PyGC_Collect()"),                          # walks and touches the heap
-    Call("(int)PyRun_SimpleString(\"q = sum(range(100))\")"),  # compiles and runs code
+    Call("(long)PyGC_Collect()"),  # walks and touches the heap
+    Call('(int)PyRun_SimpleString("q = sum(range(100))")'),  # compiles and runs code
 ]
 
 
@@ -41,8 +42,11 @@ def recorded(tmp_path_factory):
     rec.gdb.close()
 
 
-@pytest.mark.parametrize("hit, call", [(h, c) for h in range(3) for c in CALLS],
-                         ids=[f"tick{h + 1}-{c.expr}" for h in range(3) for c in CALLS])
+@pytest.mark.parametrize(
+    "hit, call",
+    [(h, c) for h in range(3) for c in CALLS],
+    ids=[f"tick{h + 1}-{c.expr}" for h in range(3) for c in CALLS],
+)
 def test_python3_matches_live_call(recorded, hit, call):
     assert_matches_live(recorded, recorded.ticks[hit], call)
 

@@ -1,5 +1,6 @@
 """Setup problems a user can meet, each with its one-line message: gdbserver missing,
 the executable rebuilt since the recording (build-id differs), `ttd gdb` at a tick."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,8 @@ import subprocess
 
 import pytest
 
-from ttd_cli.mi import GdbFailed, MiGdb
 from tests.conftest import PLUGIN, TOP, TTD, compile_c
+from ttd_cli.mi import GdbFailed, MiGdb
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,10 +33,12 @@ def test_gdbserver_missing(targets_db, tmp_path, monkeypatch):
 
 def test_rebuilt_executable_warns_and_works(build_target, tmp_path):
     from tests.conftest import run_ttd
+
     exe = compile_c(TOP / "tests/e2e/targets.c", tmp_path / "targets", "-pthread")
     db = tmp_path / "rec.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--hits", "1", "--",
-                   str(exe), timeout=120)
+    done = run_ttd(
+        "record", "-o", str(db), "--break", "checkpoint", "--hits", "1", "--", str(exe), timeout=120
+    )
     assert done.returncode == 0, done.stderr
     # same code, other build-id
     compile_c(TOP / "tests/e2e/targets.c", exe, "-pthread", "-Wl,--build-id=0x" + "ab" * 20)
@@ -53,10 +56,16 @@ def test_rebuilt_executable_warns_and_works(build_target, tmp_path):
 
 def test_rebuilt_library_warns_and_works(tmp_path):
     from tests.conftest import run_ttd
+
     lib = tmp_path / "libpart.so"
     compile_c(TOP / "tests/e2e/libpart.c", lib, "-shared", "-fPIC")
-    exe = compile_c(TOP / "tests/e2e/uses_lib.c", tmp_path / "uses_lib", f"-L{tmp_path}",
-                    "-lpart", f"-Wl,-rpath,{tmp_path}")
+    exe = compile_c(
+        TOP / "tests/e2e/uses_lib.c",
+        tmp_path / "uses_lib",
+        f"-L{tmp_path}",
+        "-lpart",
+        f"-Wl,-rpath,{tmp_path}",
+    )
     db = tmp_path / "rec.db"
     done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(exe), timeout=120)
     assert done.returncode == 0, done.stderr
@@ -72,8 +81,13 @@ def test_rebuilt_library_warns_and_works(tmp_path):
 
 def test_ttd_gdb_at_tick(targets_db):
     db, _ = targets_db
-    done = subprocess.run([str(TTD), "gdb", str(db), "--at", "2"], input="bt\nprint head->value\n",
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(TTD), "gdb", str(db), "--at", "2"],
+        input="bt\nprint head->value\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "Tick 2: process" in done.stdout
     assert "checkpoint (step=2)" in done.stdout
     assert "$1 = 20" in done.stdout
@@ -81,16 +95,18 @@ def test_ttd_gdb_at_tick(targets_db):
 
 def test_missing_executable_warns_and_works_from_memory(tmp_path):
     from tests.conftest import run_ttd
+
     exe = compile_c(TOP / "tests/e2e/targets.c", tmp_path / "targets", "-pthread")
     db = tmp_path / "rec.db"
-    done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--hits", "1", "--",
-                   str(exe), timeout=120)
+    done = run_ttd(
+        "record", "-o", str(db), "--break", "checkpoint", "--hits", "1", "--", str(exe), timeout=120
+    )
     assert done.returncode == 0, done.stderr
     exe.unlink()
     with MiGdb() as gdb:
         gdb.cli(f"source {PLUGIN}")
         gdb.cli(f"ttd open {db}")
-        text = gdb.cli("call-at-time 1 (int)abs(-5) + $rdi")   # libc, and the registers
+        text = gdb.cli("call-at-time 1 (int)abs(-5) + $rdi")  # libc, and the registers
     # the recording keeps the executable's file: its symbols are the recorded ones
     assert f"warning: {exe} is missing: symbols from the recorded copy." in text
     assert "$1 = 6" in text

@@ -3,6 +3,7 @@ under GDB, snapshotted at each of 50 hits of `checkpoint` (its list one node lon
 each), with GDB's live `call list_length(head)` taken at each stop. A sweep of the
 length gives 1..50 in order with the live call's changed pages, --changes lists every
 tick, and 50 separate call-at-time calls give the same."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,7 @@ def recorded(build_target, tmp_path_factory):
     require_tools()
     binary = build_target("examples/growing_list.c")
     db = tmp_path_factory.mktemp("sweep") / "growing.db"
-    rec = record_with_live_reference(db, [str(binary), str(TICKS)], "checkpoint", TICKS,
-                                     [LENGTH])
+    rec = record_with_live_reference(db, [str(binary), str(TICKS)], "checkpoint", TICKS, [LENGTH])
     rec.before = user_state(rec.gdb)
     yield rec
     rec.gdb.close()
@@ -52,7 +52,8 @@ def test_sweep_gives_the_length_at_every_tick_as_the_live_call(recorded):
     objs = _sweep_json(recorded.gdb, LENGTH.expr)
     assert [o["tick"] for o in objs] == recorded.ticks
     assert [o["status"] for o in objs] == ["returned"] * TICKS, [
-        (o["tick"], o["error"]) for o in objs if o["status"] != "returned"]
+        (o["tick"], o["error"]) for o in objs if o["status"] != "returned"
+    ]
     assert [o["value"] for o in objs] == [str(n) for n in range(1, TICKS + 1)]
     assert [_live(recorded, t)["value"] for t in recorded.ticks] == [o["value"] for o in objs]
     for obj in objs:  # each tick's call from its own recorded state: the live call's pages
@@ -66,7 +67,7 @@ def test_changes_lists_every_tick(recorded):
     lines = text.splitlines()
     header = lines.index(next(line for line in lines if line.startswith("TICK")))
     assert lines[header].split() == ["TICK", "VALUE", "PAGES", "CHANGED"]
-    rows = [line.split() for line in lines[header + 1:header + 1 + TICKS]]
+    rows = [line.split() for line in lines[header + 1 : header + 1 + TICKS]]
     assert [(int(r[0]), r[1]) for r in rows] == [(n, str(n)) for n in range(1, TICKS + 1)]
     assert lines[header + 1 + TICKS] == f"Swept {TICKS} ticks: the value changed at {TICKS}."
 
@@ -93,16 +94,20 @@ def test_each_call_starts_from_its_tick(recorded):
     to see what the previous one wrote, its length would be 0."""
     objs = _sweep_json(recorded.gdb, "--ticks 4-6 $n = list_length(head), head = 0, $n")
     assert [o["value"] for o in objs] == ["4", "5", "6"]
-    assert all(any((p["symbol"] or "").startswith("head") for p in o["dirtied_pages"])
-               for o in objs)
+    assert all(
+        any((p["symbol"] or "").startswith("head") for p in o["dirtied_pages"]) for o in objs
+    )
 
 
-@pytest.mark.parametrize("arg, message", [
-    ("--ticks 0 f()", "Invalid tick '0': ticks start at 1."),
-    ("--ticks 5-3 f()", "Invalid range '5-3': it starts after it ends."),
-    ("--ticks 51 f()", f"No tick 51: valid ticks are 1 to {TICKS}."),
-    ("--ticks", "Option --ticks needs a value."),
-])
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("--ticks 0 f()", "Invalid tick '0': ticks start at 1."),
+        ("--ticks 5-3 f()", "Invalid range '5-3': it starts after it ends."),
+        ("--ticks 51 f()", f"No tick 51: valid ticks are 1 to {TICKS}."),
+        ("--ticks", "Option --ticks needs a value."),
+    ],
+)
 def test_bad_spec_is_one_line(recorded, arg, message):
     with pytest.raises(GdbFailed) as info:
         recorded.gdb.cli(f"ttd sweep {arg}")
@@ -113,7 +118,7 @@ def test_a_failing_call_is_a_row(recorded):
     text = recorded.gdb.cli("ttd sweep --ticks 1-2 head->next->value")
     lines = text.splitlines()
     header = lines.index(next(line for line in lines if line.startswith("TICK")))
-    rows = lines[header + 1:header + 3]
+    rows = lines[header + 1 : header + 3]
     assert rows[0].startswith("1     error: Cannot access memory at address 0x0"), text
     assert rows[1].split()[:2] == ["2", "1"]
     assert lines[header + 3] == "Swept 2 ticks: 1 error, 1 returned."

@@ -1,6 +1,7 @@
 """ttd sweep --thread: each tick's call on the thread asked for, with its TLS, on
 tests/e2e/targets.c (the main thread's tls_counter 1, 3, 6 at ticks 1-3, the worker's
 100); a tick where that thread was not recorded is a row with the reason."""
+
 from __future__ import annotations
 
 import json

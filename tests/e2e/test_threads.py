@@ -5,6 +5,7 @@ of the same threads moves the process (the same inferior).
 
 tests/e2e/threads_target.c: three named workers blocked in read(2) at depths 0-2 of
 worker_wait(), the main thread at checkpoint()."""
+
 from __future__ import annotations
 
 import re
@@ -62,8 +63,9 @@ def test_goto_shows_every_thread_as_live_gdb_does(threads_db):
         gdb.cli("ttd goto 1")
         goto_threads, goto_bt = gdb.cli("info threads"), gdb.cli("thread apply all bt")
     program = binary.name[:15]
-    assert names(live_threads) == names(goto_threads) == [
-        program, "worker-0", "worker-1", "worker-2"]
+    assert (
+        names(live_threads) == names(goto_threads) == [program, "worker-0", "worker-1", "worker-2"]
+    )
     # the thread numbers (1-4, GDB's own) and every frame with its arguments and line
     assert threads_view(goto_bt) == threads_view(live_bt)
     assert len([line for line in threads_view(goto_bt) if "worker_wait" in line]) == 6

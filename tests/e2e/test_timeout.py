@@ -3,6 +3,7 @@ SIGINT blocked, ignored or handled, every signal blocked while asleep in the ker
 user's own `handle SIGINT nostop pass`, a wait that even SIGSTOP cannot interrupt. Each
 is stopped, reported as a timeout with where it was, the session goes on and no process
 is left. Times are checked only against a ceiling that catches hangs."""
+
 from __future__ import annotations
 
 import time
@@ -36,20 +37,26 @@ def _session_goes_on(gdb) -> None:
     assert descendants(gdb.pid) == {}  # nothing left
 
 
-@pytest.mark.parametrize("expr, how, frame", [
-    ("spin_shielded(1)", "interrupted", "spin_shielded"),   # SIGINT ignored: GDB sees it
-    ("spin_shielded(2)", "interrupted", "spin_shielded"),   # SIGINT handled: GDB sees it
-    ("spin_shielded(0)", "sigstop", "spin_shielded"),        # SIGINT blocked
-    ("sleep_shielded()", "sigstop", "clock_nanosleep"),      # all blocked, in the kernel
-], ids=["sigint-ignored", "sigint-handled", "sigint-blocked", "all-blocked-asleep"])
+@pytest.mark.parametrize(
+    "expr, how, frame",
+    [
+        ("spin_shielded(1)", "interrupted", "spin_shielded"),  # SIGINT ignored: GDB sees it
+        ("spin_shielded(2)", "interrupted", "spin_shielded"),  # SIGINT handled: GDB sees it
+        ("spin_shielded(0)", "sigstop", "spin_shielded"),  # SIGINT blocked
+        ("sleep_shielded()", "sigstop", "clock_nanosleep"),  # all blocked, in the kernel
+    ],
+    ids=["sigint-ignored", "sigint-handled", "sigint-blocked", "all-blocked-asleep"],
+)
 def test_timeout_holds(gdb, expr, how, frame):
     got = _timed_call(gdb, expr)
     assert (got["status"], got["value"]) == ("timeout", "")
     if how == "interrupted":
         assert got["error"].startswith("The call did not return within 1 s: interrupted at 0x")
     else:
-        assert got["error"].startswith("The call did not return within 1 s and did not stop on "
-                                       "SIGINT: stopped with SIGSTOP at 0x")
+        assert got["error"].startswith(
+            "The call did not return within 1 s and did not stop on "
+            "SIGINT: stopped with SIGSTOP at 0x"
+        )
     assert frame in got["backtrace"][0], got["backtrace"]
     assert any("spin_shielded" in f or "sleep_shielded" in f for f in got["backtrace"])
     _session_goes_on(gdb)
@@ -73,9 +80,11 @@ def test_a_wait_sigstop_cannot_break_ends_with_sigkill(gdb):
     SIGSTOP does not interrupt: the last resort, SIGKILL, ends it, and says so."""
     got = _timed_call(gdb, "vfork_wait(6)", "--allow-side-effects")
     assert got["status"] == "timeout"
-    assert got["error"].startswith("The call did not return within 1 s and stopped on neither "
-                                   "SIGINT nor SIGSTOP: killed with SIGKILL (it was in system "
-                                   "call ")
+    assert got["error"].startswith(
+        "The call did not return within 1 s and stopped on neither "
+        "SIGINT nor SIGSTOP: killed with SIGKILL (it was in system "
+        "call "
+    )
     assert got["backtrace"] == []
     time.sleep(6)  # the vfork child sleeps, then exits
     _session_goes_on(gdb)

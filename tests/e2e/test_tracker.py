@@ -1,6 +1,7 @@
 """The diff tracker (for kernels without WP_ASYNC), forced here where the default one
 works: the same calls at the same ticks give the same values and the same pages whose
 bytes changed; its report says what it cannot see."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,18 @@ from tests.e2e.harness import call
 
 pytestmark = pytest.mark.timeout(180)
 
-CALLS = ["list_length()", "push(7)", "bump_all(1)", "make_pair(5)", "average()",
-         "bump_tls(1)", "say(4) + fflush(0)", "depth(300)", "bump_int(&step)",
-         "(long)list_sum() * 2 + $rdi"]
+CALLS = [
+    "list_length()",
+    "push(7)",
+    "bump_all(1)",
+    "make_pair(5)",
+    "average()",
+    "bump_tls(1)",
+    "say(4) + fflush(0)",
+    "depth(300)",
+    "bump_int(&step)",
+    "(long)list_sum() * 2 + $rdi",
+]
 TICKS = [1, 2, 3]
 
 
@@ -25,8 +35,11 @@ def _call(gdb, tick: int, expr: str, tracker: str) -> dict:
 def _changed(obj: dict) -> list[tuple[str, list | None]]:
     """Pages whose bytes changed, with the ranges; not the ranges of stack-scratch pages,
     whose old bytes are dead garbage that printf's frames may leave equal or not."""
-    return [(p["address"], None if p["kind"] == "stack-scratch" else p["changed_ranges"])
-            for p in obj["dirtied_pages"] if p["changed"]]
+    return [
+        (p["address"], None if p["kind"] == "stack-scratch" else p["changed_ranges"])
+        for p in obj["dirtied_pages"]
+        if p["changed"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +57,11 @@ def both_trackers(targets_db):
     return results
 
 
-@pytest.mark.parametrize("tick, expr", [(t, e) for t in TICKS for e in CALLS],
-                         ids=[f"tick{t}-{e}" for t in TICKS for e in CALLS])
+@pytest.mark.parametrize(
+    "tick, expr",
+    [(t, e) for t in TICKS for e in CALLS],
+    ids=[f"tick{t}-{e}" for t in TICKS for e in CALLS],
+)
 def test_diff_tracker_matches_the_default(both_trackers, tick, expr):
     default, diff = both_trackers[(tick, expr)]
     assert (default["status"], diff["status"]) == ("returned", "returned")
@@ -77,8 +93,9 @@ def test_bad_tracker_is_refused(plugin_gdb):
 
     with pytest.raises(GdbFailed) as info:
         plugin_gdb.cli("call-at-time --tracker soft-dirty 1 list_length()")
-    assert str(info.value) == ("Invalid tracker 'soft-dirty': the trackers are auto, "
-                               "wp-async, diff.")
+    assert str(info.value) == (
+        "Invalid tracker 'soft-dirty': the trackers are auto, wp-async, diff."
+    )
     with pytest.raises(GdbFailed) as info:
         plugin_gdb.cli("set ttd tracker soft-dirty")
     assert str(info.value).startswith('Undefined item: "soft-dirty".')
@@ -87,8 +104,9 @@ def test_bad_tracker_is_refused(plugin_gdb):
 def test_cli_tracker_option(targets_db):
     from tests.conftest import run_ttd
 
-    done = run_ttd("call", str(targets_db[0]), "--at", "2", "--tracker", "diff", "bump_all(1)",
-                   timeout=60)
+    done = run_ttd(
+        "call", str(targets_db[0]), "--at", "2", "--tracker", "diff", "bump_all(1)", timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == DIFF_TRACKER_NOTE
 

@@ -5,6 +5,7 @@ registers. tests/native/test_move.py checks the same page by page without GDB.
 
 Ticks of tests/native/move_target.c: 1-4 with the same three threads (a mapping added
 and removed, the break grown and shrunk, data changed), 5 with a thread ended."""
+
 from __future__ import annotations
 
 import re
@@ -106,12 +107,18 @@ def every_register(gdb, inferior: str, nr_threads: int) -> list[list[str]]:
     out = []
     for number in range(1, nr_threads + 1):
         gdb.cli(f"thread {inferior}.{number}")
-        lines = [line for line in gdb.cli("info all-registers").splitlines()
-                 if line.strip() and not AVX512_OR_PKRU.match(line.strip())]
-        lines += [f"{name} " + gdb.cli(f"p/x ${name}").split("=", 1)[1].strip()
-                  for name in ("fs_base", "gs_base", "orig_rax")]
-        out.append(lines + [gdb.cli(f"p/x $ymm{i}.v4_int64").split("=", 1)[1].strip()
-                            for i in range(16)])  # the low halves of zmm0-15: moved
+        lines = [
+            line
+            for line in gdb.cli("info all-registers").splitlines()
+            if line.strip() and not AVX512_OR_PKRU.match(line.strip())
+        ]
+        lines += [
+            f"{name} " + gdb.cli(f"p/x ${name}").split("=", 1)[1].strip()
+            for name in ("fs_base", "gs_base", "orig_rax")
+        ]
+        out.append(
+            lines + [gdb.cli(f"p/x $ymm{i}.v4_int64").split("=", 1)[1].strip() for i in range(16)]
+        )  # the low halves of zmm0-15: moved
     return out
 
 

@@ -4,6 +4,7 @@ every thread's registers (regs.json) and every readable mapping (mem-START.bin).
 
 Run with `-ex 'source gdb_plugin/ttd.py'` first. Environment: TTD_DB, TTD_OUT (a directory).
 """
+
 import json
 import os
 import re

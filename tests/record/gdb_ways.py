@@ -6,6 +6,7 @@ recording says it used and its statistics.
 
 Run with `-ex 'source gdb_plugin/ttd.py'` first (snapshotdb on the path).
 """
+
 import json
 import os
 
@@ -30,10 +31,19 @@ while gdb.selected_inferior().pid:
     for way in order:
         if way not in recorders:
             recorders[way] = writer_for_pid(engines[way], pid)
-        stats = snapshot_live(recorders[way], pid, reason="breakpoint",
-                              stop_tid=gdb.selected_thread().ptid[1], tracker=way)
-        entry[way] = {"tick": stats.tick, "tracker": stats.tracker,
-                      "bytes": stats.bytes_scanned, "versions": stats.versions_written}
+        stats = snapshot_live(
+            recorders[way],
+            pid,
+            reason="breakpoint",
+            stop_tid=gdb.selected_thread().ptid[1],
+            tracker=way,
+        )
+        entry[way] = {
+            "tick": stats.tick,
+            "tracker": stats.tracker,
+            "bytes": stats.bytes_scanned,
+            "versions": stats.versions_written,
+        }
     log.append(entry)
     gdb.execute("continue")
 with open(os.environ["TTD_OUT"], "w") as f:

@@ -1,4 +1,5 @@
 """Read a recording's memory at a tick in bulk: the page map once, contents cached."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -38,9 +39,9 @@ def global_value(session: Session, exe, name: str, tick: int, size: int = 8) -> 
     """The little-endian value of the executable's global `name` at `tick` (a PIE's
     address: the .symtab value from the mapping of the executable's offset 0)."""
     from elftools.elf.elffile import ELFFile
+
     with open(exe, "rb") as f:
-        offset = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)[0][
-            "st_value"]
+        offset = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)[0]["st_value"]
     snap = queries.snapshot_at(session, tick)
     base = next(m.start for m in snap.mappings if m.offset == 0 and m.path == str(exe))
     return int.from_bytes(queries.read_memory(session, base + offset, size, tick), "little")

@@ -5,6 +5,7 @@ pages and unreadable pages as id 0, and a page_version row exactly where the id 
 The "process memory" is a regular file read with pread: the extension reads MEM_FD at the
 runs' addresses whatever the descriptor is. Pages repeat within a batch of 256 pages,
 across batches and across calls, so every way the store finds a content is exercised."""
+
 from __future__ import annotations
 
 import hashlib
@@ -97,8 +98,10 @@ def test_the_rows_of_a_page_by_page_insert(conn, tmp_path):
     base = 0x10000000
     prev = [0] * (3 * BATCH + 17)
     # two runs with a gap: one batch never spans two runs
-    runs = [(base, base + 100 * PAGE_SIZE),
-            (base + 200 * PAGE_SIZE, base + (200 + 3 * BATCH - 83) * PAGE_SIZE)]
+    runs = [
+        (base, base + 100 * PAGE_SIZE),
+        (base + 200 * PAGE_SIZE, base + (200 + 3 * BATCH - 83) * PAGE_SIZE),
+    ]
     addrs = [a for start, end in runs for a in range(start, end, PAGE_SIZE)]
     calls = call_pages(2)
     # the last call finds most pages as they were
@@ -120,8 +123,9 @@ def test_the_rows_of_a_page_by_page_insert(conn, tmp_path):
         stored[bytes(digest)] = cid
         decode(codec, data, bytes(digest))  # verifies the digest
     assert stored == model.ids
-    got = conn.execute(text("SELECT address, first_tick, content_id FROM page_version "
-                            "ORDER BY id")).all()
+    got = conn.execute(
+        text("SELECT address, first_tick, content_id FROM page_version ORDER BY id")
+    ).all()
     assert [tuple(r) for r in got] == model.versions
 
 
@@ -133,7 +137,7 @@ def sparse_memory(path, runs, pages: list[bytes]) -> int:
         for start, end in runs:
             n = (end - start) // PAGE_SIZE
             f.seek(start)
-            f.write(b"".join(pages[i:i + n]))
+            f.write(b"".join(pages[i : i + n]))
             i += n
     return os.open(path, os.O_RDONLY)
 
@@ -161,8 +165,9 @@ def test_foreign_keys_are_checked_after_the_call(conn, tmp_path):
         os.close(fd)
     assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     with pytest.raises(IntegrityError, match="FOREIGN KEY"):
-        conn.execute(text("INSERT INTO page_version (address, first_tick, content_id) "
-                          "VALUES (4096, 1, 999)"))
+        conn.execute(
+            text("INSERT INTO page_version (address, first_tick, content_id) VALUES (4096, 1, 999)")
+        )
 
 
 def test_a_full_database_fails_the_call_and_keeps_the_checks(tmp_path):
@@ -178,11 +183,14 @@ def test_a_full_database_fails_the_call_and_keeps_the_checks(tmp_path):
                 assert bulk_store.usable(conn)
                 size = conn.execute(text("PRAGMA page_count")).scalar()
                 conn.execute(text(f"PRAGMA max_page_count={size + 8}"))
-                bulk_store.store(conn, fd, [(0, len(pages) * PAGE_SIZE)],
-                                 array("q", [0] * len(pages)), 1)
+                bulk_store.store(
+                    conn, fd, [(0, len(pages) * PAGE_SIZE)], array("q", [0] * len(pages)), 1
+                )
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-            counts = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
-                      for t in ("page_content", "page_version")]
+            counts = [
+                conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                for t in ("page_content", "page_version")
+            ]
             assert counts == [0, 0]
     finally:
         os.close(fd)

@@ -1,4 +1,5 @@
 """The capture library outside GDB, as benchmarks use it: ptrace_stopped + snapshot_live."""
+
 from __future__ import annotations
 
 import os
@@ -41,16 +42,18 @@ def test_snapshots_of_a_process_stopped_with_ptrace(held, tmp_path):
     writer = writer_for_pid(engine, proc.pid)
     with ptrace_stopped(proc.pid):
         first = snapshot_live(writer, proc.pid, note="first")
-        heap = max((m for m in read_maps(proc.pid) if m.path == ""),
-                   key=lambda m: m.end - m.start)
+        heap = max((m for m in read_maps(proc.pid) if m.path == ""), key=lambda m: m.end - m.start)
         before = read_live(proc.pid, heap.start, heap.end)
     os.kill(proc.pid, signal.SIGUSR1)
     assert proc.stdout.read(1) == b"c"  # the 10 pages are rewritten
     with ptrace_stopped(proc.pid):
         second = snapshot_live(writer, proc.pid, reason="manual")
         after = read_live(proc.pid, heap.start, heap.end)
-    live_changed = {heap.start + off for off in range(0, len(before), 4096)
-                    if before[off:off + 4096] != after[off:off + 4096]}
+    live_changed = {
+        heap.start + off
+        for off in range(0, len(before), 4096)
+        if before[off : off + 4096] != after[off : off + 4096]
+    }
     assert (first.tick, second.tick) == (1, 2)
     assert first.versions_written >= HEAP_MIB * 256
     # 10 heap pages, plus the few stack and libc pages that signal delivery touches
@@ -66,8 +69,11 @@ def test_snapshots_of_a_process_stopped_with_ptrace(held, tmp_path):
         tick1, tick2 = TickMemory(session, 1), TickMemory(session, 2)
         assert tick1.read(heap.start, heap.end - heap.start) == before
         assert tick2.read(heap.start, heap.end - heap.start) == after
-        stored_changed = {a for a in set(tick1.map) | set(tick2.map)
-                          if heap.start <= a < heap.end and tick1.map.get(a) != tick2.map.get(a)}
+        stored_changed = {
+            a
+            for a in set(tick1.map) | set(tick2.map)
+            if heap.start <= a < heap.end and tick1.map.get(a) != tick2.map.get(a)
+        }
         assert stored_changed == live_changed and len(live_changed) >= 10
     engine.dispose()
 

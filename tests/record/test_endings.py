@@ -1,6 +1,7 @@
 """How `ttd record` ends: SIGINT and SIGTERM (with and without a terminal), the program's
 exit status, a breakpoint in a library loaded later, a full disk, and a program that uses
 userfaultfd itself."""
+
 from __future__ import annotations
 
 import os
@@ -40,9 +41,25 @@ def snapshots_in(db) -> int:
 
 
 def start_record(db, sleeper, pid_file, **popen) -> subprocess.Popen:
-    return subprocess.Popen([str(TTD), "record", "-o", str(db), "--break", "tick", "--hits",
-                             "2", "--", str(sleeper), str(pid_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [
+            str(TTD),
+            "record",
+            "-o",
+            str(db),
+            "--break",
+            "tick",
+            "--hits",
+            "2",
+            "--",
+            str(sleeper),
+            str(pid_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 def ignore_sigint() -> None:
@@ -50,10 +67,14 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("signum, popen", [
-    (signal.SIGTERM, {"stdin": subprocess.DEVNULL}),
-    (signal.SIGINT, {"stdin": subprocess.DEVNULL, "preexec_fn": ignore_sigint}),
-], ids=["sigterm", "sigint-ignored-by-the-shell"])
+@pytest.mark.parametrize(
+    "signum, popen",
+    [
+        (signal.SIGTERM, {"stdin": subprocess.DEVNULL}),
+        (signal.SIGINT, {"stdin": subprocess.DEVNULL, "preexec_fn": ignore_sigint}),
+    ],
+    ids=["sigterm", "sigint-ignored-by-the-shell"],
+)
 def test_a_signal_stops_the_recording_cleanly(build_target, tmp_path, signum, popen):
     sleeper = build_target("tests/record/sleeper.c")
     db, pid_file = tmp_path / "s.db", tmp_path / "pid"
@@ -68,8 +89,10 @@ def test_a_signal_stops_the_recording_cleanly(build_target, tmp_path, signum, po
         proc.wait()
     name = signal.Signals(signum).name
     assert proc.returncode == 128 + signum
-    assert err == (f"ttd: recording stopped by {name}; 2 snapshots recorded into '{db}'; the "
-                   "program was killed.\n")
+    assert err == (
+        f"ttd: recording stopped by {name}; 2 snapshots recorded into '{db}'; the "
+        "program was killed.\n"
+    )
     program = int(pid_file.read_text())
     assert program in below
     assert [p for p in below if stat_fields(p) is not None] == []  # GDB and the program
@@ -81,11 +104,26 @@ def test_ctrl_c_on_a_terminal_stops_the_recording(build_target, tmp_path):
     db, pid_file = tmp_path / "s.db", tmp_path / "pid"
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen([str(TTD), "record", "-o", str(db), "--break", "tick",
-                                 "--hits", "1", "--", str(sleeper), str(pid_file)],
-                                stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                                preexec_fn=lambda: __import__("fcntl").ioctl(
-                                    0, __import__("termios").TIOCSCTTY, 0))
+        proc = subprocess.Popen(
+            [
+                str(TTD),
+                "record",
+                "-o",
+                str(db),
+                "--break",
+                "tick",
+                "--hits",
+                "1",
+                "--",
+                str(sleeper),
+                str(pid_file),
+            ],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=lambda: __import__("fcntl").ioctl(0, __import__("termios").TIOCSCTTY, 0),
+        )
         wait_for(lambda: snapshots_in(db) == 1, "snapshot")
         os.write(master, b"\x03")  # the terminal sends SIGINT to its foreground group
         proc.wait(timeout=WAIT_S)
@@ -93,8 +131,10 @@ def test_ctrl_c_on_a_terminal_stops_the_recording(build_target, tmp_path):
         os.close(slave)
     shown = _drain(master)
     assert proc.returncode == 128 + signal.SIGINT
-    assert (f"ttd: recording stopped by SIGINT; 1 snapshot recorded into '{db}'; the program "
-            "was killed.").encode() in shown.replace(b"\r\n", b"\n")
+    assert (
+        f"ttd: recording stopped by SIGINT; 1 snapshot recorded into '{db}'; the program "
+        "was killed."
+    ).encode() in shown.replace(b"\r\n", b"\n")
     assert stat_fields(int(pid_file.read_text())) is None
 
 
@@ -112,21 +152,25 @@ def _drain(master: int) -> bytes:
     return shown
 
 
-@pytest.mark.parametrize("arg, status, how", [
-    ("0", 0, "the program exited with status 0"),
-    ("3", 3, "the program exited with status 3"),
-    ("abort", 128 + signal.SIGABRT, "the program was killed by SIGABRT"),
-])
+@pytest.mark.parametrize(
+    "arg, status, how",
+    [
+        ("0", 0, "the program exited with status 0"),
+        ("3", 3, "the program exited with status 3"),
+        ("abort", 128 + signal.SIGABRT, "the program was killed by SIGABRT"),
+    ],
+)
 def test_exit_status_is_the_programs(build_target, tmp_path, arg, status, how):
     exits = build_target("tests/record/exits.c")
     db = tmp_path / "e.db"
-    done = run_ttd("record", "-o", str(db), "--break", "step", "--", str(exits), arg,
-                   timeout=120)
+    done = run_ttd("record", "-o", str(db), "--break", "step", "--", str(exits), arg, timeout=120)
     assert done.returncode == status, done.stderr
     # step, then the exit or the fatal signal
     assert done.stderr.splitlines()[-1] == f"ttd: recorded 2 snapshots into '{db}'; {how}."
-    assert [e["reason"] for e in timeline(db)] == ["breakpoint",
-                                                   "signal" if arg == "abort" else "exit"]
+    assert [e["reason"] for e in timeline(db)] == [
+        "breakpoint",
+        "signal" if arg == "abort" else "exit",
+    ]
 
 
 def test_one_snapshot_is_said_so(build_target, tmp_path):
@@ -140,8 +184,9 @@ def test_breakpoint_in_a_library_loaded_later(build_target, tmp_path):
     lib = build_target("tests/record/late_lib.c", "-shared", "-fPIC")
     prog = build_target("tests/record/dlopens.c", "-ldl")
     db = tmp_path / "d.db"
-    done = run_ttd("record", "-o", str(db), "--break", "lib_step", "--", str(prog), str(lib),
-                   timeout=120)
+    done = run_ttd(
+        "record", "-o", str(db), "--break", "lib_step", "--", str(prog), str(lib), timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "lib total 6\n"
     entries = timeline(db)
@@ -157,19 +202,24 @@ def test_full_disk(build_target, tmp_path):
     grows = build_target("tests/record/grows.c")
     disk = tmp_path / "small"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
     require(mounted.returncode == 0, f"cannot mount a tmpfs: {mounted.stderr}")
     try:
         db = disk / "g.db"
-        done = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--", str(grows), "32",
-                       timeout=300)
+        done = run_ttd(
+            "record", "-o", str(db), "--break", "checkpoint", "--", str(grows), "32", timeout=300
+        )
         entries = timeline(db)
         n = len(entries)
         assert done.returncode == 2
         assert done.stderr.splitlines()[-1] == (
             f"ttd: Snapshot failed: The disk is full: tick {n + 1} could not be written into "
-            f"'{db}'; {n} snapshot{'s' if n != 1 else ''} recorded into '{db}' before it.")
+            f"'{db}'; {n} snapshot{'s' if n != 1 else ''} recorded into '{db}' before it."
+        )
         assert 1 <= n < 32 and [e["tick"] for e in entries] == list(range(1, n + 1))
         called = run_ttd("call", str(db), "--at", str(n), "--json", "grown", timeout=120)
         assert called.returncode == 0, called.stderr
@@ -184,9 +234,11 @@ def test_a_program_that_uses_userfaultfd_itself(build_target, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "own userfaultfd ok\n"
     assert done.stderr.splitlines()[0] == (
-        "ttd: writes of process " + done.stderr.split("writes of process ")[1].split()[0]
+        "ttd: writes of process "
+        + done.stderr.split("writes of process ")[1].split()[0]
         + " are not tracked (the program uses userfaultfd itself): every snapshot reads all "
-        "its memory")
+        "its memory"
+    )
     with open_recording(db) as recording, recording.session() as session:
         values = [global_value(session, prog, "value", t, 4) for t in (1, 2, 3)]
     assert values == [1, 2, 3]

@@ -1,6 +1,7 @@
 """Live capture fidelity: a snapshot equals what GDB reads from the stopped process,
 byte for byte and register for register, for every thread; and a gcore of the same
 moment, imported with import-core, holds the same memory and registers."""
+
 from __future__ import annotations
 
 import json
@@ -29,15 +30,34 @@ def stopped(build_target, tmp_path_factory):
     exe = build_target("tests/record/fidelity.c", "-pthread", "-mavx")
     out = tmp_path_factory.mktemp("fidelity")
     env = dict(os.environ, TTD_DB=str(out / "live.db"), TTD_OUT=str(out))
-    proc = subprocess.run(["gdb", "--nx", "-q", "-batch", "-ex", f"source {PLUGIN}", "-x",
-                           str(TOP / "tests/record/gdb_dump.py"), str(exe)],
-                          capture_output=True, text=True, timeout=GDB_TIMEOUT, env=env)
+    proc = subprocess.run(
+        [
+            "gdb",
+            "--nx",
+            "-q",
+            "-batch",
+            "-ex",
+            f"source {PLUGIN}",
+            "-x",
+            str(TOP / "tests/record/gdb_dump.py"),
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=GDB_TIMEOUT,
+        env=env,
+    )
     assert (out / "regs.json").exists(), proc.stdout + proc.stderr
     assert "Snapshot tick 1:" in proc.stdout, proc.stdout + proc.stderr
     dump = json.loads((out / "regs.json").read_text())
     with open_recording(out / "live.db") as recording, recording.session() as session:
-        yield {"dump": dump, "out": out, "session": session, "exe": exe,
-               "snap": queries.snapshot_at(session, 1)}
+        yield {
+            "dump": dump,
+            "out": out,
+            "session": session,
+            "exe": exe,
+            "snap": queries.snapshot_at(session, 1),
+        }
 
 
 def test_every_readable_byte_matches_gdb(stopped):
@@ -59,8 +79,11 @@ def test_mappings_match_proc_maps(stopped):
     anonymous mappings alike are one row, [heap] starts at start_brk)."""
     snap = stopped["snap"]
     recorded = [(m.start, m.end, m.perms, m.path) for m in snap.mappings]
-    maps = [MappingInfo(m["start"], m["end"], m["perms"], 0, m["path"])
-            for m in stopped["dump"]["mappings"] if m["start"] < 1 << 63]
+    maps = [
+        MappingInfo(m["start"], m["end"], m["perms"], 0, m["path"])
+        for m in stopped["dump"]["mappings"]
+        if m["start"] < 1 << 63
+    ]
     live = [(m.start, m.end, m.perms, m.path) for m in canonical(maps, snap.start_brk)]
     assert recorded == live
     heap = next(m for m in snap.mappings if m.path == "[heap]")
@@ -129,13 +152,22 @@ def test_gcore_holds_the_same_memory(stopped, from_gcore):
 
 def test_gcore_holds_the_same_layout(stopped, from_gcore):
     # gcore leaves out [vvar] (it cannot read it) and marks PROT_NONE guards readable
-    live = {(m.start, m.end, m.path) for m in stopped["snap"].mappings
-            if not m.path.startswith("[vvar")}
+    live = {
+        (m.start, m.end, m.path) for m in stopped["snap"].mappings if not m.path.startswith("[vvar")
+    }
     core = {(m.start, m.end, m.path) for m in from_gcore["snap"].mappings}
     assert core == live
     snap, live_snap = from_gcore["snap"], stopped["snap"]
-    for name in ("start_code", "start_brk", "brk", "start_stack", "arg_start", "arg_end",
-                 "env_start", "env_end"):
+    for name in (
+        "start_code",
+        "start_brk",
+        "brk",
+        "start_stack",
+        "arg_start",
+        "arg_end",
+        "env_start",
+        "env_end",
+    ):
         assert getattr(snap, name) == getattr(live_snap, name), name
     assert snap.auxv == live_snap.auxv
 

@@ -1,4 +1,5 @@
 """The GDB side: ttd open / close / timeline / snapshot, and their error messages."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,8 +18,9 @@ def gdb_batch(*commands: str, program=None) -> list[str]:
         argv += ["-ex", command]
     if program is not None:
         argv.append(str(program))
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=GDB_TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=GDB_TIMEOUT, stdin=subprocess.DEVNULL
+    )
     return (proc.stdout + proc.stderr).splitlines()
 
 
@@ -30,10 +32,16 @@ def test_commands_need_an_open_recording():
 def test_open_errors(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
-    lines = gdb_batch(f"ttd open {tmp_path}/x.db", f"ttd open --create {tmp_path}/no/such/dir/x.db",
-                      f"ttd open {text}", "ttd open")
-    assert (f"No recording at '{tmp_path}/x.db': file not found. "
-            'Use "ttd open --create DB" to start a new one.') in lines
+    lines = gdb_batch(
+        f"ttd open {tmp_path}/x.db",
+        f"ttd open --create {tmp_path}/no/such/dir/x.db",
+        f"ttd open {text}",
+        "ttd open",
+    )
+    assert (
+        f"No recording at '{tmp_path}/x.db': file not found. "
+        'Use "ttd open --create DB" to start a new one.'
+    ) in lines
     assert not (tmp_path / "x.db").exists()
     assert f"Cannot create '{tmp_path}/no/such/dir/x.db': directory does not exist." in lines
     assert f"'{text}' is not a ttd recording (not an SQLite database)." in lines
@@ -42,8 +50,9 @@ def test_open_errors(tmp_path):
 
 def test_snapshot_needs_a_live_process(tmp_path, build_target):
     bank = build_target("examples/bank.c")
-    lines = gdb_batch(f"ttd open --create {tmp_path}/a.db", "ttd snapshot", "ttd timeline",
-                      program=bank)
+    lines = gdb_batch(
+        f"ttd open --create {tmp_path}/a.db", "ttd snapshot", "ttd timeline", program=bank
+    )
     assert f"Created new recording '{tmp_path}/a.db'." in lines
     assert "The program is not being run." in lines
     assert "No snapshots." in lines
@@ -53,27 +62,43 @@ def test_snapshot_refuses_a_core_file(tmp_path, build_target):
     bank = build_target("examples/bank.c")
     core = tmp_path / "bank.core"
     gdb_batch("break transfer", "run", f"gcore {core}", "kill", program=bank)
-    lines = gdb_batch(f"core-file {core}", f"ttd open --create {tmp_path}/a.db", "ttd snapshot",
-                      program=bank)
+    lines = gdb_batch(
+        f"core-file {core}", f"ttd open --create {tmp_path}/a.db", "ttd snapshot", program=bank
+    )
     assert "ttd snapshot needs a native process; this inferior runs on a 'core' target." in lines
 
 
 def test_snapshot_timeline_and_bad_arguments(tmp_path, build_target):
     bank = build_target("examples/bank.c")
     db = tmp_path / "a.db"
-    lines = gdb_batch(f"ttd open --create {db}", "break transfer", "run",
-                      "ttd snapshot --reason bogus", "ttd snapshot", "continue",
-                      "ttd snapshot --reason breakpoint second call", "ttd timeline",
-                      "ttd close", f"ttd open {db}", "ttd timeline", program=bank)
-    assert ("ttd snapshot: argument --reason: invalid choice: 'bogus' (choose from 'manual', "
-            "'breakpoint', 'signal', 'exit')") in lines
+    lines = gdb_batch(
+        f"ttd open --create {db}",
+        "break transfer",
+        "run",
+        "ttd snapshot --reason bogus",
+        "ttd snapshot",
+        "continue",
+        "ttd snapshot --reason breakpoint second call",
+        "ttd timeline",
+        "ttd close",
+        f"ttd open {db}",
+        "ttd timeline",
+        program=bank,
+    )
+    assert (
+        "ttd snapshot: argument --reason: invalid choice: 'bogus' (choose from 'manual', "
+        "'breakpoint', 'signal', 'exit')"
+    ) in lines
     assert any(line.startswith("Snapshot tick 1: ") for line in lines)
     assert any(line.startswith("Snapshot tick 2: ") for line in lines)
     assert f"Opened recording '{db}'." in lines
-    header = [i for i, line in enumerate(lines) if line.split() == ["TICK", "REASON", "THREAD",
-                                                                    "THREADS", "PC", "WHERE"]]
+    header = [
+        i
+        for i, line in enumerate(lines)
+        if line.split() == ["TICK", "REASON", "THREAD", "THREADS", "PC", "WHERE"]
+    ]
     assert len(header) == 2  # before and after reopening
-    rows = lines[header[1] + 1:header[1] + 3]
+    rows = lines[header[1] + 1 : header[1] + 3]
     assert rows[0].split()[:2] == ["1", "manual"] and "transfer at " in rows[0]
     assert rows[1].split()[:2] == ["2", "breakpoint"] and rows[1].endswith("# second call")
 
@@ -88,8 +113,14 @@ def test_snapshot_of_a_mapping_past_the_end_of_its_file(tmp_path, build_target):
     holes = build_target("tests/record/holes.c")
     db = tmp_path / "h.db"
     data = tmp_path / "data.bin"
-    lines = gdb_batch(f"ttd open --create {db}", "break stop_here", f"run {data}", "ttd snapshot",
-                      "kill", program=holes)
+    lines = gdb_batch(
+        f"ttd open --create {db}",
+        "break stop_here",
+        f"run {data}",
+        "ttd snapshot",
+        "kill",
+        program=holes,
+    )
     assert any(line.startswith("Snapshot tick 1: ") for line in lines), lines
     with open_recording(db) as recording, recording.session() as session:
         snap = queries.snapshot_at(session, 1)
@@ -102,8 +133,17 @@ def test_snapshot_of_a_mapping_past_the_end_of_its_file(tmp_path, build_target):
 
 def test_snapshot_refuses_breakpoints_left_in_memory(tmp_path, build_target):
     bank = build_target("examples/bank.c")
-    lines = gdb_batch(f"ttd open --create {tmp_path}/a.db", "set breakpoint always-inserted on",
-                      "break transfer", "run", "ttd snapshot", "kill", program=bank)
-    assert ('ttd snapshot needs breakpoints out of memory while stopped: "set breakpoint '
-            'always-inserted off".') in lines
+    lines = gdb_batch(
+        f"ttd open --create {tmp_path}/a.db",
+        "set breakpoint always-inserted on",
+        "break transfer",
+        "run",
+        "ttd snapshot",
+        "kill",
+        program=bank,
+    )
+    assert (
+        'ttd snapshot needs breakpoints out of memory while stopped: "set breakpoint '
+        'always-inserted off".'
+    ) in lines
     assert not any(line.startswith("Snapshot tick") for line in lines)

@@ -1,5 +1,6 @@
 """A snapshot after the program wrote 10 pages of a 256 MiB heap stores exactly those
 pages."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -13,16 +14,18 @@ HEAP = 256 << 20
 
 
 def test_ten_written_pages_of_a_256_mib_heap(build_target, tmp_path):
-    done, db, _ = record_checkpoints(build_target, tmp_path, "tests/record/big_heap.c",
-                                     timeout=300)
+    done, db, _ = record_checkpoints(build_target, tmp_path, "tests/record/big_heap.c", timeout=300)
     assert done.returncode == 0, done.stderr
     words = done.stdout.split()  # heap 0x... pages N N N ...
     heap, written = int(words[1], 16), [int(w) for w in words[3:]]
     assert len(set(written)) == 10
     with open_recording(db) as recording, recording.session() as session:
+
         def versions(tick):
-            return set(session.scalars(select(PageVersion.address)
-                                       .where(PageVersion.first_tick == tick)))
+            return set(
+                session.scalars(select(PageVersion.address).where(PageVersion.first_tick == tick))
+            )
+
         first, second = versions(1), versions(2)
     in_heap = {a for a in second if heap <= a < heap + HEAP}
     assert in_heap == {heap + p * PAGE for p in written}

@@ -1,5 +1,6 @@
 """`ttd import-core`: a kernel core of a crash, a core whose mapped file changed, bad input.
 (A gcore of the same moment as a live snapshot is compared in test_fidelity.py.)"""
+
 from __future__ import annotations
 
 import glob
@@ -30,12 +31,22 @@ def dump_core(argv: list[str], cwd: Path, **run) -> tuple[subprocess.Popen, Path
     process, or a directory with %e/%p in the name; not a pipe to a program)."""
     pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
     require(not pattern.startswith("|"), f"kernel core_pattern {pattern!r} pipes cores away")
-    proc = subprocess.Popen(argv, cwd=cwd, preexec_fn=_unlimited_core, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **run)
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        preexec_fn=_unlimited_core,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **run,
+    )
     proc.stdout_text, proc.stderr_text = proc.communicate(timeout=TIMEOUT)
     names = {"p": str(proc.pid), "e": Path(argv[0]).name[:15], "%": "%"}
-    wanted = re.sub(r"%(.)", lambda m: glob.escape(names.get(m[1], "*")) if m[1] in names
-                    else "*", glob.escape(pattern).replace("[%]", "%"))
+    wanted = re.sub(
+        r"%(.)",
+        lambda m: glob.escape(names.get(m[1], "*")) if m[1] in names else "*",
+        glob.escape(pattern).replace("[%]", "%"),
+    )
     found = sorted(glob.glob(str(cwd / wanted) + ("*" if "%" not in pattern else "")))
     assert found, f"the kernel wrote no core ({pattern!r})"
     core = cwd / Path(found[0]).name
@@ -93,18 +104,20 @@ def _line_of(source: str, text: str) -> int:
 def test_core_whose_executable_changed_warns(kernel_core, tmp_path, build_target):
     work, core = kernel_core
     other = build_target("examples/bank.c")
-    result = run_ttd("import-core", str(tmp_path / "k.db"), str(core), "--exe", str(other),
-                     timeout=TIMEOUT)
+    result = run_ttd(
+        "import-core", str(tmp_path / "k.db"), str(core), "--exe", str(other), timeout=TIMEOUT
+    )
     assert result.returncode == 0, result.stderr
     warnings = result.stderr.splitlines()
     assert warnings and all(w.startswith("ttd: warning: ") for w in warnings)
-    assert f"the file '{other}' differs from the one the core was made with; these pages " \
-           "read as zeros" in warnings[0]
+    assert (
+        f"the file '{other}' differs from the one the core was made with; these pages "
+        "read as zeros" in warnings[0]
+    )
 
 
 def test_missing_core(tmp_path):
-    result = run_ttd("import-core", str(tmp_path / "k.db"), str(tmp_path / "nope"),
-                     timeout=TIMEOUT)
+    result = run_ttd("import-core", str(tmp_path / "k.db"), str(tmp_path / "nope"), timeout=TIMEOUT)
     assert result.returncode == 2
     assert result.stderr.strip() == f"ttd: No core file at '{tmp_path / 'nope'}'."
     assert not (tmp_path / "k.db").exists()
@@ -128,7 +141,7 @@ def test_elf_but_not_core(tmp_path, build_target):
 def test_truncated_core(kernel_core, tmp_path):
     _, core = kernel_core
     cut = tmp_path / "cut.core"
-    cut.write_bytes(core.read_bytes()[:64 + 56 * 3])
+    cut.write_bytes(core.read_bytes()[: 64 + 56 * 3])
     result = run_ttd("import-core", str(tmp_path / "k.db"), str(cut), timeout=TIMEOUT)
     assert result.returncode == 2
     assert result.stderr.strip() == f"ttd: '{cut}' is truncated: its program headers are cut short."
@@ -136,8 +149,14 @@ def test_truncated_core(kernel_core, tmp_path):
 
 def test_missing_exe_option(kernel_core, tmp_path):
     _, core = kernel_core
-    result = run_ttd("import-core", str(tmp_path / "k.db"), str(core), "--exe",
-                     str(tmp_path / "gone"), timeout=TIMEOUT)
+    result = run_ttd(
+        "import-core",
+        str(tmp_path / "k.db"),
+        str(core),
+        "--exe",
+        str(tmp_path / "gone"),
+        timeout=TIMEOUT,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"ttd: Executable '{tmp_path / 'gone'}' not found."
 
@@ -153,8 +172,10 @@ def core_with_many_mappings(kernel_core, build_target, tmp_path_factory):
     program = build_target("tests/record/many_maps.c")
     work = tmp_path_factory.mktemp("many")
     limit = int(MAX_MAP_COUNT.read_text())
-    require(limit > MANY + 1000 or _writable(MAX_MAP_COUNT),
-            "vm.max_map_count is too low and cannot be raised")
+    require(
+        limit > MANY + 1000 or _writable(MAX_MAP_COUNT),
+        "vm.max_map_count is too low and cannot be raised",
+    )
     try:
         if limit <= MANY + 1000:
             MAX_MAP_COUNT.write_text(str(2 * MANY))
@@ -173,8 +194,7 @@ def _writable(path: Path) -> bool:
         return False
 
 
-def test_core_with_more_program_headers_than_the_header_counts(core_with_many_mappings,
-                                                               tmp_path):
+def test_core_with_more_program_headers_than_the_header_counts(core_with_many_mappings, tmp_path):
     core, region = core_with_many_mappings
     with open(core, "rb") as f:
         head = f.read(64)
@@ -215,8 +235,9 @@ def test_exe_is_compared_by_its_real_path(kernel_core, tmp_path):
 def test_exe_that_is_a_symlink_loop(kernel_core, tmp_path):
     _, core = kernel_core
     loop = symlink_loop(tmp_path)
-    done = run_ttd("import-core", str(tmp_path / "k.db"), str(core), "--exe", str(loop),
-                   timeout=TIMEOUT)
+    done = run_ttd(
+        "import-core", str(tmp_path / "k.db"), str(core), "--exe", str(loop), timeout=TIMEOUT
+    )
     assert done.returncode == 2
     assert one_line_error(done) == f"ttd: Executable '{loop}': it is a symlink loop."
     assert not (tmp_path / "k.db").exists()
@@ -227,8 +248,10 @@ def test_import_into_a_read_only_directory(kernel_core, tmp_path):
     with read_only_dir(tmp_path / "ro") as ro:
         done = run_ttd("import-core", str(ro / "k.db"), str(core), timeout=TIMEOUT)
     assert done.returncode == 2
-    assert one_line_error(done) == (f"ttd: Cannot create '{ro}/k.db': the directory '{ro}' "
-                                    "does not take new files (Read-only file system).")
+    assert one_line_error(done) == (
+        f"ttd: Cannot create '{ro}/k.db': the directory '{ro}' "
+        "does not take new files (Read-only file system)."
+    )
 
 
 def test_core_of_an_abort_names_the_function_it_stopped_in(build_target, tmp_path):
@@ -238,11 +261,14 @@ def test_core_of_an_abort_names_the_function_it_stopped_in(build_target, tmp_pat
     shutil.copy(exits, tmp_path / "exits")
     proc, core = dump_core(["./exits", "abort"], tmp_path)
     assert proc.returncode == -6
-    gdb = subprocess.run(["gdb", "--nx", "-batch", "-ex", "frame 0", str(tmp_path / "exits"),
-                          str(core)], capture_output=True, text=True, timeout=TIMEOUT)
+    gdb = subprocess.run(
+        ["gdb", "--nx", "-batch", "-ex", "frame 0", str(tmp_path / "exits"), str(core)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     frame = next(line for line in gdb.stdout.splitlines() if line.startswith("#0"))
-    gdb_function = frame.split(" in ", 1)[1].split(" (")[0] if " in " in frame else \
-        frame.split()[1]
+    gdb_function = frame.split(" in ", 1)[1].split(" (")[0] if " in " in frame else frame.split()[1]
     db = tmp_path / "a.db"
     assert run_ttd("import-core", str(db), str(core), timeout=TIMEOUT).returncode == 0
     row = timeline(db)[0]

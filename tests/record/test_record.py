@@ -1,5 +1,6 @@
 """`ttd record` end to end: breakpoints with --hits, a crash recorded before it kills the
 process, an exit snapshot, the program's output, incremental storage, and bad input."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,21 @@ HEAP_PAGES = (64 << 20) // PAGE
 def test_breakpoints_hits_and_exit(build_target, tmp_path):
     bank = build_target("examples/bank.c")
     db = tmp_path / "bank.db"
-    result = run_ttd("record", "-o", str(db), "--break", "transfer", "--hits", "3",
-                     "--break", "total_cents", "--", str(bank), "5", timeout=120)
+    result = run_ttd(
+        "record",
+        "-o",
+        str(db),
+        "--break",
+        "transfer",
+        "--hits",
+        "3",
+        "--break",
+        "total_cents",
+        "--",
+        str(bank),
+        "5",
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "5 transfers, 1500 cents moved, total 13200\n"  # the program's own
     assert f"recorded 5 snapshots into '{db}'" in result.stderr
@@ -42,8 +56,18 @@ def test_ledger_changes_between_ticks(build_target, tmp_path):
     """The recorded globals are the program's: ledger.transfers counts up tick by tick."""
     bank = build_target("examples/bank.c")
     db = tmp_path / "bank.db"
-    run_ttd("record", "-o", str(db), "--break", "transfer", "--", str(bank), "4",
-            timeout=120, check=True)
+    run_ttd(
+        "record",
+        "-o",
+        str(db),
+        "--break",
+        "transfer",
+        "--",
+        str(bank),
+        "4",
+        timeout=120,
+        check=True,
+    )
     with open_recording(db) as recording, recording.session() as session:
         counts = [global_value(session, bank, "ledger", t) for t in (1, 2, 3, 4)]
     assert counts == [0, 1, 2, 3]
@@ -52,28 +76,46 @@ def test_ledger_changes_between_ticks(build_target, tmp_path):
 def test_crash_is_recorded_before_it_kills(build_target, tmp_path):
     crash = build_target("tests/record/crash.c")
     db = tmp_path / "crash.db"
-    result = run_ttd("record", "-o", str(db), "--break", "step", "--hits", "2", "--",
-                     str(crash), timeout=120)
+    result = run_ttd(
+        "record", "-o", str(db), "--break", "step", "--hits", "2", "--", str(crash), timeout=120
+    )
     assert result.returncode == 128 + 11, result.stderr  # the program's: SIGSEGV
     assert result.stdout == "about to crash after 6\n"
     assert "the program was killed by SIGSEGV" in result.stderr
     entries = timeline(db)
     assert [(e["tick"], e["reason"]) for e in entries] == [
-        (1, "breakpoint"), (2, "breakpoint"), (3, "signal")]
+        (1, "breakpoint"),
+        (2, "breakpoint"),
+        (3, "signal"),
+    ]
     assert entries[2]["signal"] == "SIGSEGV" and entries[2]["function"] == "main"
 
 
 def test_hundred_snapshots_store_only_what_changed(build_target, tmp_path):
     churn = build_target("tests/record/churn.c")
     db = tmp_path / "churn.db"
-    result = run_ttd("record", "-o", str(db), "--break", "checkpoint", "--hits", "100", "--",
-                     str(churn), "100", timeout=300)
+    result = run_ttd(
+        "record",
+        "-o",
+        str(db),
+        "--break",
+        "checkpoint",
+        "--hits",
+        "100",
+        "--",
+        str(churn),
+        "100",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     with open_recording(db) as recording, recording.session() as session:
         assert [s.tick for s in queries.timeline(session)] == list(range(1, 102))
         contents = session.scalar(select(func.count()).select_from(PageContent))
-        per_tick = dict(session.execute(
-            select(PageVersion.first_tick, func.count()).group_by(PageVersion.first_tick)).all())
+        per_tick = dict(
+            session.execute(
+                select(PageVersion.first_tick, func.count()).group_by(PageVersion.first_tick)
+            ).all()
+        )
     # tick 1 holds the whole heap; each later tick its 10 rewritten pages, plus the
     # stack page and the PRNG's page of .data
     assert HEAP_PAGES <= per_tick[1] < HEAP_PAGES + 1000
@@ -86,8 +128,9 @@ def test_hundred_snapshots_store_only_what_changed(build_target, tmp_path):
 
 
 def test_program_not_found(tmp_path):
-    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", "no-such-program-ttd",
-                     timeout=60)
+    result = run_ttd(
+        "record", "-o", str(tmp_path / "x.db"), "--", "no-such-program-ttd", timeout=60
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == "ttd: Program 'no-such-program-ttd' not found."
     assert not (tmp_path / "x.db").exists()
@@ -98,24 +141,47 @@ def test_location_that_never_resolves(build_target, tmp_path):
     what was recorded."""
     bank = build_target("examples/bank.c")
     db = tmp_path / "x.db"
-    result = run_ttd("record", "-o", str(db), "--break", "no_such_function", "--break",
-                     "transfer", "--hits", "2", "--", str(bank), "3", timeout=60)
+    result = run_ttd(
+        "record",
+        "-o",
+        str(db),
+        "--break",
+        "no_such_function",
+        "--break",
+        "transfer",
+        "--hits",
+        "2",
+        "--",
+        str(bank),
+        "3",
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stdout == "3 transfers, 600 cents moved, total 13200\n"
     assert result.stderr.strip() == (
         "ttd: Breakpoint location 'no_such_function' never resolved (Function "
         f"\"no_such_function\" not defined.); 3 snapshots recorded into '{db}'; the program "
-        "exited with status 0.")
+        "exited with status 0."
+    )
     assert [e["reason"] for e in timeline(db)] == ["breakpoint", "breakpoint", "exit"]
 
 
 def test_location_that_can_never_resolve(build_target, tmp_path):
     bank = build_target("examples/bank.c")
-    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--break=-no_such_function",
-                     "--", str(bank), timeout=60)
+    result = run_ttd(
+        "record",
+        "-o",
+        str(tmp_path / "x.db"),
+        "--break=-no_such_function",
+        "--",
+        str(bank),
+        timeout=60,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == ("ttd: Breakpoint location '-no_such_function' does not "
-                                     "resolve: Function \"-no_such_function\" not defined.")
+    assert result.stderr.strip() == (
+        "ttd: Breakpoint location '-no_such_function' does not "
+        'resolve: Function "-no_such_function" not defined.'
+    )
     assert not (tmp_path / "x.db").exists()
 
 
@@ -125,8 +191,9 @@ def test_existing_output_is_refused(build_target, tmp_path):
     existing.write_bytes(b"keep me")
     result = run_ttd("record", "-o", str(existing), "--", str(bank), timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"ttd: '{existing}' already exists; ttd record writes "
-                                     "a new recording.")
+    assert result.stderr.strip() == (
+        f"ttd: '{existing}' already exists; ttd record writes a new recording."
+    )
     assert existing.read_bytes() == b"keep me"
 
 
@@ -139,18 +206,23 @@ def test_no_program(tmp_path):
 def test_gdb_missing(build_target, tmp_path):
     bank = build_target("examples/bank.c")
     env = dict(os.environ, PATH=str(tmp_path))  # no gdb on PATH
-    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", str(bank), timeout=60,
-                     env=env)
+    result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", str(bank), timeout=60, env=env)
     assert result.returncode == 2
     assert result.stderr.strip() == "ttd: gdb is not installed: apt-get install gdb"
 
 
-@pytest.mark.parametrize("hits, why", [("0", "must be at least 1, not 0"),
-                                       ("-1", "must be at least 1, not -1"),
-                                       ("x", "'x' is not a whole number")])
+@pytest.mark.parametrize(
+    "hits, why",
+    [
+        ("0", "must be at least 1, not 0"),
+        ("-1", "must be at least 1, not -1"),
+        ("x", "'x' is not a whole number"),
+    ],
+)
 def test_bad_hits(tmp_path, hits, why):
-    result = run_ttd("record", "-o", str(tmp_path / "x.db"), f"--hits={hits}", "--", "true",
-                     timeout=60)
+    result = run_ttd(
+        "record", "-o", str(tmp_path / "x.db"), f"--hits={hits}", "--", "true", timeout=60
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == f"ttd record: error: argument --hits: {why}"
 
@@ -158,11 +230,26 @@ def test_bad_hits(tmp_path, hits, why):
 def test_timeout_kills_the_program_and_keeps_the_snapshots(tmp_path, build_target):
     sleeper = build_target("tests/record/sleeper.c")
     db = tmp_path / "s.db"
-    result = run_ttd("record", "-o", str(db), "--break", "tick", "--hits", "1", "--timeout", "2",
-                     "--", str(sleeper), str(tmp_path / "pid"), timeout=60)
+    result = run_ttd(
+        "record",
+        "-o",
+        str(db),
+        "--break",
+        "tick",
+        "--hits",
+        "1",
+        "--timeout",
+        "2",
+        "--",
+        str(sleeper),
+        str(tmp_path / "pid"),
+        timeout=60,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"ttd: The program ran longer than 2 s (--timeout) and was "
-                                     f"killed; 1 snapshot recorded into '{db}'.")
+    assert result.stderr.strip() == (
+        f"ttd: The program ran longer than 2 s (--timeout) and was "
+        f"killed; 1 snapshot recorded into '{db}'."
+    )
     assert [e["reason"] for e in timeline(db)] == ["breakpoint"]
     pid = int((tmp_path / "pid").read_text())
     assert not os.path.exists(f"/proc/{pid}") or "State:\tZ" in open(f"/proc/{pid}/status").read()
@@ -172,9 +259,23 @@ def test_progress_line_only_on_a_terminal(tmp_path, build_target):
     bank = build_target("examples/bank.c")
     master, slave = pty.openpty()
     try:
-        proc = subprocess.run([str(TTD), "record", "-o", str(tmp_path / "b.db"), "--break",
-                               "transfer", "--", str(bank), "2"], stdout=subprocess.PIPE,
-                              stderr=slave, stdin=subprocess.DEVNULL, timeout=120)
+        proc = subprocess.run(
+            [
+                str(TTD),
+                "record",
+                "-o",
+                str(tmp_path / "b.db"),
+                "--break",
+                "transfer",
+                "--",
+                str(bank),
+                "2",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
     finally:
         os.close(slave)
     shown = b""
@@ -200,8 +301,18 @@ def test_program_gets_the_environment_and_arguments(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "TTD_RECORD_PROBE=it's here; $HOME stays literal" in result.stdout.splitlines()
     assert [e["reason"] for e in timeline(tmp_path / "e.db")] == ["exit"]
-    args = run_ttd("record", "-o", str(tmp_path / "a.db"), "--", "printf", "%s|", "a b", "'c'",
-                   "$HOME", timeout=120)
+    args = run_ttd(
+        "record",
+        "-o",
+        str(tmp_path / "a.db"),
+        "--",
+        "printf",
+        "%s|",
+        "a b",
+        "'c'",
+        "$HOME",
+        timeout=120,
+    )
     assert args.stdout == "a b|'c'|$HOME|"
 
 
@@ -211,8 +322,10 @@ def test_program_that_is_not_an_executable(tmp_path):
     script.chmod(0o755)
     result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", str(script), timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"ttd: gdb cannot load '{script}': \"{script}\": not in "
-                                     "executable format: file format not recognized")
+    assert result.stderr.strip() == (
+        f"ttd: gdb cannot load '{script}': \"{script}\": not in "
+        "executable format: file format not recognized"
+    )
     script.chmod(0o644)
     result = run_ttd("record", "-o", str(tmp_path / "x.db"), "--", str(script), timeout=60)
     assert result.stderr.strip() == f"ttd: Program '{script}' is not executable."

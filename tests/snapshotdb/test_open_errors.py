@@ -1,4 +1,5 @@
 """Opening recordings: every bad input gives one line that names the problem."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -22,16 +23,18 @@ from snapshotdb.models import SCHEMA_VERSION, Meta, PageContent, PageVersion
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.db"
-    with pytest.raises(RecordingNotFound,
-                       match=r"^No recording at '.*nope\.db': file not found\.$"):
+    with pytest.raises(
+        RecordingNotFound, match=r"^No recording at '.*nope\.db': file not found\.$"
+    ):
         open_engine(path)
 
 
 def test_not_sqlite(tmp_path):
     path = tmp_path / "text.db"
     path.write_text("hello, I am not a database\n" * 10)
-    with pytest.raises(NotARecording,
-                       match=r"is not a ttd recording \(not an SQLite database\)\.$"):
+    with pytest.raises(
+        NotARecording, match=r"is not a ttd recording \(not an SQLite database\)\.$"
+    ):
         open_engine(path)
 
 
@@ -58,8 +61,10 @@ def test_other_schema_version(tmp_path):
     with Session(engine) as session, session.begin():
         session.execute(update(Meta).where(Meta.key == "schema_version").values(value="99"))
     engine.dispose()
-    with pytest.raises(SchemaVersionMismatch,
-                       match=rf"schema version 99; this ttd reads version {SCHEMA_VERSION}\.$"):
+    with pytest.raises(
+        SchemaVersionMismatch,
+        match=rf"schema version 99; this ttd reads version {SCHEMA_VERSION}\.$",
+    ):
         open_engine(path)
 
 
@@ -94,9 +99,11 @@ def test_create_then_reopen(tmp_path):
 def _store_page(session: Session, rec_addr: int, tick: int, raw: bytes) -> int:
     digest, codec, data = pages.encode(raw)
     content_id = session.execute(
-        insert(PageContent).values(digest=digest, codec=codec, data=data)).inserted_primary_key[0]
-    session.execute(insert(PageVersion).values(address=rec_addr, first_tick=tick,
-                                               content_id=content_id))
+        insert(PageContent).values(digest=digest, codec=codec, data=data)
+    ).inserted_primary_key[0]
+    session.execute(
+        insert(PageVersion).values(address=rec_addr, first_tick=tick, content_id=content_id)
+    )
     return content_id
 
 
@@ -133,13 +140,19 @@ def test_corrupt_page_names_tick_and_address(tmp_path):
     conn.commit()
     conn.close()
     with Session(open_engine(path)) as session:
-        with pytest.raises(CorruptPage, match=r"^Corrupt recording: page at tick 2, address "
-                                              r"0x7f0000001000 does not match its hash\.$"):
+        with pytest.raises(
+            CorruptPage,
+            match=r"^Corrupt recording: page at tick 2, address "
+            r"0x7f0000001000 does not match its hash\.$",
+        ):
             queries.page_at(session, 0x7F0000001000, 2)
 
 
-@pytest.mark.parametrize("raw", [bytes(4096), b"\xaa" * 4096, bytes(range(256)) * 16],
-                         ids=["zero", "repeated", "pattern"])
+@pytest.mark.parametrize(
+    "raw",
+    [bytes(4096), b"\xaa" * 4096, bytes(range(256)) * 16],
+    ids=["zero", "repeated", "pattern"],
+)
 def test_encode_decode_roundtrip(raw):
     digest, codec, data = pages.encode(raw)
     assert codec in ("zstd", "raw")
@@ -148,6 +161,7 @@ def test_encode_decode_roundtrip(raw):
 
 def test_incompressible_page_stored_raw():
     import os
+
     raw = os.urandom(4096)
     digest, codec, data = pages.encode(raw)
     assert codec == "raw" and data == raw
@@ -155,6 +169,7 @@ def test_incompressible_page_stored_raw():
 
 def test_page_reader_agrees_with_queries(tmp_path):
     from snapshotdb.reader import PageReader
+
     engine = open_engine(tmp_path / "r.db", create=True)
     raw = bytes(range(256)) * 16
     with Session(engine) as session, session.begin():

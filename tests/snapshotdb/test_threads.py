@@ -1,5 +1,6 @@
 """One open recording read from many threads at once (the GDB plugin reads it from its
 main thread and from a call's start-up thread): no thread's connection is closed under it."""
+
 from __future__ import annotations
 
 import threading
@@ -16,13 +17,15 @@ def test_a_file_recording_reads_from_many_threads(tmp_path):
     errors: list[BaseException] = []
     start = threading.Barrier(12)
     with open_recording(path) as recording:
+
         def read_many() -> None:
             try:
                 start.wait()
                 for _ in range(200):
                     with recording.session() as session:
-                        assert session.scalar(select(Meta.value).where(
-                            Meta.key == "schema_version"))
+                        assert session.scalar(
+                            select(Meta.value).where(Meta.key == "schema_version")
+                        )
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 

@@ -1,5 +1,6 @@
 """The snapshot writer against a real SQLite file: only changed pages get versions,
 zero and vanished pages get NULL versions, contents are shared, every tick reads back."""
+
 from __future__ import annotations
 
 import random
@@ -46,8 +47,13 @@ def write(w: SnapshotWriter, memory: dict[int, bytes]):
 
 def versions(engine, tick: int) -> dict[int, int | None]:
     with Session(engine) as session:
-        return dict(session.execute(select(PageVersion.address, PageVersion.content_id)
-                                    .where(PageVersion.first_tick == tick)).all())
+        return dict(
+            session.execute(
+                select(PageVersion.address, PageVersion.content_id).where(
+                    PageVersion.first_tick == tick
+                )
+            ).all()
+        )
 
 
 def count(engine, model) -> int:
@@ -105,11 +111,15 @@ def test_every_tick_reads_back(engine):
     history = []
     for tick in range(1, 26):
         for rec_addr in rng.sample(sorted(memory), 12):
-            memory[rec_addr] = rng.choice([ZERO_PAGE, page(rng.randrange(1, 4)),
-                                           rng.randbytes(PAGE_SIZE)])
+            memory[rec_addr] = rng.choice(
+                [ZERO_PAGE, page(rng.randrange(1, 4)), rng.randbytes(PAGE_SIZE)]
+            )
         live = {a: p for a, p in memory.items() if not (tick % 5 == 0 and a >= BASE + 0x800000)}
-        chunks = [(r, b"".join(live.get(r + i * PAGE_SIZE, ZERO_PAGE) for i in range(n)))
-                  for r, n in regions if r in live]
+        chunks = [
+            (r, b"".join(live.get(r + i * PAGE_SIZE, ZERO_PAGE) for i in range(n)))
+            for r, n in regions
+            if r in live
+        ]
         mappings = [MappingInfo(r, r + n * PAGE_SIZE, "rw-p", 0, "") for r, n in regions]
         assert w.write(INFO, [THREAD], mappings, chunks).tick == tick
         history.append(dict(live))
@@ -123,8 +133,9 @@ def test_every_tick_reads_back(engine):
 
 
 def test_unaligned_chunk_is_refused(engine):
-    with pytest.raises(CaptureError,
-                       match=r"^Unaligned memory chunk at 0x10000010 \(4096 bytes\)\.$"):
+    with pytest.raises(
+        CaptureError, match=r"^Unaligned memory chunk at 0x10000010 \(4096 bytes\)\.$"
+    ):
         writer(engine).write(INFO, [THREAD], [], [(BASE + 16, page(1))])
     assert count(engine, PageVersion) == 0
 
@@ -133,14 +144,19 @@ def test_another_executable_is_refused(engine):
     write(writer(engine), {BASE: page(1)})
     with pytest.raises(CaptureError) as exc:
         SnapshotWriter(engine, exe_path="/bin/other", build_id=None, cmdline=[])
-    assert str(exc.value) == ("This database records '/bin/prog'; it cannot take a snapshot "
-                              "of '/bin/other'. Use a new database.")
+    assert str(exc.value) == (
+        "This database records '/bin/prog'; it cannot take a snapshot "
+        "of '/bin/other'. Use a new database."
+    )
 
 
 def test_bad_register_sizes_are_refused(engine):
     bad = ThreadState(tid=1, gpregs=bytes(200), fpregs=bytes(512))
-    with pytest.raises(CaptureError, match=r"^Thread 1: register sets have 200/512 bytes, "
-                                           r"expected 216/512\.$"):
+    with pytest.raises(
+        CaptureError,
+        match=r"^Thread 1: register sets have 200/512 bytes, "
+        r"expected 216/512\.$",
+    ):
         writer(engine).write(INFO, [bad], [], [])
 
 
@@ -149,16 +165,27 @@ def test_no_threads_is_refused(engine):
         writer(engine).write(INFO, [], [], [])
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("555555554000-555555555000 r--p 00000000 fe:01 1234   /usr/bin/prog",
-     MappingInfo(0x555555554000, 0x555555555000, "r--p", 0, "/usr/bin/prog")),
-    ("7ffc1000-7ffc2000 rw-p 00000000 00:00 0                          [stack]",
-     MappingInfo(0x7FFC1000, 0x7FFC2000, "rw-p", 0, "[stack]")),
-    ("7f0000000000-7f0000021000 rw-p 00000000 00:00 0 ",
-     MappingInfo(0x7F0000000000, 0x7F0000021000, "rw-p", 0, "")),
-    ("7f00-8f00 r-xp 0001a000 08:01 99 /tmp/my lib.so (deleted)",
-     MappingInfo(0x7F00, 0x8F00, "r-xp", 0x1A000, "/tmp/my lib.so (deleted)")),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        (
+            "555555554000-555555555000 r--p 00000000 fe:01 1234   /usr/bin/prog",
+            MappingInfo(0x555555554000, 0x555555555000, "r--p", 0, "/usr/bin/prog"),
+        ),
+        (
+            "7ffc1000-7ffc2000 rw-p 00000000 00:00 0                          [stack]",
+            MappingInfo(0x7FFC1000, 0x7FFC2000, "rw-p", 0, "[stack]"),
+        ),
+        (
+            "7f0000000000-7f0000021000 rw-p 00000000 00:00 0 ",
+            MappingInfo(0x7F0000000000, 0x7F0000021000, "rw-p", 0, ""),
+        ),
+        (
+            "7f00-8f00 r-xp 0001a000 08:01 99 /tmp/my lib.so (deleted)",
+            MappingInfo(0x7F00, 0x8F00, "r-xp", 0x1A000, "/tmp/my lib.so (deleted)"),
+        ),
+    ],
+)
 def test_parse_maps(line, expected):
     assert parse_maps(line) == [expected]
 

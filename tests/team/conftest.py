@@ -2,6 +2,7 @@
 CI=true a missing server fails, never skips), a database per test that wants one, and
 recordings of examples/bank: into a SQLite file, straight into PostgreSQL, and the
 SQLite one copied there."""
+
 from __future__ import annotations
 
 import itertools
@@ -41,8 +42,9 @@ def pg_db(pg, pg_database):
 
 def record_bank(binary, output: str) -> None:
     """ttd record of examples/bank at every transfer() (ticks 1-5) and its exit (6)."""
-    done = run_ttd("record", "-o", str(output), "--break", "transfer", "--", str(binary),
-                   timeout=180)
+    done = run_ttd(
+        "record", "-o", str(output), "--break", "transfer", "--", str(binary), timeout=180
+    )
     assert done.returncode == 0, done.stderr
 
 

@@ -13,6 +13,7 @@ with ".s.PGSQL.5432") and open to the postgres user. A session killed before its
 leaves its cluster behind: the next one stops and removes those whose owner (the
 process named in the directory's `owner` file) is gone.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,8 +28,10 @@ from urllib.parse import quote
 
 def _pg_bin() -> Path:
     """The newest installed PostgreSQL's programs (Debian: /usr/lib/postgresql/N/bin)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
     return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
 
 
@@ -78,37 +81,77 @@ class PgCluster:
 
     def _as_owner(self, *argv: str, timeout: float = START_LIMIT_S):
         prefix = ["runuser", "-u", "postgres", "--"] if self._owner is not None else []
-        return subprocess.run([*prefix, *argv], capture_output=True, text=True,
-                              timeout=timeout, cwd=self.dir, check=True)
+        return subprocess.run(
+            [*prefix, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.dir,
+            check=True,
+        )
 
     def init(self) -> None:
-        self._as_owner(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                       "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+        self._as_owner(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
         hba = self.data / "pg_hba.conf"
-        rules = (f"local all {PASSWORD_ROLE} scram-sha-256\n"
-                 "local all all trust\n")
+        rules = f"local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n"
         hba.write_text(rules)  # ours now: root writes, the server only reads
         if self._owner is not None:
             os.chown(hba, self._owner.pw_uid, self._owner.pw_gid)
 
     def start(self) -> None:
-        opts = (f"-c listen_addresses='' -c unix_socket_directories='{self.dir}' "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=100 -c max_wal_size=4GB")
+        opts = (
+            f"-c listen_addresses='' -c unix_socket_directories='{self.dir}' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=100 -c max_wal_size=4GB"
+        )
         try:
-            self._as_owner(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                           "-w", "-t", str(START_LIMIT_S), "-o", opts, "start",
-                           timeout=START_LIMIT_S + 10)
+            self._as_owner(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                str(START_LIMIT_S),
+                "-o",
+                opts,
+                "start",
+                timeout=START_LIMIT_S + 10,
+            )
         except subprocess.CalledProcessError as exc:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(f"PostgreSQL did not start in {self.dir}: {exc.stderr}\n{log}") \
-                from None
+            raise RuntimeError(
+                f"PostgreSQL did not start in {self.dir}: {exc.stderr}\n{log}"
+            ) from None
         self.running = True
 
     def stop(self, mode: str = "fast") -> None:
         if self.running:
-            self._as_owner(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
-                           "-t", str(START_LIMIT_S), "stop", timeout=START_LIMIT_S + 10)
+            self._as_owner(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                str(START_LIMIT_S),
+                "stop",
+                timeout=START_LIMIT_S + 10,
+            )
             self.running = False
 
     def remove(self) -> None:
@@ -116,8 +159,13 @@ class PgCluster:
             self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def url(self, database: str = "postgres", recording: str | None = None,
-            user: str = "postgres", password: str | None = None) -> str:
+    def url(
+        self,
+        database: str = "postgres",
+        recording: str | None = None,
+        user: str = "postgres",
+        password: str | None = None,
+    ) -> str:
         auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
         query = f"host={self.dir}"
         if recording is not None:
@@ -128,8 +176,12 @@ class PgCluster:
         """Run one statement as the superuser (autocommit); its rows, if any."""
         import psycopg
 
-        with psycopg.connect(host=str(self.dir), user="postgres", dbname=database,
-                             autocommit=True) as conn, conn.cursor() as cur:
+        with (
+            psycopg.connect(
+                host=str(self.dir), user="postgres", dbname=database, autocommit=True
+            ) as conn,
+            conn.cursor() as cur,
+        ):
             cur.execute(statement, params)
             return cur.fetchall() if cur.description else []
 

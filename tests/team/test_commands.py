@@ -1,5 +1,6 @@
 """Every command that takes a recording takes a server URL: ttd timeline, ttd gdb,
 ttd import-core (ttd record, call and copy: the other modules)."""
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,17 @@ def test_timeline_of_a_server_recording(bank_pg, bank_sqlite):
     on_file = run_ttd("timeline", str(bank_sqlite), "--json", timeout=60)
     assert on_server.returncode == 0, on_server.stderr
     ticks = [s["tick"] for s in json.loads(on_server.stdout)]
-    assert ticks == [s["tick"] for s in json.loads(on_file.stdout)] == list(
-        range(1, 7))
+    assert ticks == [s["tick"] for s in json.loads(on_file.stdout)] == list(range(1, 7))
 
 
 def test_ttd_gdb_opens_a_server_recording(bank_pg):
-    done = subprocess.run([str(TTD), "gdb", bank_pg], input="call-at-time 3 balance_of(1)\n",
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(TTD), "gdb", bank_pg],
+        input="call-at-time 3 balance_of(1)\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert f"Opened recording '{bank_pg}'." in done.stdout
     assert "$1 = 9900" in done.stdout, done.stdout

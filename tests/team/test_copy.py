@@ -1,5 +1,6 @@
 """ttd copy SRC DST and ttd list URL: both directions, a progress line on a terminal, an
 interrupted copy never listed complete nor opened, and the same command resuming it."""
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,12 @@ def test_an_interrupted_copy_into_a_file_is_resumed(bank_pg, tmp_path):
 def test_a_progress_line_on_a_terminal(pg, pg_database, bank_sqlite):
     leader, follower = os.openpty()
     try:
-        done = subprocess.run([str(TTD), "copy", str(bank_sqlite), pg.url(pg_database, "shown")],
-                              stdout=subprocess.PIPE, stderr=follower, timeout=300)
+        done = subprocess.run(
+            [str(TTD), "copy", str(bank_sqlite), pg.url(pg_database, "shown")],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=300,
+        )
         assert done.returncode == 0
         shown = b""
         while select.select([leader], [], [], 0)[0]:

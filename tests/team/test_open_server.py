@@ -1,5 +1,6 @@
 """Recordings in a PostgreSQL database: made, found, listed, read-only, refused with one
 line each (a real server: tests/team/conftest.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,8 +42,11 @@ def test_recordings_have_schemas_of_their_own(pg_db):
 
 def test_a_missing_recording_names_those_there(pg_db):
     open_recording(pg_db + "&recording=bank", create=True).close()
-    with pytest.raises(RecordingNotFound, match=r"^No recording 'nope' at '.*recording=nope': "
-                                                r"the database holds bank\.$"):
+    with pytest.raises(
+        RecordingNotFound,
+        match=r"^No recording 'nope' at '.*recording=nope': "
+        r"the database holds bank\.$",
+    ):
         open_recording(pg_db + "&recording=nope")
 
 
@@ -62,15 +66,21 @@ def test_an_incomplete_copy_is_not_opened(pg_db):
     with server.admin_engine(rec.location).begin() as conn:
         server.set_state(conn, "half", server.COPYING)
     rec.close()
-    with pytest.raises(IncompleteRecording, match=r"^The recording 'half' in '.*' is incomplete: "
-                                                  r"a copy into it was interrupted\."):
+    with pytest.raises(
+        IncompleteRecording,
+        match=r"^The recording 'half' in '.*' is incomplete: "
+        r"a copy into it was interrupted\.",
+    ):
         open_recording(url)
 
 
 def test_no_server_there(tmp_path):
     url = f"postgresql://postgres@/ttd?host={tmp_path}&recording=bank"
-    with pytest.raises(ServerUnavailable, match=r"^The PostgreSQL server of '.*recording=bank' "
-                                                r"cannot be reached: .*No such file"):
+    with pytest.raises(
+        ServerUnavailable,
+        match=r"^The PostgreSQL server of '.*recording=bank' "
+        r"cannot be reached: .*No such file",
+    ):
         open_recording(url)
 
 
@@ -102,6 +112,9 @@ def test_no_permission_is_one_line(pg, pg_database):
     database = pg_database
     open_recording(pg.url(database, "bank"), create=True).close()
     url = pg.url(database, "bank", user=PASSWORD_ROLE, password=PASSWORD)
-    with pytest.raises(RecordingError, match=r"^Cannot open the recording at '.*': permission "
-                                             r"denied for schema ttd\.$"):
+    with pytest.raises(
+        RecordingError,
+        match=r"^Cannot open the recording at '.*': permission "
+        r"denied for schema ttd\.$",
+    ):
         open_recording(url)

@@ -1,5 +1,6 @@
 """The tests' own clusters: one left running by a killed test session is stopped and
 removed by the next, and never one whose session is alive."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,10 @@ import sys
 from tests.conftest import TOP
 from tests.team.pg_cluster import PgCluster
 
-STARTS = ("import time; from tests.team.pg_cluster import PgCluster; c = PgCluster.new(); "
-          "c.init(); c.start(); print(c.dir, flush=True); time.sleep(600)")
+STARTS = (
+    "import time; from tests.team.pg_cluster import PgCluster; c = PgCluster.new(); "
+    "c.init(); c.start(); print(c.dir, flush=True); time.sleep(600)"
+)
 
 
 def running(pid: int) -> bool:
@@ -24,8 +27,9 @@ def running(pid: int) -> bool:
 
 
 def test_a_killed_sessions_cluster_is_reaped(pg):
-    session = subprocess.Popen([sys.executable, "-c", STARTS], cwd=TOP, stdout=subprocess.PIPE,
-                               text=True)
+    session = subprocess.Popen(
+        [sys.executable, "-c", STARTS], cwd=TOP, stdout=subprocess.PIPE, text=True
+    )
     try:
         left = session.stdout.readline().strip()
         assert left and os.path.exists(f"{left}/data/postmaster.pid")

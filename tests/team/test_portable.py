@@ -2,6 +2,7 @@
 the machine that calls: examples/bank rebuilt with a change at the same path, deleted,
 and its recording copied to a server and called with the program gone give the values
 of the recording, with a one-line note."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ CHANGED = "static long pad(long x) { return x * 3 + 1; }\nlong use_pad(void) { r
 
 
 def build_id(path) -> str:
-    notes = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True,
-                           check=True).stdout
+    notes = subprocess.run(
+        ["readelf", "-n", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     return notes.split("Build ID: ")[1].split()[0]
 
 
@@ -40,14 +42,17 @@ def test_rebuilt_deleted_and_called_from_a_server(tmp_path, pg, pg_database):
     record_bank(binary, db)
     assert check_values(db) == []  # the local file is the recorded one: no note
 
-    source.write_text(original.replace("struct account *find_account", CHANGED
-                                       + "struct account *find_account"))
+    source.write_text(
+        original.replace("struct account *find_account", CHANGED + "struct account *find_account")
+    )
     compile_c(source, binary)  # rebuilt at the same path
     rebuilt_id = build_id(binary)
     assert rebuilt_id != recorded_id
     notes = check_values(db)
-    assert notes == [f"ttd: warning: {binary} has build-id {rebuilt_id}, the recording "
-                     f"{recorded_id}: symbols from the recorded copy."]
+    assert notes == [
+        f"ttd: warning: {binary} has build-id {rebuilt_id}, the recording "
+        f"{recorded_id}: symbols from the recorded copy."
+    ]
 
     binary.unlink()
     gone = [f"ttd: warning: {binary} is missing: symbols from the recorded copy."]

@@ -1,6 +1,7 @@
 """The PostgreSQL server stopped in the middle of a call: the call ends with one clear
 error naming the server, GDB's session goes on, and a call once the server is back
 works. The cluster is this module's own (the session's stays up for the others)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,10 @@ def wait_for_blocked_pageserver(cluster) -> None:
     """Until the page server's query waits on a lock (bounded)."""
     deadline = time.monotonic() + WAIT_LIMIT_S
     while time.monotonic() < deadline:
-        if cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                       "'ttd-pageserver' AND wait_event_type = 'Lock'")[0][0]:
+        if cluster.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+            "'ttd-pageserver' AND wait_event_type = 'Lock'"
+        )[0][0]:
             return
         time.sleep(0.05)
     raise AssertionError(f"the page server never waited on the lock in {WAIT_LIMIT_S} s")
@@ -72,11 +75,14 @@ def test_the_server_stopped_in_the_middle_of_a_call(own, bank_sqlite):
         # the page server's words when the call's process was new, the recording's when
         # the kept process was being moved there (then a new one is tried, and the
         # server is gone for it too): either way the server is named
-        assert error.startswith((
-            f"cannot read the recording from the PostgreSQL server at {own.dir}:5432 "
-            "(database bank): ",
-            f"The PostgreSQL server of 'postgresql://postgres@/bank?host={own.dir}&"
-            "recording=bank' cannot be reached: ")), error
+        assert error.startswith(
+            (
+                f"cannot read the recording from the PostgreSQL server at {own.dir}:5432 "
+                "(database bank): ",
+                f"The PostgreSQL server of 'postgresql://postgres@/bank?host={own.dir}&"
+                "recording=bank' cannot be reached: ",
+            )
+        ), error
         assert "\n" not in error.strip()
         assert gdb.cli("print 6 * 7").strip().endswith("= 42")  # the session goes on
         own.start()

@@ -1,6 +1,7 @@
 """What a PostgreSQL database holds: recordings of one program share identical pages
 and files, a page changed behind ttd's back is caught by its sha256, and a call never
 writes the recording."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,12 +23,16 @@ def count(pg, database: str, statement: str) -> int:
 
 
 def distinct_contents(pg, database: str, name: str) -> int:
-    return count(pg, database, "SELECT count(DISTINCT content_id) FROM "
-                               f"{schema(pg, database, name)}.page_version")
+    return count(
+        pg,
+        database,
+        f"SELECT count(DISTINCT content_id) FROM {schema(pg, database, name)}.page_version",
+    )
 
 
-def test_recordings_of_one_program_share_their_identical_pages(pg, pg_database, bank_binary,
-                                                                bank_sqlite):
+def test_recordings_of_one_program_share_their_identical_pages(
+    pg, pg_database, bank_binary, bank_sqlite
+):
     db = pg_database
     pages = "SELECT count(*) FROM ttd.page_content"
     files = "SELECT count(*) FROM ttd.file_content"
@@ -58,8 +63,10 @@ def test_a_page_changed_on_the_server_is_caught_by_its_sha256(pg, pg_database, b
         "UPDATE ttd.page_content c SET data = o.data FROM ttd.page_content o "
         "WHERE o.codec = c.codec AND o.digest <> c.digest AND c.id IN ("
         f" SELECT v.content_id FROM {s}.page_version v JOIN {s}.mapping m"
-        f"  ON v.address >= m.start AND v.address < m.\"end\" JOIN {s}.snapshot n"
-        "  ON n.id = m.snapshot_id WHERE m.path = '[stack]' AND n.tick = 3) RETURNING c.id", db)
+        f'  ON v.address >= m.start AND v.address < m."end" JOIN {s}.snapshot n'
+        "  ON n.id = m.snapshot_id WHERE m.path = '[stack]' AND n.tick = 3) RETURNING c.id",
+        db,
+    )
     assert changed
     result = ttd_call(url, 3, "balance_of(1)")
     assert result["status"] == "error" and result["value"] == ""
@@ -70,8 +77,18 @@ def recording_digest(pg, database: str, name: str) -> str:
     """A digest of every row of a recording and of the shared contents."""
     s = schema(pg, database, name)
     whole = hashlib.sha256()
-    for table in ("meta", "recording", "snapshot", "thread", "mapping", "page_version",
-                  "recorded_file", "ttd.page_content", "ttd.file_content", "ttd.recordings"):
+    for table in (
+        "meta",
+        "recording",
+        "snapshot",
+        "thread",
+        "mapping",
+        "page_version",
+        "recorded_file",
+        "ttd.page_content",
+        "ttd.file_content",
+        "ttd.recordings",
+    ):
         name_ = table if "." in table else f"{s}.{table}"
         rows = pg.sql(f"SELECT t::text FROM {name_} t ORDER BY 1", database)
         whole.update(repr(rows).encode())

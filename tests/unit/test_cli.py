@@ -1,4 +1,5 @@
 """The `ttd` command line: help for every subcommand, and recording errors as one line."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,11 @@ SUBCOMMANDS = ["record", "import-core", "timeline", "call", "sweep", "gdb", "cop
 def test_top_level_help_lists_every_subcommand():
     result = run_ttd("--help", timeout=60)
     assert result.returncode == 0
-    listed = [line.split()[0] for line in result.stdout.splitlines()
-              if line.startswith("    ") and not line.startswith("     ")]
+    listed = [
+        line.split()[0]
+        for line in result.stdout.splitlines()
+        if line.startswith("    ") and not line.startswith("     ")
+    ]
     assert listed == SUBCOMMANDS  # one line each, in this order, under COMMAND
 
 
@@ -34,5 +38,6 @@ def test_timeline_of_text_file(tmp_path):
     bogus.write_text("not a recording\n")
     result = run_ttd("timeline", str(bogus), timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"ttd: '{bogus}' is not a ttd recording "
-                                     "(not an SQLite database).")
+    assert result.stderr.strip() == (
+        f"ttd: '{bogus}' is not a ttd recording (not an SQLite database)."
+    )
