@@ -10,6 +10,23 @@ from __future__ import annotations
 
 import struct
 
+# The snapshot's mm columns (models.Snapshot) in struct prctl_mm_map's order, as the
+# spec sends them to the page server (native/layout.h MM_FIELDS; tests/native/test_abi.py
+# compares the two): written once, here.
+MM_FIELDS = (
+    "start_code",
+    "end_code",
+    "start_data",
+    "end_data",
+    "start_brk",
+    "brk",
+    "start_stack",
+    "arg_start",
+    "arg_end",
+    "env_start",
+    "env_end",
+)
+
 GPREG_NAMES = (
     "r15",
     "r14",

@@ -16,25 +16,9 @@ from __future__ import annotations
 
 import struct
 
-from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE
+from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE, MM_FIELDS
 
 SPEC_MAGIC = b"TTDSPEC3"
-
-# The mm fields in struct prctl_mm_map's order (native/layout.h MM_FIELDS): the
-# snapshot's columns of the same names.
-MM_FIELDS = (
-    "start_code",
-    "end_code",
-    "start_data",
-    "end_data",
-    "start_brk",
-    "brk",
-    "start_stack",
-    "arg_start",
-    "arg_end",
-    "env_start",
-    "env_end",
-)
 
 # struct spec_head (native/pageserver/spec.h), packed: (name, struct format).
 SPEC_HEAD_FIELDS = (

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 from ..errors import CaptureError
 from ..models import Mapping, PageVersion, Recording, Snapshot, Thread
 from ..pages import PAGE_SIZE
-from ..regs import FPREGS_SIZE, GPREGS_SIZE
+from ..regs import FPREGS_SIZE, GPREGS_SIZE, MM_FIELDS
 from . import bulk_store
 from .content_store import ContentStore
 from .page_codec import PageCodec
@@ -61,20 +61,6 @@ from .ranges import merged, subtract
 CHUNK_SIZE = 1 << 20
 BATCH_BYTES = 4 << 20  # pages hashed, compressed and inserted together
 ALL = (0, 1 << 64)
-
-MM_FIELDS = (
-    "start_code",
-    "end_code",
-    "start_data",
-    "end_data",
-    "start_brk",
-    "brk",
-    "start_stack",
-    "arg_start",
-    "arg_end",
-    "env_start",
-    "env_end",
-)
 
 
 @dataclass
