@@ -29,3 +29,6 @@ gdb -nx -q -batch \
 echo
 echo "== ttd call $db --at 3 --json 'transfer(1, 2, 50)'"
 "$ttd" call "$db" --at 3 --json 'transfer(1, 2, 50)'
+echo
+echo "== ttd sweep $db 'balance_of(1)': one process moved from tick to tick"
+"$ttd" sweep "$db" 'balance_of(1)'
