@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require, run_ttd
+from tests.e2e.procs import stat_fields
 
 
 @pytest.fixture(scope="session")
@@ -32,29 +33,6 @@ def timeline(db, cwd=None) -> list[dict]:
     done = run_ttd("timeline", str(db), "--json", cwd=cwd, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def stat_fields(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name (state first), or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def comm(pid: int) -> str | None:
-    """The program a process runs: its executable's name (ttd-stub for a rematerialized
-    process, whose command name is its recorded thread's), else its command name."""
-    try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        pass
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def descendants(pid: int) -> list[int]:

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from tests.cli.conftest import comm, descendants, stat_fields
+from tests.cli.conftest import descendants
 from tests.conftest import TTD
+from tests.e2e.procs import comm, stat_fields
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,8 +14,9 @@ import time
 import pytest
 
 from snapshotdb.db import open_recording
-from tests.cli.conftest import descendants, stat_fields, timeline
+from tests.cli.conftest import descendants, timeline
 from tests.conftest import TTD, require, run_ttd
+from tests.e2e.procs import stat_fields
 from tests.record.memory import global_value
 from tests.record.runs import record_checkpoints
 
