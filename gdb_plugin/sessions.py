@@ -166,6 +166,14 @@ class Sessions:
                 return session
         return None
 
+    def inferior_nums(self) -> set[int]:
+        """The GDB inferior numbers of the temporary inferiors alive."""
+        return {
+            s.inferior.num
+            for s in (self.kept, self.goto)
+            if s is not None and s.inferior.num is not None
+        }
+
     def drop_kept(self) -> None:
         """Close the session kept for repeated calls, if any."""
         session, self.kept = self.kept, None

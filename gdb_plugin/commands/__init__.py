@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "gdb_plugin.commands.ttd_goto",
     "gdb_plugin.commands.ttd_settings",
     "gdb_plugin.commands.ttd_sweep",
+    "gdb_plugin.commands.before_quit",
 ]
 
 _context: Context | None = None
