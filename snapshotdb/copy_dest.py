@@ -38,6 +38,7 @@ class Destination:
     location: Location
     engine: Engine
     resumed: bool = False
+    streams: int = 1  # batches of contents sent at once (insert_contents from threads)
 
     def lookup(self, table: str, digests: list[bytes]) -> dict[bytes, int]:
         raise NotImplementedError
@@ -152,8 +153,11 @@ class _FileDestination(Destination):
 
 
 class _ServerDestination(Destination):
+    streams = int(os.environ.get("TTD_COPY_STREAMS", "2"))
+
     def __init__(self, loc: Location, token: str):
         self.location = loc
+        self._sequences: dict[str, str] = {}
         if loc.recording is None:
             raise location.BadLocation(db._no_name_message(loc))
         admin = server.admin_engine(loc)
@@ -192,8 +196,8 @@ class _ServerDestination(Destination):
         try:
             with raw.cursor() as cur:
                 for i in range(0, len(digests), PG_LOOKUP_BATCH):
-                    cur.execute(
-                        f"SELECT digest, id FROM {table} WHERE digest = ANY(%s)",
+                    cur.execute(  # %b: the digests in binary, not as hex text to parse
+                        f"SELECT digest, id FROM {table} WHERE digest = ANY(%b)",
                         (digests[i : i + PG_LOOKUP_BATCH],),
                     )
                     found.update((bytes(d), n) for d, n in cur.fetchall())
@@ -229,8 +233,8 @@ class _ServerDestination(Destination):
         try:
             with raw.cursor() as cur:
                 cur.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    (f"{server.SHARED_SCHEMA}.{table}", len(rows)),
+                    "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+                    (self._sequence(cur, table), len(rows)),
                 )
                 new = [n for (n,) in cur.fetchall()]
                 with cur.copy(
@@ -247,6 +251,16 @@ class _ServerDestination(Destination):
             raw.close()
         return {row[0]: n for n, row in zip(new, rows, strict=True)}
 
+    def _sequence(self, cur, table: str) -> str:
+        """The sequence of table's ids, looked up once (per row it cost the server more
+        than the nextval itself)."""
+        if table not in self._sequences:
+            cur.execute(
+                "SELECT pg_get_serial_sequence(%s, 'id')", (f"{server.SHARED_SCHEMA}.{table}",)
+            )
+            self._sequences[table] = cur.fetchone()[0]
+        return self._sequences[table]
+
     def insert_versions(self, conn, rows) -> None:
         cur = conn.connection.dbapi_connection.cursor()
         with cur.copy(
@@ -257,4 +271,5 @@ class _ServerDestination(Destination):
                 copy.write_row(row)
 
     def mark_complete(self, conn) -> None:
+        server.add_content_key(conn)
         server.set_state(conn, self.location.recording, server.COMPLETE)
