@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/team.py [--size-mib 1024] [--first 3] [--probe-pages 20]
 
-A throwaway cluster (tests/team/pg_cluster.py: Unix socket, fsync off as in the tests)
-holds the recordings. The target (bench/targets/team_heap.c) fills a heap of SIZE MiB
+A throwaway cluster (tests/team/pg_cluster.py: Unix socket) holds the recordings, with
+the server's default settings (fsync on, as a user's server has it; the tests' cluster
+turns durability off for speed). The target (bench/targets/team_heap.c) fills a heap of SIZE MiB
 with random bytes and stops at ready(); `ttd record --break ready` records it into a
 SQLite file and straight into PostgreSQL (record_s_*); `ttd copy` copies the file into
 an empty database on the server (copy_s_1gib, MiB/s), and again beside the recording of
@@ -46,7 +47,7 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 
-from tests.team.pg_cluster import running_cluster  # noqa: E402
+from tests.team.pg_cluster import SERVER_DEFAULTS, running_cluster  # noqa: E402
 
 TTD = TOP / ".venv" / "bin" / "ttd"
 MIB = 1 << 20
@@ -171,7 +172,7 @@ def main() -> None:
         subprocess.run(
             ["gcc", "-g", "-O0", "-o", exe, str(TOP / "bench/targets/team_heap.c")], check=True
         )
-        with running_cluster("ttd-pg-bench-") as pg:
+        with running_cluster("ttd-pg-bench-", SERVER_DEFAULTS) as pg:
             pg.create_database("bench")
             db = os.path.join(tmp, "heap.db")
             record = ("--break", "ready", "--", exe, str(args.size_mib))
