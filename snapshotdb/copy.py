@@ -7,7 +7,9 @@
       that the recording uses                  (another recording's pages, an earlier try
                                                of this copy) is shared, not sent again;
                                                the rest inserted in batches, each its own
-                                               transaction (progress, resume)
+                                               transaction (progress, resume); on a
+                                               server two batches at once, on two
+                                               connections (copy_dest.STREAMS)
     recording, snapshot, thread,       ──▶     one last transaction: every other row, the
       mapping, page_version,                   content ids mapped to the destination's,
       recorded_file                            and the state "complete"

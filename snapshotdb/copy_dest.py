@@ -30,6 +30,11 @@ COPY_STATE, COPY_SOURCE = "copy_state", "copy_source"  # a file's meta keys whil
 LOOKUP_BATCH = 500  # digests per IN (...) on SQLite
 PG_LOOKUP_BATCH = 20000  # digests per = ANY(...) on a server
 RETRIES = 3  # batches redone when another copy stored some of their contents meanwhile
+# Batches sent at once into a server, each on a connection of its own: the server's
+# ingest (TOAST, WAL, indexes: its side costs most) of one overlaps the reading and
+# sending of the next, and two backends use two cores. A 1 GiB copy, server defaults,
+# 2 cores, median of 3: 1 stream 7.8 s, 2 streams 6.2 s, 3 streams 7.5 s.
+STREAMS = int(os.environ.get("TTD_COPY_STREAMS", "2"))
 
 
 class Destination:
@@ -153,7 +158,7 @@ class _FileDestination(Destination):
 
 
 class _ServerDestination(Destination):
-    streams = int(os.environ.get("TTD_COPY_STREAMS", "2"))
+    streams = STREAMS
 
     def __init__(self, loc: Location, token: str):
         self.location = loc
