@@ -7,7 +7,8 @@ the server's default settings (fsync on, as a user's server has it; the tests' c
 turns durability off for speed). The target (bench/targets/team_heap.c) fills a heap of SIZE MiB
 with random bytes and stops at ready(); `ttd record --break ready` records it into a
 SQLite file and straight into PostgreSQL (record_s_*); `ttd copy` copies the file into
-an empty database on the server (copy_s_1gib, MiB/s), and again beside the recording of
+an empty database on the server (copy_s_1gib, MiB/s; copy_s_1gib_one_stream: the same
+on one connection, TTD_COPY_STREAMS=1, just before), and again beside the recording of
 the same pages (what is there already is not sent). Then `ttd call --json 'probe(K)'`
 (K heap pages spread over the heap, each in a fault-around window of its own) in fresh
 processes:
@@ -182,7 +183,13 @@ def main() -> None:
             out["record_s_pg"] = round(seconds, 2)
             out["sqlite_file_mib"] = round(os.path.getsize(db) / MIB, 1)
             # into a database of its own: every page is sent (the recording made above
-            # holds the same random pages, which a copy beside it would share)
+            # holds the same random pages, which a copy beside it would share); first on
+            # one connection (what two at once save), then as ttd copies
+            pg.create_database("one")
+            one_stream = dict(os.environ, TTD_COPY_STREAMS="1")
+            _, seconds = ttd("copy", db, pg.url("one", "copied"), env=one_stream)
+            out["copy_s_1gib_one_stream"] = round(seconds * 1024 / args.size_mib, 2)
+            pg.sql('DROP DATABASE "one"')
             pg.create_database("copy")
             copied = pg.url("copy", "copied")
             _, seconds = ttd("copy", db, copied)
