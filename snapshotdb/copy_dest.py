@@ -213,16 +213,18 @@ class _ServerDestination(Destination):
 
     def insert_contents(self, table: str, rows: list[tuple]) -> list[int]:
         """COPY the rows in with ids from the table's sequence; a batch some of whose
-        contents another copy stored meanwhile (unique digest) is redone for the rest."""
+        contents another writer stored meanwhile (unique digest) is redone for the rest.
+        Rows go in digest order: two copies of the same pages then wait for each other's
+        digests in one order, never in a cycle (a deadlock aborts one; redone likewise)."""
         import psycopg
 
         ids: dict[bytes, int] = {}
         for _ in range(RETRIES):
-            todo = [r for r in rows if r[0] not in ids]
+            todo = sorted(r for r in rows if r[0] not in ids)
             try:
                 ids.update(self._copy_in(table, todo))
                 return [ids[r[0]] for r in rows]
-            except psycopg.errors.UniqueViolation:
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
                 ids.update(self.lookup(table, [r[0] for r in todo]))
         raise RecordingError(
             f"Cannot store contents into '{self.location.display}': other "

@@ -84,6 +84,32 @@ def test_every_page_version_names_its_own_content(pg, pg_database, bank_sqlite, 
     assert content_keys(pg, pg_database, "many") == 1
 
 
+def test_two_copies_of_one_recording_at_once(pg, pg_database, bank_sqlite):
+    """Two copies of the same pages into one database at once, in small batches on three
+    connections each: they meet on the same digests (unique), both complete, and every
+    content is stored once."""
+    env = dict(os.environ, TTD_COPY_BATCH_ROWS="8", TTD_COPY_STREAMS="3")
+    argv = [str(TTD), "copy", str(bank_sqlite)]
+    names = ("left", "right")
+    copies = [
+        subprocess.Popen(
+            [*argv, pg.url(pg_database, n)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for n in names
+    ]
+    for one in copies:
+        _, err = one.communicate(timeout=300)
+        assert one.returncode == 0, err
+    for name in names:
+        assert versions_on_server(pg, pg_database, name) == versions_in_file(bank_sqlite)
+    contents = pg.sql("SELECT count(*), count(DISTINCT digest) FROM ttd.page_content", pg_database)
+    used = {d for _, _, d in versions_in_file(bank_sqlite) if d is not None}
+    assert contents == [(len(used), len(used))]
+
+
 def test_an_interrupted_copy_is_resumed(pg, pg_database, bank_sqlite):
     url = pg.url(pg_database, "half")
     env = dict(os.environ, TTD_COPY_BATCH_ROWS="16", TTD_COPY_KILL_AFTER_BATCHES="3")
