@@ -195,6 +195,8 @@ def main() -> None:
             _, seconds = ttd("copy", db, copied)
             out["copy_s_1gib"] = round(seconds * 1024 / args.size_mib, 2)
             out["copy_mib_s"] = round(out["sqlite_file_mib"] / seconds, 1)
+            size = pg.sql("SELECT pg_database_size('copy')")[0][0]
+            out["copy_database_mib"] = round(size / MIB, 1)  # beside sqlite_file_mib
             _, seconds = ttd("copy", db, pg.url("bench", "shared"))
             out["copy_s_beside_a_recording_of_the_same_pages"] = round(seconds, 2)
             note(out)
