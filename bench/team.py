@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/team.py [--size-mib 1024] [--first 3] [--probe-pages 20]
 
-A throwaway cluster (tests/team/pg_cluster.py: Unix socket, fsync off as in the tests)
-holds the recordings. The target (bench/targets/team_heap.c) fills a heap of SIZE MiB
+A throwaway cluster (tests/team/pg_cluster.py: Unix socket) holds the recordings, with
+the server's default settings (fsync on, as a user's server has it; the tests' cluster
+turns durability off for speed). The target (bench/targets/team_heap.c) fills a heap of SIZE MiB
 with random bytes and stops at ready(); `ttd record --break ready` records it into a
 SQLite file and straight into PostgreSQL (record_s_*); `ttd copy` copies the file into
-an empty database on the server (copy_s_1gib, MiB/s), and again beside the recording of
+an empty database on the server (copy_s_1gib, MiB/s; copy_s_1gib_one_stream: the same
+on one connection, TTD_COPY_STREAMS=1, just before), and again beside the recording of
 the same pages (what is there already is not sent). Then `ttd call --json 'probe(K)'`
 (K heap pages spread over the heap, each in a fault-around window of its own) in fresh
 processes:
@@ -46,7 +48,7 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 
-from tests.team.pg_cluster import running_cluster  # noqa: E402
+from tests.team.pg_cluster import SERVER_DEFAULTS, running_cluster  # noqa: E402
 
 TTD = TOP / ".venv" / "bin" / "ttd"
 MIB = 1 << 20
@@ -171,7 +173,7 @@ def main() -> None:
         subprocess.run(
             ["gcc", "-g", "-O0", "-o", exe, str(TOP / "bench/targets/team_heap.c")], check=True
         )
-        with running_cluster("ttd-pg-bench-") as pg:
+        with running_cluster("ttd-pg-bench-", SERVER_DEFAULTS) as pg:
             pg.create_database("bench")
             db = os.path.join(tmp, "heap.db")
             record = ("--break", "ready", "--", exe, str(args.size_mib))
@@ -181,12 +183,20 @@ def main() -> None:
             out["record_s_pg"] = round(seconds, 2)
             out["sqlite_file_mib"] = round(os.path.getsize(db) / MIB, 1)
             # into a database of its own: every page is sent (the recording made above
-            # holds the same random pages, which a copy beside it would share)
+            # holds the same random pages, which a copy beside it would share); first on
+            # one connection (what two at once save), then as ttd copies
+            pg.create_database("one")
+            one_stream = dict(os.environ, TTD_COPY_STREAMS="1")
+            _, seconds = ttd("copy", db, pg.url("one", "copied"), env=one_stream)
+            out["copy_s_1gib_one_stream"] = round(seconds * 1024 / args.size_mib, 2)
+            pg.sql('DROP DATABASE "one"')
             pg.create_database("copy")
             copied = pg.url("copy", "copied")
             _, seconds = ttd("copy", db, copied)
             out["copy_s_1gib"] = round(seconds * 1024 / args.size_mib, 2)
             out["copy_mib_s"] = round(out["sqlite_file_mib"] / seconds, 1)
+            size = pg.sql("SELECT pg_database_size('copy')")[0][0]
+            out["copy_database_mib"] = round(size / MIB, 1)  # beside sqlite_file_mib
             _, seconds = ttd("copy", db, pg.url("bench", "shared"))
             out["copy_s_beside_a_recording_of_the_same_pages"] = round(seconds, 2)
             note(out)

@@ -7,7 +7,9 @@
       that the recording uses                  (another recording's pages, an earlier try
                                                of this copy) is shared, not sent again;
                                                the rest inserted in batches, each its own
-                                               transaction (progress, resume)
+                                               transaction (progress, resume); on a
+                                               server two batches at once, on two
+                                               connections (copy_dest.STREAMS)
     recording, snapshot, thread,       ──▶     one last transaction: every other row, the
       mapping, page_version,                   content ids mapped to the destination's,
       recorded_file                            and the state "complete"
@@ -24,7 +26,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, inspect, select
@@ -118,20 +122,14 @@ def _copy(source: Recording, dest: Destination, progress) -> CopyResult:
         total += sum(size for _, size in missing)
     state = Progress(total_bytes=total, total_rows=sum(len(m) for _, m in plans))
     progress(state)
-    batches = 0
-    for table, missing in plans:
-        for batch in _batches(missing):
-            rows = _content_rows(source, table, [src_id for src_id, _ in batch])
-            new_ids = dest.insert_contents(table.__tablename__, [r[1:] for r in rows])
-            maps[table].update(zip((r[0] for r in rows), new_ids, strict=True))
-            state.done_rows += len(rows)
-            state.done_bytes += sum(size for _, size in batch)
-            sent += len(rows) if table is PageContent else 0
-            sent_bytes += sum(size for _, size in batch)
-            progress(state)
-            batches += 1
-            if KILL_AFTER and batches >= KILL_AFTER:
-                os.kill(os.getpid(), signal.SIGKILL)
+    jobs = [(table, batch) for table, missing in plans for batch in _batches(missing)]
+    for table, src_ids, new_ids, size in _sent(source, dest, jobs):
+        maps[table].update(zip(src_ids, new_ids, strict=True))
+        state.done_rows += len(src_ids)
+        state.done_bytes += size
+        sent += len(src_ids) if table is PageContent else 0
+        sent_bytes += size
+        progress(state)
     snapshots = _finish(source, dest, maps, has_files)
     return CopyResult(
         source.name,
@@ -169,6 +167,44 @@ def _batches(missing: list[tuple[int, int]]) -> Iterable[list[tuple[int, int]]]:
             batch, size = [], 0
     if batch:
         yield batch
+
+
+def _sent(source: Recording, dest: Destination, jobs: list) -> Iterator[tuple]:
+    """Send the batches `jobs` ((table, [(id, size)])) on dest.streams connections at once,
+    each batch read, sent and committed by one of them while the others do the same (the
+    server's work of one overlaps the next one's reading and sending). Yields (table,
+    source ids, destination ids, stored bytes) per batch, in order."""
+    batches = 0
+    with ThreadPoolExecutor(max_workers=dest.streams, thread_name_prefix="ttd-copy") as pool:
+        pending: deque[Future] = deque()
+        try:
+            for job in jobs:
+                pending.append(pool.submit(_send, source, dest, *job))
+                while len(pending) > dest.streams:  # one queued per stream, not more
+                    yield pending.popleft().result()
+                    batches += 1
+                    _maybe_killed(batches)
+            while pending:
+                yield pending.popleft().result()
+                batches += 1
+                _maybe_killed(batches)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _send(source: Recording, dest: Destination, table, batch: list[tuple[int, int]]) -> tuple:
+    """One batch of contents read from the source and committed at the destination."""
+    rows = _content_rows(source, table, [src_id for src_id, _ in batch])
+    new_ids = dest.insert_contents(table.__tablename__, [r[1:] for r in rows])
+    return table, [r[0] for r in rows], new_ids, sum(size for _, size in batch)
+
+
+def _maybe_killed(batches: int) -> None:
+    """The testing knob: a crash once KILL_AFTER batches are committed."""
+    if KILL_AFTER and batches >= KILL_AFTER:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _content_rows(source: Recording, table, ids: list[int]) -> list[tuple]:

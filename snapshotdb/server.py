@@ -28,6 +28,7 @@ from urllib.parse import quote
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, create_engine, func, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from .location import Location
 
@@ -175,7 +176,10 @@ def create(conn: Connection, name: str, state: str, source: str | None = None) -
     schema_name = f"{SCHEMA_PREFIX}{number}"
     conn.execute(text(f"CREATE SCHEMA {schema_name}"))
     conn.execute(text(f"SET LOCAL search_path = {schema_name}, {SHARED_SCHEMA}"))
-    Base.metadata.create_all(conn, tables=recording_tables())
+    if state == COPYING:  # page_version's foreign key comes with the copy's last rows
+        _create_without_content_key(conn)
+    else:
+        Base.metadata.create_all(conn, tables=recording_tables())
     from .models import SCHEMA_VERSION, Meta
 
     conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -184,6 +188,38 @@ def create(conn: Connection, name: str, state: str, source: str | None = None) -
     )
     conn.execute(text(f"SET LOCAL search_path = {SHARED_SCHEMA}"))
     return find(conn, name)
+
+
+def _create_without_content_key(conn: Connection) -> None:
+    """The recording's tables, page_version without its foreign key to page_content:
+    checked row by row, the key cost a copy's last transaction more than the rows
+    themselves (0.8 s of 1.3 s for the 262144 versions of a 1 GiB recording)."""
+    from .models import Base, PageVersion
+
+    versions = PageVersion.__table__
+    Base.metadata.create_all(conn, tables=[t for t in recording_tables() if t is not versions])
+    conn.execute(CreateTable(versions, include_foreign_key_constraints=[]))
+    for index in versions.indexes:
+        conn.execute(CreateIndex(index))
+
+
+def add_content_key(conn: Connection) -> None:
+    """page_version's foreign key to page_content, when the recording's tables lack it
+    (made by _create_without_content_key): checked in one query over the rows. Holds a
+    lock that pauses writers of page_content (not readers) until the transaction ends:
+    run it last."""
+    from .models import PageVersion
+
+    key = next(iter(PageVersion.__table__.foreign_key_constraints))
+    there = conn.scalar(
+        text(
+            "SELECT count(*) FROM pg_constraint "
+            "WHERE conrelid = 'page_version'::regclass AND conname = :name"
+        ),
+        {"name": key.name},
+    )
+    if not there:
+        conn.execute(AddConstraint(key))
 
 
 def set_state(conn: Connection, name: str, state: str) -> None:

@@ -55,6 +55,12 @@ def copy(src, dst) -> str:
     return done.stdout
 
 
+def schema(pg, database: str, name: str) -> str:
+    """The schema that holds the recording `name` of `database`."""
+    rows = pg.sql("SELECT schema_name FROM ttd.recordings WHERE name = %s", database, (name,))
+    return rows[0][0]
+
+
 @pytest.fixture(scope="session")
 def bank_binary(build_target):
     require_tools()

@@ -39,6 +39,13 @@ PG_BIN = _pg_bin()
 PASSWORD_ROLE = "ttd_pw"
 PASSWORD = "s3cr3t-Pa55word"
 START_LIMIT_S = 60
+# Tests trade durability for speed (a crash loses only a throwaway cluster); a benchmark
+# measures what a user's server does: its defaults (SERVER_DEFAULTS).
+TEST_SETTINGS = (
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+    "-c max_connections=100 -c max_wal_size=4GB"
+)
+SERVER_DEFAULTS = ""
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the NUL
 SOCKET_NAME = ".s.PGSQL.5432"
 OWNER_FILE = "owner"
@@ -110,12 +117,8 @@ class PgCluster:
         if self._owner is not None:
             os.chown(hba, self._owner.pw_uid, self._owner.pw_gid)
 
-    def start(self) -> None:
-        opts = (
-            f"-c listen_addresses='' -c unix_socket_directories='{self.dir}' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=100 -c max_wal_size=4GB"
-        )
+    def start(self, settings: str = TEST_SETTINGS) -> None:
+        opts = f"-c listen_addresses='' -c unix_socket_directories='{self.dir}' {settings}"
         try:
             self._as_owner(
                 str(PG_BIN / "pg_ctl"),
@@ -229,12 +232,12 @@ def reap_orphans(base: str) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster(prefix: str = "ttd-pg-"):
+def running_cluster(prefix: str = "ttd-pg-", settings: str = TEST_SETTINGS):
     """A started cluster with the password role; stopped and removed at the end."""
     cluster = PgCluster.new(prefix)
     try:
         cluster.init()
-        cluster.start()
+        cluster.start(settings)
         cluster.add_password_role()
         yield cluster
     finally:

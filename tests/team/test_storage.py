@@ -10,12 +10,7 @@ import psycopg
 
 from snapshotdb.db import open_recording
 from tests.team.calls import comparable, ttd_call
-from tests.team.conftest import copy, record_bank
-
-
-def schema(pg, database: str, name: str) -> str:
-    rows = pg.sql("SELECT schema_name FROM ttd.recordings WHERE name = %s", database, (name,))
-    return rows[0][0]
+from tests.team.conftest import copy, record_bank, schema
 
 
 def count(pg, database: str, statement: str) -> int:
