@@ -338,6 +338,7 @@ class CallSession:
             if nr_threads > 1 and outcome.status != "returned" and _ended(self.proc.pid):
                 outcome = _exited(outcome, self.proc.pid)
             pages, server_error = self._report()
+            stats = self._stats()
             if server_error is not None:  # the page server is gone or refused a page
                 outcome = Outcome("error", error=server_error)
             if outcome.status == "exited":
@@ -345,16 +346,18 @@ class CallSession:
             t2 = time.perf_counter()
             clean_end = outcome.status in ("returned", "error") and not outcome.signals_sent
             changed = self.changes(expr, outcome.resumed) if clean_end else ["ended"]
+            if self.proc.break_moved(stats) and outcome.resumed:
+                changed.append("break")  # inside a page: a move puts it back
             if self._can_reset(outcome.status, pages, outcome.signals_sent) and not changed:
                 self._reset(pages)
             # a move puts back memory, mappings, break and registers, not the rest
             self.movable = clean_end and not [
-                c for c in changed if c not in ("registers", "mappings")
+                c for c in changed if c not in ("registers", "mappings", "break")
             ]
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
         out, err = self.per_call.take_output(self.proc)
-        faults, blocked, left_out = self._new_stats()
+        faults, blocked, left_out = self._new_stats(stats)
         if self.sandbox and outcome.signal == "SIGSYS":
             outcome.error = _stopped_by_sandbox(blocked)
         return CallResult(
@@ -477,11 +480,20 @@ class CallSession:
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages, None
 
-    def _new_stats(self) -> tuple[dict, list[dict], dict]:
-        """This call's share of the page server's counters: faults served, the system
-        calls the sandbox blocked and those left out of its list."""
+    def _stats(self) -> dict | None:
+        """The page server's counters after a call, or None when they are gone with the
+        process."""
         try:
-            stats = self.proc.stats()
+            return self.proc.stats()
+        except Exception:  # the process is gone and took its counters along
+            return None
+
+    def _new_stats(self, stats: dict | None) -> tuple[dict, list[dict], dict]:
+        """This call's share of the page server's counters (`stats`): faults served, the
+        system calls the sandbox blocked and those left out of its list."""
+        if stats is None:
+            return {"served": 0, "bytes": 0}, [], {}
+        try:
             faults = self.per_call.take_faults(stats)
             blocked, left_out = self.per_call.take_blocked(self.proc, stats)
         except Exception:  # the process is gone and took its counters along

@@ -72,6 +72,30 @@ def test_a_call_at_b_after_a_call_at_a_that_grew_the_heap_is_a_fresh_call_at_b(r
     assert changed_pages(at_b) == changed_pages(want)
 
 
+BRK_NOW = "(long)syscall(12, 0)"  # the kernel's break: brk(0), not libc's cached __curbrk
+
+
+def test_a_call_that_moves_the_break_inside_a_page_then_a_move_is_a_fresh_call(recording):
+    """Ticks 3 and 4 have one break: the move from 3 to 4 has no mapping to change, and
+    a break moved by less than a page (down 100 bytes: the page stays) shows in no /proc
+    file. The page server sees the call's brk (the sandbox hands it over) and puts the
+    break back, for a call at the same tick as for a move."""
+    db, _ = recording
+    want = int(fresh(db, 4, BRK_NOW)["value"])
+    lower = f"(long)syscall(12, {want - 100})"
+    with gdb_with_recording(db) as gdb:
+        assert int(call(gdb, 3, BRK_NOW)["value"]) == want  # one break at both ticks
+        assert int(call(gdb, 3, lower)["value"]) == want - 100
+        assert int(call(gdb, 3, BRK_NOW)["value"]) == want  # the same tick again
+        assert int(call(gdb, 3, lower)["value"]) == want - 100
+        at_4 = call(gdb, 4, BRK_NOW)
+        assert "move" in at_4["timings_ms"] and "rebuilt" not in at_4["timings_ms"]
+        assert int(at_4["value"]) == want
+        call(gdb, 3, "sum_data()")  # a call that asks nothing of the kernel
+        after = call(gdb, 4, BRK_NOW)
+        assert "move" in after["timings_ms"] and int(after["value"]) == want
+
+
 def test_a_tick_with_other_threads_is_rebuilt(recording):
     db, _ = recording
     want = fresh(db, 5, "sum_data()")
