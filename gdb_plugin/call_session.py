@@ -146,6 +146,10 @@ class CallSession:
         self.reusable = False
         self.movable = False  # a move to any tick gives the recorded state (replay.py)
         self.reg_layout = None  # GDB's g packet layout, read at the first move
+        self.g_packets: dict[int, bytes] = {}  # each thread's `g` reply at the first move
+        self.user_visible = False  # ttd goto's: the user may set registers, run it
+        # an expression named a register since the last move: the next writes them all
+        self.registers_touched = False
         self._move_ms: float | None = None  # the move before the next call
 
     def matches(self, recording, tick: int, tid: int | None, sandbox: bool, tracker: str) -> bool:
@@ -192,6 +196,7 @@ class CallSession:
             self.movable = True  # as built: a move gives any tick of the same threads
             if keep_selected:  # ttd goto: what the user may change by running it
                 self._state = ProcessState.read(self.proc.pid)
+                self.user_visible = True
         except BaseException:
             starting.wait()
             self.close()
@@ -237,7 +242,7 @@ class CallSession:
         from gdb_plugin import replay
 
         self.reusable = self.movable = False
-        self._move_ms = replay.move(self, info)
+        self._move_ms, counts = replay.move(self, info)
         self.info, self.requested_tid = info, requested_tid
         self.regions = info.regions
         growth = self.proc.stack_growth_range()
@@ -248,8 +253,8 @@ class CallSession:
         self._old_pages = {}
         self.symbol_cache = {}
         self._registers = None
-        if self._state is not None:  # as moved: what the next call must find again
-            self._state = ProcessState.read(self.proc.pid)
+        if self._state is not None and (counts.get("ops") or counts.get("called")):
+            self._state = ProcessState.read(self.proc.pid)  # as moved: the next call's start
         self._clean = True  # the page server re-armed the tracking
         self.reusable = self.movable = True
 
@@ -319,6 +324,8 @@ class CallSession:
             timings["move"], self._move_ms = self._move_ms, None
         self.calls += 1
         self.reusable = self.movable = False
+        if "$" in expr:  # it may set a register (GDB puts back only what the call changed)
+            self.registers_touched = True
         with self.inferior.selected():
             thread = self._call_thread()
             if thread is not None:

@@ -72,6 +72,32 @@ def test_a_call_at_b_after_a_call_at_a_that_grew_the_heap_is_a_fresh_call_at_b(r
     assert changed_pages(at_b) == changed_pages(want)
 
 
+# registers a call can read in one expression (r12 and ymm6 hold the step: move_target.c)
+REGISTERS = (
+    "{(long)$r12, (long)$r13, (long)$r14, (long)$r15, (long)$rip, (long)$rsp, (long)$rbp, "
+    "(long)$fs_base, (long)$orig_rax, (long)$ymm6.v4_int64[3], (long)$xmm6.v2_int64[0]}"
+)
+
+
+def test_a_move_after_calls_that_set_no_register_gives_every_thread_its_registers(recording):
+    """After a call that names no register, a move writes only the threads whose
+    recorded registers differ (GDB put back what the call changed); each thread then
+    has the new tick's registers, as in a fresh process."""
+    db, tids = recording
+    want = []
+    for tid in tids[2]:
+        with gdb_with_recording(db) as gdb:
+            want.append(call(gdb, 3, REGISTERS, thread=tid)["value"])
+    assert len(set(want)) == len(want)  # each thread's own
+    with gdb_with_recording(db) as gdb:
+        for tid, expected in zip(tids[2], want, strict=True):
+            call(gdb, 2, "sum_data()")
+            call(gdb, 4, "sum_data()")  # 2 -> 4: no register named since
+            at_3 = call(gdb, 3, REGISTERS, thread=tid)
+            assert "move" in at_3["timings_ms"] and "rebuilt" not in at_3["timings_ms"]
+            assert at_3["value"] == expected, tid
+
+
 BRK_NOW = "(long)syscall(12, 0)"  # the kernel's break: brk(0), not libc's cached __curbrk
 
 
