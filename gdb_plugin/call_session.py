@@ -16,6 +16,7 @@ session is not reusable and its owner closes it (gdb_plugin/sessions.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -151,6 +152,8 @@ class CallSession:
         # an expression named a register since the last move: the next writes them all
         self.registers_touched = False
         self._move_ms: float | None = None  # the move before the next call
+        # the temporary inferior selected by the move, for the call that follows it
+        self._held_selection: contextlib.ExitStack | None = None
 
     def matches(self, recording, tick: int, tid: int | None, sandbox: bool, tracker: str) -> bool:
         """Same recording, tick and thread (None: the thread that stopped), same sandbox
@@ -242,7 +245,17 @@ class CallSession:
         from gdb_plugin import replay
 
         self.reusable = self.movable = False
-        self._move_ms, counts = replay.move(self, info)
+        selection = contextlib.ExitStack()
+        selection.enter_context(self.inferior.selected())
+        try:
+            self._move_ms, counts = replay.move(self, info)
+        except BaseException:
+            selection.close()
+            raise
+        if self.user_visible:
+            selection.close()
+        else:  # the call that follows runs in it: selecting once is a third of a move
+            self._held_selection = selection
         self.info, self.requested_tid = info, requested_tid
         self.regions = info.regions
         growth = self.proc.stack_growth_range()
@@ -291,11 +304,25 @@ class CallSession:
         if thread is not None:
             thread.switch()
 
+    def _selected(self) -> contextlib.AbstractContextManager:
+        """The temporary inferior selected for a call: by the move just made, or now."""
+        held, self._held_selection = self._held_selection, None
+        return held if held is not None else self.inferior.selected()
+
+    def _release_selection(self) -> None:
+        """The user's selection and settings back, if a move left the inferior selected."""
+        held, self._held_selection = self._held_selection, None
+        if held is not None:
+            held.close()
+
     def close(self) -> None:
         """Remove the temporary inferior, end the process and the page server, remove
         the session's directory."""
         try:
-            self.inferior.close()
+            try:
+                self._release_selection()
+            finally:
+                self.inferior.close()
         finally:
             self.end_process()
 
@@ -326,7 +353,7 @@ class CallSession:
         self.reusable = self.movable = False
         if "$" in expr:  # it may set a register (GDB puts back only what the call changed)
             self.registers_touched = True
-        with self.inferior.selected():
+        with self._selected():
             thread = self._call_thread()
             if thread is not None:
                 thread.switch()

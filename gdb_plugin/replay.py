@@ -167,8 +167,9 @@ def _write_registers(session, old, layout) -> bool:
 
 
 def move(session, info) -> tuple[float, dict]:
-    """Move the session's process to info's tick (movable() said yes); the time in ms
-    and the page server's counts (remat's proc.move).
+    """Move the session's process to info's tick (movable() said yes), its temporary
+    inferior selected (session.inferior.selected()); the time in ms and the page
+    server's counts (remat's proc.move).
     Raises MoveRefused (remat: the process is as it was) or SessionError /
     RematerializeError (the process is not to be used any more)."""
     t0 = time.perf_counter()
@@ -181,11 +182,10 @@ def move(session, info) -> tuple[float, dict]:
         _call_apply(proc.pid, len(layout.threads), fn, arg)
         session.inferior.mark_resumed()
 
-    with session.inferior.selected():
-        # the registers first: the stub's routine then runs on the new tick's stack (the
-        # call may have left the old one unusable: $rsp = 0)
-        _write_registers(session, proc.layout, layout)
-        counts = proc.move(layout, ran, call_apply)
-        gdb.execute("maintenance flush register-cache", to_string=True)  # GDB read them before
-        gdb.execute("maintenance flush dcache", to_string=True)
+    # the registers first: the stub's routine then runs on the new tick's stack (the
+    # call may have left the old one unusable: $rsp = 0)
+    _write_registers(session, proc.layout, layout)
+    counts = proc.move(layout, ran, call_apply)
+    gdb.execute("maintenance flush register-cache", to_string=True)  # GDB read them before
+    gdb.execute("maintenance flush dcache", to_string=True)
     return (time.perf_counter() - t0) * 1e3, counts

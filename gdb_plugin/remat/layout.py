@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from snapshotdb import queries
+from snapshotdb.models import Mapping, Snapshot, Thread
 from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE
 
 from . import spec
@@ -84,29 +87,55 @@ def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
     return (lo, stack.start) if lo < stack.start else None
 
 
+def _snapshot_row(session, tick: int):
+    """The snapshot's id, reason, auxv and mm fields at `tick` (SnapshotNotFound when
+    there is none): plain rows, not ORM objects, since a sweep reads one per tick."""
+    columns = [Snapshot.id, Snapshot.reason, Snapshot.auxv] + [
+        getattr(Snapshot, name) for name in spec.MM_FIELDS
+    ]
+    row = session.execute(select(*columns).where(Snapshot.tick == tick)).first()
+    if row is None:
+        queries.snapshot_at(session, tick)  # raises, saying which ticks there are
+    return row
+
+
+def _threads_leader_first(rows, reason: str) -> list:
+    """As snapshotdb.queries.threads_leader_first, of (tid, ...) rows in id order."""
+    if not rows:
+        return []
+    leader = min(rows, key=lambda t: t.tid) if reason == "core" else rows[0]
+    return [leader] + sorted((t for t in rows if t is not leader), key=lambda t: t.tid)
+
+
 def read_layout(recording, tick: int) -> TickLayout:
     """The layout at `tick` of an open snapshotdb Recording (RecordingError when there is
     no such tick, RematerializeError when its registers are malformed)."""
     with recording.session() as session:
-        snap = queries.snapshot_at(session, tick)
-        maps = [m for m in snap.mappings if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
-        growth = _stack_growth(maps, snap.start_stack)
-        regions = sorted(
-            [(m.start, m.end, prot_of(m.perms)) for m in maps]
-            + ([(*growth, PROT["r"] | PROT["w"])] if growth else [])
+        snap = _snapshot_row(session, tick)
+        maps = session.execute(
+            select(Mapping.start, Mapping.end, Mapping.perms, Mapping.path)
+            .where(Mapping.snapshot_id == snap.id)
+            .order_by(Mapping.start)
+        ).all()
+        rows = session.execute(
+            select(Thread.tid, Thread.name, Thread.gpregs, Thread.fpregs, Thread.xstate)
+            .where(Thread.snapshot_id == snap.id)
+            .order_by(Thread.id)
+        ).all()
+    maps = [m for m in maps if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
+    growth = _stack_growth(maps, snap.start_stack)
+    regions = sorted(
+        [(m.start, m.end, prot_of(m.perms)) for m in maps]
+        + ([(*growth, PROT["r"] | PROT["w"])] if growth else [])
+    )
+    threads = tuple(
+        RecordedThread(
+            t.tid, t.name, bytes(t.gpregs), bytes(t.fpregs), bytes(t.xstate) if t.xstate else b""
         )
-        threads = tuple(
-            RecordedThread(
-                t.tid,
-                t.name,
-                bytes(t.gpregs),
-                bytes(t.fpregs),
-                bytes(t.xstate) if t.xstate else b"",
-            )
-            for t in queries.threads_leader_first(snap)
-        )
-        mm = tuple(getattr(snap, name) for name in spec.MM_FIELDS)
-        auxv = bytes(snap.auxv)
+        for t in _threads_leader_first(rows, snap.reason)
+    )
+    mm = tuple(getattr(snap, name) for name in spec.MM_FIELDS)
+    auxv = bytes(snap.auxv)
     for t in threads:
         if len(t.gpregs) != GPREGS_SIZE or len(t.fpregs) != FPREGS_SIZE:
             raise RematerializeError(
