@@ -122,6 +122,20 @@ def test_a_call_that_moves_the_break_inside_a_page_then_a_move_is_a_fresh_call(r
         assert "move" in after["timings_ms"] and int(after["value"]) == want
 
 
+def test_without_the_sandbox_a_call_that_moved_the_break_is_undone_all_the_same(recording):
+    """With the sandbox off nothing sees brk: every call that ran code may have moved
+    the break, and the next call (at its tick or another) gets it back."""
+    db, _ = recording
+    want = int(fresh(db, 4, BRK_NOW)["value"])
+    with gdb_with_recording(db) as gdb:
+        gdb.cli("set ttd sandbox off")
+        assert int(call(gdb, 3, f"(long)syscall(12, {want - 100})")["value"]) == want - 100
+        assert int(call(gdb, 3, BRK_NOW)["value"]) == want
+        assert int(call(gdb, 3, f"(long)syscall(12, {want - 200})")["value"]) == want - 200
+        at_4 = call(gdb, 4, BRK_NOW)
+        assert "move" in at_4["timings_ms"] and int(at_4["value"]) == want
+
+
 def test_a_tick_with_other_threads_is_rebuilt(recording):
     db, _ = recording
     want = fresh(db, 5, "sum_data()")
