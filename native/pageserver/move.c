@@ -610,11 +610,14 @@ int move_finish(struct server *s, char **json, struct err *e)
 	m->brk_calls = s->sandbox.brk_calls;	/* the stub's own brk calls are the move's */
 	if (ret == 0) {
 		m->brk = m->new_brk;
+		char calls[24] = "null";	/* brk calls are not seen */
+		if (sandbox_sees_brk(&s->sandbox))
+			snprintf(calls, sizeof(calls), "%" PRIu64, m->brk_calls);
 		if (asprintf(json, "{\"tick\": %" PRIu64 ", \"ops\": %u, \"called\": %s, "
 			     "\"pages_written\": %" PRIu64 ", \"pages_dropped\": %" PRIu64
-			     ", \"brk_calls\": %" PRIu64 ", \"server_ms\": %.3f}", m->tick, m->nr_ops,
+			     ", \"brk_calls\": %s, \"server_ms\": %.3f}", m->tick, m->nr_ops,
 			     m->called ? "true" : "false", done.pages_written, done.pages_dropped,
-			     m->brk_calls, (now_ns() - t0) / 1e6) < 0)
+			     calls, (now_ns() - t0) / 1e6) < 0)
 			*json = NULL;
 	}
 	free(fresh);

@@ -129,6 +129,7 @@ def test_without_the_sandbox_a_call_that_moved_the_break_is_undone_all_the_same(
     want = int(fresh(db, 4, BRK_NOW)["value"])
     with gdb_with_recording(db) as gdb:
         gdb.cli("set ttd sandbox off")
+        call(gdb, 3, "sum_data()")
         assert int(call(gdb, 3, f"(long)syscall(12, {want - 100})")["value"]) == want - 100
         assert int(call(gdb, 3, BRK_NOW)["value"]) == want
         assert int(call(gdb, 3, f"(long)syscall(12, {want - 200})")["value"]) == want - 200
