@@ -3,8 +3,15 @@
     movable(session, info)    whether the session's process can become `info`'s tick
     move(session, info)       do it: memory map, break and memory by the page server
                               (remat's proc.move, its ttd_stub_apply() called here as an
-                              inferior call), every thread's registers by one `G` packet
-                              each (remat/gpacket.py), GDB's caches flushed
+                              inferior call when the map or the break must change), the
+                              registers of each thread that needs them by one `G` packet
+                              (remat/gpacket.py), GDB's caches flushed
+
+What a move costs is what differs: the stub's routine runs only when the memory map
+differs or the break may have moved (the sandbox shows the page server every brk);
+registers are written for every thread only when something but a call may have set
+them (ttd goto, an expression naming a register), else for the threads whose
+recorded registers differ between the ticks.
 
 A process moves only to a tick of the same threads (ids and names), auxv, mm fields
 but the break, executable and libraries: a thread cannot be made or ended from
