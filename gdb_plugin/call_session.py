@@ -245,6 +245,7 @@ class CallSession:
         from gdb_plugin import replay
 
         self.reusable = self.movable = False
+        self._release_selection()  # a move never called after: none held, as a rule
         selection = contextlib.ExitStack()
         selection.enter_context(self.inferior.selected())
         try:
