@@ -246,10 +246,13 @@ class CallSession:
 
         self.reusable = self.movable = False
         self._release_selection()  # a move never called after: none held, as a rule
+        t0 = time.perf_counter()
         selection = contextlib.ExitStack()
         selection.enter_context(self.inferior.selected())
+        selecting_ms = (time.perf_counter() - t0) * 1e3  # the move's time includes it
         try:
-            self._move_ms, counts = replay.move(self, info)
+            moving_ms, counts = replay.move(self, info)
+            self._move_ms = selecting_ms + moving_ms
         except BaseException:
             selection.close()
             raise
