@@ -229,6 +229,11 @@ def main() -> int:
         "cli_sweep_vs_call": round(cli_sweep / cli_call_s, 3),
         "goal": "sweep <= 2 x repeat and >= 20x faster than rebuild; "
         "cli sweep of every tick <= 3 x one ttd call",
+        "goals_met": {
+            "sweep_vs_repeat <= 2": sweep_ms <= 2 * repeat_ms,
+            "rebuild_vs_sweep >= 20": rebuild_ms >= 20 * sweep_ms,
+            "cli_sweep_vs_call <= 3": cli_sweep <= 3 * cli_call_s,
+        },
         "runs": {
             "sweep_ticks": samples,
             "repeat": args.repeat,

@@ -16,6 +16,7 @@ session is not reusable and its owner closes it (gdb_plugin/sessions.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -146,7 +147,13 @@ class CallSession:
         self.reusable = False
         self.movable = False  # a move to any tick gives the recorded state (replay.py)
         self.reg_layout = None  # GDB's g packet layout, read at the first move
+        self.g_packets: dict[int, bytes] = {}  # each thread's `g` reply at the first move
+        self.user_visible = False  # ttd goto's: the user may set registers, run it
+        # an expression named a register since the last move: the next writes them all
+        self.registers_touched = False
         self._move_ms: float | None = None  # the move before the next call
+        # the temporary inferior selected by the move, for the call that follows it
+        self._held_selection: contextlib.ExitStack | None = None
 
     def matches(self, recording, tick: int, tid: int | None, sandbox: bool, tracker: str) -> bool:
         """Same recording, tick and thread (None: the thread that stopped), same sandbox
@@ -192,6 +199,7 @@ class CallSession:
             self.movable = True  # as built: a move gives any tick of the same threads
             if keep_selected:  # ttd goto: what the user may change by running it
                 self._state = ProcessState.read(self.proc.pid)
+                self.user_visible = True
         except BaseException:
             starting.wait()
             self.close()
@@ -237,7 +245,21 @@ class CallSession:
         from gdb_plugin import replay
 
         self.reusable = self.movable = False
-        self._move_ms = replay.move(self, info)
+        self._release_selection()  # a move never called after: none held, as a rule
+        t0 = time.perf_counter()
+        selection = contextlib.ExitStack()
+        selection.enter_context(self.inferior.selected())
+        selecting_ms = (time.perf_counter() - t0) * 1e3  # the move's time includes it
+        try:
+            moving_ms, counts = replay.move(self, info)
+            self._move_ms = selecting_ms + moving_ms
+        except BaseException:
+            selection.close()
+            raise
+        if self.user_visible:
+            selection.close()
+        else:  # the call that follows runs in it: selecting once is a third of a move
+            self._held_selection = selection
         self.info, self.requested_tid = info, requested_tid
         self.regions = info.regions
         growth = self.proc.stack_growth_range()
@@ -248,8 +270,8 @@ class CallSession:
         self._old_pages = {}
         self.symbol_cache = {}
         self._registers = None
-        if self._state is not None:  # as moved: what the next call must find again
-            self._state = ProcessState.read(self.proc.pid)
+        if self._state is not None and (counts.get("ops") or counts.get("called")):
+            self._state = ProcessState.read(self.proc.pid)  # as moved: the next call's start
         self._clean = True  # the page server re-armed the tracking
         self.reusable = self.movable = True
 
@@ -286,11 +308,25 @@ class CallSession:
         if thread is not None:
             thread.switch()
 
+    def _selected(self) -> contextlib.AbstractContextManager:
+        """The temporary inferior selected for a call: by the move just made, or now."""
+        held, self._held_selection = self._held_selection, None
+        return held if held is not None else self.inferior.selected()
+
+    def _release_selection(self) -> None:
+        """The user's selection and settings back, if a move left the inferior selected."""
+        held, self._held_selection = self._held_selection, None
+        if held is not None:
+            held.close()
+
     def close(self) -> None:
         """Remove the temporary inferior, end the process and the page server, remove
         the session's directory."""
         try:
-            self.inferior.close()
+            try:
+                self._release_selection()
+            finally:
+                self.inferior.close()
         finally:
             self.end_process()
 
@@ -319,7 +355,9 @@ class CallSession:
             timings["move"], self._move_ms = self._move_ms, None
         self.calls += 1
         self.reusable = self.movable = False
-        with self.inferior.selected():
+        if "$" in expr:  # it may set a register (GDB puts back only what the call changed)
+            self.registers_touched = True
+        with self._selected():
             thread = self._call_thread()
             if thread is not None:
                 thread.switch()
@@ -338,6 +376,7 @@ class CallSession:
             if nr_threads > 1 and outcome.status != "returned" and _ended(self.proc.pid):
                 outcome = _exited(outcome, self.proc.pid)
             pages, server_error = self._report()
+            stats = self._stats()
             if server_error is not None:  # the page server is gone or refused a page
                 outcome = Outcome("error", error=server_error)
             if outcome.status == "exited":
@@ -345,16 +384,18 @@ class CallSession:
             t2 = time.perf_counter()
             clean_end = outcome.status in ("returned", "error") and not outcome.signals_sent
             changed = self.changes(expr, outcome.resumed) if clean_end else ["ended"]
+            if self.proc.break_moved(stats) and outcome.resumed:
+                changed.append("break")  # inside a page: a move puts it back
             if self._can_reset(outcome.status, pages, outcome.signals_sent) and not changed:
                 self._reset(pages)
             # a move puts back memory, mappings, break and registers, not the rest
             self.movable = clean_end and not [
-                c for c in changed if c not in ("registers", "mappings")
+                c for c in changed if c not in ("registers", "mappings", "break")
             ]
         timings["call"] = (t1 - t0) * 1e3
         timings["report"] = (t2 - t1) * 1e3
         out, err = self.per_call.take_output(self.proc)
-        faults, blocked, left_out = self._new_stats()
+        faults, blocked, left_out = self._new_stats(stats)
         if self.sandbox and outcome.signal == "SIGSYS":
             outcome.error = _stopped_by_sandbox(blocked)
         return CallResult(
@@ -477,11 +518,20 @@ class CallSession:
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages, None
 
-    def _new_stats(self) -> tuple[dict, list[dict], dict]:
-        """This call's share of the page server's counters: faults served, the system
-        calls the sandbox blocked and those left out of its list."""
+    def _stats(self) -> dict | None:
+        """The page server's counters after a call, or None when they are gone with the
+        process."""
         try:
-            stats = self.proc.stats()
+            return self.proc.stats()
+        except Exception:  # the process is gone and took its counters along
+            return None
+
+    def _new_stats(self, stats: dict | None) -> tuple[dict, list[dict], dict]:
+        """This call's share of the page server's counters (`stats`): faults served, the
+        system calls the sandbox blocked and those left out of its list."""
+        if stats is None:
+            return {"served": 0, "bytes": 0}, [], {}
+        try:
             faults = self.per_call.take_faults(stats)
             blocked, left_out = self.per_call.take_blocked(self.proc, stats)
         except Exception:  # the process is gone and took its counters along

@@ -3,8 +3,15 @@
     movable(session, info)    whether the session's process can become `info`'s tick
     move(session, info)       do it: memory map, break and memory by the page server
                               (remat's proc.move, its ttd_stub_apply() called here as an
-                              inferior call), every thread's registers by one `G` packet
-                              each (remat/gpacket.py), GDB's caches flushed
+                              inferior call when the map or the break must change), the
+                              registers of each thread that needs them by one `G` packet
+                              (remat/gpacket.py), GDB's caches flushed
+
+What a move costs is what differs: the stub's routine runs only when the memory map
+differs or the break may have moved (the sandbox shows the page server every brk);
+registers are written for every thread only when something but a call may have set
+them (ttd goto, an expression naming a register), else for the threads whose
+recorded registers differ between the ticks.
 
 A process moves only to a tick of the same threads (ids and names), auxv, mm fields
 but the break, executable and libraries: a thread cannot be made or ended from
@@ -106,24 +113,55 @@ def _call_apply(pid: int, nr_threads: int, fn: int, arg: int) -> None:
         raise SessionError(f"Moving the process: the stub's routine failed: {exc}") from None
 
 
-def _write_registers(session, layout) -> None:
-    """Every thread's recorded registers, one G packet each."""
+def _recorded(thread) -> tuple:
+    return thread.gpregs, thread.fpregs, thread.xstate
+
+
+def _to_write(session, old, layout) -> list:
+    """(lwp, recorded thread) of the threads whose registers a move to `layout` must
+    write: every thread when something but a call may have set registers (ttd goto hands
+    the process to the user, an expression named one), else those whose recorded
+    registers differ between the tick the process is at (`old`) and `layout`'s: GDB puts
+    back the registers a call changed, and nothing else runs."""
+    everything = session.user_visible or session.registers_touched
+    return [
+        (lwp, new)
+        for lwp, was, new in zip(session.proc.threads(), old.threads, layout.threads, strict=True)
+        if everything or _recorded(was) != _recorded(new)
+    ]
+
+
+def _select_in_gdbserver(session, lwp: int) -> None:
+    """Make `lwp` gdbserver's thread for g and G packets: GDB, with nothing cached, reads
+    $pc and selects it (Hg) on the way."""
+    gdb_thread = thread_of(session.inferior.num, lwp)
+    if gdb_thread is None:
+        raise SessionError(f"Moving the process: GDB has no thread {lwp}.")
+    gdb.execute("maintenance flush register-cache", to_string=True)
+    gdb_thread.switch()
+    gdb.parse_and_eval("$pc")
+
+
+def _write_registers(session, old, layout) -> bool:
+    """The recorded registers of the threads _to_write() names, one G packet each (the
+    rest of the packet, which the recording does not give: the thread's own `g` reply,
+    read once: a call puts back what it changed). A process of one thread needs no
+    selecting: gdbserver has no other. True when any was written."""
     from gdb_plugin.remat.gpacket import build_g_packet, parse_remote_registers, recorded_values
 
     if session.reg_layout is None:
         session.reg_layout = parse_remote_registers(
             gdb.execute("maint print remote-registers", to_string=True)
         )
-    for lwp, thread in zip(session.proc.threads(), layout.threads, strict=True):
-        gdb_thread = thread_of(session.inferior.num, lwp)
-        if gdb_thread is None:
-            raise SessionError(f"Moving the process: GDB has no thread {lwp}.")
-        # nothing cached: reading $pc makes GDB select this thread in gdbserver (Hg),
-        # where the raw g and G packets below go
-        gdb.execute("maintenance flush register-cache", to_string=True)
-        gdb_thread.switch()
-        gdb.parse_and_eval("$pc")
-        current = bytes.fromhex(_packet("g").replace("x", "0"))
+    todo = _to_write(session, old, layout)
+    alone = len(session.proc.threads()) == 1
+    for lwp, thread in todo:
+        current = None if session.user_visible else session.g_packets.get(lwp)
+        if current is None or not alone:
+            _select_in_gdbserver(session, lwp)
+        if current is None:
+            current = bytes.fromhex(_packet("g").replace("x", "0"))
+            session.g_packets[lwp] = current
         packet = build_g_packet(
             session.reg_layout,
             current,
@@ -131,11 +169,14 @@ def _write_registers(session, layout) -> None:
         )
         if _packet("G" + packet.hex()) != "OK":
             raise SessionError(f"Moving the process: gdbserver refused thread {lwp}'s registers.")
-    gdb.execute("maintenance flush register-cache", to_string=True)  # GDB read them before
+    session.registers_touched = False
+    return bool(todo)
 
 
-def move(session, info) -> float:
-    """Move the session's process to info's tick (movable() said yes); the time in ms.
+def move(session, info) -> tuple[float, dict]:
+    """Move the session's process to info's tick (movable() said yes), its temporary
+    inferior selected (session.inferior.selected()); the time in ms and the page
+    server's counts (remat's proc.move).
     Raises MoveRefused (remat: the process is as it was) or SessionError /
     RematerializeError (the process is not to be used any more)."""
     t0 = time.perf_counter()
@@ -144,14 +185,14 @@ def move(session, info) -> float:
     ran = session.calls > 0 or session.inferior.resumed
 
     def call_apply(fn: int, arg: int) -> None:
+        gdb.execute("maintenance flush register-cache", to_string=True)  # as just written
         _call_apply(proc.pid, len(layout.threads), fn, arg)
         session.inferior.mark_resumed()
 
-    with session.inferior.selected():
-        # the registers first: the stub's routine then runs on the new tick's stack (the
-        # call may have left the old one unusable: $rsp = 0)
-        _write_registers(session, layout)
-        proc.move(layout, ran, call_apply)
-        gdb.execute("maintenance flush register-cache", to_string=True)
-        gdb.execute("maintenance flush dcache", to_string=True)
-    return (time.perf_counter() - t0) * 1e3
+    # the registers first: the stub's routine then runs on the new tick's stack (the
+    # call may have left the old one unusable: $rsp = 0)
+    _write_registers(session, proc.layout, layout)
+    counts = proc.move(layout, ran, call_apply)
+    gdb.execute("maintenance flush register-cache", to_string=True)  # GDB read them before
+    gdb.execute("maintenance flush dcache", to_string=True)
+    return (time.perf_counter() - t0) * 1e3, counts

@@ -9,7 +9,9 @@ filled lazily from the recording and whose written pages are tracked exactly.
         proc.written_pages()  # sorted page addresses written since start (or clear_written)
         proc.clear_written()  # forget the writes so far (wp-async: write-protect every
                               # page again; diff: the current bytes become the baseline)
-        proc.stats()          # faults, pages served, bytes, serve latency, blocked_syscalls
+        proc.stats()          # faults, pages served, bytes, serve latency, blocked_syscalls,
+                              # brk_calls (None: the sandbox is off, brk is not seen)
+        proc.break_moved(stats)  # whether brk was called since the last look or move
         proc.take_blocked()   # the blocked system calls since the last take (one call's
                               # share); the list starts again
         proc.output()         # (stdout, stderr) bytes the process wrote so far: of each,
@@ -174,6 +176,7 @@ class RematerializedProcess:
         self.tracker: str = ""  # "wp-async" or "diff", once ready
         self.notice: str | None = None  # why "auto" fell back to the diff tracker
         self.layout: TickLayout | None = None  # the tick it is at
+        self._brk_calls: int | None = 0  # the sandbox's count at the last look (break_moved)
         self._tids: list[int] | None = None
 
     @property
@@ -279,6 +282,15 @@ class RematerializedProcess:
                     raise
         return None
 
+    def break_moved(self, stats: dict | None) -> bool:
+        """Whether the program break may have moved since the last look or move, told by
+        `stats` (from stats(), None when there are none): the sandbox hands every brk
+        to the page server, which counts them; without the sandbox nothing tells."""
+        calls = stats.get("brk_calls") if stats else None
+        moved = calls is None or calls != self._brk_calls
+        self._brk_calls = calls
+        return moved
+
     def take_blocked(self) -> dict:
         """What the sandbox refused since the last take (one call's share):
         {"sandbox": bool, "blocked_syscalls": [...], "blocked_syscalls_left_out":
@@ -362,6 +374,7 @@ class RematerializedProcess:
             call_apply(fn, arg)
         counts = json.loads(self._request("MOVED"))
         self.layout = layout
+        self._brk_calls = counts.get("brk_calls")  # the stub's own brk calls are the move's
         return counts
 
     def wait_exit(self, timeout: float) -> int:

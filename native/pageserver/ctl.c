@@ -93,6 +93,10 @@ static char *format_stats(struct server *s)
 		s->spec.head.fault_around_pages, s->target.xstate_restored ? "true" : "false",
 		s->target.same_tid ? "true" : "false", verifier_helper_pages(s->pager.verifier),
 		s->tracker->ops->name, s->sandbox.listener >= 0 ? "true" : "false");
+	if (sandbox_sees_brk(&s->sandbox))	/* else null: brk calls are not seen */
+		fprintf(f, ", \"brk_calls\": %" PRIu64, s->sandbox.brk_calls);
+	else
+		fputs(", \"brk_calls\": null", f);
 	s->tracker->ops->stats(s->tracker, f);
 	sandbox_format(&s->sandbox, f);
 	fputc('}', f);

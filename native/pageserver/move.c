@@ -286,6 +286,8 @@ int move_plan(struct server *s, uint64_t tick, struct stub_map *maps, uint32_t n
 		ret = err_set(e, ERR_INTERNAL, "moving to tick %" PRIu64 " changes %u ranges of the "
 			      "memory map; at most %d can be", tick, ops.n, STUB_MAX_OPS);
 	m->new_brk = brk;
+	if (ran && sandbox_sees_brk(&s->sandbox) && s->sandbox.brk_calls == m->brk_calls)
+		ran = 0;	/* it ran, but never called brk: the break is the one served */
 	if (brk != m->brk)
 		ran = 1;
 	m->called = ret == 0 && (ops.n || ran);
@@ -299,7 +301,7 @@ int move_plan(struct server *s, uint64_t tick, struct stub_map *maps, uint32_t n
 		free(maps);
 		return -1;
 	}
-	*m = (struct move){ .brk = m->brk, .pending = 1, .called = m->called, .tick = tick,
+	*m = (struct move){ .brk = m->brk, .brk_calls = m->brk_calls, .pending = 1, .called = m->called, .tick = tick,
 			    .new_brk = brk, .maps = maps, .nr_maps = nr_maps, .ops = ops.op,
 			    .nr_ops = ops.n };
 	*fn = m->called ? t->apply_fn : 0;
@@ -605,12 +607,17 @@ int move_finish(struct server *s, char **json, struct err *e)
 		ret = regions_reshape(&s->pager.regions, cut, nr_cut, fresh, nr_fresh, e);
 	if (ret == 0)
 		ret = moved_memory(s, &dropped, &done, e);
+	m->brk_calls = s->sandbox.brk_calls;	/* the stub's own brk calls are the move's */
 	if (ret == 0) {
 		m->brk = m->new_brk;
+		char calls[24] = "null";	/* brk calls are not seen */
+		if (sandbox_sees_brk(&s->sandbox))
+			snprintf(calls, sizeof(calls), "%" PRIu64, m->brk_calls);
 		if (asprintf(json, "{\"tick\": %" PRIu64 ", \"ops\": %u, \"called\": %s, "
 			     "\"pages_written\": %" PRIu64 ", \"pages_dropped\": %" PRIu64
-			     ", \"server_ms\": %.3f}", m->tick, m->nr_ops, m->called ? "true" : "false",
-			     done.pages_written, done.pages_dropped, (now_ns() - t0) / 1e6) < 0)
+			     ", \"brk_calls\": %s, \"server_ms\": %.3f}", m->tick, m->nr_ops,
+			     m->called ? "true" : "false", done.pages_written, done.pages_dropped,
+			     calls, (now_ns() - t0) / 1e6) < 0)
 			*json = NULL;
 	}
 	free(fresh);

@@ -7,8 +7,9 @@
  *       struct stub_apply): mappings that are not registered at their recorded
  *       address (the called code's), mappings missing, extra or protected
  *       otherwise at the new tick, and the program break (when it differs from
- *       the one served, or the process ran code: a break moved inside one page
- *       shows nowhere). The ops go into the stub's image; the answer names the
+ *       the one served, or the process ran code and may have called brk: a break
+ *       moved inside one page shows nowhere; with the sandbox on, the page server
+ *       sees every brk, so only a process that called it since the last move). The ops go into the stub's image; the answer names the
  *       function to call (0: nothing to call) and its argument.
  *   (the caller, the process's tracer, calls ttd_stub_apply(args) in the process)
  *   MOVED
@@ -44,6 +45,7 @@ struct move {
 	uint32_t nr_maps;
 	struct stub_op *ops;		/* what the stub was asked to do */
 	uint32_t nr_ops;
+	uint64_t brk_calls;		/* the sandbox's count of brk calls at the last move */
 };
 
 /* Plan the move (maps: malloc'd, taken over); *fn and *arg: what to call (fn 0: no

@@ -35,10 +35,11 @@ struct sandbox {
 	uint32_t left_out_kinds;	/* distinct pairs past those */
 	uint64_t left_out_calls;	/* and their calls */
 	uint64_t *left_out_seen;	/* hashes of the pairs left out (sandbox.c) */
+	uint64_t brk_calls;	/* brk system calls let through so far (sandbox_filter.c) */
 };
 
 /* Answer one notification (the listener is readable): EPERM, recorded; fstat of its
- * own descriptors passes. -1 with the error when the listener failed or a detail could
+ * own descriptors passes, and brk (counted). -1 with the error when the listener failed or a detail could
  * not be read (a corrupt page). */
 int sandbox_handle(struct sandbox *sb, struct err *e);
 
@@ -53,6 +54,10 @@ void sandbox_forget(struct sandbox *sb);
  * ttd-pageserver-bench builds the one TTD_FILTER names: "tree" (the default: libseccomp,
  * a binary tree), "priority" (libseccomp's default order), "linear" (the hand-written
  * filter libseccomp replaced: sandbox_legacy.c). */
+/* Whether every brk of the process comes to sandbox_handle() (and so counts in
+ * sb->brk_calls): the sandbox is on, with the filter sandbox_filter() builds. */
+int sandbox_sees_brk(const struct sandbox *sb);
+
 int sandbox_filter(pid_t pid, struct sock_filter **prog, uint32_t *len, struct err *e);
 int sandbox_legacy_filter(pid_t pid, struct sock_filter **prog, uint32_t *len, struct err *e);
 

@@ -29,7 +29,9 @@
  * else (files, sockets, other processes, fork/clone and new threads, ...) goes to
  * the page server (SCMP_ACT_NOTIFY), which answers EPERM and records it. sendmsg
  * and close_range pass for the stub's own last steps: by then the process has no
- * socket and cannot make one. System calls of another ABI (int $0x80, x32) go to
+ * socket and cannot make one. brk goes to the page server too, which lets it
+ * through and counts it (sandbox.c): a break moved inside one page shows nowhere
+ * else, and a move of the process to another tick must put it back (move.c). System calls of another ABI (int $0x80, x32) go to
  * the page server as well (SCMP_FLTATR_ACT_BADARCH): refused and reported.
  *
  * The filter is a binary tree of system call numbers (SCMP_FLTATR_CTL_OPTIMIZE 2):
@@ -54,7 +56,7 @@ static const int allowed[] = {
 	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_lseek,
 	SYS_close, SYS_close_range, SYS_dup, SYS_dup2, SYS_dup3, SYS_fstat,
 	SYS_pipe, SYS_pipe2, SYS_poll, SYS_ppoll, SYS_select, SYS_pselect6,
-	SYS_mmap, SYS_munmap, SYS_mprotect, SYS_brk, SYS_mremap, SYS_mincore,
+	SYS_mmap, SYS_munmap, SYS_mprotect, SYS_mremap, SYS_mincore,
 	SYS_msync, SYS_mlock, SYS_mlock2, SYS_munlock, SYS_mlockall, SYS_munlockall,
 	SYS_membarrier, SYS_futex, SYS_set_robust_list, SYS_get_robust_list, SYS_rseq,
 	SYS_set_tid_address, SYS_arch_prctl, SYS_clock_gettime, SYS_clock_getres, SYS_gettimeofday,
@@ -165,6 +167,14 @@ static int optimize_level(void)
 	return 2;
 }
 
+/* The filter built here hands every brk to the page server (the linear one lets it pass). */
+static int brk_watched;
+
+int sandbox_sees_brk(const struct sandbox *sb)
+{
+	return sb->listener >= 0 && brk_watched;
+}
+
 int sandbox_filter(pid_t pid, struct sock_filter **prog, uint32_t *len, struct err *e)
 {
 	scmp_filter_ctx ctx;
@@ -175,6 +185,7 @@ int sandbox_filter(pid_t pid, struct sock_filter **prog, uint32_t *len, struct e
 	if (kind && strcmp(kind, "linear") == 0)
 		return sandbox_legacy_filter(pid, prog, len, e);
 #endif
+	brk_watched = 1;
 	ctx = seccomp_init(SCMP_ACT_NOTIFY);
 	if (!ctx)
 		return err_set(e, ERR_INTERNAL, "seccomp_init: cannot build the sandbox's filter");

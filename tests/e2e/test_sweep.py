@@ -23,6 +23,8 @@ pytestmark = pytest.mark.timeout(1800)  # 150 calls, each in a new process today
 
 TICKS = 50
 LENGTH = Call("list_length(head)")
+# registers, as GDB shows them at each live stop
+REGISTERS = Call("{(long)$rip, (long)$rsp, (long)$rbp, (long)$rdi, (long)$fs_base, (long)$rax}")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,9 @@ def recorded(build_target, tmp_path_factory):
     require_tools()
     binary = build_target("examples/growing_list.c")
     db = tmp_path_factory.mktemp("sweep") / "growing.db"
-    rec = record_with_live_reference(db, [str(binary), str(TICKS)], "checkpoint", TICKS, [LENGTH])
+    rec = record_with_live_reference(
+        db, [str(binary), str(TICKS)], "checkpoint", TICKS, [LENGTH, REGISTERS]
+    )
     rec.before = user_state(rec.gdb)
     yield rec
     rec.gdb.close()
@@ -43,8 +47,8 @@ def _sweep_json(gdb, options: str) -> list[dict]:
     return json.loads(lines[0])
 
 
-def _live(rec, tick: int) -> dict:
-    return rec.live[(tick, LENGTH.expr, None)]
+def _live(rec, tick: int, call: Call = LENGTH) -> dict:
+    return rec.live[(tick, call.expr, None)]
 
 
 def test_sweep_gives_the_length_at_every_tick_as_the_live_call(recorded):
@@ -60,6 +64,20 @@ def test_sweep_gives_the_length_at_every_tick_as_the_live_call(recorded):
         changed = [p["address"] for p in obj["dirtied_pages"] if p["changed"]]
         assert changed == _live(recorded, obj["tick"])["changed"], obj["tick"]
     assert user_state(recorded.gdb) == recorded.before
+
+
+def test_a_sweep_of_registers_gives_the_live_registers(recorded):
+    """Every tick's registers, as at the live stop; also after a move from a tick whose
+    call named no register (the move then writes only registers that differ)."""
+    objs = _sweep_json(recorded.gdb, REGISTERS.expr)
+    assert [o["value"] for o in objs] == [
+        _live(recorded, t, REGISTERS)["value"] for t in recorded.ticks
+    ]
+    for tick in (10, 11, 30):
+        call_json(recorded.gdb, tick - 1, LENGTH.expr)
+        got = call_json(recorded.gdb, tick, REGISTERS.expr)
+        assert "move" in got["timings_ms"], got["timings_ms"]
+        assert got["value"] == _live(recorded, tick, REGISTERS)["value"]
 
 
 def test_changes_lists_every_tick(recorded):

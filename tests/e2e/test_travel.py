@@ -72,6 +72,71 @@ def test_a_call_at_b_after_a_call_at_a_that_grew_the_heap_is_a_fresh_call_at_b(r
     assert changed_pages(at_b) == changed_pages(want)
 
 
+# registers a call can read in one expression (r12 and ymm6 hold the step: move_target.c)
+REGISTERS = (
+    "{(long)$r12, (long)$r13, (long)$r14, (long)$r15, (long)$rip, (long)$rsp, (long)$rbp, "
+    "(long)$fs_base, (long)$orig_rax, (long)$ymm6.v4_int64[3], (long)$xmm6.v2_int64[0]}"
+)
+
+
+def test_a_move_after_calls_that_set_no_register_gives_every_thread_its_registers(recording):
+    """After a call that names no register, a move writes only the threads whose
+    recorded registers differ (GDB put back what the call changed); each thread then
+    has the new tick's registers, as in a fresh process."""
+    db, tids = recording
+    want = []
+    for tid in tids[2]:
+        with gdb_with_recording(db) as gdb:
+            want.append(call(gdb, 3, REGISTERS, thread=tid)["value"])
+    assert len(set(want)) == len(want)  # each thread's own
+    with gdb_with_recording(db) as gdb:
+        for tid, expected in zip(tids[2], want, strict=True):
+            call(gdb, 2, "sum_data()")
+            call(gdb, 4, "sum_data()")  # 2 -> 4: no register named since
+            at_3 = call(gdb, 3, REGISTERS, thread=tid)
+            assert "move" in at_3["timings_ms"] and "rebuilt" not in at_3["timings_ms"]
+            assert at_3["value"] == expected, tid
+
+
+BRK_NOW = "(long)syscall(12, 0)"  # the kernel's break: brk(0), not libc's cached __curbrk
+
+
+def test_a_call_that_moves_the_break_inside_a_page_then_a_move_is_a_fresh_call(recording):
+    """Ticks 3 and 4 have one break: the move from 3 to 4 has no mapping to change, and
+    a break moved by less than a page (down 100 bytes: the page stays) shows in no /proc
+    file. The page server sees the call's brk (the sandbox hands it over) and puts the
+    break back, for a call at the same tick as for a move."""
+    db, _ = recording
+    want = int(fresh(db, 4, BRK_NOW)["value"])
+    lower = f"(long)syscall(12, {want - 100})"
+    with gdb_with_recording(db) as gdb:
+        assert int(call(gdb, 3, BRK_NOW)["value"]) == want  # one break at both ticks
+        assert int(call(gdb, 3, lower)["value"]) == want - 100
+        assert int(call(gdb, 3, BRK_NOW)["value"]) == want  # the same tick again
+        assert int(call(gdb, 3, lower)["value"]) == want - 100
+        at_4 = call(gdb, 4, BRK_NOW)
+        assert "move" in at_4["timings_ms"] and "rebuilt" not in at_4["timings_ms"]
+        assert int(at_4["value"]) == want
+        call(gdb, 3, "sum_data()")  # a call that asks nothing of the kernel
+        after = call(gdb, 4, BRK_NOW)
+        assert "move" in after["timings_ms"] and int(after["value"]) == want
+
+
+def test_without_the_sandbox_a_call_that_moved_the_break_is_undone_all_the_same(recording):
+    """With the sandbox off nothing sees brk: every call that ran code may have moved
+    the break, and the next call (at its tick or another) gets it back."""
+    db, _ = recording
+    want = int(fresh(db, 4, BRK_NOW)["value"])
+    with gdb_with_recording(db) as gdb:
+        gdb.cli("set ttd sandbox off")
+        call(gdb, 3, "sum_data()")
+        assert int(call(gdb, 3, f"(long)syscall(12, {want - 100})")["value"]) == want - 100
+        assert int(call(gdb, 3, BRK_NOW)["value"]) == want
+        assert int(call(gdb, 3, f"(long)syscall(12, {want - 200})")["value"]) == want - 200
+        at_4 = call(gdb, 4, BRK_NOW)
+        assert "move" in at_4["timings_ms"] and int(at_4["value"]) == want
+
+
 def test_a_tick_with_other_threads_is_rebuilt(recording):
     db, _ = recording
     want = fresh(db, 5, "sum_data()")
