@@ -65,6 +65,12 @@ def _recording_error():
     return RecordingError
 
 
+def _server_unavailable():
+    from snapshotdb.errors import ServerUnavailable
+
+    return ServerUnavailable
+
+
 START_LIMIT_S = 90.0  # remat bounds its own start (60 s); this bounds the wait for it
 
 
@@ -515,6 +521,8 @@ class CallSession:
                     )
         except OSError:  # the process is gone: the call made it exit
             return [], None
+        except _server_unavailable() as exc:  # the server went away while pages were read
+            return [], str(exc)
         symbolize.annotate(pages, self.proc.pid, self.info, self.symbol_cache)
         return pages, None
 

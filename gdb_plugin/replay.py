@@ -42,7 +42,8 @@ def layout_of(info):
     if info.layout is None:
         from gdb_plugin.remat.layout import read_layout
 
-        info.layout = read_layout(info.recording, info.tick)
+        info.layout = read_layout(info.recording, info.tick, info.rows)
+        info.rows = None
     return info.layout
 
 

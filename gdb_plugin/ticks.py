@@ -8,9 +8,12 @@ Importable without GDB; SQLAlchemy is imported when a tick is first read.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from gdb_plugin import report
+
+PROGRAM_SQL = "SELECT exe_path, build_id FROM recording ORDER BY id LIMIT 1"
 
 
 @dataclass
@@ -28,6 +31,7 @@ class TickInfo:
     libraries: list[tuple[int, str]] = field(default_factory=list)  # (load address, path)
     file_warnings: list[str] | None = None  # build-id checks, made once per tick
     layout: object = field(default=None, repr=False)  # remat's TickLayout (replay.layout_of)
+    rows: tuple | None = field(default=None, repr=False)  # remat.layout.tick_rows(), for it
 
     @property
     def db_path(self) -> str:
@@ -54,35 +58,64 @@ class TickCache:
 
 
 def read_tick_info(recording, tick: int, tid: int | None) -> TickInfo:
-    """Layout, registers and executable at `tick` (thread `tid`, None: the one that stopped)."""
-    from snapshotdb import queries
+    """Layout, registers and executable at `tick` (thread `tid`, None: the one that stopped).
+    Plain rows, kept for the layout a move reads (replay.layout_of): one read of the tick."""
+    from gdb_plugin.remat.layout import tick_rows
     from snapshotdb.regs import gpreg
 
+    read = tick_rows(recording, tick)
+    snap, maps, threads = read
+    thread = _thread_at(tick, threads, snap.stop_tid if tid is None else tid)
+    exe_path, build_id = _program(recording)
+    libraries = {
+        (m.start, m.path)
+        for m in maps
+        if m.offset == 0 and m.path.startswith("/") and m.path != exe_path
+    }
+    return TickInfo(
+        recording=recording,
+        tick=tick,
+        tid=thread.tid,
+        exe_path=exe_path,
+        build_id=build_id,
+        regions=report.regions_of(maps),
+        rsp=gpreg(thread.gpregs, "rsp"),
+        fs_base=gpreg(thread.gpregs, "fs_base"),
+        libraries=sorted(libraries),
+        rows=read,
+    )
+
+
+def _thread_at(tick: int, threads, want: int):
+    """The row of thread `want` among a tick's (ThreadNotFound naming them otherwise)."""
+    from snapshotdb.errors import ThreadNotFound
+
+    for thread in threads:
+        if thread.tid == want:
+            return thread
+    tids = ", ".join(str(t.tid) for t in threads)
+    raise ThreadNotFound(f"No thread {want} at tick {tick}: threads are {tids}.")
+
+
+def _program(recording) -> tuple[str, str | None]:
+    """The recorded executable's path and build-id."""
+    from sqlalchemy import text
+
+    from snapshotdb import queries
+
     with recording.session() as session:
-        snap = queries.snapshot_at(session, tick)
-        thread = queries.thread_at(snap, tid)
-        rec = queries.recording(session)
-        libraries = [
-            (m.start, m.path)
-            for m in snap.mappings
-            if m.offset == 0 and m.path.startswith("/") and m.path != rec.exe_path
-        ]
-        return TickInfo(
-            recording=recording,
-            tick=tick,
-            tid=thread.tid,
-            exe_path=rec.exe_path,
-            build_id=rec.build_id,
-            regions=report.regions_of(snap.mappings),
-            rsp=gpreg(thread.gpregs, "rsp"),
-            fs_base=gpreg(thread.gpregs, "fs_base"),
-            libraries=sorted(set(libraries)),
-        )
+        row = session.execute(text(PROGRAM_SQL)).first()
+        if row is None:
+            queries.recording(session)  # raises: the recording is empty
+        return row.exe_path, row.build_id
 
 
+@contextlib.contextmanager
 def page_reader(recording, tick: int):
-    """A reader of recorded pages at `tick`: .page(rec_addr) -> 4096 verified bytes;
-    a context manager (snapshotdb's PageReader: one compiled lookup on one cursor)."""
+    """A reader of recorded pages at `tick`: .page(rec_addr) -> 4096 verified bytes
+    (snapshotdb's PageReader: one compiled lookup on one cursor), for a `with` block; a
+    server lost meanwhile is snapshotdb's ServerUnavailable, one line."""
     from snapshotdb.reader import PageReader
 
-    return PageReader(recording.engine, tick)
+    with recording.server_errors(), PageReader(recording.engine, tick) as reader:
+        yield reader

@@ -307,6 +307,19 @@ class Recording:
     def session(self) -> Session:
         return Session(self.engine)
 
+    @contextmanager
+    def server_errors(self):
+        """For the driver's own connections (engine.raw_connection(): SQLAlchemy neither
+        wraps their errors nor calls handle_error): a lost or refused connection to the
+        server is ServerUnavailable, one line naming it. Nothing to do for a file."""
+        if not self.location.is_server:
+            yield
+            return
+        try:
+            yield
+        except (OperationalError, InterfaceError, *_driver_connection_errors()) as exc:
+            raise server_unavailable(self.location, exc) from None
+
     def close(self) -> None:
         self.engine.dispose()
 

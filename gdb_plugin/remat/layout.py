@@ -89,19 +89,20 @@ def _stack_growth(maps, start_stack: int) -> tuple[int, int] | None:
 # A sweep reads one layout per tick: plain SQL rows (the ORM's objects and Core's
 # statement compiling cost 0.3 ms a tick; these 0.1). The tables of snapshotdb/models.py.
 _SNAPSHOT = text(
-    f"SELECT id, reason, auxv, {', '.join(spec.MM_FIELDS)} FROM snapshot WHERE tick = :tick"
+    f"SELECT id, reason, stop_tid, auxv, {', '.join(spec.MM_FIELDS)} FROM snapshot "
+    "WHERE tick = :tick"
 )
 _MAPPINGS = text(
-    'SELECT start, "end", perms, path FROM mapping WHERE snapshot_id = :id ORDER BY start'
+    'SELECT start, "end", perms, "offset", path FROM mapping WHERE snapshot_id = :id ORDER BY start'
 )
 _THREADS = text(
     "SELECT tid, name, gpregs, fpregs, xstate FROM thread WHERE snapshot_id = :id ORDER BY id"
 )
 
 
-def _rows(recording, tick: int):
+def tick_rows(recording, tick: int):
     """The snapshot's row at `tick` (SnapshotNotFound when there is none), its mappings
-    and its threads."""
+    and its threads: plain rows, read once for the TickInfo and the layout both."""
     with recording.session() as session:
         snap = session.execute(_SNAPSHOT, {"tick": tick}).first()
         if snap is None:
@@ -119,10 +120,11 @@ def _threads_leader_first(rows, reason: str) -> list:
     return [leader] + sorted((t for t in rows if t is not leader), key=lambda t: t.tid)
 
 
-def read_layout(recording, tick: int) -> TickLayout:
+def read_layout(recording, tick: int, read=None) -> TickLayout:
     """The layout at `tick` of an open snapshotdb Recording (RecordingError when there is
-    no such tick, RematerializeError when its registers are malformed)."""
-    snap, maps, rows = _rows(recording, tick)
+    no such tick, RematerializeError when its registers are malformed); `read`: what
+    tick_rows() gave, when already read."""
+    snap, maps, rows = read or tick_rows(recording, tick)
     maps = [m for m in maps if m.start < VSYSCALL_START and m.path != "[vsyscall]"]
     growth = _stack_growth(maps, snap.start_stack)
     regions = sorted(

@@ -88,3 +88,25 @@ def test_the_server_stopped_in_the_middle_of_a_call(own, bank_sqlite):
         own.start()
         for tick, expr in ((4, "balance_of(1)"), (6, "total_cents()")):
             assert call(gdb, tick, expr)["value"] == ttd_call(bank_sqlite, tick, expr)["value"]
+
+
+def test_a_page_reader_on_a_stopped_server_names_it(own, bank_sqlite):
+    """The plugin's page reader uses the driver's own connection (no SQLAlchemy wrapping):
+    a stopped server is still one line naming it, not the driver's exception."""
+    from gdb_plugin.ticks import page_reader
+    from snapshotdb.db import open_recording
+    from snapshotdb.errors import ServerUnavailable
+
+    url = own.url("bank", "reader")
+    copy(bank_sqlite, url)
+    with open_recording(url) as recording:
+        with page_reader(recording, 3) as reader:
+            assert len(reader.page(0x1000)) == 4096  # an unrecorded page reads as zeros
+        recording.engine.dispose()  # no pooled connection left: the next one connects
+        own.stop("fast")
+        try:
+            with pytest.raises(ServerUnavailable, match="cannot be reached"):
+                with page_reader(recording, 3) as reader:
+                    reader.page(0x1000)
+        finally:
+            own.start()
