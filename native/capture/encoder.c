@@ -23,7 +23,10 @@
 /* Level 1: 1.3-1.5x faster than 3 on code and data pages for 1-3% more bytes (measured) */
 #define ZSTD_LEVEL 1
 #define PROBE_BYTES 1024
-#define PROBE_GAIN_BYTES 24 /* a random KiB comes out 1033 bytes long */
+/* sum of count^2 over the byte values of PROBE_BYTES bytes: 1024 + 1024 * 1023 / 256 = 5116
+ * on average for random bytes (at most 5518 in 65536 random pages, measured), 1048576 for
+ * one byte repeated; 5793 is a collision entropy of 7.5 bits per byte */
+#define PROBE_MIN_COLLISIONS 5793
 
 static const uint8_t zero_page[PAGE_SIZE];
 
@@ -85,15 +88,31 @@ static void hash_pages(int x16, struct batch *s, const uint32_t *which, uint32_t
 		SHA256(s->raw + (size_t)which[i] * PAGE_SIZE, PAGE_SIZE, s->digest[which[i]]);
 }
 
-/* Does the page's first PROBE_BYTES compress by PROBE_GAIN_BYTES at least? Random or
- * already compressed bytes (encrypted data, media) then cost a 1 KiB attempt instead of a
- * 4 KiB one: zstd spends as long on bytes it cannot compress as on others. A page whose
- * first KiB does not compress is stored raw even when the rest would. */
-static int compressible(ZSTD_CCtx *cctx, uint8_t *scratch, const uint8_t *page)
+/* Is the page worth a zstd attempt? Its first PROBE_BYTES bytes' byte values repeat
+ * more than random bytes' do (a collision entropy under 7.5 bits per byte). Random or
+ * already compressed bytes (encrypted data, media) then cost a histogram of 1 KiB instead
+ * of a 4 KiB attempt: zstd spends as long on bytes it cannot compress as on others. The
+ * histogram is 2 to 7 times cheaper than the 1 KiB zstd attempt it replaces, and stores
+ * fewer bytes on the pages of a Python process (measured: 40.31 MB against 40.34 MB for
+ * 97.2 MB of pages, 40.29 MB when every page is tried). A page whose first KiB looks
+ * random is stored raw even when the rest would compress. */
+static int compressible(const uint8_t *page)
 {
-	size_t n = ZSTD_compressCCtx(cctx, scratch, PAGE_SIZE, page, PROBE_BYTES, ZSTD_LEVEL);
+	uint32_t count[4][256] = { 0 }; /* four tables: no wait on the previous increment */
+	uint32_t collisions = 0;
 
-	return !ZSTD_isError(n) && n + PROBE_GAIN_BYTES <= PROBE_BYTES;
+	for (int i = 0; i < PROBE_BYTES; i += 4) {
+		count[0][page[i]]++;
+		count[1][page[i + 1]]++;
+		count[2][page[i + 2]]++;
+		count[3][page[i + 3]]++;
+	}
+	for (int b = 0; b < 256; b++) {
+		uint32_t c = count[0][b] + count[1][b] + count[2][b] + count[3][b];
+
+		collisions += c * c;
+	}
+	return collisions >= PROBE_MIN_COLLISIONS;
 }
 
 static void encode_batch(ZSTD_CCtx *cctx, int x16, struct batch *s)
@@ -112,7 +131,7 @@ static void encode_batch(ZSTD_CCtx *cctx, int x16, struct batch *s)
 		const uint8_t *page = s->raw + (size_t)i * PAGE_SIZE;
 		size_t len = PAGE_SIZE;
 
-		if (cctx && compressible(cctx, s->packed[i], page))
+		if (cctx && compressible(page))
 			len = ZSTD_compressCCtx(cctx, s->packed[i], PAGE_SIZE, page, PAGE_SIZE, ZSTD_LEVEL);
 		if (!ZSTD_isError(len) && len < PAGE_SIZE) {
 			s->kind[i] = KIND_ZSTD;
