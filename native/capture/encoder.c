@@ -1,6 +1,6 @@
 /*
- * encoder.h: ENCODERS workers read batches of BATCH_PAGES pages (pread) and encode them
- * (zero check, sha256, zstd) into a ring of RING slots, worker k the batches k,
+ * encoder.h: ENCODERS workers read batches of BATCH_PAGES pages (read_batch()) and encode
+ * them (zero check, sha256, zstd) into a ring of RING slots, worker k the batches k,
  * k + ENCODERS, ... so that a slot only ever passes between one worker and the consumer,
  * which takes the batches in order: two semaphores per slot, no lock shared by all (a
  * shared lock held by a preempted worker cost the consumer a quarter of its time on
@@ -10,8 +10,10 @@
  * page, else the bytes; see compressible().
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
@@ -50,12 +52,18 @@ static uint64_t batch_span(const struct encoders *enc, uint64_t b, uint32_t *npa
 	return addr;
 }
 
-/* Read a batch; pages the kernel refuses (a PROT_NONE guard, [vvar], past a file's end)
- * are read one by one and left as zeros. */
-static void read_batch(int mem_fd, struct batch *s)
+/* Read a batch: one process_vm_readv where the descriptor names a process (0.09 s per GiB
+ * against 0.16 s for pread of /proc/PID/mem, which takes each page on its own; measured),
+ * else, or when it falls short, the descriptor's pread (which reads pages without read
+ * permission too). Pages the kernel refuses (a PROT_NONE guard, [vvar], past a file's
+ * end) are then read one by one and left as zeros. */
+static void read_batch(int mem_fd, pid_t pid, struct batch *s)
 {
 	size_t len = (size_t)s->npages * PAGE_SIZE;
+	struct iovec local = { s->raw, len }, remote = { (void *)(uintptr_t)s->addr, len };
 
+	if (pid > 0 && process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len)
+		return;
 	if (pread(mem_fd, s->raw, len, (off_t)s->addr) == (ssize_t)len)
 		return;
 	for (uint32_t i = 0; i < s->npages; i++) {
@@ -64,6 +72,25 @@ static void read_batch(int mem_fd, struct batch *s)
 		if (pread(mem_fd, page, PAGE_SIZE, (off_t)(s->addr + (uint64_t)i * PAGE_SIZE)) != PAGE_SIZE)
 			memset(page, 0, PAGE_SIZE);
 	}
+}
+
+/* The process whose /proc/PID/mem the descriptor is, or 0 (another file). The caller keeps
+ * the process stopped under ptrace: it can die but not be reaped, so its pid names no
+ * other process meanwhile. */
+static pid_t mem_fd_pid(int mem_fd)
+{
+	char link[64], path[64];
+	ssize_t n;
+	int pid, end = 0;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", mem_fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n <= 0)
+		return 0;
+	path[n] = '\0';
+	if (sscanf(path, "/proc/%d/mem%n", &pid, &end) != 1 || end != n || pid <= 0)
+		return 0;
+	return (pid_t)pid;
 }
 
 /* The digests of the pages listed in `which`: 16 at a time where the CPU can (twice as
@@ -155,7 +182,7 @@ static void *encoder(void *arg)
 		if (__atomic_load_n(&enc->stop, __ATOMIC_ACQUIRE))
 			break;
 		s->addr = batch_span(enc, b, &s->npages);
-		read_batch(enc->mem_fd, s);
+		read_batch(enc->mem_fd, enc->pid, s);
 		encode_batch(cctx, enc->x16, s); /* without a context (no memory): stored raw */
 		sem_post(&s->full);
 	}
@@ -166,7 +193,8 @@ static void *encoder(void *arg)
 int encoders_start(struct encoders *enc, int mem_fd, const struct ttdcap_run *runs,
 		   uint64_t nruns)
 {
-	*enc = (struct encoders){ .mem_fd = mem_fd, .runs = runs, .nruns = nruns };
+	*enc = (struct encoders){ .mem_fd = mem_fd, .pid = mem_fd_pid(mem_fd), .runs = runs,
+				   .nruns = nruns };
 	enc->run_first = calloc(nruns + 1, sizeof(*enc->run_first));
 	enc->slots = calloc(RING, sizeof(*enc->slots));
 	if (!enc->run_first || !enc->slots)
