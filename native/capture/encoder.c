@@ -74,23 +74,36 @@ static void read_batch(int mem_fd, pid_t pid, struct batch *s)
 	}
 }
 
-/* The process whose /proc/PID/mem the descriptor is, or 0 (another file). The caller keeps
- * the process stopped under ptrace: it can die but not be reaped, so its pid names no
- * other process meanwhile. */
-static pid_t mem_fd_pid(int mem_fd)
+/* The number in the link `path` points to, after `prefix` and before `suffix`, or 0. */
+static pid_t pid_in_link(const char *path, const char *prefix, const char *suffix)
 {
-	char link[64], path[64];
-	ssize_t n;
-	int pid, end = 0;
+	char target[64];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	size_t len = strlen(prefix);
+	char *end;
 
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", mem_fd);
-	n = readlink(link, path, sizeof(path) - 1);
 	if (n <= 0)
 		return 0;
-	path[n] = '\0';
-	if (sscanf(path, "/proc/%d/mem%n", &pid, &end) != 1 || end != n || pid <= 0)
+	target[n] = '\0';
+	if (strncmp(target, prefix, len) != 0)
 		return 0;
-	return (pid_t)pid;
+	long pid = strtol(target + len, &end, 10);
+
+	return pid > 0 && end != target + len && strcmp(end, suffix) == 0 ? (pid_t)pid : 0;
+}
+
+/* The process whose /proc/PID/mem the descriptor is, or 0 (another file, or a /proc of
+ * another pid namespace than ours: its numbers are not the ones process_vm_readv takes).
+ * The caller keeps the process stopped under ptrace: it can die but not be reaped, so its
+ * pid names no other process meanwhile. */
+static pid_t mem_fd_pid(int mem_fd)
+{
+	char link[64];
+
+	if (pid_in_link("/proc/self", "", "") != getpid())
+		return 0;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", mem_fd);
+	return pid_in_link(link, "/proc/", "/mem");
 }
 
 /* The digests of the pages listed in `which`: 16 at a time where the CPU can (twice as
