@@ -10,7 +10,9 @@ the next one's memory, nor its files in the next one's time):
               (the command's time in an attached GDB, to a new file, as the first
               snapshot writes a new database) alternate REPEATS times, each after a sync
               (dirty pages of the one before would slow the next down); medians, as
-              machines of this kind differ from one minute to the next
+              machines of this kind differ from one minute to the next. Beside each time,
+              the CPU time it took (ours: every thread of the benchmark process; gcore's:
+              GDB's), which other work on the machine changes less than the time
     tracked   the kernel's write tracking (the default): a first snapshot, then the
               incremental ones; what the recorder holds beyond its baseline after them,
               and at its peak
@@ -115,28 +117,41 @@ def series(target: Target, db: str, tracker: str) -> dict:
     return result
 
 
-def first_snapshot_s(target: Target, db: str) -> float:
+def cpu_s(pid: int | str) -> float:
+    """The CPU time (user + system, all threads) process `pid` has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def first_snapshot_s(target: Target, db: str) -> tuple[float, float]:
+    """The first snapshot's time and the CPU time it took (every thread of ours)."""
     engine = open_engine(db, create=True)
     recorder = writer_for_pid(engine, target.pid)
     os.sync()
+    cpu = cpu_s("self")
     seconds, _ = snapshot(recorder, target, "auto")
+    cpu = cpu_s("self") - cpu
     recorder.close()
     engine.dispose()
     os.unlink(db)
-    return seconds
+    return seconds, cpu
 
 
-def gcore_s(target: Target, core: str) -> float:
-    """The time of GDB's `gcore` command, GDB attached to the process beforehand."""
+def gcore_s(target: Target, core: str) -> tuple[float, float]:
+    """The time of GDB's `gcore` command, GDB attached to the process beforehand, and the
+    CPU time GDB took for it."""
     with MiGdb() as gdb:
         gdb.mi(f"-target-attach {target.pid}", timeout_s=120)
         os.sync()
+        cpu = cpu_s(gdb.pid)
         t0 = time.perf_counter()
         gdb.cli(f"gcore {core}", timeout_s=600)
         seconds = time.perf_counter() - t0
+        cpu = cpu_s(gdb.pid) - cpu
         gdb.mi("-target-detach")
     os.unlink(core)
-    return seconds
+    return seconds, cpu
 
 
 PARTS = ("tracked", "scan", "first")
@@ -157,8 +172,10 @@ def measure_part(part: str, exe: str, mib: int, tmp: str) -> dict:
             gcores.append(gcore_s(target, os.path.join(tmp, f"core{mib}-{i}")))
         return {
             "resident_mib": round(status_kib(target.pid, "VmRSS") / 1024, 1),
-            "first_snapshot_s": [round(s, 3) for s in firsts],
-            "gcore_s": [round(s, 3) for s in gcores],
+            "first_snapshot_s": [round(s, 3) for s, _ in firsts],
+            "gcore_s": [round(s, 3) for s, _ in gcores],
+            "first_snapshot_cpu_s": [round(c, 2) for _, c in firsts],
+            "gcore_cpu_s": [round(c, 2) for _, c in gcores],
         }
     finally:
         target.close()
@@ -180,6 +197,8 @@ def measure(exe: str, mib: int, tmp: str) -> dict:
         **parts,
         "first_snapshot_s_median": statistics.median(first["first_snapshot_s"]),
         "gcore_s_median": statistics.median(first["gcore_s"]),
+        "first_snapshot_cpu_s_median": statistics.median(first["first_snapshot_cpu_s"]),
+        "gcore_cpu_s_median": statistics.median(first["gcore_cpu_s"]),
         "speedup_incremental": round(
             parts["scan"]["incremental_ms_median"] / parts["tracked"]["incremental_ms_median"], 1
         ),
@@ -205,6 +224,8 @@ def main() -> None:
                 "incremental_ms_1gib_scan": big["scan"]["incremental_ms_median"],
                 "first_snapshot_s_1gib": big["first_snapshot_s_median"],
                 "gcore_s_1gib": big["gcore_s_median"],
+                "first_snapshot_cpu_s_1gib": big["first_snapshot_cpu_s_median"],
+                "gcore_cpu_s_1gib": big["gcore_cpu_s_median"],
                 "recorder_extra_rss_mib": big["tracked"]["extra_rss_mib"],
             }
         )

@@ -1,6 +1,6 @@
 /*
- * encoder.h: ENCODERS workers read batches of BATCH_PAGES pages (pread) and encode them
- * (zero check, sha256, zstd) into a ring of RING slots, worker k the batches k,
+ * encoder.h: ENCODERS workers read batches of BATCH_PAGES pages (read_batch()) and encode
+ * them (zero check, sha256, zstd) into a ring of RING slots, worker k the batches k,
  * k + ENCODERS, ... so that a slot only ever passes between one worker and the consumer,
  * which takes the batches in order: two semaphores per slot, no lock shared by all (a
  * shared lock held by a preempted worker cost the consumer a quarter of its time on
@@ -10,8 +10,10 @@
  * page, else the bytes; see compressible().
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
@@ -22,8 +24,11 @@
 
 /* Level 1: 1.3-1.5x faster than 3 on code and data pages for 1-3% more bytes (measured) */
 #define ZSTD_LEVEL 1
-#define PROBE_BYTES 1024
-#define PROBE_GAIN_BYTES 24 /* a random KiB comes out 1033 bytes long */
+#define PROBE_BYTES 256
+/* sum of count^2 over the byte values of PROBE_BYTES bytes: 256 + 256 * 255 / 256 = 511 on
+ * average for random bytes (standard deviation 23; at most 642 in 65536 random pages,
+ * measured), 65536 for one byte repeated; 669 is the random mean + 7 deviations */
+#define PROBE_MIN_COLLISIONS 669
 
 static const uint8_t zero_page[PAGE_SIZE];
 
@@ -47,12 +52,18 @@ static uint64_t batch_span(const struct encoders *enc, uint64_t b, uint32_t *npa
 	return addr;
 }
 
-/* Read a batch; pages the kernel refuses (a PROT_NONE guard, [vvar], past a file's end)
- * are read one by one and left as zeros. */
-static void read_batch(int mem_fd, struct batch *s)
+/* Read a batch: one process_vm_readv where the descriptor names a process (0.09 s per GiB
+ * against 0.16 s for pread of /proc/PID/mem, which takes each page on its own; measured),
+ * else, or when it falls short, the descriptor's pread (which reads pages without read
+ * permission too). Pages the kernel refuses (a PROT_NONE guard, [vvar], past a file's
+ * end) are then read one by one and left as zeros. */
+static void read_batch(int mem_fd, pid_t pid, struct batch *s)
 {
 	size_t len = (size_t)s->npages * PAGE_SIZE;
+	struct iovec local = { s->raw, len }, remote = { (void *)(uintptr_t)s->addr, len };
 
+	if (pid > 0 && process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len)
+		return;
 	if (pread(mem_fd, s->raw, len, (off_t)s->addr) == (ssize_t)len)
 		return;
 	for (uint32_t i = 0; i < s->npages; i++) {
@@ -61,6 +72,38 @@ static void read_batch(int mem_fd, struct batch *s)
 		if (pread(mem_fd, page, PAGE_SIZE, (off_t)(s->addr + (uint64_t)i * PAGE_SIZE)) != PAGE_SIZE)
 			memset(page, 0, PAGE_SIZE);
 	}
+}
+
+/* The number in the link `path` points to, after `prefix` and before `suffix`, or 0. */
+static pid_t pid_in_link(const char *path, const char *prefix, const char *suffix)
+{
+	char target[64];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	size_t len = strlen(prefix);
+	char *end;
+
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	if (strncmp(target, prefix, len) != 0)
+		return 0;
+	long pid = strtol(target + len, &end, 10);
+
+	return pid > 0 && end != target + len && strcmp(end, suffix) == 0 ? (pid_t)pid : 0;
+}
+
+/* The process whose /proc/PID/mem the descriptor is, or 0 (another file, or a /proc of
+ * another pid namespace than ours: its numbers are not the ones process_vm_readv takes).
+ * The caller keeps the process stopped under ptrace: it can die but not be reaped, so its
+ * pid names no other process meanwhile. */
+static pid_t mem_fd_pid(int mem_fd)
+{
+	char link[64];
+
+	if (pid_in_link("/proc/self", "", "") != getpid())
+		return 0;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", mem_fd);
+	return pid_in_link(link, "/proc/", "/mem");
 }
 
 /* The digests of the pages listed in `which`: 16 at a time where the CPU can (twice as
@@ -85,15 +128,32 @@ static void hash_pages(int x16, struct batch *s, const uint32_t *which, uint32_t
 		SHA256(s->raw + (size_t)which[i] * PAGE_SIZE, PAGE_SIZE, s->digest[which[i]]);
 }
 
-/* Does the page's first PROBE_BYTES compress by PROBE_GAIN_BYTES at least? Random or
- * already compressed bytes (encrypted data, media) then cost a 1 KiB attempt instead of a
- * 4 KiB one: zstd spends as long on bytes it cannot compress as on others. A page whose
- * first KiB does not compress is stored raw even when the rest would. */
-static int compressible(ZSTD_CCtx *cctx, uint8_t *scratch, const uint8_t *page)
+/* Is the page worth a zstd attempt? Its first PROBE_BYTES bytes' values repeat clearly
+ * more than random bytes' do. Random or already compressed bytes (encrypted data, media)
+ * then cost a histogram of 256 bytes instead of a 4 KiB attempt: zstd spends as long on
+ * bytes it cannot compress as on others. Measured on a 97.2 MB dump of a Python process's
+ * pages, stored: 40.39 MB (every page tried: 40.29 MB; the 1 KiB zstd probe this replaces:
+ * 40.34 MB, at 6 us a page where this takes 0.3 us; a histogram of 1 KiB: 40.31 MB at
+ * 0.65 us). A page whose start looks random is stored raw even when the rest would
+ * compress. */
+static int compressible(const uint8_t *page)
 {
-	size_t n = ZSTD_compressCCtx(cctx, scratch, PAGE_SIZE, page, PROBE_BYTES, ZSTD_LEVEL);
+	/* four tables: no wait on the previous increment; at most 64 in each */
+	uint8_t count[4][256] = { 0 };
+	uint32_t collisions = 0;
 
-	return !ZSTD_isError(n) && n + PROBE_GAIN_BYTES <= PROBE_BYTES;
+	for (int i = 0; i < PROBE_BYTES; i += 4) {
+		count[0][page[i]]++;
+		count[1][page[i + 1]]++;
+		count[2][page[i + 2]]++;
+		count[3][page[i + 3]]++;
+	}
+	for (int b = 0; b < 256; b++) {
+		uint32_t c = (uint32_t)count[0][b] + count[1][b] + count[2][b] + count[3][b];
+
+		collisions += c * c;
+	}
+	return collisions >= PROBE_MIN_COLLISIONS;
 }
 
 static void encode_batch(ZSTD_CCtx *cctx, int x16, struct batch *s)
@@ -112,7 +172,7 @@ static void encode_batch(ZSTD_CCtx *cctx, int x16, struct batch *s)
 		const uint8_t *page = s->raw + (size_t)i * PAGE_SIZE;
 		size_t len = PAGE_SIZE;
 
-		if (cctx && compressible(cctx, s->packed[i], page))
+		if (cctx && compressible(page))
 			len = ZSTD_compressCCtx(cctx, s->packed[i], PAGE_SIZE, page, PAGE_SIZE, ZSTD_LEVEL);
 		if (!ZSTD_isError(len) && len < PAGE_SIZE) {
 			s->kind[i] = KIND_ZSTD;
@@ -136,7 +196,7 @@ static void *encoder(void *arg)
 		if (__atomic_load_n(&enc->stop, __ATOMIC_ACQUIRE))
 			break;
 		s->addr = batch_span(enc, b, &s->npages);
-		read_batch(enc->mem_fd, s);
+		read_batch(enc->mem_fd, enc->pid, s);
 		encode_batch(cctx, enc->x16, s); /* without a context (no memory): stored raw */
 		sem_post(&s->full);
 	}
@@ -147,7 +207,8 @@ static void *encoder(void *arg)
 int encoders_start(struct encoders *enc, int mem_fd, const struct ttdcap_run *runs,
 		   uint64_t nruns)
 {
-	*enc = (struct encoders){ .mem_fd = mem_fd, .runs = runs, .nruns = nruns };
+	*enc = (struct encoders){ .mem_fd = mem_fd, .pid = mem_fd_pid(mem_fd), .runs = runs,
+				   .nruns = nruns };
 	enc->run_first = calloc(nruns + 1, sizeof(*enc->run_first));
 	enc->slots = calloc(RING, sizeof(*enc->slots));
 	if (!enc->run_first || !enc->slots)

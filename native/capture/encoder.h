@@ -1,6 +1,6 @@
 /*
  * The encoders: worker threads that read the runs of a stopped process's memory in
- * batches (one pread of BATCH_PAGES pages) and encode every page of a batch (zero or not,
+ * batches (one read of BATCH_PAGES pages) and encode every page of a batch (zero or not,
  * sha256, the stored form) for the one thread that stores them, which takes the batches
  * in address order.
  */
@@ -10,10 +10,11 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "page.h" /* native/pageserver/page.h: PAGE_SIZE, PAGE_DIGEST_SIZE */
 
-#define BATCH_PAGES 256 /* 1 MiB: one pread */
+#define BATCH_PAGES 256 /* 1 MiB: one read */
 #define ENCODERS 2
 #define RING (2 * ENCODERS) /* a multiple of ENCODERS: slot b % RING is worker b % ENCODERS's */
 
@@ -44,6 +45,7 @@ struct encoder_worker {
 
 struct encoders {
 	int mem_fd;
+	pid_t pid;	     /* the process mem_fd is /proc/PID/mem of, or 0 */
 	const struct ttdcap_run *runs;
 	uint64_t nruns;
 	uint64_t *run_first; /* batch index where each run starts */

@@ -8,9 +8,9 @@ threads, and inserts their new contents and their versions, at the speed of memo
 
 It serves SQLite files only; for a server database, or when the library is not built
 (`make -C native/capture`), the writer reads the same runs in Python (same pages and
-versions, slower; the stored form of a content may differ: zstd level 1 and a 1 KiB probe
-for bytes that do not compress here, level 3 there). TTD_NO_NATIVE_CAPTURE=1 makes it
-read them in Python (the tests compare both).
+versions, slower; the stored form of a content may differ: zstd level 1, and no attempt
+on a page whose first 256 bytes look random, here; level 3 on every page there).
+TTD_NO_NATIVE_CAPTURE=1 makes it read them in Python (the tests compare both).
 """
 
 from __future__ import annotations
