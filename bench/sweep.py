@@ -58,10 +58,12 @@ def gdb_sweep(first: int, last: int) -> None:
 
     ctx = context()
     marks: list[float] = []
+    ticks = list(range(first, last + 1))
+    ctx.ticks.plan(ticks)  # as `ttd sweep` does
     rows = list(
         sweep.sweep(
             lambda tick: ctx.call(tick, EXPR),
-            list(range(first, last + 1)),
+            ticks,
             EXPR,
             progress=lambda i, tick: marks.append(time.perf_counter()),
         )

@@ -40,33 +40,65 @@ class TickInfo:
 
 
 class TickCache:
-    """TickInfo per (tick, requested thread) of one open recording."""
+    """TickInfo per (tick, requested thread) of one open recording. A sweep tells the
+    ticks it will visit (plan): their rows are then read READ_AHEAD ticks at a time."""
+
+    READ_AHEAD = 64
 
     def __init__(self, recording) -> None:
         self.recording = recording
         self._infos: dict[tuple[int, int | None], TickInfo] = {}
+        self._planned: list[int] = []
+        self._rows: dict[int, tuple] = {}  # read ahead, not yet made a TickInfo
+        self._program: tuple[str, str | None] | None = None
 
     def get(self, tick: int, tid: int | None) -> TickInfo:
         """Raises snapshotdb's errors (no such tick or thread), one line each."""
         key = (tick, tid)
         if key not in self._infos:
-            self._infos[key] = read_tick_info(self.recording, tick, tid)
+            if self._program is None:
+                self._program = _program(self.recording)
+            rows = self._rows.pop(tick, None) or self._read_ahead(tick)
+            self._infos[key] = read_tick_info(self.recording, tick, tid, rows, self._program)
         return self._infos[key]
+
+    def plan(self, ticks: list[int]) -> None:
+        """The ticks about to be visited in this order (a sweep's)."""
+        self._planned = list(ticks)
+        self._rows.clear()
+
+    def _read_ahead(self, tick: int) -> tuple | None:
+        """tick's rows, read with the next planned ticks' when it is planned."""
+        if tick not in self._planned:
+            return None
+        from gdb_plugin.remat.layout import span_rows
+
+        at = self._planned.index(tick)
+        upcoming = self._planned[at : at + self.READ_AHEAD]
+        del self._planned[: at + 1]
+        span = span_rows(self.recording, min(upcoming), max(upcoming))
+        self._rows = {t: span[t] for t in upcoming[1:] if t in span}
+        return span.get(tick)
 
     def clear(self) -> None:
         self._infos.clear()
+        self._rows.clear()
+        self._planned = []
 
 
-def read_tick_info(recording, tick: int, tid: int | None) -> TickInfo:
+def read_tick_info(
+    recording, tick: int, tid: int | None, read: tuple | None = None, program=None
+) -> TickInfo:
     """Layout, registers and executable at `tick` (thread `tid`, None: the one that stopped).
-    Plain rows, kept for the layout a move reads (replay.layout_of): one read of the tick."""
+    Plain rows (`read`: remat.layout.tick_rows(), when read already), kept for the layout a
+    move reads (replay.layout_of): one read of the tick. program: _program(), when known."""
     from gdb_plugin.remat.layout import tick_rows
     from snapshotdb.regs import gpreg
 
-    read = tick_rows(recording, tick)
+    read = read or tick_rows(recording, tick)
     snap, maps, threads = read
     thread = _thread_at(tick, threads, snap.stop_tid if tid is None else tid)
-    exe_path, build_id = _program(recording)
+    exe_path, build_id = program or _program(recording)
     libraries = {
         (m.start, m.path)
         for m in maps

@@ -43,6 +43,7 @@ Examples:
             recording = self.ctx.require_recording()
             ticks = parsed(lambda spec: tick_spec.ticks(spec, sweep.recorded_ticks(recording)),
                            opts.ticks)
+        self.ctx.ticks.plan(ticks)  # their rows read ahead, many ticks a statement
         progress = None
         if from_tty and _terminal():
             progress = Progress(len(ticks))

@@ -100,6 +100,39 @@ _THREADS = text(
 )
 
 
+_SPAN_SNAPSHOTS = text(
+    f"SELECT id, tick, reason, stop_tid, auxv, {', '.join(spec.MM_FIELDS)} FROM snapshot "
+    "WHERE tick BETWEEN :lo AND :hi"
+)
+_SPAN_MAPPINGS = text(
+    'SELECT m.snapshot_id, m.start, m."end", m.perms, m."offset", m.path FROM mapping m '
+    "JOIN snapshot s ON s.id = m.snapshot_id WHERE s.tick BETWEEN :lo AND :hi "
+    "ORDER BY m.snapshot_id, m.start"
+)
+_SPAN_THREADS = text(
+    "SELECT t.snapshot_id, t.tid, t.name, t.gpregs, t.fpregs, t.xstate FROM thread t "
+    "JOIN snapshot s ON s.id = t.snapshot_id WHERE s.tick BETWEEN :lo AND :hi "
+    "ORDER BY t.snapshot_id, t.id"
+)
+
+
+def span_rows(recording, lo: int, hi: int) -> dict:
+    """tick_rows() of every tick from lo to hi, in three statements: {tick: rows}. What
+    a sweep reads ahead (a tick's own three statements cost more than its rows)."""
+    with recording.session() as session:
+        snaps = session.execute(_SPAN_SNAPSHOTS, {"lo": lo, "hi": hi}).all()
+        maps = _by_snapshot(session.execute(_SPAN_MAPPINGS, {"lo": lo, "hi": hi}))
+        threads = _by_snapshot(session.execute(_SPAN_THREADS, {"lo": lo, "hi": hi}))
+    return {s.tick: (s, maps.get(s.id, []), threads.get(s.id, [])) for s in snaps}
+
+
+def _by_snapshot(rows) -> dict:
+    grouped: dict = {}
+    for row in rows:
+        grouped.setdefault(row.snapshot_id, []).append(row)
+    return grouped
+
+
 def tick_rows(recording, tick: int):
     """The snapshot's row at `tick` (SnapshotNotFound when there is none), its mappings
     and its threads: plain rows, read once for the TickInfo and the layout both."""
