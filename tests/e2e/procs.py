@@ -23,6 +23,11 @@ def state(pid: int) -> str:
     return fields[0] if fields else "gone"
 
 
+def alive(pid: int) -> bool:
+    """pid is a process that has not ended (a zombie has)."""
+    return state(pid) not in ("Z", "gone")
+
+
 def comm(pid: int) -> str:
     """The program a process runs: its executable's name (ttd-stub for a rematerialized
     process, whose command name is its recorded thread's), else its command name."""

@@ -11,19 +11,12 @@ import time
 import pytest
 
 from tests.e2e.harness import gdb_with_recording
+from tests.e2e.procs import alive
 from tests.e2e.test_native_corrupt import descendants, json_of
 
 pytestmark = pytest.mark.timeout(120)
 
 HANG_S = 20
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_killing_gdb_ends_gdbserver_the_page_server_and_the_process(escape_recording):

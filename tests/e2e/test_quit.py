@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import PLUGIN
-from tests.e2e.procs import descendants
+from tests.e2e.procs import alive, descendants
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -80,19 +80,10 @@ class PtyGdb:
 def _all_gone(pids) -> bool:
     deadline = time.monotonic() + CEILING_S
     while time.monotonic() < deadline:
-        alive = [p for p in pids if _alive(p)]
-        if not alive:
+        if not any(alive(p) for p in pids):
             return True
         time.sleep(0.1)
     return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_quit_after_a_call_asks_nothing_and_ends_everything(targets_db):
@@ -104,7 +95,7 @@ def test_quit_after_a_call_asks_nothing_and_ends_everything(targets_db):
     gdb.send("quit")
     assert gdb.exit_status() == 0  # a question would wait for its answer: no exit
     assert QUESTION not in gdb.out
-    assert _all_gone(ours), f"left running: {[p for p in ours if _alive(p)]}"
+    assert _all_gone(ours), f"left running: {[p for p in ours if alive(p)]}"
 
 
 def test_quit_from_goto_asks_nothing(targets_db):

@@ -9,21 +9,13 @@ import subprocess
 import sys
 
 from tests.conftest import TOP
+from tests.e2e.procs import alive
 from tests.team.pg_cluster import PgCluster
 
 STARTS = (
     "import time; from tests.team.pg_cluster import PgCluster; c = PgCluster.new(); "
     "c.init(); c.start(); print(c.dir, flush=True); time.sleep(600)"
 )
-
-
-def running(pid: int) -> bool:
-    """pid is a process that has not ended (a zombie has)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_killed_sessions_cluster_is_reaped(pg):
@@ -37,11 +29,11 @@ def test_a_killed_sessions_cluster_is_reaped(pg):
         session.send_signal(signal.SIGKILL)
         session.wait(30)
     postmaster = int(open(f"{left}/data/postmaster.pid").readline())
-    assert running(postmaster)  # nobody stopped it
+    assert alive(postmaster)  # nobody stopped it
     mine = PgCluster.new()  # reaps, but not the session's own cluster
     try:
         assert not os.path.exists(left)
-        assert not running(postmaster)
+        assert not alive(postmaster)
         assert os.path.exists(pg.dir / "data/postmaster.pid") and pg.sql("SELECT 1") == [(1,)]
     finally:
         mine.remove()
