@@ -54,11 +54,15 @@ class TickCache:
 
     def get(self, tick: int, tid: int | None) -> TickInfo:
         """Raises snapshotdb's errors (no such tick or thread), one line each."""
+        from gdb_plugin.remat.layout import tick_rows
+
         key = (tick, tid)
         if key not in self._infos:
+            rows = self._rows.pop(tick, None) or self._read_ahead(tick)
+            if rows is None:  # raises first when there is no such tick (or no tick at all)
+                rows = tick_rows(self.recording, tick)
             if self._program is None:
                 self._program = _program(self.recording)
-            rows = self._rows.pop(tick, None) or self._read_ahead(tick)
             self._infos[key] = read_tick_info(self.recording, tick, tid, rows, self._program)
         return self._infos[key]
 
