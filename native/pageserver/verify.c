@@ -219,6 +219,44 @@ static enum taken take(struct verifier *v, uint64_t rec_addr, uint8_t *dst, stru
 	}
 }
 
+/* Hold the prepared page at rec_addr (READY -> TAKEN): 1, or 0 when it is not there. */
+static int hold(struct verifier *v, uint64_t rec_addr)
+{
+	uint64_t key = key_of(v, rec_addr), ready = key << 3 | SLOT_READY;
+
+	return atomic_compare_exchange_strong(&slot_of(v, rec_addr)->word, &ready,
+					      key << 3 | SLOT_TAKEN);
+}
+
+/* Give back held pages: to the helper as prepared (unused), or as used (FREE: not
+ * prepared again, like a page take() copied out). */
+static void unhold(struct verifier *v, uint64_t rec_lo, uint64_t rec_hi, enum slot_state state)
+{
+	for (uint64_t rec_addr = rec_lo; rec_addr < rec_hi; rec_addr += PAGE_SIZE)
+		slot_set(v, rec_addr, state);
+}
+
+const uint8_t *verifier_take_prepared(struct verifier *v, uint64_t tick, uint64_t rec_lo,
+				      uint64_t rec_hi)
+{
+	uint64_t rec_addr;
+
+	if (atomic_load(&v->map_state) != MAP_READY || v->map.tick != tick ||
+	    slot_of(v, rec_lo) > slot_of(v, rec_hi - PAGE_SIZE))
+		return NULL;
+	for (rec_addr = rec_lo; rec_addr < rec_hi && hold(v, rec_addr); rec_addr += PAGE_SIZE)
+		;
+	if (rec_addr == rec_hi)
+		return slot_page(v, rec_lo);
+	unhold(v, rec_lo, rec_addr, SLOT_READY);
+	return NULL;
+}
+
+void verifier_release(struct verifier *v, uint64_t rec_lo, uint64_t rec_hi)
+{
+	unhold(v, rec_lo, rec_hi, SLOT_FREE);
+}
+
 /* Prepare the pages of b here, straight into their dst (claimed, so that the helper
  * leaves them); zero pages zeroed. 0, or -1 with the first page's error. */
 static int prepare_here(struct verifier *v, struct batch *b, uint32_t *nr_zero, struct err *e)
