@@ -12,7 +12,16 @@
  * data and digest 1.45, on the three columns 1.6 (a seek each), with
  * SQLITE_CONFIG_MEMSTATUS off no change in the server; a walk of the file's
  * b-tree outside SQLite 0.9, not done: it must read under SQLite's lock and
- * mapping and leave WAL, overflow pages and damage to SQLite.
+ * mapping and leave WAL, overflow pages and damage to SQLite. The store reads
+ * by blob handles (store_sqlite.c): a cold random fault's serve went from
+ * 5.45-5.65 us to 5.24-5.54 (lookup 0.16, row and zstd 1.8-2.0, sha256 2.0,
+ * UFFDIO_COPY 1.4-1.7: the hash and the copy are most of it, and the hash must
+ * come first).
+ *
+ * A window the helper prepared whole (every page READY, the slots side by side)
+ * is installed straight from the slots, held TAKEN meanwhile
+ * (verifier_take_prepared): copying 64 KiB into the staging buffer first cost
+ * 0.25-0.65 us a page, a fifth of an in-order fault.
  *
  * Two ways to a page:
  * - before the page map is loaded (the first milliseconds, or never when the
