@@ -16,14 +16,15 @@ from snapshotdb.pages import PAGE_SIZE
 from tests.native.fault_driver import (
     NPAGES,
     REC,
-    build_driver,
     expected_lines,
-    make_ticks_db,
+    module_fixtures,
     run_driver,
 )
 from tests.native.test_corrupt import CORRUPTIONS, MISMATCH
 
 pytestmark = pytest.mark.timeout(120)
+
+driver, ticks_db, no_cache = module_fixtures()
 
 BAD = 5  # page 5 at tick 1: content F0
 BAD_ADDR = REC + BAD * PAGE_SIZE
@@ -53,24 +54,6 @@ MORE = {
     "missing-row": (_sql("DELETE FROM page_content WHERE id = ?"), "its content row is missing"),
 }
 KINDS = {**CORRUPTIONS, **MORE}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_cache():
-    """Every page read from the recording."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TTD_PAGE_CACHE", "off")
-        yield
-
-
-@pytest.fixture(scope="module")
-def ticks_db(tmp_path_factory):
-    return make_ticks_db(tmp_path_factory.mktemp("store") / "ticks.db")
-
-
-@pytest.fixture(scope="module")
-def driver(native_build, tmp_path_factory):
-    return build_driver(native_build, tmp_path_factory.mktemp("driver"))
 
 
 def content_id_of(db, rec_addr: int, tick: int) -> int:
