@@ -14,15 +14,6 @@
  * pread), which was a third of a fault. store_idle() ends it (the serve loop
  * calls it once no fault has come for a while), so a writer appending to the
  * recording waits at most that long after a burst.
- *
- * A content by reference (the fault path once the page map is there) is read
- * through three blob handles on its row (codec, data, digest), moved from row to
- * row with sqlite3_blob_reopen: no statement to step per page (2.1 us a page at
- * random with the statement, 1.5 with the handles; bench/lazy_fill.py). They read
- * in the same read transaction as the statements, so what they return is what a
- * SELECT would; store_idle() closes them (an open handle keeps the read lock). A
- * row the handles cannot read (none, a NULL or odd column, any error) is read
- * again by the statement, which says what is wrong with it.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -64,20 +55,11 @@ static const char CHANGES_SQL[] =
 
 static const char CONTENT_SQL[] = "SELECT codec, data, digest FROM page_content WHERE id = ?1";
 
-enum { COL_CODEC, COL_DATA, COL_DIGEST, NR_COLS };
-static const char *const CONTENT_COLUMNS[NR_COLS] = { "codec", "data", "digest" };
-
-#define CODEC_MAX 16		/* "zstd", "raw": a longer name is read by the statement */
-#define BLOB_MAX (2 * PAGE_SIZE)	/* a stored page's data: zstd's worst case is a few
-					 * bytes over PAGE_SIZE; longer, by the statement */
-
 struct store_sqlite {
 	struct store base;
 	char *path;
 	sqlite3 *db;
 	sqlite3_stmt *range_stmt, *content_stmt;
-	sqlite3_blob *blob[NR_COLS];	/* on page_content's columns, or NULL */
-	uint8_t *data;			/* BLOB_MAX bytes: a row's data read through its handle */
 	ZSTD_DCtx *dctx;
 };
 
@@ -97,19 +79,10 @@ static int begin_read(struct store_sqlite *s, struct err *e)
 	return 0;
 }
 
-static void close_blobs(struct store_sqlite *s)
-{
-	for (int i = 0; i < NR_COLS; i++) {
-		sqlite3_blob_close(s->blob[i]);
-		s->blob[i] = NULL;
-	}
-}
-
 static void sqlite_idle(struct store *base)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
 
-	close_blobs(s);
 	if (!s->base.holding)
 		return;
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -296,47 +269,6 @@ static int sqlite_changes(struct store *base, uint64_t tick_a, uint64_t tick_b,
 	return finish(s, st, rc, ret, e);
 }
 
-/* Blob handle `col` on row ref, and its length (at most max): -1 when it cannot be read
- * (no such row, a NULL or longer value, an error: the handle is closed then, a handle
- * that failed to move cannot be used again). */
-static int blob_at(struct store_sqlite *s, int col, store_ref ref, int max)
-{
-	sqlite3_blob **b = &s->blob[col];
-	int rc = *b ? sqlite3_blob_reopen(*b, (sqlite3_int64)ref) :
-		      sqlite3_blob_open(s->db, "main", "page_content", CONTENT_COLUMNS[col],
-					(sqlite3_int64)ref, 0, b);
-
-	if (rc == SQLITE_OK && sqlite3_blob_bytes(*b) <= max)
-		return sqlite3_blob_bytes(*b);
-	sqlite3_blob_close(*b);
-	*b = NULL;
-	return -1;
-}
-
-/*
- * Content ref through the blob handles: 0 done, -1 corrupt (e set: what the statement
- * would say), 1 not read (the statement's turn).
- */
-static int content_by_blobs(struct store_sqlite *s, store_ref ref, uint64_t rec_addr,
-			    uint64_t tick, uint8_t *dst, uint8_t digest[PAGE_DIGEST_SIZE],
-			    struct err *e)
-{
-	char codec[CODEC_MAX], why[160];
-	int codec_len = blob_at(s, COL_CODEC, ref, CODEC_MAX - 1);
-	int digest_len = codec_len < 0 ? -1 : blob_at(s, COL_DIGEST, ref, PAGE_DIGEST_SIZE);
-	int data_len = digest_len != PAGE_DIGEST_SIZE ? -1 : blob_at(s, COL_DATA, ref, BLOB_MAX);
-
-	if (data_len < 0 ||
-	    sqlite3_blob_read(s->blob[COL_CODEC], codec, codec_len, 0) != SQLITE_OK ||
-	    sqlite3_blob_read(s->blob[COL_DIGEST], digest, PAGE_DIGEST_SIZE, 0) != SQLITE_OK ||
-	    sqlite3_blob_read(s->blob[COL_DATA], s->data, data_len, 0) != SQLITE_OK)
-		return 1;
-	codec[codec_len] = 0;
-	if (page_decode(s->dctx, codec, s->data, data_len, dst, why, sizeof(why)))
-		return corrupt(e, rec_addr, tick, why);
-	return 0;
-}
-
 static int sqlite_content(struct store *base, store_ref ref, uint64_t rec_addr, uint64_t tick,
 			  uint8_t *dst, uint8_t digest[PAGE_DIGEST_SIZE], struct err *e)
 {
@@ -347,9 +279,6 @@ static int sqlite_content(struct store *base, store_ref ref, uint64_t rec_addr, 
 
 	if (begin_read(s, e))
 		return -1;
-	ret = content_by_blobs(s, ref, rec_addr, tick, dst, digest, e);
-	if (ret <= 0)
-		return ret;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)ref);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -374,7 +303,6 @@ static void sqlite_close(struct store *base)
 	sqlite3_finalize(s->content_stmt);
 	sqlite3_close(s->db);
 	ZSTD_freeDCtx(s->dctx);
-	free(s->data);
 	free(s->path);
 	free(s);
 }
@@ -393,8 +321,7 @@ struct store *store_sqlite_open(const char *path, struct err *e)
 	struct store_sqlite *s = calloc(1, sizeof(*s));
 	int rc;
 
-	if (!s || !(s->path = strdup(path)) || !(s->data = malloc(BLOB_MAX)) ||
-	    !(s->dctx = ZSTD_createDCtx())) {
+	if (!s || !(s->path = strdup(path)) || !(s->dctx = ZSTD_createDCtx())) {
 		err_set(e, ERR_INTERNAL, "out of memory opening the recording '%s'", path);
 		goto fail;
 	}
@@ -423,7 +350,6 @@ fail:
 		sqlite_close(&s->base);
 	else if (s) {
 		ZSTD_freeDCtx(s->dctx);
-		free(s->data);
 		free(s->path);
 		free(s);
 	}

@@ -12,11 +12,12 @@
  * data and digest 1.45, on the three columns 1.6 (a seek each), with
  * SQLITE_CONFIG_MEMSTATUS off no change in the server; a walk of the file's
  * b-tree outside SQLite 0.9, not done: it must read under SQLite's lock and
- * mapping and leave WAL, overflow pages and damage to SQLite. The store reads
- * by blob handles (store_sqlite.c): a cold random fault's serve went from
- * 5.45-5.65 us to 5.24-5.54 (lookup 0.16, row and zstd 1.8-2.0, sha256 2.0,
- * UFFDIO_COPY 1.4-1.7: the hash and the copy are most of it, and the hash must
- * come first).
+ * mapping and leave WAL, overflow pages and damage to SQLite. Three blob
+ * handles moved with sqlite3_blob_reopen in place of the statement were tried:
+ * a cold random fault's serve 5.8 us against 5.7 with the statement (median of 7
+ * runs each, taking turns in one run), no gain, not kept. Where a cold random
+ * fault's serve goes: lookup 0.16, row and zstd 1.8-2.0, sha256 2.0, UFFDIO_COPY
+ * 1.4-1.7: the hash and the copy are most of it, and the hash must come first.
  *
  * A window the helper prepared whole (every page READY, the slots side by side)
  * is installed straight from the slots, held TAKEN meanwhile

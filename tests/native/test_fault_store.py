@@ -1,8 +1,8 @@
-"""The fault path's reads of the recording (issue 12): a content row read through
-SQLite's blob handles (the page map's way) says what is wrong with a damaged row in
-the same words as the range query (the way before the map), never reads a row as it
-was before a writer changed it, and a window the helper prepared is installed from
-its slots only when every page of it passed its hash."""
+"""The fault path's reads of the recording (issue 12): a content row read by reference
+(the page map's way) says what is wrong with a damaged row in the same words as the
+range query (the way before the map), a row is never read as it was before a writer
+changed it, and a window the helper prepared is installed from its slots only when
+every page of it passed its hash."""
 
 from __future__ import annotations
 
@@ -34,8 +34,7 @@ def _sql(statement):
     return lambda conn, content_id: conn.execute(statement, (content_id,))
 
 
-# damage beyond test_corrupt.py's: the blob handles cannot read these rows, the
-# statement says what is wrong
+# damage beyond test_corrupt.py's: values longer than any good row holds, a row gone
 MORE = {
     "long-codec": (
         _sql(
@@ -99,7 +98,7 @@ def other_bytes_sql(content_id: int) -> str:
 
 def test_a_row_a_writer_changed_is_read_as_it_is_now(driver, ticks_db, tmp_path):
     """Once the store is idle, the writer gets in and the next read sees its change:
-    the blob handles keep nothing from before."""
+    the store keeps nothing from before."""
     db = tmp_path / "changed.db"
     shutil.copy(ticks_db, db)
     sql = other_bytes_sql(content_id_of(db, BAD_ADDR, 1))
@@ -113,8 +112,8 @@ def test_a_row_a_writer_changed_is_read_as_it_is_now(driver, ticks_db, tmp_path)
 
 
 def test_a_writer_waits_while_the_store_reads(driver, ticks_db, tmp_path):
-    """While the store is reading (between idles), a writer cannot change a row: what
-    the handles read is what a statement would."""
+    """While the store is reading (between idles), a writer cannot change a row under
+    it: its read transaction holds the lock."""
     db = tmp_path / "busy.db"
     shutil.copy(ticks_db, db)
     sql = other_bytes_sql(content_id_of(db, BAD_ADDR, 1))
