@@ -21,9 +21,11 @@ int pager_init(struct pager *p, const struct stub_map *maps, uint32_t nr_maps, s
 	return regions_init(&p->regions, maps, nr_maps, e);
 }
 
-long pager_copy(struct pager *p, uint64_t lo, uint64_t hi, uint64_t mode, struct err *e)
+/* UFFDIO_COPY of [lo, hi) from src: pager_copy()'s results. */
+static long copy_from(struct pager *p, const uint8_t *src, uint64_t lo, uint64_t hi,
+		      uint64_t mode, struct err *e)
 {
-	struct uffdio_copy copy = { .dst = lo, .src = (uint64_t)p->buf, .len = hi - lo, .mode = mode };
+	struct uffdio_copy copy = { .dst = lo, .src = (uint64_t)src, .len = hi - lo, .mode = mode };
 
 	if (ioctl(p->target->uffd, UFFDIO_COPY, &copy) == 0)
 		return copy.copy;
@@ -38,6 +40,11 @@ long pager_copy(struct pager *p, uint64_t lo, uint64_t hi, uint64_t mode, struct
 	}
 	return err_set(e, ERR_INTERNAL, "UFFDIO_COPY at 0x%" PRIx64 " (%" PRIu64 " bytes) of process "
 		       "%d: %s", lo, hi - lo, p->target->pid, strerror(errno));
+}
+
+long pager_copy(struct pager *p, uint64_t lo, uint64_t hi, uint64_t mode, struct err *e)
+{
+	return copy_from(p, p->buf, lo, hi, mode, e);
 }
 
 int pager_wake(struct pager *p, uint64_t lo, uint64_t len, struct err *e)
@@ -133,25 +140,19 @@ static void read_ahead(struct pager *p, struct region *r, uint64_t target_addr)
 	verifier_readahead(p->verifier, target_addr + r->rec_delta, end + r->rec_delta);
 }
 
-/* Fill [page, hi) of r from the recording, not woken yet (handle_fault): the end of
+/* Install [page, hi) of r from src (the window, verified), not woken yet: the end of
  * what was installed (page when nothing), or COPY_RETRY, or -1. */
-static long fill_from_recording(struct pager *p, struct region *r, uint64_t page, uint64_t hi,
-				struct err *e)
+static long install(struct pager *p, struct region *r, const uint8_t *src, uint64_t page,
+		    uint64_t hi, struct err *e)
 {
-	p->serving_lo = page;
-	p->serving_hi = hi;
-	if (fetch(p, page + r->rec_delta, hi + r->rec_delta, p->buf, e))
-		return -1;	/* serving_hi stays: the caller poisons the range */
-	if (hi - page > PAGE_SIZE)
-		read_ahead(p, r, hi);
-	long done = pager_copy(p, page, hi, p->tracker->ops->copy_mode | UFFDIO_COPY_MODE_DONTWAKE,
-			       e);
+	uint64_t mode = p->tracker->ops->copy_mode | UFFDIO_COPY_MODE_DONTWAKE;
+	long done = copy_from(p, src, page, hi, mode, e);
+
 	if (done == COPY_UNREGISTERED && hi - page > PAGE_SIZE) {
 		/* the window crossed into another mapping (one region, two mappings in
 		 * the process: split by mprotect, or mapped apart by a move): the page */
 		hi = page + PAGE_SIZE;
-		done = pager_copy(p, page, hi, p->tracker->ops->copy_mode |
-				  UFFDIO_COPY_MODE_DONTWAKE, e);
+		done = copy_from(p, src, page, hi, mode, e);
 	}
 	if (done == -1)
 		return -1;
@@ -159,9 +160,34 @@ static long fill_from_recording(struct pager *p, struct region *r, uint64_t page
 	if (done == COPY_RETRY)
 		return done;
 	hi = done > 0 ? page + done : page;
-	if (p->tracker->ops->on_fill(p->tracker, r, page, hi, p->buf, e))
+	if (p->tracker->ops->on_fill(p->tracker, r, page, hi, src, e))
 		return -1;
 	return hi;
+}
+
+/*
+ * Fill [page, hi) of r from the recording, not woken yet (handle_fault): install()'s
+ * results. A window the helper prepared whole is installed from its slots; any other
+ * is fetched into the staging buffer first.
+ */
+static long fill_from_recording(struct pager *p, struct region *r, uint64_t page, uint64_t hi,
+				struct err *e)
+{
+	uint64_t rec_lo = page + r->rec_delta, rec_hi = hi + r->rec_delta;
+	const uint8_t *prepared = hi - page > PAGE_SIZE ?
+		verifier_take_prepared(p->verifier, p->tick, rec_lo, rec_hi) : NULL;
+	long end;
+
+	p->serving_lo = page;
+	p->serving_hi = hi;
+	if (!prepared && fetch(p, rec_lo, rec_hi, p->buf, e))
+		return -1;	/* serving_hi stays: the caller poisons the range */
+	if (hi - page > PAGE_SIZE)
+		read_ahead(p, r, hi);
+	end = install(p, r, prepared ? prepared : p->buf, page, hi, e);
+	if (prepared)
+		verifier_release(p->verifier, rec_lo, rec_hi);
+	return end;
 }
 
 /*

@@ -40,6 +40,17 @@ int verifier_wait_map(struct verifier *v);
 int fetch_verified(struct verifier *v, struct store *s, uint64_t tick, uint64_t rec_lo,
 		   uint64_t rec_hi, uint8_t *dst, uint32_t *nr_zero, struct err *e);
 
+/*
+ * Where the pages of [rec_lo, rec_hi) at tick lie verified already, side by side in
+ * the helper's slots: held for the caller (the helper leaves them) until
+ * verifier_release(). NULL, with nothing held, unless every page is prepared with
+ * content (not zeros) and their slots do not wrap around: fetch_verified() then.
+ * The serving thread's way to install a prepared window without copying it first.
+ */
+const uint8_t *verifier_take_prepared(struct verifier *v, uint64_t tick, uint64_t rec_lo,
+				      uint64_t rec_hi);
+void verifier_release(struct verifier *v, uint64_t rec_lo, uint64_t rec_hi);
+
 /* Prepare the pages of [rec_lo, rec_hi) now, on the helper (best effort: a later
  * request replaces it). */
 void verifier_readahead(struct verifier *v, uint64_t rec_lo, uint64_t rec_hi);

@@ -10,6 +10,14 @@
  *       the same pages in one fetch_verified() through the page map
  *   fault_driver DB ahead TICK REC_LO NPAGES
  *       the helper prepares the pages first (readahead), then each is fetched
+ *   fault_driver DB held TICK REC_LO NPAGES
+ *       the helper prepares the pages, then verifier_take_prepared() holds them in
+ *       place: the pages from there, or "not prepared"; after verifier_release() a
+ *       second take must find nothing ("released"), and each page is fetched
+ *   fault_driver DB reread TICK REC_LO NPAGES idle|busy SQL
+ *       every page fetched through the page map; then (idle) store_idle(), and SQL run
+ *       by a writer of its own (busy: without waiting for the lock): "writer ok" or
+ *       "writer busy"; then every page fetched again, as the recording is now
  *   fault_driver DB move TICK_A TICK_B REC_LO NPAGES
  *       pager_set_tick() from A to B on a region [REC_LO, +NPAGES) recorded at its
  *       address: the ranges that differ, then every page fetched at B
@@ -34,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+#include <sqlite3.h>
 
 #include "pageserver/fault.h"
 #include "pageserver/io.h"
@@ -103,6 +112,52 @@ static int wait_helper(struct verifier *v, uint64_t before, uint32_t n)
 		else
 			usleep(100);
 	return 0;
+}
+
+/* The helper prepares the pages, which are then held in place, released, fetched. */
+static int held(struct verifier *v, struct store *s, uint64_t tick, uint64_t rec_lo,
+		uint32_t npages)
+{
+	uint64_t before = verifier_helper_pages(v), rec_hi = rec_lo + npages * PAGE_SIZE;
+	const uint8_t *pages;
+
+	verifier_readahead(v, rec_lo, rec_hi);
+	if (wait_helper(v, before, npages))
+		return puts("ERROR the helper did not prepare the pages") == EOF;
+	pages = verifier_take_prepared(v, tick, rec_lo, rec_hi);
+	if (!pages)
+		puts("not prepared");
+	else
+		print_pages(rec_lo, npages, pages);
+	if (pages) {
+		verifier_release(v, rec_lo, rec_hi);
+		if (verifier_take_prepared(v, tick, rec_lo, rec_hi))
+			return puts("ERROR taken twice") == EOF;
+		puts("released");
+	}
+	return fetch_each(v, s, tick, rec_lo, npages);
+}
+
+/* Every page, a writer's SQL (after store_idle() or while the store reads), every page. */
+static int reread(struct verifier *v, struct store *s, const char *db_path, uint64_t tick,
+		  uint64_t rec_lo, uint32_t npages, int idle, const char *sql)
+{
+	sqlite3 *w = NULL;
+	int rc;
+
+	fetch_each(v, s, tick, rec_lo, npages);
+	if (idle) {
+		store_idle(s);
+		verifier_drain(v);	/* the helper's store is idle once it sleeps */
+	}
+	rc = sqlite3_open(db_path, &w);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(w, idle ? 20000 : 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(w, sql, NULL, NULL, NULL);
+	printf("writer %s\n", rc == SQLITE_OK ? "ok" : rc == SQLITE_BUSY ? "busy" : sqlite3_errmsg(w));
+	sqlite3_close(w);
+	return fetch_each(v, s, tick, rec_lo, npages);
 }
 
 static int move(struct verifier *v, struct store *s, uint64_t tick_a, uint64_t tick_b,
@@ -237,6 +292,16 @@ int main(int argc, char **argv)
 		verifier_open(v, argv[1], tick);
 		if (!verifier_wait_map(v))
 			return puts("ERROR no page map") == EOF;
+	}
+	if (!strcmp(mode, "held")) {
+		held(v, s, tick, rec_lo, npages);
+		verifier_drain(v);
+		return 0;
+	}
+	if (!strcmp(mode, "reread") && argc == 8) {
+		reread(v, s, argv[1], tick, rec_lo, npages, !strcmp(argv[6], "idle"), argv[7]);
+		verifier_drain(v);
+		return 0;
 	}
 	if (!strcmp(mode, "window")) {
 		uint32_t nr_zero;

@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from snapshotdb.db import open_engine
 from snapshotdb.pages import PAGE_SIZE, encode
 from tests.conftest import TOP
@@ -95,3 +97,25 @@ def damage(db: Path, name: str) -> None:
         conn.execute("UPDATE page_content SET codec = ?, data = ? WHERE digest = ?",
                      (*encode(content("ZZ"))[1:], encode(content(name))[0]))
     conn.close()
+
+
+def module_fixtures():
+    """The fixtures of a test_fault_*.py module that runs the driver on the ticks
+    recording with the verified-page cache off (every page read from the recording):
+    `driver, ticks_db, no_cache = module_fixtures()` at the module's top level."""
+
+    @pytest.fixture(scope="module")
+    def driver(native_build, tmp_path_factory):
+        return build_driver(native_build, tmp_path_factory.mktemp("driver"))
+
+    @pytest.fixture(scope="module")
+    def ticks_db(tmp_path_factory):
+        return make_ticks_db(tmp_path_factory.mktemp("ticks") / "ticks.db")
+
+    @pytest.fixture(scope="module", autouse=True)
+    def no_cache():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TTD_PAGE_CACHE", "off")
+            yield
+
+    return driver, ticks_db, no_cache

@@ -14,14 +14,16 @@ from tests.native.fault_driver import (
     REC,
     TICKS,
     at,
-    build_driver,
     damage,
     expected_lines,
-    make_ticks_db,
+    module_fixtures,
     run_driver,
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+driver, ticks_db, no_cache = module_fixtures()
+
 
 def differing(tick_a: int, tick_b: int) -> list[str]:
     """The pages whose content differs, as merged ranges."""
@@ -33,24 +35,6 @@ def differing(tick_a: int, tick_b: int) -> list[str]:
         else:
             ranges.append([k, k + 1])
     return [f"differ {REC + lo * PAGE_SIZE:#x}-{REC + hi * PAGE_SIZE:#x}" for lo, hi in ranges]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_cache():
-    """Every page read from the recording (the cache has its own tests: test_fault_cache.py)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TTD_PAGE_CACHE", "off")
-        yield
-
-
-@pytest.fixture(scope="module")
-def ticks_db(tmp_path_factory):
-    return make_ticks_db(tmp_path_factory.mktemp("pagemap") / "ticks.db")
-
-
-@pytest.fixture(scope="module")
-def driver(native_build, tmp_path_factory):
-    return build_driver(native_build, tmp_path_factory.mktemp("driver"))
 
 
 def run(driver, db, *args) -> list[str]:
