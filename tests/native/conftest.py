@@ -1,4 +1,5 @@
 """Fixtures for tests/native: the native build and a real recording of remat_target.c."""
+
 from __future__ import annotations
 
 import os
@@ -22,13 +23,15 @@ def native_build():
     """Builds native/ and checks the host can run it (root, Linux 6.7+)."""
     require(os.geteuid() == 0, "rematerialization needs root (userfaultfd, ptrace, PR_SET_MM_MAP)")
     require(kernel_at_least(6, 7), "needs Linux 6.7+ (UFFD_FEATURE_WP_ASYNC, PAGEMAP_SCAN)")
-    subprocess.run(["make", "-s", "-C", str(TOP / "native")], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        ["make", "-s", "-C", str(TOP / "native")], check=True, capture_output=True, timeout=300
+    )
     return TOP / "native"
 
 
-def record_target(build_target, tmp_path_factory, name: str, *, exit_code: int, ticks: int,
-                  **options):
+def record_target(
+    build_target, tmp_path_factory, name: str, *, exit_code: int, ticks: int, **options
+):
     """Build tests/native/NAME.c, record it at its int3s, and check how the run ended."""
     binary = build_target(f"tests/native/{name}.c")
     db = tmp_path_factory.mktemp("rec") / f"{name}.db"
@@ -65,8 +68,9 @@ def sandbox_recording(native_build, build_target, tmp_path_factory):
 def escape_recording(native_build, build_target, tmp_path_factory):
     """remat_escape recorded at its int3 (tick 1) and killed there: the live run never
     tries its ways out; only rematerialized runs do. Its files: base.keep, base.victim."""
-    result = record_target(build_target, tmp_path_factory, "remat_escape", exit_code=-9, ticks=1,
-                           max_ticks=1)
+    result = record_target(
+        build_target, tmp_path_factory, "remat_escape", exit_code=-9, ticks=1, max_ticks=1
+    )
     result.base = result.stdout.split(b"base=", 1)[1].split()[0].decode()
     return result
 
@@ -96,6 +100,7 @@ def remat(request, monkeypatch):
 
     def start(db_path, tick, **more):
         return _checked(rematerialize(db_path, tick, **kwargs, **more), start.tracker)
+
     start.tracker = "wp-async" if request.param == "wp-async" else "diff"
     return start
 
@@ -123,8 +128,9 @@ class _checked:
 def holes_recording(native_build, build_target, tmp_path_factory):
     """remat_holes recorded at its int3 (tick 1) and killed there; the addresses of the
     `action` and `arg` its rematerialized runs read (result.action, result.arg)."""
-    result = record_target(build_target, tmp_path_factory, "remat_holes", exit_code=-9, ticks=1,
-                           max_ticks=1)
+    result = record_target(
+        build_target, tmp_path_factory, "remat_holes", exit_code=-9, ticks=1, max_ticks=1
+    )
     words = dict(w.split(b"=") for w in result.stdout.split(b"\n", 1)[0].split())
     result.action, result.arg = int(words[b"action"], 16), int(words[b"arg"], 16)
     return result

@@ -2,6 +2,7 @@
 the test_fault_*.py modules, and the recording they run it on: a region whose pages
 change, vanish, come back and come late over four ticks, with what every page holds
 at every tick as Python reads the schedule."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,21 @@ from snapshotdb.pages import PAGE_SIZE, encode
 from tests.conftest import TOP
 
 # the page server's objects the driver links with (native/build/lazy/)
-OBJECTS = ("store_sqlite", "store_pg", "codec", "pagemap", "pagecache", "verify",
-           "verify_helper", "sha256x16", "err", "io", "region", "fault", "ranges")
+OBJECTS = (
+    "store_sqlite",
+    "store_pg",
+    "codec",
+    "pagemap",
+    "pagecache",
+    "verify",
+    "verify_helper",
+    "sha256x16",
+    "err",
+    "io",
+    "region",
+    "fault",
+    "ranges",
+)
 
 REC = 0x200000000000
 NPAGES = 8
@@ -36,22 +50,41 @@ SCHEDULE = {
 def build_driver(native_build: Path, out_dir: Path) -> Path:
     out = out_dir / "fault_driver"
     objects = [str(native_build / "build" / "lazy" / f"{name}.o") for name in OBJECTS]
-    subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(native_build),
-                    "-o", str(out), str(TOP / "tests" / "native" / "fault_driver.c"), *objects,
-                    "-lsqlite3", "-lpq", "-lzstd", "-lcrypto", "-pthread"], check=True,
-                   timeout=120)
+    subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(native_build),
+            "-o",
+            str(out),
+            str(TOP / "tests" / "native" / "fault_driver.c"),
+            *objects,
+            "-lsqlite3",
+            "-lpq",
+            "-lzstd",
+            "-lcrypto",
+            "-pthread",
+        ],
+        check=True,
+        timeout=120,
+    )
     return out
 
 
 def run_driver(driver: Path, *args, env: dict | None = None) -> list[str]:
-    result = subprocess.run([str(driver), *map(str, args)], capture_output=True, text=True,
-                            timeout=60, env=env)
+    result = subprocess.run(
+        [str(driver), *map(str, args)], capture_output=True, text=True, timeout=60, env=env
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
 
 def content(name: str) -> bytes:
-    return (name.encode() * (PAGE_SIZE // len(name) + 1))[:PAGE_SIZE - 8] + bytes(8)
+    return (name.encode() * (PAGE_SIZE // len(name) + 1))[: PAGE_SIZE - 8] + bytes(8)
 
 
 def at(tick: int) -> dict[int, str | None]:
@@ -83,10 +116,14 @@ def make_ticks_db(db: Path) -> Path:
             for k, name in SCHEDULE[tick].items():
                 if name is not None and name not in ids:
                     digest, codec, data = encode(content(name))
-                    ids[name] = conn.execute("INSERT INTO page_content (digest, codec, data) "
-                                             "VALUES (?, ?, ?)", (digest, codec, data)).lastrowid
-                conn.execute("INSERT INTO page_version (address, first_tick, content_id) "
-                             "VALUES (?, ?, ?)", (REC + k * PAGE_SIZE, tick, ids.get(name)))
+                    ids[name] = conn.execute(
+                        "INSERT INTO page_content (digest, codec, data) VALUES (?, ?, ?)",
+                        (digest, codec, data),
+                    ).lastrowid
+                conn.execute(
+                    "INSERT INTO page_version (address, first_tick, content_id) VALUES (?, ?, ?)",
+                    (REC + k * PAGE_SIZE, tick, ids.get(name)),
+                )
     conn.close()
     return db
 
@@ -94,8 +131,10 @@ def make_ticks_db(db: Path) -> Path:
 def damage(db: Path, name: str) -> None:
     """Give content `name` other bytes under the same digest, in place."""
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE page_content SET codec = ?, data = ? WHERE digest = ?",
-                     (*encode(content("ZZ"))[1:], encode(content(name))[0]))
+        conn.execute(
+            "UPDATE page_content SET codec = ?, data = ? WHERE digest = ?",
+            (*encode(content("ZZ"))[1:], encode(content(name))[0]),
+        )
     conn.close()
 
 

@@ -1,5 +1,6 @@
 """Helpers the tests of rematerialization share: the process's state from /proc,
 bounded waits, and reads of its memory the way gdbserver does them."""
+
 from __future__ import annotations
 
 import contextlib
@@ -79,10 +80,12 @@ def stopped_again(proc) -> None:
     wait_for(lambda: stopped(proc.pid), "its SIGSTOP")
 
 
-READ_MEM = ("import os, sys\n"
-            "fd = os.open(f'/proc/{sys.argv[1]}/mem', os.O_RDONLY)\n"
-            "try:\n    sys.stdout.write(os.pread(fd, 16, int(sys.argv[2])).hex())\n"
-            "except OSError as e:\n    sys.stdout.write(f'errno {e.errno}')\n")
+READ_MEM = (
+    "import os, sys\n"
+    "fd = os.open(f'/proc/{sys.argv[1]}/mem', os.O_RDONLY)\n"
+    "try:\n    sys.stdout.write(os.pread(fd, 16, int(sys.argv[2])).hex())\n"
+    "except OSError as e:\n    sys.stdout.write(f'errno {e.errno}')\n"
+)
 
 
 def read_mem_in_child(pid: int, target_addr: int, preload: str | None) -> str:
@@ -90,5 +93,11 @@ def read_mem_in_child(pid: int, target_addr: int, preload: str | None) -> str:
     env.pop("LD_PRELOAD", None)
     if preload:
         env["LD_PRELOAD"] = preload
-    return subprocess.run([sys.executable, "-c", READ_MEM, str(pid), str(target_addr)], env=env,
-                          capture_output=True, text=True, timeout=60, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-c", READ_MEM, str(pid), str(target_addr)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout

@@ -8,6 +8,7 @@ process (an inferior call by ptrace) and sets every thread's recorded registers.
         tracer.set_registers(layout)
         tracer.gpregs(tid), tracer.xstate(tid)
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -99,7 +100,7 @@ class Tracer:
         buf = ctypes.create_string_buffer(XSTATE_MAX)
         iov = _IoVec(ctypes.cast(buf, ctypes.c_void_p), XSTATE_MAX)
         ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, ctypes.byref(iov))
-        return buf.raw[:iov.len]
+        return buf.raw[: iov.len]
 
     def call(self, fn: int, arg: int) -> int:
         """fn(arg) on the first thread, as GDB's inferior call: its registers are put back
@@ -110,8 +111,7 @@ class Tracer:
         rsp = ((regs["rsp"] - 512) & ~0xF) - 8
         process_vm_writev(tid, rsp, bytes(8))  # a page not filled yet is served first
         regs.update(rip=fn, rdi=arg, rsp=rsp, rax=0, orig_rax=2**64 - 1)
-        ptrace(PTRACE_SETREGS, tid, 0, ctypes.create_string_buffer(pack_gpregs(regs),
-                                                                   GPREGS_SIZE))
+        ptrace(PTRACE_SETREGS, tid, 0, ctypes.create_string_buffer(pack_gpregs(regs), GPREGS_SIZE))
         status = self._run(tid)
         assert os.WIFSTOPPED(status) and os.WSTOPSIG(status) == 11, hex(status)
         result = gpregs_dict(self.gpregs(tid))
@@ -133,15 +133,13 @@ class Tracer:
     def set_registers(self, layout) -> None:
         """Every thread's recorded registers at the layout's tick (the threads in order)."""
         for tid, thread in zip(self.tids, layout.threads, strict=True):
-            ptrace(PTRACE_SETREGS, tid, 0, ctypes.create_string_buffer(thread.gpregs,
-                                                                       GPREGS_SIZE))
+            ptrace(PTRACE_SETREGS, tid, 0, ctypes.create_string_buffer(thread.gpregs, GPREGS_SIZE))
             if thread.xstate:
                 buf = ctypes.create_string_buffer(thread.xstate, len(thread.xstate))
                 iov = _IoVec(ctypes.cast(buf, ctypes.c_void_p), len(thread.xstate))
                 ptrace(PTRACE_SETREGSET, tid, NT_X86_XSTATE, ctypes.byref(iov))
             else:
-                ptrace(PTRACE_SETFPREGS, tid, 0, ctypes.create_string_buffer(thread.fpregs,
-                                                                             512))
+                ptrace(PTRACE_SETFPREGS, tid, 0, ctypes.create_string_buffer(thread.fpregs, 512))
 
 
 # What of an XSAVE area a thread's state is: the x87/SSE registers (FXSAVE area up to

@@ -5,6 +5,7 @@ Independent of snapshotdb.capture on purpose: the rematerialization tests must
 not depend on the capture under test elsewhere. Kept small: one thread, the
 stopped thread's registers, every readable page of every mapping.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -52,7 +53,7 @@ def get_regs(pid: int) -> tuple[bytes, bytes, bytes]:
     ptrace(PTRACE_GETREGS, pid, 0, gp)
     ptrace(PTRACE_GETFPREGS, pid, 0, fp)
     ptrace(PTRACE_GETREGSET, pid, NT_X86_XSTATE, ctypes.byref(iov))
-    return gp.raw, fp.raw, xs.raw[:iov.len]
+    return gp.raw, fp.raw, xs.raw[: iov.len]
 
 
 @dataclass
@@ -101,10 +102,19 @@ def mm_fields(pid: int, maps: list[MapLine]) -> dict[str, int]:
     field_of = lambda n: int(fields[n - 3])  # noqa: E731 - proc(5) numbers fields from 1
     heap = [m for m in maps if m.path == "[heap]"]
     start_brk = field_of(47)
-    return dict(start_code=field_of(26), end_code=field_of(27), start_stack=field_of(28),
-                start_data=field_of(45), end_data=field_of(46), start_brk=start_brk,
-                brk=heap[0].end if heap else start_brk, arg_start=field_of(48),
-                arg_end=field_of(49), env_start=field_of(50), env_end=field_of(51))
+    return dict(
+        start_code=field_of(26),
+        end_code=field_of(27),
+        start_stack=field_of(28),
+        start_data=field_of(45),
+        end_data=field_of(46),
+        start_brk=start_brk,
+        brk=heap[0].end if heap else start_brk,
+        arg_start=field_of(48),
+        arg_end=field_of(49),
+        env_start=field_of(50),
+        env_end=field_of(51),
+    )
 
 
 @dataclass
@@ -141,16 +151,31 @@ class _Writer:
     def write(self, pid: int, t: RecordedTick) -> None:
         gp, fp, xs = t.regs
         with Session(self.engine) as s, s.begin():
-            snap = Snapshot(recording_id=self.recording_id, tick=t.tick, reason="breakpoint",
-                            stop_tid=pid, pc=int.from_bytes(gp[128:136], "little"),
-                            auxv=t.auxv, **mm_fields(pid, t.maps))
+            snap = Snapshot(
+                recording_id=self.recording_id,
+                tick=t.tick,
+                reason="breakpoint",
+                stop_tid=pid,
+                pc=int.from_bytes(gp[128:136], "little"),
+                auxv=t.auxv,
+                **mm_fields(pid, t.maps),
+            )
             s.add(snap)
             s.flush()
-            s.add(Thread(snapshot_id=snap.id, tid=pid, name="target", gpregs=gp, fpregs=fp,
-                         xstate=xs))
+            s.add(
+                Thread(snapshot_id=snap.id, tid=pid, name="target", gpregs=gp, fpregs=fp, xstate=xs)
+            )
             for m in t.maps:
-                s.add(Mapping(snapshot_id=snap.id, start=m.start, end=m.end, perms=m.perms,
-                              offset=m.offset, path=m.path))
+                s.add(
+                    Mapping(
+                        snapshot_id=snap.id,
+                        start=m.start,
+                        end=m.end,
+                        perms=m.perms,
+                        offset=m.offset,
+                        path=m.path,
+                    )
+                )
             self._write_pages(s, t)
 
     def _write_pages(self, s: Session, t: RecordedTick) -> None:
@@ -163,20 +188,28 @@ class _Writer:
                 s.add(row)
                 s.flush()
                 self.content_ids[digest] = row.id
-            s.add(PageVersion(address=rec_addr, first_tick=t.tick,
-                              content_id=self.content_ids[digest]))
+            s.add(
+                PageVersion(
+                    address=rec_addr, first_tick=t.tick, content_id=self.content_ids[digest]
+                )
+            )
         for rec_addr in self.previous.keys() - t.pages.keys():
             s.add(PageVersion(address=rec_addr, first_tick=t.tick, content_id=None))
         self.previous = dict(t.pages)
 
 
-def record(binary: str, db_path: str, timeout: float = 30.0,
-           max_ticks: int | None = None) -> RecordingResult:
+def record(
+    binary: str, db_path: str, timeout: float = 30.0, max_ticks: int | None = None
+) -> RecordingResult:
     """Run `binary` traced; snapshot it at each int3 (ticks 1, 2, ...) until it exits,
     or until max_ticks snapshots: then it is killed there (exit_code -9), so the live
     run does nothing after its last tick."""
-    proc = subprocess.Popen([binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            preexec_fn=lambda: _libc.ptrace(PTRACE_TRACEME, 0, None, None))
+    proc = subprocess.Popen(
+        [binary],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: _libc.ptrace(PTRACE_TRACEME, 0, None, None),
+    )
     result = RecordingResult(db_path=db_path, pid=proc.pid)
     writer = _Writer(db_path, binary)
     timer = _Watchdog(proc.pid, timeout)
@@ -210,8 +243,9 @@ def _snapshot(pid: int, tick: int, writer: _Writer) -> RecordedTick:
     maps = read_maps(pid)
     with open(f"/proc/{pid}/auxv", "rb") as f:
         auxv = f.read()
-    t = RecordedTick(tick=tick, regs=get_regs(pid), maps=maps, pages=read_pages(pid, maps),
-                     auxv=auxv)
+    t = RecordedTick(
+        tick=tick, regs=get_regs(pid), maps=maps, pages=read_pages(pid, maps), auxv=auxv
+    )
     writer.write(pid, t)
     return t
 
@@ -221,6 +255,7 @@ class _Watchdog:
 
     def __init__(self, pid: int, timeout: float):
         import threading
+
         self._timer = threading.Timer(timeout, os.kill, (pid, signal.SIGKILL))
         self._timer.daemon = True
         self._timer.start()
@@ -239,8 +274,9 @@ def process_vm_readv(pid: int, target_addr: int, length: int) -> bytes:
     n = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
     if n != length:
         err = ctypes.get_errno()
-        raise OSError(err, f"process_vm_readv({pid}, {target_addr:#x}, {length}) = {n}: "
-                           f"{os.strerror(err)}")
+        raise OSError(
+            err, f"process_vm_readv({pid}, {target_addr:#x}, {length}) = {n}: {os.strerror(err)}"
+        )
     return buf.raw
 
 
@@ -255,8 +291,14 @@ def process_vm_writev(pid: int, target_addr: int, data: bytes) -> None:
 
 
 for _f in (_libc.process_vm_readv, _libc.process_vm_writev):
-    _f.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
-                   ctypes.c_ulong]
+    _f.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_ulong,
+        ctypes.c_void_p,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
     _f.restype = ctypes.c_ssize_t
 
 

@@ -2,6 +2,7 @@
 signals through fcntl, looking at files, madvise past the process, privileges, memory
 without bound, system calls of another ABI, a list of refused calls without bound,
 output without bound. tests/native/remat_holes.c does each after its tick."""
+
 from __future__ import annotations
 
 import errno
@@ -61,12 +62,24 @@ def test_fcntl_cannot_make_a_pipe_signal_other_processes(holes_recording):
         words, stats, _ = run(holes_recording, FSETOWN, -other.pid)
         assert other.poll() is None and alive(os.getpid())
     got = numbers(words)
-    assert got == {"setown": EPERM, "setsig": EPERM, "async": EPERM, "setown_ex": EPERM,
-                   "nonblock": 0, "getfd": 0, "lock": EPERM}
+    assert got == {
+        "setown": EPERM,
+        "setsig": EPERM,
+        "async": EPERM,
+        "setown_ex": EPERM,
+        "nonblock": 0,
+        "getfd": 0,
+        "lock": EPERM,
+    }
     assert details(stats, "fcntl") == [
-        f"F_SETOWN process group {other.pid} on fd 3", "F_SETSIG SIGKILL on fd 3",
-        "F_SETFL O_ASYNC on fd 3", f"F_SETOWN_EX pid {other.pid} on fd 5",
-        "F_SETSIG SIGKILL on fd 5", "F_SETFL O_ASYNC on fd 5", "F_SETLK on fd 0"]
+        f"F_SETOWN process group {other.pid} on fd 3",
+        "F_SETSIG SIGKILL on fd 3",
+        "F_SETFL O_ASYNC on fd 3",
+        f"F_SETOWN_EX pid {other.pid} on fd 5",
+        "F_SETSIG SIGKILL on fd 5",
+        "F_SETFL O_ASYNC on fd 5",
+        "F_SETLK on fd 0",
+    ]
 
 
 # ---- 3. looking at files -------------------------------------------------------------------
@@ -75,9 +88,18 @@ def test_fcntl_cannot_make_a_pipe_signal_other_processes(holes_recording):
 def test_looking_at_files_is_refused_with_the_path_but_fstat_passes(holes_recording):
     words, stats, _ = run(holes_recording, STAT)
     got = numbers(words)
-    assert got == {"stat": EPERM, "proc": EPERM, "fstat": 0, "fifo": 1, "cwd": EPERM,
-                   "statx": EPERM, "statx-fd": 0, "access": EPERM, "faccessat2": EPERM,
-                   "readlink": EPERM}
+    assert got == {
+        "stat": EPERM,
+        "proc": EPERM,
+        "fstat": 0,
+        "fifo": 1,
+        "cwd": EPERM,
+        "statx": EPERM,
+        "statx-fd": 0,
+        "access": EPERM,
+        "faccessat2": EPERM,
+        "readlink": EPERM,
+    }
     assert details(stats, "newfstatat") == ["/etc/passwd", "/proc/1", ""]
     assert details(stats, "statx") == ["/etc/hostname"]
     assert details(stats, "access") == ["/etc/shadow"]
@@ -90,8 +112,13 @@ def test_looking_at_files_is_refused_with_the_path_but_fstat_passes(holes_record
 
 def test_madvise_that_reaches_past_the_process_is_refused(holes_recording):
     words, stats, _ = run(holes_recording, MADVISE)
-    assert numbers(words) == {"hwpoison": EPERM, "soft-offline": EPERM, "mergeable": EPERM,
-                              "dontneed": 0, "willneed": 0}
+    assert numbers(words) == {
+        "hwpoison": EPERM,
+        "soft-offline": EPERM,
+        "mergeable": EPERM,
+        "dontneed": 0,
+        "willneed": 0,
+    }
     assert details(stats, "madvise") == ["MADV_HWPOISON", "MADV_SOFT_OFFLINE", "MADV_MERGEABLE"]
 
 
@@ -125,8 +152,15 @@ def test_without_the_sandbox_privileges_stay(holes_recording):
 
 def test_allocating_past_the_memory_limit_fails_with_enomem(holes_recording):
     words, _, _ = run(holes_recording, ALLOC, 512, mem_margin=64 * MiB)
-    assert words == [b"mmap", str(errno.ENOMEM).encode(), b"malloc", b"null",
-                     str(errno.ENOMEM).encode(), b"small", b"ok"]
+    assert words == [
+        b"mmap",
+        str(errno.ENOMEM).encode(),
+        b"malloc",
+        b"null",
+        str(errno.ENOMEM).encode(),
+        b"small",
+        b"ok",
+    ]
     words, _, _ = run(holes_recording, ALLOC, 32, mem_margin=64 * MiB)
     assert words == [b"mmap", b"0", b"malloc", b"ok", b"0", b"small", b"ok"]
 
@@ -146,11 +180,21 @@ def test_the_limit_is_the_recordings_size_plus_the_margin(holes_recording):
 
 def test_int80_and_x32_system_calls_are_refused_and_named(holes_recording):
     words, stats, _ = run(holes_recording, OTHER_ABI)
-    assert words == [b"i386-getpid", b"-1", b"i386-execve", b"-1", b"x32-getpid", b"-1",
-                     str(EPERM).encode()]
+    assert words == [
+        b"i386-getpid",
+        b"-1",
+        b"i386-execve",
+        b"-1",
+        b"x32-getpid",
+        b"-1",
+        str(EPERM).encode(),
+    ]
     names = [(e["name"], e["detail"]) for e in stats["blocked_syscalls"]]
-    assert names == [("i386 system call 20 (getpid)", None), ("i386 system call 11 (execve)", None),
-                     ("x32 system call 39 (getpid)", None)]
+    assert names == [
+        ("i386 system call 20 (getpid)", None),
+        ("i386 system call 11 (execve)", None),
+        ("x32 system call 39 (getpid)", None),
+    ]
 
 
 # ---- 13. the list of refused calls is bounded -------------------------------------------------
@@ -160,9 +204,11 @@ def test_the_blocked_list_keeps_the_first_100_and_counts_the_rest(holes_recordin
     words, stats, _ = run(holes_recording, MANY, 2000)
     blocked = stats["blocked_syscalls"]
     assert len(blocked) == 100 and all(e["count"] == 1 for e in blocked)
-    assert blocked[:3] == [{"name": "syscall 1000", "count": 1, "detail": None},
-                           {"name": "unlink", "count": 1, "detail": "/nonexistent/0"},
-                           {"name": "syscall 1001", "count": 1, "detail": None}]
+    assert blocked[:3] == [
+        {"name": "syscall 1000", "count": 1, "detail": None},
+        {"name": "unlink", "count": 1, "detail": "/nonexistent/0"},
+        {"name": "syscall 1001", "count": 1, "detail": None},
+    ]
     # 2000 numbers and 2000 paths, one path with control bytes: 4001 distinct, 100 kept
     assert stats["blocked_syscalls_left_out"] == {"distinct": 3901, "calls": 3901}
 
@@ -177,8 +223,11 @@ def test_take_blocked_gives_one_calls_share_and_starts_again(holes_recording):
         again = proc.take_blocked()
     assert taken["sandbox"] is True and len(taken["blocked_syscalls"]) == 100
     assert taken["blocked_syscalls_left_out"] == {"distinct": 21, "calls": 21}
-    assert again == {"sandbox": True, "blocked_syscalls": [],
-                     "blocked_syscalls_left_out": {"distinct": 0, "calls": 0}}
+    assert again == {
+        "sandbox": True,
+        "blocked_syscalls": [],
+        "blocked_syscalls_left_out": {"distinct": 0, "calls": 0},
+    }
 
 
 def test_control_bytes_in_a_detail_stay_bytes(holes_recording):

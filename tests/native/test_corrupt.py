@@ -4,6 +4,7 @@ Whoever waits on the page gets an error at once (the process, a reader through
 process_vm_readv, gdbserver's reads through libttdmem.so), the process is killed,
 and every request after that raises the same one-line error:
 "page 0x... at tick T is corrupt (why)". The time bounds only catch hangs."""
+
 from __future__ import annotations
 
 import errno
@@ -42,17 +43,32 @@ def _sql(statement, *args):
 # kind -> (how the stored page is damaged, why the message gives)
 CORRUPTIONS = {
     "flipped-byte": (_flip_a_byte, rf"{MISMATCH}|zstd blob of \d+ bytes: .+"),
-    "wrong-digest": (_sql("UPDATE page_content SET digest = ? WHERE id = ?",
-                          hashlib.sha256(b"another page").digest()), MISMATCH),
-    "bad-codec": (_sql("UPDATE page_content SET codec = 'lz4' WHERE id = ?"),
-                  "unknown codec 'lz4'"),
-    "short-blob": (_sql("UPDATE page_content SET codec = 'raw', data = zeroblob(100) WHERE id = ?"),
-                   "raw blob of 100 bytes"),
-    "short-digest": (_sql("UPDATE page_content SET digest = zeroblob(12) WHERE id = ?"),
-                     "a digest of 12 bytes"),
-    "other-bytes": (lambda conn, content_id: conn.execute(
-        "UPDATE page_content SET codec = ?, data = ? WHERE id = ?",
-        (*encode(b"\x66" * PAGE_SIZE)[1:], content_id)), MISMATCH),
+    "wrong-digest": (
+        _sql(
+            "UPDATE page_content SET digest = ? WHERE id = ?",
+            hashlib.sha256(b"another page").digest(),
+        ),
+        MISMATCH,
+    ),
+    "bad-codec": (
+        _sql("UPDATE page_content SET codec = 'lz4' WHERE id = ?"),
+        "unknown codec 'lz4'",
+    ),
+    "short-blob": (
+        _sql("UPDATE page_content SET codec = 'raw', data = zeroblob(100) WHERE id = ?"),
+        "raw blob of 100 bytes",
+    ),
+    "short-digest": (
+        _sql("UPDATE page_content SET digest = zeroblob(12) WHERE id = ?"),
+        "a digest of 12 bytes",
+    ),
+    "other-bytes": (
+        lambda conn, content_id: conn.execute(
+            "UPDATE page_content SET codec = ?, data = ? WHERE id = ?",
+            (*encode(b"\x66" * PAGE_SIZE)[1:], content_id),
+        ),
+        MISMATCH,
+    ),
 }
 
 
@@ -63,7 +79,9 @@ def corrupt_copy(recording, tmp_path, rec_addr: int, kind: str):
     with sqlite3.connect(db) as conn:
         (content_id,) = conn.execute(
             "SELECT content_id FROM page_version WHERE address = ? AND first_tick <= 1 "
-            "ORDER BY first_tick DESC LIMIT 1", (rec_addr,)).fetchone()
+            "ORDER BY first_tick DESC LIMIT 1",
+            (rec_addr,),
+        ).fetchone()
         CORRUPTIONS[kind][0](conn, content_id)
     conn.close()
     return db
@@ -99,8 +117,9 @@ def test_a_corrupt_neighbour_in_the_fault_around_window_is_caught_too(recording,
         process_vm_readv(proc.pid, region, 8)  # one page
         with pytest.raises(OSError):
             process_vm_readv(proc.pid, region + PAGE_SIZE, 8)  # sequential: its window has page 6
-        with pytest.raises(RematerializeError, match=expected(region + 6 * PAGE_SIZE,
-                                                              "other-bytes")):
+        with pytest.raises(
+            RematerializeError, match=expected(region + 6 * PAGE_SIZE, "other-bytes")
+        ):
             proc.stats()
 
 

@@ -2,6 +2,7 @@
 verified by one page server are installed by the next one of the same recording
 without reading the recording again; another recording (a copy) starts cold; a cache
 that is not ours alone is not used; entries are never torn, by threads or processes."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,10 @@ from tests.native.fault_driver import (
 pytestmark = pytest.mark.timeout(120)
 
 F0 = REC + 5 * PAGE_SIZE  # page 5 holds content F0 at tick 1
-CORRUPT = (f"{F0:#x} ERROR page {F0:#x} at tick 1 is corrupt "
-           "(its sha256 does not match the recorded digest)")
+CORRUPT = (
+    f"{F0:#x} ERROR page {F0:#x} at tick 1 is corrupt "
+    "(its sha256 does not match the recorded digest)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +91,11 @@ def spoil_link(cache_dir):
     os.symlink(cache_dir / "elsewhere", cache_dir / "pages.v1")
 
 
-@pytest.mark.parametrize("spoil", [spoil_mode, spoil_file_mode, spoil_layout, spoil_link],
-                         ids=["dir-writable-by-others", "file-readable-by-others", "not-ours",
-                              "symlink"])
+@pytest.mark.parametrize(
+    "spoil",
+    [spoil_mode, spoil_file_mode, spoil_layout, spoil_link],
+    ids=["dir-writable-by-others", "file-readable-by-others", "not-ours", "symlink"],
+)
 def test_a_cache_not_ours_alone_is_not_used(driver, tmp_path, cache_dir, spoil):
     """Filled, then spoiled: the damaged page is named corrupt again (read from the
     recording), and the process is served as without a cache."""
@@ -109,8 +114,12 @@ def test_entries_are_never_torn(driver, tmp_path, cache_dir):
     env = dict(os.environ, TTD_PAGE_CACHE=str(cache_dir), TTD_PAGE_CACHE_MIB="1")
     tag = tmp_path / "tag"
     tag.write_bytes(b"one recording")
-    procs = [subprocess.Popen([str(driver), str(tag), "cache-stress", "2"], env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [str(driver), str(tag), "cache-stress", "2"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=60)[0].split() for p in procs]
     for out in outs:
         assert out[0] == "ok" and int(out[1]) > 0, out

@@ -2,6 +2,7 @@
 page server's own store, page map, verifier and pager_set_tick() on a real recording
 with pages that change, vanish, come back and come late across four ticks, and every
 answer is checked against the recording as Python reads it."""
+
 from __future__ import annotations
 
 import shutil
@@ -63,8 +64,9 @@ def test_moving_between_ticks_lists_what_differs(driver, ticks_db, tick_a, tick_
     changed back is not among them), then the pages at the new tick."""
     lines = run(driver, ticks_db, "move", tick_a, tick_b, hex(REC), NPAGES)
     assert lines == differing(tick_a, tick_b) + expected_lines(tick_b)
-    assert (tick_a, tick_b) != (1, 3) or not any(line.startswith(f"differ {REC:#x}")
-                                                 for line in lines)
+    assert (tick_a, tick_b) != (1, 3) or not any(
+        line.startswith(f"differ {REC:#x}") for line in lines
+    )
 
 
 def corrupt(db, tmp_path, name: str):
@@ -81,13 +83,16 @@ def test_a_corrupt_page_is_named_when_it_is_needed(driver, ticks_db, tmp_path, m
     ahead or not; the page itself is the error, with the page server's words."""
     bad = corrupt(ticks_db, tmp_path, "F0")
     lines = run(driver, bad, mode, 1, hex(REC), NPAGES, *(["map"] if mode == "fetch" else []))
-    message = (f"ERROR page {REC + 5 * PAGE_SIZE:#x} at tick 1 is corrupt "
-               "(its sha256 does not match the recorded digest)")
+    message = (
+        f"ERROR page {REC + 5 * PAGE_SIZE:#x} at tick 1 is corrupt "
+        "(its sha256 does not match the recorded digest)"
+    )
     if mode == "window":
         assert lines == [message]
     else:
         assert lines[:5] == expected_lines(1)[:5]
         assert lines[5] == f"{REC + 5 * PAGE_SIZE:#x} {message}" and len(lines) == 6
     # the other ticks do not have F0: untouched by the damage
-    assert run(driver, bad, mode, 2, hex(REC), NPAGES,
-               *(["map"] if mode == "fetch" else [])) == expected_lines(2)
+    assert run(
+        driver, bad, mode, 2, hex(REC), NPAGES, *(["map"] if mode == "fetch" else [])
+    ) == expected_lines(2)

@@ -1,5 +1,6 @@
 """sha256 of 16 pages at once (native/pageserver/sha256x16.c): the same digests as
 OpenSSL, for every batch size, on random, zero and all-ones pages."""
+
 from __future__ import annotations
 
 import pytest

@@ -4,6 +4,7 @@ every readable byte and every register equal the recording at the tick the proce
 at. move_tracer.py plays GDB's part (the inferior call of ttd_stub_apply, the registers).
 Ticks of move_target.c: 1-4 with the same three threads (a mapping added, removed,
 protected, the break grown and shrunk), 5 with a thread ended, 6 with one created."""
+
 from __future__ import annotations
 
 import pytest
@@ -55,9 +56,11 @@ def merged(ranges) -> list[tuple[int, int, int]]:
 
 def process_map(pid: int) -> list[tuple[int, int, int]]:
     prot = {"r": 1, "w": 2, "x": 4}
-    return merged((start, end, sum(prot.get(c, 0) for c in perms[:3]))
-                  for start, end, perms, _, _ in proc_maps(pid)
-                  if not STUB_IMAGE <= start < STUB_IMAGE_END)
+    return merged(
+        (start, end, sum(prot.get(c, 0) for c in perms[:3]))
+        for start, end, perms, _, _ in proc_maps(pid)
+        if not STUB_IMAGE <= start < STUB_IMAGE_END
+    )
 
 
 def comm(pid: int, tid: int) -> str:
@@ -76,8 +79,10 @@ def assert_at(proc, tracer: Tracer, db, layout) -> None:
     for tid, thread in zip(proc.threads(), layout.threads, strict=True):
         assert comm(proc.pid, tid) == thread.name
         got = tracer.gpregs(tid)
-        assert got == thread.gpregs, (f"thread {thread.tid} at tick {tick}:\n"
-                                      f"{describe_regs(got)}\n{describe_regs(thread.gpregs)}")
+        assert got == thread.gpregs, (
+            f"thread {thread.tid} at tick {tick}:\n"
+            f"{describe_regs(got)}\n{describe_regs(thread.gpregs)}"
+        )
         assert same_vector_state(tracer.xstate(tid), thread.xstate), f"thread {thread.tid}"
 
 
@@ -100,8 +105,9 @@ def test_every_recorded_thread_comes_back(steps):
             assert tags == [2, 200, 201]
 
 
-@pytest.mark.parametrize("path", [[2, 3, 1], [3, 1, 4, 2, 4, 1], [4, 3, 3]],
-                         ids=["a-b-a", "back-and-forth", "same-tick"])
+@pytest.mark.parametrize(
+    "path", [[2, 3, 1], [3, 1, 4, 2, 4, 1], [4, 3, 3]], ids=["a-b-a", "back-and-forth", "same-tick"]
+)
 def test_moves_leave_the_recording_at_every_tick(steps, path):
     """A mapping added (2), removed and another mapped (3), a protection changed (2, 3),
     the break grown (2) and shrunk (3), pages changed at every step."""
@@ -120,8 +126,10 @@ def test_moves_leave_the_recording_at_every_tick(steps, path):
 def _stub_symbols() -> dict[str, int]:
     with open(STUB, "rb") as f:
         symtab = ELFFile(f).get_section_by_name(".symtab")
-        return {name: symtab.get_symbol_by_name(name)[0]["st_value"]
-                for name in ("ttd_stub_apply", "stub_apply_args")}
+        return {
+            name: symtab.get_symbol_by_name(name)[0]["st_value"]
+            for name in ("ttd_stub_apply", "stub_apply_args")
+        }
 
 
 def _as_a_call_would(proc, tracer: Tracer) -> tuple[int, int]:
@@ -131,10 +139,18 @@ def _as_a_call_would(proc, tracer: Tracer) -> tuple[int, int]:
     sym = _stub_symbols()
     heap = next(m for m in proc_maps(proc.pid) if m[4] == "[heap]")
     new = 0x7E0000000000  # struct stub_apply (layout.h): one OP_MAP (2), rw (3)
-    op = (2).to_bytes(4, "little") + (3).to_bytes(4, "little") + new.to_bytes(8, "little") + \
-        (new + 8 * PAGE).to_bytes(8, "little")
-    head = (heap[1] + 3 * PAGE).to_bytes(8, "little") + (1).to_bytes(4, "little") + \
-        (-2).to_bytes(4, "little", signed=True) + bytes(16)
+    op = (
+        (2).to_bytes(4, "little")
+        + (3).to_bytes(4, "little")
+        + new.to_bytes(8, "little")
+        + (new + 8 * PAGE).to_bytes(8, "little")
+    )
+    head = (
+        (heap[1] + 3 * PAGE).to_bytes(8, "little")
+        + (1).to_bytes(4, "little")
+        + (-2).to_bytes(4, "little", signed=True)
+        + bytes(16)
+    )
     with open(f"/proc/{proc.pid}/mem", "r+b", buffering=0) as mem:
         mem.seek(sym["stub_apply_args"] + 32)
         mem.write(op)
@@ -192,8 +208,13 @@ def test_a_bad_move_leaves_the_process_as_it_was(steps, bad):
         regions[0] = (regions[0][0] + 1, regions[0][1], regions[0][2])
     with rematerialize(db, 1) as proc, Tracer(proc.threads()) as tracer:
         with pytest.raises(MoveRefused, match="^MOVE: bad mapping"):
-            proc.move(layout.__class__(2, tuple(regions), layout.stack_growth, layout.mm,
-                                       layout.auxv, layout.threads), False, tracer.call)
+            proc.move(
+                layout.__class__(
+                    2, tuple(regions), layout.stack_growth, layout.mm, layout.auxv, layout.threads
+                ),
+                False,
+                tracer.call,
+            )
         assert_at(proc, tracer, db, layout_at(db, 1))  # untouched, and it still moves
         proc.move(layout, False, tracer.call)
         tracer.set_registers(layout)

@@ -1,6 +1,7 @@
 """Rematerialization (issue 3): a recorded process rebuilt at a tick, memory filled
 lazily through userfaultfd, written pages tracked exactly. Real processes, real
 recordings (recording_fixture.py), no GDB."""
+
 from __future__ import annotations
 
 import gc
@@ -76,8 +77,17 @@ def chosen_pages(recording) -> list[int]:
     stack = next(m for m in maps if m.path == "[stack]")
     libc_rw = next(m for m in maps if "libc" in m.path and m.perms.startswith("rw"))
     data = next(m for m in maps if m.perms.startswith("rw") and m.path.endswith("/remat_target"))
-    return sorted([heap.start + PAGE_SIZE, stack.end - PAGE_SIZE, region, region + PAGE_SIZE,
-                   region + 200 * PAGE_SIZE, libc_rw.start, data.start])
+    return sorted(
+        [
+            heap.start + PAGE_SIZE,
+            stack.end - PAGE_SIZE,
+            region,
+            region + PAGE_SIZE,
+            region + 200 * PAGE_SIZE,
+            libc_rw.start,
+            data.start,
+        ]
+    )
 
 
 def test_written_set_is_exactly_the_pages_written(remat, recording):
@@ -113,13 +123,15 @@ def test_prefill_and_eager_fills_are_clean(remat, recording):
         proc.prefill(heap.start, heap.end)
         served = proc.stats()["pages_served"]
         assert served == (heap.end - heap.start) // PAGE_SIZE
-        assert process_vm_readv(proc.pid, heap.start, heap.end - heap.start) == \
-            db_bytes(recording.db_path, 1, heap.start, heap.end)
+        assert process_vm_readv(proc.pid, heap.start, heap.end - heap.start) == db_bytes(
+            recording.db_path, 1, heap.start, heap.end
+        )
         assert proc.stats()["faults"] == 0 and proc.written_pages() == []
     with remat(recording.db_path, 1, mode="eager") as proc:
         for m in readable(recording.ticks[0].maps):
-            assert process_vm_readv(proc.pid, m.start, m.end - m.start) == \
-                db_bytes(recording.db_path, 1, m.start, m.end)
+            assert process_vm_readv(proc.pid, m.start, m.end - m.start) == db_bytes(
+                recording.db_path, 1, m.start, m.end
+            )
         assert proc.stats()["faults"] == 0 and proc.written_pages() == []
 
 
@@ -193,11 +205,15 @@ def test_new_memory_of_the_process_counts_as_written(newmem_recording, tracker):
 def test_stack_growth_stops_a_guard_page_above_the_mapping_below_or_at_8_mib():
     from gdb_plugin.remat.client import _stack_growth
     from tests.native.recording_fixture import MapLine
+
     MiB, top = 1 << 20, 0x7FFF00000000
 
     def maps(below_end):
-        return [MapLine(0x400000, below_end, "rw-p", 0, ""),
-                MapLine(top - 132 * 1024, top, "rw-p", 0, "[stack]")]
+        return [
+            MapLine(0x400000, below_end, "rw-p", 0, ""),
+            MapLine(top - 132 * 1024, top, "rw-p", 0, "[stack]"),
+        ]
+
     assert _stack_growth(maps(0x500000), 0) == (top - 8 * MiB, top - 132 * 1024)
     assert _stack_growth(maps(top - MiB), 0) == (top - MiB + PAGE_SIZE, top - 132 * 1024)
     assert _stack_growth(maps(top - 132 * 1024 - PAGE_SIZE), 0) is None  # no room left
@@ -272,8 +288,15 @@ def test_auxv_and_mm_fields_are_the_recorded_ones(recording):
     with Session(engine) as session:
         snap = queries.snapshot_at(session, 2)
         expected = [snap.start_code, snap.end_code, snap.start_stack]
-        expected_tail = [snap.start_data, snap.end_data, snap.start_brk, snap.arg_start,
-                         snap.arg_end, snap.env_start, snap.env_end]
+        expected_tail = [
+            snap.start_data,
+            snap.end_data,
+            snap.start_brk,
+            snap.arg_start,
+            snap.arg_end,
+            snap.env_start,
+            snap.env_end,
+        ]
     engine.dispose()
     assert [int(fields[n - 3]) for n in (26, 27, 28)] == expected
     assert [int(fields[n - 3]) for n in range(45, 52)] == expected_tail
@@ -301,8 +324,9 @@ def test_regions_are_not_huge_pages(recording):
     for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps):
         start = int(block.split("-", 1)[0], 16)
         flags[start] = re.search(r"^VmFlags:(.*)$", block, re.M).group(1).split()
-    recorded = [start for start in flags
-                if any(m.start <= start < m.end for m in recording.ticks[1].maps)]
+    recorded = [
+        start for start in flags if any(m.start <= start < m.end for m in recording.ticks[1].maps)
+    ]
     assert len(recorded) >= 10 and all("nh" in flags[start] for start in recorded)
 
 
@@ -394,6 +418,7 @@ def test_a_sigkilled_process_is_reported_ended_at_once(recording, traced):
             os.waitpid(proc.pid, 0x40000000)  # __WALL: the tracer reaps first
         status = proc.wait_exit(timeout=20)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-        with pytest.raises(RematerializeError, match=re.escape(
-                "The process has ended (killed by signal 9).")):
+        with pytest.raises(
+            RematerializeError, match=re.escape("The process has ended (killed by signal 9).")
+        ):
             proc.written_pages()

@@ -1,6 +1,7 @@
 """The sandbox (issue 5, issue 8): a rematerialized process cannot reach outside
 itself; each attempt fails with EPERM and is listed with its telling argument.
 Real processes, real recordings, no GDB."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,8 @@ def test_sandbox_refuses_what_reaches_outside_and_counts_it(sandbox_recording):
             {"name": "openat", "count": 1, "detail": base + ".new"},
             {"name": "unlink", "count": 1, "detail": base + ".keep"},
             {"name": "kill", "count": 1, "detail": f"signal 0 to pid {proc.server_pid}"},
-            {"name": "clone", "count": 1, "detail": None}]
+            {"name": "clone", "count": 1, "detail": None},
+        ]
     finally:
         for suffix in (".keep", ".new"):
             if os.path.exists(base + suffix):
@@ -51,8 +53,9 @@ def escape_files(escape_recording):
 
 
 @pytest.mark.parametrize("tracker", ["wp-async", "diff"])
-def test_every_way_out_is_refused_and_listed_with_its_detail(escape_recording, escape_files,
-                                                             tracker):
+def test_every_way_out_is_refused_and_listed_with_its_detail(
+    escape_recording, escape_files, tracker
+):
     """unlink (twice), open(O_WRONLY|O_TRUNC), rename, kill(getppid(), SIGKILL),
     socket + connect (IPv4, IPv6) + sendto (unix), fork, execve: each fails with EPERM
     and appears with its telling argument; the files and the parent (the page server)
@@ -66,8 +69,10 @@ def test_every_way_out_is_refused_and_listed_with_its_detail(escape_recording, e
         out = proc.output()[0].splitlines()[-1]
         blocked = proc.stats()["blocked_syscalls"]
     assert os.waitstatus_to_exitcode(status) == 0
-    assert out == (b"unlink -1 1 open -1 1 rename -1 1 kill -1 1 socket -1 1 connect -1 1 "
-                   b"fork -1 1 execve -1 1 self 0 10")
+    assert out == (
+        b"unlink -1 1 open -1 1 rename -1 1 kill -1 1 socket -1 1 connect -1 1 "
+        b"fork -1 1 execve -1 1 self 0 10"
+    )
     for suffix in (".keep", ".victim"):
         with open(base + suffix) as f:
             assert f.read() == "recorded\n"
