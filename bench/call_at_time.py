@@ -30,6 +30,10 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench"))
+
+from recorded import build, record_checkpoints  # noqa: E402
+
 EXPR = "list_length()"
 PARTS = ("rematerialize", "attach", "symbols", "call", "report")
 
@@ -152,26 +156,6 @@ def _med(samples) -> float:
     return round(statistics.median(samples), 3)
 
 
-def _build(workdir: Path) -> Path:
-    exe = workdir / "call_target"
-    subprocess.run(
-        ["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" / "call_target.c")], check=True
-    )
-    return exe
-
-
-def _record(exe: Path, db: Path, size_mib: int) -> None:
-    ttd = TOP / ".venv" / "bin" / "ttd"
-    done = subprocess.run(
-        [str(ttd), "record", "-o", str(db), "--break", "checkpoint", "--", str(exe), str(size_mib)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"ttd record failed: {done.stderr.strip()}")
-
-
 def _stopped_process(exe: Path, size_mib: int) -> subprocess.Popen:
     """The target of the same size, stopped by itself (SIGSTOP) at the checkpoint."""
     proc = subprocess.Popen([str(exe), str(size_mib), "stop"])
@@ -292,9 +276,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
         workdir = Path(tmp)
-        exe = _build(workdir)
+        exe = build(workdir, "call_target.c")
         db = workdir / "bench.db"
-        _record(exe, db, args.size_mib)
+        record_checkpoints(exe, db, args.size_mib, timeout_s=600)
         cold = _cold(exe, db, args.size_mib, args.first)
         warm = _warm(exe, db, args.size_mib, args.first, args.repeat)
     print(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,9 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench"))
+
+from recorded import build, record_checkpoints  # noqa: E402
 
 
 def _run(gdb, command: str, timeout: float) -> tuple[float, str]:
@@ -44,29 +46,8 @@ def main() -> int:
 
     expr = f"(void)memset(ballast, 1, {args.size_mib} << 20)"
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
-        exe = Path(tmp) / "call_target"
-        subprocess.run(
-            ["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench/call_target.c")], check=True
-        )
-        db = Path(tmp) / "large.db"
-        done = subprocess.run(
-            [
-                str(TOP / ".venv/bin/ttd"),
-                "record",
-                "-o",
-                str(db),
-                "--break",
-                "checkpoint",
-                "--",
-                str(exe),
-                str(args.size_mib),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"ttd record failed: {done.stderr.strip()}")
+        exe = build(Path(tmp), "call_target.c")
+        db = record_checkpoints(exe, Path(tmp) / "large.db", args.size_mib)
         walls, calls, reports, text_walls = [], [], [], []
         with MiGdb() as gdb:
             gdb.cli("set confirm off")

@@ -37,6 +37,9 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "bench"))
+
+from recorded import build, record_checkpoints  # noqa: E402
+
 EXPR = "value()"
 TTD = TOP / ".venv" / "bin" / "ttd"
 
@@ -125,32 +128,8 @@ def _med(samples) -> float | None:
 
 
 def _record(workdir: Path, size_mib: int, ticks: int, changed: int) -> tuple[Path, Path]:
-    exe = workdir / "sweep_target"
-    subprocess.run(
-        ["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" / "sweep_target.c")], check=True
-    )
-    db = workdir / "sweep.db"
-    done = subprocess.run(
-        [
-            str(TTD),
-            "record",
-            "-o",
-            str(db),
-            "--break",
-            "checkpoint",
-            "--",
-            str(exe),
-            str(size_mib),
-            str(ticks),
-            str(changed),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"ttd record failed: {done.stderr.strip()}")
-    return exe, db
+    exe = build(workdir, "sweep_target.c")
+    return exe, record_checkpoints(exe, workdir / "sweep.db", size_mib, ticks, changed)
 
 
 def _in_gdb(exe: Path, db: Path, ticks: int, samples: int, repeat: int) -> dict:

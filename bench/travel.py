@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,10 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench"))
+
+from recorded import build, record_checkpoints  # noqa: E402
+
 EXPR = "list_length()"
 
 
@@ -80,29 +83,10 @@ def main() -> int:
     from ttd_cli.mi import MiGdb
 
     with tempfile.TemporaryDirectory(prefix="ttd-bench-") as tmp:
-        exe, db = Path(tmp) / "travel_target", Path(tmp) / "travel.db"
-        subprocess.run(
-            ["gcc", "-g", "-O0", "-o", str(exe), str(TOP / "bench" / "travel_target.c")], check=True
+        exe = build(Path(tmp), "travel_target.c")
+        db = record_checkpoints(
+            exe, Path(tmp) / "travel.db", args.size_mib, args.ticks, timeout_s=900
         )
-        done = subprocess.run(
-            [
-                str(TOP / ".venv" / "bin" / "ttd"),
-                "record",
-                "-o",
-                str(db),
-                "--break",
-                "checkpoint",
-                "--",
-                str(exe),
-                str(args.size_mib),
-                str(args.ticks),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"ttd record failed: {done.stderr.strip()}")
         with MiGdb() as gdb:
             gdb.cli("set confirm off")
             gdb.cli(f"python import sys; sys.path[:0] = ['{TOP}', '{TOP / 'bench'}']")
