@@ -6,42 +6,12 @@ import json
 
 import pytest
 
+from tests.call_json import CALL_KEYS, PAGE_KEYS
 from tests.conftest import run_ttd
 from tests.e2e.harness import call
 
 pytestmark = pytest.mark.timeout(120)
 
-KEYS = [
-    "tick",
-    "expr",
-    "status",
-    "value",
-    "signal",
-    "dirtied_pages",
-    "stdout",
-    "stderr",
-    "blocked_syscalls",
-    "error",
-    "timings_ms",
-    "faults",
-    "fault_address",
-    "backtrace",
-    "exit_code",
-    "tracker",
-    "notes",
-    "stdout_left_out",
-    "stderr_left_out",
-    "blocked_syscalls_left_out",
-]
-PAGE_KEYS = [
-    "address",
-    "mapping",
-    "kind",
-    "changed",
-    "changed_ranges",
-    "symbol",
-    "changed_ranges_left_out",
-]
 KINDS = {"data", "heap", "stack", "stack-scratch", "new-mapping", "other"}
 
 
@@ -50,7 +20,7 @@ def test_call_json_shape(targets_db):
     done = run_ttd("call", str(db), "--at", "2", "--json", "push(5)", timeout=60)
     assert done.returncode == 0, done.stderr
     obj = json.loads(done.stdout)
-    assert list(obj) == KEYS
+    assert list(obj) == CALL_KEYS
     assert (obj["tick"], obj["expr"], obj["status"], obj["value"]) == (
         2,
         "push(5)",

@@ -16,6 +16,7 @@ from snapshotdb import queries
 from snapshotdb.capture import bulk_store
 from snapshotdb.db import open_recording
 from snapshotdb.models import PageContent, PageVersion
+from snapshotdb.regs import MM_FIELDS
 from tests.conftest import PLUGIN, TOP, require
 
 ROUNDS = 6
@@ -112,24 +113,7 @@ def snapshots(db) -> list[dict]:
         for snap in queries.timeline(session):
             row = {
                 c: getattr(snap, c)
-                for c in (
-                    "tick",
-                    "reason",
-                    "stop_tid",
-                    "pc",
-                    "auxv",
-                    "start_code",
-                    "end_code",
-                    "start_data",
-                    "end_data",
-                    "start_brk",
-                    "brk",
-                    "start_stack",
-                    "arg_start",
-                    "arg_end",
-                    "env_start",
-                    "env_end",
-                )
+                for c in ("tick", "reason", "stop_tid", "pc", "auxv", *MM_FIELDS)
             }
             row["threads"] = [(t.tid, t.name, t.gpregs, t.fpregs, t.xstate) for t in snap.threads]
             row["mappings"] = [(m.start, m.end, m.perms, m.offset, m.path) for m in snap.mappings]

@@ -6,6 +6,7 @@ import pytest
 
 from gdb_plugin import report
 from gdb_plugin.report import PAGE_SIZE, Region
+from tests.call_json import CALL_KEYS
 
 EXE = "/usr/bin/prog"
 REGIONS = [
@@ -152,28 +153,7 @@ def test_json_shape_matches_design():
         timings_ms={"call": 1.0},
         faults={"served": 12, "bytes": 49152},
     )
-    assert list(obj) == [
-        "tick",
-        "expr",
-        "status",
-        "value",
-        "signal",
-        "dirtied_pages",
-        "stdout",
-        "stderr",
-        "blocked_syscalls",
-        "error",
-        "timings_ms",
-        "faults",
-        "fault_address",
-        "backtrace",
-        "exit_code",
-        "tracker",
-        "notes",
-        "stdout_left_out",
-        "stderr_left_out",
-        "blocked_syscalls_left_out",
-    ]
+    assert list(obj) == CALL_KEYS
     assert obj["dirtied_pages"] == [
         {
             "address": "0x555555558000",
