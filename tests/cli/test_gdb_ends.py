@@ -14,6 +14,7 @@ import pytest
 from tests.cli.conftest import descendants
 from tests.conftest import TTD
 from tests.e2e.procs import comm, stat_fields
+from tests.record.runs import start_record
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -84,24 +85,7 @@ def test_gdb_killed_during_a_call(target_db):
 def test_gdb_killed_during_a_recording(build_target, tmp_path):
     sleeper = build_target("tests/record/sleeper.c")
     db, pid_file = tmp_path / "s.db", tmp_path / "pid"
-    proc = subprocess.Popen(
-        [
-            str(TTD),
-            "record",
-            "-o",
-            str(db),
-            "--break",
-            "tick",
-            "--hits",
-            "1",
-            "--",
-            str(sleeper),
-            str(pid_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_record(db, sleeper, pid_file, hits=1)
 
     def sleeping_after_the_snapshot(pids) -> bool:  # stopped (t) at the breakpoint before
         if not pid_file.exists() or not pid_file.read_text().endswith("\n"):

@@ -1,10 +1,12 @@
-"""`ttd record` of a test target at every hit of its checkpoint()."""
+"""`ttd record` of a test target: at every hit of its checkpoint(), or of tests/record/
+sleeper.c at its first hits of tick() as a process of its own (to be interrupted)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 
-from tests.conftest import run_ttd
+from tests.conftest import TTD, run_ttd
 
 
 def record_checkpoints(
@@ -26,3 +28,11 @@ def record_checkpoints(
         timeout=timeout,
     )
     return done, db, prog
+
+
+def start_record(db, sleeper, pid_file, hits: int = 2, **popen) -> subprocess.Popen:
+    """`ttd record -o DB --break tick --hits HITS -- SLEEPER PID_FILE`, started; its output
+    piped as text unless popen says otherwise."""
+    argv = [str(TTD), "record", "-o", str(db), "--break", "tick", "--hits", str(hits), "--"]
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True} | popen
+    return subprocess.Popen([*argv, str(sleeper), str(pid_file)], **options)

@@ -15,10 +15,10 @@ import pytest
 
 from snapshotdb.db import open_recording
 from tests.cli.conftest import descendants, timeline
-from tests.conftest import TTD, require, run_ttd
+from tests.conftest import require, run_ttd
 from tests.e2e.procs import stat_fields
 from tests.record.memory import global_value
-from tests.record.runs import record_checkpoints
+from tests.record.runs import record_checkpoints, start_record
 
 WAIT_S = 60  # a ceiling that only catches hangs
 
@@ -39,28 +39,6 @@ def snapshots_in(db) -> int:
             return conn.execute("SELECT count(*) FROM snapshot").fetchone()[0]
     except sqlite3.OperationalError:
         return 0  # tables not made yet
-
-
-def start_record(db, sleeper, pid_file, **popen) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            str(TTD),
-            "record",
-            "-o",
-            str(db),
-            "--break",
-            "tick",
-            "--hits",
-            "2",
-            "--",
-            str(sleeper),
-            str(pid_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
 
 
 def ignore_sigint() -> None:
@@ -105,20 +83,11 @@ def test_ctrl_c_on_a_terminal_stops_the_recording(build_target, tmp_path):
     db, pid_file = tmp_path / "s.db", tmp_path / "pid"
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(
-            [
-                str(TTD),
-                "record",
-                "-o",
-                str(db),
-                "--break",
-                "tick",
-                "--hits",
-                "1",
-                "--",
-                str(sleeper),
-                str(pid_file),
-            ],
+        proc = start_record(
+            db,
+            sleeper,
+            pid_file,
+            hits=1,
             stdin=slave,
             stdout=slave,
             stderr=slave,
