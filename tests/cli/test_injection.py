@@ -148,24 +148,7 @@ def test_call_on_a_recording_of_a_program_whose_path_holds_a_command(target_db, 
     """The recording keeps the executable's path; the plugin gives it to GDB's `file`.
     A bystander file at the path's first line would let `file` succeed and the next line
     run: ttd call refuses such a recording before GDB sees it."""
-    _, binary = target_db
-    program = tmp_path / f"prog{INJECTED}x"
-    shutil.copy(binary, program)
-    shutil.copy(binary, tmp_path / "prog")
-    done = run_ttd(
-        "record",
-        "-o",
-        "p.db",
-        "--break",
-        "checkpoint",
-        "--hits",
-        "1",
-        "--",
-        str(program),
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    _record_injected_path(target_db[1], tmp_path)
     done = run_ttd("call", "p.db", "--at", "1", "value()", cwd=tmp_path, timeout=60)
     assert done.returncode == 2
     assert one_line_error(done) == (
@@ -182,7 +165,18 @@ def test_call_at_time_on_a_recording_whose_executable_path_holds_a_command(targe
     call goes on (memory is the recorded one) and says why the symbols are missing."""
     from tests.e2e.harness import gdb_with_recording
 
-    _, binary = target_db
+    _record_injected_path(target_db[1], tmp_path)
+    with gdb_with_recording(tmp_path / "p.db") as gdb:
+        text = gdb.cli("call-at-time --json 1 (long)$rsp", timeout_s=120)
+        assert "holds control characters: its symbols are not loaded." in text
+        assert '"status": "returned"' in text
+    assert not (tmp_path / "F").exists()
+    assert not (tmp_path.parent / "F").exists()
+
+
+def _record_injected_path(binary, tmp_path) -> None:
+    """tmp_path/p.db: a recording of `binary` copied to a path holding a line break and a
+    command (and to the path before the line break, which a split path would name)."""
     program = tmp_path / f"prog{INJECTED}x"
     shutil.copy(binary, program)
     shutil.copy(binary, tmp_path / "prog")
@@ -200,9 +194,3 @@ def test_call_at_time_on_a_recording_whose_executable_path_holds_a_command(targe
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    with gdb_with_recording(tmp_path / "p.db") as gdb:
-        text = gdb.cli("call-at-time --json 1 (long)$rsp", timeout_s=120)
-        assert "holds control characters: its symbols are not loaded." in text
-        assert '"status": "returned"' in text
-    assert not (tmp_path / "F").exists()
-    assert not (tmp_path.parent / "F").exists()
