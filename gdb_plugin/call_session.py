@@ -26,7 +26,7 @@ import time
 
 import gdb
 
-from gdb_plugin import files, report, symbolize
+from gdb_plugin import files, one_cpu, report, symbolize
 from gdb_plugin.errors import SessionError
 from gdb_plugin.evaluate import Outcome, UserBreakpointsDisabled, evaluate
 from gdb_plugin.inferior import TempInferior
@@ -197,11 +197,12 @@ class CallSession:
             self.proc = starting.result()
             self.open_ms["rematerialize"] = (time.perf_counter() - t0) * 1e3
             self._note_process()
-            self.open_ms.update(
-                self.inferior.connect(
-                    self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected
+            with one_cpu.beside(self.proc.pid):  # gdbserver starts there, beside it
+                self.open_ms.update(
+                    self.inferior.connect(
+                        self.proc.pid, getattr(self.proc, "mem_preload", None), keep_selected
+                    )
                 )
-            )
             self.movable = True  # as built: a move gives any tick of the same threads
             if keep_selected:  # ttd goto: what the user may change by running it
                 self._state = ProcessState.read(self.proc.pid)
@@ -257,7 +258,8 @@ class CallSession:
         selection.enter_context(self.inferior.selected())
         selecting_ms = (time.perf_counter() - t0) * 1e3  # the move's time includes it
         try:
-            moving_ms, counts = replay.move(self, info)
+            with one_cpu.beside(self.proc.pid):
+                moving_ms, counts = replay.move(self, info)
             self._move_ms = selecting_ms + moving_ms
         except BaseException:
             selection.close()
@@ -363,7 +365,7 @@ class CallSession:
         self.reusable = self.movable = False
         if "$" in expr:  # it may set a register (GDB puts back only what the call changed)
             self.registers_touched = True
-        with self._selected():
+        with one_cpu.beside(self.proc.pid), self._selected():
             thread = self._call_thread()
             if thread is not None:
                 thread.switch()

@@ -175,6 +175,8 @@ def user_state(gdb: MiGdb) -> dict:
         for name in ("sysroot", "confirm", "unwindonsignal", "suppress-cli-notifications")
     )
     settings += gdb.cli("info signals SIGSTOP") + gdb.cli("info signals SIGINT")
+    # GDB's thread runs beside the process during a call (gdb_plugin/one_cpu.py), never after
+    settings += gdb.cli("python import os; print('CPUS', sorted(os.sched_getaffinity(0)))")
     end_sessions(gdb, "close_all")
     regs = gdb.cli("info registers rip rsp rbp rax rdi rsi fs_base")
     frame = gdb.cli("frame")
