@@ -172,14 +172,17 @@ int puts_waiting(struct verifier *v)
 void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
 {
 	for (int k = 0; k < b->n; k++) {
-		const uint8_t *digest = NULL;
+		const struct store_known *known = NULL;
 		store_ref ref = pagemap_ref(&v->map, b->rec_addr[k],
-					    atomic_load(&v->digests_ready) ? &digest : NULL);
+					    atomic_load(&v->digests_ready) ? &known : NULL);
 		if (!ref)
 			b->got[k] = 1;
-		else if (v->cache && digest && pagecache_get(v->cache, digest, b->dst[k]))
+		else if (v->cache && known && pagecache_get(v->cache, known->digest, b->dst[k]))
 			b->got[k] = CACHED;
-		else
+		else if (known && store_data(w->store, ref, known->codec, b->dst[k]) == 0) {
+			memcpy(b->digest[k], known->digest, PAGE_DIGEST_SIZE);	/* checked below */
+			b->got[k] = 0;
+		} else
 			b->got[k] = store_content(w->store, ref, b->rec_addr[k], v->map.tick,
 						  b->dst[k], b->digest[k], &b->err[k]);
 	}
