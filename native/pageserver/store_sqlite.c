@@ -322,7 +322,7 @@ static int sqlite_data(struct store *base, store_ref ref, int codec, uint8_t *ds
 	uint8_t packed[2 * PAGE_SIZE];	/* a zstd frame is smaller than its page */
 	char why[160];
 	struct err e;
-	int n;
+	int n, raw;
 
 	if (codec == CODEC_UNKNOWN || begin_read(s, &e))
 		return -1;
@@ -333,13 +333,13 @@ static int sqlite_data(struct store *base, store_ref ref, int codec, uint8_t *ds
 		return -1;
 	}
 	n = sqlite3_blob_bytes(s->data);
-	if (codec == CODEC_RAW && n == PAGE_SIZE)
-		return sqlite3_blob_read(s->data, dst, n, 0) == SQLITE_OK ? 0 : (close_data(s), -1);
-	if (n <= 0 || n > (int)sizeof(packed) || sqlite3_blob_read(s->data, packed, n, 0)) {
+	raw = codec == CODEC_RAW && n == PAGE_SIZE;	/* straight into place */
+	if (n <= 0 || n > (int)sizeof(packed) ||
+	    sqlite3_blob_read(s->data, raw ? dst : packed, n, 0) != SQLITE_OK) {
 		close_data(s);
 		return -1;
 	}
-	return page_decode_as(s->dctx, codec, packed, n, dst, why, sizeof(why));
+	return raw ? 0 : page_decode_as(s->dctx, codec, packed, n, dst, why, sizeof(why));
 }
 
 static void sqlite_close(struct store *base)
