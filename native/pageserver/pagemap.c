@@ -20,11 +20,11 @@ static int grow_slots(struct pagemap *m, size_t need, struct err *e)
 	if (ref)
 		m->ref = ref;
 	if (ref && m->with_digests) {
-		void *digest = realloc(m->digest, cap * sizeof(*m->digest));
-		if (!digest)
+		struct store_known *known = realloc(m->known, cap * sizeof(*known));
+		if (!known)
 			ref = NULL;
 		else
-			m->digest = digest;
+			m->known = known;
 	}
 	if (!ref)
 		return err_set(e, ERR_INTERNAL, "out of memory for the page map (%zu pages)", need);
@@ -46,8 +46,8 @@ static int grow_runs(struct pagemap *m, struct err *e)
 }
 
 /* Append a page after every page the map has (ref 0: zeros, skipped). */
-static int append(struct pagemap *m, uint64_t pfn, store_ref ref, const uint8_t *digest,
-		  struct err *e)
+static int append(struct pagemap *m, uint64_t pfn, store_ref ref,
+		  const struct store_known *known, struct err *e)
 {
 	struct pagemap_run *last = m->nr_runs ? &m->runs[m->nr_runs - 1] : NULL;
 	uint64_t gap = last ? pfn - (last->first_pfn + last->n) : UINT64_MAX;
@@ -66,10 +66,10 @@ static int append(struct pagemap *m, uint64_t pfn, store_ref ref, const uint8_t 
 	for (uint64_t i = 0; i <= gap; i++) {
 		m->ref[m->n] = i == gap ? ref : 0;
 		if (m->with_digests) {
-			if (i == gap && digest)
-				memcpy(m->digest[m->n], digest, PAGE_DIGEST_SIZE);
+			if (i == gap && known)
+				m->known[m->n] = *known;
 			else
-				memset(m->digest[m->n], 0, PAGE_DIGEST_SIZE);
+				memset(&m->known[m->n], 0, sizeof(*m->known));
 		}
 		m->n++;
 	}
@@ -78,10 +78,10 @@ static int append(struct pagemap *m, uint64_t pfn, store_ref ref, const uint8_t 
 }
 
 /* store_map's emit: pages come in ascending order. */
-static int take_page(void *ctx, uint64_t rec_addr, store_ref ref, const uint8_t *digest,
-		     struct err *e)
+static int take_page(void *ctx, uint64_t rec_addr, store_ref ref,
+		     const struct store_known *known, struct err *e)
 {
-	return append(ctx, rec_addr / PAGE_SIZE, ref, digest, e);
+	return append(ctx, rec_addr / PAGE_SIZE, ref, known, e);
 }
 
 static void clear(struct pagemap *m)
@@ -115,15 +115,15 @@ struct digests {
 
 /* store_map's emit for the digests: into the slot of the page, when it is the same
  * content (it is: the same tick; a page the map lacks is left out). */
-static int take_digest(void *ctx, uint64_t rec_addr, store_ref ref, const uint8_t *digest,
-		       struct err *e)
+static int take_digest(void *ctx, uint64_t rec_addr, store_ref ref,
+		       const struct store_known *known, struct err *e)
 {
 	struct digests *d = ctx;
 	long i = slot_of_pfn(d->m, rec_addr / PAGE_SIZE);
 
 	(void)e;
-	if (i >= 0 && d->m->ref[i] == ref && digest)
-		memcpy(d->m->digest[i], digest, PAGE_DIGEST_SIZE);
+	if (i >= 0 && d->m->ref[i] == ref && known)
+		d->m->known[i] = *known;
 	if (d->meanwhile && ++d->rows % MEANWHILE_ROWS == 0)
 		d->meanwhile(d->ctx);
 	return 0;
@@ -134,13 +134,13 @@ int pagemap_load_digests(struct pagemap *m, struct store *s, void (*meanwhile)(v
 {
 	struct digests d = { m, meanwhile, ctx, 0 };
 
-	free(m->digest);
-	m->digest = calloc(m->cap ? m->cap : 1, sizeof(*m->digest));	/* zeros: not known */
-	if (!m->digest)
+	free(m->known);
+	m->known = calloc(m->cap ? m->cap : 1, sizeof(*m->known));	/* zeros: not known */
+	if (!m->known)
 		return err_set(e, ERR_INTERNAL, "out of memory for the page map's digests");
 	if (store_map(s, m->tick, 1, take_digest, &d, e)) {
-		free(m->digest);
-		m->digest = NULL;
+		free(m->known);
+		m->known = NULL;
 		return -1;
 	}
 	m->with_digests = 1;
@@ -172,12 +172,14 @@ static int digest_known(const uint8_t *digest)
 	return memcmp(digest, none, PAGE_DIGEST_SIZE) != 0;
 }
 
-store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr, const uint8_t **digest)
+store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr,
+		      const struct store_known **known)
 {
 	long i = slot_of_pfn(m, rec_addr / PAGE_SIZE);
 
-	if (digest)
-		*digest = i >= 0 && m->with_digests && digest_known(m->digest[i]) ? m->digest[i] : NULL;
+	if (known)
+		*known = i >= 0 && m->with_digests && digest_known(m->known[i].digest) ?
+			 &m->known[i] : NULL;
 	return i < 0 ? 0 : m->ref[i];
 }
 
@@ -224,9 +226,9 @@ static int merge(struct pagemap *m, const struct pagemap *changed, struct err *e
 					goto fail;
 			int replaced = j < changed->nr_runs && changed->runs[j].first_pfn == pfn;
 			store_ref ref = replaced ? changed->ref[j++] : m->ref[r->at + k];
-			const uint8_t *digest = replaced || !m->with_digests ? NULL :
-						m->digest[r->at + k];
-			if (append(&out, pfn, ref, digest, e))
+			const struct store_known *known = replaced || !m->with_digests ? NULL :
+							  &m->known[r->at + k];
+			if (append(&out, pfn, ref, known, e))
 				goto fail;
 		}
 	}
@@ -272,9 +274,9 @@ void pagemap_free(struct pagemap *m)
 {
 	free(m->runs);
 	free(m->ref);
-	free(m->digest);
+	free(m->known);
 	m->runs = NULL;
 	m->ref = NULL;
-	m->digest = NULL;
+	m->known = NULL;
 	m->n = m->cap = m->nr_runs = m->cap_runs = 0;
 }

@@ -1,7 +1,8 @@
 /*
  * The page map of a tick: for every recorded page with content at the tick, its
  * content reference (store.h; a page not in the map is zeros then) and, when
- * asked for, its digest (the key of the verified-page cache, pagecache.h).
+ * asked for, its digest (the key of the verified-page cache, pagecache.h, and what
+ * the page is checked against) and codec: then a page is read by its data alone.
  * Loaded in one query (store_map) when the process is built, looked up per
  * fault, and moved to another tick by the pages that changed in between
  * (store_changes), not reloaded.
@@ -30,26 +31,27 @@ struct pagemap_run {
 
 struct pagemap {
 	uint64_t tick;
-	int with_digests;	/* digest[] is there (pagemap_load_digests) */
+	int with_digests;	/* known[] is there (pagemap_load_digests) */
 	struct pagemap_run *runs;	/* ascending, disjoint */
 	size_t nr_runs, cap_runs;
 	store_ref *ref;		/* of each slot; 0: zeros */
-	uint8_t (*digest)[PAGE_DIGEST_SIZE];	/* of each slot (all zero: not known) */
+	struct store_known *known;	/* of each slot (a digest all zero: not known) */
 	size_t n, cap;		/* slots */
 };
 
 /* The map of tick from the store (without digests); on error m is empty. */
 int pagemap_load(struct pagemap *m, struct store *s, uint64_t tick, struct err *e);
 
-/* The digests of the map's pages, in a second query (three times the work of the
+/* The digests and codecs of the map's pages, in a second query (three times the work of the
  * first: the map is of use before they come), calling meanwhile (if not NULL) every
  * few thousand pages. On error the map has none. */
 int pagemap_load_digests(struct pagemap *m, struct store *s, void (*meanwhile)(void *ctx),
 			 void *ctx, struct err *e);
 
-/* The content of the page at rec_addr at the map's tick (0: zeros); with digest not
- * NULL, where its digest is (NULL when not known). */
-store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr, const uint8_t **digest);
+/* The content of the page at rec_addr at the map's tick (0: zeros); with known not
+ * NULL, what is known of it (NULL when its digest is not known). */
+store_ref pagemap_ref(const struct pagemap *m, uint64_t rec_addr,
+		      const struct store_known **known);
 
 /* The pages whose content differs between two ticks, ascending, to differ (a page
  * that changed and changed back is left out). */

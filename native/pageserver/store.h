@@ -15,14 +15,19 @@
  *                                      the request's buffer, each with the digest it must
  *                                      have (checking it is verify.c's job): one range query
  *   store_map(store, tick, digests, emit) -> every page with content at the tick, with its
- *                                      reference (and digest, when asked: a join, three
- *                                      times the work), in address order: the page map of
- *                                      a tick, in one query (pagemap.c)
+ *                                      reference (and digest and codec, when asked: a join,
+ *                                      three times the work), in address order: the page
+ *                                      map of a tick, in one query (pagemap.c)
  *   store_changes(store, a, b, emit) -> every page that has a version after the earlier of
  *                                      two ticks and up to the later, with its reference at
  *                                      each (a page that changed and changed back has equal
  *                                      ones): what moving between the ticks may change
  *   store_content(store, ref, ...)  -> one content by reference, decoded, with its digest
+ *   store_data(store, ref, codec, dst) -> the same when the caller knows the codec and the
+ *                                      digest (the page map's): the data column alone, the
+ *                                      cheapest read of a page (SQLite: a kept blob handle);
+ *                                      -1 when the store cannot, then store_content() does
+ *                                      (and says what is wrong with the row, if anything)
  *   store_idle(store)               -> nothing asked for a while: release what a writer may
  *                                      wait for (SQLite: the read transaction)
  *   store_close(store)
@@ -52,10 +57,17 @@ struct store_request {
 	uint32_t nr_stored;		/* out: pages with content */
 };
 
-/* One page of a map (store_map; digest NULL unless asked for) or of the changes between
+/* What a map knows of a page's content besides its reference, when asked for (store_map):
+ * its digest and codec, so that reading the page needs its data alone (store_data). */
+struct store_known {
+	uint8_t digest[PAGE_DIGEST_SIZE];
+	uint8_t codec;		/* enum page_codec (codec.h); CODEC_UNKNOWN: read the whole row */
+};
+
+/* One page of a map (store_map; known NULL unless asked for) or of the changes between
  * two ticks (store_changes): 0 to go on, -1 (with e set) to stop. */
-typedef int (*store_map_fn)(void *ctx, uint64_t rec_addr, store_ref ref, const uint8_t *digest,
-			    struct err *e);
+typedef int (*store_map_fn)(void *ctx, uint64_t rec_addr, store_ref ref,
+			    const struct store_known *known, struct err *e);
 typedef int (*store_change_fn)(void *ctx, uint64_t rec_addr, store_ref ref_a, store_ref ref_b,
 			       struct err *e);
 
@@ -73,6 +85,9 @@ struct store_ops {
 	 * page in an error */
 	int (*content)(struct store *s, store_ref ref, uint64_t rec_addr, uint64_t tick,
 		       uint8_t *dst, uint8_t digest[PAGE_DIGEST_SIZE], struct err *e);
+	/* ref's data decoded with codec into dst (PAGE_SIZE): 0, or -1 (nothing said: ask
+	 * content()); NULL in a store without a cheaper way */
+	int (*data)(struct store *s, store_ref ref, int codec, uint8_t *dst);
 	void (*idle)(struct store *s);
 	void (*close)(struct store *s);
 };
@@ -109,6 +124,16 @@ static inline int store_content(struct store *s, store_ref ref, uint64_t rec_add
 				uint8_t *dst, uint8_t digest[PAGE_DIGEST_SIZE], struct err *e)
 {
 	return s->ops->content(s, ref, rec_addr, tick, dst, digest, e);
+}
+
+static inline int store_has_data(const struct store *s)
+{
+	return s->ops->data != NULL;
+}
+
+static inline int store_data(struct store *s, store_ref ref, int codec, uint8_t *dst)
+{
+	return s->ops->data ? s->ops->data(s, ref, codec, dst) : -1;
 }
 
 static inline void store_idle(struct store *s)

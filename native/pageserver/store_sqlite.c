@@ -14,6 +14,17 @@
  * pread), which was a third of a fault. store_idle() ends it (the serve loop
  * calls it once no fault has come for a while), so a writer appending to the
  * recording waits at most that long after a burst.
+ *
+ * A page whose codec and digest the caller has from the page map (store_data) is
+ * read through a kept blob handle on page_content.data, moved to the row with
+ * sqlite3_blob_reopen: 0.8 us a random row in a 256 MiB recording against 1.2
+ * through the content statement (the statement's step, three columns; a seek
+ * either way). The handle is a read of the current transaction: closed when the
+ * transaction ends (store_idle), opened again by the next read. The recording is
+ * read-only to us, so nothing we do moves the row under the handle; a write on
+ * this connection would make it SQLITE_ABORT, and any failure (that, a missing
+ * row, a NULL or oversized data, bytes that do not decode) closes it and leaves
+ * the page to the content statement, which says what is wrong.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -38,7 +49,7 @@ static const char MAP_SQL[] =
 	"SELECT address, content_id FROM page_version WHERE first_tick <= ?1 "
 	"ORDER BY address, first_tick";
 static const char MAP_DIGESTS_SQL[] =
-	"SELECT v.address, v.content_id, c.digest FROM page_version v "
+	"SELECT v.address, v.content_id, c.digest, c.codec FROM page_version v "
 	"LEFT JOIN page_content c ON c.id = v.content_id WHERE v.first_tick <= ?1 "
 	"ORDER BY v.address, v.first_tick";
 
@@ -60,6 +71,7 @@ struct store_sqlite {
 	char *path;
 	sqlite3 *db;
 	sqlite3_stmt *range_stmt, *content_stmt;
+	sqlite3_blob *data;	/* on page_content.data inside the read transaction, or NULL */
 	ZSTD_DCtx *dctx;
 };
 
@@ -79,12 +91,19 @@ static int begin_read(struct store_sqlite *s, struct err *e)
 	return 0;
 }
 
+static void close_data(struct store_sqlite *s)
+{
+	sqlite3_blob_close(s->data);
+	s->data = NULL;
+}
+
 static void sqlite_idle(struct store *base)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
 
 	if (!s->base.holding)
 		return;
+	close_data(s);	/* its statement would keep the transaction open */
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	s->base.holding = 0;
 }
@@ -205,13 +224,16 @@ static int finish(struct store_sqlite *s, sqlite3_stmt *st, int rc, int ret, str
 	return ret;
 }
 
-/* A map row's digest: NULL unless asked for and 32 bytes (a bad one is found when
- * the page is read). */
-static const uint8_t *row_digest(sqlite3_stmt *st, int digests)
+/* A map row's digest and codec into known: NULL unless asked for and the digest is 32
+ * bytes (a bad one is found when the page is read). */
+static const struct store_known *row_known(sqlite3_stmt *st, int digests,
+					   struct store_known *known)
 {
 	if (!digests || sqlite3_column_bytes(st, 2) != PAGE_DIGEST_SIZE)
 		return NULL;
-	return sqlite3_column_blob(st, 2);
+	memcpy(known->digest, sqlite3_column_blob(st, 2), PAGE_DIGEST_SIZE);
+	known->codec = page_codec_of((const char *)sqlite3_column_text(st, 3));
+	return known;
 }
 
 static int sqlite_map(struct store *base, uint64_t tick, int digests, store_map_fn emit,
@@ -220,8 +242,8 @@ static int sqlite_map(struct store *base, uint64_t tick, int digests, store_map_
 	struct store_sqlite *s = (struct store_sqlite *)base;
 	sqlite3_stmt *st = prepare_ticks(s, digests ? MAP_DIGESTS_SQL : MAP_SQL, &tick, 1, e);
 	uint64_t last = UINT64_MAX;
-	uint8_t digest[PAGE_DIGEST_SIZE];
-	const uint8_t *has_digest = NULL;
+	struct store_known known;
+	const struct store_known *has_known = NULL;
 	store_ref ref = 0;
 	int rc, ret = 0;
 
@@ -234,16 +256,14 @@ static int sqlite_map(struct store *base, uint64_t tick, int digests, store_map_
 			break;
 		}
 		if (rec_addr != last && last != UINT64_MAX && ref &&
-		    (ret = emit(ctx, last, ref, has_digest, e)))
+		    (ret = emit(ctx, last, ref, has_known, e)))
 			break;
 		last = rec_addr;	/* the last version of an address is its version at tick */
 		ref = (store_ref)sqlite3_column_int64(st, 1);	/* NULL: 0, zeros */
-		has_digest = row_digest(st, digests);
-		if (has_digest)
-			has_digest = memcpy(digest, has_digest, PAGE_DIGEST_SIZE);
+		has_known = row_known(st, digests, &known);
 	}
 	if (ret == 0 && rc == SQLITE_DONE && last != UINT64_MAX && ref)
-		ret = emit(ctx, last, ref, has_digest, e);
+		ret = emit(ctx, last, ref, has_known, e);
 	return finish(s, st, rc, ret, e);
 }
 
@@ -294,11 +314,40 @@ static int sqlite_content(struct store *base, store_ref ref, uint64_t rec_addr, 
 	return ret;
 }
 
+/* The data column of content ref through the kept handle (the file's header says why),
+ * decoded: 0, or -1 for the content statement to read the row. */
+static int sqlite_data(struct store *base, store_ref ref, int codec, uint8_t *dst)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+	uint8_t packed[2 * PAGE_SIZE];	/* a zstd frame is smaller than its page */
+	char why[160];
+	struct err e;
+	int n, raw;
+
+	if (codec == CODEC_UNKNOWN || begin_read(s, &e))
+		return -1;
+	if (s->data ? sqlite3_blob_reopen(s->data, (sqlite3_int64)ref) != SQLITE_OK :
+		      sqlite3_blob_open(s->db, "main", "page_content", "data", (sqlite3_int64)ref, 0,
+					&s->data) != SQLITE_OK) {
+		close_data(s);
+		return -1;
+	}
+	n = sqlite3_blob_bytes(s->data);
+	raw = codec == CODEC_RAW && n == PAGE_SIZE;	/* straight into place */
+	if (n <= 0 || n > (int)sizeof(packed) ||
+	    sqlite3_blob_read(s->data, raw ? dst : packed, n, 0) != SQLITE_OK) {
+		close_data(s);
+		return -1;
+	}
+	return raw ? 0 : page_decode_as(s->dctx, codec, packed, n, dst, why, sizeof(why));
+}
+
 static void sqlite_close(struct store *base)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
 
 	sqlite_idle(base);
+	close_data(s);
 	sqlite3_finalize(s->range_stmt);
 	sqlite3_finalize(s->content_stmt);
 	sqlite3_close(s->db);
@@ -312,6 +361,7 @@ static const struct store_ops sqlite_ops = {
 	.map = sqlite_map,
 	.changes = sqlite_changes,
 	.content = sqlite_content,
+	.data = sqlite_data,
 	.idle = sqlite_idle,
 	.close = sqlite_close,
 };

@@ -101,8 +101,8 @@ static void prepare_meanwhile(void *ctx)
 
 /*
  * The helper's first job: its own store, the page map (then the serving thread
- * uses it), and with the verified-page cache the map's digests, its keys (then
- * the cache is looked in).
+ * uses it), and the map's digests and codecs (then the cache is looked in, and
+ * pages are read by their data alone).
  */
 static void load_map(struct verifier *v)
 {
@@ -118,12 +118,15 @@ static void load_map(struct verifier *v)
 	pr_debug("page map of tick %" PRIu64 ": %zu pages in %.1f ms", v->map.tick, v->map.n,
 		 (now_ns() - t0) / 1e6);
 	v->cache = pagecache_open(v->location);
-	atomic_store(&v->loading_digests, v->cache != NULL);
+	/* the digests are the cache's keys, and with the codecs a page is read by its data
+	 * alone (store_data) */
+	int digests = v->cache || store_has_data(v->helper.store);
+	atomic_store(&v->loading_digests, digests);
 	atomic_store(&v->map_state, MAP_READY);
-	if (!v->cache)
+	if (!digests)
 		return;
 	if (pagemap_load_digests(&v->map, v->helper.store, prepare_meanwhile, v, &e))
-		pr_debug("no digests, no cache: %s", e.msg);
+		pr_debug("no digests (no cache, whole rows): %s", e.msg);
 	else
 		atomic_store(&v->digests_ready, 1);
 	atomic_store(&v->loading_digests, 0);

@@ -70,8 +70,8 @@ struct verifier {
 	const EVP_MD *sha256;
 	int x16;			/* sha256x16 can run here */
 	struct pagecache *cache;	/* verified pages shared with other page servers, or NULL */
-	_Atomic int loading_digests;	/* the helper loads the map's digests (the cache's keys) */
-	_Atomic int digests_ready;	/* they are there: look in the cache */
+	_Atomic int loading_digests;	/* the helper loads the map's digests and codecs */
+	_Atomic int digests_ready;	/* they are there: look in the cache, read data alone */
 	struct worker main, helper;
 
 	pthread_mutex_t want_lock;	/* the range the helper is asked to prepare */
