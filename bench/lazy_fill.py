@@ -77,7 +77,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from gdb_plugin.remat import rematerialize  # noqa: E402
 from snapshotdb.db import open_engine  # noqa: E402
 from snapshotdb.models import Mapping, Recording, Snapshot, Thread  # noqa: E402
-from snapshotdb.pages import PAGE_SIZE, encode  # noqa: E402
+from snapshotdb.pages import PAGE_SIZE, check_of, encode  # noqa: E402
 from snapshotdb.regs import FPREGS_SIZE, pack_gpregs  # noqa: E402
 
 MiB = 1 << 20
@@ -207,11 +207,13 @@ def make_recording(
     with conn:
         contents, versions = [], []
         for content_id, (i, tick) in enumerate(stored, 1):
-            digest, codec, data = encode(page_bytes(i))
-            contents.append((content_id, digest, codec, data))
+            raw = page_bytes(i)
+            digest, codec, data = encode(raw)
+            contents.append((content_id, digest, codec, data, check_of(raw, digest)))
             versions.append((REGION_START + i * PAGE_SIZE, tick, content_id))
-        conn.executemany(
-            "INSERT INTO page_content (id, digest, codec, data) VALUES (?, ?, ?, ?)", contents
+        conn.executemany(  # each content with its check, as the recorder stores it
+            "INSERT INTO page_content (id, digest, codec, data, xxh3) VALUES (?, ?, ?, ?, ?)",
+            contents,
         )
         conn.executemany(
             "INSERT INTO page_version (address, first_tick, content_id) VALUES (?, ?, ?)", versions

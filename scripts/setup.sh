@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 debs=(gdb gdbserver gcc make pkg-config libc6-dev libc6-dbg libsqlite3-dev libzstd-dev libssl-dev
-      libseccomp-dev libpq-dev postgresql
+      libseccomp-dev libpq-dev libxxhash-dev postgresql
       python3 python3-venv python3-dev sqlite3)
 missing=()
 for p in "${debs[@]}"; do

@@ -44,7 +44,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .types import blob, page_digest, rec_addr
@@ -176,6 +185,10 @@ class PageContent(Base):
     digest: Mapped[page_digest]
     codec: Mapped[str] = mapped_column(String(8))  # 'zstd' | 'raw'
     data: Mapped[blob]
+    # pages.check_of: what the C page server checks a page against in place of sha256;
+    # NULL, or no column in a recording made before it: sha256 alone. Deferred: never
+    # loaded by the ORM (such a recording has no column to load)
+    xxh3: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
     def __repr__(self) -> str:
         return _repr(self, "id", "codec")

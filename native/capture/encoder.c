@@ -20,6 +20,7 @@
 #include <zstd.h>
 
 #include "encoder.h"
+#include "page_check.h"
 #include "sha256x16.h"
 
 /* Level 1: 1.3-1.5x faster than 3 on code and data pages for 1-3% more bytes (measured) */
@@ -171,6 +172,8 @@ static void encode_batch(ZSTD_CCtx *cctx, int x16, struct batch *s)
 		uint32_t i = which[k];
 		const uint8_t *page = s->raw + (size_t)i * PAGE_SIZE;
 		size_t len = PAGE_SIZE;
+
+		page_check(page, s->digest[i], s->check[i]);
 
 		if (cctx && compressible(page))
 			len = ZSTD_compressCCtx(cctx, s->packed[i], PAGE_SIZE, page, PAGE_SIZE, ZSTD_LEVEL);

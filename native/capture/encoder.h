@@ -32,6 +32,7 @@ struct batch {
 	uint8_t raw[BATCH_PAGES * PAGE_SIZE];
 	uint8_t kind[BATCH_PAGES];
 	uint8_t digest[BATCH_PAGES][PAGE_DIGEST_SIZE]; /* of every page not KIND_ZERO */
+	uint8_t check[BATCH_PAGES][PAGE_CHECK_SIZE];   /* its page_check.h, the same pages */
 	uint32_t packed_len[BATCH_PAGES];
 	uint8_t packed[BATCH_PAGES][PAGE_SIZE]; /* the zstd frame of a KIND_ZSTD page */
 };

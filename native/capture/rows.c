@@ -1,11 +1,12 @@
 /* rows.h: the ttd_rows virtual table. */
 #include <stdlib.h>
 
+#include "page.h"
 #include "rows.h"
 
 SQLITE_EXTENSION_INIT3
 
-enum { COL_ADDRESS, COL_CONTENT_ID, COL_DIGEST, COL_CODEC, COL_DATA, COL_ROWS };
+enum { COL_ADDRESS, COL_CONTENT_ID, COL_DIGEST, COL_CODEC, COL_DATA, COL_XXH3, COL_ROWS };
 
 struct rows_cursor {
 	sqlite3_vtab_cursor base;
@@ -17,7 +18,7 @@ static int rows_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
 			sqlite3_vtab **out, char **err)
 {
 	int rc = sqlite3_declare_vtab(
-		db, "CREATE TABLE x(address, content_id, digest, codec, data, rows HIDDEN)");
+		db, "CREATE TABLE x(address, content_id, digest, codec, data, xxh3, rows HIDDEN)");
 
 	if (rc != SQLITE_OK)
 		return rc;
@@ -115,6 +116,12 @@ static int rows_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
 		break;
 	case COL_DATA:
 		sqlite3_result_blob(ctx, r->data, (int)r->len, SQLITE_STATIC);
+		break;
+	case COL_XXH3:
+		if (r->check)
+			sqlite3_result_blob(ctx, r->check, PAGE_CHECK_SIZE, SQLITE_STATIC);
+		else
+			sqlite3_result_null(ctx);
 		break;
 	default:
 		sqlite3_result_null(ctx);

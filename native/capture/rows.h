@@ -12,6 +12,7 @@
  *   digest      BLOB      32 bytes
  *   codec       TEXT      'zstd' or 'raw'
  *   data        BLOB
+ *   xxh3        BLOB      16 bytes, or NULL (check NULL)
  */
 #ifndef TTDCAP_ROWS_H
 #define TTDCAP_ROWS_H
@@ -25,6 +26,7 @@ struct row {
 	uint64_t address;
 	int64_t content_id;
 	const uint8_t *digest;
+	const uint8_t *check; /* PAGE_CHECK_SIZE bytes (page_check.h) */
 	const void *data;
 	uint32_t len;
 	uint8_t zstd; /* data is a zstd frame */

@@ -29,11 +29,21 @@
 
 SQLITE_EXTENSION_INIT3
 
+/* page_content has the xxh3 column (page_check.h): a recording made before it has not. */
+static int has_check_column(sqlite3 *db)
+{
+	return sqlite3_table_column_metadata(db, "main", "page_content", "xxh3", NULL, NULL, NULL,
+					     NULL, NULL) == SQLITE_OK;
+}
+
 static int prepare(struct store *st)
 {
-	static const char *const sql[] = {
-		"INSERT OR IGNORE INTO page_content (digest, codec, data) "
-		"SELECT digest, codec, data FROM ttd_rows(?1)",
+	const char *sql[] = {
+		has_check_column(st->db) ?
+			"INSERT OR IGNORE INTO page_content (digest, codec, data, xxh3) "
+			"SELECT digest, codec, data, xxh3 FROM ttd_rows(?1)" :
+			"INSERT OR IGNORE INTO page_content (digest, codec, data) "
+			"SELECT digest, codec, data FROM ttd_rows(?1)",
 		"INSERT OR FAIL INTO page_version (address, first_tick, content_id) "
 		"SELECT address, ?2, content_id FROM ttd_rows(?1)",
 		"SELECT id FROM page_content WHERE digest = ?",
@@ -208,6 +218,7 @@ static int classify(struct store *st, const struct batch *b, int64_t *ids, uint3
 			j = (int)n++;
 			st->contents[j] = (struct row){
 				.digest = digest,
+				.check = b->check[i],
 				.data = zstd ? b->packed[i] : b->raw + (size_t)i * PAGE_SIZE,
 				.len = zstd ? b->packed_len[i] : PAGE_SIZE,
 				.zstd = (uint8_t)zstd,

@@ -62,6 +62,8 @@ struct store_request {
 struct store_known {
 	uint8_t digest[PAGE_DIGEST_SIZE];
 	uint8_t codec;		/* enum page_codec (codec.h); CODEC_UNKNOWN: read the whole row */
+	uint8_t has_check;
+	uint8_t check[PAGE_CHECK_SIZE];	/* page_content.xxh3: XXH3-128 of the page then its digest */
 };
 
 /* One page of a map (store_map; known NULL unless asked for) or of the changes between

@@ -48,8 +48,15 @@ static const char RANGE_SQL[] =
 static const char MAP_SQL[] =
 	"SELECT address, content_id FROM page_version WHERE first_tick <= ?1 "
 	"ORDER BY address, first_tick";
+/* With each content's digest, codec and check (page_content.xxh3: XXH3-128 of the page
+ * then its digest, snapshotdb/pages.py); a recording made before the column existed has
+ * NULL in its place and its pages are checked by sha256 alone. */
 static const char MAP_DIGESTS_SQL[] =
-	"SELECT v.address, v.content_id, c.digest, c.codec FROM page_version v "
+	"SELECT v.address, v.content_id, c.digest, c.codec, c.xxh3 FROM page_version v "
+	"LEFT JOIN page_content c ON c.id = v.content_id WHERE v.first_tick <= ?1 "
+	"ORDER BY v.address, v.first_tick";
+static const char MAP_DIGESTS_NO_CHECK_SQL[] =
+	"SELECT v.address, v.content_id, c.digest, c.codec, NULL FROM page_version v "
 	"LEFT JOIN page_content c ON c.id = v.content_id WHERE v.first_tick <= ?1 "
 	"ORDER BY v.address, v.first_tick";
 
@@ -72,6 +79,7 @@ struct store_sqlite {
 	sqlite3 *db;
 	sqlite3_stmt *range_stmt, *content_stmt;
 	sqlite3_blob *data;	/* on page_content.data inside the read transaction, or NULL */
+	const char *map_digests_sql;	/* with page_content.xxh3 when the recording has it */
 	ZSTD_DCtx *dctx;
 };
 
@@ -233,6 +241,9 @@ static const struct store_known *row_known(sqlite3_stmt *st, int digests,
 		return NULL;
 	memcpy(known->digest, sqlite3_column_blob(st, 2), PAGE_DIGEST_SIZE);
 	known->codec = page_codec_of((const char *)sqlite3_column_text(st, 3));
+	known->has_check = sqlite3_column_bytes(st, 4) == PAGE_CHECK_SIZE;
+	if (known->has_check)
+		memcpy(known->check, sqlite3_column_blob(st, 4), PAGE_CHECK_SIZE);
 	return known;
 }
 
@@ -240,7 +251,7 @@ static int sqlite_map(struct store *base, uint64_t tick, int digests, store_map_
 		      void *ctx, struct err *e)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
-	sqlite3_stmt *st = prepare_ticks(s, digests ? MAP_DIGESTS_SQL : MAP_SQL, &tick, 1, e);
+	sqlite3_stmt *st = prepare_ticks(s, digests ? s->map_digests_sql : MAP_SQL, &tick, 1, e);
 	uint64_t last = UINT64_MAX;
 	struct store_known known;
 	const struct store_known *has_known = NULL;
@@ -366,6 +377,12 @@ static const struct store_ops sqlite_ops = {
 	.close = sqlite_close,
 };
 
+static int has_check_column(sqlite3 *db)
+{
+	return sqlite3_table_column_metadata(db, "main", "page_content", "xxh3", NULL, NULL, NULL,
+					     NULL, NULL) == SQLITE_OK;
+}
+
 struct store *store_sqlite_open(const char *path, struct err *e)
 {
 	struct store_sqlite *s = calloc(1, sizeof(*s));
@@ -389,6 +406,9 @@ struct store *store_sqlite_open(const char *path, struct err *e)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(s->db, CONTENT_SQL, -1, SQLITE_PREPARE_PERSISTENT,
 					&s->content_stmt, NULL);
+	if (rc == SQLITE_OK)
+		s->map_digests_sql = has_check_column(s->db) ? MAP_DIGESTS_SQL :
+							       MAP_DIGESTS_NO_CHECK_SQL;
 	if (rc != SQLITE_OK) {
 		err_set(e, ERR_INTERNAL, "cannot read the recording '%s': %s", path,
 			s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

@@ -20,12 +20,11 @@
  * against 1.2 (a 32 KiB-page recording of 256 MiB, pages of 1.1 KiB packed),
  * a cold random fault's serve 5.76 -> 5.40 us, kept. Where a cold random fault's
  * serve goes now: lookup 0.2, data 0.8, zstd 0.4, sha256 2.05, UFFDIO_COPY
- * 1.4-1.7: the hash and the copy are most of it, and the hash must come first
- * (XXH3-128 of a page: 0.22 us, libxxhash 0.8.1. A prototype checking a
- * page_content column of XXH3-128(page, digest) in place of sha256, falling back
- * to sha256 on a mismatch to say why: a cold random fault's serve 3.7 us against
- * 5.6 in the same bench run. Not kept: the column must be written by every writer
- * of a recording first.)
+ * 1.4-1.7: the hash and the copy are most of it, and the hash must come first.
+ * So a page read with the map is checked against its recorded check
+ * (page_content.xxh3, page_check.h: 0.22 us) in place of sha256, which runs only
+ * on a mismatch (it decides, and says why) or where the recording has no check:
+ * a cold random fault's serve 3.7 us against 5.6 in one bench run (prototype).
  *
  * A window the helper prepared whole (every page READY, the slots side by side)
  * is installed straight from the slots, held TAKEN meanwhile
@@ -71,6 +70,16 @@
 #include "io.h"
 #include "verify.h"
 #include "verify_state.h"
+#include "page_check.h"
+
+/* The page's check (page_check.h) matches the recorded one. */
+static int check_matches(const uint8_t *page, const uint8_t *digest, const uint8_t *check)
+{
+	uint8_t got[PAGE_CHECK_SIZE];
+
+	page_check(page, digest, got);
+	return memcmp(got, check, PAGE_CHECK_SIZE) == 0;
+}
 
 /* sha256 of the page at `bytes` matches `digest`. */
 static int page_matches(const struct verifier *v, struct worker *w, const uint8_t *bytes,
@@ -94,6 +103,7 @@ static int mismatch(struct err *e, uint64_t rec_addr, uint64_t tick)
 
 void batch_add(struct batch *b, uint64_t rec_addr, uint8_t *dst)
 {
+	b->has_check[b->n] = 0;
 	b->rec_addr[b->n] = rec_addr;
 	b->dst[b->n] = dst;
 	b->err[b->n].kind = ERR_NONE;
@@ -109,7 +119,10 @@ static void verify_batch(const struct verifier *v, struct worker *w, struct batc
 	int which[BATCH_PAGES], n = 0;
 
 	for (int k = 0; k < b->n; k++)
-		if (b->got[k] == 0) {
+		if (b->got[k] == 0 && b->has_check[k] &&
+		    check_matches(b->dst[k], b->digest[k], b->check[k]))
+			continue;	/* the XXH3 check; on a mismatch sha256 decides and says why */
+		else if (b->got[k] == 0) {
 			which[n] = k;
 			pages[n++] = b->dst[k];
 		}
@@ -189,6 +202,8 @@ void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
 			b->got[k] = CACHED;
 		else if (known && store_data(w->store, ref, known->codec, b->dst[k]) == 0) {
 			memcpy(b->digest[k], known->digest, PAGE_DIGEST_SIZE);	/* checked below */
+			b->has_check[k] = known->has_check;
+			memcpy(b->check[k], known->check, PAGE_CHECK_SIZE);
 			b->got[k] = 0;
 		} else
 			b->got[k] = store_content(w->store, ref, b->rec_addr[k], v->map.tick,

@@ -100,6 +100,8 @@ struct batch {
 	int got[BATCH_PAGES];		/* out: 1 zeros (dst untouched), 0 verified, -1 err[k] */
 	struct err err[BATCH_PAGES];
 	uint8_t digest[BATCH_PAGES][PAGE_DIGEST_SIZE];
+	uint8_t has_check[BATCH_PAGES];	/* check[k] holds the page's XXH3 check */
+	uint8_t check[BATCH_PAGES][PAGE_CHECK_SIZE];
 };
 
 void batch_add(struct batch *b, uint64_t rec_addr, uint8_t *dst);

@@ -7,6 +7,10 @@ their ids are the next ones in order (an INTEGER PRIMARY KEY takes max(id) + 1, 
 before: the native bulk path inserts in the same transaction) and nothing is looked up;
 otherwise the batch's ids are read back by digest. Other databases look the digests up
 first and insert what is missing.
+
+Each row carries the page's check (pages.check_of), stored in page_content.xxh3 where the
+table has that column: an SQLite recording made by this ttd (one made before it is
+appended to without; the PostgreSQL store's page server reads sha256 alone).
 """
 
 from __future__ import annotations
@@ -27,17 +31,26 @@ class ContentStore:
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
         self.inserted = 0
+        self._insert_sql = self._sqlite_insert() if self.sqlite else ""
 
-    def ids(self, rows: list[tuple[bytes, str, bytes]]) -> list[int]:
-        """The ids of (digest, codec, data) rows with distinct digests, in order; rows whose
-        digest is not stored yet are inserted."""
+    def _sqlite_insert(self) -> str:
+        columns = {row[1] for row in self.conn.exec_driver_sql("PRAGMA table_info(page_content)")}
+        if "xxh3" in columns:
+            return (
+                "INSERT OR IGNORE INTO page_content (digest, codec, data, xxh3) VALUES (?, ?, ?, ?)"
+            )
+        return "INSERT OR IGNORE INTO page_content (digest, codec, data) VALUES (?, ?, ?)"
+
+    def ids(self, rows: list[tuple[bytes, str, bytes, bytes]]) -> list[int]:
+        """The ids of (digest, codec, data, check) rows with distinct digests, in order; rows
+        whose digest is not stored yet are inserted."""
         if not rows:
             return []
         if self.sqlite:
             first = (self.conn.scalar(select(func.max(PageContent.id))) or 0) + 1
-            cursor = self.conn.exec_driver_sql(
-                "INSERT OR IGNORE INTO page_content (digest, codec, data) VALUES (?, ?, ?)", rows
-            )
+            if "xxh3" not in self._insert_sql:
+                rows = [row[:3] for row in rows]
+            cursor = self.conn.exec_driver_sql(self._insert_sql, rows)
             self.inserted += max(cursor.rowcount, 0)
             if cursor.rowcount == len(rows):
                 return list(range(first, first + len(rows)))
@@ -48,7 +61,7 @@ class ContentStore:
         if missing:
             self.conn.execute(
                 insert(PageContent),
-                [{"digest": d, "codec": c, "data": data} for d, c, data in missing],
+                [{"digest": d, "codec": c, "data": data} for d, c, data, _ in missing],
             )
             self.inserted += len(missing)
             found.update(self._lookup([r[0] for r in missing]))

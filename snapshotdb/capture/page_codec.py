@@ -1,11 +1,12 @@
 """A batch of pages as the store wants them: which are zero, their digests, and for the
-contents to insert, their stored form (pages.compress: one zstd frame or the raw bytes)."""
+contents to insert, their stored form (pages.compress: one zstd frame or the raw bytes)
+and their check (pages.check_of)."""
 
 from __future__ import annotations
 
 import hashlib
 
-from ..pages import PAGE_SIZE, ZERO_PAGE, compress
+from ..pages import PAGE_SIZE, ZERO_PAGE, check_of, compress
 
 ZERO_RUN = bytes(1 << 20)
 
@@ -35,6 +36,9 @@ class PageCodec:
                 out.append((rec_addr + off, digest))
         return out
 
-    def rows(self, digests: list[bytes]) -> list[tuple[bytes, str, bytes]]:
-        """(digest, codec, data) of pages of the last encoded batch, by digest."""
-        return [(digest, *compress(self._raw[digest])) for digest in digests]
+    def rows(self, digests: list[bytes]) -> list[tuple[bytes, str, bytes, bytes]]:
+        """(digest, codec, data, check) of pages of the last encoded batch, by digest."""
+        return [
+            (digest, *compress(self._raw[digest]), check_of(self._raw[digest], digest))
+            for digest in digests
+        ]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from snapshotdb.db import open_engine
-from snapshotdb.pages import PAGE_SIZE, encode
+from snapshotdb.pages import PAGE_SIZE, check_of, encode
 from tests.conftest import TOP
 
 # the page server's objects the driver links with (native/build/lazy/)
@@ -108,7 +108,8 @@ def expected_lines(tick: int) -> list[str]:
 
 
 def make_ticks_db(db: Path) -> Path:
-    """The recording of SCHEDULE (page tables only: all the driver reads)."""
+    """The recording of SCHEDULE (page tables only: all the driver reads), each content
+    with its check, as the recorder writes them."""
     open_engine(str(db), create=True).dispose()
     ids: dict[str, int] = {}
     with sqlite3.connect(db) as conn:
@@ -117,8 +118,8 @@ def make_ticks_db(db: Path) -> Path:
                 if name is not None and name not in ids:
                     digest, codec, data = encode(content(name))
                     ids[name] = conn.execute(
-                        "INSERT INTO page_content (digest, codec, data) VALUES (?, ?, ?)",
-                        (digest, codec, data),
+                        "INSERT INTO page_content (digest, codec, data, xxh3) VALUES (?, ?, ?, ?)",
+                        (digest, codec, data, check_of(content(name), digest)),
                     ).lastrowid
                 conn.execute(
                     "INSERT INTO page_version (address, first_tick, content_id) VALUES (?, ?, ?)",

@@ -4,7 +4,11 @@ checks it against the map's digest (store_data, store_sqlite.c). fault_driver.c'
 "fetch ... map" waits for the map with its digests, so every page below goes that
 way first; a row that is damaged in any way must still be named as test_corrupt.py
 names it (the whole row is read again to say why), and a page stored raw is read
-as it is."""
+as it is.
+
+Such a page is checked against its recorded check (page_content.xxh3,
+native/pageserver/page_check.h) in place of sha256; sha256 runs on a mismatch and
+decides, and a recording without the column is checked by sha256 alone."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import sqlite3
 
 import pytest
 
-from snapshotdb.pages import PAGE_SIZE
+from snapshotdb.pages import PAGE_SIZE, check_of, digest_of
 from tests.native.fault_driver import (
     NPAGES,
     REC,
@@ -66,3 +70,45 @@ def test_a_page_stored_raw_is_read_as_it_is(driver, ticks_db, tmp_path):
 
     db = damaged(ticks_db, tmp_path, store_raw)
     assert run_driver(driver, db, "fetch", 1, hex(REC), NPAGES, "map") == expected_lines(1)
+
+
+def test_a_damaged_check_alone_is_overruled_by_sha256(driver, ticks_db, tmp_path):
+    def damage_check(conn, content_id):
+        conn.execute("UPDATE page_content SET xxh3 = zeroblob(16) WHERE id = ?", (content_id,))
+
+    db = damaged(ticks_db, tmp_path, damage_check)
+    assert run_driver(driver, db, "fetch", 1, hex(REC), NPAGES, "map") == expected_lines(1)
+
+
+def test_the_check_is_what_a_page_is_verified_against(driver, ticks_db, tmp_path):
+    """Other bytes under F0's digest, with the check of those bytes and that digest: the
+    page server takes them (a recording's writer can write any digest and check alike:
+    the check finds damage, not forgery), which shows sha256 was not what decided."""
+    other = content("ZZ")
+
+    def forge(conn, content_id):
+        (digest,) = conn.execute(
+            "SELECT digest FROM page_content WHERE id = ?", (content_id,)
+        ).fetchone()
+        conn.execute(
+            "UPDATE page_content SET codec = 'raw', data = ?, xxh3 = ? WHERE id = ?",
+            (other, check_of(other, digest), content_id),
+        )
+
+    db = damaged(ticks_db, tmp_path, forge)
+    assert digest_of(other) != digest_of(content("F0"))
+    lines = run_driver(driver, db, "fetch", 1, hex(REC), NPAGES, "map")
+    assert lines[5] == f"{BAD:#x} {digest_of(other).hex()}", lines[5]
+
+
+@pytest.mark.parametrize("kind", ["flipped-byte", "other-bytes"])
+def test_a_recording_without_checks_is_checked_by_sha256(driver, ticks_db, tmp_path, kind):
+    def drop_checks_and_damage(conn, content_id):
+        conn.execute("ALTER TABLE page_content DROP COLUMN xxh3")
+        CORRUPTIONS[kind][0](conn, content_id)
+
+    db = damaged(ticks_db, tmp_path, drop_checks_and_damage)
+    lines = run_driver(driver, db, "fetch", 1, hex(REC), NPAGES, "map")
+    assert lines[:5] == expected_lines(1)[:5]
+    pattern = rf"{BAD:#x} ERROR page {BAD:#x} at tick 1 is corrupt \(({CORRUPTIONS[kind][1]})\)"
+    assert re.fullmatch(pattern, lines[5]), lines[5]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 
 from snapshotdb import queries
@@ -101,6 +102,35 @@ def test_snapshot_timeline_and_bad_arguments(tmp_path, build_target):
     rows = lines[header[1] + 1 : header[1] + 3]
     assert rows[0].split()[:2] == ["1", "manual"] and "transfer at " in rows[0]
     assert rows[1].split()[:2] == ["2", "breakpoint"] and rows[1].endswith("# second call")
+
+
+def test_a_recording_made_before_page_checks_is_added_to_and_called(tmp_path, build_target):
+    """page_content.xxh3 is new: a recording without the column (made before it) takes
+    new snapshots without it, both stores (Python and native/capture) and calls at its
+    ticks are checked by sha256 alone, as before."""
+    bank = build_target("examples/bank.c")
+    db = tmp_path / "old.db"
+    gdb_batch(f"ttd open --create {db}", "break transfer", "run", "ttd snapshot", program=bank)
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE page_content DROP COLUMN xxh3")
+    conn.close()
+    lines = gdb_batch(
+        f"ttd open {db}",
+        "break transfer",
+        "run",
+        "continue",
+        "ttd snapshot",
+        "call-at-time 1 balance_of(1)",
+        "call-at-time 2 balance_of(1)",
+        program=bank,
+    )
+    assert any(line.startswith("Snapshot tick 2: ") for line in lines), lines
+    assert [line for line in lines if line.startswith("$")] == ["$1 = 10000", "$2 = 9900"]
+    with sqlite3.connect(db) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(page_content)")]
+        contents = conn.execute("SELECT count(*) FROM page_content").fetchone()[0]
+    conn.close()
+    assert "xxh3" not in columns and contents > 0
 
 
 def test_every_command_has_help():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 
 import pytest
@@ -16,6 +17,7 @@ from snapshotdb import queries
 from snapshotdb.capture import bulk_store
 from snapshotdb.db import open_recording
 from snapshotdb.models import PageContent, PageVersion
+from snapshotdb.pages import check_of, decode
 from snapshotdb.regs import MM_FIELDS
 from tests.conftest import PLUGIN, TOP, require
 
@@ -94,6 +96,18 @@ def test_every_page_version_is_the_same(both_ways):
 
 def test_every_snapshot_row_is_the_same(both_ways):
     assert snapshots(both_ways["scan"]) == snapshots(both_ways["tracked"])
+
+
+def test_every_content_carries_its_check(both_ways):
+    """page_content.xxh3, what the page server checks a page against, is check_of(page,
+    digest) for every content, whichever way (native or Python) stored it."""
+    for db in (both_ways["scan"], both_ways["tracked"]):
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT codec, data, digest, xxh3 FROM page_content").fetchall()
+        conn.close()
+        assert rows
+        wrong = [d.hex() for c, data, d, x in rows if x != check_of(decode(c, data, d), d)]
+        assert wrong == [], (db, len(wrong), wrong[:3])
 
 
 def versions(db) -> dict[tuple[int, int], str | None]:
