@@ -59,6 +59,7 @@
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <linux/futex.h>
+#include <openssl/sha.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -103,7 +104,7 @@ static int mismatch(struct err *e, uint64_t rec_addr, uint64_t tick)
 
 void batch_add(struct batch *b, uint64_t rec_addr, uint8_t *dst)
 {
-	b->has_check[b->n] = 0;
+	b->has_check[b->n] = b->by_check[b->n] = 0;
 	b->rec_addr[b->n] = rec_addr;
 	b->dst[b->n] = dst;
 	b->err[b->n].kind = ERR_NONE;
@@ -121,7 +122,7 @@ static void verify_batch(const struct verifier *v, struct worker *w, struct batc
 	for (int k = 0; k < b->n; k++)
 		if (b->got[k] == 0 && b->has_check[k] &&
 		    check_matches(b->dst[k], b->digest[k], b->check[k]))
-			continue;	/* the XXH3 check; on a mismatch sha256 decides and says why */
+			b->by_check[k] = 1;	/* on a mismatch sha256 decides and says why */
 		else if (b->got[k] == 0) {
 			which[n] = k;
 			pages[n++] = b->dst[k];
@@ -146,15 +147,19 @@ static void verify_batch(const struct verifier *v, struct worker *w, struct batc
  * on tmpfs and 5 on ext4: neither a fault nor the readahead should wait for it).
  * Dropped when the ring is full. The serving thread wakes the helper for them
  * when the ring is half full or at most once per PUT_WAKE_NS, not per page.
+ * A page verified by its check alone is hashed with sha256 by the helper before
+ * the put: the cache holds only pages whose sha256 is their key, so bytes made
+ * to fit a check (page_check.h) never reach another recording at that file.
  */
 static void push_put(struct verifier *v, struct put_ring *r, const uint8_t *digest,
-		     const uint8_t *page)
+		     const uint8_t *page, int by_check)
 {
 	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 
 	if (head - atomic_load(&r->tail) >= PUT_RING || !v->have_helper)
 		return;
 	memcpy(r->digest[head % PUT_RING], digest, PAGE_DIGEST_SIZE);
+	r->by_check[head % PUT_RING] = (uint8_t)by_check;
 	memcpy(r->pages + head % PUT_RING * PAGE_SIZE, page, PAGE_SIZE);
 	atomic_store_explicit(&r->head, head + 1, memory_order_release);
 	if (r != &v->main_puts)
@@ -176,7 +181,12 @@ int drain_puts(struct pagecache *c, struct put_ring *r)
 	if (head - tail > PUTS_AT_ONCE)
 		head = tail + PUTS_AT_ONCE;
 	for (; tail != head; tail++) {
-		pagecache_put(c, r->digest[tail % PUT_RING], r->pages + tail % PUT_RING * PAGE_SIZE);
+		const uint8_t *page = r->pages + tail % PUT_RING * PAGE_SIZE;
+		uint8_t sha[PAGE_DIGEST_SIZE];
+
+		if (!r->by_check[tail % PUT_RING] ||
+		    !memcmp(SHA256(page, PAGE_SIZE, sha), r->digest[tail % PUT_RING], sizeof(sha)))
+			pagecache_put(c, r->digest[tail % PUT_RING], page);
 		atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
 	}
 	return some;
@@ -213,7 +223,7 @@ void prepare_batch(struct verifier *v, struct worker *w, struct batch *b)
 	for (int k = 0; k < b->n; k++) {
 		if (b->got[k] == 0 && v->cache)
 			push_put(v, w == &v->helper ? &v->helper_puts : &v->main_puts, b->digest[k],
-				 b->dst[k]);
+				 b->dst[k], b->by_check[k]);
 		if (b->got[k] == CACHED)
 			b->got[k] = 0;
 	}

@@ -59,6 +59,7 @@ struct worker {
 struct put_ring {
 	_Atomic uint32_t head, tail;
 	uint8_t digest[PUT_RING][PAGE_DIGEST_SIZE];
+	uint8_t by_check[PUT_RING];	/* verified by its check alone: sha256 before the put */
 	uint8_t *pages;			/* PUT_RING pages */
 };
 
@@ -101,6 +102,7 @@ struct batch {
 	struct err err[BATCH_PAGES];
 	uint8_t digest[BATCH_PAGES][PAGE_DIGEST_SIZE];
 	uint8_t has_check[BATCH_PAGES];	/* check[k] holds the page's XXH3 check */
+	uint8_t by_check[BATCH_PAGES];	/* out: verified by that check, sha256 not run */
 	uint8_t check[BATCH_PAGES][PAGE_CHECK_SIZE];
 };
 

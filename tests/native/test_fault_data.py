@@ -80,25 +80,45 @@ def test_a_damaged_check_alone_is_overruled_by_sha256(driver, ticks_db, tmp_path
     assert run_driver(driver, db, "fetch", 1, hex(REC), NPAGES, "map") == expected_lines(1)
 
 
+def _forge(conn, content_id):
+    """Other bytes (ZZ) under the content's digest, with the check of both."""
+    other = content("ZZ")
+    (digest,) = conn.execute(
+        "SELECT digest FROM page_content WHERE id = ?", (content_id,)
+    ).fetchone()
+    conn.execute(
+        "UPDATE page_content SET codec = 'raw', data = ?, xxh3 = ? WHERE id = ?",
+        (other, check_of(other, digest), content_id),
+    )
+
+
+FORGED_LINE = f"{BAD:#x} {digest_of(content('ZZ')).hex()}"
+
+
 def test_the_check_is_what_a_page_is_verified_against(driver, ticks_db, tmp_path):
     """Other bytes under F0's digest, with the check of those bytes and that digest: the
     page server takes them (a recording's writer can write any digest and check alike:
     the check finds damage, not forgery), which shows sha256 was not what decided."""
-    other = content("ZZ")
-
-    def forge(conn, content_id):
-        (digest,) = conn.execute(
-            "SELECT digest FROM page_content WHERE id = ?", (content_id,)
-        ).fetchone()
-        conn.execute(
-            "UPDATE page_content SET codec = 'raw', data = ?, xxh3 = ? WHERE id = ?",
-            (other, check_of(other, digest), content_id),
-        )
-
-    db = damaged(ticks_db, tmp_path, forge)
-    assert digest_of(other) != digest_of(content("F0"))
+    db = damaged(ticks_db, tmp_path, _forge)
+    assert digest_of(content("ZZ")) != digest_of(content("F0"))
     lines = run_driver(driver, db, "fetch", 1, hex(REC), NPAGES, "map")
-    assert lines[5] == f"{BAD:#x} {digest_of(other).hex()}", lines[5]
+    assert lines[5] == FORGED_LINE, lines[5]
+
+
+def test_bytes_made_to_fit_a_check_never_reach_the_page_cache(
+    driver, ticks_db, tmp_path, monkeypatch
+):
+    """The verified-page cache keys a page by its digest and the recording file (device,
+    inode, birth time): a page taken on its check alone is hashed with sha256 before it is
+    put there, so the recording written back over the same file gets F0, not the bytes
+    that only fit the check."""
+    monkeypatch.setenv("TTD_PAGE_CACHE", str(tmp_path / "cache"))
+    db = damaged(ticks_db, tmp_path, _forge)
+    assert run_driver(driver, db, "fetch", 1, hex(REC), NPAGES, "map")[5] == FORGED_LINE
+    with open(ticks_db, "rb") as genuine, open(db, "r+b") as same_file:
+        same_file.write(genuine.read())
+        same_file.truncate()
+    assert run_driver(driver, db, "fetch", 1, hex(REC), NPAGES, "map") == expected_lines(1)
 
 
 @pytest.mark.parametrize("kind", ["flipped-byte", "other-bytes"])
