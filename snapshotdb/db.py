@@ -92,6 +92,29 @@ def _check_sqlite_file(path: Path) -> None:
         raise NotARecording(f"'{path}' is not a ttd recording (not an SQLite database).")
 
 
+def _roll_back_unfinished_write(path: Path) -> None:
+    """A writer killed during a transaction (a recorder killed by SIGKILL or the OOM
+    killer during a snapshot) leaves the rollback journal of that transaction, which
+    only a read-write connection may play back: a read-only one fails ("attempt to write
+    a readonly database"). Play it back as any read-write opener would: the snapshots
+    committed stay as they were, the unfinished one goes. A live writer's journal is
+    left alone (SQLite sees its lock). Best effort: when it cannot be done (no write
+    access), the read-only open says why (_check_schema)."""
+    try:
+        if os.stat(f"{path}-journal").st_size == 0:
+            return
+    except OSError:
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=5)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
+
+
 def _check_schema(engine: Engine, name: str) -> None:
     try:
         tables = set(inspect(engine).get_table_names())
@@ -102,6 +125,11 @@ def _check_schema(engine: Engine, name: str) -> None:
             row = session.get(Meta, "schema_version")
             copying = session.get(Meta, "copy_state")
     except (DatabaseError, OperationalError) as exc:
+        if "readonly database" in str(exc.orig):
+            raise NotARecording(
+                f"'{name}' holds a snapshot whose recorder was killed before it ended: "
+                "ttd needs write access to it once, to roll that snapshot back."
+            ) from exc
         raise NotARecording(f"'{name}' cannot be read as a ttd recording: {exc.orig}") from exc
     if row is None:
         raise NotARecording(f"'{name}' is not a ttd recording (no schema version).")
@@ -144,6 +172,8 @@ def _open(loc: Location, *, readonly: bool, create: bool) -> Engine:
             _initialize(engine)
         else:
             _check_sqlite_file(path)
+            if readonly:
+                _roll_back_unfinished_write(path)
             engine = _sqlite_engine(path, readonly)
     _check_schema(engine, loc.display)
     if not readonly and not loc.is_server:

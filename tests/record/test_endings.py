@@ -199,6 +199,35 @@ def test_full_disk(build_target, tmp_path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
+def _killed_during_a_write(db) -> None:
+    """What a recorder killed during a snapshot leaves: a write transaction's pages in the
+    file (a 1-page cache spills them), their originals in the journal, no commit."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            conn = sqlite3.connect(db, isolation_level=None)
+            conn.execute("PRAGMA cache_size=1")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE page_content SET data = zeroblob(100), xxh3 = NULL")
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def test_a_recorder_killed_during_a_snapshot_leaves_the_others_readable(build_target, tmp_path):
+    """The next ttd that opens the recording rolls the unfinished snapshot back (a
+    read-only connection cannot); timeline and call see the snapshots committed before."""
+    done, db, _ = record_checkpoints(build_target, tmp_path, "tests/record/grows.c", "3")
+    assert done.returncode == 0, done.stderr
+    _killed_during_a_write(db)
+    assert (tmp_path / "r.db-journal").stat().st_size > 0
+    assert [e["tick"] for e in timeline(db)][:3] == [1, 2, 3]
+    assert not (tmp_path / "r.db-journal").exists()
+    called = run_ttd("call", str(db), "--at", "3", "--json", "grown", timeout=120)
+    assert called.returncode == 0, called.stderr
+    assert '"value": "3"' in called.stdout
+
+
 def test_a_program_that_uses_userfaultfd_itself(build_target, tmp_path):
     done, db, prog = record_checkpoints(build_target, tmp_path, "tests/record/own_uffd.c")
     assert done.returncode == 0, done.stderr
