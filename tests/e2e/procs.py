@@ -77,15 +77,36 @@ def living_children_names(pid: int) -> list[str]:
     return sorted(comm(child) for child in children(pid) if state(child) not in ("Z", "gone"))
 
 
+def started_at(pid: int) -> float:
+    """When process `pid` started, in seconds since the epoch (its stat's start time,
+    in clock ticks after boot, plus the boot time); 0 when it is gone."""
+    fields = stat_fields(pid)
+    if fields is None:
+        return 0.0
+    with open("/proc/stat") as f:
+        boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
 def temp_files(gdb_pid: int) -> list[str]:
     """ttd's temporary files of this GDB: call sessions' directories (/tmp/ttd-GDBPID-*)
     and the gdbserver logs of older versions (/tmp/ttd-gdbserver-GDBPID-*). Other GDBs'
-    files (other tests running at the same time) are not this GDB's."""
+    files (other tests running at the same time) are not this GDB's, nor those made
+    before it started (another GDB of that process id, earlier; once it has ended, every
+    file with its id counts)."""
+    since = started_at(gdb_pid) - 1  # the start time is in clock ticks, btime in seconds
     found = []
     for where in ("/tmp", "/dev/shm"):
         for prefix in (f"ttd-{gdb_pid}-", f"ttd-gdbserver-{gdb_pid}-"):
-            found += glob.glob(f"{where}/{prefix}*")
+            found += [p for p in glob.glob(f"{where}/{prefix}*") if _changed_at(p) >= since]
     return sorted(found)
+
+
+def _changed_at(path: str) -> float:
+    try:
+        return os.stat(path).st_ctime
+    except OSError:  # removed meanwhile
+        return 0.0
 
 
 def footprint(gdb_pid: int) -> dict:
