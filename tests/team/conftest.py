@@ -6,6 +6,7 @@ SQLite one copied there."""
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
@@ -41,9 +42,15 @@ def pg_db(pg, pg_database):
 
 
 def record_bank(binary, output: str) -> None:
-    """ttd record of examples/bank at every transfer() (ticks 1-5) and its exit (6)."""
+    """ttd record of examples/bank at every transfer() (ticks 1-5) and its exit (6).
+
+    Without PYTEST_CURRENT_TEST in the program's environment: pytest sets it to the
+    running test's name, and the recordings compared here are made by session fixtures,
+    by whichever test needs each first; names of other lengths put their stacks at other
+    addresses, and a call's changed ranges below rsp at other offsets."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     done = run_ttd(
-        "record", "-o", str(output), "--break", "transfer", "--", str(binary), timeout=180
+        "record", "-o", str(output), "--break", "transfer", "--", str(binary), timeout=180, env=env
     )
     assert done.returncode == 0, done.stderr
 
