@@ -14,6 +14,7 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
@@ -41,8 +42,14 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 SQLITE_PAGE_SIZE = 32768
 
 
+def _file_uri(path: Path) -> str:
+    """An SQLite file URI of `path`, every character that URIs give a meaning ('?', '#',
+    '%') percent-encoded: unquoted, '/tmp/a?b.db' opened (and created) '/tmp/a'."""
+    return "file:" + quote(str(path))
+
+
 def _sqlite_engine(path: Path, readonly: bool) -> Engine:
-    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    uri = _file_uri(path) + ("?mode=ro" if readonly else "")
 
     def connect():
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
@@ -106,7 +113,7 @@ def _roll_back_unfinished_write(path: Path) -> None:
     except OSError:
         return
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=5)
+        conn = sqlite3.connect(_file_uri(path) + "?mode=rw", uri=True, timeout=5)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:

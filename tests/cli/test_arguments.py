@@ -4,6 +4,8 @@ directory; `ttd call --help` states the exit status; `ttd --help` loads nothing 
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 
@@ -98,3 +100,18 @@ def test_help_loads_nothing_heavy():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=TOP, timeout=60
     )
     assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
+
+
+def test_a_recording_at_a_path_with_uri_characters(target_db, tmp_path):
+    """'?', '#' and '%' in a recording's path are the file's name, not parts of an SQLite
+    URI: unquoted, 'a?b.db' was opened (and created, empty) as 'a'."""
+    db, _ = target_db
+    odd = tmp_path / "rec?mode=rw#x%41.db"
+    shutil.copy(db, odd)
+    timeline = run_ttd("timeline", str(odd), "--json", timeout=60)
+    assert timeline.returncode == 0, timeline.stderr
+    assert [e["tick"] for e in json.loads(timeline.stdout)] == [1, 2, 3, 4]
+    called = run_ttd("call", str(odd), "--at", "2", "value()", timeout=120)
+    assert called.returncode == 0, called.stderr
+    assert called.stdout.splitlines()[0] == "value() = 200"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [odd.name]
