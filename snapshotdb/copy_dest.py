@@ -112,6 +112,10 @@ class _FileDestination(Destination):
             )
 
     def lookup(self, table: str, digests: list[bytes]) -> dict[bytes, int]:
+        # page_content's digests are in page_digest (models.py); file_content's in itself
+        source, id_column = (
+            ("page_digest", "content_id") if table == "page_content" else (table, "id")
+        )
         found: dict[bytes, int] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(digests), LOOKUP_BATCH):
@@ -120,7 +124,8 @@ class _FileDestination(Destination):
                 found.update(
                     (bytes(d), n)
                     for d, n in conn.exec_driver_sql(
-                        f"SELECT digest, id FROM {table} WHERE digest IN ({marks})", tuple(batch)
+                        f"SELECT digest, {id_column} FROM {source} WHERE digest IN ({marks})",
+                        tuple(batch),
                     )
                 )
         return found
@@ -135,6 +140,11 @@ class _FileDestination(Destination):
                 f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
                 [(i, *row) for i, row in zip(ids, rows, strict=True)],
             )
+            if table == "page_content":
+                conn.exec_driver_sql(
+                    "INSERT INTO page_digest (digest, content_id) VALUES (?, ?)",
+                    [(row[0], i) for i, row in zip(ids, rows, strict=True)],
+                )
         return ids
 
     def insert_versions(self, conn, rows) -> None:

@@ -185,7 +185,21 @@ def _open(loc: Location, *, readonly: bool, create: bool) -> Engine:
     _check_schema(engine, loc.display)
     if not readonly and not loc.is_server:
         Base.metadata.create_all(engine)  # tables a recording of an older ttd lacks
+        _fill_page_digest(engine)
     return engine
+
+
+def _fill_page_digest(engine: Engine) -> None:
+    """A recording made before page_digest, opened to be written: the digests of its
+    contents, once (its UNIQUE digest constraint gives them in order). Writers find a
+    content by page_digest alone."""
+    with engine.begin() as conn:
+        if conn.exec_driver_sql("SELECT 1 FROM page_digest LIMIT 1").first() is not None:
+            return
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO page_digest (digest, content_id) "
+            "SELECT digest, id FROM page_content ORDER BY digest"
+        )
 
 
 def _open_server(loc: Location, *, readonly: bool, create: bool) -> Engine:

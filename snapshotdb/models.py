@@ -8,6 +8,8 @@ One database holds one recording: the state of one process at many ticks.
                      └──* mapping  (start, end, perms, offset, path)
 
     page_version (address, first_tick) ──> page_content (digest, codec, data)
+                                             ^
+    page_digest (digest) ────────────────────┘  (SQLite: each content found by its digest)
 
     recorded_file (path, build_id, role) ──> file_content (digest, size, codec, data)
 
@@ -29,6 +31,12 @@ distinct content (zstd frames of the file, digest = sha256 of the file): GDB rea
 symbols from them where the local file is missing or another (gdb_plugin/files.py).
 These two tables came after schema version 1 without changing it: an older ttd ignores
 them, and a recording without them has no recorded files (writers add them).
+
+page_digest came after schema version 1 as well. A recording made before it has a UNIQUE
+constraint on page_content.digest instead; a writer adds the table and fills it from
+page_content when it opens such a recording (db.py). An older ttd that writes to a newer
+recording does not keep page_digest: a content it stored may be stored again, which is
+never wrong (a page names one row holding its bytes, whichever).
 
 On a PostgreSQL server a database holds many recordings (snapshotdb/server.py):
 page_content and file_content are shared by all of them, the other tables are one
@@ -181,8 +189,14 @@ class Mapping(Base):
 
 class PageContent(Base):
     __tablename__ = "page_content"
+    # On PostgreSQL, where recordings share page_content, a unique index finds a content by
+    # its digest; an SQLite recording has page_digest instead (a recording made before it
+    # has this as a UNIQUE constraint, and gets page_digest when it is written to)
+    __table_args__ = (
+        Index("uq_page_content_digest", "digest", unique=True).ddl_if(dialect="postgresql"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    digest: Mapped[page_digest]
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))  # sha256 of the 4096 bytes
     codec: Mapped[str] = mapped_column(String(8))  # 'zstd' | 'raw'
     data: Mapped[blob]
     # pages.check_of: what the C page server checks a page against in place of sha256;
@@ -192,6 +206,21 @@ class PageContent(Base):
 
     def __repr__(self) -> str:
         return _repr(self, "id", "codec")
+
+
+class PageDigest(Base):
+    """An SQLite recording's page_content row of each digest, in digest order (a table of
+    its own, not an index of page_content: native/capture/store.c appends the digests of
+    a whole snapshot in order, where an index took them one by one in sha256's random
+    order, which cost a first snapshot half of its storing time). Not on PostgreSQL."""
+
+    __tablename__ = "page_digest"
+    __table_args__ = {"sqlite_with_rowid": False}
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    content_id: Mapped[int] = mapped_column(ForeignKey("page_content.id"))
+
+    def __repr__(self) -> str:
+        return f"PageDigest({self.digest.hex()[:16]} -> {self.content_id})"
 
 
 class PageVersion(Base):

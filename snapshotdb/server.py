@@ -68,10 +68,11 @@ def shared_tables():
 
 
 def recording_tables():
-    from .models import Base
+    from .models import Base, PageDigest
 
-    shared = set(shared_tables())
-    return [t for t in Base.metadata.sorted_tables if t not in shared]
+    # page_digest is an SQLite recording's: here page_content's unique index finds a digest
+    left_out = set(shared_tables()) | {PageDigest.__table__}
+    return [t for t in Base.metadata.sorted_tables if t not in left_out]
 
 
 def _options(loc: Location, schema_name: str | None, readonly: bool) -> str:

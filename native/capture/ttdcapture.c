@@ -27,7 +27,8 @@
  *
  * Rooms: encoder.c (worker threads read and encode batches of pages), store.c (the calling
  * thread stores them in order: the critical path), rows.c (the ttd_rows table the store
- * inserts from), digest_filter.c.
+ * inserts from), content_map.c (the contents one call stored), file_space.c (disk space
+ * allocated ahead of SQLite's writes).
  */
 #include <stdlib.h>
 
@@ -98,6 +99,8 @@ static void store_pages(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 			rc = encoders_start(&enc, sqlite3_value_int(argv[0]), runs, nruns) == 0 ?
 				     store_all(&enc, st, prev, out + 2) :
 				     SQLITE_NOMEM;
+		if (rc == SQLITE_OK)
+			rc = store_finish(st);
 		encoders_stop(&enc);
 		out[0] = (int64_t)st->contents_inserted;
 		out[1] = (int64_t)st->versions_written;

@@ -35,6 +35,28 @@ class TickMemory:
         return {a: by_id[c] for a, c in self.map.items()}
 
 
+def digest_table_problems(db) -> list[str]:
+    """What is wrong with an SQLite recording's page_digest: every page_content row must
+    be found by its digest there, and every page_digest row name a content with that
+    digest. [] when whole."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        unfound = conn.execute(
+            "SELECT count(*) FROM page_content c LEFT JOIN page_digest d "
+            "ON d.digest = c.digest WHERE d.digest IS NULL"
+        ).fetchone()[0]
+        wrong = conn.execute(
+            "SELECT count(*) FROM page_digest d LEFT JOIN page_content c "
+            "ON c.id = d.content_id WHERE c.digest IS NULL OR c.digest != d.digest"
+        ).fetchone()[0]
+        contents = conn.execute("SELECT count(*) FROM page_content").fetchone()[0]
+    conn.close()
+    problems = [f"{unfound} contents not in page_digest"] if unfound else []
+    problems += [f"{wrong} page_digest rows naming another content"] if wrong else []
+    return problems + ([] if contents else ["no contents"])
+
+
 def global_value(session: Session, exe, name: str, tick: int, size: int = 8) -> int:
     """The little-endian value of the executable's global `name` at `tick` (a PIE's
     address: the .symtab value from the mapping of the executable's offset 0)."""

@@ -1,6 +1,7 @@
 """ttd_store_pages (native/capture) makes the rows a page-by-page insert would make: the same
 page_content ids in address order, one row per content, contents stored before reused, zero
-pages and unreadable pages as id 0, and a page_version row exactly where the id changed.
+pages and unreadable pages as id 0, a page_version row exactly where the id changed, and a
+page_digest row of every content.
 
 The "process memory" is a regular file read with pread: the extension reads MEM_FD at the
 runs' addresses whatever the descriptor is. Pages repeat within a batch of 256 pages,
@@ -123,6 +124,8 @@ def test_the_rows_of_a_page_by_page_insert(conn, tmp_path):
         stored[bytes(digest)] = cid
         decode(codec, data, bytes(digest))  # verifies the digest
     assert stored == model.ids
+    found = conn.execute(text("SELECT digest, content_id FROM page_digest"))
+    assert {bytes(d): cid for d, cid in found} == model.ids
     got = conn.execute(
         text("SELECT address, first_tick, content_id FROM page_version ORDER BY id")
     ).all()

@@ -8,6 +8,7 @@ import subprocess
 from snapshotdb import queries
 from snapshotdb.db import open_recording
 from tests.conftest import PLUGIN
+from tests.record.memory import digest_table_problems
 
 GDB_TIMEOUT = 120
 
@@ -131,6 +132,56 @@ def test_a_recording_made_before_page_checks_is_added_to_and_called(tmp_path, bu
         contents = conn.execute("SELECT count(*) FROM page_content").fetchone()[0]
     conn.close()
     assert "xxh3" not in columns and contents > 0
+
+
+OLD_PAGE_CONTENT = """
+PRAGMA foreign_keys=OFF;
+BEGIN;
+DROP TABLE page_digest;
+CREATE TABLE old_content (
+    id INTEGER NOT NULL, digest BLOB NOT NULL, codec VARCHAR(8) NOT NULL,
+    data BLOB NOT NULL, xxh3 BLOB,
+    CONSTRAINT pk_page_content PRIMARY KEY (id),
+    CONSTRAINT uq_page_content_digest UNIQUE (digest));
+INSERT INTO old_content SELECT id, digest, codec, data, xxh3 FROM page_content;
+DROP TABLE page_content;
+ALTER TABLE old_content RENAME TO page_content;
+COMMIT;
+"""
+
+
+def test_a_recording_made_before_page_digest_is_added_to_and_called(tmp_path, build_target):
+    """page_digest is new: a recording made before it (a UNIQUE constraint on
+    page_content.digest instead) gets the table, filled from its contents, when it is
+    opened to be written; the new snapshot's contents that it held already are not stored
+    again, and calls at both ticks work."""
+    bank = build_target("examples/bank.c")
+    db = tmp_path / "old.db"
+    gdb_batch(f"ttd open --create {db}", "break transfer", "run", "ttd snapshot", program=bank)
+    with sqlite3.connect(db) as conn:
+        conn.executescript(OLD_PAGE_CONTENT)
+        before = conn.execute("SELECT count(*) FROM page_content").fetchone()[0]
+    conn.close()
+    lines = gdb_batch(
+        f"ttd open {db}",
+        "break transfer",
+        "run",
+        "continue",
+        "ttd snapshot",
+        "call-at-time 1 balance_of(1)",
+        "call-at-time 2 balance_of(1)",
+        program=bank,
+    )
+    assert any(line.startswith("Snapshot tick 2: ") for line in lines), lines
+    assert [line for line in lines if line.startswith("$")] == ["$1 = 10000", "$2 = 9900"]
+    assert digest_table_problems(db) == []
+    with sqlite3.connect(db) as conn:
+        contents, digests = conn.execute(
+            "SELECT count(*), count(DISTINCT digest) FROM page_content"
+        ).fetchone()
+    conn.close()
+    # the second run's libc, stack and heap pages mostly as the first's: few new ones
+    assert contents == digests and before < contents < 2 * before, (before, contents)
 
 
 def test_every_command_has_help():

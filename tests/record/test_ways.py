@@ -20,6 +20,7 @@ from snapshotdb.models import PageContent, PageVersion
 from snapshotdb.pages import check_of, decode
 from snapshotdb.regs import MM_FIELDS
 from tests.conftest import PLUGIN, TOP, require
+from tests.record.memory import digest_table_problems
 
 ROUNDS = 6
 GDB_TIMEOUT = 300
@@ -108,6 +109,13 @@ def test_every_content_carries_its_check(both_ways):
         assert rows
         wrong = [d.hex() for c, data, d, x in rows if x != check_of(decode(c, data, d), d)]
         assert wrong == [], (db, len(wrong), wrong[:3])
+
+
+def test_every_content_is_found_by_its_digest(both_ways):
+    """page_digest (what writers find a content by) holds every content, whichever way
+    stored it: the native store appends a call's digests at its end, Python per batch."""
+    for db in (both_ways["scan"], both_ways["tracked"]):
+        assert digest_table_problems(db) == [], db
 
 
 def versions(db) -> dict[tuple[int, int], str | None]:

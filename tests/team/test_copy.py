@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from tests.conftest import TTD, run_ttd
+from tests.record.memory import digest_table_problems
 from tests.team.calls import comparable, ttd_call
 from tests.team.conftest import copy, schema
 
@@ -31,6 +32,7 @@ def test_copied_back_to_a_file_calls_the_same(bank_pg, tmp_path):
         assert on_server["status"] == "returned"
         assert comparable(ttd_call(back, tick, "transfer(1, 2, 7)")) == on_server
     assert list(listed(str(back)).values())[0]["state"] == "complete"
+    assert digest_table_problems(back) == []  # the file's writers find its contents
 
 
 def test_list_names_the_recordings_of_a_database(pg, bank_pg, bank_pg_copy):
