@@ -19,6 +19,9 @@
  *                               'raw' (docs/internals.md; encoder.c)
  *   id != PREV's                a page_version row (address, TICK, id or NULL)
  *
+ * and a page_digest row (digest, id) of every content it inserted (or found in page_content
+ * and not in page_digest), in digest order at the end of the call (store.c).
+ *
  * New contents get their ids in address order, as if each page were inserted in turn.
  * It returns a blob: u64 contents inserted, u64 versions written, then the i64 id of every
  * page. Errors are SQL errors (SQLITE_FULL for a full disk); the caller's transaction
@@ -115,7 +118,11 @@ static void store_pages(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	if (rc == SQLITE_NOMEM) {
 		sqlite3_result_error_nomem(ctx);
 	} else {
-		sqlite3_result_error(ctx, sqlite3_errmsg(db), -1);
+		/* an error of ours (SQLITE_CORRUPT: a content neither inserted nor found) has no
+		 * message on the connection */
+		sqlite3_result_error(ctx, sqlite3_errcode(db) == rc ? sqlite3_errmsg(db) :
+								       sqlite3_errstr(rc),
+				     -1);
 		sqlite3_result_error_code(ctx, rc);
 	}
 }

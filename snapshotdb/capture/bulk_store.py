@@ -4,7 +4,8 @@ snapshot's transaction.
 native/capture/libttdcapture.so is an SQLite extension (its header comment is the
 contract): loaded into the writer's own connection, `SELECT ttd_store_pages(MEM_FD, RUNS,
 PREV, TICK)` reads the runs from /proc/PID/mem, hashes and compresses their pages on worker
-threads, and inserts their new contents and their versions, at the speed of memory.
+threads, and inserts their new contents, their versions and the contents' digests
+(page_digest), at the speed of memory.
 
 It serves SQLite files only; for a server database, or when the library is not built
 (`make -C native/capture`), the writer reads the same runs in Python (same pages and

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import sqlite3
 from array import array
 
 import pytest
@@ -19,9 +20,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from snapshotdb.capture import bulk_store
+from snapshotdb.capture.content_store import ContentStore
 from snapshotdb.db import open_engine
-from snapshotdb.pages import PAGE_SIZE, ZERO_PAGE, decode
+from snapshotdb.pages import PAGE_SIZE, ZERO_PAGE, check_of, decode
 from tests.conftest import require
+from tests.record.memory import digest_table_problems
 
 BATCH = 256  # native/capture/encoder.h BATCH_PAGES
 
@@ -198,3 +201,73 @@ def test_a_full_database_fails_the_call_and_keeps_the_checks(tmp_path):
     finally:
         os.close(fd)
         engine.dispose()
+
+
+# page_content as a recording made before page_digest has it: a UNIQUE digest constraint
+OLD_FORM = """
+CREATE TABLE old_content (
+    id INTEGER NOT NULL, digest BLOB NOT NULL, codec VARCHAR(8) NOT NULL,
+    data BLOB NOT NULL, xxh3 BLOB,
+    CONSTRAINT pk_page_content PRIMARY KEY (id),
+    CONSTRAINT uq_page_content_digest UNIQUE (digest));
+INSERT INTO old_content SELECT id, digest, codec, data, xxh3 FROM page_content;
+DROP TABLE page_content;
+ALTER TABLE old_content RENAME TO page_content;
+"""
+
+
+@pytest.fixture
+def half_digested(tmp_path):
+    """A recording in the old form whose page_digest misses half of its contents (an older
+    ttd stored them after page_digest was added), and the pages of its contents."""
+    require(bulk_store.LIBRARY.exists(), "make -C native/capture")
+    db = tmp_path / "rec.db"
+    engine = open_engine(db, create=True)
+    pages = [page_of("random", n) for n in range(40)]
+    fd = memory_file(tmp_path / "mem", pages)
+    try:
+        with engine.begin() as conn:
+            assert bulk_store.usable(conn)
+            bulk_store.store(conn, fd, [(0, 40 * PAGE_SIZE)], array("q", [0] * 40), 1)
+    finally:
+        os.close(fd)
+    engine.dispose()
+    raw = sqlite3.connect(db)
+    raw.executescript("PRAGMA foreign_keys=OFF; BEGIN;" + OLD_FORM + "COMMIT;")
+    raw.execute("DELETE FROM page_digest WHERE content_id % 2 = 0")
+    raw.commit()
+    raw.close()
+    return db, pages
+
+
+def test_a_content_missing_from_page_digest_is_found_not_stored_again(half_digested, tmp_path):
+    """The native store: a content page_digest does not know but the old form's UNIQUE
+    constraint refuses is looked up by its digest, and added to page_digest."""
+    db, pages = half_digested
+    fd = memory_file(tmp_path / "mem2", pages)
+    engine = open_engine(db, readonly=False)
+    try:
+        with engine.begin() as conn:
+            assert bulk_store.usable(conn)
+            ids, contents, _ = bulk_store.store(
+                conn, fd, [(0, 40 * PAGE_SIZE)], array("q", [0] * 40), 2
+            )
+    finally:
+        os.close(fd)
+        engine.dispose()
+    assert (list(ids), contents) == (list(range(1, 41)), 0)
+    assert digest_table_problems(db) == []
+
+
+def test_python_finds_a_content_missing_from_page_digest(half_digested):
+    """Python's ContentStore, likewise."""
+    db, pages = half_digested
+    rows = [(d, "raw", p, check_of(p, d)) for p in pages for d in [hashlib.sha256(p).digest()]]
+    engine = open_engine(db, readonly=False)
+    try:
+        with engine.begin() as conn:
+            store = ContentStore(conn)
+            assert store.ids(rows) == list(range(1, 41)) and store.inserted == 0
+    finally:
+        engine.dispose()
+    assert digest_table_problems(db) == []
