@@ -80,28 +80,28 @@ class ContentStore:
         return ids
 
     def _lookup_sqlite(self, digests: list[bytes]) -> dict[bytes, int]:
-        found: dict[bytes, int] = {}
-        for i in range(0, len(digests), LOOKUP_BATCH):
-            batch = digests[i : i + LOOKUP_BATCH]
-            found.update(
-                (bytes(d), n)
-                for d, n in self.conn.exec_driver_sql(
-                    "SELECT digest, content_id FROM page_digest "
-                    f"WHERE digest IN ({','.join('?' * len(batch))})",
-                    tuple(batch),
-                )
+        def fetch(batch):
+            marks = ",".join("?" * len(batch))
+            return self.conn.exec_driver_sql(
+                f"SELECT digest, content_id FROM page_digest WHERE digest IN ({marks})",
+                tuple(batch),
             )
-        return found
+
+        return _found(digests, fetch)
 
     def _lookup(self, digests: list[bytes]) -> dict[bytes, int]:
         """By page_content.digest: PostgreSQL's unique index (or an old recording's)."""
-        found: dict[bytes, int] = {}
-        for i in range(0, len(digests), LOOKUP_BATCH):
-            batch = digests[i : i + LOOKUP_BATCH]
-            found.update(
-                (bytes(d), i)
-                for d, i in self.conn.execute(
-                    select(_TABLE.c.digest, _TABLE.c.id).where(_TABLE.c.digest.in_(batch))
-                )
-            )
-        return found
+        return _found(
+            digests,
+            lambda batch: self.conn.execute(
+                select(_TABLE.c.digest, _TABLE.c.id).where(_TABLE.c.digest.in_(batch))
+            ),
+        )
+
+
+def _found(digests: list[bytes], fetch) -> dict[bytes, int]:
+    """{digest: id} of the digests fetch(batch) finds, LOOKUP_BATCH digests a query."""
+    found: dict[bytes, int] = {}
+    for i in range(0, len(digests), LOOKUP_BATCH):
+        found.update((bytes(d), n) for d, n in fetch(digests[i : i + LOOKUP_BATCH]))
+    return found

@@ -35,6 +35,30 @@ class TickMemory:
         return {a: by_id[c] for a, c in self.map.items()}
 
 
+# page_content as a recording made before page_digest has it: a UNIQUE digest constraint
+OLD_PAGE_CONTENT = """
+CREATE TABLE old_content (
+    id INTEGER NOT NULL, digest BLOB NOT NULL, codec VARCHAR(8) NOT NULL,
+    data BLOB NOT NULL, xxh3 BLOB,
+    CONSTRAINT pk_page_content PRIMARY KEY (id),
+    CONSTRAINT uq_page_content_digest UNIQUE (digest));
+INSERT INTO old_content SELECT id, digest, codec, data, xxh3 FROM page_content;
+DROP TABLE page_content;
+ALTER TABLE old_content RENAME TO page_content;
+"""
+
+
+def to_old_form(db, *, keep_digests: bool = False) -> None:
+    """Turn a recording's page_content into the form it had before page_digest (and drop
+    page_digest unless keep_digests)."""
+    import sqlite3
+
+    drop = "" if keep_digests else "DROP TABLE page_digest;"
+    conn = sqlite3.connect(db)
+    conn.executescript(f"PRAGMA foreign_keys=OFF; BEGIN; {drop} {OLD_PAGE_CONTENT} COMMIT;")
+    conn.close()
+
+
 def digest_table_problems(db) -> list[str]:
     """What is wrong with an SQLite recording's page_digest: every page_content row must
     be found by its digest there, and every page_digest row name a content with that

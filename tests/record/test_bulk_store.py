@@ -24,7 +24,7 @@ from snapshotdb.capture.content_store import ContentStore
 from snapshotdb.db import open_engine
 from snapshotdb.pages import PAGE_SIZE, ZERO_PAGE, check_of, decode
 from tests.conftest import require
-from tests.record.memory import digest_table_problems
+from tests.record.memory import digest_table_problems, to_old_form
 
 BATCH = 256  # native/capture/encoder.h BATCH_PAGES
 
@@ -203,19 +203,6 @@ def test_a_full_database_fails_the_call_and_keeps_the_checks(tmp_path):
         engine.dispose()
 
 
-# page_content as a recording made before page_digest has it: a UNIQUE digest constraint
-OLD_FORM = """
-CREATE TABLE old_content (
-    id INTEGER NOT NULL, digest BLOB NOT NULL, codec VARCHAR(8) NOT NULL,
-    data BLOB NOT NULL, xxh3 BLOB,
-    CONSTRAINT pk_page_content PRIMARY KEY (id),
-    CONSTRAINT uq_page_content_digest UNIQUE (digest));
-INSERT INTO old_content SELECT id, digest, codec, data, xxh3 FROM page_content;
-DROP TABLE page_content;
-ALTER TABLE old_content RENAME TO page_content;
-"""
-
-
 @pytest.fixture
 def half_digested(tmp_path):
     """A recording in the old form whose page_digest misses half of its contents (an older
@@ -232,8 +219,8 @@ def half_digested(tmp_path):
     finally:
         os.close(fd)
     engine.dispose()
+    to_old_form(db, keep_digests=True)
     raw = sqlite3.connect(db)
-    raw.executescript("PRAGMA foreign_keys=OFF; BEGIN;" + OLD_FORM + "COMMIT;")
     raw.execute("DELETE FROM page_digest WHERE content_id % 2 = 0")
     raw.commit()
     raw.close()

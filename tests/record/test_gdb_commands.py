@@ -8,7 +8,7 @@ import subprocess
 from snapshotdb import queries
 from snapshotdb.db import open_recording
 from tests.conftest import PLUGIN
-from tests.record.memory import digest_table_problems
+from tests.record.memory import digest_table_problems, to_old_form
 
 GDB_TIMEOUT = 120
 
@@ -105,6 +105,23 @@ def test_snapshot_timeline_and_bad_arguments(tmp_path, build_target):
     assert rows[1].split()[:2] == ["2", "breakpoint"] and rows[1].endswith("# second call")
 
 
+def add_tick_2_and_call_both(db, bank) -> None:
+    """A second session on a recording of examples/bank with one snapshot (at the first
+    transfer): a snapshot at the second transfer, then a call at each tick."""
+    lines = gdb_batch(
+        f"ttd open {db}",
+        "break transfer",
+        "run",
+        "continue",
+        "ttd snapshot",
+        "call-at-time 1 balance_of(1)",
+        "call-at-time 2 balance_of(1)",
+        program=bank,
+    )
+    assert any(line.startswith("Snapshot tick 2: ") for line in lines), lines
+    assert [line for line in lines if line.startswith("$")] == ["$1 = 10000", "$2 = 9900"]
+
+
 def test_a_recording_made_before_page_checks_is_added_to_and_called(tmp_path, build_target):
     """page_content.xxh3 is new: a recording without the column (made before it) takes
     new snapshots without it, both stores (Python and native/capture) and calls at its
@@ -115,39 +132,12 @@ def test_a_recording_made_before_page_checks_is_added_to_and_called(tmp_path, bu
     with sqlite3.connect(db) as conn:
         conn.execute("ALTER TABLE page_content DROP COLUMN xxh3")
     conn.close()
-    lines = gdb_batch(
-        f"ttd open {db}",
-        "break transfer",
-        "run",
-        "continue",
-        "ttd snapshot",
-        "call-at-time 1 balance_of(1)",
-        "call-at-time 2 balance_of(1)",
-        program=bank,
-    )
-    assert any(line.startswith("Snapshot tick 2: ") for line in lines), lines
-    assert [line for line in lines if line.startswith("$")] == ["$1 = 10000", "$2 = 9900"]
+    add_tick_2_and_call_both(db, bank)
     with sqlite3.connect(db) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(page_content)")]
         contents = conn.execute("SELECT count(*) FROM page_content").fetchone()[0]
     conn.close()
     assert "xxh3" not in columns and contents > 0
-
-
-OLD_PAGE_CONTENT = """
-PRAGMA foreign_keys=OFF;
-BEGIN;
-DROP TABLE page_digest;
-CREATE TABLE old_content (
-    id INTEGER NOT NULL, digest BLOB NOT NULL, codec VARCHAR(8) NOT NULL,
-    data BLOB NOT NULL, xxh3 BLOB,
-    CONSTRAINT pk_page_content PRIMARY KEY (id),
-    CONSTRAINT uq_page_content_digest UNIQUE (digest));
-INSERT INTO old_content SELECT id, digest, codec, data, xxh3 FROM page_content;
-DROP TABLE page_content;
-ALTER TABLE old_content RENAME TO page_content;
-COMMIT;
-"""
 
 
 def test_a_recording_made_before_page_digest_is_added_to_and_called(tmp_path, build_target):
@@ -158,22 +148,11 @@ def test_a_recording_made_before_page_digest_is_added_to_and_called(tmp_path, bu
     bank = build_target("examples/bank.c")
     db = tmp_path / "old.db"
     gdb_batch(f"ttd open --create {db}", "break transfer", "run", "ttd snapshot", program=bank)
+    to_old_form(db)
     with sqlite3.connect(db) as conn:
-        conn.executescript(OLD_PAGE_CONTENT)
         before = conn.execute("SELECT count(*) FROM page_content").fetchone()[0]
     conn.close()
-    lines = gdb_batch(
-        f"ttd open {db}",
-        "break transfer",
-        "run",
-        "continue",
-        "ttd snapshot",
-        "call-at-time 1 balance_of(1)",
-        "call-at-time 2 balance_of(1)",
-        program=bank,
-    )
-    assert any(line.startswith("Snapshot tick 2: ") for line in lines), lines
-    assert [line for line in lines if line.startswith("$")] == ["$1 = 10000", "$2 = 9900"]
+    add_tick_2_and_call_both(db, bank)
     assert digest_table_problems(db) == []
     with sqlite3.connect(db) as conn:
         contents, digests = conn.execute(
