@@ -194,8 +194,11 @@ def _fill_page_digest(engine: Engine) -> None:
     contents, once (its UNIQUE digest constraint gives them in order). Writers find a
     content by page_digest alone."""
     with engine.begin() as conn:
-        if conn.exec_driver_sql("SELECT 1 FROM page_digest LIMIT 1").first() is not None:
-            return
+        if (
+            conn.exec_driver_sql("SELECT 1 FROM page_digest LIMIT 1").first() is not None
+            or conn.exec_driver_sql("SELECT 1 FROM page_content LIMIT 1").first() is None
+        ):
+            return  # nothing to fill: no write, no wait for another writer's lock
         conn.exec_driver_sql(
             "INSERT OR IGNORE INTO page_digest (digest, content_id) "
             "SELECT digest, id FROM page_content ORDER BY digest"
