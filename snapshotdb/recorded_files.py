@@ -1,8 +1,11 @@
 """The files a recording keeps: the ELF files its process mapped and their separate debug
 files (models.py: recorded_file -> file_content), stored and read back verified.
 
-    store(conn, path, build_id, role, data)   a file's bytes, stored once per content
-                                              (sha256), named in this recording
+    packed(data)                              a file's bytes made ready to store: their
+                                              sha256 and stored form (no database: a
+                                              thread of its own may make them)
+    store(conn, path, build_id, role, packed) stored once per content (sha256), named
+                                              in this recording
     listed(session)                           [RecordedFile] (none when the recording
                                               was made before recordings kept files)
     read(session, row)                        the file's bytes, checked against their
@@ -16,6 +19,7 @@ they are when that is not smaller.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import zstandard
 from sqlalchemy import inspect, select
@@ -40,8 +44,25 @@ def has_files(engine_or_conn) -> bool:
     return inspect(engine_or_conn).has_table("recorded_file")
 
 
-def store(conn: Connection, path: str, build_id: str | None, role: str, data: bytes) -> bool:
-    """Keep `data` as the file at `path` (role exe, library or debug) in this recording,
+@dataclass(frozen=True)
+class Packed:
+    """A file's bytes as file_content stores them."""
+
+    digest: bytes  # sha256 of the file's bytes
+    size: int
+    codec: str  # 'zstd' | 'raw'
+    stored: bytes
+
+
+def packed(data: bytes) -> Packed:
+    """Hashing and compressing release the GIL: files are packed beside other work."""
+    compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    codec, stored = ("zstd", compressed) if len(compressed) < len(data) else ("raw", data)
+    return Packed(hashlib.sha256(data).digest(), len(data), codec, stored)
+
+
+def store(conn: Connection, path: str, build_id: str | None, role: str, content: Packed) -> bool:
+    """Keep `content` as the file at `path` (role exe, library or debug) in this recording,
     inside the caller's transaction; False when it was kept already."""
     there = conn.execute(
         select(RecordedFile.id).where(
@@ -50,7 +71,7 @@ def store(conn: Connection, path: str, build_id: str | None, role: str, data: by
     ).first()
     if there is not None:
         return False
-    content_id = _content_id(conn, data)
+    content_id = _content_id(conn, content)
     conn.execute(
         RecordedFile.__table__.insert(),
         [{"path": path, "build_id": build_id, "role": role, "content_id": content_id}],
@@ -58,21 +79,19 @@ def store(conn: Connection, path: str, build_id: str | None, role: str, data: by
     return True
 
 
-def _content_id(conn: Connection, data: bytes) -> int:
+def _content_id(conn: Connection, content: Packed) -> int:
     """The file_content row of these bytes, inserted when missing (another recorder of
     the same database may insert it meanwhile: then it is found)."""
-    digest = hashlib.sha256(data).digest()
-    query = select(FileContent.id).where(FileContent.digest == digest)
+    query = select(FileContent.id).where(FileContent.digest == content.digest)
     content_id = conn.scalar(query)
     if content_id is not None:
         return content_id
-    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
-    codec, stored = ("zstd", packed) if len(packed) < len(data) else ("raw", data)
+    row = {"digest": content.digest, "size": content.size, "codec": content.codec}
     try:
         with conn.begin_nested():
             return conn.execute(
                 FileContent.__table__.insert().returning(FileContent.id),
-                [{"digest": digest, "size": len(data), "codec": codec, "data": stored}],
+                [{**row, "data": content.stored}],
             ).scalar_one()
     except IntegrityError:
         return conn.scalar(query)

@@ -7,6 +7,12 @@ rebuilt after it was recorded): gdb_plugin/files.py.
     keeper = FileKeeper(engine)                   one per recorder
     notes = keeper.keep(mappings, opener)         after each snapshot: the files of
                                                   mappings not looked at yet
+    keeper.start(mappings, opener)                the same in two steps: the files read,
+    ... the snapshot ...                          hashed and compressed on a thread of
+    notes = keeper.finish()                       their own while the snapshot is written
+                                                  (a first snapshot of python3 spent two
+                                                  thirds of its time on its files), then
+                                                  stored
 
 opener(mapping) names the file to read for a mapping, or None: for a live process
 /proc/PID/map_files/START-END, the very file it maps even when its path now holds
@@ -19,7 +25,10 @@ are skipped; a file is kept once per (path, build-id) and its bytes once per dat
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import chain
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -32,8 +41,34 @@ from .writer import MappingInfo
 
 ELF_MAGIC = b"\x7fELF"
 DEBUG_BY_BUILD_ID = "/usr/lib/debug/.build-id"
+# Packed file bytes the reading thread holds at most before it leaves the rest to finish()
+AHEAD_BYTES = 64 << 20
 
 Opener = Callable[[MappingInfo], "str | None"]
+
+
+@dataclass
+class _Read:
+    """A mapping's file, read and packed, with its separate debug file's."""
+
+    mapping: MappingInfo
+    build_id: str | None
+    content: recorded_files.Packed
+    debug: tuple[str, recorded_files.Packed] | None
+
+
+@dataclass
+class _Reading:
+    """The files of one start(): what the thread read (in order), and where it stopped."""
+
+    todo: list[MappingInfo]
+    opener: Opener
+    exe_mapped: str | None
+    done: list[_Read | None] = field(default_factory=list)  # None: nothing to keep
+    notes: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    stop: bool = False
+    thread: threading.Thread | None = None
 
 
 class FileKeeper:
@@ -43,6 +78,7 @@ class FileKeeper:
         self.engine = engine
         self.seen: set[tuple[str, int]] = set()  # (path, inode) looked at
         self._exe_path: str | None = None
+        self._reading: _Reading | None = None
 
     def keep(
         self, mappings: list[MappingInfo], opener: Opener, exe_mapped: str | None = None
@@ -51,63 +87,123 @@ class FileKeeper:
         large to keep, one that cannot be read). exe_mapped: the path the executable is
         mapped at when it is not the recording's executable path (a core imported with
         --exe): it is kept under the recording's."""
+        self.start(mappings, opener, exe_mapped, thread=False)
+        return self.finish()
+
+    def start(
+        self,
+        mappings: list[MappingInfo],
+        opener: Opener,
+        exe_mapped: str | None = None,
+        *,
+        thread: bool = True,
+    ) -> None:
+        """Begin keep(): read, hash and compress the files on a thread of its own (up to
+        AHEAD_BYTES of them); finish() stores them. The mappings' process stays stopped
+        meanwhile (a live process's files are read through /proc/PID/map_files)."""
+        self.abandon()
         todo = []
         for m in mappings:
             key = (m.path, m.inode)
             if m.path.startswith("/") and key not in self.seen:
                 self.seen.add(key)
                 todo.append(m)
-        if not todo:
+        self._reading = _Reading(todo, opener, exe_mapped)
+        if todo and thread:
+            self._reading.thread = threading.Thread(
+                target=_read_all, args=(self._reading,), name="ttd-files", daemon=True
+            )
+            self._reading.thread.start()
+
+    def abandon(self) -> None:
+        """Drop what start() began (its files are looked at again next time)."""
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            reading.stop = True
+            if reading.thread is not None:
+                reading.thread.join()
+            self.seen.difference_update((m.path, m.inode) for m in reading.todo)
+
+    def finish(self) -> list[str]:
+        """Store the files start() began with; notes for the user."""
+        reading, self._reading = self._reading, None
+        if reading is None or not reading.todo:
             return []
-        notes: list[str] = []
+        if reading.thread is not None:
+            reading.thread.join()
+        if reading.error is not None:
+            raise reading.error
         try:
             with self.engine.begin() as conn:
                 if not recorded_files.has_files(conn):
                     return []  # a read-only or older store: nothing to keep into
                 exe = self._exe(conn)
-                for m in todo:
-                    is_exe = m.path == (exe_mapped or exe)
-                    self._keep_one(
-                        conn,
-                        m,
-                        exe if is_exe else m.path,
-                        opener(m),
-                        "exe" if is_exe else "library",
-                        notes,
-                    )
+                mapped_as = reading.exe_mapped or exe
+                rest = (_read_one(m, reading) for m in reading.todo[len(reading.done) :])
+                for read in chain(reading.done, rest):  # the rest read one at a time
+                    if read is not None:
+                        _store(conn, read, mapped_as, exe)
         except OperationalError as exc:
             if "full" not in str(exc.orig):  # SQLITE_FULL: "database or disk is full"
                 raise
             # the snapshot is whole; its files are tried again with the next one
-            self.seen.difference_update((m.path, m.inode) for m in todo)
+            self.seen.difference_update((m.path, m.inode) for m in reading.todo)
             return [
-                f"warning: the disk is full: {len(todo)} mapped files were not kept in "
-                "the recording (calls read the local ones)."
+                f"warning: the disk is full: {len(reading.todo)} mapped files were not "
+                "kept in the recording (calls read the local ones)."
             ]
-        return notes
+        return reading.notes
 
     def _exe(self, conn) -> str | None:
         if self._exe_path is None:
             self._exe_path = conn.scalar(select(Recording.exe_path).order_by(Recording.id))
         return self._exe_path
 
-    def _keep_one(
-        self, conn, m: MappingInfo, path: str, source: str | None, role: str, notes: list[str]
-    ) -> None:
-        data = _read_elf(source, m.path, notes) if source else None
-        if data is None:
-            return
-        found = build_id(source)
-        recorded_files.store(conn, path, found, role, data)
-        if found:
-            self._keep_debug(conn, found, notes)
 
-    def _keep_debug(self, conn, found: str, notes: list[str]) -> None:
-        path = os.path.join(DEBUG_BY_BUILD_ID, found[:2], found[2:] + ".debug")
-        if os.path.isfile(path) and build_id(path) == found:
-            data = _read_elf(path, path, notes)
-            if data is not None:
-                recorded_files.store(conn, path, found, "debug", data)
+def _read_all(reading: _Reading) -> None:
+    """The thread of start(): the files in order, until AHEAD_BYTES are held."""
+    held = 0
+    try:
+        for m in reading.todo:
+            if reading.stop or held >= AHEAD_BYTES:
+                return
+            read = _read_one(m, reading)
+            reading.done.append(read)
+            if read is not None:
+                held += len(read.content.stored) + (len(read.debug[1].stored) if read.debug else 0)
+    except BaseException as exc:  # raised again by finish()
+        reading.error = exc
+
+
+def _read_one(m: MappingInfo, reading: _Reading) -> _Read | None:
+    """The file a mapping maps, read and packed, with its debug file; None when there is
+    nothing to keep (not ELF, too large, unreadable: then a note)."""
+    source = reading.opener(m)
+    data = _read_elf(source, m.path, reading.notes) if source else None
+    if data is None:
+        return None
+    found = build_id(source)
+    return _Read(m, found, recorded_files.packed(data), _debug_file(found, reading.notes))
+
+
+def _debug_file(found: str | None, notes: list[str]) -> tuple[str, recorded_files.Packed] | None:
+    if not found:
+        return None
+    path = os.path.join(DEBUG_BY_BUILD_ID, found[:2], found[2:] + ".debug")
+    if not (os.path.isfile(path) and build_id(path) == found):
+        return None
+    data = _read_elf(path, path, notes)
+    return None if data is None else (path, recorded_files.packed(data))
+
+
+def _store(conn, read: _Read, mapped_as: str | None, exe: str | None) -> None:
+    """A file, named by the recording's executable path `exe` when it is the executable
+    (mapped at `mapped_as`)."""
+    is_exe = read.mapping.path == mapped_as
+    path, role = (exe, "exe") if is_exe else (read.mapping.path, "library")
+    recorded_files.store(conn, path, read.build_id, role, read.content)
+    if read.debug is not None:
+        recorded_files.store(conn, read.debug[0], read.build_id, "debug", read.debug[1])
 
 
 def _read_elf(source: str, path: str, notes: list[str]) -> bytes | None:

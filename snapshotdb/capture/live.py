@@ -61,12 +61,18 @@ class LiveRecorder:
         if tracker not in TRACKERS:
             raise CaptureError(f"Unknown tracker '{tracker}': choose from {', '.join(TRACKERS)}.")
         notes: list[str] = []
-        if tracker == "scan":
-            self._disarm()
-        else:
-            self._arm(threads, info.stop_tid, mappings, required=tracker == "wp-async", notes=notes)
-        stats = self._write(info, threads, mappings)
-        stats.notes = notes + self.files.keep(mappings, live_opener(self.pid))
+        self.files.start(mappings, live_opener(self.pid))  # read beside the snapshot
+        try:
+            if tracker == "scan":
+                self._disarm()
+            else:
+                required = tracker == "wp-async"
+                self._arm(threads, info.stop_tid, mappings, required=required, notes=notes)
+            stats = self._write(info, threads, mappings)
+        except BaseException:
+            self.files.abandon()
+            raise
+        stats.notes = notes + self.files.finish()
         return stats
 
     def _write(self, info, threads, mappings) -> WriteStats:
