@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
 import pytest
 from sqlalchemy.orm import Session
@@ -25,15 +24,8 @@ HEAP_MIB = 16
 
 
 @pytest.fixture
-def held(build_target):
-    exe = build_target("tests/record/hold.c")
-    proc = subprocess.Popen([str(exe), str(HEAP_MIB)], stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout.read(1) == b"r"
-        yield proc, exe
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+def held(hold):
+    return hold(HEAP_MIB)
 
 
 def test_snapshots_of_a_process_stopped_with_ptrace(held, tmp_path):

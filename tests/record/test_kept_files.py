@@ -6,8 +6,6 @@ the next one."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from sqlalchemy import select
 
@@ -24,15 +22,8 @@ from snapshotdb.models import RecordedFile
 
 
 @pytest.fixture
-def held(build_target):
-    exe = build_target("tests/record/hold.c")
-    proc = subprocess.Popen([str(exe), "1"], stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout.read(1) == b"r"
-        yield proc, exe
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+def held(hold):
+    return hold(1)
 
 
 def kept(engine) -> dict[tuple[str, str], bytes]:
