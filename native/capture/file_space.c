@@ -62,8 +62,11 @@ static int64_t pragma_int(sqlite3 *db, const char *sql)
 /* The database's size now, in bytes (pages not written yet included), or -1. */
 static int64_t db_bytes(struct file_space *fs)
 {
-	int64_t pages = pragma_int(fs->db, "PRAGMA main.page_count");
+	int64_t pages = -1;
 
+	if (sqlite3_step(fs->page_count) == SQLITE_ROW)
+		pages = sqlite3_column_int64(fs->page_count, 0);
+	sqlite3_reset(fs->page_count);
 	return pages < 0 ? -1 : pages * fs->page_size;
 }
 
@@ -76,16 +79,15 @@ void file_space_open(struct file_space *fs, sqlite3 *db, int64_t bytes)
 {
 	struct stat st;
 
-	*fs = (struct file_space){ .db = db, .fd = -1 };
+	*fs = (struct file_space){ .fd = -1 };
 	if (bytes < MIN_STORE)
+		return;
+	fs->page_size = pragma_int(db, "PRAGMA main.page_size");
+	if (fs->page_size <= 0 ||
+	    sqlite3_prepare_v2(db, "PRAGMA main.page_count", -1, &fs->page_count, NULL) != SQLITE_OK)
 		return;
 	fs->fd = find_fd(sqlite3_db_filename(db, "main"));
 	if (fs->fd < 0 || fstat(fs->fd, &st) != 0) {
-		fs->fd = -1;
-		return;
-	}
-	fs->page_size = pragma_int(db, "PRAGMA main.page_size");
-	if (fs->page_size <= 0) {
 		fs->fd = -1;
 		return;
 	}
@@ -98,7 +100,7 @@ void file_space_ahead(struct file_space *fs)
 {
 	int64_t end;
 
-	if (fs->fd < 0)
+	if (fs->fd < 0 || fs->stopped)
 		return;
 	end = db_bytes(fs);
 	if (end < 0 || fs->allocated - end >= fs->lead / 2)
@@ -106,7 +108,7 @@ void file_space_ahead(struct file_space *fs)
 	if (end > fs->allocated)
 		fs->allocated = end; /* SQLite got there first: allocate from its end on */
 	if (fallocate(fs->fd, FALLOC_FL_KEEP_SIZE, fs->allocated, fs->lead) != 0) {
-		fs->fd = -1; /* no fallocate here, or no space: SQLite's writes will say */
+		fs->stopped = 1; /* no fallocate here, or no space: SQLite's writes will say */
 		return;
 	}
 	fs->allocated += fs->lead;
@@ -120,5 +122,6 @@ void file_space_close(struct file_space *fs)
 	 * byte; SQLite writes the pages it has not yet written where they were to go. */
 	if (fs->fd >= 0 && fstat(fs->fd, &st) == 0 && fs->allocated > st.st_size)
 		(void)!ftruncate(fs->fd, st.st_size);
-	fs->fd = -1;
+	sqlite3_finalize(fs->page_count);
+	*fs = (struct file_space){ .fd = -1 };
 }

@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 struct file_space {
-	sqlite3 *db;
 	int fd;		  /* SQLite's own descriptor of the main database file, or -1 */
+	int stopped;	  /* a fallocate failed: allocate no more (what was is given back) */
+	sqlite3_stmt *page_count; /* prepared once: the database's size in pages */
 	int64_t page_size;
 	int64_t lead;	  /* bytes kept allocated past the database's current size */
 	int64_t allocated; /* the file is allocated up to here */
