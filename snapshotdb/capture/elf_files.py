@@ -36,7 +36,7 @@ from sqlalchemy.exc import OperationalError
 
 from .. import recorded_files
 from ..elf import build_id
-from ..models import Recording
+from ..models import RecordedFile, Recording
 from .writer import MappingInfo
 
 ELF_MAGIC = b"\x7fELF"
@@ -49,12 +49,14 @@ Opener = Callable[[MappingInfo], "str | None"]
 
 @dataclass
 class _Read:
-    """A mapping's file, read and packed, with its separate debug file's."""
+    """A mapping's file as the recording names it, with its separate debug file: packed,
+    or None where the recording has it already (nothing was read then)."""
 
-    mapping: MappingInfo
+    path: str
+    role: str  # 'exe' | 'library'
     build_id: str | None
-    content: recorded_files.Packed
-    debug: tuple[str, recorded_files.Packed] | None
+    content: recorded_files.Packed | None
+    debug: tuple[str, recorded_files.Packed | None] | None
 
 
 @dataclass
@@ -63,12 +65,20 @@ class _Reading:
 
     todo: list[MappingInfo]
     opener: Opener
-    exe_mapped: str | None
+    exe: str | None  # the recording's executable path: the executable is kept under it
+    mapped_as: str | None  # the path the executable is mapped at
+    kept: set[tuple[str, str | None, str]]  # (path, build_id, role) recorded already
     done: list[_Read | None] = field(default_factory=list)  # None: nothing to keep
     notes: list[str] = field(default_factory=list)
     error: BaseException | None = None
     stop: bool = False
     thread: threading.Thread | None = None
+
+    def name(self, m: MappingInfo) -> tuple[str, str]:
+        """(path, role) the recording keeps the file of mapping m under."""
+        if self.exe is not None and m.path == self.mapped_as:
+            return self.exe, "exe"
+        return m.path, "library"
 
 
 class FileKeeper:
@@ -108,12 +118,24 @@ class FileKeeper:
             if m.path.startswith("/") and key not in self.seen:
                 self.seen.add(key)
                 todo.append(m)
-        self._reading = _Reading(todo, opener, exe_mapped)
+        has_files, exe, kept = self._recorded() if todo else (False, None, set())
+        if not has_files:
+            todo = []  # a read-only or older store: nothing to keep into
+        self._reading = _Reading(todo, opener, exe, exe_mapped or exe, kept)
         if todo and thread:
             self._reading.thread = threading.Thread(
                 target=_read_all, args=(self._reading,), name="ttd-files", daemon=True
             )
             self._reading.thread.start()
+
+    def _recorded(self) -> tuple[bool, str | None, set[tuple[str, str | None, str]]]:
+        """Whether the recording keeps files at all (a recorded_file table), its executable
+        path and the files it keeps; read before the snapshot is written."""
+        with self.engine.connect() as conn:
+            if not recorded_files.has_files(conn):
+                return False, None, set()
+            kept = conn.execute(select(RecordedFile.path, RecordedFile.build_id, RecordedFile.role))
+            return True, self._exe(conn), {tuple(row) for row in kept}
 
     def abandon(self) -> None:
         """Drop what start() began (its files are looked at again next time)."""
@@ -135,14 +157,10 @@ class FileKeeper:
             raise reading.error
         try:
             with self.engine.begin() as conn:
-                if not recorded_files.has_files(conn):
-                    return []  # a read-only or older store: nothing to keep into
-                exe = self._exe(conn)
-                mapped_as = reading.exe_mapped or exe
                 rest = (_read_one(m, reading) for m in reading.todo[len(reading.done) :])
                 for read in chain(reading.done, rest):  # the rest read one at a time
                     if read is not None:
-                        _store(conn, read, mapped_as, exe)
+                        _store(conn, read)
         except OperationalError as exc:
             if "full" not in str(exc.orig):  # SQLITE_FULL: "database or disk is full"
                 raise
@@ -170,39 +188,49 @@ def _read_all(reading: _Reading) -> None:
             read = _read_one(m, reading)
             reading.done.append(read)
             if read is not None:
-                held += len(read.content.stored) + (len(read.debug[1].stored) if read.debug else 0)
+                held += sum(
+                    len(p.stored) for p in (read.content, read.debug and read.debug[1]) if p
+                )
     except BaseException as exc:  # raised again by finish()
         reading.error = exc
 
 
 def _read_one(m: MappingInfo, reading: _Reading) -> _Read | None:
-    """The file a mapping maps, read and packed, with its debug file; None when there is
-    nothing to keep (not ELF, too large, unreadable: then a note)."""
+    """The file a mapping maps and its debug file, packed unless the recording keeps them
+    already; None when there is nothing to keep (not ELF, too large, unreadable: then a
+    note)."""
     source = reading.opener(m)
-    data = _read_elf(source, m.path, reading.notes) if source else None
-    if data is None:
+    if not source:
         return None
     found = build_id(source)
-    return _Read(m, found, recorded_files.packed(data), _debug_file(found, reading.notes))
+    path, role = reading.name(m)
+    content = None
+    if (path, found, role) not in reading.kept:
+        data = _read_elf(source, m.path, reading.notes)
+        if data is None:
+            return None
+        content = recorded_files.packed(data)
+    return _Read(path, role, found, content, _debug_file(found, reading))
 
 
-def _debug_file(found: str | None, notes: list[str]) -> tuple[str, recorded_files.Packed] | None:
+def _debug_file(found: str | None, reading: _Reading):
+    """(path, packed or None where kept already) of the separate debug file of build-id
+    `found` on this machine, or None."""
     if not found:
         return None
     path = os.path.join(DEBUG_BY_BUILD_ID, found[:2], found[2:] + ".debug")
     if not (os.path.isfile(path) and build_id(path) == found):
         return None
-    data = _read_elf(path, path, notes)
+    if (path, found, "debug") in reading.kept:
+        return path, None
+    data = _read_elf(path, path, reading.notes)
     return None if data is None else (path, recorded_files.packed(data))
 
 
-def _store(conn, read: _Read, mapped_as: str | None, exe: str | None) -> None:
-    """A file, named by the recording's executable path `exe` when it is the executable
-    (mapped at `mapped_as`)."""
-    is_exe = read.mapping.path == mapped_as
-    path, role = (exe, "exe") if is_exe else (read.mapping.path, "library")
-    recorded_files.store(conn, path, read.build_id, role, read.content)
-    if read.debug is not None:
+def _store(conn, read: _Read) -> None:
+    if read.content is not None:
+        recorded_files.store(conn, read.path, read.build_id, read.role, read.content)
+    if read.debug is not None and read.debug[1] is not None:
         recorded_files.store(conn, read.debug[0], read.build_id, "debug", read.debug[1])
 
 

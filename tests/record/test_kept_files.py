@@ -96,3 +96,21 @@ def test_a_failed_snapshot_leaves_its_files_to_the_next(held, tmp_path, monkeypa
     assert ("library", libc_path(proc.pid)) in kept(engine)
     recorder.close()
     engine.dispose()
+
+
+def test_files_the_recording_keeps_are_not_read_again(held, tmp_path, monkeypatch):
+    """A second recorder of the same recording (a new session) reads no file it keeps
+    already: nothing is packed, and the recording's files stay as they were."""
+    proc, _ = held
+    engine, recorder = record_once(proc, tmp_path)
+    before = kept(engine)
+    recorder.close()
+    packed = []
+    real = recorded_files.packed
+    monkeypatch.setattr(recorded_files, "packed", lambda data: packed.append(1) or real(data))
+    again = writer_for_pid(engine, proc.pid)
+    with ptrace_stopped(proc.pid):
+        snapshot_live(again, proc.pid)
+    assert packed == [] and kept(engine) == before
+    again.close()
+    engine.dispose()
